@@ -1,0 +1,69 @@
+"""Wiring: open the store, start both listeners, stop cleanly."""
+
+from __future__ import annotations
+
+import signal
+
+import attrs
+import structlog
+import trio
+
+from . import clock
+from .chargepoint.listener import serve_ocpp
+from .chargepoint.service import ChargerService
+from .config import Config, parse_address
+from .http.app import create_app, serve_http
+from .store import open_store
+
+log = structlog.get_logger("gateway")
+
+GOING_AWAY = 1001
+
+
+@attrs.frozen
+class Running:
+    """What a started gateway tells its starter (tests use the ephemeral ports)."""
+
+    ocpp_port: int
+    http_port: int
+    chargers: ChargerService
+
+
+async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, handle_signals: bool = False,
+                      task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED) -> None:
+    """Run until `shutdown` is set (or SIGINT/SIGTERM with handle_signals)."""
+    shutdown = trio.Event() if shutdown is None else shutdown
+    ocpp_host, ocpp_port = parse_address(config.ocpp)
+    http_host, http_port = parse_address(config.http)
+    async with open_store(config.db, flush_interval=config.frames.flush_interval,
+                          flush_size=config.frames.flush_size,
+                          retention_days=config.frames.retention_days) as store:
+        # Nothing is connected before we start: clear what a crash may have left marked online.
+        await store.chargers.all_offline("gateway restarted", clock.iso())
+        chargers = ChargerService(store, config.charger)
+        app = create_app(chargers)
+        http_stopped = trio.Event()
+        async with trio.open_nursery() as nursery:
+            if handle_signals:
+                nursery.start_soon(_wait_for_signal, shutdown)
+            bound_ocpp = await nursery.start(serve_ocpp, chargers, ocpp_host, ocpp_port)
+            async with trio.open_nursery() as http:
+                bound_http = await http.start(serve_http, app, http_host, http_port,
+                                              config.charger.max_frame_bytes, http_stopped)
+                log.info("gateway started", ocpp=f"{ocpp_host}:{bound_ocpp}", http=f"{http_host}:{bound_http}",
+                         db=config.db, validation=config.charger.validation)
+                task_status.started(Running(bound_ocpp, bound_http, chargers))
+                await shutdown.wait()
+                log.info("shutting down", chargers=len(chargers.registry))
+                await chargers.registry.close_all(GOING_AWAY, "server shutting down")
+                http_stopped.set()  # Hypercorn finishes its graceful shutdown, then returns
+            nursery.cancel_scope.cancel()
+    log.info("stopped")
+
+
+async def _wait_for_signal(shutdown: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("signal received", signal=signal.Signals(signum).name)
+            shutdown.set()
+            return

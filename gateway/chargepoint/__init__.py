@@ -1,0 +1,1 @@
+"""The Trio side of chargers: handshake policy, sessions, handlers and the registry."""

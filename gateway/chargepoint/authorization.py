@@ -1,0 +1,24 @@
+"""Answer an id tag from the id-tag table (pure): the idTagInfo of Authorize and transactions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from .. import clock
+
+
+def id_tag_info(row: dict[str, Any] | None, accept_unknown: bool, now: datetime) -> dict[str, Any]:
+    """`row` is the id_tags record or None for a tag the gateway does not know."""
+    if row is None:
+        return {"status": "Accepted" if accept_unknown else "Invalid"}
+    status = row["status"]
+    info: dict[str, Any] = {}
+    expiry = clock.parse(row["expiry_date"]) if row.get("expiry_date") else None
+    if expiry is not None:
+        info["expiryDate"] = clock.iso(expiry)
+        if status == "Accepted" and expiry <= now:
+            status = "Expired"
+    if row.get("parent_id_tag"):
+        info["parentIdTag"] = row["parent_id_tag"]
+    return {"status": status, **info}

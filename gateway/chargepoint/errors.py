@@ -1,0 +1,33 @@
+"""What an outbound CALL can end in, besides a CALLRESULT."""
+
+from __future__ import annotations
+
+
+class CommandError(Exception):
+    """Base of the typed failures of `Session.call`."""
+
+
+class NotConnected(CommandError):
+    def __init__(self, cp_id: str):
+        super().__init__(f"charge point {cp_id!r} is not connected")
+        self.cp_id = cp_id
+
+
+class CallErrorReceived(CommandError):
+    """The charger answered with a CALLERROR."""
+
+    def __init__(self, action: str, code: str, description: str, details: dict):
+        super().__init__(f"{action}: charger answered {code}: {description}")
+        self.action = action
+        self.code = code
+        self.description = description
+        self.details = details
+
+
+class CallTimeout(CommandError):
+    def __init__(self, action: str, timeout: float, sent: bool):
+        where = "no answer" if sent else "still queued behind another command"
+        super().__init__(f"{action}: {where} after {timeout:g} s")
+        self.action = action
+        self.timeout = timeout
+        self.sent = sent

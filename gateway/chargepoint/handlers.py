@@ -1,0 +1,187 @@
+"""One handler per charger-initiated action: store what the charger says, answer it.
+
+A handler gets the session (its charger id, store and settings) and the payload,
+and returns the response payload. It never awaits an outbound CALL.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from .. import clock
+from ..store import Sample, StopOutcome
+from ..store.chargers import DEVICE_FIELDS
+from .authorization import id_tag_info
+
+if TYPE_CHECKING:
+    from .session import Session
+
+Handler = Callable[["Session", dict[str, Any]], Awaitable[dict[str, Any]]]
+HANDLERS: dict[str, Handler] = {}
+
+REGISTRATION = {"accept": "Accepted", "pending": "Pending", "reject": "Rejected"}
+
+
+def handles(action: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        HANDLERS[action] = fn
+        return fn
+
+    return register
+
+
+def _text(value: Any) -> str | None:
+    """Scalars as text; lenient mode lets odd types through, the database keeps them readable."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _int(value: Any) -> int | None:
+    """Integers, also when lenient mode let '12' or 12.0 through."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not an integer")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return int(value)
+
+
+def samples(meter_values: list[dict[str, Any]]) -> list[Sample]:
+    """Flatten MeterValue entries into one Sample per sampledValue, fields as the charger sent them."""
+    out = []
+    for entry in meter_values or []:
+        timestamp = entry["timestamp"]
+        for sv in entry.get("sampledValue") or []:
+            out.append(
+                Sample(
+                    timestamp=_text(timestamp),
+                    value=_text(sv["value"]),
+                    measurand=sv.get("measurand"),
+                    phase=sv.get("phase"),
+                    unit=sv.get("unit"),
+                    context=sv.get("context"),
+                    location=sv.get("location"),
+                    format=sv.get("format"),
+                )
+            )
+    return out
+
+
+async def authorize(session: Session, id_tag: str) -> dict[str, Any]:
+    row = await session.store.id_tags.get(id_tag)
+    return id_tag_info(row, session.config.unknown_id_tags == "accept", clock.now())
+
+
+@handles("BootNotification")
+async def boot_notification(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    device = {k: _text(p.get(k)) for k in DEVICE_FIELDS}
+    extra = {k: v for k, v in p.items() if k not in DEVICE_FIELDS} or None
+    status = await session.store.chargers.registration(session.cp_id)
+    if status is None:
+        status = REGISTRATION[session.config.unknown_chargers]
+    await session.store.chargers.boot(session.cp_id, device, extra, status, clock.iso())
+    session.log.info("boot", status=status, vendor=device["chargePointVendor"],
+                     model=device["chargePointModel"], firmware=device["firmwareVersion"])
+    return {"status": status, "currentTime": clock.iso(), "interval": session.config.heartbeat_interval}
+
+
+@handles("Heartbeat")
+async def heartbeat(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    return {"currentTime": clock.iso()}
+
+
+@handles("StatusNotification")
+async def status_notification(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    await session.store.chargers.status(
+        session.cp_id, _int(p["connectorId"]), _text(p["status"]), _text(p.get("errorCode")),
+        _text(p.get("info")), _text(p.get("vendorId")), _text(p.get("vendorErrorCode")),
+        _text(p.get("timestamp")), clock.iso(),
+    )
+    return {}
+
+
+@handles("Authorize")
+async def authorize_request(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    return {"idTagInfo": await authorize(session, p["idTag"])}
+
+
+@handles("StartTransaction")
+async def start_transaction(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    id_tag = p["idTag"]
+    info = await authorize(session, id_tag)
+    # Committed before the answer: the charger will quote this id in every later message.
+    transaction_id = await session.store.transactions.start(
+        session.cp_id, _int(p["connectorId"]), _text(id_tag), info["status"], _int(p.get("meterStart")),
+        _text(p.get("timestamp")), _int(p.get("reservationId")), clock.iso(),
+    )
+    session.log.info("transaction started", transaction_id=transaction_id,
+                     connector=p["connectorId"], id_tag_status=info["status"])
+    return {"transactionId": transaction_id, "idTagInfo": info}
+
+
+@handles("StopTransaction")
+async def stop_transaction(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    transaction_id = _int(p["transactionId"])
+    outcome = await session.store.transactions.stop(
+        session.cp_id, transaction_id, _int(p.get("meterStop")), _text(p.get("timestamp")),
+        _text(p.get("reason")), _text(p.get("idTag")), samples(p.get("transactionData") or []), clock.iso(),
+    )
+    session.log.info("transaction stopped", transaction_id=transaction_id, outcome=outcome.value,
+                     reason=p.get("reason"))
+    if outcome is StopOutcome.OTHER_CHARGER:
+        session.record_violation(
+            "StopTransaction", "request", "PropertyConstraintViolation", "transactionId",
+            f"StopTransaction: transaction {transaction_id} belongs to another charge point", p,
+        )
+    answer: dict[str, Any] = {}
+    if p.get("idTag"):
+        answer["idTagInfo"] = await authorize(session, p["idTag"])
+    return answer
+
+
+@handles("MeterValues")
+async def meter_values(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    await session.store.transactions.add_samples(
+        session.cp_id, _int(p["connectorId"]), _int(p.get("transactionId")), samples(p["meterValue"]),
+        clock.iso(),
+    )
+    return {}
+
+
+@handles("DataTransfer")
+async def data_transfer(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    # No vendor extensions are installed: every vendor is unknown, and the request is kept.
+    status = "UnknownVendorId"
+    await session.store.notifications.add(session.cp_id, "DataTransfer", status, p, at=clock.iso())
+    return {"status": status}
+
+
+def _notification(action: str, status_field: str, time_field: str | None = None) -> Handler:
+    async def handler(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+        await session.store.notifications.add(
+            session.cp_id, action, _text(p.get(status_field)), p, at=clock.iso(),
+            request_id=_int(p.get("requestId")), timestamp=_text(p.get(time_field)) if time_field else None,
+        )
+        session.log.info(action, status=p.get(status_field))
+        return {}
+
+    handler.__name__ = action
+    return handler
+
+
+handles("DiagnosticsStatusNotification")(_notification("DiagnosticsStatusNotification", "status"))
+handles("FirmwareStatusNotification")(_notification("FirmwareStatusNotification", "status"))
+handles("LogStatusNotification")(_notification("LogStatusNotification", "status"))
+handles("SignedFirmwareStatusNotification")(_notification("SignedFirmwareStatusNotification", "status"))
+handles("SecurityEventNotification")(_notification("SecurityEventNotification", "type", "timestamp"))
+
+
+@handles("SignCertificate")
+async def sign_certificate(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+    # No certificate authority is configured, so no CSR can be signed: say so, keep the request.
+    status = "Rejected"
+    await session.store.notifications.add(session.cp_id, "SignCertificate", status, p, at=clock.iso())
+    return {"status": status}

@@ -1,0 +1,259 @@
+"""One connected charger: its message loop, outbound calls and watchdog, in one nursery."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import structlog
+import trio
+
+from .. import clock
+from ..ocpp.errors import ErrorCode, OcppError
+from ..ocpp.frames import Call, CallError, CallResult, Frame, encode, new_unique_id
+from ..ocpp.inbound import BrokenReply, Refusal, Reply, Request, Unreadable, classify
+from ..ocpp.validation import Violation
+from .errors import CallErrorReceived, CallTimeout, NotConnected
+from .handlers import HANDLERS
+from .transport import Closed, Transport
+
+if TYPE_CHECKING:
+    from .service import ChargerService
+
+# WebSocket close codes (RFC 6455, section 7.4.1)
+NORMAL, GOING_AWAY, UNSUPPORTED_DATA, MESSAGE_TOO_BIG = 1000, 1001, 1003, 1009
+
+
+@attrs.define
+class _Pending:
+    action: str
+    done: trio.Event = attrs.field(factory=trio.Event)
+    result: dict[str, Any] | None = None
+    error: Exception | None = None
+
+
+class Session:
+    def __init__(self, service: ChargerService, cp_id: str, transport: Transport, subprotocol: str | None):
+        self.service = service
+        self.store = service.store
+        self.config = service.config
+        self.cp_id = cp_id
+        self.transport = transport
+        self.subprotocol = subprotocol
+        self.log = structlog.get_logger("gateway.charger").bind(cp=cp_id)
+        self.connected_at = clock.iso()
+        self.last_activity = trio.current_time()
+        self._pending: dict[str, _Pending] = {}
+        self._call_lock = trio.Lock()  # one outbound CALL in flight (OCPP-J 4.1.1)
+        self._send_lock = trio.Lock()
+        self._cancel_scope = trio.CancelScope()
+        self._closing: tuple[int | None, str] | None = None  # (close code to send, reason)
+        self.closed = False
+        self.finished = trio.Event()
+
+    # ---- life cycle -------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the charger until it goes away, is replaced, goes silent or the gateway stops."""
+        registry = self.service.registry
+        previous = registry.attach(self)
+        if previous is not None:  # its own task closes its socket; this one does not wait
+            previous.close(NORMAL, "replaced by a new connection with the same id")
+        self.log.info("connected", remote=self.transport.remote, subprotocol=self.subprotocol)
+        self.store.frames.record(self.cp_id, "event", f"connected from {self.transport.remote}",
+                                 action="connect")
+        try:
+            await self.store.chargers.connected(self.cp_id, self.transport.remote, self.subprotocol,
+                                                self.connected_at)
+            with self._cancel_scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._watchdog)
+                    await self._read_loop()
+                    nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._teardown()
+
+    def close(self, code: int | None, reason: str) -> None:
+        """End the session; its own task closes the socket with `code` (first reason wins)."""
+        if self._closing is None:
+            self._closing = (code, reason)
+        self._cancel_scope.cancel()
+
+    async def _teardown(self) -> None:
+        self.closed = True
+        code, reason = self._closing or (None, "connection closed")
+        if code is not None:
+            try:
+                await self.transport.close(code, reason)
+            except Exception as exc:  # the socket may already be broken
+                self.log.debug("close failed", error=repr(exc))
+        for pending in self._pending.values():
+            pending.error = NotConnected(self.cp_id)
+            pending.done.set()
+        current = self.service.registry.detach(self)
+        self.log.info("disconnected", reason=reason)
+        self.store.frames.record(self.cp_id, "event", reason, action="disconnect")
+        if current:  # a replacing connection keeps the charger online
+            try:
+                await self.store.chargers.disconnected(self.cp_id, reason, clock.iso())
+            except Exception as exc:  # the store may be closing with the gateway
+                self.log.warning("could not record the disconnect", error=repr(exc))
+        self.finished.set()
+
+    # ---- inbound ----------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        limit = self.config.max_frame_bytes
+        while True:
+            try:
+                message = await self.transport.receive()
+            except Closed as exc:
+                if self._closing is None:
+                    self._closing = (None, f"closed by the charger ({exc.code})")
+                return
+            self.last_activity = trio.current_time()
+            if isinstance(message, bytes):
+                self.store.frames.record(self.cp_id, "in", message[:1000].decode("utf-8", "replace"),
+                                         action="binary")
+                self.close(UNSUPPORTED_DATA, "OCPP-J frames are text; binary frames are not accepted")
+                return
+            if len(message) > limit and len(message.encode()) > limit:
+                self.store.frames.record(self.cp_id, "in", message[:1000], action="oversized")
+                self.close(MESSAGE_TOO_BIG, f"frame larger than {limit} bytes")
+                return
+            await self._receive_text(message)
+
+    async def _receive_text(self, text: str) -> None:
+        inbound = classify(text, self.service.validator, self.service.strict)
+        record = self.store.frames.record
+        if isinstance(inbound, Request):
+            call = inbound.call
+            record(self.cp_id, "in", text, message_type=2, unique_id=call.unique_id, action=call.action)
+            if inbound.violation is not None:
+                self._violation(inbound.violation, text)
+            await self._send(await self._dispatch(call, inbound.violation), call.action)
+        elif isinstance(inbound, Reply):
+            frame = inbound.frame
+            pending = self._pending.get(frame.unique_id)
+            record(self.cp_id, "in", text, message_type=frame.message_type, unique_id=frame.unique_id,
+                   action=pending.action if pending else None)
+            self._route_reply(frame, pending, text)
+        elif isinstance(inbound, Refusal):
+            answer = inbound.answer
+            record(self.cp_id, "in", text, message_type=2, unique_id=answer.unique_id, action=inbound.action)
+            if inbound.violation is not None:
+                self._violation(inbound.violation, text)
+            self.log.warning("refused", action=inbound.action, code=answer.code, why=answer.description)
+            await self._send(answer, inbound.action)
+        elif isinstance(inbound, BrokenReply):
+            pending = self._pending.get(inbound.unique_id)
+            record(self.cp_id, "in", text, unique_id=inbound.unique_id, action=pending.action if pending else None)
+            self.log.warning("malformed reply", unique_id=inbound.unique_id, why=inbound.description)
+            if pending is not None:
+                pending.error = CallErrorReceived(pending.action, inbound.code.value, inbound.description, {})
+                pending.done.set()
+        else:
+            assert isinstance(inbound, Unreadable)
+            record(self.cp_id, "in", text[:10000], action="unreadable")
+            self.log.warning("unreadable frame", why=inbound.reason, frame=text[:200])
+
+    async def _dispatch(self, call: Call, violation: Violation | None) -> Frame:
+        handler = HANDLERS[call.action]
+        try:
+            return CallResult(call.unique_id, await handler(self, call.payload))
+        except OcppError as exc:
+            return CallError(call.unique_id, exc.code.value, exc.description, exc.details)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            if violation is not None:  # lenient mode let through a payload the handler cannot use
+                return CallError(call.unique_id, violation.code.value, violation.message,
+                                 {"path": violation.path} if violation.path else {})
+            self.log.exception("handler failed", action=call.action)
+            return CallError(call.unique_id, ErrorCode.INTERNAL_ERROR.value, f"{call.action} could not be handled")
+        except Exception:
+            self.log.exception("handler failed", action=call.action)
+            return CallError(call.unique_id, ErrorCode.INTERNAL_ERROR.value, f"{call.action} could not be handled")
+
+    def _route_reply(self, frame: CallResult | CallError, pending: _Pending | None, text: str) -> None:
+        if pending is None:
+            self.log.warning("reply to no pending call", unique_id=frame.unique_id)
+            return
+        if isinstance(frame, CallError):
+            pending.error = CallErrorReceived(pending.action, frame.code, frame.description, frame.details)
+        else:
+            violation = self.service.validator.check(pending.action, "response", frame.payload)
+            if violation is not None:
+                self._violation(violation, text)
+            pending.result = frame.payload
+        pending.done.set()
+
+    def _violation(self, violation: Violation, text: str) -> None:
+        self.store.chargers.violation(self.cp_id, violation.action, violation.kind, violation.code.value,
+                                      violation.path, violation.message, text, clock.iso())
+
+    def record_violation(self, action: str, kind: str, code: str, path: str, message: str,
+                         payload: dict[str, Any]) -> None:
+        self.store.chargers.violation(self.cp_id, action, kind, code, path, message,
+                                      json.dumps(payload, ensure_ascii=False), clock.iso())
+
+    # ---- outbound ---------------------------------------------------------------
+
+    async def _send(self, frame: Frame, action: str | None) -> None:
+        text = encode(frame)
+        self.store.frames.record(self.cp_id, "out", text, message_type=frame.message_type,
+                                 unique_id=frame.unique_id, action=action)
+        async with self._send_lock:
+            try:
+                await self.transport.send(text)
+            except Closed:
+                self.close(None, "connection lost while sending")
+
+    async def call(self, action: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Send a CALL and return the charger's payload.
+
+        Raises CallErrorReceived, CallTimeout or NotConnected. Calls are queued so
+        that only one is in flight; `timeout` covers the wait in the queue too.
+        """
+        timeout = self.config.call_timeout if timeout is None else timeout
+        sent = False
+        with trio.move_on_after(timeout):
+            async with self._call_lock:
+                if self.closed:
+                    raise NotConnected(self.cp_id)
+                unique_id = new_unique_id()
+                pending = self._pending[unique_id] = _Pending(action)
+                try:
+                    await self._send(Call(unique_id, action, payload), action)
+                    sent = True
+                    await pending.done.wait()
+                finally:
+                    del self._pending[unique_id]
+                if pending.error is not None:
+                    raise pending.error
+                assert pending.result is not None
+                return pending.result
+        raise CallTimeout(action, timeout, sent)
+
+    # ---- watchdog ---------------------------------------------------------------
+
+    async def _watchdog(self) -> None:
+        """Ping the charger; close the socket of one that has said nothing for too long."""
+        interval = self.config.ping_interval if self.config.ping_interval > 0 else None
+        limit = self.config.idle_limit
+        period = min(interval or limit, limit / 2)
+        while True:
+            await trio.sleep(period)
+            if interval and self.transport.can_ping:
+                with trio.move_on_after(interval):
+                    try:
+                        await self.transport.ping()
+                        self.last_activity = trio.current_time()
+                    except Closed:
+                        self.close(None, "connection lost")
+                        return
+            idle = trio.current_time() - self.last_activity
+            if idle > limit:
+                self.log.warning("silent charger", idle_seconds=round(idle))
+                self.close(NORMAL, f"no frame or pong for {idle:.0f} s")
+                return

@@ -1,0 +1,91 @@
+"""One face for both charger listeners: trio-websocket (OCPP port) and Quart (HTTP port)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import trio
+import trio_websocket
+
+
+class Closed(Exception):
+    """The connection is gone; `code` is the WebSocket close code when one is known."""
+
+    def __init__(self, code: int | None, reason: str | None):
+        super().__init__(f"closed ({code}) {reason or ''}".strip())
+        self.code = code
+        self.reason = reason
+
+
+class Transport(Protocol):
+    remote: str
+    can_ping: bool
+
+    async def receive(self) -> str | bytes: ...
+
+    async def send(self, text: str) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class TrioWebSocketTransport:
+    can_ping = True
+
+    def __init__(self, ws: trio_websocket.WebSocketConnection):
+        self._ws = ws
+        remote = ws.remote
+        self.remote = f"{remote.address}:{remote.port}" if hasattr(remote, "address") else str(remote)
+
+    async def receive(self) -> str | bytes:
+        try:
+            return await self._ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            reason = exc.reason
+            raise Closed(getattr(reason, "code", None), getattr(reason, "reason", None)) from None
+
+    async def send(self, text: str) -> None:
+        try:
+            await self._ws.send_message(text)
+        except trio_websocket.ConnectionClosed as exc:
+            raise Closed(getattr(exc.reason, "code", None), getattr(exc.reason, "reason", None)) from None
+
+    async def ping(self) -> None:
+        try:
+            await self._ws.ping()
+        except trio_websocket.ConnectionClosed as exc:
+            raise Closed(getattr(exc.reason, "code", None), getattr(exc.reason, "reason", None)) from None
+
+    async def close(self, code: int, reason: str) -> None:
+        with trio.move_on_after(5):  # a peer that never answers the close frame
+            await self._ws.aclose(code, reason)
+
+
+class QuartTransport:
+    """Quart's websocket: when the peer goes away, Quart cancels the handler instead."""
+
+    can_ping = False  # the ASGI interface exposes no server-side ping
+
+    def __init__(self, websocket: Any):
+        self._ws = websocket
+        self.remote = str(websocket.remote_addr or "")
+        self._closed = False
+
+    async def receive(self) -> str | bytes:
+        if self._closed:
+            raise Closed(None, "closed by the gateway")
+        return await self._ws.receive()
+
+    async def send(self, text: str) -> None:
+        if self._closed:
+            raise Closed(None, "closed by the gateway")
+        await self._ws.send(text)
+
+    async def ping(self) -> None:
+        raise NotImplementedError
+
+    async def close(self, code: int, reason: str) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._ws.close(code, reason)

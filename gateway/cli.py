@@ -1,0 +1,57 @@
+"""The `gateway` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import trio
+
+from . import __version__, logs
+from .app import run_gateway
+from .config import ConfigError, load
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="OCPP 1.6J charge-point gateway")
+    parser.add_argument("--version", action="version", version=f"gateway {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", metavar="PATH",
+                       help="config file (default: $GATEWAY_CONFIG, else ./config.toml if present, "
+                            "else the embedded defaults)")
+    serve.add_argument("--http", metavar="HOST:PORT", help="HTTP API and web console address")
+    serve.add_argument("--ocpp", metavar="HOST:PORT", help="charger WebSocket address")
+    serve.add_argument("--db", metavar="PATH", help="SQLite database file")
+    serve.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
+    return parser
+
+
+def _config_path(given: str | None) -> str | None:
+    if given:
+        return given
+    if os.environ.get("GATEWAY_CONFIG"):
+        return os.environ["GATEWAY_CONFIG"]
+    return "config.toml" if Path("config.toml").is_file() else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load(
+            _config_path(args.config),
+            overrides={"http": args.http, "ocpp": args.ocpp, "db": args.db,
+                       "log_format": "json" if args.log_json else None},
+        )
+    except ConfigError as exc:
+        print(f"gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(config.log_format, config.log_level)
+    trio.run(lambda: run_gateway(config, handle_signals=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Configuration: embedded defaults, then config.toml, then GATEWAY_* variables, then flags.
+
+Every key of `Config` has an environment variable named after its path:
+`http` is GATEWAY_HTTP, `charger.heartbeat_interval` is
+GATEWAY_CHARGER_HEARTBEAT_INTERVAL.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+import attrs
+import cattrs
+
+ENV_PREFIX = "GATEWAY_"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """'0.0.0.0:9000' or '[::1]:9000' -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def _address(_inst: Any, attribute: attrs.Attribute, value: str) -> None:
+    try:
+        parse_address(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{attribute.name}: {exc}") from None
+
+
+def _one_of(*choices: str):
+    def check(_inst: Any, attribute: attrs.Attribute, value: str) -> None:
+        if value not in choices:
+            raise ConfigError(f"{attribute.name} must be one of {', '.join(choices)}, not {value!r}")
+
+    return check
+
+
+def _positive(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{attribute.name} must be greater than 0, not {value}")
+
+
+def _not_negative(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
+    if value < 0:
+        raise ConfigError(f"{attribute.name} must not be negative, not {value}")
+
+
+@attrs.define
+class ChargerConfig:
+    heartbeat_interval: int = attrs.field(default=60, validator=_positive)
+    validation: str = attrs.field(default="lenient", validator=_one_of("lenient", "strict"))
+    unknown_chargers: str = attrs.field(
+        default="accept", validator=_one_of("accept", "pending", "reject")
+    )
+    unknown_id_tags: str = attrs.field(default="accept", validator=_one_of("accept", "reject"))
+    call_timeout: float = attrs.field(default=30.0, validator=_positive)
+    require_subprotocol: bool = False
+    max_frame_bytes: int = attrs.field(default=65536, validator=_positive)
+    ping_interval: float = attrs.field(default=30.0, validator=_not_negative)
+    idle_heartbeats: float = attrs.field(default=2.0, validator=_positive)
+
+    @property
+    def idle_limit(self) -> float:
+        """Seconds without any frame or pong after which a charger counts as gone."""
+        return self.heartbeat_interval * self.idle_heartbeats + self.ping_interval
+
+
+@attrs.define
+class FramesConfig:
+    retention_days: float = attrs.field(default=30.0, validator=_not_negative)
+    flush_interval: float = attrs.field(default=0.5, validator=_positive)
+    flush_size: int = attrs.field(default=500, validator=_positive)
+
+
+@attrs.define
+class Config:
+    http: str = attrs.field(default="0.0.0.0:8080", validator=_address)
+    ocpp: str = attrs.field(default="0.0.0.0:9000", validator=_address)
+    db: str = "data/gateway.db"
+    log_format: str = attrs.field(default="auto", validator=_one_of("auto", "console", "json"))
+    log_level: str = attrs.field(
+        default="info", validator=_one_of("debug", "info", "warning", "error")
+    )
+    charger: ChargerConfig = attrs.field(factory=ChargerConfig)
+    frames: FramesConfig = attrs.field(factory=FramesConfig)
+
+
+for _cls in (ChargerConfig, FramesConfig, Config):
+    attrs.resolve_types(_cls)
+_converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+def _env_value(raw: str, kind: Any, name: str) -> Any:
+    if kind is bool:
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={raw!r} is not a boolean")
+    if kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a number") from None
+    return raw
+
+
+def env_overrides(env: Mapping[str, str], cls: type = Config, prefix: str = ENV_PREFIX) -> dict:
+    """Turn GATEWAY_* variables into a nested dict shaped like `cls`."""
+    out: dict[str, Any] = {}
+    for field in attrs.fields(cls):
+        name = prefix + field.name.upper()
+        if attrs.has(field.type):
+            nested = env_overrides(env, field.type, name + "_")
+            if nested:
+                out[field.name] = nested
+        elif name in env:
+            out[field.name] = _env_value(env[name], field.type, name)
+    return out
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the configuration; raise ConfigError with a readable message."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+    data = _merge(data, env_overrides(os.environ if env is None else env))
+    data = _merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return _converter.structure(data, Config)
+    except ConfigError:
+        raise
+    except cattrs.BaseValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: BaseException) -> str:
+    """Prefer our own validator's words; fall back to cattrs' description."""
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ConfigError):
+            return str(current)
+        stack.extend(getattr(current, "exceptions", []))
+    return "; ".join(cattrs.transform_error(exc)) or str(exc)

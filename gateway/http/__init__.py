@@ -1,0 +1,1 @@
+"""The HTTP surface: a thin Quart-Trio app over the other rooms."""

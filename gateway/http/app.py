@@ -1,0 +1,49 @@
+"""The Quart-Trio application and its Hypercorn server."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+from quart import jsonify
+from quart_trio import QuartTrio
+
+from .. import __version__, clock
+from ..chargepoint.service import ChargerService
+from . import charger_ws, errors, ocpp_api
+
+
+def create_app(chargers: ChargerService) -> QuartTrio:
+    app = QuartTrio("gateway")
+    app.config["CHARGERS"] = chargers
+    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False
+    errors.install(app)
+    app.register_blueprint(ocpp_api.bp)
+    app.register_blueprint(charger_ws.bp)
+
+    @app.get("/health")
+    async def health() -> Any:
+        return jsonify({"status": "ok", "version": __version__, "time": clock.iso(),
+                        "chargersConnected": len(chargers.registry)})
+
+    return app
+
+
+async def serve_http(app: QuartTrio, host: str, port: int, max_frame_bytes: int,
+                     shutdown: trio.Event, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve until `shutdown` is set; report the bound port through task_status."""
+    config = HypercornConfig()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.websocket_max_message_size = max_frame_bytes
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = 3
+
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(partial(serve, app, config, shutdown_trigger=shutdown.wait))
+        task_status.started(int(binds[0].rsplit(":", 1)[1]))

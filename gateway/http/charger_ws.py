@@ -1,0 +1,30 @@
+"""Chargers configured for the original server connect on the HTTP port: ws://host:8080/ocpp/{id}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from quart import Blueprint, current_app, websocket
+
+from ..chargepoint.handshake import HandshakeRefused
+from ..chargepoint.transport import QuartTransport
+
+bp = Blueprint("charger_ws", __name__)
+log = structlog.get_logger("gateway.listener")
+
+
+@bp.websocket("/ocpp/<path:rest>")
+async def charger_socket(rest: str) -> Any:
+    service = current_app.config["CHARGERS"]
+    raw = websocket.scope.get("raw_path") or websocket.path.encode()
+    target = raw.decode("latin-1")
+    try:
+        cp_id, subprotocol = service.handshake(target, websocket.requested_subprotocols)
+    except HandshakeRefused as refused:
+        log.warning("handshake refused", remote=websocket.remote_addr, path=target[:200],
+                    status=refused.status, reason=refused.reason)
+        return refused.reason, refused.status  # answered instead of the upgrade
+    await websocket.accept(subprotocol=subprotocol)
+    await service.serve(QuartTransport(websocket), cp_id, subprotocol)
+    return None

@@ -1,0 +1,91 @@
+"""The seed-compatible GET API under /api/ocpp (API.md, section 1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, current_app, jsonify
+
+from .errors import ApiError
+
+bp = Blueprint("ocpp_api", __name__, url_prefix="/api/ocpp")
+
+DEVICE_VIEW = {  # API field -> charge_points column
+    "vendor": "vendor",
+    "model": "model",
+    "serialNumber": "serial_number",
+    "chargeBoxSerialNumber": "charge_box_serial_number",
+    "firmwareVersion": "firmware_version",
+    "iccid": "iccid",
+    "imsi": "imsi",
+    "meterType": "meter_type",
+    "meterSerialNumber": "meter_serial_number",
+}
+
+
+def _overall_status(connectors: list[dict[str, Any]]) -> str | None:
+    """The charger's last status: connector 0's report, else the latest of any connector."""
+    if not connectors:
+        return None
+    for c in connectors:
+        if c["connector_id"] == 0:
+            return c["status"]
+    return max(connectors, key=lambda c: c["updated_at"])["status"]
+
+
+def connection_view(cp: dict[str, Any], online: bool) -> dict[str, Any]:
+    return {
+        "chargePointId": cp["id"],
+        "status": _overall_status(cp["connectors"]),
+        "currentTransactionId": cp["current_transaction_id"],
+        "lastSeen": cp["last_seen"],
+        "connectors": {str(c["connector_id"]): c["status"] for c in cp["connectors"] if c["connector_id"] != 0},
+        "online": online,
+        "vendor": cp["vendor"],
+        "model": cp["model"],
+        "firmwareVersion": cp["firmware_version"],
+    }
+
+
+def status_view(cp: dict[str, Any], online: bool, violations: list[dict[str, Any]]) -> dict[str, Any]:
+    device = {name: cp[column] for name, column in DEVICE_VIEW.items()}
+    device.update(cp["extra"] or {})  # customData and any other field the charger added
+    return {
+        **connection_view(cp, online),
+        "device": device,
+        "bootedAt": cp["booted_at"],
+        "registrationStatus": cp["registration_status"],
+        "connectedAt": cp["connected_at"],
+        "disconnectedAt": cp["disconnected_at"],
+        "disconnectReason": cp["disconnect_reason"],
+        "connectorDetails": [
+            {"connectorId": c["connector_id"], "status": c["status"], "errorCode": c["error_code"],
+             "info": c["info"], "vendorId": c["vendor_id"], "vendorErrorCode": c["vendor_error_code"],
+             "timestamp": c["timestamp"], "updatedAt": c["updated_at"]}
+            for c in cp["connectors"]
+        ],
+        "violations": [
+            {"action": v["action"], "kind": v["kind"], "code": v["code"], "path": v["path"],
+             "message": v["message"], "count": v["count"], "firstSeen": v["first_seen"],
+             "lastSeen": v["last_seen"]}
+            for v in violations
+        ],
+    }
+
+
+@bp.get("/connections")
+async def connections() -> Any:
+    service = current_app.config["CHARGERS"]
+    chargers = await service.store.chargers.list()
+    chargers.sort(key=lambda cp: (cp["id"] not in service.registry, cp["id"]))  # online first
+    return jsonify([connection_view(cp, cp["id"] in service.registry) for cp in chargers])
+
+
+@bp.get("/status/<cp_id>")
+async def status(cp_id: str) -> Any:
+    service = current_app.config["CHARGERS"]
+    cp = await service.store.chargers.get(cp_id)
+    if cp is None:
+        raise ApiError(404, "not_found", f"charge point {cp_id!r} is not known", cpId=cp_id)
+    violations = await service.store.chargers.violations(cp_id)
+    return jsonify(status_view(cp, cp_id in service.registry, violations))

@@ -1,0 +1,151 @@
+"""OCPP-J message frames: parse text into CALL / CALLRESULT / CALLERROR and back."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any, Union
+
+import attrs
+
+from .errors import ErrorCode
+
+CALL, CALLRESULT, CALLERROR = 2, 3, 4
+MAX_UNIQUE_ID = 36  # OCPP-J 1.6, section 4.1.4
+
+
+@attrs.frozen
+class Call:
+    unique_id: str
+    action: str
+    payload: dict[str, Any]
+    message_type = CALL
+
+
+@attrs.frozen
+class CallResult:
+    unique_id: str
+    payload: dict[str, Any]
+    message_type = CALLRESULT
+
+
+@attrs.frozen
+class CallError:
+    unique_id: str
+    code: str
+    description: str = ""
+    details: dict[str, Any] = attrs.field(factory=dict)
+    message_type = CALLERROR
+
+
+Frame = Union[Call, CallResult, CallError]
+
+
+class FrameError(Exception):
+    """A frame that cannot be understood.
+
+    `unique_id` is set when it could still be read, so the peer can be answered
+    with a CALLERROR; `message_type` tells whether the broken frame was a CALL
+    (answerable) or a reply (never answered).
+    """
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        description: str,
+        unique_id: str | None = None,
+        message_type: int | None = None,
+    ):
+        super().__init__(description)
+        self.code = code
+        self.description = description
+        self.unique_id = unique_id
+        self.message_type = message_type
+
+
+# Reads the head of a frame whose JSON is broken, e.g. a truncated one.
+_HEAD = re.compile(r'^\s*\[\s*(\d+)\s*,\s*"([^"\\]{1,36})"')
+
+
+def new_unique_id() -> str:
+    return str(uuid.uuid4())
+
+
+def parse(text: str) -> Frame:
+    """Parse one OCPP-J frame; raise FrameError with the 1.6 code on failure."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        head = _HEAD.match(text)
+        if head:
+            raise FrameError(
+                ErrorCode.FORMATION_VIOLATION,
+                "frame is not valid JSON",
+                head.group(2),
+                int(head.group(1)),
+            ) from None
+        raise FrameError(ErrorCode.FORMATION_VIOLATION, "frame is not valid JSON") from None
+    if not isinstance(data, list) or not data:
+        raise FrameError(ErrorCode.FORMATION_VIOLATION, "frame is not a JSON array")
+    message_type = data[0]
+    unique_id = data[1] if len(data) > 1 and isinstance(data[1], str) else None
+    if unique_id is not None and not (0 < len(unique_id) <= MAX_UNIQUE_ID):
+        unique_id = None
+    if type(message_type) is not int:
+        raise FrameError(
+            ErrorCode.FORMATION_VIOLATION, "message type id must be an integer", unique_id
+        )
+    if message_type not in (CALL, CALLRESULT, CALLERROR):
+        raise FrameError(
+            ErrorCode.PROTOCOL_ERROR,
+            f"unknown message type id {message_type}",
+            unique_id,
+            message_type,
+        )
+    if unique_id is None:
+        raise FrameError(
+            ErrorCode.FORMATION_VIOLATION,
+            f"unique id must be a string of 1 to {MAX_UNIQUE_ID} characters",
+            None,
+            message_type,
+        )
+
+    def broken(why: str) -> FrameError:
+        return FrameError(ErrorCode.FORMATION_VIOLATION, why, unique_id, message_type)
+
+    if message_type == CALL:
+        if len(data) != 4:
+            raise broken("a CALL has 4 elements: [2, uniqueId, action, payload]")
+        _, _, action, payload = data
+        if not isinstance(action, str) or not action:
+            raise broken("the action of a CALL must be a non-empty string")
+        if not isinstance(payload, dict):
+            raise broken("the payload of a CALL must be a JSON object")
+        return Call(unique_id, action, payload)
+    if message_type == CALLRESULT:
+        if len(data) != 3:
+            raise broken("a CALLRESULT has 3 elements: [3, uniqueId, payload]")
+        if not isinstance(data[2], dict):
+            raise broken("the payload of a CALLRESULT must be a JSON object")
+        return CallResult(unique_id, data[2])
+    # CALLERROR: details may be missing in sloppy firmware; accept 4 or 5 elements.
+    if len(data) not in (4, 5):
+        raise broken("a CALLERROR has 5 elements: [4, uniqueId, code, description, details]")
+    code, description = data[2], data[3]
+    details = data[4] if len(data) == 5 else {}
+    if not isinstance(code, str) or not isinstance(description, str):
+        raise broken("the error code and description of a CALLERROR must be strings")
+    if not isinstance(details, dict):
+        raise broken("the details of a CALLERROR must be a JSON object")
+    return CallError(unique_id, code, description, details)
+
+
+def encode(frame: Frame) -> str:
+    if isinstance(frame, Call):
+        data: list = [CALL, frame.unique_id, frame.action, frame.payload]
+    elif isinstance(frame, CallResult):
+        data = [CALLRESULT, frame.unique_id, frame.payload]
+    else:
+        data = [CALLERROR, frame.unique_id, frame.code, frame.description, frame.details]
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)

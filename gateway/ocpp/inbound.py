@@ -1,0 +1,89 @@
+"""Decide what to do with one text frame received from a charger (sans-IO)."""
+
+from __future__ import annotations
+
+from typing import Union
+
+import attrs
+
+from .actions import CENTRAL_ACTIONS, CHARGER_ACTIONS
+from .errors import ErrorCode
+from .frames import CALLERROR, CALLRESULT, Call, CallError, CallResult, FrameError, parse
+from .validation import Validator, Violation
+
+
+@attrs.frozen
+class Request:
+    """A CALL for a handler. `violation` is set when lenient mode let a bad payload through."""
+
+    call: Call
+    violation: Violation | None = None
+
+
+@attrs.frozen
+class Reply:
+    """A CALLRESULT or CALLERROR answering one of our outbound CALLs."""
+
+    frame: CallResult | CallError
+
+
+@attrs.frozen
+class Refusal:
+    """Answer at once with `answer`; no handler runs."""
+
+    answer: CallError
+    action: str | None = None
+    violation: Violation | None = None
+
+
+@attrs.frozen
+class BrokenReply:
+    """A malformed CALLRESULT/CALLERROR; its unique id is known, so its caller can be told."""
+
+    unique_id: str
+    code: ErrorCode
+    description: str
+
+
+@attrs.frozen
+class Unreadable:
+    """Nothing in the frame can be answered: it is only logged."""
+
+    reason: str
+
+
+Inbound = Union[Request, Reply, Refusal, BrokenReply, Unreadable]
+
+
+def classify(text: str, validator: Validator, strict: bool) -> Inbound:
+    try:
+        frame = parse(text)
+    except FrameError as exc:
+        if exc.unique_id is None:
+            return Unreadable(f"{exc.code.value}: {exc.description}")
+        if exc.message_type not in (CALLRESULT, CALLERROR):  # a CALL or unknown type: answer it
+            return Refusal(CallError(exc.unique_id, exc.code.value, exc.description))
+        return BrokenReply(exc.unique_id, exc.code, exc.description)
+
+    if not isinstance(frame, Call):
+        return Reply(frame)
+
+    action = frame.action
+    if action not in CHARGER_ACTIONS:
+        if action in CENTRAL_ACTIONS:
+            why = f"{action} is sent by the central system, not by a charge point"
+            return Refusal(CallError(frame.unique_id, ErrorCode.NOT_SUPPORTED.value, why), action)
+        why = f"unknown action {action!r}"
+        return Refusal(CallError(frame.unique_id, ErrorCode.NOT_IMPLEMENTED.value, why), action)
+
+    violation = validator.check(action, "request", frame.payload)
+    if violation is not None and strict:
+        answer = CallError(
+            frame.unique_id,
+            violation.code.value,
+            violation.message,
+            {"path": violation.path} if violation.path else {},
+        )
+        return Refusal(answer, action, violation)
+    return Request(frame, violation)
+

@@ -1,0 +1,88 @@
+"""Schema validation of OCPP 1.6 payloads.
+
+The schemas are the ones shipped in the `ocpp` package (ocpp/v16/schemas); each
+is compiled once, on first use, with fastjsonschema. A failure is turned into a
+`Violation` carrying the 1.6 CALLERROR code that strict mode answers with.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any, Callable, Literal
+
+import attrs
+import fastjsonschema
+
+from .actions import ALL_ACTIONS
+from .errors import ErrorCode
+
+Kind = Literal["request", "response"]
+
+# fastjsonschema rule -> 1.6 error code (OCPP-J 1.6, section 4.2.3).
+_RULE_CODES = {
+    "type": ErrorCode.TYPE_CONSTRAINT_VIOLATION,
+    "required": ErrorCode.OCCURENCE_CONSTRAINT_VIOLATION,
+    "minItems": ErrorCode.OCCURENCE_CONSTRAINT_VIOLATION,
+    "maxItems": ErrorCode.OCCURENCE_CONSTRAINT_VIOLATION,
+    "additionalProperties": ErrorCode.FORMATION_VIOLATION,
+}
+
+
+@attrs.frozen
+class Violation:
+    """One way a payload breaks its 1.6 schema."""
+
+    action: str
+    kind: Kind
+    code: ErrorCode
+    path: str  # e.g. "reason" or "meterValue[0].sampledValue"
+    message: str  # for a person: "reason must be one of [...]"
+    rule: str
+
+
+def _load(action: str, kind: Kind) -> dict[str, Any]:
+    name = f"{action}Response.json" if kind == "response" else f"{action}.json"
+    text = resources.files("ocpp.v16").joinpath("schemas", name).read_text("utf-8")
+    return json.loads(text)
+
+
+def _path(parts: list[Any]) -> str:
+    out = ""
+    for part in parts[1:]:  # parts[0] is fastjsonschema's "data"
+        if isinstance(part, int) or str(part).isdigit():
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+class Validator:
+    """Validates payloads by action; compiled validators are cached for the process."""
+
+    _cache: dict[tuple[str, str], Callable[[Any], Any]] = {}
+
+    def _compiled(self, action: str, kind: Kind) -> Callable[[Any], Any]:
+        key = (action, kind)
+        fn = self._cache.get(key)
+        if fn is None:
+            fn = self._cache[key] = fastjsonschema.compile(_load(action, kind))
+        return fn
+
+    def knows(self, action: str) -> bool:
+        return action in ALL_ACTIONS
+
+    def check(self, action: str, kind: Kind, payload: Any) -> Violation | None:
+        """Return None when the payload is valid, else the first violation found."""
+        try:
+            self._compiled(action, kind)(payload)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            path = _path(list(exc.path or []))
+            text = exc.message
+            if text.startswith("data."):
+                text = text[5:]
+            elif text.startswith("data "):
+                text = "payload " + text[5:]
+            code = _RULE_CODES.get(exc.rule or "", ErrorCode.PROPERTY_CONSTRAINT_VIOLATION)
+            return Violation(action, kind, code, path, f"{action}: {text}", exc.rule or "")
+        return None

@@ -1,0 +1,1 @@
+"""The charger side: capture replay now, the full simulator later."""

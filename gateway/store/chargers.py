@@ -1,0 +1,170 @@
+"""Charge points: connection state, device info, connectors, protocol violations."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from .db import Database
+
+DEVICE_FIELDS = {
+    # BootNotification field -> column
+    "chargePointVendor": "vendor",
+    "chargePointModel": "model",
+    "chargePointSerialNumber": "serial_number",
+    "chargeBoxSerialNumber": "charge_box_serial_number",
+    "firmwareVersion": "firmware_version",
+    "iccid": "iccid",
+    "imsi": "imsi",
+    "meterType": "meter_type",
+    "meterSerialNumber": "meter_serial_number",
+}
+
+
+def _connected(conn: sqlite3.Connection, cp_id: str, address: str, subprotocol: str | None, at: str) -> None:
+    conn.execute(
+        """INSERT INTO charge_points (id, online, first_seen, last_seen, connected_at, remote_address, subprotocol)
+           VALUES (?, 1, ?, ?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET online = 1, last_seen = excluded.last_seen,
+               connected_at = excluded.connected_at, remote_address = excluded.remote_address,
+               subprotocol = excluded.subprotocol""",
+        (cp_id, at, at, at, address, subprotocol),
+    )
+
+
+def _disconnected(conn: sqlite3.Connection, cp_id: str, reason: str, at: str) -> None:
+    conn.execute(
+        "UPDATE charge_points SET online = 0, disconnected_at = ?, disconnect_reason = ? WHERE id = ?",
+        (at, reason, cp_id),
+    )
+
+
+def _all_offline(conn: sqlite3.Connection, reason: str, at: str) -> int:
+    return conn.execute(
+        "UPDATE charge_points SET online = 0, disconnected_at = ?, disconnect_reason = ? WHERE online = 1",
+        (at, reason),
+    ).rowcount
+
+
+def _registration(conn: sqlite3.Connection, cp_id: str) -> str | None:
+    row = conn.execute("SELECT registration_status FROM charge_points WHERE id = ?", (cp_id,)).fetchone()
+    return row[0] if row else None
+
+
+def _boot(conn: sqlite3.Connection, cp_id: str, device: dict[str, Any], extra: dict[str, Any] | None,
+          status: str, at: str) -> None:
+    columns = [DEVICE_FIELDS[k] for k in DEVICE_FIELDS]
+    values = [device.get(k) for k in DEVICE_FIELDS]
+    sets = ", ".join(f"{c} = ?" for c in columns)
+    conn.execute(
+        f"UPDATE charge_points SET {sets}, extra = ?, registration_status = ?, booted_at = ?, last_seen = ? WHERE id = ?",
+        (*values, json.dumps(extra, ensure_ascii=False) if extra else None, status, at, at, cp_id),
+    )
+
+
+def _status(conn: sqlite3.Connection, cp_id: str, connector_id: int, status: str, error_code: str | None,
+            info: str | None, vendor_id: str | None, vendor_error_code: str | None,
+            timestamp: str | None, at: str) -> None:
+    row = (cp_id, connector_id, status, error_code, info, vendor_id, vendor_error_code, timestamp, at)
+    conn.execute(
+        """INSERT INTO connectors (charge_point_id, connector_id, status, error_code, info, vendor_id,
+                                   vendor_error_code, timestamp, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (charge_point_id, connector_id) DO UPDATE SET status = excluded.status,
+               error_code = excluded.error_code, info = excluded.info, vendor_id = excluded.vendor_id,
+               vendor_error_code = excluded.vendor_error_code, timestamp = excluded.timestamp,
+               updated_at = excluded.updated_at""",
+        row,
+    )
+    conn.execute(
+        """INSERT INTO status_notifications (charge_point_id, connector_id, status, error_code, info,
+                                             vendor_id, vendor_error_code, timestamp, received_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        row,
+    )
+
+
+def _violation(conn: sqlite3.Connection, cp_id: str, action: str, kind: str, code: str, path: str,
+               message: str, example: str, at: str) -> None:
+    conn.execute(
+        """INSERT INTO violations (charge_point_id, action, kind, code, path, message, example, first_seen, last_seen)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (charge_point_id, action, kind, code, path) DO UPDATE SET
+               count = count + 1, message = excluded.message, example = excluded.example,
+               last_seen = excluded.last_seen""",
+        (cp_id, action, kind, code, path, message, example[:2000], at, at),
+    )
+
+
+def _charger_dict(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
+    cp = dict(row)
+    cp["extra"] = json.loads(cp["extra"]) if cp["extra"] else None
+    cp["connectors"] = [
+        dict(c) for c in conn.execute(
+            "SELECT * FROM connectors WHERE charge_point_id = ? ORDER BY connector_id", (cp["id"],)
+        )
+    ]
+    tx = conn.execute(
+        "SELECT id FROM transactions WHERE charge_point_id = ? AND stopped_at IS NULL ORDER BY id DESC LIMIT 1",
+        (cp["id"],),
+    ).fetchone()
+    cp["current_transaction_id"] = tx[0] if tx else None
+    return cp
+
+
+def _get(conn: sqlite3.Connection, cp_id: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM charge_points WHERE id = ?", (cp_id,)).fetchone()
+    return _charger_dict(conn, row) if row else None
+
+
+def _list(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT * FROM charge_points ORDER BY online DESC, id").fetchall()
+    return [_charger_dict(conn, row) for row in rows]
+
+
+def _violations(conn: sqlite3.Connection, cp_id: str) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(
+        "SELECT * FROM violations WHERE charge_point_id = ? ORDER BY last_seen DESC", (cp_id,)
+    )]
+
+
+class Chargers:
+    def __init__(self, db: Database):
+        self._db = db
+
+    async def connected(self, cp_id: str, address: str, subprotocol: str | None, at: str) -> None:
+        await self._db.run(_connected, cp_id, address, subprotocol, at)
+
+    async def disconnected(self, cp_id: str, reason: str, at: str) -> None:
+        await self._db.run(_disconnected, cp_id, reason, at)
+
+    async def all_offline(self, reason: str, at: str) -> int:
+        return await self._db.run(_all_offline, reason, at)
+
+    async def registration(self, cp_id: str) -> str | None:
+        return await self._db.run(_registration, cp_id)
+
+    async def boot(self, cp_id: str, device: dict[str, Any], extra: dict[str, Any] | None,
+                   status: str, at: str) -> None:
+        await self._db.run(_boot, cp_id, device, extra, status, at)
+
+    async def status(self, cp_id: str, connector_id: int, status: str, error_code: str | None,
+                     info: str | None, vendor_id: str | None, vendor_error_code: str | None,
+                     timestamp: str | None, at: str) -> None:
+        await self._db.run(_status, cp_id, connector_id, status, error_code, info, vendor_id,
+                           vendor_error_code, timestamp, at)
+
+    def violation(self, cp_id: str, action: str, kind: str, code: str, path: str, message: str,
+                  example: str, at: str) -> None:
+        """Record a protocol violation (not awaited: it rides on the next commit)."""
+        self._db.submit(_violation, cp_id, action, kind, code, path, message, example, at)
+
+    async def get(self, cp_id: str) -> dict[str, Any] | None:
+        return await self._db.run(_get, cp_id)
+
+    async def list(self) -> list[dict[str, Any]]:
+        return await self._db.run(_list)
+
+    async def violations(self, cp_id: str) -> list[dict[str, Any]]:
+        return await self._db.run(_violations, cp_id)

@@ -1,0 +1,114 @@
+"""The frame log: every frame in and out, and connection events, written in batches."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from typing import Any
+
+import trio
+
+from .. import clock
+from .db import Database
+
+PRUNE_CHUNK = 5000
+
+
+def _insert(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    conn.executemany(
+        """INSERT INTO frames (at, charge_point_id, direction, message_type, unique_id, action, body)
+           VALUES (?, ?, ?, ?, ?, ?, ?)""",
+        rows,
+    )
+    # A charger is "seen" whenever it sends something: one update per charger per batch.
+    seen: dict[str, str] = {}
+    for at, cp_id, direction, *_ in rows:
+        if direction == "in":
+            seen[cp_id] = at
+    conn.executemany(
+        "UPDATE charge_points SET last_seen = ? WHERE id = ? AND (last_seen IS NULL OR last_seen < ?)",
+        [(at, cp_id, at) for cp_id, at in seen.items()],
+    )
+
+
+def _prune(conn: sqlite3.Connection, before: str) -> int:
+    return conn.execute(
+        "DELETE FROM frames WHERE id IN (SELECT id FROM frames WHERE at < ? LIMIT ?)", (before, PRUNE_CHUNK)
+    ).rowcount
+
+
+def _query(conn: sqlite3.Connection, cp_id: str | None, since: str | None, until: str | None,
+           limit: int) -> list[dict[str, Any]]:
+    sql, args = "SELECT * FROM frames WHERE 1 = 1", []
+    if cp_id is not None:
+        sql += " AND charge_point_id = ?"
+        args.append(cp_id)
+    if since is not None:
+        sql += " AND at >= ?"
+        args.append(since)
+    if until is not None:
+        sql += " AND at < ?"
+        args.append(until)
+    rows = conn.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+    return [dict(r) for r in rows]
+
+
+class FrameLog:
+    """Buffers frames in memory and writes them in one job per flush, never one commit per frame."""
+
+    def __init__(self, db: Database, flush_interval: float = 0.5, flush_size: int = 500,
+                 retention_days: float = 30.0):
+        self._db = db
+        self._flush_interval = flush_interval
+        self._flush_size = flush_size
+        self._retention = timedelta(days=retention_days) if retention_days > 0 else None
+        self._buffer: list[tuple] = []
+        self._wake = trio.Event()
+        self.written = 0
+
+    def record(self, cp_id: str, direction: str, body: str | None, *, message_type: int | None = None,
+               unique_id: str | None = None, action: str | None = None, at: str | None = None) -> None:
+        self._buffer.append((at or clock.iso(), cp_id, direction, message_type, unique_id, action, body))
+        if len(self._buffer) >= self._flush_size:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        if not self._buffer:
+            return
+        batch, self._buffer = self._buffer, []
+        await self._db.run(_insert, batch)
+        self.written += len(batch)
+
+    async def prune(self) -> int:
+        """Delete frames older than the retention, a chunk per job so writers are not held up."""
+        if self._retention is None:
+            return 0
+        before = clock.iso(clock.now() - self._retention)
+        total = 0
+        while True:
+            deleted = await self._db.run(_prune, before)
+            total += deleted
+            if deleted < PRUNE_CHUNK:
+                return total
+            await trio.sleep(0)
+
+    async def run(self, prune_every: float = 3600.0) -> None:
+        """Flush on size or interval, prune now and then; flush once more when cancelled."""
+        next_prune = trio.current_time()
+        try:
+            while True:
+                with trio.move_on_after(self._flush_interval):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+                await self.flush()
+                if trio.current_time() >= next_prune:
+                    await self.prune()
+                    next_prune = trio.current_time() + prune_every
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.flush()
+
+    async def query(self, cp_id: str | None = None, since: str | None = None, until: str | None = None,
+                    limit: int = 1000) -> list[dict[str, Any]]:
+        await self.flush()  # what was just said is part of the answer
+        return await self._db.run(_query, cp_id, since, until, limit)

@@ -1,0 +1,36 @@
+"""The id-tag table that answers Authorize and StartTransaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from .db import Database
+
+
+def _get(conn: sqlite3.Connection, id_tag: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM id_tags WHERE id_tag = ?", (id_tag,)).fetchone()
+    return dict(row) if row else None
+
+
+def _put(conn: sqlite3.Connection, id_tag: str, status: str, expiry_date: str | None,
+         parent_id_tag: str | None, at: str) -> None:
+    conn.execute(
+        """INSERT INTO id_tags (id_tag, status, expiry_date, parent_id_tag, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (id_tag) DO UPDATE SET status = excluded.status, expiry_date = excluded.expiry_date,
+               parent_id_tag = excluded.parent_id_tag, updated_at = excluded.updated_at""",
+        (id_tag, status, expiry_date, parent_id_tag, at, at),
+    )
+
+
+class IdTags:
+    def __init__(self, db: Database):
+        self._db = db
+
+    async def get(self, id_tag: str) -> dict[str, Any] | None:
+        return await self._db.run(_get, id_tag)
+
+    async def put(self, id_tag: str, status: str = "Accepted", expiry_date: str | None = None,
+                  parent_id_tag: str | None = None, *, at: str) -> None:
+        await self._db.run(_put, id_tag, status, expiry_date, parent_id_tag, at)

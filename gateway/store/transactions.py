@@ -1,0 +1,131 @@
+"""Transactions and their meter values."""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+from typing import Any, NamedTuple
+
+from .db import Database
+
+
+class Sample(NamedTuple):
+    """One sampled value, flattened out of a MeterValues or transactionData entry."""
+
+    timestamp: str
+    value: str
+    measurand: str | None = None
+    phase: str | None = None
+    unit: str | None = None
+    context: str | None = None
+    location: str | None = None
+    format: str | None = None
+
+
+class StopOutcome(str, enum.Enum):
+    CLOSED = "closed"  # an open transaction of this charger was closed
+    RECORDED_UNKNOWN = "recorded_unknown"  # never seen starting: recorded from the stop alone
+    ALREADY_STOPPED = "already_stopped"  # a repeated stop: the first one is kept
+    OTHER_CHARGER = "other_charger"  # the id belongs to another charger: left untouched
+
+
+def _start(conn: sqlite3.Connection, cp_id: str, connector_id: int, id_tag: str, id_tag_status: str,
+           meter_start: int | None, timestamp: str | None, reservation_id: int | None, at: str) -> int:
+    cur = conn.execute(
+        """INSERT INTO transactions (charge_point_id, connector_id, id_tag, id_tag_status, meter_start,
+                                     start_timestamp, reservation_id, started_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+        (cp_id, connector_id, id_tag, id_tag_status, meter_start, timestamp, reservation_id, at),
+    )
+    return cur.lastrowid
+
+
+def _stop(conn: sqlite3.Connection, cp_id: str, transaction_id: int, meter_stop: int | None,
+          timestamp: str | None, reason: str | None, id_tag: str | None, at: str) -> StopOutcome:
+    row = conn.execute(
+        "SELECT charge_point_id, meter_start, stopped_at FROM transactions WHERE id = ?", (transaction_id,)
+    ).fetchone()
+    if row is None:
+        # A transaction from before a restart of ours, or one we never heard start.
+        conn.execute(
+            """INSERT INTO transactions (id, charge_point_id, meter_stop, stop_timestamp, stop_reason,
+                                         stop_id_tag, id_tag, stopped_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+            (transaction_id, cp_id, meter_stop, timestamp, reason, id_tag, id_tag, at),
+        )
+        return StopOutcome.RECORDED_UNKNOWN
+    if row["charge_point_id"] != cp_id:
+        return StopOutcome.OTHER_CHARGER
+    if row["stopped_at"] is not None:
+        return StopOutcome.ALREADY_STOPPED
+    energy = None
+    if meter_stop is not None and row["meter_start"] is not None:
+        energy = meter_stop - row["meter_start"]
+    conn.execute(
+        """UPDATE transactions SET meter_stop = ?, stop_timestamp = ?, stop_reason = ?, stop_id_tag = ?,
+                                   stopped_at = ?, energy_wh = ?
+           WHERE id = ?""",
+        (meter_stop, timestamp, reason, id_tag, at, energy, transaction_id),
+    )
+    return StopOutcome.CLOSED
+
+
+def _add_samples(conn: sqlite3.Connection, cp_id: str, connector_id: int | None, transaction_id: int | None,
+                 samples: list[Sample], source: str, at: str) -> int:
+    conn.executemany(
+        """INSERT INTO meter_values (charge_point_id, connector_id, transaction_id, timestamp, value, measurand,
+                                     phase, unit, context, location, format, source, received_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [(cp_id, connector_id, transaction_id, *s, source, at) for s in samples],
+    )
+    return len(samples)
+
+
+def _stop_with_samples(conn: sqlite3.Connection, cp_id: str, transaction_id: int, meter_stop: int | None,
+                       timestamp: str | None, reason: str | None, id_tag: str | None,
+                       samples: list[Sample], at: str) -> StopOutcome:
+    result = _stop(conn, cp_id, transaction_id, meter_stop, timestamp, reason, id_tag, at)
+    if samples and result is not StopOutcome.OTHER_CHARGER:
+        connector = conn.execute("SELECT connector_id FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
+        _add_samples(conn, cp_id, connector[0] if connector else None, transaction_id, samples,
+                     "StopTransaction", at)
+    return result
+
+
+def _get(conn: sqlite3.Connection, transaction_id: int) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
+    return dict(row) if row else None
+
+
+def _samples(conn: sqlite3.Connection, transaction_id: int) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(
+        "SELECT * FROM meter_values WHERE transaction_id = ? ORDER BY id", (transaction_id,)
+    )]
+
+
+class Transactions:
+    def __init__(self, db: Database):
+        self._db = db
+
+    async def start(self, cp_id: str, connector_id: int, id_tag: str, id_tag_status: str,
+                    meter_start: int | None, timestamp: str | None, reservation_id: int | None,
+                    at: str) -> int:
+        """Insert and commit a transaction; return its id (always > 0, never reused)."""
+        return await self._db.run(_start, cp_id, connector_id, id_tag, id_tag_status, meter_start,
+                                  timestamp, reservation_id, at)
+
+    async def stop(self, cp_id: str, transaction_id: int, meter_stop: int | None, timestamp: str | None,
+                   reason: str | None, id_tag: str | None, samples: list[Sample], at: str) -> StopOutcome:
+        return await self._db.run(_stop_with_samples, cp_id, transaction_id, meter_stop, timestamp,
+                                  reason, id_tag, samples, at)
+
+    async def add_samples(self, cp_id: str, connector_id: int | None, transaction_id: int | None,
+                          samples: list[Sample], at: str) -> int:
+        return await self._db.run(_add_samples, cp_id, connector_id, transaction_id, samples,
+                                  "MeterValues", at)
+
+    async def get(self, transaction_id: int) -> dict[str, Any] | None:
+        return await self._db.run(_get, transaction_id)
+
+    async def samples(self, transaction_id: int) -> list[dict[str, Any]]:
+        return await self._db.run(_samples, transaction_id)
