@@ -26,5 +26,6 @@ async def charger_socket(rest: str) -> Any:
                     status=refused.status, reason=refused.reason)
         return refused.reason, refused.status  # answered instead of the upgrade
     await websocket.accept(subprotocol=subprotocol)
-    await service.serve(QuartTransport(websocket), cp_id, subprotocol)
+    # The real object, not the context-local proxy: commands send from other tasks.
+    await service.serve(QuartTransport(websocket._get_current_object()), cp_id, subprotocol)
     return None

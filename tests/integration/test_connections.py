@@ -1,0 +1,143 @@
+"""Handshake rules, replacement of a charger's connection, the watchdog, shutdown."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio_websocket
+
+from tests.conftest import make_config, started
+from tests.helpers import BOOT, charger
+
+
+async def refused_status(port: int, path: str, subprotocols: list[str]) -> int:
+    with pytest.raises(trio_websocket.ConnectionRejected) as refused:
+        async with trio_websocket.open_websocket("127.0.0.1", port, path, use_ssl=False,
+                                                 subprotocols=subprotocols):
+            pass
+    return refused.value.status_code
+
+
+async def test_subprotocol_is_chosen_from_the_offered_list(gateway):
+    async with charger(gateway.ocpp_port, subprotocols=["ocpp0.1", "ocpp1.6"]) as cp:
+        assert cp.ws.subprotocol == "ocpp1.6"
+        await cp.result("Heartbeat", {})
+
+
+async def test_only_other_versions_offered_is_refused(gateway):
+    assert await refused_status(gateway.ocpp_port, "/ocpp/CP1", ["ocpp0.1"]) == 400
+
+
+async def test_no_subprotocol_is_accepted_unless_required(nursery, tmp_path, gateway):
+    async with charger(gateway.ocpp_port, subprotocols=[]) as cp:
+        assert cp.ws.subprotocol is None
+        await cp.result("Heartbeat", {})
+    async with started(nursery, make_config(tmp_path / "strict", require_subprotocol=True)) as gw:
+        assert await refused_status(gw.ocpp_port, "/ocpp/CP1", []) == 400
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/ocpp/", 404), ("/ocpp/" + "x" * 49, 400), ("/ocpp/bad%0Aid", 400), ("/ocpp/nul%00", 400)],
+)
+async def test_bad_charger_ids_are_refused_before_the_upgrade(gateway, path, status):
+    assert await refused_status(gateway.ocpp_port, path, ["ocpp1.6"]) == status
+    assert await gateway.store.chargers.list() == []
+
+
+async def test_charger_id_is_url_decoded(gateway):
+    async with charger(gateway.ocpp_port, path="/ocpp/Site%20A%2F7") as cp:
+        await cp.result("BootNotification", BOOT)
+    assert (await gateway.store.chargers.get("Site A/7"))["vendor"] == "TestVendor"
+
+
+async def test_second_connection_replaces_the_first(gateway):
+    async with charger(gateway.ocpp_port, "CP-D") as old:
+        await old.result("BootNotification", BOOT)
+        first = gateway.registry.get("CP-D")
+        async with charger(gateway.ocpp_port, "CP-D") as new:
+            with pytest.raises(trio_websocket.ConnectionClosed):
+                await old.receive()
+            with trio.fail_after(5):
+                await first.finished.wait()
+            await new.result("Heartbeat", {})
+            assert gateway.registry.get("CP-D") is not first and len(gateway.registry) == 1
+            # The old session's teardown did not mark the charger offline.
+            assert (await gateway.store.chargers.get("CP-D"))["online"] == 1
+    with trio.fail_after(5):
+        while len(gateway.registry):
+            await trio.sleep(0.01)
+    assert (await gateway.store.chargers.get("CP-D"))["online"] == 0
+
+
+async def test_silent_charger_is_closed_and_marked_offline(nursery, tmp_path):
+    config = make_config(tmp_path, heartbeat_interval=1, idle_heartbeats=0.3, ping_interval=0)
+    async with started(nursery, config) as gw:
+        async with charger(gw.ocpp_port, "CP-Q") as cp:
+            await cp.result("BootNotification", BOOT)
+            with pytest.raises(trio_websocket.ConnectionClosed):
+                await cp.receive(timeout=5)  # says nothing more: the gateway hangs up
+        with trio.fail_after(5):
+            while "CP-Q" in gw.registry:
+                await trio.sleep(0.01)
+        stored = await gw.store.chargers.get("CP-Q")
+        assert stored["online"] == 0 and "no frame or pong" in stored["disconnect_reason"]
+
+
+async def test_answered_pings_keep_a_quiet_charger_connected(nursery, tmp_path):
+    # idle limit = 1 * 0.3 + 0.1 s; pings every 0.1 s, answered by the client library.
+    config = make_config(tmp_path, heartbeat_interval=1, idle_heartbeats=0.3, ping_interval=0.1)
+    async with started(nursery, config) as gw:
+        async with charger(gw.ocpp_port, "CP-Z") as cp:
+            await trio.sleep(1.0)
+            assert "CP-Z" in gw.registry
+            await cp.result("Heartbeat", {})
+
+
+async def test_shutdown_closes_every_charger_with_1001(nursery, config):
+    async with started(nursery, config) as gw:
+        async with charger(gw.ocpp_port, "CP-1") as one, charger(gw.ocpp_port, "CP-2") as two:
+            await one.result("Heartbeat", {})
+            await two.result("Heartbeat", {})
+            gw.shutdown.set()
+            for cp in (one, two):
+                with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+                    await cp.receive()
+                assert closed.value.reason.code == 1001
+        await gw.stop()
+
+
+async def test_charger_can_connect_on_the_http_port_too(gateway):
+    async with charger(gateway.http_port, "CP-H", subprotocols=["ocpp1.5", "ocpp1.6"]) as cp:
+        assert cp.ws.subprotocol == "ocpp1.6"
+        boot = await cp.result("BootNotification", BOOT)
+        assert boot["status"] == "Accepted"
+        start = await cp.result("StartTransaction", {
+            "connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": "2026-01-01T00:00:00Z"})
+        assert "CP-H" in gateway.registry
+        # Commands reach a charger on the HTTP port as well.
+        async with trio.open_nursery() as n:
+            async def answer():
+                call = await cp.next_call()
+                await cp.send([3, call[1], {"status": "Accepted"}])
+            n.start_soon(answer)
+            result = await gateway.registry.call("CP-H", "RemoteStopTransaction",
+                                                 {"transactionId": start["transactionId"]}, timeout=5)
+        assert result == {"status": "Accepted"}
+    with trio.fail_after(5):
+        while "CP-H" in gateway.registry:
+            await trio.sleep(0.01)
+    assert (await gateway.store.chargers.get("CP-H"))["online"] == 0
+
+
+@pytest.mark.parametrize(("path", "subprotocols"), [("/ocpp/CP1", ["ocpp0.1"]), ("/ocpp/" + "y" * 49, ["ocpp1.6"])])
+async def test_http_port_refuses_like_the_ocpp_port(gateway, path, subprotocols):
+    assert await refused_status(gateway.http_port, path, subprotocols) == 400
+
+
+async def test_http_port_binary_frame_closes_with_1003(gateway):
+    async with charger(gateway.http_port, "CP-HB") as cp:
+        await cp.ws.send_message(b"\x00")
+        with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+            await cp.receive()
+        assert closed.value.reason.code == 1003
