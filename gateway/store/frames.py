@@ -64,7 +64,8 @@ class FrameLog:
         self._retention = timedelta(days=retention_days) if retention_days > 0 else None
         self._buffer: list[tuple] = []
         self._wake = trio.Event()
-        self.written = 0
+        self.written = 0  # frames written
+        self.flushes = 0  # jobs that wrote them
 
     def record(self, cp_id: str, direction: str, body: str | None, *, message_type: int | None = None,
                unique_id: str | None = None, action: str | None = None, at: str | None = None) -> None:
@@ -78,6 +79,7 @@ class FrameLog:
         batch, self._buffer = self._buffer, []
         await self._db.run(_insert, batch)
         self.written += len(batch)
+        self.flushes += 1
 
     async def prune(self) -> int:
         """Delete frames older than the retention, a chunk per job so writers are not held up."""
