@@ -100,6 +100,23 @@ for _cls in (ChargerConfig, FramesConfig, Config):
 _converter = cattrs.Converter(forbid_extra_keys=True)
 
 
+def _exactly(kind: type):
+    """cattrs would coerce with int()/bool(): 60.7 -> 60, "false" -> True. Refuse instead."""
+
+    def structure(value: Any, _type: type) -> Any:
+        if kind is float and type(value) is int:
+            return float(value)
+        if type(value) is not kind:
+            raise ValueError(f"expected {kind.__name__}, got {value!r}")
+        return value
+
+    return structure
+
+
+for _kind in (int, float, bool, str):
+    _converter.register_structure_hook(_kind, _exactly(_kind))
+
+
 def _env_value(raw: str, kind: Any, name: str) -> Any:
     if kind is bool:
         low = raw.strip().lower()
@@ -173,4 +190,4 @@ def _describe(exc: BaseException) -> str:
         if isinstance(current, ConfigError):
             return str(current)
         stack.extend(getattr(current, "exceptions", []))
-    return "; ".join(cattrs.transform_error(exc)) or str(exc)
+    return "; ".join(cattrs.transform_error(exc, format_exception=lambda e, _type: str(e))) or str(exc)

@@ -28,6 +28,8 @@ def charger_id(target: str) -> str:
         raise HandshakeRefused(400, "charge point id is not valid UTF-8 once URL-decoded") from None
     if not cp_id:
         raise HandshakeRefused(404, "the URL must end with the charge point id: ws://host:port/ocpp/{id}")
+    if not cp_id.strip():
+        raise HandshakeRefused(400, "charge point id is blank")
     if len(cp_id) > MAX_ID_LENGTH:
         raise HandshakeRefused(400, f"charge point id is longer than {MAX_ID_LENGTH} characters")
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in cp_id):

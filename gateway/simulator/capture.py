@@ -35,23 +35,39 @@ class CaptureError(ValueError):
     pass
 
 
+def _frame(text: str, number: int) -> list[Any]:
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        raise CaptureError(f"line {number} is not a JSON frame") from None
+    lengths = {2: 4, 3: 3, 4: 5}
+    if (not isinstance(frame, list) or not frame or frame[0] not in lengths
+            or len(frame) != lengths[frame[0]] or not isinstance(frame[1], str)):
+        raise CaptureError(f"line {number} is not an OCPP-J CALL, CALLRESULT or CALLERROR")
+    return frame
+
+
+def _delay(text: str, number: int) -> float:
+    try:
+        if not text.endswith("s"):
+            raise ValueError
+        return float(text[:-1])
+    except ValueError:
+        raise CaptureError(f"line {number} is not a delay like 0.5s") from None
+
+
 def parse_capture(text: str) -> list[CapturedFrame]:
     """Frames in order, each marked with who sent it (charger CALLs and answers to central CALLs)."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
     frames: list[CapturedFrame] = []
     central_calls: set[str] = set()
     i = 0
     while i < len(lines):
-        try:
-            frame = json.loads(lines[i])
-        except ValueError:
-            raise CaptureError(f"line {i + 1} is not a JSON frame") from None
+        number, line = lines[i]
+        frame = _frame(line, number)
         delay = 0.0
-        if i + 1 < len(lines) and lines[i + 1].endswith("s") and not lines[i + 1].startswith("["):
-            try:
-                delay = float(lines[i + 1][:-1])
-            except ValueError:
-                raise CaptureError(f"line {i + 2} is not a delay like 0.5s") from None
+        if i + 1 < len(lines) and not lines[i + 1][1].startswith("["):
+            delay = _delay(lines[i + 1][1], lines[i + 1][0])
             i += 1
         i += 1
         if frame[0] == 2:

@@ -141,3 +141,23 @@ async def test_http_port_binary_frame_closes_with_1003(gateway):
         with pytest.raises(trio_websocket.ConnectionClosed) as closed:
             await cp.receive()
         assert closed.value.reason.code == 1003
+
+
+async def test_http_port_oversized_frame_closes_with_1009(nursery, tmp_path):
+    async with started(nursery, make_config(tmp_path, max_frame_bytes=1024)) as gw:
+        async with charger(gw.http_port, "CP-HO") as cp:
+            await cp.send([2, "big", "DataTransfer", {"vendorId": "V", "data": "x" * 4096}])
+            with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+                await cp.receive()
+            assert closed.value.reason.code == 1009
+
+
+async def test_shutdown_closes_http_port_chargers_with_1001(nursery, config):
+    async with started(nursery, config) as gw:
+        async with charger(gw.http_port, "CP-HS") as cp:
+            await cp.result("Heartbeat", {})
+            gw.shutdown.set()
+            with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+                await cp.receive()
+            assert closed.value.reason.code == 1001
+        await gw.stop()

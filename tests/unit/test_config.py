@@ -222,20 +222,29 @@ def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
 
 
-@pytest.mark.xfail(
-    reason="cattrs structures a TOML string with bool(): require_subprotocol = \"false\" turns the option ON",
-    strict=True,
-)
-def test_string_boolean_in_a_file_is_refused(tmp_path):
-    config_error(path=write(tmp_path, '[charger]\nrequire_subprotocol = "false"\n'), env={})
+@pytest.mark.parametrize("value", ['"false"', '"no"', "0", "1"])
+def test_non_boolean_in_a_file_is_refused_not_coerced(tmp_path, value):
+    # bool("false") is True: a string must not silently switch the option on.
+    message = config_error(path=write(tmp_path, f"[charger]\nrequire_subprotocol = {value}\n"), env={})
+    assert "require_subprotocol" in message
 
 
-@pytest.mark.xfail(
-    reason="cattrs structures a TOML float with int(): heartbeat_interval = 60.7 silently becomes 60",
-    strict=True,
-)
-def test_fractional_heartbeat_interval_in_a_file_is_refused(tmp_path):
-    config_error(path=write(tmp_path, "[charger]\nheartbeat_interval = 60.7\n"), env={})
+@pytest.mark.parametrize("value", ["60.7", "true", '"60"'])
+def test_non_integer_heartbeat_interval_in_a_file_is_refused_not_coerced(tmp_path, value):
+    # int(60.7) is 60 and int(True) is 1: neither may pass silently.
+    message = config_error(path=write(tmp_path, f"[charger]\nheartbeat_interval = {value}\n"), env={})
+    assert "heartbeat_interval" in message
+
+
+def test_integer_is_accepted_for_a_float_setting(tmp_path):
+    config = load(write(tmp_path, "[charger]\ncall_timeout = 5\n[frames]\nretention_days = 7\n"), env={})
+    assert config.charger.call_timeout == 5.0
+    assert type(config.charger.call_timeout) is float
+    assert config.frames.retention_days == 7.0
+
+
+def test_number_is_refused_for_a_string_setting(tmp_path):
+    assert "log_level" in config_error(path=write(tmp_path, "log_level = 3\n"), env={})
 
 
 # --- parse_address ----------------------------------------------------------------------------

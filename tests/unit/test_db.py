@@ -1,0 +1,271 @@
+"""gateway.store.db.Database: one SQLite thread, migrations, group commit."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from gateway.store.db import Database, StoreClosed, migration_files
+
+
+def _insert(conn: sqlite3.Connection, cp_id: str) -> int:
+    return conn.execute(
+        "INSERT INTO frames (at, charge_point_id, direction) VALUES ('2025-08-14T01:23:00.000Z', ?, 'in')",
+        (cp_id,),
+    ).lastrowid
+
+
+def _ids(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT charge_point_id FROM frames ORDER BY id")]
+
+
+def _count(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM frames").fetchone()[0]
+
+
+class Boom(Exception):
+    pass
+
+
+def _insert_then_fail(conn: sqlite3.Connection, cp_id: str) -> None:
+    _insert(conn, cp_id)
+    raise Boom(cp_id)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> str:
+    return str(tmp_path / "data" / "gateway.db")
+
+
+@pytest.fixture
+async def db(db_path: str):
+    database = Database(db_path)
+    await database.open()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+async def _hold(db: Database) -> threading.Event:
+    """Block the database thread inside one job until the returned event is set.
+
+    Jobs queued meanwhile are all taken together, as the next batch.
+    """
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(_conn: sqlite3.Connection) -> None:
+        entered.set()
+        release.wait(10)
+
+    db.submit(hold)
+    await trio.to_thread.run_sync(entered.wait)
+    return release
+
+
+# --- opening and migrations -------------------------------------------------------------------
+
+
+def test_there_is_at_least_one_migration_numbered_in_order():
+    numbers = [number for number, _name, _sql in migration_files()]
+    assert numbers
+    assert numbers == sorted(set(numbers))
+    assert numbers[0] == 1
+
+
+async def test_open_creates_the_folder_and_applies_migrations(db, db_path):
+    assert Path(db_path).is_file()
+    highest = migration_files()[-1][0]
+    assert await db.run(lambda conn: conn.execute("PRAGMA user_version").fetchone()[0]) == highest
+    tables = await db.run(lambda conn: {r[0] for r in conn.execute("SELECT name FROM sqlite_master")})
+    assert {"charge_points", "frames", "transactions", "id_tags"} <= tables
+
+
+async def test_reopening_does_not_migrate_again(db_path):
+    for _ in range(2):
+        database = Database(db_path)
+        await database.open()
+        version = await database.run(lambda conn: conn.execute("PRAGMA user_version").fetchone()[0])
+        await database.close()
+        assert version == migration_files()[-1][0]
+
+
+async def test_open_fails_on_a_file_that_is_not_a_database(tmp_path):
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(sqlite3.DatabaseError):
+        await Database(str(path)).open()
+
+
+# --- run --------------------------------------------------------------------------------------
+
+
+async def test_run_returns_the_value_of_fn(db):
+    assert await db.run(lambda conn, a, b: a + b, 2, 3) == 5
+    row_id = await db.run(_insert, "CP1")
+    assert isinstance(row_id, int)
+    assert await db.run(_ids) == ["CP1"]
+
+
+async def test_run_returns_after_commit(db, db_path):
+    await db.run(_insert, "CP1")
+    # Another connection sees the row: it was committed before run() returned.
+    other = sqlite3.connect(db_path)
+    try:
+        assert other.execute("SELECT charge_point_id FROM frames").fetchall() == [("CP1",)]
+    finally:
+        other.close()
+
+
+async def test_exception_reaches_its_caller_and_its_writes_are_undone(db):
+    with pytest.raises(Boom):
+        await db.run(_insert_then_fail, "bad")
+    assert await db.run(_count) == 0
+
+
+async def test_sqlite_error_in_a_job_reaches_its_caller(db):
+    def bad_sql(conn):
+        conn.execute("INSERT INTO frames (at, charge_point_id, direction) VALUES ('t', 'CP1', 'sideways')")
+
+    with pytest.raises(sqlite3.IntegrityError):
+        await db.run(bad_sql)
+    await db.run(_insert, "CP1")
+    assert await db.run(_ids) == ["CP1"]
+
+
+async def test_failing_job_does_not_undo_the_others_of_its_batch(db):
+    results: dict[str, object] = {}
+
+    async def call(name: str, fn) -> None:
+        try:
+            results[name] = await db.run(fn, name)
+        except Boom as exc:
+            results[name] = exc
+
+    release = await _hold(db)
+    commits = db.commits
+    async with trio.open_nursery() as nursery:
+        for name, fn in [("a", _insert), ("b", _insert_then_fail), ("c", _insert), ("d", _insert_then_fail),
+                         ("e", _insert)]:
+            nursery.start_soon(call, name, fn)
+        await trio.testing.wait_all_tasks_blocked()
+        release.set()
+
+    assert db.commits - commits == 2  # the holding job's batch, then all five together
+    assert isinstance(results["b"], Boom) and str(results["b"]) == "b"
+    assert isinstance(results["d"], Boom) and str(results["d"]) == "d"
+    assert all(isinstance(results[name], int) for name in "ace")
+    assert sorted(await db.run(_ids)) == ["a", "c", "e"]
+
+
+async def test_concurrent_jobs_without_failure_all_land(db):
+    async with trio.open_nursery() as nursery:
+        for i in range(20):
+            nursery.start_soon(db.run, _insert, f"CP{i}")
+    assert sorted(await db.run(_ids)) == sorted(f"CP{i}" for i in range(20))
+
+
+async def test_group_commit(db):
+    commits = db.commits
+    async with trio.open_nursery() as nursery:
+        for i in range(200):
+            nursery.start_soon(db.run, _insert, f"CP{i}")
+    assert await db.run(_count) == 200
+    assert db.commits - commits < 200
+    assert db.jobs >= 200
+
+
+async def test_queued_jobs_share_one_commit(db):
+    release = await _hold(db)
+    commits = db.commits
+    async with trio.open_nursery() as nursery:
+        for i in range(50):
+            nursery.start_soon(db.run, _insert, f"CP{i}")
+        await trio.testing.wait_all_tasks_blocked()
+        release.set()
+    assert db.commits - commits == 2
+    assert await db.run(_count) == 50
+
+
+# --- submit and close -------------------------------------------------------------------------
+
+
+async def test_submit_is_committed_by_close(db_path):
+    database = Database(db_path)
+    await database.open()
+    for i in range(10):
+        database.submit(_insert, f"CP{i}")
+    await database.close()
+
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("SELECT count(*) FROM frames").fetchone()[0] == 10
+    finally:
+        conn.close()
+
+
+async def test_a_failing_submit_does_not_disturb_other_jobs(db):
+    db.submit(_insert_then_fail, "bad")
+    db.submit(_insert, "good")
+    assert await db.run(_ids) == ["good"]
+
+
+async def test_data_survives_close_and_reopen(db_path):
+    first = Database(db_path)
+    await first.open()
+    await first.run(_insert, "CP1")
+    await first.close()
+
+    second = Database(db_path)
+    await second.open()
+    try:
+        assert await second.run(_ids) == ["CP1"]
+        await second.run(_insert, "CP2")
+        assert await second.run(_ids) == ["CP1", "CP2"]
+    finally:
+        await second.close()
+
+
+async def test_run_after_close_raises_store_closed(db_path):
+    database = Database(db_path)
+    await database.open()
+    await database.close()
+    with pytest.raises(StoreClosed):
+        await database.run(_count)
+
+
+async def test_submit_after_close_raises_store_closed(db_path):
+    database = Database(db_path)
+    await database.open()
+    await database.close()
+    with pytest.raises(StoreClosed):
+        database.submit(_insert, "CP1")
+
+
+async def test_close_twice_is_harmless(db_path):
+    database = Database(db_path)
+    await database.open()
+    await database.close()
+    await database.close()
+
+
+async def test_close_without_open(db_path):
+    database = Database(db_path)
+    await database.close()
+    with pytest.raises(StoreClosed):
+        await database.run(_count)
+
+
+async def test_memory_database():
+    database = Database(":memory:")
+    await database.open()
+    try:
+        await database.run(_insert, "CP1")
+        assert await database.run(_ids) == ["CP1"]
+    finally:
+        await database.close()
