@@ -30,6 +30,10 @@ class Transport(Protocol):
     async def close(self, code: int, reason: str) -> None: ...
 
 
+def _closed(exc: trio_websocket.ConnectionClosed) -> Closed:
+    return Closed(getattr(exc.reason, "code", None), getattr(exc.reason, "reason", None))
+
+
 class TrioWebSocketTransport:
     can_ping = True
 
@@ -42,20 +46,19 @@ class TrioWebSocketTransport:
         try:
             return await self._ws.get_message()
         except trio_websocket.ConnectionClosed as exc:
-            reason = exc.reason
-            raise Closed(getattr(reason, "code", None), getattr(reason, "reason", None)) from None
+            raise _closed(exc) from None
 
     async def send(self, text: str) -> None:
         try:
             await self._ws.send_message(text)
         except trio_websocket.ConnectionClosed as exc:
-            raise Closed(getattr(exc.reason, "code", None), getattr(exc.reason, "reason", None)) from None
+            raise _closed(exc) from None
 
     async def ping(self) -> None:
         try:
             await self._ws.ping()
         except trio_websocket.ConnectionClosed as exc:
-            raise Closed(getattr(exc.reason, "code", None), getattr(exc.reason, "reason", None)) from None
+            raise _closed(exc) from None
 
     async def close(self, code: int, reason: str) -> None:
         with trio.move_on_after(5):  # a peer that never answers the close frame

@@ -6,21 +6,13 @@ from typing import Any
 
 from quart import Blueprint, current_app, jsonify
 
+from ..store.chargers import DEVICE_FIELDS
 from .errors import ApiError
 
 bp = Blueprint("ocpp_api", __name__, url_prefix="/api/ocpp")
 
-DEVICE_VIEW = {  # API field -> charge_points column
-    "vendor": "vendor",
-    "model": "model",
-    "serialNumber": "serial_number",
-    "chargeBoxSerialNumber": "charge_box_serial_number",
-    "firmwareVersion": "firmware_version",
-    "iccid": "iccid",
-    "imsi": "imsi",
-    "meterType": "meter_type",
-    "meterSerialNumber": "meter_serial_number",
-}
+# The API names the device fields as BootNotification does, but for these three.
+RENAMED = {"chargePointVendor": "vendor", "chargePointModel": "model", "chargePointSerialNumber": "serialNumber"}
 
 
 def _overall_status(connectors: list[dict[str, Any]]) -> str | None:
@@ -48,7 +40,7 @@ def connection_view(cp: dict[str, Any], online: bool) -> dict[str, Any]:
 
 
 def status_view(cp: dict[str, Any], online: bool, violations: list[dict[str, Any]]) -> dict[str, Any]:
-    device = {name: cp[column] for name, column in DEVICE_VIEW.items()}
+    device = {RENAMED.get(field, field): cp[column] for field, column in DEVICE_FIELDS.items()}
     device.update(cp["extra"] or {})  # customData and any other field the charger added
     return {
         **connection_view(cp, online),
