@@ -10,6 +10,7 @@ import json
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from .. import clock
+from ..events import TransactionStarted
 from ..store import Sample, StopOutcome
 from ..store.chargers import DEVICE_FIELDS
 from .authorization import id_tag_info
@@ -110,15 +111,18 @@ async def authorize_request(session: Session, p: dict[str, Any]) -> dict[str, An
 
 @handles("StartTransaction")
 async def start_transaction(session: Session, p: dict[str, Any]) -> dict[str, Any]:
-    id_tag = p["idTag"]
+    id_tag, connector_id = _text(p["idTag"]), _int(p["connectorId"])
     info = await authorize(session, id_tag)
+    remote_start = session.service.remote_starts.match(session.cp_id, connector_id, id_tag)
     # Committed before the answer: the charger will quote this id in every later message.
     transaction_id = await session.store.transactions.start(
-        session.cp_id, _int(p["connectorId"]), _text(id_tag), info["status"], _int(p.get("meterStart")),
-        _text(p.get("timestamp")), _int(p.get("reservationId")), clock.iso(),
+        session.cp_id, connector_id, id_tag, info["status"], _int(p.get("meterStart")),
+        _text(p.get("timestamp")), _int(p.get("reservationId")), clock.iso(), remote_start,
     )
-    session.log.info("transaction started", transaction_id=transaction_id,
-                     connector=p["connectorId"], id_tag_status=info["status"])
+    session.log.info("transaction started", transaction_id=transaction_id, connector=connector_id,
+                     id_tag_status=info["status"], remote_start=remote_start)
+    session.service.events.publish(
+        TransactionStarted(session.cp_id, connector_id, id_tag, transaction_id, remote_start))
     return {"transactionId": transaction_id, "idTagInfo": info}
 
 

@@ -42,11 +42,11 @@ class Registry:
         return len(self._sessions)
 
     async def call(self, cp_id: str, action: str, payload: dict[str, Any],
-                   timeout: float | None = None) -> dict[str, Any]:
+                   timeout: float | None = None, unique_id: str | None = None) -> dict[str, Any]:
         session = self._sessions.get(cp_id)
         if session is None:
             raise NotConnected(cp_id)
-        return await session.call(action, payload, timeout)
+        return await session.call(action, payload, timeout, unique_id)
 
     async def close_all(self, code: int, reason: str, wait: float = 10.0) -> None:
         """Close every charger socket with `code` and wait (bounded) until they are gone."""

@@ -7,20 +7,27 @@ Both listeners (the OCPP port and the HTTP port) go through `handshake()` and
 from __future__ import annotations
 
 from ..config import ChargerConfig
+from ..events import Hub
+from ..metrics import Metrics
 from ..ocpp.validation import Validator
 from ..store import Store
 from .handshake import charger_id, choose_subprotocol
 from .registry import Registry
+from .remote_starts import RemoteStarts
 from .session import Session
 from .transport import Transport
 
 
 class ChargerService:
-    def __init__(self, store: Store, config: ChargerConfig):
+    def __init__(self, store: Store, config: ChargerConfig, metrics: Metrics | None = None,
+                 events: Hub | None = None):
         self.store = store
         self.config = config
+        self.metrics = metrics or Metrics()
+        self.events = events or Hub()
         self.validator = Validator()
         self.registry = Registry()
+        self.remote_starts = RemoteStarts()
         self.strict = config.validation == "strict"
 
     def handshake(self, target: str, offered: list[str] | tuple[str, ...]) -> tuple[str, str | None]:

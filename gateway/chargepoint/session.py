@@ -115,48 +115,52 @@ class Session:
                 return
             self.last_activity = trio.current_time()
             if isinstance(message, bytes):
-                self.store.frames.record(self.cp_id, "in", message[:1000].decode("utf-8", "replace"),
-                                         action="binary")
+                self._log_in(message[:1000].decode("utf-8", "replace"), action="binary")
                 self.close(UNSUPPORTED_DATA, "OCPP-J frames are text; binary frames are not accepted")
                 return
             if len(message) > limit and len(message.encode()) > limit:
-                self.store.frames.record(self.cp_id, "in", message[:1000], action="oversized")
+                self._log_in(message[:1000], action="oversized")
                 self.close(MESSAGE_TOO_BIG, f"frame larger than {limit} bytes")
                 return
             await self._receive_text(message)
 
+    def _log_in(self, text: str, message_type: int | None = None, unique_id: str | None = None,
+                action: str | None = None, code: str | None = None) -> None:
+        self.store.frames.record(self.cp_id, "in", text, message_type=message_type, unique_id=unique_id,
+                                 action=action)
+        self.service.metrics.frame("in", message_type, action, code)
+
     async def _receive_text(self, text: str) -> None:
         inbound = classify(text, self.service.validator, self.service.strict)
-        record = self.store.frames.record
         if isinstance(inbound, Request):
             call = inbound.call
-            record(self.cp_id, "in", text, message_type=2, unique_id=call.unique_id, action=call.action)
+            self._log_in(text, 2, call.unique_id, call.action)
             if inbound.violation is not None:
                 self._violation(inbound.violation, text)
             await self._send(await self._dispatch(call, inbound.violation), call.action)
         elif isinstance(inbound, Reply):
             frame = inbound.frame
             pending = self._pending.get(frame.unique_id)
-            record(self.cp_id, "in", text, message_type=frame.message_type, unique_id=frame.unique_id,
-                   action=pending.action if pending else None)
+            self._log_in(text, frame.message_type, frame.unique_id, pending.action if pending else None,
+                         frame.code if isinstance(frame, CallError) else None)
             self._route_reply(frame, pending, text)
         elif isinstance(inbound, Refusal):
             answer = inbound.answer
-            record(self.cp_id, "in", text, message_type=2, unique_id=answer.unique_id, action=inbound.action)
+            self._log_in(text, 2, answer.unique_id, inbound.action)
             if inbound.violation is not None:
                 self._violation(inbound.violation, text)
             self.log.warning("refused", action=inbound.action, code=answer.code, why=answer.description)
             await self._send(answer, inbound.action)
         elif isinstance(inbound, BrokenReply):
             pending = self._pending.get(inbound.unique_id)
-            record(self.cp_id, "in", text, unique_id=inbound.unique_id, action=pending.action if pending else None)
+            self._log_in(text, None, inbound.unique_id, pending.action if pending else None)
             self.log.warning("malformed reply", unique_id=inbound.unique_id, why=inbound.description)
             if pending is not None:
                 pending.error = CallErrorReceived(pending.action, inbound.code.value, inbound.description, {})
                 pending.done.set()
         else:
             assert isinstance(inbound, Unreadable)
-            record(self.cp_id, "in", text[:10000], action="unreadable")
+            self._log_in(text[:10000], action="unreadable")
             self.log.warning("unreadable frame", why=inbound.reason, frame=text[:200])
 
     async def _dispatch(self, call: Call, violation: Violation | None) -> Frame:
@@ -203,13 +207,16 @@ class Session:
         text = encode(frame)
         self.store.frames.record(self.cp_id, "out", text, message_type=frame.message_type,
                                  unique_id=frame.unique_id, action=action)
+        self.service.metrics.frame("out", frame.message_type, action,
+                                   frame.code if isinstance(frame, CallError) else None)
         async with self._send_lock:
             try:
                 await self.transport.send(text)
             except Closed:
                 self.close(None, "connection lost while sending")
 
-    async def call(self, action: str, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+    async def call(self, action: str, payload: dict[str, Any], timeout: float | None = None,
+                   unique_id: str | None = None) -> dict[str, Any]:
         """Send a CALL and return the charger's payload.
 
         Raises CallErrorReceived, CallTimeout or NotConnected. Calls are queued so
@@ -221,7 +228,7 @@ class Session:
             async with self._call_lock:
                 if self.closed:
                     raise NotConnected(self.cp_id)
-                unique_id = new_unique_id()
+                unique_id = unique_id or new_unique_id()
                 pending = self._pending[unique_id] = _Pending(action)
                 try:
                     await self._send(Call(unique_id, action, payload), action)

@@ -8,10 +8,15 @@ from typing import AsyncIterator
 import trio
 
 from .chargers import Chargers
+from .charging_profiles import ChargingProfiles
+from .commands import Commands
+from .configuration import Configuration
 from .db import Database, StoreClosed
 from .frames import FrameLog
 from .id_tags import IdTags
+from .local_lists import LocalLists
 from .notifications import Notifications
+from .reservations import Reservations
 from .transactions import Sample, StopOutcome, Transactions
 
 __all__ = ["Store", "open_store", "Sample", "StopOutcome", "StoreClosed"]
@@ -25,6 +30,11 @@ class Store:
         self.transactions = Transactions(db)
         self.id_tags = IdTags(db)
         self.notifications = Notifications(db)
+        self.commands = Commands(db)
+        self.configuration = Configuration(db)
+        self.local_lists = LocalLists(db)
+        self.reservations = Reservations(db)
+        self.charging_profiles = ChargingProfiles(db)
 
 
 @asynccontextmanager

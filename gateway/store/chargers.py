@@ -7,6 +7,7 @@ import sqlite3
 from typing import Any
 
 from .db import Database
+from .paging import Filters, page
 
 DEVICE_FIELDS = {
     # BootNotification field -> column
@@ -123,6 +124,13 @@ def _list(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return [_charger_dict(conn, row) for row in rows]
 
 
+def _page(conn: sqlite3.Connection, online: bool | None, number: int, size: int) -> dict:
+    filters = Filters()
+    filters.add("online = ?", None if online is None else int(online))
+    return page(conn, "charge_points", filters, "online DESC, id", number, size,
+                lambda row: _charger_dict(conn, row))
+
+
 def _violations(conn: sqlite3.Connection, cp_id: str) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(
         "SELECT * FROM violations WHERE charge_point_id = ? ORDER BY last_seen DESC", (cp_id,)
@@ -165,6 +173,9 @@ class Chargers:
 
     async def list(self) -> list[dict[str, Any]]:
         return await self._db.run(_list)
+
+    async def page(self, online: bool | None = None, page: int = 1, size: int = 50) -> dict:
+        return await self._db.run(_page, online, page, size)
 
     async def violations(self, cp_id: str) -> list[dict[str, Any]]:
         return await self._db.run(_violations, cp_id)

@@ -6,6 +6,7 @@ import sqlite3
 from typing import Any
 
 from .db import Database
+from .paging import Filters, page
 
 
 def _get(conn: sqlite3.Connection, id_tag: str) -> dict[str, Any] | None:
@@ -24,6 +25,20 @@ def _put(conn: sqlite3.Connection, id_tag: str, status: str, expiry_date: str | 
     )
 
 
+def _delete(conn: sqlite3.Connection, id_tag: str) -> bool:
+    return conn.execute("DELETE FROM id_tags WHERE id_tag = ?", (id_tag,)).rowcount == 1
+
+
+def _all(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute("SELECT * FROM id_tags ORDER BY id_tag")]
+
+
+def _list(conn: sqlite3.Connection, status: str | None, number: int, size: int) -> dict:
+    filters = Filters()
+    filters.add("status = ?", status)
+    return page(conn, "id_tags", filters, "id_tag", number, size)
+
+
 class IdTags:
     def __init__(self, db: Database):
         self._db = db
@@ -34,3 +49,12 @@ class IdTags:
     async def put(self, id_tag: str, status: str = "Accepted", expiry_date: str | None = None,
                   parent_id_tag: str | None = None, *, at: str) -> None:
         await self._db.run(_put, id_tag, status, expiry_date, parent_id_tag, at)
+
+    async def delete(self, id_tag: str) -> bool:
+        return await self._db.run(_delete, id_tag)
+
+    async def all(self) -> list[dict[str, Any]]:
+        return await self._db.run(_all)
+
+    async def list(self, status: str | None = None, page: int = 1, size: int = 50) -> dict:
+        return await self._db.run(_list, status, page, size)

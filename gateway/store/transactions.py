@@ -7,6 +7,7 @@ import sqlite3
 from typing import Any, NamedTuple
 
 from .db import Database
+from .paging import Filters, page
 
 
 class Sample(NamedTuple):
@@ -30,13 +31,21 @@ class StopOutcome(str, enum.Enum):
 
 
 def _start(conn: sqlite3.Connection, cp_id: str, connector_id: int, id_tag: str, id_tag_status: str,
-           meter_start: int | None, timestamp: str | None, reservation_id: int | None, at: str) -> int:
+           meter_start: int | None, timestamp: str | None, reservation_id: int | None,
+           remote_start_request_id: str | None, at: str) -> int:
     cur = conn.execute(
         """INSERT INTO transactions (charge_point_id, connector_id, id_tag, id_tag_status, meter_start,
-                                     start_timestamp, reservation_id, started_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-        (cp_id, connector_id, id_tag, id_tag_status, meter_start, timestamp, reservation_id, at),
+                                     start_timestamp, reservation_id, remote_start_request_id, started_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (cp_id, connector_id, id_tag, id_tag_status, meter_start, timestamp, reservation_id,
+         remote_start_request_id, at),
     )
+    if reservation_id is not None:  # the reservation is used up by this transaction
+        conn.execute(
+            "UPDATE reservations SET status = 'Used', transaction_id = ?, updated_at = ? "
+            "WHERE id = ? AND charge_point_id = ?",
+            (cur.lastrowid, at, reservation_id, cp_id),
+        )
     return cur.lastrowid
 
 
@@ -97,6 +106,23 @@ def _get(conn: sqlite3.Connection, transaction_id: int) -> dict[str, Any] | None
     return dict(row) if row else None
 
 
+def _list(conn: sqlite3.Connection, cp_id: str | None, state: str | None, since: str | None,
+          until: str | None, number: int, size: int) -> dict:
+    filters = Filters()
+    filters.add("charge_point_id = ?", cp_id)
+    filters.add("COALESCE(started_at, stopped_at) >= ?", since)
+    filters.add("COALESCE(started_at, stopped_at) < ?", until)
+    if state == "open":
+        filters.clauses.append("stopped_at IS NULL")
+    elif state == "closed":
+        filters.clauses.append("stopped_at IS NOT NULL")
+    return page(conn, "transactions", filters, "id DESC", number, size)
+
+
+def _count_open(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COUNT(*) FROM transactions WHERE stopped_at IS NULL").fetchone()[0]
+
+
 def _samples(conn: sqlite3.Connection, transaction_id: int) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(
         "SELECT * FROM meter_values WHERE transaction_id = ? ORDER BY id", (transaction_id,)
@@ -109,10 +135,10 @@ class Transactions:
 
     async def start(self, cp_id: str, connector_id: int, id_tag: str, id_tag_status: str,
                     meter_start: int | None, timestamp: str | None, reservation_id: int | None,
-                    at: str) -> int:
+                    at: str, remote_start_request_id: str | None = None) -> int:
         """Insert and commit a transaction; return its id (always > 0, never reused)."""
         return await self._db.run(_start, cp_id, connector_id, id_tag, id_tag_status, meter_start,
-                                  timestamp, reservation_id, at)
+                                  timestamp, reservation_id, remote_start_request_id, at)
 
     async def stop(self, cp_id: str, transaction_id: int, meter_stop: int | None, timestamp: str | None,
                    reason: str | None, id_tag: str | None, samples: list[Sample], at: str) -> StopOutcome:
@@ -129,3 +155,10 @@ class Transactions:
 
     async def samples(self, transaction_id: int) -> list[dict[str, Any]]:
         return await self._db.run(_samples, transaction_id)
+
+    async def list(self, cp_id: str | None = None, state: str | None = None, since: str | None = None,
+                   until: str | None = None, page: int = 1, size: int = 50) -> dict:
+        return await self._db.run(_list, cp_id, state, since, until, page, size)
+
+    async def count_open(self) -> int:
+        return await self._db.run(_count_open)

@@ -1,0 +1,222 @@
+"""Commands to chargers, as operators send them: checked, sent, recorded, remembered.
+
+`CommandService.send()` checks the payload against the 1.6 schema, sends it
+through the charger's session, records the command with its answer or error and
+latency, and applies what the answer means to the gateway's records (the
+configuration snapshot, local list versions, reservations, charging profiles,
+the remote start a transaction answers).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Awaitable, Callable
+
+import attrs
+import structlog
+import trio
+
+from .. import clock
+from ..ocpp.actions import CENTRAL_ACTIONS
+from ..ocpp.frames import new_unique_id
+from ..ocpp.validation import Violation
+from .errors import CallErrorReceived, CallTimeout, CommandError, NotConnected
+from .service import ChargerService
+
+log = structlog.get_logger("gateway.commands")
+
+
+class UnknownAction(CommandError):
+    def __init__(self, action: str):
+        super().__init__(f"unknown action {action!r}: expected one of {', '.join(sorted(CENTRAL_ACTIONS))}")
+        self.action = action
+
+
+class InvalidPayload(CommandError):
+    def __init__(self, violation: Violation):
+        super().__init__(violation.message)
+        self.violation = violation
+
+
+@attrs.frozen
+class Sent:
+    """A command's identity and, once answered, the charger's payload."""
+
+    request_id: str
+    cp_id: str
+    action: str
+    payload: dict[str, Any]
+    result: dict[str, Any] | None = None
+
+
+# (commands, cp_id, payload, result or None, outcome) -> None; runs after every command of its action
+AfterHook = Callable[["CommandService", str, dict, "dict | None", str, str], Awaitable[None]]
+_AFTER: dict[str, AfterHook] = {}
+
+
+def after(action: str) -> Callable[[AfterHook], AfterHook]:
+    def register(fn: AfterHook) -> AfterHook:
+        _AFTER[action] = fn
+        return fn
+
+    return register
+
+
+class CommandService:
+    def __init__(self, chargers: ChargerService, nursery: trio.Nursery | None = None):
+        self.chargers = chargers
+        self.store = chargers.store
+        self._nursery = nursery  # for commands whose caller does not wait (wait=false)
+
+    def check(self, action: str, payload: dict[str, Any]) -> None:
+        """Raise UnknownAction or InvalidPayload; nothing is sent."""
+        if action not in CENTRAL_ACTIONS:
+            raise UnknownAction(action)
+        violation = self.chargers.validator.check(action, "request", payload)
+        if violation is not None:
+            raise InvalidPayload(violation)
+
+    async def prepare(self, action: str, cp_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Fill what the gateway allocates, then check. ReserveNow without an id gets a new one."""
+        if action == "ReserveNow" and "reservationId" not in payload:
+            self.check(action, {**payload, "reservationId": 0})
+            reservation_id = await self.store.reservations.create(
+                None, cp_id, payload["connectorId"], payload["idTag"], payload.get("parentIdTag"),
+                payload["expiryDate"], "", clock.iso())
+            payload = {**payload, "reservationId": reservation_id}
+        self.check(action, payload)
+        return payload
+
+    async def send(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float | None = None,
+                   request_id: str | None = None) -> Sent:
+        """Send and wait for the answer; raise CallErrorReceived, CallTimeout or NotConnected."""
+        payload = await self.prepare(action, cp_id, payload)
+        return await self._send(cp_id, action, payload, timeout, request_id or new_unique_id())
+
+    async def start(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float | None = None) -> Sent:
+        """Send without waiting (wait=false): checked now, answered and recorded in the background."""
+        assert self._nursery is not None, "start() needs the gateway's nursery"
+        payload = await self.prepare(action, cp_id, payload)
+        if cp_id not in self.chargers.registry:
+            raise NotConnected(cp_id)
+        sent = Sent(new_unique_id(), cp_id, action, payload)
+
+        async def background() -> None:
+            try:
+                await self._send(cp_id, action, payload, timeout, sent.request_id)
+            except CommandError as exc:
+                log.info("background command failed", cp=cp_id, action=action, error=str(exc))
+
+        self._nursery.start_soon(background)
+        return sent
+
+    async def _send(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float | None,
+                    request_id: str) -> Sent:
+        await self._before(cp_id, action, payload, request_id)
+        self.store.commands.begin(request_id, cp_id, action, payload, clock.iso())
+        started = time.perf_counter()
+        result, error, outcome = None, None, "abandoned"  # stays so if the caller is cancelled
+        try:
+            result = await self.chargers.registry.call(cp_id, action, payload, timeout, request_id)
+            outcome = "answered"
+        except CallErrorReceived as exc:
+            outcome, error = "call_error", exc
+        except CallTimeout as exc:
+            outcome, error = "timeout", exc
+        except NotConnected as exc:
+            outcome, error = "not_connected", exc
+        finally:
+            with trio.CancelScope(shield=True):  # the record is kept whatever happens to the caller
+                await self._finish(cp_id, action, payload, request_id, result, error, outcome,
+                                   time.perf_counter() - started)
+        if error is not None:
+            raise error
+        return Sent(request_id, cp_id, action, payload, result)
+
+    async def _finish(self, cp_id: str, action: str, payload: dict[str, Any], request_id: str,
+                      result: dict | None, error: CommandError | None, outcome: str, latency: float) -> None:
+        metrics = self.chargers.metrics
+        metrics.commands.labels(action, outcome).inc()
+        if outcome == "answered":
+            metrics.command_latency.labels(action).observe(latency)
+        details = (error.code, error.description, error.details) if isinstance(error, CallErrorReceived) else None
+        await self.store.commands.finish(request_id, outcome, result, details, clock.iso(), latency * 1000)
+        hook = _AFTER.get(action)
+        if hook is not None:
+            await hook(self, cp_id, payload, result, outcome, request_id)
+
+    async def _before(self, cp_id: str, action: str, payload: dict[str, Any], request_id: str) -> None:
+        if action == "ReserveNow":
+            await self.store.reservations.create(
+                payload["reservationId"], cp_id, payload["connectorId"], payload["idTag"],
+                payload.get("parentIdTag"), payload["expiryDate"], request_id, clock.iso())
+        elif action == "RemoteStartTransaction":
+            # Before sending: some chargers send StartTransaction before answering the command.
+            self.chargers.remote_starts.expect(cp_id, payload.get("connectorId"), payload["idTag"], request_id)
+
+
+def _status(result: dict | None, outcome: str) -> str:
+    """The charger's answer status, or how the command ended when it gave none."""
+    return str(result.get("status")) if result and "status" in result else outcome
+
+
+@after("GetConfiguration")
+async def _configuration(cmds: CommandService, cp_id: str, payload: dict, result: dict | None, outcome: str,
+                         request_id: str) -> None:
+    if result is not None:
+        await cmds.store.configuration.replace(cp_id, result.get("configurationKey") or [],
+                                               complete=not payload.get("key"), at=clock.iso())
+
+
+@after("ChangeConfiguration")
+async def _change(cmds: CommandService, cp_id: str, payload: dict, result: dict | None, outcome: str,
+                  request_id: str) -> None:
+    if _status(result, outcome) in ("Accepted", "RebootRequired"):
+        await cmds.store.configuration.set(cp_id, payload["key"], payload["value"], clock.iso())
+
+
+@after("SendLocalList")
+async def _local_list(cmds: CommandService, cp_id: str, payload: dict, result: dict | None, outcome: str,
+                      request_id: str) -> None:
+    await cmds.store.local_lists.record(cp_id, payload["listVersion"], payload["updateType"],
+                                        payload.get("localAuthorizationList") or [], _status(result, outcome),
+                                        request_id, clock.iso())
+
+
+@after("ReserveNow")
+async def _reserved(cmds: CommandService, cp_id: str, payload: dict, result: dict | None, outcome: str,
+                    request_id: str) -> None:
+    await cmds.store.reservations.set_status(payload["reservationId"], _status(result, outcome), clock.iso())
+
+
+@after("CancelReservation")
+async def _cancelled(cmds: CommandService, cp_id: str, payload: dict, result: dict | None, outcome: str,
+                     request_id: str) -> None:
+    if _status(result, outcome) == "Accepted":
+        await cmds.store.reservations.set_status(payload["reservationId"], "Cancelled", clock.iso())
+
+
+@after("SetChargingProfile")
+async def _profile(cmds: CommandService, cp_id: str, payload: dict, result: dict | None, outcome: str,
+                   request_id: str) -> None:
+    await cmds.store.charging_profiles.record(cp_id, payload["connectorId"], payload["csChargingProfiles"],
+                                              _status(result, outcome), request_id, clock.iso())
+
+
+@after("ClearChargingProfile")
+async def _cleared(cmds: CommandService, cp_id: str, payload: dict, result: dict | None, outcome: str,
+                   request_id: str) -> None:
+    if _status(result, outcome) == "Accepted":
+        await cmds.store.charging_profiles.clear(cp_id, payload.get("id"), payload.get("connectorId"),
+                                                 payload.get("chargingProfilePurpose"), payload.get("stackLevel"),
+                                                 clock.iso())
+
+
+@after("RemoteStartTransaction")
+async def _remote_start(cmds: CommandService, cp_id: str, payload: dict, result: dict | None, outcome: str,
+                        request_id: str) -> None:
+    if _status(result, outcome) != "Accepted":
+        cmds.chargers.remote_starts.forget(request_id)
+    if "chargingProfile" in payload:  # a TxProfile sent along with the start
+        await cmds.store.charging_profiles.record(cp_id, payload.get("connectorId") or 0, payload["chargingProfile"],
+                                                  _status(result, outcome), request_id, clock.iso())

@@ -1,0 +1,33 @@
+"""Prometheus metrics of one gateway (its own registry, so tests can run several)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.chargers_connected = Gauge("ocpp_chargers_connected", "Chargers with an open WebSocket",
+                                        registry=self.registry)
+        self.transactions_open = Gauge("ocpp_transactions_open", "Transactions started and not stopped",
+                                       registry=self.registry)
+        self.frames = Counter("ocpp_frames", "OCPP-J frames by direction and action",
+                              ["direction", "action"], registry=self.registry)
+        self.call_errors = Counter("ocpp_callerrors", "CALLERRORs by direction (in: from chargers) and code",
+                                   ["direction", "code"], registry=self.registry)
+        self.commands = Counter("ocpp_commands", "Commands sent to chargers by action and outcome",
+                                ["action", "outcome"], registry=self.registry)
+        self.command_latency = Histogram(
+            "ocpp_command_latency_seconds", "Time from sending a command to the charger's answer", ["action"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=self.registry)
+
+    def frame(self, direction: str, message_type: int | None, action: str | None, code: str | None = None) -> None:
+        self.frames.labels(direction, action or "unknown").inc()
+        if message_type == 4:
+            self.call_errors.labels(direction, code or "unknown").inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

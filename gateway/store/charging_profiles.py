@@ -1,0 +1,60 @@
+"""Charging profiles sent per charger and connector, with the answers and what was cleared."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from .db import Database
+
+
+def _record(conn: sqlite3.Connection, cp_id: str, connector_id: int, profile: dict, status: str,
+            request_id: str, at: str) -> None:
+    conn.execute(
+        """INSERT INTO charging_profiles (charge_point_id, connector_id, profile_id, stack_level, purpose, profile,
+                                          status, request_id, sent_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (cp_id, connector_id, profile.get("chargingProfileId"), profile.get("stackLevel"),
+         profile.get("chargingProfilePurpose"), json.dumps(profile, ensure_ascii=False), status, request_id, at),
+    )
+
+
+def _clear(conn: sqlite3.Connection, cp_id: str, profile_id: int | None, connector_id: int | None,
+           purpose: str | None, stack_level: int | None, at: str) -> int:
+    """Mark as cleared what ClearChargingProfile with these criteria removes (OCPP 1.6, 5.5)."""
+    sql = "UPDATE charging_profiles SET cleared_at = ? WHERE charge_point_id = ? AND cleared_at IS NULL"
+    args: list[Any] = [at, cp_id]
+    if profile_id is not None:
+        sql += " AND profile_id = ?"
+        args.append(profile_id)
+    else:
+        for column, value in (("connector_id", connector_id), ("purpose", purpose), ("stack_level", stack_level)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                args.append(value)
+    return conn.execute(sql, args).rowcount
+
+
+def _list(conn: sqlite3.Connection, cp_id: str, active_only: bool) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM charging_profiles WHERE charge_point_id = ?"
+    if active_only:
+        sql += " AND cleared_at IS NULL AND status = 'Accepted'"
+    rows = conn.execute(sql + " ORDER BY id DESC", (cp_id,))
+    return [dict(r, profile=json.loads(r["profile"])) for r in rows]
+
+
+class ChargingProfiles:
+    def __init__(self, db: Database):
+        self._db = db
+
+    async def record(self, cp_id: str, connector_id: int, profile: dict, status: str, request_id: str,
+                     at: str) -> None:
+        await self._db.run(_record, cp_id, connector_id, profile, status, request_id, at)
+
+    async def clear(self, cp_id: str, profile_id: int | None, connector_id: int | None, purpose: str | None,
+                    stack_level: int | None, at: str) -> int:
+        return await self._db.run(_clear, cp_id, profile_id, connector_id, purpose, stack_level, at)
+
+    async def list(self, cp_id: str, active_only: bool = False) -> list[dict[str, Any]]:
+        return await self._db.run(_list, cp_id, active_only)

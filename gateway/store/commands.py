@@ -1,0 +1,69 @@
+"""Every command sent to a charger, with its answer or error and its latency."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from .db import Database
+from .paging import Filters, page
+
+
+def _begin(conn: sqlite3.Connection, request_id: str, cp_id: str, action: str, payload: dict, at: str) -> None:
+    conn.execute(
+        "INSERT INTO commands (request_id, charge_point_id, action, payload, sent_at) VALUES (?, ?, ?, ?, ?)",
+        (request_id, cp_id, action, json.dumps(payload, ensure_ascii=False), at),
+    )
+
+
+def _finish(conn: sqlite3.Connection, request_id: str, outcome: str, result: dict | None,
+            error: tuple[str, str, dict] | None, at: str, latency_ms: float) -> None:
+    code, description, details = error or (None, None, None)
+    conn.execute(
+        """UPDATE commands SET outcome = ?, result = ?, error_code = ?, error_description = ?,
+                               error_details = ?, finished_at = ?, latency_ms = ?
+           WHERE request_id = ?""",
+        (outcome, json.dumps(result, ensure_ascii=False) if result is not None else None, code, description,
+         json.dumps(details, ensure_ascii=False) if details is not None else None, at, latency_ms, request_id),
+    )
+
+
+def _shape(row: sqlite3.Row) -> dict[str, Any]:
+    out = dict(row)
+    for key in ("payload", "result", "error_details"):
+        if out[key] is not None:
+            out[key] = json.loads(out[key])
+    return out
+
+
+def _list(conn: sqlite3.Connection, cp_id: str | None, action: str | None, number: int, size: int) -> dict:
+    filters = Filters()
+    filters.add("charge_point_id = ?", cp_id)
+    filters.add("action = ?", action)
+    return page(conn, "commands", filters, "id DESC", number, size, _shape)
+
+
+def _get(conn: sqlite3.Connection, request_id: str) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM commands WHERE request_id = ?", (request_id,)).fetchone()
+    return _shape(row) if row else None
+
+
+class Commands:
+    def __init__(self, db: Database):
+        self._db = db
+
+    def begin(self, request_id: str, cp_id: str, action: str, payload: dict, at: str) -> None:
+        """Note a command as sent (rides on the next commit; finish() always lands after it)."""
+        self._db.submit(_begin, request_id, cp_id, action, payload, at)
+
+    async def finish(self, request_id: str, outcome: str, result: dict | None,
+                     error: tuple[str, str, dict] | None, at: str, latency_ms: float) -> None:
+        await self._db.run(_finish, request_id, outcome, result, error, at, latency_ms)
+
+    async def list(self, cp_id: str | None = None, action: str | None = None, page: int = 1,
+                   size: int = 50) -> dict:
+        return await self._db.run(_list, cp_id, action, page, size)
+
+    async def get(self, request_id: str) -> dict[str, Any] | None:
+        return await self._db.run(_get, request_id)

@@ -1,0 +1,49 @@
+"""The charger's configuration snapshot (GetConfiguration answers, accepted ChangeConfiguration)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from .db import Database
+
+
+def _replace(conn: sqlite3.Connection, cp_id: str, keys: list[dict[str, Any]], complete: bool, at: str) -> None:
+    if complete:  # an answer to "all keys" is the whole truth
+        conn.execute("DELETE FROM configuration WHERE charge_point_id = ?", (cp_id,))
+    conn.executemany(
+        """INSERT INTO configuration (charge_point_id, key, value, readonly, updated_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (charge_point_id, key) DO UPDATE SET value = excluded.value,
+               readonly = excluded.readonly, updated_at = excluded.updated_at""",
+        [(cp_id, k["key"], k.get("value"), int(bool(k["readonly"])) if "readonly" in k else None, at)
+         for k in keys if isinstance(k, dict) and isinstance(k.get("key"), str)],
+    )
+
+
+def _set(conn: sqlite3.Connection, cp_id: str, key: str, value: str, at: str) -> None:
+    conn.execute(
+        """INSERT INTO configuration (charge_point_id, key, value, updated_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (charge_point_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at""",
+        (cp_id, key, value, at),
+    )
+
+
+def _get(conn: sqlite3.Connection, cp_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT key, value, readonly, updated_at FROM configuration WHERE charge_point_id = ? ORDER BY key", (cp_id,)
+    )
+    return [{**dict(r), "readonly": None if r["readonly"] is None else bool(r["readonly"])} for r in rows]
+
+
+class Configuration:
+    def __init__(self, db: Database):
+        self._db = db
+
+    async def replace(self, cp_id: str, keys: list[dict[str, Any]], complete: bool, at: str) -> None:
+        await self._db.run(_replace, cp_id, keys, complete, at)
+
+    async def set(self, cp_id: str, key: str, value: str, at: str) -> None:
+        await self._db.run(_set, cp_id, key, value, at)
+
+    async def get(self, cp_id: str) -> list[dict[str, Any]]:
+        return await self._db.run(_get, cp_id)
