@@ -9,6 +9,7 @@ import structlog
 import trio
 
 from . import clock
+from .chargepoint.commands import CommandService
 from .chargepoint.listener import serve_ocpp
 from .chargepoint.service import ChargerService
 from .config import Config, parse_address
@@ -41,9 +42,9 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
         # Nothing is connected before we start: clear what a crash may have left marked online.
         await store.chargers.all_offline("gateway restarted", clock.iso())
         chargers = ChargerService(store, config.charger)
-        app = create_app(chargers)
         http_stopped = trio.Event()
         async with trio.open_nursery() as nursery:
+            app = create_app(chargers, CommandService(chargers, nursery))
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)
             bound_ocpp = await nursery.start(serve_ocpp, chargers, ocpp_host, ocpp_port)

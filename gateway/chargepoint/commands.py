@@ -68,10 +68,13 @@ class CommandService:
         self.store = chargers.store
         self._nursery = nursery  # for commands whose caller does not wait (wait=false)
 
-    def check(self, action: str, payload: dict[str, Any]) -> None:
-        """Raise UnknownAction or InvalidPayload; nothing is sent."""
+    def check_action(self, action: str) -> None:
         if action not in CENTRAL_ACTIONS:
             raise UnknownAction(action)
+
+    def check(self, action: str, payload: dict[str, Any]) -> None:
+        """Raise UnknownAction or InvalidPayload; nothing is sent."""
+        self.check_action(action)
         violation = self.chargers.validator.check(action, "request", payload)
         if violation is not None:
             raise InvalidPayload(violation)
@@ -90,15 +93,17 @@ class CommandService:
     async def send(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float | None = None,
                    request_id: str | None = None) -> Sent:
         """Send and wait for the answer; raise CallErrorReceived, CallTimeout or NotConnected."""
+        if cp_id not in self.chargers.registry:
+            raise NotConnected(cp_id)
         payload = await self.prepare(action, cp_id, payload)
         return await self._send(cp_id, action, payload, timeout, request_id or new_unique_id())
 
     async def start(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float | None = None) -> Sent:
         """Send without waiting (wait=false): checked now, answered and recorded in the background."""
         assert self._nursery is not None, "start() needs the gateway's nursery"
-        payload = await self.prepare(action, cp_id, payload)
         if cp_id not in self.chargers.registry:
             raise NotConnected(cp_id)
+        payload = await self.prepare(action, cp_id, payload)
         sent = Sent(new_unique_id(), cp_id, action, payload)
 
         async def background() -> None:
@@ -112,6 +117,8 @@ class CommandService:
 
     async def _send(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float | None,
                     request_id: str) -> Sent:
+        if cp_id not in self.chargers.registry:  # nothing is sent, so nothing is recorded
+            raise NotConnected(cp_id)
         await self._before(cp_id, action, payload, request_id)
         self.store.commands.begin(request_id, cp_id, action, payload, clock.iso())
         started = time.perf_counter()
@@ -130,6 +137,7 @@ class CommandService:
                 await self._finish(cp_id, action, payload, request_id, result, error, outcome,
                                    time.perf_counter() - started)
         if error is not None:
+            error.request_id = request_id
             raise error
         return Sent(request_id, cp_id, action, payload, result)
 

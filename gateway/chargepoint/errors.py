@@ -6,6 +6,8 @@ from __future__ import annotations
 class CommandError(Exception):
     """Base of the typed failures of `Session.call`."""
 
+    request_id: str | None = None  # the CALL's unique id, once the command service knows it
+
 
 class NotConnected(CommandError):
     def __init__(self, cp_id: str):

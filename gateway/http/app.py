@@ -9,27 +9,38 @@ from typing import Any
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
-from quart import jsonify
+from quart import Response, jsonify
 from quart_trio import QuartTrio
 
 from .. import __version__, clock
+from ..chargepoint.commands import CommandService
 from ..chargepoint.service import ChargerService
-from . import charger_ws, errors, ocpp_api
+from ..metrics import CONTENT_TYPE
+from . import charger_ws, commands_api, errors, ocpp_api, records_api
 
 
-def create_app(chargers: ChargerService) -> QuartTrio:
+def create_app(chargers: ChargerService, commands: CommandService) -> QuartTrio:
     app = QuartTrio("gateway")
     app.config["CHARGERS"] = chargers
+    app.config["COMMANDS"] = commands
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False
     errors.install(app)
     app.register_blueprint(ocpp_api.bp)
+    app.register_blueprint(commands_api.bp)
+    app.register_blueprint(records_api.bp)
     app.register_blueprint(charger_ws.bp)
 
     @app.get("/health")
     async def health() -> Any:
         return jsonify({"status": "ok", "version": __version__, "time": clock.iso(),
                         "chargersConnected": len(chargers.registry)})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        chargers.metrics.chargers_connected.set(len(chargers.registry))
+        chargers.metrics.transactions_open.set(await chargers.store.transactions.count_open())
+        return Response(chargers.metrics.render(), content_type=CONTENT_TYPE)
 
     return app
 

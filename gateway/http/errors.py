@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Quart, Response, jsonify, request
+from quart import Quart, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .. import clock
+from ..chargepoint.commands import InvalidPayload, UnknownAction
+from ..chargepoint.errors import CallErrorReceived, CallTimeout, NotConnected
+from ..ocpp.query import QueryError
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 429: "too_many_requests"}
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, message: str, **context: Any):
+    def __init__(self, status: int, error: str, message: str, /, **context: Any):
         super().__init__(message)
         self.status = status
         self.error = error
@@ -22,7 +25,7 @@ class ApiError(Exception):
         self.context = context
 
 
-def error_response(status: int, error: str, message: str, **context: Any) -> Response:
+def error_response(status: int, error: str, message: str, /, **context: Any) -> Response:
     body = {"error": error, "message": message, "path": request.path, "timestamp": clock.iso(), **context}
     response = jsonify(body)
     response.status_code = status
@@ -33,6 +36,39 @@ def install(app: Quart) -> None:
     @app.errorhandler(ApiError)
     async def api_error(exc: ApiError) -> Response:
         return error_response(exc.status, exc.error, exc.message, **exc.context)
+
+    @app.errorhandler(QueryError)
+    async def query_error(exc: QueryError) -> Response:
+        return error_response(400, "bad_request", str(exc))
+
+    @app.errorhandler(UnknownAction)
+    async def unknown_action(exc: UnknownAction) -> Response:
+        return error_response(400, "bad_request", str(exc), action=exc.action)
+
+    @app.errorhandler(InvalidPayload)
+    async def invalid_payload(exc: InvalidPayload) -> Response:
+        v = exc.violation
+        return error_response(400, "bad_request", v.message, field=v.path, errorCode=v.code.value)
+
+    @app.errorhandler(NotConnected)
+    async def not_connected(exc: NotConnected) -> Response:
+        known = await current_app.config["CHARGERS"].store.chargers.get(exc.cp_id)
+        if known is None:
+            return error_response(404, "not_found", f"charge point {exc.cp_id!r} has never connected",
+                                  cpId=exc.cp_id)
+        return error_response(404, "not_connected", f"charge point {exc.cp_id!r} is not connected",
+                              cpId=exc.cp_id, lastSeen=known["last_seen"])
+
+    @app.errorhandler(CallErrorReceived)
+    async def call_error(exc: CallErrorReceived) -> Response:
+        return error_response(502, "call_error", f"the charger answered {exc.action} with {exc.code}",
+                              errorCode=exc.code, errorDescription=exc.description, errorDetails=exc.details,
+                              action=exc.action, requestId=exc.request_id)
+
+    @app.errorhandler(CallTimeout)
+    async def timeout(exc: CallTimeout) -> Response:
+        return error_response(504, "timeout", str(exc), action=exc.action, timeoutSeconds=exc.timeout,
+                              sent=exc.sent, requestId=exc.request_id)
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:

@@ -41,7 +41,7 @@ class Violation:
     rule: str
 
 
-def _load(action: str, kind: Kind) -> dict[str, Any]:
+def load_schema(action: str, kind: Kind) -> dict[str, Any]:
     name = f"{action}Response.json" if kind == "response" else f"{action}.json"
     text = resources.files("ocpp.v16").joinpath("schemas", name).read_text("utf-8")
     return json.loads(text)
@@ -66,7 +66,7 @@ class Validator:
         key = (action, kind)
         fn = self._cache.get(key)
         if fn is None:
-            fn = self._cache[key] = fastjsonschema.compile(_load(action, kind))
+            fn = self._cache[key] = fastjsonschema.compile(load_schema(action, kind))
         return fn
 
     def knows(self, action: str) -> bool:

@@ -53,6 +53,18 @@ def _query(conn: sqlite3.Connection, cp_id: str | None, since: str | None, until
     return [dict(r) for r in rows]
 
 
+def _recent(conn: sqlite3.Connection, cp_id: str | None, since: str | None, until: str | None,
+            before: int | None, limit: int) -> list[dict[str, Any]]:
+    sql, args = "SELECT * FROM frames WHERE 1 = 1", []
+    for clause, value in (("charge_point_id = ?", cp_id), ("at >= ?", since), ("at < ?", until),
+                          ("id < ?", before)):
+        if value is not None:
+            sql += f" AND {clause}"
+            args.append(value)
+    rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+    return [dict(r) for r in rows]
+
+
 class FrameLog:
     """Buffers frames in memory and writes them in one job per flush, never one commit per frame."""
 
@@ -114,3 +126,9 @@ class FrameLog:
                     limit: int = 1000) -> list[dict[str, Any]]:
         await self.flush()  # what was just said is part of the answer
         return await self._db.run(_query, cp_id, since, until, limit)
+
+    async def recent(self, cp_id: str | None = None, since: str | None = None, until: str | None = None,
+                     before: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Newest first; `before` (a frame id) pages back in time."""
+        await self.flush()
+        return await self._db.run(_recent, cp_id, since, until, before, limit)

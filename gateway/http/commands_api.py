@@ -1,0 +1,183 @@
+"""Commands over HTTP: the seed-compatible GET API (API.md section 1), every central-system
+action through /api/ocpp/call/{cpId}/{Action} (section 2), and GET shortcuts for everyday ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from quart import Blueprint, current_app, jsonify, request
+
+from .. import clock
+from ..chargepoint.authorization import id_tag_info
+from ..chargepoint.commands import CommandService, Sent
+from ..events import TransactionStarted
+from ..ocpp.query import payload_from_query
+from . import params
+from .errors import ApiError
+
+bp = Blueprint("commands_api", __name__, url_prefix="/api/ocpp")
+
+# GET /api/ocpp/{shortcut}/{cpId}?...  ->  the action it sends
+SHORTCUTS = {
+    "reset": "Reset",
+    "unlock": "UnlockConnector",
+    "changeAvailability": "ChangeAvailability",
+    "getConfiguration": "GetConfiguration",
+    "changeConfiguration": "ChangeConfiguration",
+    "clearCache": "ClearCache",
+    "triggerMessage": "TriggerMessage",
+    "dataTransfer": "DataTransfer",
+    "reserveNow": "ReserveNow",
+    "cancelReservation": "CancelReservation",
+    "setChargingProfile": "SetChargingProfile",
+    "clearChargingProfile": "ClearChargingProfile",
+    "getCompositeSchedule": "GetCompositeSchedule",
+    "getDiagnostics": "GetDiagnostics",
+    "updateFirmware": "UpdateFirmware",
+}
+
+
+def _commands() -> CommandService:
+    return current_app.config["COMMANDS"]
+
+
+def _query_payload(action: str, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    skip = params.ROUTE_PARAMS + exclude
+    return payload_from_query(action, [(k, v) for k, v in request.args.lists() if k not in skip])
+
+
+async def _body_payload() -> dict[str, Any]:
+    body = await request.get_data(as_text=True)
+    if not body.strip():
+        return {}
+    data = await request.get_json(force=True, silent=True)
+    if not isinstance(data, dict):
+        raise params.bad("the request body must be a JSON object (the OCPP payload)")
+    return data
+
+
+async def _send(cp_id: str, action: str, payload: dict[str, Any]) -> Sent | dict[str, Any]:
+    """Send and wait, or with wait=false start it and answer at once as the original API did."""
+    timeout = params.timeout()
+    if not params.flag("wait", True):
+        sent = await _commands().start(cp_id, action, payload, timeout)
+        return {"requestId": sent.request_id, "cpId": cp_id}
+    return await _commands().send(cp_id, action, payload, timeout)
+
+
+@bp.route("/call/<cp_id>/<action>", methods=["GET", "POST"])
+async def call(cp_id: str, action: str) -> Any:
+    _commands().check_action(action)
+    payload = await _body_payload() if request.method == "POST" else _query_payload(action)
+    sent = await _send(cp_id, action, payload)
+    if isinstance(sent, dict):
+        return jsonify({**sent, "action": action})
+    return jsonify({"cpId": cp_id, "action": action, "requestId": sent.request_id, "result": sent.result})
+
+
+def _shortcut(action: str):
+    async def route(cp_id: str) -> Any:
+        if request.method == "POST":
+            payload = await _body_payload()
+        else:
+            payload = _query_payload(action)
+            if action == "UpdateFirmware":  # "now" unless told otherwise
+                payload.setdefault("retrieveDate", clock.iso())
+        sent = await _send(cp_id, action, payload)
+        if isinstance(sent, dict):
+            return jsonify({**sent, "action": action})
+        return jsonify({"cpId": cp_id, "action": action, "requestId": sent.request_id,
+                        "status": (sent.result or {}).get("status"), "result": sent.result,
+                        **({"reservationId": sent.payload["reservationId"]} if action == "ReserveNow" else {})})
+
+    return route
+
+
+for _name, _action in SHORTCUTS.items():
+    bp.add_url_rule(f"/{_name}/<cp_id>", f"shortcut_{_name}", _shortcut(_action), methods=["GET", "POST"])
+
+
+@bp.get("/remoteStart/<cp_id>")
+async def remote_start(cp_id: str) -> Any:
+    if not request.args.get("idTag"):
+        raise params.bad("the query parameter idTag is required")
+    payload = _query_payload("RemoteStartTransaction")
+    wait_tx = params.number("waitForTransactionSeconds", None, high=params.TIMEOUT_MAX)
+    if wait_tx is None:
+        sent = await _send(cp_id, "RemoteStartTransaction", payload)
+        return jsonify(sent if isinstance(sent, dict) else _answer(sent))
+    # Listen before sending: a charger may start the transaction before it answers the command.
+    with current_app.config["CHARGERS"].events.subscribe() as events:
+        sent = await _commands().send(cp_id, "RemoteStartTransaction", payload, params.timeout())
+        body = _answer(sent)
+        if body["status"] != "Accepted":
+            return jsonify(body)
+        with trio.move_on_after(wait_tx):
+            async for event in events:
+                if isinstance(event, TransactionStarted) and event.remote_start_request_id == sent.request_id:
+                    return jsonify({**body, "transactionId": event.transaction_id})
+    raise ApiError(504, "timeout",
+                   f"the charger accepted RemoteStartTransaction but started no transaction within {wait_tx:g} s",
+                   **body, transactionId=None)
+
+
+def _answer(sent: Sent) -> dict[str, Any]:
+    return {"requestId": sent.request_id, "cpId": sent.cp_id, "status": (sent.result or {}).get("status"),
+            "result": sent.result}
+
+
+@bp.get("/remoteStop/<cp_id>")
+async def remote_stop(cp_id: str) -> Any:
+    params.integer("transactionId", required=True)
+    sent = await _send(cp_id, "RemoteStopTransaction", _query_payload("RemoteStopTransaction"))
+    return jsonify(sent if isinstance(sent, dict) else _answer(sent))
+
+
+@bp.get("/localList/version/<cp_id>")
+async def local_list_version(cp_id: str) -> Any:
+    sent = await _send(cp_id, "GetLocalListVersion", {})
+    if isinstance(sent, dict):
+        return jsonify(sent)
+    return jsonify({"result": sent.result, "cpId": cp_id, "requestId": sent.request_id})
+
+
+async def _send_list(cp_id: str, version: int, update_type: str, entries: list[dict[str, Any]]) -> Sent | dict:
+    payload: dict[str, Any] = {"listVersion": version, "updateType": update_type}
+    if entries or update_type == "Full":
+        payload["localAuthorizationList"] = entries
+    return await _send(cp_id, "SendLocalList", payload)
+
+
+@bp.get("/localList/full/<cp_id>")
+async def local_list_full(cp_id: str) -> Any:
+    store = current_app.config["CHARGERS"].store
+    now = clock.now()
+    entries = [{"idTag": row["id_tag"], "idTagInfo": id_tag_info(row, False, now)} for row in await store.id_tags.all()]
+    version = await store.local_lists.next_version(cp_id)
+    sent = await _send_list(cp_id, version, "Full", entries)
+    if isinstance(sent, dict):
+        return jsonify({**sent, "listVersion": version})
+    accepted = (sent.result or {}).get("status") == "Accepted"
+    return jsonify({
+        "cpId": cp_id, "status": "success" if accepted else "failed",
+        "message": (f"local list version {version} with {len(entries)} id tags accepted" if accepted
+                    else f"the charger answered {(sent.result or {}).get('status')} to list version {version}"),
+        "listVersion": version, "entries": len(entries), "result": sent.result, "requestId": sent.request_id,
+    })
+
+
+@bp.post("/localList/diff/<cp_id>")
+async def local_list_diff(cp_id: str) -> Any:
+    body = await _body_payload()
+    # API.md spells it localAuthorisationList; OCPP spells it localAuthorizationList. Take either.
+    entries = body.get("localAuthorisationList", body.get("localAuthorizationList"))
+    if not isinstance(entries, list) or not entries:
+        raise params.bad("the body must hold localAuthorisationList: a non-empty list of {idTag, idTagInfo}")
+    version = body.get("listVersion")
+    if version is None:
+        version = await current_app.config["CHARGERS"].store.local_lists.next_version(cp_id)
+    sent = await _send_list(cp_id, version, "Differential", entries)
+    if isinstance(sent, dict):
+        return jsonify({**sent, "listVersion": version})
+    return jsonify({"result": sent.result, "cpId": cp_id, "listVersion": version, "requestId": sent.request_id})

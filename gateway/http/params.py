@@ -1,0 +1,89 @@
+"""Reading the route's own query parameters, with a 400 that names the parameter."""
+
+from __future__ import annotations
+
+from quart import request
+
+from .. import clock
+from .errors import ApiError
+
+TIMEOUT_DEFAULT = 10.0
+TIMEOUT_MAX = 120.0
+PAGE_SIZE_DEFAULT = 50
+PAGE_SIZE_MAX = 500
+ROUTE_PARAMS = ("timeoutSeconds", "wait", "waitForTransactionSeconds")
+
+
+def bad(message: str, **context: object) -> ApiError:
+    return ApiError(400, "bad_request", message, **context)
+
+
+def number(name: str, default: float | None = None, *, low: float = 0, high: float | None = None) -> float | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise bad(f"{name} must be a number, not {raw!r}") from None
+    if value != value or value <= low:  # NaN or too small
+        raise bad(f"{name} must be greater than {low:g}")
+    return min(value, high) if high is not None else value
+
+
+def integer(name: str, default: int | None = None, *, low: int | None = None, high: int | None = None,
+            required: bool = False) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise bad(f"the query parameter {name} is required")
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad(f"{name} must be an integer, not {raw!r}") from None
+    if low is not None and value < low:
+        raise bad(f"{name} must be at least {low}")
+    if high is not None and value > high:
+        raise bad(f"{name} must be at most {high}")
+    return value
+
+
+def flag(name: str, default: bool | None) -> bool | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise bad(f"{name} must be true or false, not {raw!r}")
+
+
+def timeout() -> float:
+    """timeoutSeconds: default 10, capped at 120."""
+    return number("timeoutSeconds", TIMEOUT_DEFAULT, high=TIMEOUT_MAX)
+
+
+def time(name: str) -> str | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    moment = clock.parse(raw)
+    if moment is None:
+        raise bad(f"{name} must be an ISO 8601 time such as 2026-01-31T12:00:00Z, not {raw!r}")
+    return clock.iso(moment)
+
+
+def paging() -> tuple[int, int]:
+    return (integer("page", 1, low=1),
+            integer("size", PAGE_SIZE_DEFAULT, low=1, high=PAGE_SIZE_MAX))
+
+
+def camel(row: dict) -> dict:
+    """snake_case record keys -> the API's camelCase (top level only: payloads keep their own keys)."""
+    out = {}
+    for key, value in row.items():
+        head, *rest = key.split("_")
+        out[head + "".join(part.title() for part in rest)] = value
+    return out

@@ -1,0 +1,271 @@
+"""REST records read from SQLite (API.md section 4), and id-tag management."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, current_app, jsonify, request
+
+from .. import clock
+from ..store import Store
+from . import params
+from .errors import ApiError
+from .ocpp_api import status_view
+
+bp = Blueprint("records_api", __name__, url_prefix="/api")
+
+ID_TAG_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")
+
+
+def _store() -> Store:
+    return current_app.config["CHARGERS"].store
+
+
+def _online(cp_id: str) -> bool:
+    return cp_id in current_app.config["CHARGERS"].registry
+
+
+def _paged(result: dict, shape=params.camel) -> Any:
+    return jsonify({**result, "records": [shape(r) for r in result["records"]]})
+
+
+def _not_found(what: str, key: Any) -> ApiError:
+    return ApiError(404, "not_found", f"{what} {key!r} is not known")
+
+
+async def _charger(cp_id: str) -> dict[str, Any]:
+    cp = await _store().chargers.get(cp_id)
+    if cp is None:
+        raise _not_found("charge point", cp_id)
+    return cp
+
+
+# ---- chargers -----------------------------------------------------------------
+
+@bp.get("/chargers")
+async def chargers() -> Any:
+    page, size = params.paging()
+    online = params.flag("online", None)
+    result = await _store().chargers.page(online, page, size)
+    return _paged(result, lambda cp: status_view(cp, _online(cp["id"]), []))
+
+
+@bp.get("/chargers/<cp_id>")
+async def charger(cp_id: str) -> Any:
+    cp = await _charger(cp_id)
+    view = status_view(cp, _online(cp_id), await _store().chargers.violations(cp_id))
+    view["configuration"] = [params.camel(k) for k in await _store().configuration.get(cp_id)]
+    return jsonify(view)
+
+
+@bp.get("/chargers/<cp_id>/configuration")
+async def configuration(cp_id: str) -> Any:
+    await _charger(cp_id)
+    return jsonify([params.camel(k) for k in await _store().configuration.get(cp_id)])
+
+
+@bp.get("/chargers/<cp_id>/violations")
+async def violations(cp_id: str) -> Any:
+    await _charger(cp_id)
+    return jsonify([params.camel(v) for v in await _store().chargers.violations(cp_id)])
+
+
+@bp.get("/chargers/<cp_id>/local-lists")
+async def local_lists(cp_id: str) -> Any:
+    await _charger(cp_id)
+    return jsonify([params.camel(r) for r in await _store().local_lists.list(cp_id)])
+
+
+@bp.get("/chargers/<cp_id>/charging-profiles")
+async def charging_profiles(cp_id: str) -> Any:
+    await _charger(cp_id)
+    active = params.flag("active", False)
+    return jsonify([params.camel(r) for r in await _store().charging_profiles.list(cp_id, active)])
+
+
+@bp.get("/chargers/<cp_id>/notifications")
+async def notifications(cp_id: str) -> Any:
+    """Firmware, diagnostics, log and security reports, and the charger's DataTransfers."""
+    await _charger(cp_id)
+    rows = await _store().notifications.list(cp_id, request.args.get("action") or None)
+    return jsonify([params.camel(r) for r in rows])
+
+
+# ---- transactions -------------------------------------------------------------
+
+@bp.get("/transactions")
+async def transactions() -> Any:
+    page, size = params.paging()
+    state = request.args.get("state") or None
+    if state not in (None, "open", "closed"):
+        raise params.bad(f"state must be open or closed, not {state!r}")
+    result = await _store().transactions.list(request.args.get("cpId") or None, state, params.time("since"),
+                                              params.time("until"), page, size)
+    return _paged(result)
+
+
+@bp.get("/transactions/<int:transaction_id>")
+async def transaction(transaction_id: int) -> Any:
+    tx = await _store().transactions.get(transaction_id)
+    if tx is None:
+        raise _not_found("transaction", transaction_id)
+    samples = await _store().transactions.samples(transaction_id)
+    return jsonify({**params.camel(tx), "meterValues": [params.camel(s) for s in samples]})
+
+
+# ---- frames and commands -----------------------------------------------------
+
+@bp.get("/frames")
+async def frames() -> Any:
+    limit = params.integer("limit", 100, low=1, high=params.PAGE_SIZE_MAX)
+    rows = await _store().frames.recent(request.args.get("cpId") or None, params.time("since"),
+                                        params.time("until"), params.integer("before", None, low=1), limit)
+    return jsonify({"records": [params.camel(r) for r in rows],
+                    "nextBefore": rows[-1]["id"] if len(rows) == limit else None})
+
+
+@bp.get("/commands")
+async def commands() -> Any:
+    page, size = params.paging()
+    result = await _store().commands.list(request.args.get("cpId") or None, request.args.get("action") or None,
+                                          page, size)
+    return _paged(result)
+
+
+@bp.get("/commands/<request_id>")
+async def command(request_id: str) -> Any:
+    row = await _store().commands.get(request_id)
+    if row is None:
+        raise _not_found("command", request_id)
+    return jsonify(params.camel(row))
+
+
+# ---- reservations ---------------------------------------------------------------
+
+@bp.get("/reservations")
+async def reservations() -> Any:
+    page, size = params.paging()
+    result = await _store().reservations.list(request.args.get("cpId") or None,
+                                              request.args.get("status") or None, page, size)
+    return _paged(result)
+
+
+@bp.get("/reservations/<int:reservation_id>")
+async def reservation(reservation_id: int) -> Any:
+    row = await _store().reservations.get(reservation_id)
+    if row is None:
+        raise _not_found("reservation", reservation_id)
+    return jsonify(params.camel(row))
+
+
+# ---- id tags --------------------------------------------------------------------
+
+def _id_tag_view(row: dict[str, Any]) -> dict[str, Any]:
+    view = params.camel(row)
+    expiry = clock.parse(row["expiry_date"]) if row.get("expiry_date") else None
+    view["effectiveStatus"] = "Expired" if (row["status"] == "Accepted" and expiry and expiry <= clock.now()) \
+        else row["status"]
+    return view
+
+
+def _check_tag(id_tag: str) -> None:
+    if not id_tag or len(id_tag) > 20:
+        raise params.bad("idTag must be 1 to 20 characters (IdToken, OCPP 1.6)")
+
+
+async def _tag_fields(body: dict[str, Any], current: dict[str, Any] | None) -> tuple[str, str | None, str | None]:
+    status = body.get("status", current["status"] if current else "Accepted")
+    if status not in ID_TAG_STATUSES:
+        raise params.bad(f"status must be one of {', '.join(ID_TAG_STATUSES)}, not {status!r}")
+    expiry = body.get("expiryDate", current["expiry_date"] if current else None)
+    if expiry is not None:
+        moment = clock.parse(expiry) if isinstance(expiry, str) else None
+        if moment is None:
+            raise params.bad(f"expiryDate must be an ISO 8601 time, not {expiry!r}")
+        expiry = clock.iso(moment)
+    parent = body.get("parentIdTag", current["parent_id_tag"] if current else None)
+    if parent is not None and (not isinstance(parent, str) or not 0 < len(parent) <= 20):
+        raise params.bad("parentIdTag must be 1 to 20 characters")
+    return status, expiry, parent
+
+
+async def _json_object() -> dict[str, Any]:
+    body = await request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise params.bad("the request body must be a JSON object")
+    return body
+
+
+@bp.get("/id-tags")
+async def id_tags() -> Any:
+    page, size = params.paging()
+    status = request.args.get("status") or None
+    return _paged(await _store().id_tags.list(status, page, size), _id_tag_view)
+
+
+@bp.post("/id-tags")
+async def create_id_tag() -> Any:
+    body = await _json_object()
+    id_tag = body.get("idTag")
+    if not isinstance(id_tag, str):
+        raise params.bad("idTag is required")
+    _check_tag(id_tag)
+    if await _store().id_tags.get(id_tag) is not None:
+        raise ApiError(409, "conflict", f"id tag {id_tag!r} exists already; PUT /api/id-tags/{id_tag} changes it")
+    status, expiry, parent = await _tag_fields(body, None)
+    await _store().id_tags.put(id_tag, status, expiry, parent, at=clock.iso())
+    response = jsonify(_id_tag_view(await _store().id_tags.get(id_tag)))
+    response.status_code = 201
+    return response
+
+
+@bp.get("/id-tags/<id_tag>")
+async def id_tag(id_tag: str) -> Any:
+    row = await _store().id_tags.get(id_tag)
+    if row is None:
+        raise _not_found("id tag", id_tag)
+    return jsonify(_id_tag_view(row))
+
+
+@bp.route("/id-tags/<id_tag>", methods=["PUT", "PATCH"])
+async def update_id_tag(id_tag: str) -> Any:
+    _check_tag(id_tag)
+    current = await _store().id_tags.get(id_tag)
+    if current is None and request.method == "PATCH":
+        raise _not_found("id tag", id_tag)
+    status, expiry, parent = await _tag_fields(await _json_object(), current if request.method == "PATCH" else None)
+    await _store().id_tags.put(id_tag, status, expiry, parent, at=clock.iso())
+    return jsonify(_id_tag_view(await _store().id_tags.get(id_tag)))
+
+
+async def _set_tag(id_tag: str, **change: Any) -> Any:
+    current = await _store().id_tags.get(id_tag)
+    if current is None:
+        raise _not_found("id tag", id_tag)
+    fields = {"status": current["status"], "expiry_date": current["expiry_date"],
+              "parent_id_tag": current["parent_id_tag"], **change}
+    await _store().id_tags.put(id_tag, fields["status"], fields["expiry_date"], fields["parent_id_tag"],
+                               at=clock.iso())
+    return jsonify(_id_tag_view(await _store().id_tags.get(id_tag)))
+
+
+@bp.post("/id-tags/<id_tag>/block")
+async def block_id_tag(id_tag: str) -> Any:
+    return await _set_tag(id_tag, status="Blocked")
+
+
+@bp.post("/id-tags/<id_tag>/unblock")
+async def unblock_id_tag(id_tag: str) -> Any:
+    return await _set_tag(id_tag, status="Accepted")
+
+
+@bp.post("/id-tags/<id_tag>/expire")
+async def expire_id_tag(id_tag: str) -> Any:
+    return await _set_tag(id_tag, expiry_date=clock.iso())
+
+
+@bp.delete("/id-tags/<id_tag>")
+async def delete_id_tag(id_tag: str) -> Any:
+    if not await _store().id_tags.delete(id_tag):
+        raise _not_found("id tag", id_tag)
+    return "", 204
