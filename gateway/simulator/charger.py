@@ -1,0 +1,702 @@
+"""A simulated OCPP 1.6J charge point that behaves like real ones.
+
+It boots, reports every connector, heartbeats, runs charging sessions with
+monotonic meter values, answers every central-system command as a charger would
+(over a real configuration key store, local list, reservations and charging
+profiles), and can be told to misbehave: reject, CALLERROR, stay silent, send a
+malformed frame, drop the connection, or go offline and queue its transactions.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import Any
+
+import attrs
+import structlog
+import trio
+import trio_websocket
+
+from .. import clock
+from . import schedule
+from .link import CallFailed, Link, Reply
+
+log = structlog.get_logger("gateway.simulator")
+
+FAULTS = ("reject", "callerror", "silence", "malformed", "drop")
+NOT_SUPPORTED_STATUS = {  # the status a charger that rejects an action answers with
+    "UnlockConnector": "UnlockFailed",
+    "GetLocalListVersion": None,
+    "SendLocalList": "Failed",
+    "ClearChargingProfile": "Unknown",
+    "GetDiagnostics": None,
+    "UpdateFirmware": None,
+}
+INT_KEYS = {"HeartbeatInterval", "MeterValueSampleInterval", "ConnectionTimeOut", "ClockAlignedDataInterval",
+            "ResetRetries", "TransactionMessageAttempts", "TransactionMessageRetryInterval",
+            "WebSocketPingInterval"}
+BOOL_KEYS = {"AllowOfflineTxForUnknownId", "AuthorizationCacheEnabled", "AuthorizeRemoteTxRequests",
+             "LocalAuthorizeOffline", "LocalPreAuthorize", "StopTransactionOnEVSideDisconnect",
+             "StopTransactionOnInvalidId", "UnlockConnectorOnEVSideDisconnect", "LocalAuthListEnabled"}
+
+
+def default_configuration(connectors: int, meter_interval: float, measurands: tuple[str, ...]) -> dict[str, list]:
+    """key -> [value, readonly]: the core profile keys a real charger has."""
+    return {
+        "AllowOfflineTxForUnknownId": ["false", False],
+        "AuthorizationCacheEnabled": ["true", False],
+        "AuthorizeRemoteTxRequests": ["false", False],
+        "ClockAlignedDataInterval": ["0", False],
+        "ConnectionTimeOut": ["60", False],
+        "GetConfigurationMaxKeys": ["50", True],
+        "HeartbeatInterval": ["60", False],
+        "LocalAuthorizeOffline": ["true", False],
+        "LocalPreAuthorize": ["false", False],
+        "MeterValuesAlignedData": ["Energy.Active.Import.Register", False],
+        "MeterValuesSampledData": [",".join(measurands), False],
+        "MeterValueSampleInterval": [str(int(meter_interval)), False],
+        "NumberOfConnectors": [str(connectors), True],
+        "ResetRetries": ["3", False],
+        "ConnectorPhaseRotation": ["NotApplicable", False],
+        "StopTransactionOnEVSideDisconnect": ["true", False],
+        "StopTransactionOnInvalidId": ["true", False],
+        "StopTxnAlignedData": ["", False],
+        "StopTxnSampledData": ["Energy.Active.Import.Register", False],
+        "SupportedFeatureProfiles": [
+            "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger", True],
+        "TransactionMessageAttempts": ["3", False],
+        "TransactionMessageRetryInterval": ["10", False],
+        "UnlockConnectorOnEVSideDisconnect": ["true", False],
+        "LocalAuthListEnabled": ["true", False],
+        "LocalAuthListMaxLength": ["100", True],
+        "SendLocalListMaxLength": ["100", True],
+        "ReserveConnectorZeroSupported": ["true", True],
+        "ChargeProfileMaxStackLevel": ["10", True],
+        "ChargingScheduleAllowedChargingRateUnit": ["Current,Power", True],
+        "ChargingScheduleMaxPeriods": ["24", True],
+        "MaxChargingProfilesInstalled": ["10", True],
+    }
+
+
+@attrs.define
+class Settings:
+    url: str  # the central system's base URL; the charge point id is appended: ws://host:9000/ocpp
+    cp_id: str
+    connectors: int = 1
+    vendor: str = "Simulator"
+    model: str = "SimCharger"
+    firmware: str = "1.0.0"
+    heartbeat_interval: float | None = None  # None: what the central system says
+    meter_interval: float = 10.0
+    measurands: tuple[str, ...] = ("Energy.Active.Import.Register", "Power.Active.Import")
+    power_w: float = 7400.0
+    subprotocols: tuple[str, ...] = ("ocpp1.6",)
+    reconnect_delay: float = 1.0
+    call_timeout: float = 30.0
+    status_delay: float = 0.0  # pause between the steps of a session (Preparing, Charging, ...)
+
+
+@attrs.define
+class Faults:
+    """Misbehaviour on request: per action, or for every command ("*")."""
+
+    commands: dict[str, str] = attrs.field(factory=dict)  # action or "*" -> one of FAULTS
+
+    def for_action(self, action: str) -> str | None:
+        return self.commands.get(action, self.commands.get("*"))
+
+
+@attrs.define
+class Connector:
+    id: int
+    status: str = "Available"
+    error_code: str = "NoError"
+    transaction_id: int | None = None
+    id_tag: str | None = None
+    meter_wh: float = 0.0
+    meter_start: int = 0
+    started: Any = None  # datetime of the session start
+    stop: trio.Event | None = None
+    stop_reason: str = "Local"
+    reserved: dict[str, Any] | None = None
+    available: bool = True
+
+
+@attrs.define
+class Stats:
+    boots: int = 0
+    connects: int = 0
+    transactions_started: int = 0
+    transactions_stopped: int = 0
+    meter_values: int = 0
+    commands: int = 0
+    errors: int = 0
+
+
+class SimCharger:
+    def __init__(self, settings: Settings, faults: Faults | None = None):
+        self.settings = settings
+        self.faults = faults or Faults()
+        self.connectors = {i: Connector(i) for i in range(0, settings.connectors + 1)}
+        self.configuration = default_configuration(settings.connectors, settings.meter_interval,
+                                                   settings.measurands)
+        self.local_list: dict[str, dict] = {}
+        self.local_list_version = 0
+        self.profiles: list[tuple[int, dict[str, Any]]] = []  # (connector id, csChargingProfiles)
+        self.stats = Stats()
+        self.link: Link | None = None
+        self.registration: str | None = None
+        self.online = trio.Event()  # set while connected and booted
+        self.offline = False  # fault: stay away and queue transaction messages
+        self._back_online = trio.Event()
+        self._queue: list[tuple[str, dict[str, Any], int | None]] = []
+        self._temp_ids = -1  # transaction ids used while offline, until the central system assigns real ones
+        self._id_map: dict[int, int] = {}
+        self._reconnect = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self.log = log.bind(cp=settings.cp_id)
+
+    # ---- connection ---------------------------------------------------------------
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return float(self.configuration["HeartbeatInterval"][0])
+
+    async def run(self) -> None:
+        """Stay connected (reconnecting after drops and resets) until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            while True:
+                if self.offline:
+                    await self._back_online.wait()
+                try:
+                    await self._connection()
+                except (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError,
+                        CallFailed) as exc:
+                    self.log.debug("connection ended", error=repr(exc))
+                finally:
+                    self.online = trio.Event()
+                    self.link = None
+                await trio.sleep(self.settings.reconnect_delay)
+
+    async def _connection(self) -> None:
+        url = f"{self.settings.url.rstrip('/')}/{self.settings.cp_id}"
+        async with trio_websocket.open_websocket_url(url, subprotocols=list(self.settings.subprotocols)) as ws:
+            self.stats.connects += 1
+            self.link = Link(ws, self._on_call)
+            self._reconnect = trio.Event()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read, nursery)
+                await self._boot()
+                nursery.start_soon(self._heartbeats)
+                await self._send_statuses()
+                await self._flush_queue()
+                self.online.set()
+                await self._reconnect.wait()
+                nursery.cancel_scope.cancel()
+            await ws.aclose()
+
+    async def _read(self, nursery: trio.Nursery) -> None:
+        try:
+            assert self.link is not None
+            await self.link.run()
+        finally:
+            self._reconnect.set()
+
+    async def _boot(self) -> None:
+        payload = {"chargePointVendor": self.settings.vendor, "chargePointModel": self.settings.model,
+                   "chargePointSerialNumber": f"SN-{self.settings.cp_id}"[:25],
+                   "firmwareVersion": self.settings.firmware}
+        while True:
+            answer = await self.call("BootNotification", payload)
+            self.registration = answer.get("status")
+            interval = answer.get("interval") or 60
+            self.stats.boots += 1
+            if self.settings.heartbeat_interval is not None:
+                interval = self.settings.heartbeat_interval
+            if self.registration == "Accepted":
+                self.configuration["HeartbeatInterval"][0] = str(int(interval) or 1)
+                return
+            await trio.sleep(max(float(interval), 1.0))  # Pending / Rejected: try again later
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await trio.sleep(self.heartbeat_interval)
+            await self.call("Heartbeat", {})
+
+    async def _send_statuses(self) -> None:
+        for connector in self.connectors.values():
+            await self.status(connector)
+
+    def reconnect(self) -> None:
+        """Drop the connection; run() connects and boots again."""
+        self._reconnect.set()
+
+    def go_offline(self) -> None:
+        self.offline = True
+        self._back_online = trio.Event()
+        self.reconnect()
+
+    def go_online(self) -> None:
+        self.offline = False
+        self._back_online.set()
+
+    # ---- sending --------------------------------------------------------------------
+
+    async def call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if self.link is None:
+            raise CallFailed(action, "NotConnected")
+        try:
+            return await self.link.call(action, payload, self.settings.call_timeout)
+        except CallFailed:
+            self.stats.errors += 1
+            raise
+
+    async def _transaction_message(self, action: str, payload: dict[str, Any],
+                                   temp_id: int | None = None) -> dict[str, Any] | None:
+        """Send now, or queue while offline (with the timestamps of now) to send on reconnect.
+
+        `temp_id` marks a StartTransaction sent offline: its real id replaces the temporary one later.
+        """
+        if self.offline or not self.online.is_set():
+            self._queue.append((action, payload, temp_id))
+            return None
+        try:
+            return await self.call(action, self._real_ids(payload))
+        except (CallFailed, trio_websocket.ConnectionClosed):
+            self._queue.append((action, payload, temp_id))
+            return None
+
+    def _real_ids(self, payload: dict[str, Any]) -> dict[str, Any]:
+        tx = payload.get("transactionId")
+        if isinstance(tx, int) and tx in self._id_map:
+            return {**payload, "transactionId": self._id_map[tx]}
+        return payload
+
+    async def _flush_queue(self) -> None:
+        while self._queue:
+            action, payload, temp_id = self._queue[0]
+            answer = await self.call(action, self._real_ids(payload))
+            self._queue.pop(0)
+            if temp_id is not None:  # the central system's id for a transaction begun offline
+                real = answer["transactionId"]
+                self._id_map[temp_id] = real
+                for connector in self.connectors.values():
+                    if connector.transaction_id == temp_id:
+                        connector.transaction_id = real
+
+    async def status(self, connector: Connector, status: str | None = None, error_code: str = "NoError") -> None:
+        if status is not None:
+            connector.status, connector.error_code = status, error_code
+        if self.link is None or self.offline:
+            return
+        try:
+            await self.call("StatusNotification", {"connectorId": connector.id, "status": connector.status,
+                                                   "errorCode": connector.error_code, "timestamp": clock.iso()})
+        except (CallFailed, trio_websocket.ConnectionClosed):
+            pass
+
+    # ---- charging sessions ----------------------------------------------------------
+
+    def free_connector(self) -> Connector | None:
+        for connector in list(self.connectors.values())[1:]:
+            if connector.transaction_id is None and connector.status == "Available" and connector.available:
+                return connector
+        return None
+
+    async def authorize(self, id_tag: str) -> str:
+        if id_tag in self.local_list and (self.offline or self.link is None):
+            return self.local_list[id_tag].get("status", "Accepted")
+        if self.offline or self.link is None:
+            return "Accepted"  # offline: LocalAuthorizeOffline lets it charge, the central system decides later
+        answer = await self.call("Authorize", {"idTag": id_tag})
+        return answer["idTagInfo"]["status"]
+
+    async def start_session(self, connector_id: int, id_tag: str, *, authorize: bool = True,
+                            duration: float | None = None, reservation_id: int | None = None) -> int | None:
+        """Plug in, authorize, start; returns the transaction id (negative while offline), or None if refused."""
+        connector = self.connectors[connector_id]
+        if authorize and (await self.authorize(id_tag)) != "Accepted":
+            return None
+        await self.status(connector, "Preparing")
+        await trio.sleep(self.settings.status_delay)
+        connector.meter_start = int(connector.meter_wh)
+        connector.started = clock.now()
+        connector.id_tag = id_tag
+        payload: dict[str, Any] = {"connectorId": connector_id, "idTag": id_tag,
+                                   "meterStart": connector.meter_start, "timestamp": clock.iso()}
+        if reservation_id is None and connector.reserved is not None:
+            reservation_id = connector.reserved["reservationId"]
+        if reservation_id is not None:
+            payload["reservationId"] = reservation_id
+            connector.reserved = None
+        temp_id = self._temp_ids
+        answer = await self._transaction_message("StartTransaction", payload, temp_id)
+        if answer is None:  # offline: a temporary id until the central system assigns one
+            connector.transaction_id = temp_id
+            self._temp_ids -= 1
+        else:
+            connector.transaction_id = answer["transactionId"]
+            if answer["idTagInfo"]["status"] != "Accepted" \
+                    and self.configuration["StopTransactionOnInvalidId"][0] == "true":
+                await self._finish(connector, "DeAuthorized")
+                return answer["transactionId"]
+        self.stats.transactions_started += 1
+        connector.stop = trio.Event()
+        connector.stop_reason = "Local"
+        await self.status(connector, "Charging")
+        assert self._nursery is not None
+        self._nursery.start_soon(self._charge, connector, duration)
+        return connector.transaction_id
+
+    async def stop_session(self, connector_id: int, reason: str = "Local") -> bool:
+        connector = self.connectors[connector_id]
+        if connector.stop is None:
+            return False
+        connector.stop_reason = reason
+        connector.stop.set()
+        return True
+
+    def _power(self, connector: Connector) -> float:
+        limit = schedule.limit_at(self.profiles, connector.id, clock.now(), clock.now(), connector.started, "W")
+        return self.settings.power_w if limit is None else min(self.settings.power_w, limit)
+
+    def _sampled(self, connector: Connector, context: str) -> list[dict[str, Any]]:
+        power = self._power(connector) if connector.transaction_id is not None else 0.0
+        values = {
+            "Energy.Active.Import.Register": (f"{connector.meter_wh:.0f}", "Wh"),
+            "Power.Active.Import": (f"{power:.0f}", "W"),
+            "Current.Import": (f"{power / schedule.VOLTS:.1f}", "A"),
+            "Current.Offered": (f"{self.settings.power_w / schedule.VOLTS:.1f}", "A"),
+            "Voltage": ("230", "V"),
+            "Temperature": ("31", "Celsius"),
+            "SoC": (f"{min(100, 20 + connector.meter_wh / 500):.0f}", "Percent"),
+        }
+        measurands = [m for m in self.configuration["MeterValuesSampledData"][0].split(",") if m in values]
+        return [{"value": values[m][0], "context": context, "measurand": m, "unit": values[m][1]}
+                for m in measurands or ["Energy.Active.Import.Register"]]
+
+    async def _charge(self, connector: Connector, duration: float | None) -> None:
+        """Meter values every MeterValueSampleInterval until stopped (or the duration runs out)."""
+        assert connector.stop is not None
+        began = trio.current_time()
+        last = began
+        while not connector.stop.is_set():
+            interval = max(float(self.configuration["MeterValueSampleInterval"][0]), 0.05)
+            if duration is not None:
+                interval = min(interval, max(duration - (trio.current_time() - began), 0))
+            with trio.move_on_after(interval):
+                await connector.stop.wait()
+            now = trio.current_time()
+            connector.meter_wh += self._power(connector) * (now - last) / 3600
+            last = now
+            if connector.stop.is_set() or (duration is not None and now - began >= duration):
+                break
+            await self._transaction_message("MeterValues", {
+                "connectorId": connector.id, "transactionId": connector.transaction_id,
+                "meterValue": [{"timestamp": clock.iso(), "sampledValue": self._sampled(connector, "Sample.Periodic")}]})
+            self.stats.meter_values += 1
+        await self._finish(connector, connector.stop_reason if connector.stop.is_set() else "Local")
+
+    async def _finish(self, connector: Connector, reason: str) -> None:
+        await self.status(connector, "Finishing")
+        payload = {"transactionId": connector.transaction_id, "idTag": connector.id_tag,
+                   "meterStop": int(connector.meter_wh), "timestamp": clock.iso(), "reason": reason,
+                   "transactionData": [
+                       {"timestamp": clock.iso(connector.started),
+                        "sampledValue": [{"value": str(connector.meter_start), "context": "Transaction.Begin",
+                                          "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]},
+                       {"timestamp": clock.iso(),
+                        "sampledValue": [{"value": f"{connector.meter_wh:.0f}", "context": "Transaction.End",
+                                          "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]}
+        connector.transaction_id, connector.stop, connector.id_tag = None, None, None
+        self.profiles = [(c, p) for c, p in self.profiles
+                         if not (c == connector.id and p["chargingProfilePurpose"] == "TxProfile")]
+        await self._transaction_message("StopTransaction", payload)
+        self.stats.transactions_stopped += 1
+        await self.status(connector, "Available")
+
+    # ---- commands from the central system -----------------------------------------
+
+    async def _on_call(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | Reply:
+        self.stats.commands += 1
+        fault = self.faults.for_action(action)
+        if fault == "callerror":
+            return Reply(error=("InternalError", "simulated failure"))
+        if fault == "silence":
+            return Reply(silent=True)
+        if fault == "malformed":
+            return Reply(raw='[3,"broken"')
+        if fault == "drop":
+            self.reconnect()
+            return Reply(silent=True)
+        if fault == "reject":
+            return self._rejection(action)
+        handler = getattr(self, f"_cmd_{action}", None)
+        if handler is None:
+            return Reply(error=("NotImplemented", f"{action} is not implemented by this charger"))
+        return await handler(payload)
+
+    def _rejection(self, action: str) -> dict[str, Any] | Reply:
+        status = NOT_SUPPORTED_STATUS.get(action, "Rejected")
+        if status is None:
+            return Reply(error=("NotSupported", f"{action} is not supported"))
+        return {"status": status}
+
+    def _after_answer(self, fn: Any, *args: Any) -> None:
+        """Run fn once the answer has gone out (a charger answers first, then acts)."""
+        async def later() -> None:
+            await trio.sleep(0.01)
+            await fn(*args)
+
+        assert self._nursery is not None
+        self._nursery.start_soon(later)
+
+    async def _cmd_RemoteStartTransaction(self, p: dict[str, Any]) -> dict[str, Any]:
+        connector = self.connectors.get(p["connectorId"]) if p.get("connectorId") else self.free_connector()
+        if connector is None or connector.id == 0 or connector.transaction_id is not None \
+                or not connector.available:
+            return {"status": "Rejected"}
+        if connector.reserved is not None and connector.reserved["idTag"] != p["idTag"]:
+            return {"status": "Rejected"}
+        if "chargingProfile" in p:
+            self.profiles.append((connector.id, p["chargingProfile"]))
+        authorize = self.configuration["AuthorizeRemoteTxRequests"][0] == "true"
+        self._after_answer(partial(self.start_session, connector.id, p["idTag"], authorize=authorize))
+        return {"status": "Accepted"}
+
+    async def _cmd_RemoteStopTransaction(self, p: dict[str, Any]) -> dict[str, Any]:
+        for connector in self.connectors.values():
+            if connector.transaction_id is not None and connector.transaction_id == p["transactionId"]:
+                self._after_answer(self.stop_session, connector.id, "Remote")
+                return {"status": "Accepted"}
+        return {"status": "Rejected"}
+
+    async def _cmd_Reset(self, p: dict[str, Any]) -> dict[str, Any]:
+        async def reboot() -> None:
+            reason = "HardReset" if p["type"] == "Hard" else "SoftReset"
+            for connector in self.connectors.values():
+                if connector.stop is not None:
+                    await self.stop_session(connector.id, reason)
+            await trio.sleep(0.05)
+            self.reconnect()
+
+        self._after_answer(reboot)
+        return {"status": "Accepted"}
+
+    async def _cmd_UnlockConnector(self, p: dict[str, Any]) -> dict[str, Any]:
+        connector = self.connectors.get(p["connectorId"])
+        if connector is None or connector.id == 0:
+            return {"status": "NotSupported"}
+        if connector.stop is not None:
+            await self.stop_session(connector.id, "UnlockCommand")
+        return {"status": "Unlocked"}
+
+    async def _cmd_ChangeAvailability(self, p: dict[str, Any]) -> dict[str, Any]:
+        targets = list(self.connectors.values()) if p["connectorId"] == 0 else \
+            [self.connectors[p["connectorId"]]] if p["connectorId"] in self.connectors else []
+        if not targets:
+            return {"status": "Rejected"}
+        available = p["type"] == "Operative"
+        busy = any(c.transaction_id is not None for c in targets)
+        for connector in targets:
+            connector.available = available
+            if connector.transaction_id is None:
+                self._after_answer(self.status, connector, "Available" if available else "Unavailable")
+        return {"status": "Scheduled" if busy and not available else "Accepted"}
+
+    async def _cmd_GetConfiguration(self, p: dict[str, Any]) -> dict[str, Any]:
+        keys = p.get("key") or list(self.configuration)
+        known = [k for k in keys if k in self.configuration]
+        answer: dict[str, Any] = {"configurationKey": [
+            {"key": k, "readonly": self.configuration[k][1], "value": self.configuration[k][0]} for k in known]}
+        unknown = [k for k in keys if k not in self.configuration]
+        if unknown:
+            answer["unknownKey"] = unknown
+        return answer
+
+    async def _cmd_ChangeConfiguration(self, p: dict[str, Any]) -> dict[str, Any]:
+        key, value = p["key"], p["value"]
+        if key not in self.configuration:
+            return {"status": "NotSupported"}
+        if self.configuration[key][1]:
+            return {"status": "Rejected"}
+        if key in INT_KEYS and not (value.isdigit()):
+            return {"status": "Rejected"}
+        if key in BOOL_KEYS and value.lower() not in ("true", "false"):
+            return {"status": "Rejected"}
+        self.configuration[key][0] = value.lower() if key in BOOL_KEYS else value
+        return {"status": "Accepted"}
+
+    async def _cmd_ClearCache(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "Accepted"}
+
+    async def _cmd_GetLocalListVersion(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"listVersion": self.local_list_version}
+
+    async def _cmd_SendLocalList(self, p: dict[str, Any]) -> dict[str, Any]:
+        entries = p.get("localAuthorizationList") or []
+        if p["updateType"] == "Full":
+            self.local_list = {e["idTag"]: e.get("idTagInfo", {}) for e in entries}
+        else:
+            if p["listVersion"] <= self.local_list_version:
+                return {"status": "VersionMismatch"}
+            for entry in entries:
+                if "idTagInfo" in entry:
+                    self.local_list[entry["idTag"]] = entry["idTagInfo"]
+                else:
+                    self.local_list.pop(entry["idTag"], None)
+        self.local_list_version = p["listVersion"]
+        return {"status": "Accepted"}
+
+    async def _cmd_TriggerMessage(self, p: dict[str, Any]) -> dict[str, Any]:
+        requested = p["requestedMessage"]
+        connector = self.connectors.get(p.get("connectorId", 0))
+        if connector is None:
+            return {"status": "Rejected"}
+        messages = {
+            "BootNotification": lambda: self.call("BootNotification", {
+                "chargePointVendor": self.settings.vendor, "chargePointModel": self.settings.model}),
+            "Heartbeat": lambda: self.call("Heartbeat", {}),
+            "StatusNotification": lambda: self.status(connector),
+            "MeterValues": lambda: self.call("MeterValues", {
+                "connectorId": connector.id,
+                "meterValue": [{"timestamp": clock.iso(), "sampledValue": self._sampled(connector, "Trigger")}]}),
+            "DiagnosticsStatusNotification": lambda: self.call("DiagnosticsStatusNotification", {"status": "Idle"}),
+            "FirmwareStatusNotification": lambda: self.call("FirmwareStatusNotification", {"status": "Idle"}),
+        }
+        if requested not in messages:
+            return {"status": "NotImplemented"}
+        self._after_answer(messages[requested])
+        return {"status": "Accepted"}
+
+    async def _cmd_ReserveNow(self, p: dict[str, Any]) -> dict[str, Any]:
+        connector = self.connectors.get(p["connectorId"])
+        if connector is None:
+            return {"status": "Rejected"}
+        if connector.status == "Faulted":
+            return {"status": "Faulted"}
+        if not connector.available or connector.status == "Unavailable":
+            return {"status": "Unavailable"}
+        if connector.transaction_id is not None or connector.status not in ("Available", "Reserved"):
+            return {"status": "Occupied"}
+        connector.reserved = dict(p)
+        if connector.id != 0:
+            self._after_answer(self.status, connector, "Reserved")
+        return {"status": "Accepted"}
+
+    async def _cmd_CancelReservation(self, p: dict[str, Any]) -> dict[str, Any]:
+        for connector in self.connectors.values():
+            if connector.reserved and connector.reserved["reservationId"] == p["reservationId"]:
+                connector.reserved = None
+                if connector.id != 0:
+                    self._after_answer(self.status, connector, "Available")
+                return {"status": "Accepted"}
+        return {"status": "Rejected"}
+
+    async def _cmd_SetChargingProfile(self, p: dict[str, Any]) -> dict[str, Any]:
+        profile, connector_id = p["csChargingProfiles"], p["connectorId"]
+        if connector_id not in self.connectors:
+            return {"status": "Rejected"}
+        if profile["chargingProfilePurpose"] == "TxProfile" and self.connectors[connector_id].transaction_id is None:
+            return {"status": "Rejected"}  # a TxProfile needs a transaction (OCPP 1.6, 5.16.2)
+        self.profiles = [(c, q) for c, q in self.profiles
+                         if not (c == connector_id and q["chargingProfileId"] == profile["chargingProfileId"])]
+        self.profiles.append((connector_id, profile))
+        return {"status": "Accepted"}
+
+    async def _cmd_ClearChargingProfile(self, p: dict[str, Any]) -> dict[str, Any]:
+        def matches(connector_id: int, profile: dict[str, Any]) -> bool:
+            if "id" in p:
+                return profile["chargingProfileId"] == p["id"]
+            return all(want is None or want == have for want, have in (
+                (p.get("connectorId"), connector_id),
+                (p.get("chargingProfilePurpose"), profile["chargingProfilePurpose"]),
+                (p.get("stackLevel"), profile["stackLevel"])))
+
+        kept = [(c, q) for c, q in self.profiles if not matches(c, q)]
+        cleared = len(kept) != len(self.profiles)
+        self.profiles = kept
+        return {"status": "Accepted" if cleared else "Unknown"}
+
+    async def _cmd_GetCompositeSchedule(self, p: dict[str, Any]) -> dict[str, Any]:
+        connector = self.connectors.get(p["connectorId"])
+        if connector is None:
+            return {"status": "Rejected"}
+        unit = "W" if p.get("chargingRateUnit") == "W" else "A"
+        result = schedule.composite(self.profiles, connector.id, p["duration"], clock.now(), connector.started, unit)
+        answer: dict[str, Any] = {"status": "Accepted", "connectorId": connector.id,
+                                  "scheduleStart": clock.iso()}
+        if result is not None:
+            answer["chargingSchedule"] = result
+        return answer
+
+    async def _cmd_GetDiagnostics(self, p: dict[str, Any]) -> dict[str, Any]:
+        fails = self.faults.for_action("DiagnosticsUpload") == "reject"
+
+        async def upload() -> None:
+            await self.call("DiagnosticsStatusNotification", {"status": "Uploading"})
+            await trio.sleep(0.05)
+            await self.call("DiagnosticsStatusNotification", {"status": "UploadFailed" if fails else "Uploaded"})
+
+        self._after_answer(upload)
+        return {"fileName": f"diagnostics-{self.settings.cp_id}.log"}
+
+    async def _cmd_UpdateFirmware(self, p: dict[str, Any]) -> dict[str, Any]:
+        outcome = self.faults.for_action("FirmwareInstall")  # "reject" download, "callerror" install
+
+        async def update() -> None:
+            await self.call("FirmwareStatusNotification", {"status": "Downloading"})
+            await trio.sleep(0.05)
+            if outcome == "reject":
+                await self.call("FirmwareStatusNotification", {"status": "DownloadFailed"})
+                return
+            await self.call("FirmwareStatusNotification", {"status": "Downloaded"})
+            await self.call("FirmwareStatusNotification", {"status": "Installing"})
+            await trio.sleep(0.05)
+            if outcome == "callerror":
+                await self.call("FirmwareStatusNotification", {"status": "InstallationFailed"})
+                return
+            await self.call("FirmwareStatusNotification", {"status": "Installed"})
+
+        self._after_answer(update)
+        return {}
+
+    async def _cmd_DataTransfer(self, p: dict[str, Any]) -> dict[str, Any]:
+        if p["vendorId"] != self.settings.vendor:
+            return {"status": "UnknownVendorId"}
+        return {"status": "Accepted", "data": json.dumps({"echo": p.get("data")})}
+
+    async def _cmd_ExtendedTriggerMessage(self, p: dict[str, Any]) -> dict[str, Any]:
+        legacy = {"requestedMessage": p["requestedMessage"], **({"connectorId": p["connectorId"]}
+                                                               if "connectorId" in p else {})}
+        if p["requestedMessage"] in ("LogStatusNotification", "SignChargePointCertificate",
+                                     "FirmwareStatusNotification"):
+            return {"status": "Accepted"}
+        return await self._cmd_TriggerMessage(legacy)
+
+    async def _cmd_GetLog(self, p: dict[str, Any]) -> dict[str, Any]:
+        async def upload() -> None:
+            await self.call("LogStatusNotification", {"status": "Uploading", "requestId": p["requestId"]})
+            await self.call("LogStatusNotification", {"status": "Uploaded", "requestId": p["requestId"]})
+
+        self._after_answer(upload)
+        return {"status": "Accepted", "filename": f"{p['logType'].lower()}-{self.settings.cp_id}.log"}
+
+    async def _cmd_GetInstalledCertificateIds(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "NotFound"}
+
+    async def _cmd_DeleteCertificate(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "NotFound"}
+
+    async def _cmd_InstallCertificate(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "Accepted"}
+
+    async def _cmd_CertificateSigned(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "Accepted"}
+
+    async def _cmd_SignedUpdateFirmware(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"status": "Accepted"}
+
+

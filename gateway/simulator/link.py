@@ -1,0 +1,117 @@
+"""The charger's end of an OCPP-J connection: answers CALLs, sends its own, one at a time."""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+import attrs
+import trio
+import trio_websocket
+
+from ..ocpp.errors import ErrorCode
+from ..ocpp.frames import Call, CallError, CallResult, FrameError, encode, new_unique_id, parse
+
+Handler = Callable[[str, dict[str, Any]], Awaitable["dict[str, Any] | Reply"]]
+
+
+class CallFailed(Exception):
+    """The central system answered our CALL with a CALLERROR, or not in time."""
+
+    def __init__(self, action: str, code: str, description: str = ""):
+        super().__init__(f"{action}: {code} {description}".strip())
+        self.action = action
+        self.code = code
+        self.description = description
+
+
+@attrs.frozen
+class Reply:
+    """What a handler wants sent instead of a plain CALLRESULT (fault injection)."""
+
+    error: tuple[str, str] | None = None  # (code, description): answer with a CALLERROR
+    raw: str | None = None  # send this text as is (a malformed frame)
+    silent: bool = False  # send nothing
+
+
+@attrs.define
+class _Waiter:
+    action: str
+    done: trio.Event = attrs.field(factory=trio.Event)
+    frame: Any = None
+
+
+class Link:
+    """One WebSocket to a central system. `run()` reads; `call()` may be used from any task."""
+
+    def __init__(self, ws: trio_websocket.WebSocketConnection, handler: Handler):
+        self.ws = ws
+        self._handler = handler
+        self._waiters: dict[str, _Waiter] = {}
+        self._call_lock = trio.Lock()
+        self.sent = 0
+        self.received = 0
+        self.errors = 0
+
+    async def send_text(self, text: str) -> None:
+        self.sent += 1
+        await self.ws.send_message(text)
+
+    async def call(self, action: str, payload: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
+        async with self._call_lock:  # one CALL in flight (OCPP-J 4.1.1)
+            unique_id = new_unique_id()
+            waiter = self._waiters[unique_id] = _Waiter(action)
+            try:
+                await self.send_text(encode(Call(unique_id, action, payload)))
+                with trio.move_on_after(timeout):
+                    await waiter.done.wait()
+            finally:
+                del self._waiters[unique_id]
+        frame = waiter.frame
+        if frame is None:
+            self.errors += 1
+            raise CallFailed(action, "Timeout", f"no answer in {timeout:g} s")
+        if isinstance(frame, CallError):
+            self.errors += 1
+            raise CallFailed(action, frame.code, frame.description)
+        return frame.payload
+
+    async def run(self) -> None:
+        """Read until the connection closes (raises trio_websocket.ConnectionClosed)."""
+        async with trio.open_nursery() as nursery:
+            while True:
+                text = await self.ws.get_message()
+                self.received += 1
+                if isinstance(text, bytes):
+                    continue
+                try:
+                    frame = parse(text)
+                except FrameError as exc:
+                    if exc.unique_id and exc.message_type == 2:
+                        await self.send_text(encode(CallError(exc.unique_id, exc.code.value, exc.description)))
+                    continue
+                if isinstance(frame, Call):
+                    # Answer in its own task: a handler may itself wait (e.g. for a StopTransaction).
+                    nursery.start_soon(self._answer, frame)
+                else:
+                    waiter = self._waiters.get(frame.unique_id)
+                    if waiter is not None:
+                        waiter.frame = frame
+                        waiter.done.set()
+
+    async def _answer(self, call: Call) -> None:
+        try:
+            reply = await self._handler(call.action, call.payload)
+        except Exception as exc:  # a simulator bug must still be answered
+            reply = Reply(error=(ErrorCode.INTERNAL_ERROR.value, repr(exc)[:200]))
+        try:
+            if isinstance(reply, Reply):
+                if reply.silent:
+                    return
+                if reply.raw is not None:
+                    await self.send_text(reply.raw)
+                elif reply.error is not None:
+                    await self.send_text(encode(CallError(call.unique_id, *reply.error)))
+                return
+            await self.send_text(encode(CallResult(call.unique_id, reply)))
+        except trio_websocket.ConnectionClosed:
+            pass

@@ -1,0 +1,90 @@
+"""The simulator against the gateway: what it sends is what the gateway keeps."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import trio
+
+from gateway.simulator.charger import Faults, Settings, SimCharger
+
+
+@asynccontextmanager
+async def simulated(gateway, cp_id: str = "SIM1", faults: Faults | None = None, **settings):
+    sim = SimCharger(Settings(f"ws://127.0.0.1:{gateway.ocpp_port}/ocpp", cp_id, meter_interval=0.1,
+                              reconnect_delay=0.05, **settings), faults)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sim.run)
+        with trio.fail_after(5):
+            await sim.online.wait()
+        try:
+            yield sim
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+async def wait_until(predicate, timeout: float = 5) -> None:
+    with trio.fail_after(timeout):
+        while not await predicate():
+            await trio.sleep(0.02)
+
+
+async def test_remote_start_and_stop_through_the_api(gateway):
+    async with simulated(gateway, connectors=2, power_w=360_000) as sim, gateway.http() as http:
+        r = await http.get("/api/ocpp/remoteStart/SIM1", params={"idTag": "T1", "connectorId": "2",
+                                                               "waitForTransactionSeconds": "5"})
+        assert r.status_code == 200, r.text
+        tx_id = r.json()["transactionId"]
+        await wait_until(lambda: _has_samples(gateway, tx_id, 3))
+        r = await http.get("/api/ocpp/remoteStop/SIM1", params={"transactionId": str(tx_id)})
+        assert r.json()["status"] == "Accepted"
+        await wait_until(lambda: _stopped(gateway, tx_id))
+        tx = await gateway.store.transactions.get(tx_id)
+        assert tx["connector_id"] == 2 and tx["stop_reason"] == "Remote"
+        samples = await gateway.store.transactions.samples(tx_id)
+        energy = [float(s["value"]) for s in samples if s["measurand"] == "Energy.Active.Import.Register"
+                  and s["source"] == "MeterValues"]
+        assert energy == sorted(energy) and energy[-1] > 0  # monotonic, and charging happened
+        assert tx["meter_stop"] >= energy[-1] and tx["energy_wh"] == tx["meter_stop"] - tx["meter_start"]
+        status = (await http.get("/api/ocpp/status/SIM1")).json()
+        assert status["connectors"] == {"1": "Available", "2": "Available"}
+
+
+async def _has_samples(gateway, tx_id: int, count: int) -> bool:
+    return len(await gateway.store.transactions.samples(tx_id)) >= count
+
+
+async def _stopped(gateway, tx_id: int) -> bool:
+    return (await gateway.store.transactions.get(tx_id))["stopped_at"] is not None
+
+
+async def test_offline_transactions_are_sent_on_reconnect_with_their_old_timestamps(gateway):
+    async with simulated(gateway, "SIM-OFF") as sim:
+        sim.go_offline()
+        await trio.sleep(0.1)
+        assert await sim.start_session(1, "OFFTAG", duration=0.35) < 0
+        while sim.connectors[1].transaction_id is not None:
+            await trio.sleep(0.05)
+        sim.go_online()
+        with trio.fail_after(5):
+            await sim.online.wait()
+        await wait_until(lambda: _closed_count(gateway, "SIM-OFF", 1))
+        page = await gateway.store.transactions.list("SIM-OFF")
+        tx = page["records"][0]
+        assert tx["id"] > 0 and tx["id_tag"] == "OFFTAG"
+        assert tx["start_timestamp"] < tx["started_at"]  # kept as the charger gave it, from before the upload
+
+
+async def _closed_count(gateway, cp_id: str, count: int) -> bool:
+    return (await gateway.store.transactions.list(cp_id, "closed"))["total"] >= count
+
+
+async def test_reset_reboots_and_boots_again(gateway):
+    async with simulated(gateway, "SIM-R") as sim, gateway.http() as http:
+        boots = sim.stats.boots
+        r = await http.get("/api/ocpp/reset/SIM-R", params={"type": "Soft"})
+        assert r.json()["status"] == "Accepted"
+        with trio.fail_after(5):
+            while sim.stats.boots == boots or not sim.online.is_set():
+                await trio.sleep(0.02)
+        assert sim.stats.connects == 2
