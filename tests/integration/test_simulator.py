@@ -88,3 +88,35 @@ async def test_reset_reboots_and_boots_again(gateway):
             while sim.stats.boots == boots or not sim.online.is_set():
                 await trio.sleep(0.02)
         assert sim.stats.connects == 2
+
+
+async def test_fleet_boots_and_charges_and_the_gateway_agrees(gateway):
+    from gateway.simulator.fleet import FleetOptions, run_fleet
+
+    options = FleetOptions(f"ws://127.0.0.1:{gateway.ocpp_port}/ocpp", count=5, pattern="FLEET-{n}",
+                           connectors=2, meter_interval=0.05, power_w=360_000, session_seconds=0.3,
+                           pause_seconds=0.05)
+    stop = trio.Event()
+    seen = []
+    async with trio.open_nursery() as nursery:
+        async def run():
+            seen.append(await run_fleet(options, stop, on_progress=seen.append, every=0.2))
+        nursery.start_soon(run)
+        await trio.sleep(1.5)
+        stop.set()
+    final = seen[-1]
+    assert final["chargers"] == 5 and final["online"] == 5 and final["boots"] == 5
+    assert final["transactionsStopped"] >= 5
+
+    # What the gateway recorded agrees with what the simulator sent.
+    async with gateway.http() as http:
+        connections = {c["chargePointId"] for c in (await http.get("/api/ocpp/connections")).json()}
+    assert connections == {f"FLEET-{n}" for n in range(1, 6)}
+    closed = 0
+    for n in range(1, 6):
+        page = await gateway.store.transactions.list(f"FLEET-{n}", "closed", size=500)
+        closed += page["total"]
+        for tx in page["records"]:
+            assert tx["energy_wh"] == tx["meter_stop"] - tx["meter_start"] and tx["energy_wh"] >= 0
+    # Stops counted by the simulator are all recorded; a stop still in flight may be recorded too.
+    assert final["transactionsStopped"] <= closed <= final["transactionsStarted"]
