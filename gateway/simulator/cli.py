@@ -1,0 +1,123 @@
+"""`gateway simulate` and `gateway replay`: the charger side from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+
+import trio
+import trio_websocket
+
+from .capture import CaptureError, load_capture
+from .charger import FAULTS, Faults
+from .fleet import FleetOptions, run_fleet, terminal_progress
+from .replay import replay
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    sim = sub.add_parser("simulate", help="run simulated chargers against an OCPP 1.6J central system")
+    sim.add_argument("--url", default="ws://127.0.0.1:9000/ocpp",
+                     help="central system URL; the charger id is appended (default: %(default)s)")
+    sim.add_argument("-n", "--count", type=int, default=1, help="number of chargers (default: 1)")
+    sim.add_argument("--ids", default="SIM-{n:04d}", help="charger id pattern, n = 1..count (default: %(default)s)")
+    sim.add_argument("--connectors", type=int, default=1, help="connectors per charger (default: 1)")
+    sim.add_argument("--heartbeat", type=float, help="heartbeat seconds (default: what the central system says)")
+    sim.add_argument("--meter-interval", type=float, default=10.0, help="seconds between MeterValues (default: 10)")
+    sim.add_argument("--measurands", default="Energy.Active.Import.Register,Power.Active.Import",
+                     help="comma-separated measurands to sample")
+    sim.add_argument("--power", type=float, default=7400.0, help="charging power in W (default: 7400)")
+    sim.add_argument("--session", type=float, default=60.0, help="seconds per charging session (default: 60)")
+    sim.add_argument("--pause", type=float, default=5.0, help="seconds between sessions (default: 5)")
+    sim.add_argument("--no-charge", action="store_true", help="only boot and heartbeat; charge on remote start")
+    sim.add_argument("--id-tag", default="SIMTAG", help="id tag of local sessions (default: %(default)s)")
+    sim.add_argument("--spread", type=float, default=0.0, help="connect the chargers over this many seconds")
+    sim.add_argument("--fault", action="append", default=[], metavar="ACTION=KIND",
+                     help=f"misbehave on a command: KIND is one of {', '.join(FAULTS)}; ACTION may be *")
+    sim.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    sim.add_argument("--quiet", action="store_true", help="no progress line")
+    sim.add_argument("--json", action="store_true", help="print a JSON summary when done")
+    sim.set_defaults(run=simulate)
+
+    rep = sub.add_parser("replay", help="replay a captured session as the charger")
+    rep.add_argument("file", help="capture: one frame per line, each followed by the delay (e.g. 0.5s)")
+    rep.add_argument("--url", default="ws://127.0.0.1:9000/ocpp", help="central system URL (default: %(default)s)")
+    rep.add_argument("--id", default="REPLAY-1", help="charger id to connect as (default: %(default)s)")
+    rep.add_argument("--speed", type=float, default=1.0, help="time factor; 0 replays as fast as possible")
+    rep.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each answer")
+    rep.add_argument("--json", action="store_true", help="print the report as JSON")
+    rep.set_defaults(run=replay_command)
+
+
+def _faults(specs: list[str]) -> Faults:
+    faults = Faults()
+    for spec in specs:
+        action, sep, kind = spec.partition("=")
+        if not sep or kind not in FAULTS:
+            raise SystemExit(f"gateway simulate: --fault {spec!r}: use ACTION=KIND, KIND one of {', '.join(FAULTS)}")
+        faults.commands[action] = kind
+    return faults
+
+
+def simulate(args: argparse.Namespace) -> int:
+    if args.count < 1 or args.connectors < 1:
+        print("gateway simulate: --count and --connectors must be at least 1", file=sys.stderr)
+        return 2
+    options = FleetOptions(
+        args.url, args.count, args.ids, args.connectors, args.heartbeat, args.meter_interval,
+        tuple(m for m in args.measurands.split(",") if m), args.power, not args.no_charge, args.session,
+        args.pause, args.id_tag, args.spread, _faults(args.fault))
+
+    async def main() -> dict:
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            async def until_signal() -> None:
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        stop.set()
+                        return
+
+            nursery.start_soon(until_signal)
+            if args.duration:
+                nursery.start_soon(lambda: _stop_after(args.duration, stop))
+            progress = None if args.quiet else terminal_progress()
+            result = await run_fleet(options, stop, on_progress=progress)
+            nursery.cancel_scope.cancel()
+        return result
+
+    result = trio.run(main)
+    if not args.quiet and sys.stderr.isatty():
+        sys.stderr.write("\n")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+async def _stop_after(seconds: float, stop: trio.Event) -> None:
+    await trio.sleep(seconds)
+    stop.set()
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    try:
+        frames = load_capture(args.file)
+    except (OSError, CaptureError) as exc:
+        print(f"gateway replay: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = trio.run(replay, frames, args.url, args.id, args.speed, args.timeout)
+    except (OSError, trio_websocket.HandshakeError) as exc:
+        print(f"gateway replay: cannot connect to {args.url}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print(f"{report.calls_sent} CALLs sent, {report.answered} answered, "
+              f"{len(report.differences)} answers differ from the capture")
+        for d in report.differences:
+            print(f"  frame {d.index} {d.action}: {d.why}\n    captured {json.dumps(d.captured)}"
+                  f"\n    received {json.dumps(d.received)}")
+        if report.unanswered:
+            print(f"  unanswered: {', '.join(report.unanswered)}")
+    return 0 if report.ok else 1
