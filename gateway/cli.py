@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import trio
 from . import __version__, logs
 from .app import run_gateway
 from .config import ConfigError, load
+from .http.openapi import document
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--ocpp", metavar="HOST:PORT", help="charger WebSocket address")
     serve.add_argument("--db", metavar="PATH", help="SQLite database file")
     serve.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
+    sub.add_parser("openapi", help="print the HTTP API's OpenAPI document (> schemas/openapi.json)")
     return parser
 
 
@@ -39,6 +42,9 @@ def _config_path(given: str | None) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "openapi":
+        print(json.dumps(document(), indent=2))
+        return 0
     try:
         config = load(
             _config_path(args.config),

@@ -16,7 +16,7 @@ from .. import __version__, clock
 from ..chargepoint.commands import CommandService
 from ..chargepoint.service import ChargerService
 from ..metrics import CONTENT_TYPE
-from . import charger_ws, commands_api, errors, ocpp_api, records_api
+from . import charger_ws, commands_api, errors, ocpp_api, openapi, records_api
 
 
 def create_app(chargers: ChargerService, commands: CommandService) -> QuartTrio:
@@ -41,6 +41,14 @@ def create_app(chargers: ChargerService, commands: CommandService) -> QuartTrio:
         chargers.metrics.chargers_connected.set(len(chargers.registry))
         chargers.metrics.transactions_open.set(await chargers.store.transactions.count_open())
         return Response(chargers.metrics.render(), content_type=CONTENT_TYPE)
+
+    @app.get("/openapi.json")
+    async def openapi_json() -> Any:
+        return jsonify(openapi.document())
+
+    @app.get("/docs")
+    async def docs() -> Response:
+        return Response(openapi.docs_page(), content_type="text/html; charset=utf-8")
 
     return app
 

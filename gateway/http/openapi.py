@@ -1,0 +1,511 @@
+"""The OpenAPI 3.1 document of the whole HTTP surface, and the /docs page that renders it.
+
+The shortcut routes come from commands_api.SHORTCUTS, the generic call's actions from
+CENTRAL_ACTIONS, and the OCPP payloads from the 1.6 schemas, so those cannot drift from the
+code. tests/integration/test_openapi.py holds the paths against the app's url_map and
+schemas/openapi.json against this module (`gateway openapi > schemas/openapi.json`).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from importlib import resources
+from typing import Any
+
+from .. import __version__
+from ..ocpp.actions import CENTRAL_ACTIONS
+from ..ocpp.validation import load_schema
+from ..store.chargers import DEVICE_FIELDS
+from . import params
+from .commands_api import SHORTCUTS
+from .ocpp_api import RENAMED
+from .records_api import ID_TAG_STATUSES
+
+Schema = dict[str, Any]
+
+# ---- schema helpers ----------------------------------------------------------------
+
+_KINDS: dict[str, Schema] = {
+    "str": {"type": "string"}, "int": {"type": "integer"}, "num": {"type": "number"},
+    "bool": {"type": "boolean"}, "time": {"type": "string", "format": "date-time"},
+    "obj": {"type": "object"}, "list": {"type": "array"}, "any": {},
+}
+
+
+def _kind(spec: str) -> Schema:
+    """'int' -> integer; 'int?' -> integer or null; 'any' -> anything."""
+    nullable = spec.endswith("?")
+    schema = dict(_KINDS[spec.rstrip("?")])
+    if nullable and "type" in schema:
+        schema["type"] = [schema["type"], "null"]
+    return schema
+
+
+def _record(spec: str, doc: str | None = None, **more: Schema) -> Schema:
+    """An object whose fields are all present: 'id:int chargePointId:str stoppedAt:time?' plus schemas."""
+    props = {name: _kind(kind) for name, kind in (pair.split(":") for pair in spec.split())}
+    props.update(more)
+    return {"type": "object", "properties": props, "required": list(props), **({"description": doc} if doc else {})}
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _list(item: Schema) -> Schema:
+    return {"type": "array", "items": item}
+
+
+def _paged(name: str) -> Schema:
+    return _record("total:int page:int size:int", records=_list(_ref(name)))
+
+
+def ocpp_schema(action: str, kind: str) -> Schema:
+    """A 1.6 schema as an OpenAPI schema: its own definitions inlined, its dialect markers dropped."""
+    raw = load_schema(action, kind)
+    definitions = raw.get("definitions", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(definitions[node["$ref"].rsplit("/", 1)[1]])
+            return {key: inline(value) for key, value in node.items()}
+        return [inline(value) for value in node] if isinstance(node, list) else node
+
+    return inline({k: v for k, v in raw.items() if k not in ("$schema", "$id", "id", "definitions")})
+
+
+# ---- shared components -------------------------------------------------------------
+
+ERROR = {**_record(
+    "error:str message:str path:str timestamp:time",
+    "The one error envelope (API.md section 3). error: bad_request, not_found, not_connected, "
+    "method_not_allowed, conflict, call_error, timeout, internal_error, ... Some errors add context: "
+    "cpId and lastSeen (not_connected), field and errorCode (a payload failing its 1.6 schema), "
+    "errorCode, errorDescription and errorDetails (call_error), timeoutSeconds and sent (timeout), action "
+    "and requestId.",
+    cpId=_kind("str"), lastSeen=_kind("time?"), action=_kind("str"), requestId=_kind("str?"),
+    field=_kind("str"), errorCode=_kind("str"), errorDescription=_kind("str"), errorDetails=_kind("any"),
+    timeoutSeconds=_kind("num"), sent=_kind("bool"),
+), "required": ["error", "message", "path", "timestamp"]}  # the rest is context only some errors add
+
+ERRORS = {
+    "400": ("BadRequest", "bad_request: a parameter is missing or malformed, the body is not a JSON object, "
+                          "or the payload fails the 1.6 schema (field names it)"),
+    "404": ("NotFound", "not_found: no such record"),
+    "405": ("MethodNotAllowed", "method_not_allowed: the path does not take this method"),
+    "409": ("Conflict", "conflict: the record exists already"),
+    "500": ("InternalError", "internal_error: the gateway could not answer (logged; no details are given)"),
+    "502": ("CallError", "call_error: the charger answered CALLERROR (errorCode, errorDescription, errorDetails)"),
+    "504": ("Timeout", "timeout: the charger did not answer within timeoutSeconds"),
+}
+NOT_CONNECTED = ("NotConnected", "not_connected: the charger is known but not connected (lastSeen says when it "
+                                 "was); not_found: it has never connected")
+COMMAND_ERRORS = ("400", "404c", "502", "504")  # 404c: the charger is not connected
+
+_QUERY: dict[str, Schema] = {
+    "timeoutSeconds": {"description": f"seconds to wait for the charger's answer; values above "
+                                      f"{params.TIMEOUT_MAX:g} are taken as {params.TIMEOUT_MAX:g}",
+                       "schema": {"type": "number", "exclusiveMinimum": 0, "default": params.TIMEOUT_DEFAULT}},
+    "wait": {"description": "false: answer at once (CommandStarted) once the command is checked and sent; "
+                            "its answer is recorded (GET /api/commands/{request_id}). Also 1/0, yes/no",
+             "schema": {"type": "boolean", "default": True}},
+    "page": {"description": "page number, from 1", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+    "size": {"description": "records per page",
+             "schema": {"type": "integer", "minimum": 1, "maximum": params.PAGE_SIZE_MAX,
+                        "default": params.PAGE_SIZE_DEFAULT}},
+    "cpId": {"description": "only this charger's records", "schema": {"type": "string"}},
+    "since": {"description": "from this time on (inclusive)", "schema": {"type": "string", "format": "date-time"}},
+    "until": {"description": "before this time (exclusive)", "schema": {"type": "string", "format": "date-time"}},
+}
+
+_PATH: dict[str, Schema] = {
+    "cp_id": {"description": "the charge point id, as the charger connected with", "schema": {"type": "string"}},
+    "action": {"description": "the OCPP 1.6 central-system action (an unknown one is a 400)",
+               "schema": {"type": "string", "enum": sorted(CENTRAL_ACTIONS)}},
+    "transaction_id": {"description": "the transaction id", "schema": {"type": "integer", "minimum": 0}},
+    "reservation_id": {"description": "the reservation id", "schema": {"type": "integer", "minimum": 0}},
+    "request_id": {"description": "the command's requestId (its OCPP unique id)", "schema": {"type": "string"}},
+    "id_tag": {"description": "the id tag (IdToken: 1 to 20 characters)", "schema": {"type": "string"}},
+    "rest": {"description": "the charge point id, URL-encoded; the gateway takes the last path segment, "
+                            "so /ocpp/site/CP1 connects as CP1", "schema": {"type": "string"}},
+}
+
+
+def _param(name: str) -> Schema:
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+COMMAND_QUERY = [_param("timeoutSeconds"), _param("wait")]
+PAGING = [_param("page"), _param("size")]
+
+# Filled in by the gateway when left out: (action, field) -> what it does
+FILLED = {("ReserveNow", "reservationId"): "left out: the gateway allocates one and answers it",
+          ("UpdateFirmware", "retrieveDate"): "left out: now (GET only)"}
+
+
+def payload_query(action: str) -> list[Schema]:
+    """The action's payload fields as query parameters, typed by its 1.6 request schema."""
+    schema = ocpp_schema(action, "request")
+    out = []
+    for name, prop in schema.get("properties", {}).items():
+        param: Schema = {"name": name, "in": "query", "required": name in schema.get("required", ())}
+        if (action, name) in FILLED:
+            param.update(required=False, description=FILLED[action, name])
+        if prop.get("type") == "object" or prop.get("items", {}).get("type") == "object":
+            param["content"] = {"application/json": {"schema": prop}}  # given as JSON
+        else:
+            param["schema"] = prop
+            if prop.get("type") == "array":
+                param["description"] = "comma-separated, repeated, or a JSON array"
+        out.append(param)
+    return out
+
+
+# ---- success shapes ------------------------------------------------------------------
+
+CONNECTION = _record("chargePointId:str status:str? currentTransactionId:int? lastSeen:time? online:bool "
+                     "vendor:str? model:str? firmwareVersion:str?",
+                     connectors={"type": "object", "additionalProperties": {"type": "string"},
+                                 "description": "connector id -> its last status (connector 0 excluded)"})
+VIOLATION = _record("action:str kind:str code:str path:str message:str count:int firstSeen:time lastSeen:time")
+STATUS = _record("", **CONNECTION["properties"], **{
+    "device": {**_record(" ".join(f"{RENAMED.get(f, f)}:str?" for f in DEVICE_FIELDS)),
+               "additionalProperties": True,
+               "description": "BootNotification's fields, and any the charger added (customData, ...)"},
+    **_record("bootedAt:time? registrationStatus:str? connectedAt:time? disconnectedAt:time? "
+              "disconnectReason:str?")["properties"],
+    "connectorDetails": _list(_record("connectorId:int status:str errorCode:str? info:str? vendorId:str? "
+                                      "vendorErrorCode:str? timestamp:str? updatedAt:time")),
+    "violations": _list(_ref("Violation")),
+})
+CONFIGURATION_KEY = _record("key:str value:str? readonly:bool? updatedAt:time")
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": ERROR,
+    "Health": _record("status:str version:str time:time chargersConnected:int"),
+    "Connection": CONNECTION,
+    "ChargerStatus": STATUS,
+    "Charger": _record("", **STATUS["properties"], configuration=_list(_ref("ConfigurationKey"))),
+    "ConfigurationKey": CONFIGURATION_KEY,
+    "Violation": VIOLATION,
+    "ViolationRecord": _record("chargePointId:str example:str?", **VIOLATION["properties"]),
+    "LocalList": _record("id:int chargePointId:str listVersion:int updateType:str entries:list status:str? "
+                         "requestId:str sentAt:time"),
+    "ChargingProfile": _record("id:int chargePointId:str connectorId:int profileId:int stackLevel:int? "
+                               "purpose:str? profile:obj status:str? requestId:str sentAt:time clearedAt:time?"),
+    "Notification": _record("id:int chargePointId:str action:str status:str? requestId:int? timestamp:str? "
+                            "payload:obj receivedAt:time"),
+    "Transaction": _record("id:int chargePointId:str connectorId:int? idTag:str? idTagStatus:str? meterStart:int? "
+                           "startTimestamp:str? reservationId:int? startedAt:time? meterStop:int? "
+                           "stopTimestamp:str? stopReason:str? stopIdTag:str? stoppedAt:time? energyWh:int? "
+                           "remoteStartRequestId:str?",
+                           "startTimestamp and stopTimestamp are the charger's clock, as sent; startedAt and "
+                           "stoppedAt the gateway's"),
+    "MeterValue": _record("id:int chargePointId:str connectorId:int? transactionId:int? timestamp:str value:str "
+                          "measurand:str? phase:str? unit:str? context:str? location:str? format:str? source:str "
+                          "receivedAt:time"),
+    "Frame": _record("id:int at:time chargePointId:str direction:str messageType:int? uniqueId:str? action:str? "
+                     "body:str?"),
+    "Command": _record("id:int requestId:str chargePointId:str action:str payload:obj outcome:str result:obj? "
+                       "errorCode:str? errorDescription:str? errorDetails:any sentAt:time finishedAt:time? "
+                       "latencyMs:num?"),
+    "Reservation": _record("id:int chargePointId:str connectorId:int idTag:str parentIdTag:str? expiryDate:str "
+                           "status:str transactionId:int? requestId:str? createdAt:time updatedAt:time"),
+    "IdTag": _record("idTag:str status:str expiryDate:time? parentIdTag:str? createdAt:time updatedAt:time "
+                     "effectiveStatus:str"),
+    "CommandStarted": {**_record("requestId:str cpId:str", "wait=false: the command was checked and sent; its "
+                                                            "answer is recorded", action=_kind("str"),
+                                listVersion=_kind("int")),
+                       "required": ["requestId", "cpId"]},
+}
+for _name in ("ChargerStatus", "Transaction", "Command", "Reservation", "IdTag"):
+    SCHEMAS[f"{_name}Page"] = _paged(_name)
+SCHEMAS["TransactionWithMeterValues"] = _record("", **SCHEMAS["Transaction"]["properties"],
+                                                meterValues=_list(_ref("MeterValue")))
+SCHEMAS["FramePage"] = _record("nextBefore:int?", "nextBefore: pass it as before= for the next, older page",
+                               records=_list(_ref("Frame")))
+
+ID_TAG_FIELDS = {
+    "status": {"type": "string", "enum": list(ID_TAG_STATUSES), "default": "Accepted"},
+    "expiryDate": {"type": ["string", "null"], "format": "date-time"},
+    "parentIdTag": {"type": ["string", "null"], "minLength": 1, "maxLength": 20},
+}
+SCHEMAS["IdTagCreate"] = {"type": "object", "required": ["idTag"], "properties": {
+    "idTag": {"type": "string", "minLength": 1, "maxLength": 20}, **ID_TAG_FIELDS}}
+SCHEMAS["IdTagChange"] = {"type": "object", "properties": ID_TAG_FIELDS}
+
+
+def _answer(spec: str, optional: tuple[str, ...] = (), **more: Schema) -> Schema:
+    """A command's answer; with wait=false the route answers CommandStarted instead."""
+    answer = _record(spec, **more)
+    answer["required"] = [name for name in answer["required"] if name not in optional]
+    return {"anyOf": [answer, _ref("CommandStarted")]}
+
+
+# ---- operations -------------------------------------------------------------------------
+
+def op(tag: str, summary: str, ok: Schema | None, *, errors: tuple[str, ...] = (), query: list | None = None,
+       body: Schema | None = None, body_required: bool = True, status: str = "200",
+       description: str | None = None, media: str = "application/json") -> Schema:
+    """One operation; `ok` is the success schema (None: no body), `errors` the status codes it can answer."""
+    operation: Schema = {"tags": [tag], "summary": summary}
+    if description:
+        operation["description"] = description
+    if query:
+        operation["parameters"] = query
+    if body is not None:
+        operation["requestBody"] = {"required": body_required, "content": {"application/json": {"schema": body}}}
+    responses = {status: {"description": "OK", "content": {media: {"schema": ok}}} if ok is not None
+                 else {"description": "Done, no body"}}
+    for code in sorted(set(errors) | {"405", "500"}):
+        name = NOT_CONNECTED[0] if code == "404c" else ERRORS[code][0]
+        responses[code[:3]] = {"$ref": f"#/components/responses/{name}"}
+    operation["responses"] = responses
+    return operation
+
+
+def _command_ops(action: str, summary: str, answer: Schema) -> dict[str, Schema]:
+    """GET (payload in the query) and POST (payload as the JSON body) of one shortcut route."""
+    return {
+        "get": op("shortcuts", summary, answer, errors=COMMAND_ERRORS, query=payload_query(action) + COMMAND_QUERY,
+                  description=f"Sends {action}; the query parameters are its payload (objects as JSON)."),
+        "post": op("shortcuts", summary, answer, errors=COMMAND_ERRORS, query=COMMAND_QUERY,
+                   body=_ref(f"{action}Request"), body_required=False,
+                   description=f"Sends {action}; the body is its payload (none: {{}})."),
+    }
+
+
+def shortcut_paths() -> dict[str, dict[str, Schema]]:
+    paths = {}
+    for name, action in SHORTCUTS.items():
+        extra = {"reservationId": _kind("int")} if action == "ReserveNow" else {}
+        answer = _answer("cpId:str requestId:str status:str?", action={"const": action},
+                         result=_ref(f"{action}Response"), **extra)
+        paths[f"/api/ocpp/{name}/{{cp_id}}"] = _command_ops(action, f"{action} (shortcut)", answer)
+    return paths
+
+
+def _seed_paths() -> dict[str, dict[str, Schema]]:
+    remote = "requestId:str cpId:str status:str?"
+    entries = ocpp_schema("SendLocalList", "request")["properties"]["localAuthorizationList"]
+    return {
+        "/api/ocpp/connections": {"get": op(
+            "ocpp", "Every charger known, online first", _list(_ref("Connection")))},
+        "/api/ocpp/status/{cp_id}": {"get": op(
+            "ocpp", "One charger: device, connectors, violations", _ref("ChargerStatus"), errors=("404",))},
+        "/api/ocpp/remoteStart/{cp_id}": {"get": op(
+            "ocpp", "RemoteStartTransaction", _answer(remote, ("transactionId",),
+                                                      result=_ref("RemoteStartTransactionResponse"),
+                                                      transactionId=_kind("int")),
+            errors=COMMAND_ERRORS,
+            query=payload_query("RemoteStartTransaction") + COMMAND_QUERY + [{
+                "name": "waitForTransactionSeconds", "in": "query",
+                "description": "also wait this long for the StartTransaction that follows and answer its "
+                               "transactionId; 504 when none comes (wait is then ignored)",
+                "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": params.TIMEOUT_MAX}}])},
+        "/api/ocpp/remoteStop/{cp_id}": {"get": op(
+            "ocpp", "RemoteStopTransaction", _answer(remote, result=_ref("RemoteStopTransactionResponse")),
+            errors=COMMAND_ERRORS, query=payload_query("RemoteStopTransaction") + COMMAND_QUERY)},
+        "/api/ocpp/localList/version/{cp_id}": {"get": op(
+            "ocpp", "GetLocalListVersion", _answer("cpId:str requestId:str",
+                                                   result=_ref("GetLocalListVersionResponse")),
+            errors=COMMAND_ERRORS, query=COMMAND_QUERY)},
+        "/api/ocpp/localList/full/{cp_id}": {"get": op(
+            "ocpp", "SendLocalList Full from the id-tag table", _answer(
+                "cpId:str message:str listVersion:int entries:int requestId:str",
+                status={"type": "string", "enum": ["success", "failed"]}, result=_ref("SendLocalListResponse")),
+            errors=COMMAND_ERRORS, query=COMMAND_QUERY,
+            description="Every id tag of the gateway's table, as the charger's next list version.")},
+        "/api/ocpp/localList/diff/{cp_id}": {"post": op(
+            "ocpp", "SendLocalList Differential", _answer("cpId:str listVersion:int requestId:str",
+                                                          result=_ref("SendLocalListResponse")),
+            errors=COMMAND_ERRORS, query=COMMAND_QUERY, body={
+                "type": "object",
+                "description": "localAuthorisationList (or OCPP's spelling localAuthorizationList) is required "
+                               "and not empty; listVersion defaults to the charger's next",
+                "properties": {"listVersion": {"type": "integer"}, "localAuthorisationList": entries,
+                               "localAuthorizationList": entries}})},
+    }
+
+
+def _call_paths() -> dict[str, dict[str, Schema]]:
+    answer = _answer("cpId:str action:str requestId:str", result={
+        "type": "object", "description": "the charger's payload (components.schemas.{action}Response)"})
+    return {"/api/ocpp/call/{cp_id}/{action}": {
+        "get": op("call", "Send any central-system action, payload in the query", answer, errors=COMMAND_ERRORS,
+                  query=COMMAND_QUERY + [{
+                      "name": "payload", "in": "query", "style": "form", "explode": True,
+                      "description": "the payload's fields, typed by the action's 1.6 schema: ?type=Soft; "
+                                     "objects and arrays as JSON",
+                      "schema": {"type": "object", "additionalProperties": True}}]),
+        "post": op("call", "Send any central-system action, payload as the body", answer, errors=COMMAND_ERRORS,
+                   query=COMMAND_QUERY, body_required=False, body={
+                       "type": "object",
+                       "description": "the OCPP payload, checked against the action's 1.6 schema "
+                                      "(components.schemas.{action}Request); an empty body is {}"}),
+    }}
+
+
+def _records_paths() -> dict[str, dict[str, Schema]]:
+    def q(name: str, description: str, schema: Schema) -> Schema:
+        return {"name": name, "in": "query", "description": description, "schema": schema}
+
+    per_charger = ("404",)
+    return {
+        "/api/chargers": {"get": op(
+            "chargers", "Chargers, a page at a time", _ref("ChargerStatusPage"), errors=("400",),
+            query=PAGING + [q("online", "only online (true) or offline (false) chargers", {"type": "boolean"})],
+            description="violations is left empty here: GET /api/chargers/{cp_id} has them.")},
+        "/api/chargers/{cp_id}": {"get": op(
+            "chargers", "One charger with its configuration snapshot", _ref("Charger"), errors=per_charger)},
+        "/api/chargers/{cp_id}/configuration": {"get": op(
+            "chargers", "Configuration snapshot (last GetConfiguration, accepted changes applied)",
+            _list(_ref("ConfigurationKey")), errors=per_charger)},
+        "/api/chargers/{cp_id}/violations": {"get": op(
+            "chargers", "Protocol violations, latest first", _list(_ref("ViolationRecord")), errors=per_charger)},
+        "/api/chargers/{cp_id}/local-lists": {"get": op(
+            "chargers", "Local lists sent, latest first", _list(_ref("LocalList")), errors=per_charger)},
+        "/api/chargers/{cp_id}/charging-profiles": {"get": op(
+            "chargers", "Charging profiles sent, latest first", _list(_ref("ChargingProfile")),
+            errors=("400", "404"), query=[q("active", "only accepted profiles not cleared",
+                                            {"type": "boolean", "default": False})])},
+        "/api/chargers/{cp_id}/notifications": {"get": op(
+            "chargers", "Firmware, diagnostics, log and security reports, DataTransfers",
+            _list(_ref("Notification")), errors=per_charger,
+            query=[q("action", "only this action's reports", {"type": "string"})])},
+        "/api/transactions": {"get": op(
+            "transactions", "Transactions, newest first", _ref("TransactionPage"), errors=("400",),
+            query=PAGING + [_param("cpId"), q("state", "open or closed",
+                                              {"type": "string", "enum": ["open", "closed"]}),
+                            _param("since"), _param("until")])},
+        "/api/transactions/{transaction_id}": {"get": op(
+            "transactions", "One transaction with its meter values", _ref("TransactionWithMeterValues"),
+            errors=("404",))},
+        "/api/frames": {"get": op(
+            "frames", "The frame log, newest first", _ref("FramePage"), errors=("400",),
+            query=[_param("cpId"), _param("since"), _param("until"),
+                   q("before", "only frames with a smaller id (paging back)", {"type": "integer", "minimum": 1}),
+                   q("limit", "frames per answer", {"type": "integer", "minimum": 1,
+                                                    "maximum": params.PAGE_SIZE_MAX, "default": 100})])},
+        "/api/commands": {"get": op(
+            "commands", "Commands sent, newest first", _ref("CommandPage"), errors=("400",),
+            query=PAGING + [_param("cpId"), q("action", "only this action", {"type": "string"})])},
+        "/api/commands/{request_id}": {"get": op(
+            "commands", "One command with its answer or error", _ref("Command"), errors=("404",))},
+        "/api/reservations": {"get": op(
+            "reservations", "Reservations, newest first", _ref("ReservationPage"), errors=("400",),
+            query=PAGING + [_param("cpId"), q("status", "only this status (Requested, Accepted, Cancelled, Used, "
+                                                        "...)", {"type": "string"})])},
+        "/api/reservations/{reservation_id}": {"get": op(
+            "reservations", "One reservation", _ref("Reservation"), errors=("404",))},
+        "/api/id-tags": {
+            "get": op("id-tags", "Id tags", _ref("IdTagPage"), errors=("400",),
+                      query=PAGING + [q("status", "only this status",
+                                        {"type": "string", "enum": list(ID_TAG_STATUSES)})]),
+            "post": op("id-tags", "Add an id tag", _ref("IdTag"), status="201", errors=("400", "409"),
+                       body=_ref("IdTagCreate")),
+        },
+        "/api/id-tags/{id_tag}": {
+            "get": op("id-tags", "One id tag", _ref("IdTag"), errors=("404",)),
+            "put": op("id-tags", "Set an id tag (created when missing; fields left out take their defaults)",
+                      _ref("IdTag"), errors=("400",), body=_ref("IdTagChange")),
+            "patch": op("id-tags", "Change the given fields of an id tag", _ref("IdTag"), errors=("400", "404"),
+                        body=_ref("IdTagChange")),
+            "delete": op("id-tags", "Delete an id tag", None, status="204", errors=("404",)),
+        },
+        **{f"/api/id-tags/{{id_tag}}/{verb}": {"post": op("id-tags", summary, _ref("IdTag"), errors=("404",))}
+           for verb, summary in (("block", "Block an id tag"), ("unblock", "Set an id tag Accepted again"),
+                                 ("expire", "Expire an id tag now"))},
+    }
+
+
+def _gateway_paths() -> dict[str, dict[str, Schema]]:
+    text = {"type": "string"}
+    refusal = {"text/html": {"schema": {"type": "string", "description": "the reason, a sentence"}}}
+    socket = {
+        "tags": ["charger-socket"],
+        "summary": "Charger WebSocket (OCPP 1.6J), for chargers set up for the original server",
+        "description": "The same as the OCPP port's ws://host:9000/ocpp/{chargePointId}. Subprotocol ocpp1.6; "
+                       "a charger offering none is accepted unless charger.require_subprotocol is set.",
+        "parameters": [
+            {"name": "Upgrade", "in": "header", "required": True, "schema": {"const": "websocket"}},
+            {"name": "Sec-WebSocket-Protocol", "in": "header", "schema": {"type": "string", "example": "ocpp1.6"}},
+        ],
+        "responses": {
+            "101": {"description": "Switching Protocols: the charger's OCPP-J session (the header is left out "
+                                   "when the charger offered no subprotocol)",
+                    "headers": {"Sec-WebSocket-Protocol": {"schema": {"type": "string", "const": "ocpp1.6"}}}},
+            "400": {"description": "refused: the id is blank, too long (48), not UTF-8 or has control characters, "
+                                   "or the subprotocols offered lack ocpp1.6; bad_request (JSON) for a plain "
+                                   "HTTP request",
+                    "content": {**refusal, "application/json": {"schema": _ref("Error")}}},
+            "404": {"description": "refused: the URL does not end with a charge point id", "content": refusal},
+            "405": {"$ref": "#/components/responses/MethodNotAllowed"},
+        },
+    }
+    return {
+        "/health": {"get": op("gateway", "Liveness and version", _ref("Health"))},
+        "/metrics": {"get": op("gateway", "Prometheus metrics (text format)", text, media="text/plain")},
+        "/openapi.json": {"get": op("gateway", "This OpenAPI document", {"type": "object"})},
+        "/docs": {"get": op("gateway", "This document, rendered (self-contained HTML)", text, media="text/html")},
+        "/ocpp/{rest}": {"get": socket},
+    }
+
+
+def _with_path_parameters(paths: dict[str, dict[str, Schema]]) -> dict[str, dict[str, Schema]]:
+    for path, item in paths.items():
+        names = re.findall(r"{(\w+)}", path)
+        for operation in item.values():
+            operation["parameters"] = [_param(f"path.{n}") for n in names] + operation.get("parameters", [])
+            if not operation["parameters"]:
+                del operation["parameters"]
+    return paths
+
+
+TAGS = [
+    ("gateway", "Health, metrics and this documentation"),
+    ("ocpp", "The seed-compatible GET API (API.md section 1)"),
+    ("shortcuts", "Everyday commands: GET with the payload in the query, or POST with it as the body"),
+    ("call", "Every central-system action (API.md section 2)"),
+    ("chargers", "Records: chargers and what they reported"),
+    ("transactions", "Records: transactions and meter values"),
+    ("frames", "Records: the frame log"),
+    ("commands", "Records: commands sent and their answers"),
+    ("reservations", "Records: reservations"),
+    ("id-tags", "The id-tag table that Authorize and StartTransaction are answered from"),
+    ("charger-socket", "Where chargers connect"),
+]
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document (a fresh dict each call)."""
+    ocpp = {f"{action}{kind.title()}": ocpp_schema(action, kind)
+            for action in sorted(CENTRAL_ACTIONS) for kind in ("request", "response")}
+    paths = {**_gateway_paths(), **_seed_paths(), **shortcut_paths(), **_call_paths(), **_records_paths()}
+    return copy.deepcopy({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "OCPP 1.6J gateway HTTP API",
+            "version": __version__,
+            "description": "Every answer is JSON unless said otherwise; times are UTC ISO 8601 with a Z. Errors "
+                           "use one envelope (components.schemas.Error). Commands wait for the charger's answer "
+                           "(timeoutSeconds) unless wait=false.",
+        },
+        "tags": [{"name": name, "description": description} for name, description in TAGS],
+        "paths": _with_path_parameters(paths),
+        "components": {
+            "schemas": {**SCHEMAS, **ocpp},
+            "parameters": {**{name: {"name": name, "in": "query", **spec} for name, spec in _QUERY.items()},
+                           **{f"path.{name}": {"name": name, "in": "path", "required": True, **spec}
+                              for name, spec in _PATH.items()}},
+            "responses": {name: {"description": description,
+                                 "content": {"application/json": {"schema": _ref("Error")}}}
+                          for name, description in (*ERRORS.values(), NOT_CONNECTED)},
+        },
+    })
+
+
+def docs_page() -> str:
+    return resources.files(__package__).joinpath("static", "docs.html").read_text("utf-8")
