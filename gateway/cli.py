@@ -14,6 +14,7 @@ from . import __version__, logs
 from .app import run_gateway
 from .config import ConfigError, load
 from .http.openapi import document
+from .simulator import cli as simulator
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--db", metavar="PATH", help="SQLite database file")
     serve.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
     sub.add_parser("openapi", help="print the HTTP API's OpenAPI document (> schemas/openapi.json)")
+    simulator.add_commands(sub)
     return parser
 
 
@@ -45,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "openapi":
         print(json.dumps(document(), indent=2))
         return 0
+    if args.command in ("simulate", "replay"):
+        logs.configure("console", "warning")
+        return args.run(args)
     try:
         config = load(
             _config_path(args.config),
