@@ -80,51 +80,53 @@ class CommandService:
             raise InvalidPayload(violation)
 
     async def prepare(self, action: str, cp_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Fill what the gateway allocates, then check. ReserveNow without an id gets a new one."""
-        if action == "ReserveNow" and "reservationId" not in payload:
-            self.check(action, {**payload, "reservationId": 0})
-            reservation_id = await self.store.reservations.create(
-                None, cp_id, payload["connectorId"], payload["idTag"], payload.get("parentIdTag"),
-                payload["expiryDate"], "", clock.iso())
-            payload = {**payload, "reservationId": reservation_id}
-        self.check(action, payload)
+        """Check the payload, after filling what the gateway provides when it is left out:
+        a ReserveNow id and a SendLocalList version (allocated when sent), an UpdateFirmware
+        retrieveDate (now)."""
+        if action == "UpdateFirmware" and "retrieveDate" not in payload:
+            payload = {**payload, "retrieveDate": clock.iso()}
+        placeholder = {"ReserveNow": "reservationId", "SendLocalList": "listVersion"}.get(action)
+        if placeholder and placeholder not in payload:
+            self.check(action, {**payload, placeholder: 1})
+        else:
+            self.check(action, payload)
         return payload
 
-    async def send(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float | None = None,
-                   request_id: str | None = None) -> Sent:
+    async def send(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float | None = None) -> Sent:
         """Send and wait for the answer; raise CallErrorReceived, CallTimeout or NotConnected."""
-        if cp_id not in self.chargers.registry:
-            raise NotConnected(cp_id)
-        payload = await self.prepare(action, cp_id, payload)
-        return await self._send(cp_id, action, payload, timeout, request_id or new_unique_id())
+        sent = await self._sendable(cp_id, action, payload)
+        return await self._send(sent, timeout)
 
     async def start(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float | None = None) -> Sent:
-        """Send without waiting (wait=false): checked now, answered and recorded in the background."""
+        """Send without waiting (wait=false): checked and recorded now, answered in the background."""
         assert self._nursery is not None, "start() needs the gateway's nursery"
-        if cp_id not in self.chargers.registry:
-            raise NotConnected(cp_id)
-        payload = await self.prepare(action, cp_id, payload)
-        sent = Sent(new_unique_id(), cp_id, action, payload)
+        sent = await self._sendable(cp_id, action, payload)
 
         async def background() -> None:
             try:
-                await self._send(cp_id, action, payload, timeout, sent.request_id)
+                await self._send(sent, timeout)
             except CommandError as exc:
                 log.info("background command failed", cp=cp_id, action=action, error=str(exc))
 
         self._nursery.start_soon(background)
         return sent
 
-    async def _send(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float | None,
-                    request_id: str) -> Sent:
+    async def _sendable(self, cp_id: str, action: str, payload: dict[str, Any]) -> Sent:
+        """Checked, completed and recorded as sent; raises before anything is sent."""
         if cp_id not in self.chargers.registry:  # nothing is sent, so nothing is recorded
             raise NotConnected(cp_id)
-        await self._before(cp_id, action, payload, request_id)
+        payload = await self.prepare(action, cp_id, payload)
+        request_id = new_unique_id()
+        payload = await self._before(cp_id, action, payload, request_id)
         self.store.commands.begin(request_id, cp_id, action, payload, clock.iso())
+        return Sent(request_id, cp_id, action, payload)
+
+    async def _send(self, sent: Sent, timeout: float | None) -> Sent:
         started = time.perf_counter()
         result, error, outcome = None, None, "abandoned"  # stays so if the caller is cancelled
         try:
-            result = await self.chargers.registry.call(cp_id, action, payload, timeout, request_id)
+            result = await self.chargers.registry.call(sent.cp_id, sent.action, sent.payload, timeout,
+                                                       sent.request_id)
             outcome = "answered"
         except CallErrorReceived as exc:
             outcome, error = "call_error", exc
@@ -134,12 +136,12 @@ class CommandService:
             outcome, error = "not_connected", exc
         finally:
             with trio.CancelScope(shield=True):  # the record is kept whatever happens to the caller
-                await self._finish(cp_id, action, payload, request_id, result, error, outcome,
-                                   time.perf_counter() - started)
+                await self._finish(sent.cp_id, sent.action, sent.payload, sent.request_id, result, error,
+                                   outcome, time.perf_counter() - started)
         if error is not None:
-            error.request_id = request_id
+            error.request_id = sent.request_id
             raise error
-        return Sent(request_id, cp_id, action, payload, result)
+        return attrs.evolve(sent, result=result)
 
     async def _finish(self, cp_id: str, action: str, payload: dict[str, Any], request_id: str,
                       result: dict | None, error: CommandError | None, outcome: str, latency: float) -> None:
@@ -153,14 +155,23 @@ class CommandService:
         if hook is not None:
             await hook(self, cp_id, payload, result, outcome, request_id)
 
-    async def _before(self, cp_id: str, action: str, payload: dict[str, Any], request_id: str) -> None:
+    async def _before(self, cp_id: str, action: str, payload: dict[str, Any], request_id: str) -> dict[str, Any]:
+        """Record what the gateway must remember before the charger can act on it."""
+        at = clock.iso()
         if action == "ReserveNow":
-            await self.store.reservations.create(
-                payload["reservationId"], cp_id, payload["connectorId"], payload["idTag"],
-                payload.get("parentIdTag"), payload["expiryDate"], request_id, clock.iso())
+            reservation_id = await self.store.reservations.create(
+                payload.get("reservationId"), cp_id, payload["connectorId"], payload["idTag"],
+                payload.get("parentIdTag"), payload["expiryDate"], request_id, at)
+            payload = {**payload, "reservationId": reservation_id}
+        elif action == "SendLocalList":
+            version = await self.store.local_lists.record_sent(
+                cp_id, payload.get("listVersion"), payload["updateType"],
+                payload.get("localAuthorizationList") or [], request_id, at)
+            payload = {**payload, "listVersion": version}
         elif action == "RemoteStartTransaction":
             # Before sending: some chargers send StartTransaction before answering the command.
             self.chargers.remote_starts.expect(cp_id, payload.get("connectorId"), payload["idTag"], request_id)
+        return payload
 
 
 def _status(result: dict | None, outcome: str) -> str:
@@ -186,9 +197,7 @@ async def _change(cmds: CommandService, cp_id: str, payload: dict, result: dict 
 @after("SendLocalList")
 async def _local_list(cmds: CommandService, cp_id: str, payload: dict, result: dict | None, outcome: str,
                       request_id: str) -> None:
-    await cmds.store.local_lists.record(cp_id, payload["listVersion"], payload["updateType"],
-                                        payload.get("localAuthorizationList") or [], _status(result, outcome),
-                                        request_id, clock.iso())
+    await cmds.store.local_lists.set_status(request_id, _status(result, outcome))
 
 
 @after("ReserveNow")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from quart import Blueprint, current_app, websocket
+from quart import Blueprint, Response, current_app, websocket
 
 from ..chargepoint.handshake import HandshakeRefused
 from ..chargepoint.transport import QuartTransport
@@ -24,7 +24,8 @@ async def charger_socket(rest: str) -> Any:
     except HandshakeRefused as refused:
         log.warning("handshake refused", remote=websocket.remote_addr, path=target[:200],
                     status=refused.status, reason=refused.reason)
-        return refused.reason, refused.status  # answered instead of the upgrade
+        # Answered instead of the upgrade.
+        return Response(refused.reason, refused.status, content_type="text/plain; charset=utf-8")
     await websocket.accept(subprotocol=subprotocol)
     # The real object, not the context-local proxy: commands send from other tasks.
     await service.serve(QuartTransport(websocket._get_current_object()), cp_id, subprotocol)

@@ -57,13 +57,29 @@ async def _body_payload() -> dict[str, Any]:
     return data
 
 
-async def _send(cp_id: str, action: str, payload: dict[str, Any]) -> Sent | dict[str, Any]:
-    """Send and wait, or with wait=false start it and answer at once as the original API did."""
+async def _send(cp_id: str, action: str, payload: dict[str, Any]) -> Sent:
+    """Send and wait; with wait=false, start it and return at once (then `result` is None)."""
     timeout = params.timeout()
     if not params.flag("wait", True):
-        sent = await _commands().start(cp_id, action, payload, timeout)
-        return {"requestId": sent.request_id, "cpId": cp_id}
+        return await _commands().start(cp_id, action, payload, timeout)
     return await _commands().send(cp_id, action, payload, timeout)
+
+
+def _started(sent: Sent, **extra: Any) -> dict[str, Any]:
+    """The original API's answer to wait=false."""
+    return {"requestId": sent.request_id, "cpId": sent.cp_id, **extra}
+
+
+def _answer(sent: Sent) -> dict[str, Any]:
+    return {"requestId": sent.request_id, "cpId": sent.cp_id, "status": (sent.result or {}).get("status"),
+            "result": sent.result}
+
+
+def _allocated(sent: Sent, given: dict[str, Any]) -> dict[str, Any]:
+    """An id the gateway filled in because the caller left it out: the caller needs to know it."""
+    if sent.action == "ReserveNow" and "reservationId" not in given:
+        return {"reservationId": sent.payload["reservationId"]}
+    return {}
 
 
 @bp.route("/call/<cp_id>/<action>", methods=["GET", "POST"])
@@ -71,25 +87,19 @@ async def call(cp_id: str, action: str) -> Any:
     _commands().check_action(action)
     payload = await _body_payload() if request.method == "POST" else _query_payload(action)
     sent = await _send(cp_id, action, payload)
-    if isinstance(sent, dict):
-        return jsonify({**sent, "action": action})
-    return jsonify({"cpId": cp_id, "action": action, "requestId": sent.request_id, "result": sent.result})
+    if sent.result is None:
+        return jsonify(_started(sent, action=action, **_allocated(sent, payload)))
+    return jsonify({"cpId": cp_id, "action": action, "requestId": sent.request_id, "result": sent.result,
+                    **_allocated(sent, payload)})
 
 
 def _shortcut(action: str):
     async def route(cp_id: str) -> Any:
-        if request.method == "POST":
-            payload = await _body_payload()
-        else:
-            payload = _query_payload(action)
-            if action == "UpdateFirmware":  # "now" unless told otherwise
-                payload.setdefault("retrieveDate", clock.iso())
+        payload = await _body_payload() if request.method == "POST" else _query_payload(action)
         sent = await _send(cp_id, action, payload)
-        if isinstance(sent, dict):
-            return jsonify({**sent, "action": action})
-        return jsonify({"cpId": cp_id, "action": action, "requestId": sent.request_id,
-                        "status": (sent.result or {}).get("status"), "result": sent.result,
-                        **({"reservationId": sent.payload["reservationId"]} if action == "ReserveNow" else {})})
+        if sent.result is None:
+            return jsonify(_started(sent, action=action, **_allocated(sent, payload)))
+        return jsonify({**_answer(sent), "action": action, **_allocated(sent, payload)})
 
     return route
 
@@ -104,9 +114,9 @@ async def remote_start(cp_id: str) -> Any:
         raise params.bad("the query parameter idTag is required")
     payload = _query_payload("RemoteStartTransaction")
     wait_tx = params.number("waitForTransactionSeconds", None, high=params.TIMEOUT_MAX)
-    if wait_tx is None:
+    if wait_tx is None or not params.flag("wait", True):
         sent = await _send(cp_id, "RemoteStartTransaction", payload)
-        return jsonify(sent if isinstance(sent, dict) else _answer(sent))
+        return jsonify(_started(sent) if sent.result is None else _answer(sent))
     # Listen before sending: a charger may start the transaction before it answers the command.
     with current_app.config["CHARGERS"].events.subscribe() as events:
         sent = await _commands().send(cp_id, "RemoteStartTransaction", payload, params.timeout())
@@ -122,31 +132,19 @@ async def remote_start(cp_id: str) -> Any:
                    **body, transactionId=None)
 
 
-def _answer(sent: Sent) -> dict[str, Any]:
-    return {"requestId": sent.request_id, "cpId": sent.cp_id, "status": (sent.result or {}).get("status"),
-            "result": sent.result}
-
-
 @bp.get("/remoteStop/<cp_id>")
 async def remote_stop(cp_id: str) -> Any:
     params.integer("transactionId", required=True)
     sent = await _send(cp_id, "RemoteStopTransaction", _query_payload("RemoteStopTransaction"))
-    return jsonify(sent if isinstance(sent, dict) else _answer(sent))
+    return jsonify(_started(sent) if sent.result is None else _answer(sent))
 
 
 @bp.get("/localList/version/<cp_id>")
 async def local_list_version(cp_id: str) -> Any:
     sent = await _send(cp_id, "GetLocalListVersion", {})
-    if isinstance(sent, dict):
-        return jsonify(sent)
+    if sent.result is None:
+        return jsonify(_started(sent))
     return jsonify({"result": sent.result, "cpId": cp_id, "requestId": sent.request_id})
-
-
-async def _send_list(cp_id: str, version: int, update_type: str, entries: list[dict[str, Any]]) -> Sent | dict:
-    payload: dict[str, Any] = {"listVersion": version, "updateType": update_type}
-    if entries or update_type == "Full":
-        payload["localAuthorizationList"] = entries
-    return await _send(cp_id, "SendLocalList", payload)
 
 
 @bp.get("/localList/full/<cp_id>")
@@ -154,15 +152,16 @@ async def local_list_full(cp_id: str) -> Any:
     store = current_app.config["CHARGERS"].store
     now = clock.now()
     entries = [{"idTag": row["id_tag"], "idTagInfo": id_tag_info(row, False, now)} for row in await store.id_tags.all()]
-    version = await store.local_lists.next_version(cp_id)
-    sent = await _send_list(cp_id, version, "Full", entries)
-    if isinstance(sent, dict):
-        return jsonify({**sent, "listVersion": version})
-    accepted = (sent.result or {}).get("status") == "Accepted"
+    # No listVersion: the gateway takes this charger's next one as it sends the list.
+    sent = await _send(cp_id, "SendLocalList", {"updateType": "Full", "localAuthorizationList": entries})
+    version = sent.payload["listVersion"]
+    if sent.result is None:
+        return jsonify(_started(sent, listVersion=version))
+    answered = sent.result.get("status")
     return jsonify({
-        "cpId": cp_id, "status": "success" if accepted else "failed",
-        "message": (f"local list version {version} with {len(entries)} id tags accepted" if accepted
-                    else f"the charger answered {(sent.result or {}).get('status')} to list version {version}"),
+        "cpId": cp_id, "status": "success" if answered == "Accepted" else "failed",
+        "message": (f"local list version {version} with {len(entries)} id tags accepted" if answered == "Accepted"
+                    else f"the charger answered {answered} to list version {version}"),
         "listVersion": version, "entries": len(entries), "result": sent.result, "requestId": sent.request_id,
     })
 
@@ -174,10 +173,11 @@ async def local_list_diff(cp_id: str) -> Any:
     entries = body.get("localAuthorisationList", body.get("localAuthorizationList"))
     if not isinstance(entries, list) or not entries:
         raise params.bad("the body must hold localAuthorisationList: a non-empty list of {idTag, idTagInfo}")
-    version = body.get("listVersion")
-    if version is None:
-        version = await current_app.config["CHARGERS"].store.local_lists.next_version(cp_id)
-    sent = await _send_list(cp_id, version, "Differential", entries)
-    if isinstance(sent, dict):
-        return jsonify({**sent, "listVersion": version})
+    payload: dict[str, Any] = {"updateType": "Differential", "localAuthorizationList": entries}
+    if body.get("listVersion") is not None:
+        payload["listVersion"] = body["listVersion"]
+    sent = await _send(cp_id, "SendLocalList", payload)
+    version = sent.payload["listVersion"]
+    if sent.result is None:
+        return jsonify(_started(sent, listVersion=version))
     return jsonify({"result": sent.result, "cpId": cp_id, "listVersion": version, "requestId": sent.request_id})

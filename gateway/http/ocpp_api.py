@@ -39,10 +39,11 @@ def connection_view(cp: dict[str, Any], online: bool) -> dict[str, Any]:
     }
 
 
-def status_view(cp: dict[str, Any], online: bool, violations: list[dict[str, Any]]) -> dict[str, Any]:
+def status_view(cp: dict[str, Any], online: bool, violations: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """One charger in full; `violations` None leaves them out (lists, where they are not read)."""
     device = {RENAMED.get(field, field): cp[column] for field, column in DEVICE_FIELDS.items()}
     device.update(cp["extra"] or {})  # customData and any other field the charger added
-    return {
+    view = {
         **connection_view(cp, online),
         "device": device,
         "bootedAt": cp["booted_at"],
@@ -56,13 +57,15 @@ def status_view(cp: dict[str, Any], online: bool, violations: list[dict[str, Any
              "timestamp": c["timestamp"], "updatedAt": c["updated_at"]}
             for c in cp["connectors"]
         ],
-        "violations": [
+    }
+    if violations is not None:
+        view["violations"] = [
             {"action": v["action"], "kind": v["kind"], "code": v["code"], "path": v["path"],
              "message": v["message"], "count": v["count"], "firstSeen": v["first_seen"],
              "lastSeen": v["last_seen"]}
             for v in violations
-        ],
-    }
+        ]
+    return view
 
 
 @bp.get("/connections")

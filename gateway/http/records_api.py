@@ -47,7 +47,7 @@ async def chargers() -> Any:
     page, size = params.paging()
     online = params.flag("online", None)
     result = await _store().chargers.page(online, page, size)
-    return _paged(result, lambda cp: status_view(cp, _online(cp["id"]), []))
+    return _paged(result, lambda cp: status_view(cp, _online(cp["id"]), None))
 
 
 @bp.get("/chargers/<cp_id>")
@@ -200,6 +200,8 @@ async def _json_object() -> dict[str, Any]:
 async def id_tags() -> Any:
     page, size = params.paging()
     status = request.args.get("status") or None
+    if status not in (None, *ID_TAG_STATUSES):
+        raise params.bad(f"status must be one of {', '.join(ID_TAG_STATUSES)}, not {status!r}")
     return _paged(await _store().id_tags.list(status, page, size), _id_tag_view)
 
 
@@ -235,7 +237,9 @@ async def update_id_tag(id_tag: str) -> Any:
         raise _not_found("id tag", id_tag)
     status, expiry, parent = await _tag_fields(await _json_object(), current if request.method == "PATCH" else None)
     await _store().id_tags.put(id_tag, status, expiry, parent, at=clock.iso())
-    return jsonify(_id_tag_view(await _store().id_tags.get(id_tag)))
+    response = jsonify(_id_tag_view(await _store().id_tags.get(id_tag)))
+    response.status_code = 201 if current is None else 200  # PUT of a new tag creates it
+    return response
 
 
 async def _set_tag(id_tag: str, **change: Any) -> Any:

@@ -43,14 +43,23 @@ def _scalar(raw: str, kind: str | list | None, name: str) -> Any:
     return raw
 
 
+def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local "$ref": "#/definitions/X" (the security whitepaper's schemas use them)."""
+    ref = spec.get("$ref", "")
+    if ref.startswith("#/definitions/"):
+        return schema.get("definitions", {}).get(ref.rsplit("/", 1)[1], {})
+    return spec
+
+
 def payload_from_query(action: str, params: Iterable[tuple[str, list[str]]]) -> dict[str, Any]:
-    properties = load_schema(action, "request").get("properties", {})
+    schema = load_schema(action, "request")
+    properties = schema.get("properties", {})
     payload: dict[str, Any] = {}
     for name, values in params:
-        spec = properties.get(name, {})
+        spec = _resolve(properties.get(name, {}), schema)
         kind = spec.get("type")
         if kind == "array" and not (len(values) == 1 and values[0].lstrip().startswith("[")):
-            item_kind = spec.get("items", {}).get("type")
+            item_kind = _resolve(spec.get("items", {}), schema).get("type")
             parts = [part for value in values for part in value.split(",") if part != ""]
             payload[name] = [_scalar(part, item_kind, name) for part in parts]
         elif len(values) > 1:

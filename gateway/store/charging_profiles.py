@@ -11,6 +11,16 @@ from .db import Database
 
 def _record(conn: sqlite3.Connection, cp_id: str, connector_id: int, profile: dict, status: str,
             request_id: str, at: str) -> None:
+    if status == "Accepted":
+        # An installed profile with the same id, or the same stack level and purpose on the same
+        # connector, is replaced by the new one (OCPP 1.6, 5.16.3).
+        conn.execute(
+            """UPDATE charging_profiles SET cleared_at = ?
+               WHERE charge_point_id = ? AND cleared_at IS NULL
+                 AND (profile_id = ? OR (connector_id = ? AND stack_level = ? AND purpose = ?))""",
+            (at, cp_id, profile.get("chargingProfileId"), connector_id, profile.get("stackLevel"),
+             profile.get("chargingProfilePurpose")),
+        )
     conn.execute(
         """INSERT INTO charging_profiles (charge_point_id, connector_id, profile_id, stack_level, purpose, profile,
                                           status, request_id, sent_at)

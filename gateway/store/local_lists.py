@@ -14,13 +14,22 @@ def _next_version(conn: sqlite3.Connection, cp_id: str) -> int:
     return (row[0] or 0) + 1
 
 
-def _record(conn: sqlite3.Connection, cp_id: str, version: int, update_type: str, entries: list, status: str,
-            request_id: str, at: str) -> None:
+def _record_sent(conn: sqlite3.Connection, cp_id: str, version: int | None, update_type: str, entries: list,
+                 request_id: str, at: str) -> int:
+    """Record a list as being sent; with no version, take the next one (in the same job, so two
+    lists sent at once never get the same version)."""
+    if version is None:
+        version = _next_version(conn, cp_id)
     conn.execute(
         """INSERT INTO local_lists (charge_point_id, list_version, update_type, entries, status, request_id, sent_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?)""",
-        (cp_id, version, update_type, json.dumps(entries, ensure_ascii=False), status, request_id, at),
+           VALUES (?, ?, ?, ?, 'pending', ?, ?)""",
+        (cp_id, version, update_type, json.dumps(entries, ensure_ascii=False), request_id, at),
     )
+    return version
+
+
+def _set_status(conn: sqlite3.Connection, request_id: str, status: str) -> None:
+    conn.execute("UPDATE local_lists SET status = ? WHERE request_id = ?", (status, request_id))
 
 
 def _list(conn: sqlite3.Connection, cp_id: str) -> list[dict[str, Any]]:
@@ -35,9 +44,12 @@ class LocalLists:
     async def next_version(self, cp_id: str) -> int:
         return await self._db.run(_next_version, cp_id)
 
-    async def record(self, cp_id: str, version: int, update_type: str, entries: list, status: str,
-                     request_id: str, at: str) -> None:
-        await self._db.run(_record, cp_id, version, update_type, entries, status, request_id, at)
+    async def record_sent(self, cp_id: str, version: int | None, update_type: str, entries: list,
+                          request_id: str, at: str) -> int:
+        return await self._db.run(_record_sent, cp_id, version, update_type, entries, request_id, at)
+
+    async def set_status(self, request_id: str, status: str) -> None:
+        await self._db.run(_set_status, request_id, status)
 
     async def list(self, cp_id: str) -> list[dict[str, Any]]:
         return await self._db.run(_list, cp_id)
