@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from .ocpp.actions import ALL_ACTIONS
+from .ocpp.errors import ErrorCode
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Label values are bounded: a charger inventing action names must not create new series.
+ACTION_LABELS = ALL_ACTIONS | {"binary", "unreadable", "oversized"}
+ERROR_CODES = {code.value for code in ErrorCode}
 
 
 class Metrics:
@@ -25,9 +31,9 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=self.registry)
 
     def frame(self, direction: str, message_type: int | None, action: str | None, code: str | None = None) -> None:
-        self.frames.labels(direction, action or "unknown").inc()
+        self.frames.labels(direction, action if action in ACTION_LABELS else "unknown").inc()
         if message_type == 4:
-            self.call_errors.labels(direction, code or "unknown").inc()
+            self.call_errors.labels(direction, code if code in ERROR_CODES else "unknown").inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

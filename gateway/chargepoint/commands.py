@@ -184,7 +184,8 @@ async def _configuration(cmds: CommandService, cp_id: str, payload: dict, result
                          request_id: str) -> None:
     if result is not None:
         await cmds.store.configuration.replace(cp_id, result.get("configurationKey") or [],
-                                               complete=not payload.get("key"), at=clock.iso())
+                                               result.get("unknownKey") or [], complete=not payload.get("key"),
+                                               at=clock.iso())
 
 
 @after("ChangeConfiguration")

@@ -75,11 +75,13 @@ def _answer(sent: Sent) -> dict[str, Any]:
             "result": sent.result}
 
 
+ALLOCATED = {"ReserveNow": "reservationId", "SendLocalList": "listVersion"}
+
+
 def _allocated(sent: Sent, given: dict[str, Any]) -> dict[str, Any]:
-    """An id the gateway filled in because the caller left it out: the caller needs to know it."""
-    if sent.action == "ReserveNow" and "reservationId" not in given:
-        return {"reservationId": sent.payload["reservationId"]}
-    return {}
+    """A number the gateway filled in because the caller left it out: the caller needs to know it."""
+    field = ALLOCATED.get(sent.action)
+    return {field: sent.payload[field]} if field and field not in given else {}
 
 
 @bp.route("/call/<cp_id>/<action>", methods=["GET", "POST"])

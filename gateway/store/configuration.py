@@ -8,9 +8,12 @@ from typing import Any
 from .db import Database
 
 
-def _replace(conn: sqlite3.Connection, cp_id: str, keys: list[dict[str, Any]], complete: bool, at: str) -> None:
+def _replace(conn: sqlite3.Connection, cp_id: str, keys: list[dict[str, Any]], unknown: list[str],
+             complete: bool, at: str) -> None:
     if complete:  # an answer to "all keys" is the whole truth
         conn.execute("DELETE FROM configuration WHERE charge_point_id = ?", (cp_id,))
+    conn.executemany("DELETE FROM configuration WHERE charge_point_id = ? AND key = ?",
+                     [(cp_id, key) for key in unknown if isinstance(key, str)])
     conn.executemany(
         """INSERT INTO configuration (charge_point_id, key, value, readonly, updated_at) VALUES (?, ?, ?, ?, ?)
            ON CONFLICT (charge_point_id, key) DO UPDATE SET value = excluded.value,
@@ -39,8 +42,10 @@ class Configuration:
     def __init__(self, db: Database):
         self._db = db
 
-    async def replace(self, cp_id: str, keys: list[dict[str, Any]], complete: bool, at: str) -> None:
-        await self._db.run(_replace, cp_id, keys, complete, at)
+    async def replace(self, cp_id: str, keys: list[dict[str, Any]], unknown: list[str], complete: bool,
+                      at: str) -> None:
+        """Store a GetConfiguration answer; keys the charger says it does not know are dropped."""
+        await self._db.run(_replace, cp_id, keys, unknown, complete, at)
 
     async def set(self, cp_id: str, key: str, value: str, at: str) -> None:
         await self._db.run(_set, cp_id, key, value, at)
