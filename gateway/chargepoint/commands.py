@@ -19,6 +19,7 @@ import trio
 from .. import clock
 from ..ocpp.actions import CENTRAL_ACTIONS
 from ..ocpp.frames import new_unique_id
+from ..ocpp.secrets import redact
 from ..ocpp.validation import Violation
 from .errors import CallErrorReceived, CallTimeout, CommandError, NotConnected
 from .service import ChargerService
@@ -118,7 +119,7 @@ class CommandService:
         payload = await self.prepare(action, cp_id, payload)
         request_id = new_unique_id()
         payload = await self._before(cp_id, action, payload, request_id)
-        self.store.commands.begin(request_id, cp_id, action, payload, clock.iso())
+        self.store.commands.begin(request_id, cp_id, action, redact(action, "request", payload), clock.iso())
         return Sent(request_id, cp_id, action, payload)
 
     async def _send(self, sent: Sent, timeout: float | None) -> Sent:
@@ -141,7 +142,7 @@ class CommandService:
         if error is not None:
             error.request_id = sent.request_id
             raise error
-        return attrs.evolve(sent, result=result)
+        return attrs.evolve(sent, result=redact(sent.action, "response", result))
 
     async def _finish(self, cp_id: str, action: str, payload: dict[str, Any], request_id: str,
                       result: dict | None, error: CommandError | None, outcome: str, latency: float) -> None:
@@ -150,10 +151,12 @@ class CommandService:
         if outcome == "answered":
             metrics.command_latency.labels(action).observe(latency)
         details = (error.code, error.description, error.details) if isinstance(error, CallErrorReceived) else None
+        # Nothing secret is recorded: not the key sent, not one a charger reports back.
+        result = redact(action, "response", result)
         await self.store.commands.finish(request_id, outcome, result, details, clock.iso(), latency * 1000)
         hook = _AFTER.get(action)
         if hook is not None:
-            await hook(self, cp_id, payload, result, outcome, request_id)
+            await hook(self, cp_id, redact(action, "request", payload), result, outcome, request_id)
 
     async def _before(self, cp_id: str, action: str, payload: dict[str, Any], request_id: str) -> dict[str, Any]:
         """Record what the gateway must remember before the charger can act on it."""

@@ -13,6 +13,7 @@ from .. import clock
 from ..ocpp.errors import ErrorCode, OcppError
 from ..ocpp.frames import Call, CallError, CallResult, Frame, encode, new_unique_id
 from ..ocpp.inbound import BrokenReply, Refusal, Reply, Request, Unreadable, classify
+from ..ocpp.secrets import redact
 from ..ocpp.validation import Violation
 from .errors import CallErrorReceived, CallTimeout, NotConnected
 from .handlers import HANDLERS
@@ -141,6 +142,10 @@ class Session:
         elif isinstance(inbound, Reply):
             frame = inbound.frame
             pending = self._pending.get(frame.unique_id)
+            if pending is not None and isinstance(frame, CallResult):
+                masked = redact(pending.action, "response", frame.payload)
+                if masked is not frame.payload:  # never keep a secret the charger reports
+                    text = encode(CallResult(frame.unique_id, masked))
             self._log_in(text, frame.message_type, frame.unique_id, pending.action if pending else None,
                          frame.code if isinstance(frame, CallError) else None)
             self._route_reply(frame, pending, text)
@@ -204,8 +209,12 @@ class Session:
     # ---- outbound ---------------------------------------------------------------
 
     async def _send(self, frame: Frame, action: str | None) -> None:
-        text = encode(frame)
-        self.store.frames.record(self.cp_id, "out", text, message_type=frame.message_type,
+        text = logged = encode(frame)
+        if isinstance(frame, Call):
+            masked = redact(frame.action, "request", frame.payload)
+            if masked is not frame.payload:  # the charger gets the secret; the frame log does not
+                logged = encode(Call(frame.unique_id, frame.action, masked))
+        self.store.frames.record(self.cp_id, "out", logged, message_type=frame.message_type,
                                  unique_id=frame.unique_id, action=action)
         self.service.metrics.frame("out", frame.message_type, action,
                                    frame.code if isinstance(frame, CallError) else None)
