@@ -212,12 +212,13 @@ SCHEMAS: dict[str, Schema] = {
                        "errorCode:str? errorDescription:str? errorDetails:any sentAt:time finishedAt:time? "
                        "latencyMs:num?"),
     "Reservation": _record("id:int chargePointId:str connectorId:int idTag:str parentIdTag:str? expiryDate:str "
-                           "status:str transactionId:int? requestId:str? createdAt:time updatedAt:time"),
+                           "status:str transactionId:int? requestId:str? createdAt:time updatedAt:time "
+                           "effectiveStatus:str"),
     "IdTag": _record("idTag:str status:str expiryDate:time? parentIdTag:str? createdAt:time updatedAt:time "
                      "effectiveStatus:str"),
     "CommandStarted": {**_record("requestId:str cpId:str", "wait=false: the command was checked and sent; its "
                                                             "answer is recorded", action=_kind("str"),
-                                listVersion=_kind("int")),
+                                listVersion=_kind("int"), reservationId=_kind("int")),
                        "required": ["requestId", "cpId"]},
 }
 for _name in ("ChargerStatus", "Transaction", "Command", "Reservation", "IdTag"):

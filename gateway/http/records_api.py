@@ -142,12 +142,21 @@ async def command(request_id: str) -> Any:
 
 # ---- reservations ---------------------------------------------------------------
 
+def _reservation_view(row: dict[str, Any]) -> dict[str, Any]:
+    """`status` as recorded; `effectiveStatus` says Expired once an accepted one is past its expiry."""
+    view = params.camel(row)
+    expiry = clock.parse(row["expiry_date"])
+    expired = row["status"] == "Accepted" and expiry is not None and expiry <= clock.now()
+    view["effectiveStatus"] = "Expired" if expired else row["status"]
+    return view
+
+
 @bp.get("/reservations")
 async def reservations() -> Any:
     page, size = params.paging()
     result = await _store().reservations.list(request.args.get("cpId") or None,
                                               request.args.get("status") or None, page, size)
-    return _paged(result)
+    return _paged(result, _reservation_view)
 
 
 @bp.get("/reservations/<int:reservation_id>")
@@ -155,7 +164,7 @@ async def reservation(reservation_id: int) -> Any:
     row = await _store().reservations.get(reservation_id)
     if row is None:
         raise _not_found("reservation", reservation_id)
-    return jsonify(params.camel(row))
+    return jsonify(_reservation_view(row))
 
 
 # ---- id tags --------------------------------------------------------------------
