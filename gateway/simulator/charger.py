@@ -326,11 +326,12 @@ class SimCharger:
         connector.id_tag = id_tag
         payload: dict[str, Any] = {"connectorId": connector_id, "idTag": id_tag,
                                    "meterStart": connector.meter_start, "timestamp": clock.iso()}
-        if reservation_id is None and connector.reserved is not None:
-            reservation_id = connector.reserved["reservationId"]
+        for holder in (connector, self.connectors[0]):  # a reservation of this connector, else of the charger
+            if reservation_id is None and holder.reserved is not None:
+                reservation_id = holder.reserved["reservationId"]
+                holder.reserved = None
         if reservation_id is not None:
             payload["reservationId"] = reservation_id
-            connector.reserved = None
         temp_id = self._temp_ids
         answer = await self._transaction_message("StartTransaction", payload, temp_id)
         if answer is None:  # offline: a temporary id until the central system assigns one
@@ -584,7 +585,18 @@ class SimCharger:
         connector.reserved = dict(p)
         if connector.id != 0:
             self._after_answer(self.status, connector, "Reserved")
+        self._after_answer(self._expire, connector, p["reservationId"], p["expiryDate"])
         return {"status": "Accepted"}
+
+    async def _expire(self, connector: Connector, reservation_id: int, expiry_date: str) -> None:
+        """A reservation not used by its expiry date ends (OCPP 1.6, 5.13)."""
+        expiry = clock.parse(expiry_date)
+        if expiry is not None:
+            await trio.sleep(max((expiry - clock.now()).total_seconds(), 0))
+        if connector.reserved and connector.reserved["reservationId"] == reservation_id:
+            connector.reserved = None
+            if connector.id != 0:
+                await self.status(connector, "Available")
 
     async def _cmd_CancelReservation(self, p: dict[str, Any]) -> dict[str, Any]:
         for connector in self.connectors.values():
@@ -645,8 +657,11 @@ class SimCharger:
 
     async def _cmd_UpdateFirmware(self, p: dict[str, Any]) -> dict[str, Any]:
         outcome = self.faults.for_action("FirmwareInstall")  # "reject" download, "callerror" install
+        retrieve = clock.parse(p["retrieveDate"])
 
         async def update() -> None:
+            if retrieve is not None:  # not before retrieveDate
+                await trio.sleep(max((retrieve - clock.now()).total_seconds(), 0))
             await self.call("FirmwareStatusNotification", {"status": "Downloading"})
             await trio.sleep(0.05)
             if outcome == "reject":
@@ -659,6 +674,8 @@ class SimCharger:
                 await self.call("FirmwareStatusNotification", {"status": "InstallationFailed"})
                 return
             await self.call("FirmwareStatusNotification", {"status": "Installed"})
+            self.settings.firmware = f"{self.settings.firmware}+1"
+            self.reconnect()  # reboot into the new firmware: connect and boot again
 
         self._after_answer(update)
         return {}

@@ -120,3 +120,32 @@ async def test_fleet_boots_and_charges_and_the_gateway_agrees(gateway):
             assert tx["energy_wh"] == tx["meter_stop"] - tx["meter_start"] and tx["energy_wh"] >= 0
     # Stops counted by the simulator are all recorded; a stop still in flight may be recorded too.
     assert final["transactionsStopped"] <= closed <= final["transactionsStarted"]
+
+
+async def test_firmware_update_reboots_into_the_new_version(gateway):
+    async with simulated(gateway, "SIM-FW") as sim, gateway.http() as http:
+        r = await http.get("/api/ocpp/updateFirmware/SIM-FW", params={"location": "http://fw.example/1.bin"})
+        assert r.status_code == 200
+        with trio.fail_after(5):
+            while sim.stats.boots < 2 or not sim.online.is_set():
+                await trio.sleep(0.02)
+        reports = await gateway.store.notifications.list("SIM-FW", "FirmwareStatusNotification")
+        assert [n["status"] for n in reports] == ["Downloading", "Downloaded", "Installing", "Installed"]
+        assert (await gateway.store.chargers.get("SIM-FW"))["firmware_version"] == "1.0.0+1"
+
+
+async def test_reservation_expires_on_the_charger(gateway):
+    from gateway import clock
+    from datetime import timedelta
+
+    async with simulated(gateway, "SIM-RES") as sim, gateway.http() as http:
+        expiry = clock.iso(clock.now() + timedelta(seconds=0.3))
+        r = await http.get("/api/ocpp/reserveNow/SIM-RES",
+                           params={"connectorId": "1", "idTag": "T", "expiryDate": expiry})
+        assert r.json()["status"] == "Accepted"
+        await trio.sleep(0.1)
+        assert sim.connectors[1].status == "Reserved"
+        with trio.fail_after(3):
+            while sim.connectors[1].status != "Available":
+                await trio.sleep(0.02)
+        assert sim.connectors[1].reserved is None
