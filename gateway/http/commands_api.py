@@ -101,6 +101,7 @@ def _shortcut(action: str):
         sent = await _send(cp_id, action, payload)
         if sent.result is None:
             return jsonify(_started(sent, action=action, **_allocated(sent, payload)))
+        # `status` is null when the charger's answer has none (GetConfiguration, GetDiagnostics, ...).
         return jsonify({**_answer(sent), "action": action, **_allocated(sent, payload)})
 
     return route

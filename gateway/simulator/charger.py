@@ -55,7 +55,7 @@ def default_configuration(connectors: int, meter_interval: float, measurands: tu
         "LocalPreAuthorize": ["false", False],
         "MeterValuesAlignedData": ["Energy.Active.Import.Register", False],
         "MeterValuesSampledData": [",".join(measurands), False],
-        "MeterValueSampleInterval": [str(int(meter_interval)), False],
+        "MeterValueSampleInterval": [f"{meter_interval:g}", False],  # sub-second intervals for tests
         "NumberOfConnectors": [str(connectors), True],
         "ResetRetries": ["3", False],
         "ConnectorPhaseRotation": ["NotApplicable", False],
@@ -172,9 +172,9 @@ class SimCharger:
                     await self._back_online.wait()
                 try:
                     await self._connection()
-                except (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError,
-                        CallFailed) as exc:
-                    self.log.debug("connection ended", error=repr(exc))
+                except* (trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, OSError,
+                         CallFailed) as group:  # nurseries wrap them in groups
+                    self.log.debug("connection ended", error=repr(group.exceptions[0]))
                 finally:
                     self.online = trio.Event()
                     self.link = None
@@ -449,7 +449,10 @@ class SimCharger:
         """Run fn once the answer has gone out (a charger answers first, then acts)."""
         async def later() -> None:
             await trio.sleep(0.01)
-            await fn(*args)
+            try:
+                await fn(*args)
+            except (CallFailed, trio_websocket.ConnectionClosed) as exc:  # the connection went away meanwhile
+                self.log.debug("follow-up failed", error=repr(exc))
 
         assert self._nursery is not None
         self._nursery.start_soon(later)

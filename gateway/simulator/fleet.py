@@ -8,8 +8,10 @@ from typing import Any, Callable, TextIO
 
 import attrs
 import trio
+import trio_websocket
 
 from .charger import Faults, Settings, SimCharger
+from .link import CallFailed
 
 
 @attrs.define
@@ -62,7 +64,11 @@ async def _sessions(charger: SimCharger, options: FleetOptions) -> None:
         await charger.online.wait()
         connector = charger.free_connector()
         if connector is not None:
-            transaction = await charger.start_session(connector.id, options.id_tag, duration=options.session_seconds)
+            try:
+                transaction = await charger.start_session(connector.id, options.id_tag,
+                                                          duration=options.session_seconds)
+            except (CallFailed, trio_websocket.ConnectionClosed):  # the connection dropped: try again later
+                transaction = None
             if transaction is not None:
                 while connector.transaction_id is not None:
                     await trio.sleep(0.2)

@@ -38,10 +38,11 @@ class ReplayReport:
     differences: list[Difference] = attrs.field(factory=list)
     central_calls_answered: int = 0
     transaction_ids: dict[int, int] = attrs.field(factory=dict)  # captured -> assigned
+    closed_early: bool = False  # the central system closed the connection before the end
 
     @property
     def ok(self) -> bool:
-        return not self.unanswered and self.answered == self.calls_sent
+        return not self.unanswered and not self.closed_early and self.answered == self.calls_sent
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self) | {"ok": self.ok}
@@ -74,6 +75,18 @@ async def replay(frames: list[CapturedFrame], url: str, cp_id: str, speed: float
     all_answered = trio.Event()
     address = f"{url.rstrip('/')}/{cp_id}"
 
+    try:
+        await _run(frames, address, speed, answer_timeout, report, captured_answers, central_answers, pending,
+                   all_answered)
+    except* trio_websocket.ConnectionClosed:
+        report.closed_early = True
+    report.unanswered = [action for _, action, _, _ in pending.values()]
+    return report
+
+
+async def _run(frames: list[CapturedFrame], address: str, speed: float, answer_timeout: float,
+               report: ReplayReport, captured_answers: dict, central_answers: dict, pending: dict,
+               all_answered: trio.Event) -> None:
     async with trio_websocket.open_websocket_url(address, subprotocols=["ocpp1.6"]) as ws:
 
         async def read() -> None:
@@ -115,9 +128,7 @@ async def replay(frames: list[CapturedFrame], url: str, cp_id: str, speed: float
             if pending:
                 with trio.move_on_after(answer_timeout):
                     await all_answered.wait()
-            report.unanswered = [action for _, action, _, _ in pending.values()]
             nursery.cancel_scope.cancel()
-    return report
 
 
 def _compare(report: ReplayReport, index: int, action: str, expected: list | None, received: list) -> None:
