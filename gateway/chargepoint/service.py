@@ -6,6 +6,8 @@ Both listeners (the OCPP port and the HTTP port) go through `handshake()` and
 
 from __future__ import annotations
 
+import structlog
+
 from ..config import ChargerConfig
 from ..events import Hub
 from ..metrics import Metrics
@@ -16,6 +18,8 @@ from .registry import Registry
 from .remote_starts import RemoteStarts
 from .session import Session
 from .transport import Transport
+
+log = structlog.get_logger("gateway.charger")
 
 
 class ChargerService:
@@ -36,4 +40,7 @@ class ChargerService:
         return cp_id, choose_subprotocol(list(offered), self.config.require_subprotocol)
 
     async def serve(self, transport: Transport, cp_id: str, subprotocol: str | None) -> None:
-        await Session(self, cp_id, transport, subprotocol).run()
+        try:
+            await Session(self, cp_id, transport, subprotocol).run()
+        except Exception:  # a failure of one session (a bug, the database) must not stop the listener
+            log.exception("session failed", cp=cp_id)

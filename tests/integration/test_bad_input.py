@@ -156,3 +156,17 @@ async def test_pipelined_calls_are_all_answered_in_order(gateway):
         with trio.fail_after(10):
             replies = [await cp.receive() for _ in ids]
         assert [r[1] for r in replies] == ids and all(r[0] == 3 for r in replies)
+
+
+async def test_a_failing_session_does_not_stop_the_listener(gateway, monkeypatch):
+    from gateway.store.chargers import Chargers
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("database trouble")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Chargers, "connected", broken)
+        with pytest.raises(trio_websocket.ConnectionClosed):
+            async with charger(gateway.ocpp_port, "CP-BROKEN") as cp:
+                await cp.receive()
+    await still_connectable(gateway)  # the next charger is served as usual
