@@ -1,5 +1,8 @@
 """The OCTT 1.6 central-system conformance suite: the module marker and the per-module summary table.
 
+A pytest plugin (loaded with `-p tests.conformance.report` from pyproject.toml), so the table is printed
+at the end of every run that includes the suite, `scripts/test` on all cores included.
+
 Each test file marks its tests with `pytest.mark.octt("<module>")`. At the end of the run a table of
 passed / failed / skipped / xfailed per module is printed. It works under pytest-xdist too: there the
 hook runs on the controller, which only has the reports (nodeid, outcome, user_properties), so the
