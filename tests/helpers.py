@@ -7,6 +7,7 @@ fastjsonschema validator.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -16,6 +17,20 @@ from typing import Any, AsyncIterator
 import jsonschema
 import trio
 import trio_websocket
+
+
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")  # the gateway's times
+
+
+def assert_error(r, status: int, error: str) -> dict:
+    """The one error envelope of API.md section 3; returns the body."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["error"] == error
+    assert isinstance(body["message"], str) and body["message"]
+    assert body["path"] == r.request.url.path
+    assert ISO.match(body["timestamp"])
+    return body
 
 
 @lru_cache(maxsize=None)

@@ -174,7 +174,7 @@ class Session:
             return CallResult(call.unique_id, await handler(self, call.payload))
         except OcppError as exc:
             return CallError(call.unique_id, exc.code.value, exc.description, exc.details)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError):
             if violation is not None:  # lenient mode let through a payload the handler cannot use
                 return CallError(call.unique_id, violation.code.value, violation.message,
                                  {"path": violation.path} if violation.path else {})

@@ -8,8 +8,8 @@ Payloads are checked three ways: against the dict written out by hand (compared 
 
 from __future__ import annotations
 
+from tests.helpers import ISO, assert_error
 import json
-import re
 from datetime import timedelta
 from importlib import resources
 
@@ -22,7 +22,6 @@ from gateway.http.commands_api import SHORTCUTS
 from gateway.ocpp.actions import CENTRAL_ACTIONS
 from tests.responder import DEFAULT_ANSWERS, SILENCE, CallErrorAnswer, answering
 
-ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 def as_json(value: object) -> str:
@@ -40,16 +39,6 @@ def assert_request_valid(action: str, payload: dict) -> None:
     validator = jsonschema.validators.validator_for(schema)
     validator(schema, format_checker=validator.FORMAT_CHECKER).validate(payload)
 
-
-def assert_error(r, status: int, error: str) -> dict:
-    """The one error envelope of API.md section 3."""
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["error"] == error
-    assert isinstance(body["message"], str) and body["message"]
-    assert body["path"] == r.request.url.path
-    assert ISO.match(body["timestamp"])
-    return body
 
 
 async def commands_of(http, cp_id: str) -> list[dict]:

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import re
 
 import pytest
 
 from gateway import clock
 from tests.conftest import make_config, started
-from tests.helpers import BOOT, charger
-
-ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+from tests.helpers import ISO, assert_error, BOOT, charger
 
 
-def assert_error(r, status_code: int, error: str) -> dict:
-    assert r.status_code == status_code, r.text
-    body = r.json()
-    assert body["error"] == error
-    assert isinstance(body["message"], str) and body["message"]
-    assert body["path"] == r.request.url.path
-    assert ISO.match(body["timestamp"])
-    return body
 
 
 def fields(tag: dict) -> tuple:

@@ -4,27 +4,16 @@ log, commands; paging, filters, and the 400 of a bad parameter."""
 from __future__ import annotations
 
 import json
-import re
 from datetime import timedelta, timezone
 
 import pytest
 import trio
 
 from gateway import clock
-from tests.helpers import BOOT, charger, status
+from tests.helpers import ISO, assert_error, BOOT, charger, status
 from tests.responder import answering
 
-ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
-
-def assert_error(r, status_code: int, error: str) -> dict:
-    assert r.status_code == status_code, r.text
-    body = r.json()
-    assert body["error"] == error
-    assert isinstance(body["message"], str) and body["message"]
-    assert body["path"] == r.request.url.path
-    assert ISO.match(body["timestamp"])
-    return body
 
 
 async def wait_offline(gateway, cp_id: str) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 
 import trio
 
-from tests.helpers import charger, status
+from tests.helpers import ISO, charger, status
 
-ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 CAPTURED_BOOT = {"chargePointVendor": "XQ", "chargePointModel": "ocpp_ac_7kw",
                  "chargePointSerialNumber": "ks0117100000008", "firmwareVersion": "250722", "iccid": "",
                  "imsi": "", "customData": {"moduleVersion": "FC4X.250723", "networkType": "1"}}

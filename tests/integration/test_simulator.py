@@ -30,7 +30,7 @@ async def wait_until(predicate, timeout: float = 5) -> None:
 
 
 async def test_remote_start_and_stop_through_the_api(gateway):
-    async with simulated(gateway, connectors=2, power_w=360_000) as sim, gateway.http() as http:
+    async with simulated(gateway, connectors=2, power_w=360_000), gateway.http() as http:
         r = await http.get("/api/ocpp/remoteStart/SIM1", params={"idTag": "T1", "connectorId": "2",
                                                                "waitForTransactionSeconds": "5"})
         assert r.status_code == 200, r.text
