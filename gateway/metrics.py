@@ -29,9 +29,14 @@ class Metrics:
         self.command_latency = Histogram(
             "ocpp_command_latency_seconds", "Time from sending a command to the charger's answer", ["action"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=self.registry)
+        self._frame_counters: dict[tuple[str, str], Counter] = {}
 
     def frame(self, direction: str, message_type: int | None, action: str | None, code: str | None = None) -> None:
-        self.frames.labels(direction, action if action in ACTION_LABELS else "unknown").inc()
+        key = (direction, action if action in ACTION_LABELS else "unknown")
+        counter = self._frame_counters.get(key)
+        if counter is None:  # labels() takes a lock and builds a key: once per series, not per frame
+            counter = self._frame_counters[key] = self.frames.labels(*key)
+        counter.inc()
         if message_type == 4:
             self.call_errors.labels(direction, code if code in ERROR_CODES else "unknown").inc()
 

@@ -148,7 +148,7 @@ async def stop_transaction(session: Session, p: dict[str, Any]) -> dict[str, Any
 
 @handles("MeterValues")
 async def meter_values(session: Session, p: dict[str, Any]) -> dict[str, Any]:
-    await session.store.transactions.add_samples(
+    session.store.transactions.add_samples(
         session.cp_id, _int(p["connectorId"]), _int(p.get("transactionId")), samples(p["meterValue"]),
         clock.iso(),
     )

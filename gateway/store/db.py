@@ -33,6 +33,17 @@ class StoreClosed(RuntimeError):
     pass
 
 
+def bulk(fn: Callable[..., list]) -> Callable[..., list]:
+    """Mark a job function that takes every waiting call at once: fn(conn, [args, ...]) -> [result, ...].
+
+    The database thread hands each statement's work to SQLite without the GIL and then has
+    to win the GIL back from the event loop; one statement for a whole batch of meter values
+    instead of one per message is what lets the hot path keep up.
+    """
+    fn.bulk = True  # type: ignore[attr-defined]
+    return fn
+
+
 def migration_files() -> list[tuple[int, str, str]]:
     """(number, name, sql) for every migration, in order.
 
@@ -75,12 +86,19 @@ def connect(path: str) -> sqlite3.Connection:
 
 
 class _Job:
-    __slots__ = ("fn", "args", "deliver")
+    __slots__ = ("fn", "args", "done", "result")
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, deliver: Callable[[Any], None] | None):
+    def __init__(self, fn: Callable[..., Any], args: tuple, done: trio.Event | None):
         self.fn = fn
         self.args = args
-        self.deliver = deliver
+        self.done = done  # None: nobody waits (submit)
+        self.result: outcome.Outcome | None = None
+
+
+def _wake(jobs: list[_Job]) -> None:
+    """In the Trio thread: hand a committed batch's results to their callers."""
+    for job in jobs:
+        job.done.set()
 
 
 class Database:
@@ -91,8 +109,10 @@ class Database:
         self._closed = False
         self.commits = 0  # batches committed, for tests and metrics
         self.jobs = 0
+        self._token: trio.lowlevel.TrioToken | None = None
 
     async def open(self) -> None:
+        self._token = trio.lowlevel.current_trio_token()
         ready: list[outcome.Outcome] = []
         started = threading.Event()
 
@@ -137,48 +157,71 @@ class Database:
             conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        results = self._transaction(conn, batch)
+        if results is None:
+            # A job failed and the batch was undone: run each job in a transaction of its own,
+            # so the others still land (jobs touch nothing but the database, so a rerun is safe).
+            results = []
+            for job in batch:
+                single = self._transaction(conn, [job])
+                results.append(single[0] if single else job.result)
+        waiting = []
+        for job, result in zip(batch, results):
+            job.result = result
+            if job.done is not None:
+                waiting.append(job)
+            elif isinstance(result, outcome.Error):
+                log.error("database write failed", error=repr(result.error), job=job.fn.__name__)
+        if waiting:  # one wake-up of the Trio thread per batch, not one per job
+            try:
+                self._token.run_sync_soon(_wake, waiting)
+            except trio.RunFinishedError:
+                pass
+
+    def _transaction(self, conn: sqlite3.Connection, jobs: list[_Job]) -> list[outcome.Outcome] | None:
+        """Run the jobs in one transaction and commit; None (all undone) when one of them failed.
+
+        No savepoint per job: every statement hands the GIL over and back, and on the
+        hot path that round trip costs more than the statement.
+        """
         results: list[outcome.Outcome] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for job in batch:
-                conn.execute("SAVEPOINT job")
-                result = outcome.capture(job.fn, conn, *job.args)
-                if isinstance(result, outcome.Error):
-                    conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
-                results.append(result)
+            i = 0
+            while i < len(jobs):
+                group = [jobs[i]]
+                if getattr(jobs[i].fn, "bulk", False):  # consecutive calls of a bulk function go together
+                    while i + len(group) < len(jobs) and jobs[i + len(group)].fn is jobs[i].fn:
+                        group.append(jobs[i + len(group)])
+                    result = outcome.capture(jobs[i].fn, conn, [job.args for job in group])
+                    values = [outcome.Value(v) for v in result.unwrap()] if isinstance(result, outcome.Value) else None
+                else:
+                    result = outcome.capture(jobs[i].fn, conn, *jobs[i].args)
+                    values = [result] if isinstance(result, outcome.Value) else None
+                if values is None:
+                    jobs[i].result = result
+                    conn.execute("ROLLBACK")
+                    return None
+                results.extend(values)
+                i += len(group)
             conn.execute("COMMIT")
-            self.commits += 1
-            self.jobs += len(batch)
         except sqlite3.Error as exc:  # the commit itself failed: nothing was kept
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            log.error("database batch failed", error=str(exc), jobs=len(batch))
-            results = [outcome.Error(exc) for _ in batch]
-        for job, result in zip(batch, results):
-            if job.deliver is not None:
-                job.deliver(result)
-            elif isinstance(result, outcome.Error):
-                log.error("database write failed", error=repr(result.error), job=job.fn.__name__)
+            log.error("database batch failed", error=str(exc), jobs=len(jobs))
+            return [outcome.Error(exc) for _ in jobs]
+        self.commits += 1
+        self.jobs += len(jobs)
+        return results
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(conn, *args) on the database thread; return once it is committed."""
         if self._closed:
             raise StoreClosed("the database is closed")
-        token = trio.lowlevel.current_trio_token()
-        done = trio.Event()
-        box: list[outcome.Outcome] = []
-
-        def deliver(result: outcome.Outcome) -> None:
-            box.append(result)
-            try:
-                token.run_sync_soon(done.set)
-            except trio.RunFinishedError:
-                pass
-
-        self._queue.put(_Job(fn, args, deliver))
-        await done.wait()
-        return box[0].unwrap()
+        job = _Job(fn, args, trio.Event())
+        self._queue.put(job)
+        await job.done.wait()
+        return job.result.unwrap()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue a write without waiting for it (failures are logged)."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
+import json
 import sqlite3
 from typing import Any, NamedTuple
 
-from .db import Database
+from .db import Database, bulk
 from .paging import Filters, page
 
 
@@ -79,15 +80,22 @@ def _stop(conn: sqlite3.Connection, cp_id: str, transaction_id: int, meter_stop:
     return StopOutcome.CLOSED
 
 
-def _add_samples(conn: sqlite3.Connection, cp_id: str, connector_id: int | None, transaction_id: int | None,
-                 samples: list[Sample], source: str, at: str) -> int:
-    conn.executemany(
-        """INSERT INTO meter_values (charge_point_id, connector_id, transaction_id, timestamp, value, measurand,
-                                     phase, unit, context, location, format, source, received_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-        [(cp_id, connector_id, transaction_id, *s, source, at) for s in samples],
-    )
-    return len(samples)
+_SAMPLE_COLUMNS = ("charge_point_id, connector_id, transaction_id, timestamp, value, measurand, phase, unit, "
+                   "context, location, format, source, received_at")
+_INSERT_SAMPLES = (
+    f"INSERT INTO meter_values ({_SAMPLE_COLUMNS}) SELECT "
+    + ", ".join(f"r.value ->> {i}" for i in range(13))
+    + " FROM json_each(?) AS r"
+)
+
+
+@bulk
+def _add_samples(conn: sqlite3.Connection, calls: list[tuple]) -> list[int]:
+    """calls: (cp_id, connector_id, transaction_id, samples, source, at) each; one INSERT for them all."""
+    rows = [(cp_id, connector_id, transaction_id, *sample, source, at)
+            for cp_id, connector_id, transaction_id, samples, source, at in calls for sample in samples]
+    conn.execute(_INSERT_SAMPLES, (json.dumps(rows),))
+    return [len(call[3]) for call in calls]
 
 
 def _stop_with_samples(conn: sqlite3.Connection, cp_id: str, transaction_id: int, meter_stop: int | None,
@@ -96,8 +104,8 @@ def _stop_with_samples(conn: sqlite3.Connection, cp_id: str, transaction_id: int
     result = _stop(conn, cp_id, transaction_id, meter_stop, timestamp, reason, id_tag, at)
     if samples and result is not StopOutcome.OTHER_CHARGER:
         connector = conn.execute("SELECT connector_id FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
-        _add_samples(conn, cp_id, connector[0] if connector else None, transaction_id, samples,
-                     "StopTransaction", at)
+        _add_samples(conn, [(cp_id, connector[0] if connector else None, transaction_id, samples,
+                             "StopTransaction", at)])
     return result
 
 
@@ -145,10 +153,11 @@ class Transactions:
         return await self._db.run(_stop_with_samples, cp_id, transaction_id, meter_stop, timestamp,
                                   reason, id_tag, samples, at)
 
-    async def add_samples(self, cp_id: str, connector_id: int | None, transaction_id: int | None,
-                          samples: list[Sample], at: str) -> int:
-        return await self._db.run(_add_samples, cp_id, connector_id, transaction_id, samples,
-                                  "MeterValues", at)
+    def add_samples(self, cp_id: str, connector_id: int | None, transaction_id: int | None,
+                    samples: list[Sample], at: str) -> None:
+        """Queue meter values; they are committed with the next batch, not before the charger's answer
+        (ARCHITECTURE.md: frames and meter values are batched, transaction starts and stops are not)."""
+        self._db.submit(_add_samples, cp_id, connector_id, transaction_id, samples, "MeterValues", at)
 
     async def get(self, transaction_id: int) -> dict[str, Any] | None:
         return await self._db.run(_get, transaction_id)
