@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
     sub.add_parser("openapi", help="print the HTTP API's OpenAPI document (> schemas/openapi.json)")
     simulator.add_commands(sub)
+    bench = sub.add_parser("bench", help="benchmark the gateway: chargers held, throughput, latency, ceiling")
+    bench.add_argument("--quick", action="store_true", help="the short run (under two minutes)")
+    bench.add_argument("--out", default="bench", help="folder for bench.json, bench.md, bench.png")
     return parser
 
 
@@ -47,6 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "openapi":
         print(json.dumps(document(), indent=2))
         return 0
+    if args.command == "bench":
+        from .benchmark.runner import Plan, run
+
+        logs.configure("console", "warning")
+        plan = Plan.quick() if args.quick else Plan.full()
+        report = trio.run(run, plan, Path(args.out), "scripts/bench" + (" --quick" if args.quick else ""))
+        print(Path(args.out, "bench.md").read_text())
+        return 0 if report["throughput"]["lost"] == 0 else 1
     if args.command in ("simulate", "replay"):
         logs.configure("console", "warning")
         return args.run(args)

@@ -118,43 +118,54 @@ async def hold(url: str, count: int, prefix: str, hold_seconds: float, concurren
 
 
 async def throughput(url: str, count: int, prefix: str, seconds: float, rate: float | None = None) -> dict[str, Any]:
-    """`count` chargers send MeterValues as fast as answers come (or at `rate` per second in all)."""
+    """`count` chargers send MeterValues as fast as answers come (or at `rate` per second in all).
+
+    After `seconds` no new message is sent and every one in flight is waited for, so `sent`
+    equals `acked` + `errors` at the end: what the server persisted can be checked against it.
+    """
     result = Result()
     ready = trio.Event()
+    stop = trio.Event()
     opened = 0
+    sent = 0
     gap = count / rate if rate else 0.0  # seconds between a connection's messages
 
     async def one(i: int, nursery: trio.Nursery) -> None:
-        nonlocal opened
+        nonlocal opened, sent
         conn = await _open(url, f"{prefix}{i}", nursery)
         await conn.call("BootNotification", BOOT)
         opened += 1
         if opened == count:
             ready.set()
         await ready.wait()
-        next_at = trio.current_time()
-        while True:
-            sent = time.perf_counter()
+        next_at = trio.current_time() + (gap * i / count if gap else 0)
+        while not stop.is_set():
+            started = time.perf_counter()
+            sent += 1
             answer = await conn.call("MeterValues", METER_VALUES)
             if answer[1] == "3":
                 result.acked += 1
-                result.latencies.append(time.perf_counter() - sent)
+                result.latencies.append(time.perf_counter() - started)
             else:
                 result.errors += 1
             if gap:
                 next_at += gap
                 await trio.sleep_until(next_at)
+        await conn.ws.aclose()
 
-    async with trio.open_nursery() as nursery:
-        for i in range(count):
-            nursery.start_soon(one, i, nursery)
-        await ready.wait()
-        began = time.perf_counter()
-        await trio.sleep(seconds)
-        elapsed = time.perf_counter() - began
-        snapshot = Result(result.acked, result.errors, list(result.latencies))
-        nursery.cancel_scope.cancel()
-    return snapshot.summary(elapsed)
+    async with trio.open_nursery() as connections:
+        async with trio.open_nursery() as senders:
+            for i in range(count):
+                senders.start_soon(one, i, connections)
+            await ready.wait()
+            began = time.perf_counter()
+            await trio.sleep(seconds)
+            elapsed = time.perf_counter() - began
+            window = Result(result.acked, result.errors, list(result.latencies))
+            stop.set()
+        connections.cancel_scope.cancel()
+    return {**window.summary(elapsed), "sent_total": sent, "acked_total": result.acked,
+            "errors_total": result.errors}
 
 
 def main(argv: list[str] | None = None) -> int:
