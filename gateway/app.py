@@ -47,6 +47,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
             app = create_app(chargers, CommandService(chargers, nursery))
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)
+            nursery.start_soon(chargers.watchdog)
             bound_ocpp = await nursery.start(serve_ocpp, chargers, ocpp_host, ocpp_port)
             async with trio.open_nursery() as http:
                 bound_http = await http.start(serve_http, app, http_host, http_port,

@@ -18,6 +18,7 @@ from .registry import Registry
 from .remote_starts import RemoteStarts
 from .session import Session
 from .transport import Transport
+from .watchdog import watch
 
 log = structlog.get_logger("gateway.charger")
 
@@ -38,6 +39,9 @@ class ChargerService:
         """(charge point id, subprotocol) for a request, or HandshakeRefused."""
         cp_id = charger_id(target)
         return cp_id, choose_subprotocol(list(offered), self.config.require_subprotocol)
+
+    async def watchdog(self) -> None:
+        await watch(self.registry, self.config.ping_interval, self.config.idle_limit)
 
     async def serve(self, transport: Transport, cp_id: str, subprotocol: str | None) -> None:
         try:

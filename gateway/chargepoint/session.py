@@ -1,4 +1,8 @@
-"""One connected charger: its message loop, outbound calls and watchdog, in one nursery."""
+"""One connected charger: its message loop and outbound calls, in the task that serves its socket.
+
+One task per charger and no nursery of its own: memory per idle charger is what a site with
+thousands of chargers pays for. The watchdog of all sessions is one task (watchdog.py).
+"""
 
 from __future__ import annotations
 
@@ -67,11 +71,8 @@ class Session:
         try:
             await self.store.chargers.connected(self.cp_id, self.transport.remote, self.subprotocol,
                                                 self.connected_at)
-            with self._cancel_scope:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._watchdog)
-                    await self._read_loop()
-                    nursery.cancel_scope.cancel()
+            with self._cancel_scope:  # the watchdog (watchdog.py) pings and closes from outside
+                await self._read_loop()
         finally:
             with trio.CancelScope(shield=True):
                 await self._teardown()
@@ -250,26 +251,3 @@ class Session:
                 assert pending.result is not None
                 return pending.result
         raise CallTimeout(action, timeout, sent)
-
-    # ---- watchdog ---------------------------------------------------------------
-
-    async def _watchdog(self) -> None:
-        """Ping the charger; close the socket of one that has said nothing for too long."""
-        interval = self.config.ping_interval if self.config.ping_interval > 0 else None
-        limit = self.config.idle_limit
-        period = min(interval or limit, limit / 2)
-        while True:
-            await trio.sleep(period)
-            if interval and self.transport.can_ping:
-                with trio.move_on_after(interval):
-                    try:
-                        await self.transport.ping()
-                        self.last_activity = trio.current_time()
-                    except Closed:
-                        self.close(None, "connection lost")
-                        return
-            idle = trio.current_time() - self.last_activity
-            if idle > limit:
-                self.log.warning("silent charger", idle_seconds=round(idle))
-                self.close(NORMAL, f"no frame or pong for {idle:.0f} s")
-                return
