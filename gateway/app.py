@@ -12,13 +12,12 @@ from . import clock
 from .chargepoint.commands import CommandService
 from .chargepoint.listener import serve_ocpp
 from .chargepoint.service import ChargerService
+from .chargepoint.session import GOING_AWAY
 from .config import Config, parse_address
 from .http.app import create_app, serve_http
 from .store import open_store
 
 log = structlog.get_logger("gateway")
-
-GOING_AWAY = 1001
 
 
 @attrs.frozen
