@@ -1,0 +1,87 @@
+"""The simulator against a central system that is not ours: a minimal OCPP 1.6J server written here,
+with nothing from the gateway package, that answers the charger and sends it a remote start."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import trio
+import trio_websocket
+
+from gateway.simulator.charger import Settings, SimCharger
+from tests.helpers import assert_schema_valid
+
+
+class TinyCentralSystem:
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict]] = []  # (action, payload) of every charger CALL
+        self.answers: dict[str, dict] = {}  # our CALLs' unique id -> the charger's payload
+        self.ws: trio_websocket.WebSocketConnection | None = None
+        self.connected = trio.Event()
+        self.ids = itertools.count(1000)
+
+    def answer(self, action: str, payload: dict) -> dict:
+        now = "2026-01-01T00:00:00Z"
+        if action == "BootNotification":
+            return {"status": "Accepted", "currentTime": now, "interval": 300}
+        if action == "Heartbeat":
+            return {"currentTime": now}
+        if action in ("Authorize", "StopTransaction"):
+            return {"idTagInfo": {"status": "Accepted"}}
+        if action == "StartTransaction":
+            return {"transactionId": next(self.ids), "idTagInfo": {"status": "Accepted"}}
+        return {}
+
+    async def handler(self, request: trio_websocket.WebSocketRequest) -> None:
+        assert "ocpp1.6" in request.proposed_subprotocols
+        self.ws = await request.accept(subprotocol="ocpp1.6")
+        self.connected.set()
+        try:
+            while True:
+                frame = json.loads(await self.ws.get_message())
+                if frame[0] == 2:
+                    assert_schema_valid(frame[2], frame[3], "request")  # the simulator speaks valid 1.6
+                    self.received.append((frame[2], frame[3]))
+                    await self.ws.send_message(json.dumps([3, frame[1], self.answer(frame[2], frame[3])]))
+                elif frame[0] == 3:
+                    self.answers[frame[1]] = frame[2]
+        except trio_websocket.ConnectionClosed:
+            pass
+
+    def actions(self) -> list[str]:
+        return [action for action, _ in self.received]
+
+
+async def test_simulator_charges_against_a_foreign_central_system():
+    central = TinyCentralSystem()
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(trio_websocket.serve_websocket, central.handler, "127.0.0.1", 0, None)
+        sim = SimCharger(Settings(f"ws://127.0.0.1:{server.port}/steve/websocket", "FOREIGN-1", connectors=2,
+                                  meter_interval=0.05, power_w=360_000))
+        nursery.start_soon(sim.run)
+        with trio.fail_after(5):
+            await sim.online.wait()
+        assert central.actions()[:4] == ["BootNotification", "StatusNotification", "StatusNotification",
+                                         "StatusNotification"]  # connector 0, 1 and 2
+
+        await central.ws.send_message(json.dumps([2, "rs-1", "RemoteStartTransaction",
+                                                  {"idTag": "FOREIGN", "connectorId": 2}]))
+        with trio.fail_after(5):
+            while "MeterValues" not in central.actions():
+                await trio.sleep(0.02)
+        assert central.answers["rs-1"] == {"status": "Accepted"}
+        start = next(p for a, p in central.received if a == "StartTransaction")
+        assert (start["connectorId"], start["idTag"]) == (2, "FOREIGN")
+
+        await central.ws.send_message(json.dumps([2, "stop-1", "RemoteStopTransaction", {"transactionId": 1000}]))
+        with trio.fail_after(5):
+            while "StopTransaction" not in central.actions():
+                await trio.sleep(0.02)
+        stop = next(p for a, p in central.received if a == "StopTransaction")
+        assert stop["transactionId"] == 1000 and stop["reason"] == "Remote"
+        energy = [float(sv["value"]) for a, p in central.received if a == "MeterValues"
+                  for mv in p["meterValue"] for sv in mv["sampledValue"]
+                  if sv["measurand"] == "Energy.Active.Import.Register"]
+        assert energy == sorted(energy) and stop["meterStop"] >= energy[-1] > 0
+        nursery.cancel_scope.cancel()
