@@ -221,7 +221,8 @@ SCHEMAS: dict[str, Schema] = {
                                 listVersion=_kind("int"), reservationId=_kind("int")),
                        "required": ["requestId", "cpId"]},
 }
-for _name in ("ChargerStatus", "Transaction", "Command", "Reservation", "IdTag"):
+for _name in ("ChargerStatus", "Transaction", "Command", "Reservation", "IdTag", "LocalList", "ChargingProfile",
+              "Notification"):
     SCHEMAS[f"{_name}Page"] = _paged(_name)
 SCHEMAS["TransactionWithMeterValues"] = _record("", **SCHEMAS["Transaction"]["properties"],
                                                 meterValues=_list(_ref("MeterValue")))
@@ -367,15 +368,16 @@ def _records_paths() -> dict[str, dict[str, Schema]]:
         "/api/chargers/{cp_id}/violations": {"get": op(
             "chargers", "Protocol violations, latest first", _list(_ref("ViolationRecord")), errors=per_charger)},
         "/api/chargers/{cp_id}/local-lists": {"get": op(
-            "chargers", "Local lists sent, latest first", _list(_ref("LocalList")), errors=per_charger)},
+            "chargers", "Local lists sent, latest first", _ref("LocalListPage"), errors=("400", "404"),
+            query=PAGING)},
         "/api/chargers/{cp_id}/charging-profiles": {"get": op(
-            "chargers", "Charging profiles sent, latest first", _list(_ref("ChargingProfile")),
-            errors=("400", "404"), query=[q("active", "only accepted profiles not cleared",
-                                            {"type": "boolean", "default": False})])},
+            "chargers", "Charging profiles sent, latest first", _ref("ChargingProfilePage"),
+            errors=("400", "404"), query=PAGING + [q("active", "only accepted profiles not cleared",
+                                                     {"type": "boolean", "default": False})])},
         "/api/chargers/{cp_id}/notifications": {"get": op(
             "chargers", "Firmware, diagnostics, log and security reports, DataTransfers",
-            _list(_ref("Notification")), errors=per_charger,
-            query=[q("action", "only this action's reports", {"type": "string"})])},
+            _ref("NotificationPage"), errors=("400", "404"),
+            query=PAGING + [q("action", "only this action's reports", {"type": "string"})])},
         "/api/transactions": {"get": op(
             "transactions", "Transactions, newest first", _ref("TransactionPage"), errors=("400",),
             query=PAGING + [_param("cpId"), q("state", "open or closed",

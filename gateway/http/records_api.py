@@ -73,22 +73,24 @@ async def violations(cp_id: str) -> Any:
 @bp.get("/chargers/<cp_id>/local-lists")
 async def local_lists(cp_id: str) -> Any:
     await _charger(cp_id)
-    return jsonify([params.camel(r) for r in await _store().local_lists.list(cp_id)])
+    page, size = params.paging()
+    return _paged(await _store().local_lists.page(cp_id, page, size))
 
 
 @bp.get("/chargers/<cp_id>/charging-profiles")
 async def charging_profiles(cp_id: str) -> Any:
     await _charger(cp_id)
     active = params.flag("active", False)
-    return jsonify([params.camel(r) for r in await _store().charging_profiles.list(cp_id, active)])
+    page, size = params.paging()
+    return _paged(await _store().charging_profiles.page(cp_id, active, page, size))
 
 
 @bp.get("/chargers/<cp_id>/notifications")
 async def notifications(cp_id: str) -> Any:
     """Firmware, diagnostics, log and security reports, and the charger's DataTransfers."""
     await _charger(cp_id)
-    rows = await _store().notifications.list(cp_id, request.args.get("action") or None)
-    return jsonify([params.camel(r) for r in rows])
+    page, size = params.paging()
+    return _paged(await _store().notifications.page(cp_id, request.args.get("action") or None, page, size))
 
 
 # ---- transactions -------------------------------------------------------------

@@ -7,6 +7,7 @@ import sqlite3
 from typing import Any
 
 from .db import Database
+from .paging import Filters, page
 
 
 def _record(conn: sqlite3.Connection, cp_id: str, connector_id: int, profile: dict, status: str,
@@ -54,6 +55,15 @@ def _list(conn: sqlite3.Connection, cp_id: str, active_only: bool) -> list[dict[
     return [dict(r, profile=json.loads(r["profile"])) for r in rows]
 
 
+def _page(conn: sqlite3.Connection, cp_id: str, active_only: bool, number: int, size: int) -> dict:
+    filters = Filters()
+    filters.add("charge_point_id = ?", cp_id)
+    if active_only:
+        filters.clauses.append("cleared_at IS NULL AND status = 'Accepted'")
+    return page(conn, "charging_profiles", filters, "id DESC", number, size,
+                lambda r: dict(r, profile=json.loads(r["profile"])))
+
+
 class ChargingProfiles:
     def __init__(self, db: Database):
         self._db = db
@@ -68,3 +78,7 @@ class ChargingProfiles:
 
     async def list(self, cp_id: str, active_only: bool = False) -> list[dict[str, Any]]:
         return await self._db.run(_list, cp_id, active_only)
+
+    async def page(self, cp_id: str, active_only: bool = False, page: int = 1, size: int = 50) -> dict:
+        """Newest first."""
+        return await self._db.run(_page, cp_id, active_only, page, size)

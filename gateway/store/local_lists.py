@@ -7,6 +7,7 @@ import sqlite3
 from typing import Any
 
 from .db import Database
+from .paging import Filters, page
 
 
 def _next_version(conn: sqlite3.Connection, cp_id: str) -> int:
@@ -37,6 +38,13 @@ def _list(conn: sqlite3.Connection, cp_id: str) -> list[dict[str, Any]]:
     return [dict(r, entries=json.loads(r["entries"])) for r in rows]
 
 
+def _page(conn: sqlite3.Connection, cp_id: str, number: int, size: int) -> dict:
+    filters = Filters()
+    filters.add("charge_point_id = ?", cp_id)
+    return page(conn, "local_lists", filters, "id DESC", number, size,
+                lambda r: dict(r, entries=json.loads(r["entries"])))
+
+
 class LocalLists:
     def __init__(self, db: Database):
         self._db = db
@@ -53,3 +61,7 @@ class LocalLists:
 
     async def list(self, cp_id: str) -> list[dict[str, Any]]:
         return await self._db.run(_list, cp_id)
+
+    async def page(self, cp_id: str, page: int = 1, size: int = 50) -> dict:
+        """Newest first."""
+        return await self._db.run(_page, cp_id, page, size)

@@ -7,6 +7,7 @@ import sqlite3
 from typing import Any
 
 from .db import Database
+from .paging import Filters, page
 
 
 def _add(conn: sqlite3.Connection, cp_id: str, action: str, status: str | None, request_id: int | None,
@@ -29,6 +30,17 @@ def _list(conn: sqlite3.Connection, cp_id: str, action: str | None) -> list[dict
     return [dict(r, payload=json.loads(r["payload"])) for r in rows]
 
 
+def _shape(row: sqlite3.Row) -> dict[str, Any]:
+    return dict(row, payload=json.loads(row["payload"]))
+
+
+def _page(conn: sqlite3.Connection, cp_id: str, action: str | None, number: int, size: int) -> dict:
+    filters = Filters()
+    filters.add("charge_point_id = ?", cp_id)
+    filters.add("action = ?", action)
+    return page(conn, "notifications", filters, "id DESC", number, size, _shape)
+
+
 class Notifications:
     def __init__(self, db: Database):
         self._db = db
@@ -39,3 +51,7 @@ class Notifications:
 
     async def list(self, cp_id: str, action: str | None = None) -> list[dict[str, Any]]:
         return await self._db.run(_list, cp_id, action)
+
+    async def page(self, cp_id: str, action: str | None = None, page: int = 1, size: int = 50) -> dict:
+        """Newest first."""
+        return await self._db.run(_page, cp_id, action, page, size)

@@ -180,7 +180,9 @@ async def charger_status(http: httpx.AsyncClient, cp_id: str) -> dict:
 
 
 async def notifications(http: httpx.AsyncClient, cp_id: str, action: str) -> list[dict]:
-    return await get_ok(http, f"/api/chargers/{cp_id}/notifications", action=action)
+    """In the order the charger sent them (the API pages newest first)."""
+    page = await get_ok(http, f"/api/chargers/{cp_id}/notifications", action=action, size=500)
+    return page["records"][::-1]
 
 
 async def stopped(http: httpx.AsyncClient, transaction_id: int) -> bool:

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.octt("Local authorization list")
 
 
 async def local_lists(http, cp_id: str) -> list[dict]:
-    return await get_ok(http, f"/api/chargers/{cp_id}/local-lists")
+    return (await get_ok(http, f"/api/chargers/{cp_id}/local-lists"))["records"]
 
 
 async def test_TC_042_1_get_local_list_version_not_supported(gateway):

@@ -16,7 +16,8 @@ SIX_AMPS_W = str(int(6 * 230 * 3))  # the simulator's power under a 6 A limit on
 
 
 async def profiles(http, cp_id: str, active: bool = False) -> list[dict]:
-    return await get_ok(http, f"/api/chargers/{cp_id}/charging-profiles", active=str(active).lower())
+    page = await get_ok(http, f"/api/chargers/{cp_id}/charging-profiles", active=str(active).lower())
+    return page["records"]
 
 
 def _power_samples(sim) -> list[str]:

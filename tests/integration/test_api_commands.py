@@ -533,7 +533,7 @@ async def test_charging_profiles_are_recorded_per_connector_and_cleared_by_id(ga
 
         async def active():
             r = await http.get("/api/chargers/CP1/charging-profiles", params={"active": "true"})
-            return sorted((p["profileId"], p["connectorId"]) for p in r.json())
+            return sorted((p["profileId"], p["connectorId"]) for p in r.json()["records"])
 
         first = await set_profile(1, profile(1, 16.0))
         await set_profile(2, profile(2, 10.0, stack_level=1))
@@ -541,7 +541,7 @@ async def test_charging_profiles_are_recorded_per_connector_and_cleared_by_id(ga
         await set_profile(1, profile(3, 6.0, stack_level=2))
         cp.answers["SetChargingProfile"] = {"status": "Accepted"}
 
-        everything = (await http.get("/api/chargers/CP1/charging-profiles")).json()
+        everything = (await http.get("/api/chargers/CP1/charging-profiles")).json()["records"]
         assert sorted((p["profileId"], p["connectorId"], p["status"]) for p in everything) == [
             (1, 1, "Accepted"), (2, 2, "Accepted"), (3, 1, "Rejected")]
         mine = next(p for p in everything if p["profileId"] == 1)
@@ -557,7 +557,7 @@ async def test_charging_profiles_are_recorded_per_connector_and_cleared_by_id(ga
         assert r.json()["status"] == "Accepted"
         assert_same_json(cp.received[-1][2], {"id": 1})
         assert await active() == [(2, 2)]
-        cleared = next(p for p in (await http.get("/api/chargers/CP1/charging-profiles")).json()
+        cleared = next(p for p in (await http.get("/api/chargers/CP1/charging-profiles")).json()["records"]
                        if p["profileId"] == 1)
         assert ISO.match(cleared["clearedAt"])
 
@@ -572,7 +572,7 @@ async def test_an_accepted_profile_replaces_one_with_the_same_id_or_stack_level_
         async def active():
             r = await http.get("/api/chargers/CP1/charging-profiles", params={"active": "true"})
             return sorted((p["profileId"], p["connectorId"], p["stackLevel"],
-                           p["profile"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]) for p in r.json())
+                           p["profile"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]) for p in r.json()["records"])
 
         await set_profile(1, profile(1, 16.0, stack_level=0))
         await set_profile(1, profile(2, 12.0, stack_level=1))

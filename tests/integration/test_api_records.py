@@ -99,9 +99,13 @@ async def test_notifications_are_listed_in_order_and_filtered_by_action(gateway)
         await cp.result("BootNotification", BOOT)
         for action, payload in reports:
             await cp.result(action, payload)
-        everything = (await http.get("/api/chargers/CP1/notifications")).json()
+        page = (await http.get("/api/chargers/CP1/notifications")).json()
         firmware = (await http.get("/api/chargers/CP1/notifications",
-                                   params={"action": "FirmwareStatusNotification"})).json()
+                                   params={"action": "FirmwareStatusNotification"})).json()["records"][::-1]
+        second = (await http.get("/api/chargers/CP1/notifications", params={"size": "3", "page": "2"})).json()
+    assert (page["total"], page["page"], page["size"]) == (4, 1, 50)
+    everything = page["records"][::-1]  # newest first
+    assert [n["status"] for n in second["records"]] == ["Downloaded"]  # the oldest, alone on page 2
     assert [(n["action"], n["payload"]) for n in everything] == reports
     assert [n["status"] for n in everything] == ["Downloaded", "Uploaded", "UnknownVendorId", "Installed"]
     assert [n["status"] for n in firmware] == ["Downloaded", "Installed"]
