@@ -98,37 +98,37 @@ def _violation(conn: sqlite3.Connection, cp_id: str, action: str, kind: str, cod
     )
 
 
-def _charger_dict(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
-    cp = dict(row)
-    cp["extra"] = json.loads(cp["extra"]) if cp["extra"] else None
-    cp["connectors"] = [
-        dict(c) for c in conn.execute(
-            "SELECT * FROM connectors WHERE charge_point_id = ? ORDER BY connector_id", (cp["id"],)
-        )
-    ]
-    tx = conn.execute(
-        "SELECT id FROM transactions WHERE charge_point_id = ? AND stopped_at IS NULL ORDER BY id DESC LIMIT 1",
-        (cp["id"],),
-    ).fetchone()
-    cp["current_transaction_id"] = tx[0] if tx else None
-    return cp
+def _with_details(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
+    """Chargers with their connectors and open transaction: three queries however many chargers."""
+    chargers = {row["id"]: dict(row, connectors=[], current_transaction_id=None) for row in rows}
+    ids = json.dumps(list(chargers))
+    for c in conn.execute("SELECT * FROM connectors WHERE charge_point_id IN (SELECT value FROM json_each(?)) "
+                          "ORDER BY charge_point_id, connector_id", (ids,)):
+        chargers[c["charge_point_id"]]["connectors"].append(dict(c))
+    for cp_id, tx_id in conn.execute(
+            "SELECT charge_point_id, MAX(id) FROM transactions WHERE stopped_at IS NULL "
+            "AND charge_point_id IN (SELECT value FROM json_each(?)) GROUP BY charge_point_id", (ids,)):
+        chargers[cp_id]["current_transaction_id"] = tx_id
+    for cp in chargers.values():
+        cp["extra"] = json.loads(cp["extra"]) if cp["extra"] else None
+    return list(chargers.values())
 
 
 def _get(conn: sqlite3.Connection, cp_id: str) -> dict[str, Any] | None:
     row = conn.execute("SELECT * FROM charge_points WHERE id = ?", (cp_id,)).fetchone()
-    return _charger_dict(conn, row) if row else None
+    return _with_details(conn, [row])[0] if row else None
 
 
 def _list(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT * FROM charge_points ORDER BY online DESC, id").fetchall()
-    return [_charger_dict(conn, row) for row in rows]
+    return _with_details(conn, rows)
 
 
 def _page(conn: sqlite3.Connection, online: bool | None, number: int, size: int) -> dict:
     filters = Filters()
     filters.add("online = ?", None if online is None else int(online))
-    return page(conn, "charge_points", filters, "online DESC, id", number, size,
-                lambda row: _charger_dict(conn, row))
+    result = page(conn, "charge_points", filters, "online DESC, id", number, size, lambda row: row)
+    return {**result, "records": _with_details(conn, result["records"])}
 
 
 def _violations(conn: sqlite3.Connection, cp_id: str) -> list[dict[str, Any]]:
