@@ -15,6 +15,7 @@ from .chargepoint.service import ChargerService
 from .chargepoint.session import GOING_AWAY
 from .config import Config, parse_address
 from .http.app import create_app, serve_http
+from .http.auth import Auth
 from .store import open_store
 
 log = structlog.get_logger("gateway")
@@ -27,6 +28,7 @@ class Running:
     ocpp_port: int
     http_port: int
     chargers: ChargerService
+    auth: Auth
 
 
 async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, handle_signals: bool = False,
@@ -41,9 +43,11 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
         # Nothing is connected before we start: clear what a crash may have left marked online.
         await store.chargers.all_offline("gateway restarted", clock.iso())
         chargers = ChargerService(store, config.charger)
+        auth = Auth(store, config.auth)
+        await auth.start(config.admin_password)
         http_stopped = trio.Event()
         async with trio.open_nursery() as nursery:
-            app = create_app(chargers, CommandService(chargers, nursery))
+            app = create_app(chargers, CommandService(chargers, nursery), auth)
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)
             nursery.start_soon(chargers.watchdog)
@@ -53,7 +57,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                                               config.charger.max_frame_bytes, http_stopped)
                 log.info("gateway started", ocpp=f"{ocpp_host}:{bound_ocpp}", http=f"{http_host}:{bound_http}",
                          db=config.db, validation=config.charger.validation)
-                task_status.started(Running(bound_ocpp, bound_http, chargers))
+                task_status.started(Running(bound_ocpp, bound_http, chargers, auth))
                 await shutdown.wait()
                 log.info("shutting down", chargers=len(chargers.registry))
                 await chargers.registry.close_all(GOING_AWAY, "server shutting down")

@@ -14,6 +14,7 @@ from . import __version__, logs
 from .app import run_gateway
 from .config import ConfigError, load
 from .http.openapi import document
+from . import users_cli
 from .simulator import cli as simulator
 
 
@@ -21,14 +22,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="OCPP 1.6J charge-point gateway")
     parser.add_argument("--version", action="version", version=f"gateway {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--config", metavar="PATH",
-                       help="config file (default: $GATEWAY_CONFIG, else ./config.toml if present, "
-                            "else the embedded defaults)")
-    serve.add_argument("--http", metavar="HOST:PORT", help="HTTP API and web console address")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH",
+                        help="config file (default: $GATEWAY_CONFIG, else ./config.toml if present, "
+                             "else the embedded defaults)")
+    common.add_argument("--db", metavar="PATH", help="SQLite database file")
+    serve = sub.add_parser("serve", help="run the gateway", parents=[common])
+    serve.add_argument("--http", metavar="HOST:PORT", help="HTTP API address")
     serve.add_argument("--ocpp", metavar="HOST:PORT", help="charger WebSocket address")
-    serve.add_argument("--db", metavar="PATH", help="SQLite database file")
     serve.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
+    users_cli.add_commands(sub, common)
     sub.add_parser("openapi", help="print the HTTP API's OpenAPI document (> schemas/openapi.json)")
     simulator.add_commands(sub)
     bench = sub.add_parser("bench", help="benchmark the gateway: chargers held, throughput, latency, ceiling")
@@ -64,12 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load(
             _config_path(args.config),
-            overrides={"http": args.http, "ocpp": args.ocpp, "db": args.db,
-                       "log_format": "json" if args.log_json else None},
+            overrides={"http": getattr(args, "http", None), "ocpp": getattr(args, "ocpp", None), "db": args.db,
+                       "log_format": "json" if getattr(args, "log_json", False) else None},
         )
     except ConfigError as exc:
         print(f"gateway: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "user":
+        logs.configure("console", "warning")
+        return users_cli.run(args, config)
     logs.configure(config.log_format, config.log_level)
     trio.run(lambda: run_gateway(config, handle_signals=True))
     return 0

@@ -83,6 +83,14 @@ class FramesConfig:
 
 
 @attrs.define
+class AuthConfig:
+    trust_loopback: bool = False
+    token_hours: float = attrs.field(default=12.0, validator=_positive)
+    login_attempts: int = attrs.field(default=5, validator=_positive)
+    lockout_seconds: float = attrs.field(default=300.0, validator=_positive)
+
+
+@attrs.define
 class Config:
     http: str = attrs.field(default="0.0.0.0:8080", validator=_address)
     ocpp: str = attrs.field(default="0.0.0.0:9000", validator=_address)
@@ -91,11 +99,13 @@ class Config:
     log_level: str = attrs.field(
         default="info", validator=_one_of("debug", "info", "warning", "error")
     )
+    admin_password: str = attrs.field(default="", repr=False)  # a secret: never printed
     charger: ChargerConfig = attrs.field(factory=ChargerConfig)
     frames: FramesConfig = attrs.field(factory=FramesConfig)
+    auth: AuthConfig = attrs.field(factory=AuthConfig)
 
 
-for _cls in (ChargerConfig, FramesConfig, Config):
+for _cls in (ChargerConfig, FramesConfig, AuthConfig, Config):
     attrs.resolve_types(_cls)
 _converter = cattrs.Converter(forbid_extra_keys=True)
 

@@ -9,23 +9,49 @@ from typing import Any
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
-from quart import Response, jsonify
+from quart import Response, g, jsonify, request
 from quart_trio import QuartTrio
 
 from .. import __version__, clock
 from ..chargepoint.commands import CommandService
 from ..chargepoint.service import ChargerService
 from ..metrics import CONTENT_TYPE
-from . import charger_ws, commands_api, errors, ocpp_api, openapi, records_api
+from . import auth_api, charger_ws, commands_api, errors, ocpp_api, openapi, records_api
+from .auth import Auth, required_role
+from .errors import ApiError
 
 
-def create_app(chargers: ChargerService, commands: CommandService) -> QuartTrio:
+PROTECTED_MODE = ("protected mode: no account exists, so only clients on this machine may use the API. "
+                  "Set GATEWAY_ADMIN_PASSWORD (or admin_password in config.toml) or run "
+                  "`gateway user add NAME --role admin`, then authenticate.")
+
+
+def create_app(chargers: ChargerService, commands: CommandService, auth: Auth) -> QuartTrio:
     app = QuartTrio("gateway")
     app.config["CHARGERS"] = chargers
     app.config["COMMANDS"] = commands
+    app.config["AUTH"] = auth
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False
     errors.install(app)
+
+    @app.before_request
+    async def authenticate() -> None:
+        role = required_role(request.method, request.path)
+        if role is None:
+            return
+        principal = await auth.principal(request.headers, request.remote_addr)
+        if principal is None:
+            if await chargers.store.users.count() == 0:
+                raise ApiError(403, "forbidden", PROTECTED_MODE)
+            raise ApiError(401, "unauthorized", "authenticate: HTTP Basic (curl -u user:password), "
+                           "a token from POST /api/auth/login, or an API token, as Authorization: Bearer",
+                           headers={"WWW-Authenticate": 'Basic realm="gateway"'})
+        if not principal.may(role):
+            raise ApiError(403, "forbidden", f"this needs the {role} role; {principal.username} is {principal.role}")
+        g.principal = principal
+
+    app.register_blueprint(auth_api.bp)
     app.register_blueprint(ocpp_api.bp)
     app.register_blueprint(commands_api.bp)
     app.register_blueprint(records_api.bp)

@@ -17,16 +17,23 @@ _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_f
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, error: str, message: str, /, **context: Any):
+    def __init__(self, status: int, error: str, message: str, /, headers: dict[str, str] | None = None,
+                 **context: Any):
         super().__init__(message)
         self.status = status
         self.error = error
         self.message = message
         self.context = context
+        self.headers = headers or {}
+
+
+EVCS_FAMILIES = ("/api/auth/",)  # routes answering in the EVCS envelope (API.md section 5)
 
 
 def error_response(status: int, error: str, message: str, /, **context: Any) -> Response:
     body = {"error": error, "message": message, "path": request.path, "timestamp": clock.iso(), **context}
+    if request.path.startswith(EVCS_FAMILIES):
+        body = {"code": status, "data": None, **body}
     response = jsonify(body)
     response.status_code = status
     return response
@@ -35,7 +42,9 @@ def error_response(status: int, error: str, message: str, /, **context: Any) -> 
 def install(app: Quart) -> None:
     @app.errorhandler(ApiError)
     async def api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.error, exc.message, **exc.context)
+        response = error_response(exc.status, exc.error, exc.message, **exc.context)
+        response.headers.update(exc.headers)
+        return response
 
     @app.errorhandler(QueryError)
     async def query_error(exc: QueryError) -> Response:

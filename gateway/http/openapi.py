@@ -93,6 +93,10 @@ ERROR = {**_record(
 ERRORS = {
     "400": ("BadRequest", "bad_request: a parameter is missing or malformed, the body is not a JSON object, "
                           "or the payload fails the 1.6 schema (field names it)"),
+    "401": ("Unauthorized", "unauthorized: no credentials or wrong ones (once an account exists)"),
+    "403": ("Forbidden", "forbidden: the role is too low, or protected mode (no account exists yet) refuses a "
+                         "client that is not on this machine"),
+    "429": ("TooManyRequests", "too_many_requests: too many failed logins from this address (Retry-After)"),
     "404": ("NotFound", "not_found: no such record"),
     "405": ("MethodNotAllowed", "method_not_allowed: the path does not take this method"),
     "409": ("Conflict", "conflict: the record exists already"),
@@ -128,6 +132,7 @@ _PATH: dict[str, Schema] = {
     "reservation_id": {"description": "the reservation id", "schema": {"type": "integer", "minimum": 0}},
     "request_id": {"description": "the command's requestId (its OCPP unique id)", "schema": {"type": "string"}},
     "id_tag": {"description": "the id tag (IdToken: 1 to 20 characters)", "schema": {"type": "string"}},
+    "token_id": {"description": "the API token's id", "schema": {"type": "integer", "minimum": 0}},
     "rest": {"description": "the charge point id, URL-encoded; the gateway takes the last path segment, "
                             "so /ocpp/site/CP1 connects as CP1", "schema": {"type": "string"}},
 }
@@ -251,9 +256,14 @@ def _answer(spec: str, optional: tuple[str, ...] = (), **more: Schema) -> Schema
 
 def op(tag: str, summary: str, ok: Schema | None, *, errors: tuple[str, ...] = (), query: list | None = None,
        body: Schema | None = None, body_required: bool = True, status: str = "200",
-       description: str | None = None, media: str = "application/json") -> Schema:
-    """One operation; `ok` is the success schema (None: no body), `errors` the status codes it can answer."""
+       description: str | None = None, media: str = "application/json", public: bool = False) -> Schema:
+    """One operation; `ok` is the success schema (None: no body), `errors` the status codes it can answer.
+    Every operation needs credentials (or a loopback client) unless `public`."""
     operation: Schema = {"tags": [tag], "summary": summary}
+    if public:
+        operation["security"] = []
+    else:
+        errors = (*errors, "401", "403")
     if description:
         operation["description"] = description
     if query:
@@ -430,6 +440,7 @@ def _gateway_paths() -> dict[str, dict[str, Schema]]:
     refusal = {"text/html": {"schema": {"type": "string", "description": "the reason, a sentence"}}}
     socket = {
         "tags": ["charger-socket"],
+        "security": [],  # chargers are not API users
         "summary": "Charger WebSocket (OCPP 1.6J), for chargers set up for the original server",
         "description": "The same as the OCPP port's ws://host:9000/ocpp/{chargePointId}. Subprotocol ocpp1.6; "
                        "a charger offering none is accepted unless charger.require_subprotocol is set.",
@@ -450,7 +461,7 @@ def _gateway_paths() -> dict[str, dict[str, Schema]]:
         },
     }
     return {
-        "/health": {"get": op("gateway", "Liveness and version", _ref("Health"))},
+        "/health": {"get": op("gateway", "Liveness and version", _ref("Health"), public=True)},
         "/metrics": {"get": op("gateway", "Prometheus metrics (text format)", text, media="text/plain")},
         "/openapi.json": {"get": op("gateway", "This OpenAPI document", {"type": "object"})},
         "/docs": {"get": op("gateway", "This document, rendered (self-contained HTML)", text, media="text/html")},
@@ -479,15 +490,43 @@ TAGS = [
     ("commands", "Records: commands sent and their answers"),
     ("reservations", "Records: reservations"),
     ("id-tags", "The id-tag table that Authorize and StartTransaction are answered from"),
+    ("auth", "Logging in and API tokens, in the EVCS envelope {code, message, data, timestamp, path}"),
     ("charger-socket", "Where chargers connect"),
 ]
+
+
+def _evcs(data: Schema) -> Schema:
+    return _record("code:int message:str timestamp:time path:str", data=data)
+
+
+def _auth_paths() -> dict[str, dict[str, Schema]]:
+    user = _record("id:int username:str role:str")
+    token = _record("id:int username:str name:str prefix:str createdAt:time lastUsedAt:time? revokedAt:time?")
+    return {
+        "/api/auth/login": {"post": op(
+            "auth", "Log in: a signed token (JWT) for Authorization: Bearer", _evcs(
+                _record("token:str expireTime:time", userInfo=user)),
+            errors=("400", "401", "429"), public=True,
+            body=_record("username:str password:str"))},
+        "/api/auth/userinfo": {"get": op(
+            "auth", "Who the credentials belong to", _evcs(_record("username:str role:str authenticatedBy:str")))},
+        "/api/auth/tokens": {
+            "get": op("auth", "API tokens (an admin sees everyone's)", _evcs(_list(token)), errors=("400",)),
+            "post": op("auth", "Create an API token for scripts; it is shown once", _evcs(
+                _record("id:int name:str token:str prefix:str note:str")), errors=("400",), status="201",
+                body=_record("name:str")),
+        },
+        "/api/auth/tokens/{token_id}": {"delete": op(
+            "auth", "Revoke an API token", _evcs(_record("id:int revoked:bool")), errors=("400", "404"))},
+    }
 
 
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document (a fresh dict each call)."""
     ocpp = {f"{action}{kind.title()}": ocpp_schema(action, kind)
             for action in sorted(CENTRAL_ACTIONS) for kind in ("request", "response")}
-    paths = {**_gateway_paths(), **_seed_paths(), **shortcut_paths(), **_call_paths(), **_records_paths()}
+    paths = {**_gateway_paths(), **_auth_paths(), **_seed_paths(), **shortcut_paths(), **_call_paths(),
+             **_records_paths()}
     return copy.deepcopy({
         "openapi": "3.1.0",
         "info": {
@@ -498,12 +537,18 @@ def document() -> dict[str, Any]:
                            "(timeoutSeconds) unless wait=false.",
         },
         "tags": [{"name": name, "description": description} for name, description in TAGS],
+        "security": [{"basic": []}, {"bearer": []}],
         "paths": _with_path_parameters(paths),
         "components": {
             "schemas": {**SCHEMAS, **ocpp},
             "parameters": {**{name: {"name": name, "in": "query", **spec} for name, spec in _QUERY.items()},
                            **{f"path.{name}": {"name": name, "in": "path", "required": True, **spec}
                               for name, spec in _PATH.items()}},
+            "securitySchemes": {
+                "basic": {"type": "http", "scheme": "basic", "description": "an account's user name and password"},
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "a login token (POST /api/auth/login) or an API token (gw_...)"},
+            },
             "responses": {name: {"description": description,
                                  "content": {"application/json": {"schema": _ref("Error")}}}
                           for name, description in (*ERRORS.values(), NOT_CONNECTED)},

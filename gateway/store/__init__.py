@@ -18,6 +18,7 @@ from .local_lists import LocalLists
 from .notifications import Notifications
 from .reservations import Reservations
 from .transactions import Sample, StopOutcome, Transactions
+from .users import Users
 
 __all__ = ["Store", "open_store", "Sample", "StopOutcome", "StoreClosed"]
 
@@ -35,6 +36,7 @@ class Store:
         self.local_lists = LocalLists(db)
         self.reservations = Reservations(db)
         self.charging_profiles = ChargingProfiles(db)
+        self.users = Users(db)
 
 
 @asynccontextmanager

@@ -24,7 +24,7 @@ def _template(rule: str) -> str:
 
 
 def _served_routes() -> set[tuple[str, str]]:
-    app = create_app(None, None)  # the handlers are not run: only the url_map is read
+    app = create_app(None, None, None)  # the handlers are not run: only the url_map is read
     return {(_template(rule.rule), method.lower())
             for rule in app.url_map.iter_rules() if rule.endpoint != "static"
             for method in rule.methods - {"HEAD", "OPTIONS"}}

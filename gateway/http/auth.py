@@ -1,0 +1,173 @@
+"""Who may use the HTTP API: accounts with roles, login tokens (JWT), API tokens, HTTP Basic,
+and protected mode while no account exists (loopback clients only, as Redis does it)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from datetime import timedelta
+from typing import Any
+
+import argon2
+import attrs
+import jwt
+import trio
+
+from .. import clock
+from ..config import AuthConfig
+from ..store import Store
+from .errors import ApiError
+
+ROLES = ("viewer", "operator", "admin")  # each may do what the ones before it may
+TOKEN_PREFIX = "gw_"
+BASIC_CACHE_SECONDS = 60.0  # argon2 is slow on purpose; curl sends Basic on every request
+
+_hasher = argon2.PasswordHasher()
+
+
+@attrs.frozen
+class Principal:
+    username: str
+    role: str
+    via: str  # loopback, bearer, token, basic
+
+    def may(self, role: str) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+async def hash_password(password: str) -> str:
+    return await trio.to_thread.run_sync(_hasher.hash, password)
+
+
+async def password_ok(password_hash: str, password: str) -> bool:
+    def verify() -> bool:
+        try:
+            return _hasher.verify(password_hash, password)
+        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+            return False
+
+    return await trio.to_thread.run_sync(verify)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def is_loopback(address: str | None) -> bool:
+    return bool(address) and (address == "::1" or address.startswith("127.") or address == "localhost")
+
+
+def required_role(method: str, path: str) -> str | None:
+    """The least role a request needs; None for what anyone may reach."""
+    if path == "/health" or path in ("/api/auth/login",) or path.startswith("/ocpp/"):
+        return None
+    if path.startswith("/api/auth/"):
+        return "viewer"
+    if path.startswith("/api/ocpp/") and not path.startswith(("/api/ocpp/connections", "/api/ocpp/status/")):
+        return "operator"  # every other /api/ocpp route sends a command to a charger
+    if method not in ("GET", "HEAD", "OPTIONS"):
+        return "operator"
+    return "viewer"
+
+
+class Auth:
+    def __init__(self, store: Store, config: AuthConfig):
+        self.store = store
+        self.config = config
+        self._secret = ""
+        self._basic: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._failures: dict[str, list[float]] = {}
+
+    async def start(self, admin_password: str) -> None:
+        """Load the token-signing key (made once, kept in the database); create or update `admin`."""
+        self._secret = await self.store.users.setting("jwt_secret", secrets.token_urlsafe(48))
+        if admin_password:
+            admin = await self.store.users.get("admin")
+            if admin is None or not await password_ok(admin["password_hash"], admin_password):
+                await self.store.users.put("admin", await hash_password(admin_password), "admin", clock.iso())
+
+    # ---- who is asking -------------------------------------------------------------------
+
+    async def principal(self, headers: Any, remote: str | None) -> Principal | None:
+        """The caller, from its credentials or its address; None when it gave none."""
+        header = headers.get("Authorization", "")
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() == "bearer" and credentials:
+            return await self._bearer(credentials.strip())
+        if scheme.lower() == "basic" and credentials:
+            return await self._basic_auth(credentials.strip())
+        if header:
+            raise ApiError(401, "unauthorized", "use Authorization: Bearer <token> or HTTP Basic")
+        if is_loopback(remote):
+            if await self.store.users.count() == 0:  # protected mode
+                return Principal("local", "admin", "loopback")
+            if self.config.trust_loopback:
+                return Principal("local", "admin", "loopback")
+        return None
+
+    async def _bearer(self, token: str) -> Principal:
+        if token.startswith(TOKEN_PREFIX):
+            user = await self.store.users.token_user(token_hash(token), clock.iso())
+            if user is None:
+                raise ApiError(401, "unauthorized", "this API token is unknown or revoked")
+            return Principal(user["username"], user["role"], "token")
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
+        except jwt.ExpiredSignatureError:
+            raise ApiError(401, "unauthorized", "the login token has expired: log in again") from None
+        except jwt.InvalidTokenError:
+            raise ApiError(401, "unauthorized", "the login token is not valid") from None
+        user = await self.store.users.get(claims["sub"])
+        if user is None:
+            raise ApiError(401, "unauthorized", "the account of this token no longer exists")
+        return Principal(user["username"], user["role"], "bearer")
+
+    async def _basic_auth(self, credentials: str) -> Principal:
+        try:
+            username, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(401, "unauthorized", "malformed HTTP Basic credentials") from None
+        key = hashlib.sha256(credentials.encode()).hexdigest()
+        cached = self._basic.get(key)
+        if cached and cached[0] > time.monotonic():
+            user = cached[1]
+        else:
+            user = await self.check_password(username, password)
+            if user is None:
+                raise ApiError(401, "unauthorized", "wrong user name or password")
+            self._basic[key] = (time.monotonic() + BASIC_CACHE_SECONDS, user)
+        return Principal(user["username"], user["role"], "basic")
+
+    async def check_password(self, username: str, password: str) -> dict[str, Any] | None:
+        user = await self.store.users.get(username)
+        if user is None:
+            await hash_password(password)  # take as long as for a known user: no name probing by timing
+            return None
+        return user if await password_ok(user["password_hash"], password) else None
+
+    # ---- logging in ---------------------------------------------------------------------
+
+    def throttled(self, client: str) -> float:
+        """Seconds this client must wait before trying again (0: it may try now)."""
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(client, []) if t > now - self.config.lockout_seconds]
+        self._failures[client] = recent
+        if len(recent) >= self.config.login_attempts:
+            return recent[0] + self.config.lockout_seconds - now
+        return 0.0
+
+    def failed(self, client: str) -> None:
+        self._failures.setdefault(client, []).append(time.monotonic())
+
+    def issue(self, user: dict[str, Any]) -> tuple[str, str]:
+        """A login token and its expiry time."""
+        expires = clock.now() + timedelta(hours=self.config.token_hours)
+        token = jwt.encode({"sub": user["username"], "role": user["role"], "iat": int(time.time()),
+                            "exp": int(expires.timestamp())}, self._secret, algorithm="HS256")
+        return token, clock.iso(expires)
+
+    @staticmethod
+    def new_api_token() -> str:
+        return TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -1,0 +1,98 @@
+"""/api/auth: login, who am I, API tokens; in the EVCS envelope {code, message, data, timestamp, path}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, current_app, g, jsonify, request
+
+from .. import clock
+from . import params
+from .auth import Auth, Principal, token_hash
+from .errors import ApiError
+
+bp = Blueprint("auth_api", __name__, url_prefix="/api/auth")
+
+
+def _auth() -> Auth:
+    return current_app.config["AUTH"]
+
+
+def evcs(data: Any, message: str = "success", status: int = 200) -> Any:
+    response = jsonify({"code": status, "message": message, "data": data, "timestamp": clock.iso(),
+                        "path": request.path})
+    response.status_code = status
+    return response
+
+
+def _user_info(user: dict[str, Any]) -> dict[str, Any]:
+    return {"id": user["id"], "username": user["username"], "role": user["role"]}
+
+
+@bp.post("/login")
+async def login() -> Any:
+    auth = _auth()
+    client = request.remote_addr or "?"
+    wait = auth.throttled(client)
+    if wait > 0:
+        raise ApiError(429, "too_many_requests", f"too many failed logins from {client}: try again in {wait:.0f} s",
+                       headers={"Retry-After": str(int(wait) + 1)})
+    body = await request.get_json(force=True, silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("username"), str) \
+            or not isinstance(body.get("password"), str):
+        raise params.bad("the body must be {\"username\": \"...\", \"password\": \"...\"}")
+    user = await auth.check_password(body["username"], body["password"])
+    if user is None:
+        auth.failed(client)
+        raise ApiError(401, "unauthorized", "wrong user name or password")
+    token, expires = auth.issue(user)
+    return evcs({"token": token, "expireTime": expires, "userInfo": _user_info(user)}, "login successful")
+
+
+def _me() -> Principal:
+    return g.principal
+
+
+async def _account() -> dict[str, Any]:
+    user = await current_app.config["CHARGERS"].store.users.get(_me().username)
+    if user is None:
+        raise params.bad("this needs an account: with no credentials configured the API has none "
+                         "(set GATEWAY_ADMIN_PASSWORD or run gateway user add)")
+    return user
+
+
+@bp.get("/userinfo")
+async def userinfo() -> Any:
+    me = _me()
+    return evcs({"username": me.username, "role": me.role, "authenticatedBy": me.via})
+
+
+@bp.post("/tokens")
+async def create_token() -> Any:
+    user = await _account()
+    body = await request.get_json(force=True, silent=True) or {}
+    name = body.get("name") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not 0 < len(name) <= 100:
+        raise params.bad("the body must be {\"name\": \"what the token is for\"} (1 to 100 characters)")
+    token = Auth.new_api_token()
+    token_id = await current_app.config["CHARGERS"].store.users.add_token(
+        user["id"], name, token_hash(token), token[:10], clock.iso())
+    return evcs({"id": token_id, "name": name, "token": token, "prefix": token[:10],
+                 "note": "the token is shown this once; it is stored hashed"}, "token created", 201)
+
+
+@bp.get("/tokens")
+async def tokens() -> Any:
+    user = await _account()
+    rows = await current_app.config["CHARGERS"].store.users.tokens(None if user["role"] == "admin" else user["id"])
+    return evcs([params.camel(r) for r in rows])
+
+
+@bp.delete("/tokens/<int:token_id>")
+async def revoke_token(token_id: int) -> Any:
+    user = await _account()
+    done = await current_app.config["CHARGERS"].store.users.revoke(
+        token_id, None if user["role"] == "admin" else user["id"], clock.iso())
+    if not done:
+        raise ApiError(404, "not_found", f"no active token {token_id} of yours")
+    return evcs({"id": token_id, "revoked": True}, "token revoked")
