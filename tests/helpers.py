@@ -99,10 +99,10 @@ class Charger:
 
 @asynccontextmanager
 async def charger(port: int, cp_id: str = "CP1", subprotocols: list[str] | None = None,
-                  path: str | None = None) -> AsyncIterator[Charger]:
+                  path: str | None = None, headers: list[tuple[bytes, bytes]] | None = None) -> AsyncIterator[Charger]:
     subprotocols = ["ocpp1.6"] if subprotocols is None else subprotocols
     async with trio_websocket.open_websocket("127.0.0.1", port, path or f"/ocpp/{cp_id}", use_ssl=False,
-                                             subprotocols=subprotocols) as ws:
+                                             subprotocols=subprotocols, extra_headers=headers or []) as ws:
         yield Charger(ws)
 
 

@@ -121,8 +121,9 @@ class AnsweringCharger:
 
 
 @asynccontextmanager
-async def answering(port: int, cp_id: str = "CP1", boot: bool = True) -> AsyncIterator[AnsweringCharger]:
-    async with charger(port, cp_id) as cp:
+async def answering(port: int, cp_id: str = "CP1", boot: bool = True,
+                    headers: list[tuple[bytes, bytes]] | None = None) -> AsyncIterator[AnsweringCharger]:
+    async with charger(port, cp_id, headers=headers) as cp:
         if boot:
             await cp.result("BootNotification", BOOT)
         answering_cp = AnsweringCharger(cp)

@@ -21,6 +21,7 @@ from ..ocpp.actions import CENTRAL_ACTIONS
 from ..ocpp.frames import new_unique_id
 from ..ocpp.secrets import redact
 from ..ocpp.validation import Violation
+from .charger_auth import hash_key
 from .errors import CallErrorReceived, CallTimeout, CommandError, NotConnected
 from .service import ChargerService
 
@@ -154,6 +155,10 @@ class CommandService:
         # Nothing secret is recorded: not the key sent, not one a charger reports back.
         result = redact(action, "response", result)
         await self.store.commands.finish(request_id, outcome, result, details, clock.iso(), latency * 1000)
+        if action == "ChangeConfiguration" and payload.get("key") == "AuthorizationKey" \
+                and _status(result, outcome) in ("Accepted", "RebootRequired"):
+            # The charger will use the new key from its next connection (OCTT TC_073).
+            await self.store.chargers.set_security(cp_id, None, hash_key(payload["value"]), clock.iso())
         hook = _AFTER.get(action)
         if hook is not None:
             await hook(self, cp_id, redact(action, "request", payload), result, outcome, request_id)

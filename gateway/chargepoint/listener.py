@@ -23,11 +23,14 @@ async def serve_ocpp(service: ChargerService, host: str, port: int,
         remote = request.remote
         where = f"{remote.address}:{remote.port}" if hasattr(remote, "address") else str(remote)
         try:
-            cp_id, subprotocol = service.handshake(request.path, request.proposed_subprotocols)
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
+            cp_id, subprotocol = await service.admit(request.path, request.proposed_subprotocols,
+                                                     headers.get("authorization"))
         except HandshakeRefused as refused:
             log.warning("handshake refused", remote=where, path=request.path[:200],
                         status=refused.status, reason=refused.reason)
-            await request.reject(refused.status, body=refused.reason.encode())
+            extra = [(b"WWW-Authenticate", b'Basic realm="ocpp"')] if refused.status == 401 else []
+            await request.reject(refused.status, extra_headers=extra, body=refused.reason.encode())
             return
         ws = await request.accept(subprotocol=subprotocol)
         await service.serve(TrioWebSocketTransport(ws), cp_id, subprotocol)

@@ -13,7 +13,8 @@ from ..events import Hub
 from ..metrics import Metrics
 from ..ocpp.validation import Validator
 from ..store import Store
-from .handshake import charger_id, choose_subprotocol
+from .charger_auth import basic_credentials, key_matches
+from .handshake import HandshakeRefused, charger_id, choose_subprotocol
 from .registry import Registry
 from .remote_starts import RemoteStarts
 from .session import Session
@@ -35,10 +36,24 @@ class ChargerService:
         self.remote_starts = RemoteStarts()
         self.strict = config.validation == "strict"
 
-    def handshake(self, target: str, offered: list[str] | tuple[str, ...]) -> tuple[str, str | None]:
-        """(charge point id, subprotocol) for a request, or HandshakeRefused."""
+    async def admit(self, target: str, offered: list[str] | tuple[str, ...], authorization: str | None,
+                    tls: bool = False) -> tuple[str, str | None]:
+        """(charge point id, subprotocol) for a handshake, or HandshakeRefused (answered before the upgrade)."""
         cp_id = charger_id(target)
-        return cp_id, choose_subprotocol(list(offered), self.config.require_subprotocol)
+        subprotocol = choose_subprotocol(list(offered), self.config.require_subprotocol)
+        profile, key_hash = await self.store.chargers.security(cp_id)
+        if profile >= 2 and not tls:
+            raise HandshakeRefused(400, f"charge point {cp_id!r} uses security profile {profile}: it must connect "
+                                        "over TLS (wss://)")
+        if profile in (1, 2):
+            credentials = basic_credentials(authorization)
+            if credentials is None:
+                raise HandshakeRefused(401, f"charge point {cp_id!r} uses security profile {profile}: "
+                                            "HTTP Basic credentials are required")
+            user, password = credentials
+            if user != cp_id or key_hash is None or not key_matches(key_hash, password):
+                raise HandshakeRefused(401, f"wrong credentials for charge point {cp_id!r}")
+        return cp_id, subprotocol
 
     async def watchdog(self) -> None:
         await watch(self.registry, self.config.ping_interval, self.config.idle_limit)

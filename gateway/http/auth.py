@@ -65,6 +65,8 @@ def required_role(method: str, path: str) -> str | None:
         return None
     if path.startswith("/api/auth/"):
         return "viewer"
+    if path.endswith("/security") and method not in ("GET", "HEAD"):
+        return "admin"  # who may connect as a charger
     if path.startswith("/api/ocpp/") and not path.startswith(("/api/ocpp/connections", "/api/ocpp/status/")):
         return "operator"  # every other /api/ocpp route sends a command to a charger
     if method not in ("GET", "HEAD", "OPTIONS"):

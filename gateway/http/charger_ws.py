@@ -20,12 +20,16 @@ async def charger_socket(rest: str) -> Any:
     raw = websocket.scope.get("raw_path") or websocket.path.encode()
     target = raw.decode("latin-1")
     try:
-        cp_id, subprotocol = service.handshake(target, websocket.requested_subprotocols)
+        cp_id, subprotocol = await service.admit(target, websocket.requested_subprotocols,
+                                                 websocket.headers.get("Authorization"))
     except HandshakeRefused as refused:
         log.warning("handshake refused", remote=websocket.remote_addr, path=target[:200],
                     status=refused.status, reason=refused.reason)
         # Answered instead of the upgrade.
-        return Response(refused.reason, refused.status, content_type="text/plain; charset=utf-8")
+        response = Response(refused.reason, refused.status, content_type="text/plain; charset=utf-8")
+        if refused.status == 401:
+            response.headers["WWW-Authenticate"] = 'Basic realm="ocpp"'
+        return response
     await websocket.accept(subprotocol=subprotocol)
     # The real object, not the context-local proxy: commands send from other tasks.
     await service.serve(QuartTransport(websocket._get_current_object()), cp_id, subprotocol)

@@ -48,6 +48,7 @@ def status_view(cp: dict[str, Any], online: bool, violations: list[dict[str, Any
         "device": device,
         "bootedAt": cp["booted_at"],
         "registrationStatus": cp["registration_status"],
+        "securityProfile": cp["security_profile"],
         "connectedAt": cp["connected_at"],
         "disconnectedAt": cp["disconnected_at"],
         "disconnectReason": cp["disconnect_reason"],

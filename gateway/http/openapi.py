@@ -179,7 +179,7 @@ STATUS = _record("", **CONNECTION["properties"], **{
     "device": {**_record(" ".join(f"{RENAMED.get(f, f)}:str?" for f in DEVICE_FIELDS)),
                "additionalProperties": True,
                "description": "BootNotification's fields, and any the charger added (customData, ...)"},
-    **_record("bootedAt:time? registrationStatus:str? connectedAt:time? disconnectedAt:time? "
+    **_record("bootedAt:time? registrationStatus:str? securityProfile:int connectedAt:time? disconnectedAt:time? "
               "disconnectReason:str?")["properties"],
     "connectorDetails": _list(_record("connectorId:int status:str errorCode:str? info:str? vendorId:str? "
                                       "vendorErrorCode:str? timestamp:str? updatedAt:time")),
@@ -376,6 +376,15 @@ def _records_paths() -> dict[str, dict[str, Schema]]:
         "/api/chargers/{cp_id}/configuration": {"get": op(
             "chargers", "Configuration snapshot (last GetConfiguration, accepted changes applied)",
             _list(_ref("ConfigurationKey")), errors=per_charger)},
+        "/api/chargers/{cp_id}/security": {
+            "get": op("chargers", "The charger's OCPP security profile (the key itself is never shown)",
+                      _record("chargePointId:str securityProfile:int hasAuthorizationKey:bool"), errors=per_charger),
+            "put": op("chargers", "Set the security profile (0 or 1) and/or the AuthorizationKey (admin)",
+                      _record("chargePointId:str securityProfile:int hasAuthorizationKey:bool"),
+                      errors=("400", "404"), body={**_record("securityProfile:int"), "properties": {
+                          "securityProfile": {"type": "integer", "enum": [0, 1]},
+                          "authorizationKey": {"type": "string", "minLength": 16, "maxLength": 40}}}),
+        },
         "/api/chargers/{cp_id}/violations": {"get": op(
             "chargers", "Protocol violations, latest first", _list(_ref("ViolationRecord")), errors=per_charger)},
         "/api/chargers/{cp_id}/local-lists": {"get": op(

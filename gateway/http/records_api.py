@@ -7,6 +7,7 @@ from typing import Any
 from quart import Blueprint, current_app, jsonify, request
 
 from .. import clock
+from ..chargepoint.charger_auth import hash_key
 from ..store import Store
 from . import params
 from .errors import ApiError
@@ -62,6 +63,33 @@ async def charger(cp_id: str) -> Any:
 async def configuration(cp_id: str) -> Any:
     await _charger(cp_id)
     return jsonify([params.camel(k) for k in await _store().configuration.get(cp_id)])
+
+
+@bp.get("/chargers/<cp_id>/security")
+async def security(cp_id: str) -> Any:
+    cp = await _charger(cp_id)
+    return jsonify({"chargePointId": cp_id, "securityProfile": cp["security_profile"],
+                    "hasAuthorizationKey": cp["has_authorization_key"]})
+
+
+@bp.put("/chargers/<cp_id>/security")
+async def set_security(cp_id: str) -> Any:
+    """Security profile 0 (none) or 1 (HTTP Basic with the AuthorizationKey); a charger may be set up
+    before it first connects. The key is kept hashed and never shown."""
+    body = await _json_object()
+    profile = body.get("securityProfile")
+    key = body.get("authorizationKey")
+    if profile not in (0, 1, 2, 3):
+        raise params.bad("securityProfile must be 0, 1, 2 or 3")
+    if profile >= 2:
+        raise params.bad(f"security profile {profile} needs a TLS listener, which this gateway does not serve yet")
+    if key is not None and (not isinstance(key, str) or not 16 <= len(key) <= 40):
+        raise params.bad("authorizationKey must be 16 to 40 characters (OCPP 1.6 security whitepaper)")
+    current = await _store().chargers.security(cp_id)
+    if profile == 1 and key is None and current[1] is None:
+        raise params.bad("security profile 1 needs an authorizationKey: none is known for this charger")
+    await _store().chargers.set_security(cp_id, profile, hash_key(key) if key else None, clock.iso())
+    return await security(cp_id)
 
 
 @bp.get("/chargers/<cp_id>/violations")

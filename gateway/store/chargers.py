@@ -111,6 +111,7 @@ def _with_details(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[dic
         chargers[cp_id]["current_transaction_id"] = tx_id
     for cp in chargers.values():
         cp["extra"] = json.loads(cp["extra"]) if cp["extra"] else None
+        cp["has_authorization_key"] = cp.pop("authorization_key") is not None  # the hash stays in the store
     return list(chargers.values())
 
 
@@ -135,6 +136,21 @@ def _violations(conn: sqlite3.Connection, cp_id: str) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(
         "SELECT * FROM violations WHERE charge_point_id = ? ORDER BY last_seen DESC", (cp_id,)
     )]
+
+
+def _security(conn: sqlite3.Connection, cp_id: str) -> tuple[int, str | None]:
+    row = conn.execute("SELECT security_profile, authorization_key FROM charge_points WHERE id = ?",
+                       (cp_id,)).fetchone()
+    return (row[0], row[1]) if row else (0, None)
+
+
+def _set_security(conn: sqlite3.Connection, cp_id: str, profile: int | None, key_hash: str | None, at: str) -> None:
+    """Set the profile and/or the key (None leaves it); a charger not seen yet is registered."""
+    conn.execute("INSERT OR IGNORE INTO charge_points (id, first_seen) VALUES (?, ?)", (cp_id, at))
+    if profile is not None:
+        conn.execute("UPDATE charge_points SET security_profile = ? WHERE id = ?", (profile, cp_id))
+    if key_hash is not None:
+        conn.execute("UPDATE charge_points SET authorization_key = ? WHERE id = ?", (key_hash, cp_id))
 
 
 class Chargers:
@@ -179,3 +195,10 @@ class Chargers:
 
     async def violations(self, cp_id: str) -> list[dict[str, Any]]:
         return await self._db.run(_violations, cp_id)
+
+    async def security(self, cp_id: str) -> tuple[int, str | None]:
+        """(security profile, hashed AuthorizationKey or None); (0, None) for a charger never seen."""
+        return await self._db.run(_security, cp_id)
+
+    async def set_security(self, cp_id: str, profile: int | None, key_hash: str | None, at: str) -> None:
+        await self._db.run(_set_security, cp_id, profile, key_hash, at)

@@ -7,10 +7,13 @@ never left out. The ones that work today are written in full.
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 import trio_websocket
 
 from tests.helpers import BOOT, charger
+from tests.responder import answering
 
 from .support import get_ok, notifications, now, octt, post_ok, simulated, wait_until
 
@@ -29,10 +32,47 @@ CSR = "-----BEGIN CERTIFICATE REQUEST-----\nTUlJQ1pqQ0NBVTRDQVFBd0lURWZNQjBHQTFV
       "-----END CERTIFICATE REQUEST-----\n"
 
 
-@needs("security profile 1: HTTP Basic auth for chargers, with the AuthorizationKey sent by "
-       "ChangeConfiguration stored (as a secret, never served back) and checked when the charger reconnects")
+OLD_KEY = "00112233445566778899aabbccddeeff00112233"
+NEW_KEY = "ffeeddccbbaa99887766554433221100ffeeddcc"
+
+
+def _basic(cp_id: str, password: str) -> list[tuple[bytes, bytes]]:
+    token = base64.b64encode(f"{cp_id}:{password}".encode("latin-1")).decode()
+    return [(b"Authorization", f"Basic {token}".encode())]
+
+
+async def _connect_status(port: int, cp_id: str, headers: list[tuple[bytes, bytes]] | None) -> int:
+    """101 when the handshake succeeds (and a Heartbeat is answered), else the refusal's HTTP status."""
+    try:
+        async with trio_websocket.open_websocket("127.0.0.1", port, f"/ocpp/{cp_id}", use_ssl=False,
+                                                 subprotocols=["ocpp1.6"], extra_headers=headers or []) as ws:
+            await ws.send_message('[2,"hb","Heartbeat",{}]')
+            assert '"currentTime"' in await ws.get_message()
+            return 101
+    except trio_websocket.ConnectionRejected as refused:
+        return refused.status_code
+
+
 async def test_TC_073_update_charge_point_password_for_http_basic_authentication(gateway):
-    pass
+    async with gateway.http() as http:
+        r = await http.put("/api/chargers/TC073/security", json={"securityProfile": 1, "authorizationKey": OLD_KEY})
+        assert r.status_code == 200 and r.json() == {"chargePointId": "TC073", "securityProfile": 1,
+                                                     "hasAuthorizationKey": True}
+        assert OLD_KEY not in r.text
+        # The charger connects with its current key, then the central system gives it a new one.
+        async with answering(gateway.ocpp_port, "TC073", headers=_basic("TC073", OLD_KEY)):
+            r = await http.get("/api/ocpp/changeConfiguration/TC073",
+                               params={"key": "AuthorizationKey", "value": NEW_KEY})
+            assert r.status_code == 200 and r.json()["status"] == "Accepted"
+        # It reconnects with the new key (sent as the raw bytes it encodes); the old one no longer works.
+        raw_new = bytes.fromhex(NEW_KEY).decode("latin-1")
+        assert await _connect_status(gateway.ocpp_port, "TC073", _basic("TC073", raw_new)) == 101
+        assert await _connect_status(gateway.ocpp_port, "TC073", _basic("TC073", NEW_KEY)) == 101
+        assert await _connect_status(gateway.ocpp_port, "TC073", _basic("TC073", OLD_KEY)) == 401
+        for path in ("/api/chargers/TC073", "/api/chargers/TC073/configuration", "/api/commands?cpId=TC073",
+                     "/api/frames?cpId=TC073"):
+            text = (await http.get(path)).text
+            assert NEW_KEY not in text and OLD_KEY not in text
 
 
 @needs("a certificate authority: SignCertificate is answered Rejected, so no CertificateSigned "
@@ -136,10 +176,16 @@ async def test_TC_083_upgrade_charge_point_security_profile_accepted(gateway):
     pass
 
 
-@needs("security profile 1: HTTP Basic auth on the charger WebSocket (no credentials refused, "
-       "valid ones accepted)")
 async def test_TC_085_basic_authentication_valid_username_password_combination(gateway):
-    pass
+    async with gateway.http() as http:
+        await http.put("/api/chargers/TC085/security", json={"securityProfile": 1, "authorizationKey": OLD_KEY})
+    for port in (gateway.ocpp_port, gateway.http_port):  # both listeners
+        assert await _connect_status(port, "TC085", None) == 401  # no credentials
+        assert await _connect_status(port, "TC085", _basic("TC085", "0" * 40)) == 401  # wrong password
+        assert await _connect_status(port, "TC085", _basic("OTHER", OLD_KEY)) == 401  # another charger's name
+        assert await _connect_status(port, "TC085", _basic("TC085", OLD_KEY)) == 101  # valid
+    # A charger on profile 0 still connects without credentials.
+    assert await _connect_status(gateway.ocpp_port, "TC085-OPEN", None) == 101
 
 
 @needs("security profile 2: TLS with a server certificate on the OCPP port")
