@@ -376,6 +376,11 @@ def _records_paths() -> dict[str, dict[str, Schema]]:
         "/api/chargers/{cp_id}/configuration": {"get": op(
             "chargers", "Configuration snapshot (last GetConfiguration, accepted changes applied)",
             _list(_ref("ConfigurationKey")), errors=per_charger)},
+        "/api/chargers/{cp_id}/registration": {"put": op(
+            "chargers", "How the charger's next BootNotification is answered (accept a Pending charger)",
+            _record("chargePointId:str registrationStatus:str"), errors=("400",),
+            body={"type": "object", "required": ["status"], "properties": {
+                "status": {"type": "string", "enum": ["Accepted", "Pending", "Rejected"]}}})},
         "/api/chargers/{cp_id}/security": {
             "get": op("chargers", "The charger's OCPP security profile (the key itself is never shown)",
                       _record("chargePointId:str securityProfile:int hasAuthorizationKey:bool"), errors=per_charger),

@@ -65,6 +65,17 @@ async def configuration(cp_id: str) -> Any:
     return jsonify([params.camel(k) for k in await _store().configuration.get(cp_id)])
 
 
+@bp.put("/chargers/<cp_id>/registration")
+async def set_registration(cp_id: str) -> Any:
+    """Accept (or reject) a charger: its next BootNotification is answered so. Chargers the policy
+    `charger.unknown_chargers = "pending"` answered Pending wait for this."""
+    status = (await _json_object()).get("status")
+    if status not in ("Accepted", "Pending", "Rejected"):
+        raise params.bad("status must be Accepted, Pending or Rejected")
+    await _store().chargers.set_registration(cp_id, status, clock.iso())
+    return jsonify({"chargePointId": cp_id, "registrationStatus": status})
+
+
 @bp.get("/chargers/<cp_id>/security")
 async def security(cp_id: str) -> Any:
     cp = await _charger(cp_id)

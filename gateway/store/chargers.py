@@ -153,6 +153,11 @@ def _set_security(conn: sqlite3.Connection, cp_id: str, profile: int | None, key
         conn.execute("UPDATE charge_points SET authorization_key = ? WHERE id = ?", (key_hash, cp_id))
 
 
+def _set_registration(conn: sqlite3.Connection, cp_id: str, status: str, at: str) -> None:
+    conn.execute("INSERT OR IGNORE INTO charge_points (id, first_seen) VALUES (?, ?)", (cp_id, at))
+    conn.execute("UPDATE charge_points SET registration_status = ? WHERE id = ?", (status, cp_id))
+
+
 class Chargers:
     def __init__(self, db: Database):
         self._db = db
@@ -202,3 +207,7 @@ class Chargers:
 
     async def set_security(self, cp_id: str, profile: int | None, key_hash: str | None, at: str) -> None:
         await self._db.run(_set_security, cp_id, profile, key_hash, at)
+
+    async def set_registration(self, cp_id: str, status: str, at: str) -> None:
+        """Decide how the charger's next BootNotification is answered (also before it first connects)."""
+        await self._db.run(_set_registration, cp_id, status, at)

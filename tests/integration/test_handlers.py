@@ -108,3 +108,19 @@ async def test_meter_values_outside_a_transaction_and_with_all_fields(gateway):
     row = rows[0]
     assert row["transaction_id"] is None and row["connector_id"] == 0 and row["timestamp"] == NOW
     assert {k: row[k] for k in sample} == sample
+
+
+async def test_a_pending_charger_is_accepted_by_an_operator(nursery, tmp_path):
+    async with started(nursery, make_config(tmp_path, unknown_chargers="pending")) as gw, gw.http() as http:
+        async with charger(gw.ocpp_port, "NEW-P") as cp:
+            assert (await cp.result("BootNotification", BOOT))["status"] == "Pending"
+            assert (await cp.result("BootNotification", BOOT))["status"] == "Pending"  # until someone decides
+            r = await http.put("/api/chargers/NEW-P/registration", json={"status": "Accepted"})
+            assert r.status_code == 200 and r.json()["registrationStatus"] == "Accepted"
+            assert (await cp.result("BootNotification", BOOT))["status"] == "Accepted"
+        r = await http.put("/api/chargers/NEW-P/registration", json={"status": "Maybe"})
+        assert r.status_code == 400 and r.json()["error"] == "bad_request"
+        # A charger can be refused before it ever connects.
+        await http.put("/api/chargers/BANNED/registration", json={"status": "Rejected"})
+        async with charger(gw.ocpp_port, "BANNED") as cp:
+            assert (await cp.result("BootNotification", BOOT))["status"] == "Rejected"
