@@ -47,7 +47,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
         await auth.start(config.admin_password)
         http_stopped = trio.Event()
         async with trio.open_nursery() as nursery:
-            app = create_app(chargers, CommandService(chargers, nursery), auth)
+            app = create_app(chargers, CommandService(chargers, nursery), auth, config.http_max_body_bytes)
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)
             nursery.start_soon(chargers.watchdog)

@@ -67,6 +67,9 @@ class ChargerConfig:
     require_subprotocol: bool = False
     max_frame_bytes: int = attrs.field(default=65536, validator=_positive)
     ping_interval: float = attrs.field(default=30.0, validator=_not_negative)
+    handshake_timeout: float = attrs.field(default=10.0, validator=_positive)
+    max_calls_per_second: float = attrs.field(default=200.0, validator=_positive)
+    max_pending_commands: int = attrs.field(default=20, validator=_positive)
     idle_heartbeats: float = attrs.field(default=2.0, validator=_positive)
 
     @property
@@ -96,6 +99,7 @@ class Config:
     ocpp: str = attrs.field(default="0.0.0.0:9000", validator=_address)
     db: str = "data/gateway.db"
     log_format: str = attrs.field(default="auto", validator=_one_of("auto", "console", "json"))
+    http_max_body_bytes: int = attrs.field(default=1_048_576, validator=_positive)
     log_level: str = attrs.field(
         default="info", validator=_one_of("debug", "info", "warning", "error")
     )

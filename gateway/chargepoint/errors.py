@@ -33,3 +33,10 @@ class CallTimeout(CommandError):
         self.action = action
         self.timeout = timeout
         self.sent = sent
+
+
+class TooManyCommands(CommandError):
+    def __init__(self, cp_id: str, limit: int):
+        super().__init__(f"{limit} commands are already waiting for charge point {cp_id!r}: try again later")
+        self.cp_id = cp_id
+        self.limit = limit

@@ -38,7 +38,8 @@ async def serve_ocpp(service: ChargerService, host: str, port: int,
     async with trio.open_nursery() as nursery:
         server = await nursery.start(
             partial(trio_websocket.serve_websocket, on_request, host, port, None,
-                    max_message_size=service.config.max_frame_bytes)
+                    max_message_size=service.config.max_frame_bytes,
+                    connect_timeout=service.config.handshake_timeout)
         )
         log.info("listening for chargers", url=f"ws://{host}:{server.port}/ocpp/{{chargePointId}}")
         task_status.started(server.port)

@@ -19,8 +19,9 @@ from ..ocpp.frames import Call, CallError, CallResult, Frame, encode, new_unique
 from ..ocpp.inbound import BrokenReply, Refusal, Reply, Request, Unreadable, classify
 from ..ocpp.secrets import redact
 from ..ocpp.validation import Violation
-from .errors import CallErrorReceived, CallTimeout, NotConnected
+from .errors import CallErrorReceived, CallTimeout, NotConnected, TooManyCommands
 from .handlers import HANDLERS
+from .rate import TokenBucket
 from .transport import Closed, Transport
 
 if TYPE_CHECKING:
@@ -50,6 +51,9 @@ class Session:
         self.connected_at = clock.iso()
         self.last_activity = trio.current_time()
         self._pending: dict[str, _Pending] = {}
+        self._waiting_commands = 0
+        rate = self.config.max_calls_per_second
+        self._calls = TokenBucket(rate, 2 * rate, trio.current_time())
         self._call_lock = trio.Lock()  # one outbound CALL in flight (OCPP-J 4.1.1)
         self._send_lock = trio.Lock()
         self._cancel_scope = trio.CancelScope()
@@ -137,6 +141,12 @@ class Session:
         if isinstance(inbound, Request):
             call = inbound.call
             self._log_in(text, 2, call.unique_id, call.action)
+            if not self._calls.take(trio.current_time()):
+                limit = f"at most {self.config.max_calls_per_second:g} CALLs per second"
+                self.log.warning("over the CALL rate", action=call.action, limit=limit)
+                await self._send(CallError(call.unique_id, ErrorCode.GENERIC_ERROR.value,
+                                           f"too many CALLs: {limit}; not processed, send it again"), call.action)
+                return
             if inbound.violation is not None:
                 self._violation(inbound.violation, text)
             await self._send(await self._dispatch(call, inbound.violation), call.action)
@@ -233,6 +243,16 @@ class Session:
         that only one is in flight; `timeout` covers the wait in the queue too.
         """
         timeout = self.config.call_timeout if timeout is None else timeout
+        if self._waiting_commands >= self.config.max_pending_commands:
+            raise TooManyCommands(self.cp_id, self.config.max_pending_commands)
+        self._waiting_commands += 1
+        try:
+            return await self._call(action, payload, timeout, unique_id)
+        finally:
+            self._waiting_commands -= 1
+
+    async def _call(self, action: str, payload: dict[str, Any], timeout: float, unique_id: str | None
+                    ) -> dict[str, Any]:
         sent = False
         with trio.move_on_after(timeout):
             async with self._call_lock:

@@ -26,8 +26,10 @@ PROTECTED_MODE = ("protected mode: no account exists, so only clients on this ma
                   "`gateway user add NAME --role admin`, then authenticate.")
 
 
-def create_app(chargers: ChargerService, commands: CommandService, auth: Auth) -> QuartTrio:
+def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
+               max_body_bytes: int = 1_048_576) -> QuartTrio:
     app = QuartTrio("gateway")
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes  # larger bodies: 413
     app.config["CHARGERS"] = chargers
     app.config["COMMANDS"] = commands
     app.config["AUTH"] = auth

@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import clock
 from ..chargepoint.commands import InvalidPayload, UnknownAction
-from ..chargepoint.errors import CallErrorReceived, CallTimeout, NotConnected
+from ..chargepoint.errors import CallErrorReceived, CallTimeout, NotConnected, TooManyCommands
 from ..ocpp.query import QueryError
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -73,6 +73,12 @@ def install(app: Quart) -> None:
         return error_response(502, "call_error", f"the charger answered {exc.action} with {exc.code}",
                               errorCode=exc.code, errorDescription=exc.description, errorDetails=exc.details,
                               action=exc.action, requestId=exc.request_id)
+
+    @app.errorhandler(TooManyCommands)
+    async def too_many(exc: TooManyCommands) -> Response:
+        response = error_response(429, "too_many_requests", str(exc), cpId=exc.cp_id)
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.errorhandler(CallTimeout)
     async def timeout(exc: CallTimeout) -> Response:
