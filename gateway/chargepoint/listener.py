@@ -25,7 +25,7 @@ async def serve_ocpp(service: ChargerService, host: str, port: int,
         try:
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
             cp_id, subprotocol = await service.admit(request.path, request.proposed_subprotocols,
-                                                     headers.get("authorization"))
+                                                     headers.get("authorization"), where)
         except HandshakeRefused as refused:
             log.warning("handshake refused", remote=where, path=request.path[:200],
                         status=refused.status, reason=refused.reason)

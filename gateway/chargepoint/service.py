@@ -7,6 +7,7 @@ Both listeners (the OCPP port and the HTTP port) go through `handshake()` and
 from __future__ import annotations
 
 import structlog
+import trio
 
 from ..config import ChargerConfig
 from ..events import Hub
@@ -22,6 +23,8 @@ from .transport import Transport
 from .watchdog import watch
 
 log = structlog.get_logger("gateway.charger")
+FAILED_HANDSHAKES = 10  # failed handshakes from one address within the window ...
+FAILED_HANDSHAKE_WINDOW = 60.0  # ... seconds, after which it is refused at once until the window passes
 
 
 class ChargerService:
@@ -35,10 +38,27 @@ class ChargerService:
         self.registry = Registry()
         self.remote_starts = RemoteStarts()
         self.strict = config.validation == "strict"
+        self._failed: dict[str, list[float]] = {}  # address -> times of its recent failed handshakes
 
     async def admit(self, target: str, offered: list[str] | tuple[str, ...], authorization: str | None,
-                    tls: bool = False) -> tuple[str, str | None]:
-        """(charge point id, subprotocol) for a handshake, or HandshakeRefused (answered before the upgrade)."""
+                    remote: str = "", tls: bool = False) -> tuple[str, str | None]:
+        """(charge point id, subprotocol) for a handshake, or HandshakeRefused (answered before the upgrade).
+
+        An address whose handshakes keep failing is refused at once for a while (429)."""
+        host = remote.rsplit(":", 1)[0] if remote.count(":") == 1 else remote
+        now = trio.current_time()
+        recent = [t for t in self._failed.get(host, ()) if t > now - FAILED_HANDSHAKE_WINDOW]
+        if len(recent) >= FAILED_HANDSHAKES:
+            self._failed[host] = recent
+            raise HandshakeRefused(429, f"too many failed handshakes from {host}: wait a minute")
+        try:
+            return await self._admit(target, offered, authorization, tls)
+        except HandshakeRefused:
+            self._failed[host] = [*recent, now]
+            raise
+
+    async def _admit(self, target: str, offered: list[str] | tuple[str, ...], authorization: str | None,
+                     tls: bool) -> tuple[str, str | None]:
         cp_id = charger_id(target)
         subprotocol = choose_subprotocol(list(offered), self.config.require_subprotocol)
         profile, key_hash = await self.store.chargers.security(cp_id)

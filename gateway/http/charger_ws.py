@@ -21,7 +21,8 @@ async def charger_socket(rest: str) -> Any:
     target = raw.decode("latin-1")
     try:
         cp_id, subprotocol = await service.admit(target, websocket.requested_subprotocols,
-                                                 websocket.headers.get("Authorization"))
+                                                 websocket.headers.get("Authorization"),
+                                                 str(websocket.remote_addr or ""))
     except HandshakeRefused as refused:
         log.warning("handshake refused", remote=websocket.remote_addr, path=target[:200],
                     status=refused.status, reason=refused.reason)

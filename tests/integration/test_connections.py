@@ -161,3 +161,10 @@ async def test_shutdown_closes_http_port_chargers_with_1001(nursery, config):
                 await cp.receive()
             assert closed.value.reason.code == 1001
         await gw.stop()
+
+
+async def test_an_address_whose_handshakes_keep_failing_is_held_off(gateway):
+    for _ in range(10):
+        assert await refused_status(gateway.ocpp_port, "/ocpp/CP-T", ["ocpp0.1"]) == 400
+    # Now even a correct handshake from this address is refused for a while, at once.
+    assert await refused_status(gateway.ocpp_port, "/ocpp/CP-T", ["ocpp1.6"]) == 429
