@@ -10,7 +10,7 @@ import trio
 
 from . import clock
 from .chargepoint.commands import CommandService
-from .chargepoint.listener import serve_ocpp
+from .chargepoint.listener import serve_ocpp, tls_context
 from .chargepoint.service import ChargerService
 from .chargepoint.session import GOING_AWAY
 from .config import Config, parse_address
@@ -29,6 +29,7 @@ class Running:
     http_port: int
     chargers: ChargerService
     auth: Auth
+    tls_port: int | None = None
 
 
 async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, handle_signals: bool = False,
@@ -52,12 +53,18 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                 nursery.start_soon(_wait_for_signal, shutdown)
             nursery.start_soon(chargers.watchdog)
             bound_ocpp = await nursery.start(serve_ocpp, chargers, ocpp_host, ocpp_port)
+            bound_tls = None
+            if config.ocpp_tls:
+                tls_host, tls_port = parse_address(config.ocpp_tls)
+                context = tls_context(config.tls_cert, config.tls_key, config.tls_client_ca)
+                bound_tls = await nursery.start(serve_ocpp, chargers, tls_host, tls_port, context)
+                chargers.tls_profiles = (2, 3) if config.tls_client_ca else (2,)
             async with trio.open_nursery() as http:
                 bound_http = await http.start(serve_http, app, http_host, http_port,
                                               config.charger.max_frame_bytes, http_stopped)
                 log.info("gateway started", ocpp=f"{ocpp_host}:{bound_ocpp}", http=f"{http_host}:{bound_http}",
                          db=config.db, validation=config.charger.validation)
-                task_status.started(Running(bound_ocpp, bound_http, chargers, auth))
+                task_status.started(Running(bound_ocpp, bound_http, chargers, auth, bound_tls))
                 await shutdown.wait()
                 log.info("shutting down", chargers=len(chargers.registry))
                 await chargers.registry.close_all(GOING_AWAY, "server shutting down")

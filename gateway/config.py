@@ -99,6 +99,10 @@ class Config:
     ocpp: str = attrs.field(default="0.0.0.0:9000", validator=_address)
     db: str = "data/gateway.db"
     log_format: str = attrs.field(default="auto", validator=_one_of("auto", "console", "json"))
+    ocpp_tls: str = ""  # HOST:PORT of the wss:// listener (security profiles 2 and 3); empty: none
+    tls_cert: str = ""  # PEM certificate chain of the wss:// listener
+    tls_key: str = ""  # its PEM private key
+    tls_client_ca: str = ""  # PEM CA that signs chargers' client certificates (profile 3); empty: none
     http_max_body_bytes: int = attrs.field(default=1_048_576, validator=_positive)
     log_level: str = attrs.field(
         default="info", validator=_one_of("debug", "info", "warning", "error")
@@ -107,6 +111,12 @@ class Config:
     charger: ChargerConfig = attrs.field(factory=ChargerConfig)
     frames: FramesConfig = attrs.field(factory=FramesConfig)
     auth: AuthConfig = attrs.field(factory=AuthConfig)
+
+    def __attrs_post_init__(self) -> None:
+        if self.ocpp_tls:
+            _address(self, attrs.fields(Config).ocpp_tls, self.ocpp_tls)
+            if not (self.tls_cert and self.tls_key):
+                raise ConfigError("ocpp_tls needs tls_cert and tls_key (PEM files)")
 
 
 for _cls in (ChargerConfig, FramesConfig, AuthConfig, Config):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from functools import partial
 
 import structlog
@@ -15,17 +16,40 @@ from .transport import TrioWebSocketTransport
 log = structlog.get_logger("gateway.listener")
 
 
-async def serve_ocpp(service: ChargerService, host: str, port: int,
+def tls_context(cert: str, key: str, client_ca: str) -> ssl.SSLContext:
+    """TLS 1.2+ for the wss:// listener; with a client CA, chargers may present certificates (profile 3)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    if client_ca:
+        context.load_verify_locations(client_ca)
+        context.verify_mode = ssl.CERT_OPTIONAL  # profile 2 chargers present none; profile 3 must
+    return context
+
+
+def _peer_common_name(request: trio_websocket.WebSocketRequest) -> str | None:
+    # trio-websocket does not expose the TLS stream; the verified peer certificate is on it.
+    stream = getattr(request._connection, "_stream", None)
+    cert = stream.getpeercert() if isinstance(stream, trio.SSLStream) else None
+    for rdn in (cert or {}).get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName":
+                return value
+    return None
+
+
+async def serve_ocpp(service: ChargerService, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
                      task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-    """Listen for chargers; report the bound port through task_status."""
+    """Listen for chargers (wss:// with an ssl_context); report the bound port through task_status."""
 
     async def on_request(request: trio_websocket.WebSocketRequest) -> None:
         remote = request.remote
         where = f"{remote.address}:{remote.port}" if hasattr(remote, "address") else str(remote)
         try:
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
-            cp_id, subprotocol = await service.admit(request.path, request.proposed_subprotocols,
-                                                     headers.get("authorization"), where)
+            cp_id, subprotocol = await service.admit(
+                request.path, request.proposed_subprotocols, headers.get("authorization"), where,
+                tls=ssl_context is not None, client_cn=_peer_common_name(request) if ssl_context else None)
         except HandshakeRefused as refused:
             log.warning("handshake refused", remote=where, path=request.path[:200],
                         status=refused.status, reason=refused.reason)
@@ -37,9 +61,10 @@ async def serve_ocpp(service: ChargerService, host: str, port: int,
 
     async with trio.open_nursery() as nursery:
         server = await nursery.start(
-            partial(trio_websocket.serve_websocket, on_request, host, port, None,
+            partial(trio_websocket.serve_websocket, on_request, host, port, ssl_context,
                     max_message_size=service.config.max_frame_bytes,
                     connect_timeout=service.config.handshake_timeout)
         )
-        log.info("listening for chargers", url=f"ws://{host}:{server.port}/ocpp/{{chargePointId}}")
+        scheme = "wss" if ssl_context else "ws"
+        log.info("listening for chargers", url=f"{scheme}://{host}:{server.port}/ocpp/{{chargePointId}}")
         task_status.started(server.port)

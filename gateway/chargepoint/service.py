@@ -38,10 +38,11 @@ class ChargerService:
         self.registry = Registry()
         self.remote_starts = RemoteStarts()
         self.strict = config.validation == "strict"
-        self._failed: dict[str, list[float]] = {}  # address -> times of its recent failed handshakes
+        self._failed: dict[str, list[float]] = {}
+        self.tls_profiles: tuple[int, ...] = ()  # profiles the wss:// listener serves (set by the app)  # address -> times of its recent failed handshakes
 
     async def admit(self, target: str, offered: list[str] | tuple[str, ...], authorization: str | None,
-                    remote: str = "", tls: bool = False) -> tuple[str, str | None]:
+                    remote: str = "", tls: bool = False, client_cn: str | None = None) -> tuple[str, str | None]:
         """(charge point id, subprotocol) for a handshake, or HandshakeRefused (answered before the upgrade).
 
         An address whose handshakes keep failing is refused at once for a while (429)."""
@@ -52,13 +53,13 @@ class ChargerService:
             self._failed[host] = recent
             raise HandshakeRefused(429, f"too many failed handshakes from {host}: wait a minute")
         try:
-            return await self._admit(target, offered, authorization, tls)
+            return await self._admit(target, offered, authorization, tls, client_cn)
         except HandshakeRefused:
             self._failed[host] = [*recent, now]
             raise
 
     async def _admit(self, target: str, offered: list[str] | tuple[str, ...], authorization: str | None,
-                     tls: bool) -> tuple[str, str | None]:
+                     tls: bool, client_cn: str | None) -> tuple[str, str | None]:
         cp_id = charger_id(target)
         subprotocol = choose_subprotocol(list(offered), self.config.require_subprotocol)
         profile, key_hash = await self.store.chargers.security(cp_id)
@@ -73,6 +74,9 @@ class ChargerService:
             user, password = credentials
             if user != cp_id or key_hash is None or not key_matches(key_hash, password):
                 raise HandshakeRefused(401, f"wrong credentials for charge point {cp_id!r}")
+        if profile == 3 and client_cn != cp_id:
+            why = "no client certificate" if client_cn is None else f"a certificate for {client_cn!r}"
+            raise HandshakeRefused(401, f"charge point {cp_id!r} uses security profile 3 and presented {why}")
         return cp_id, subprotocol
 
     async def watchdog(self) -> None:

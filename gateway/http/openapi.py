@@ -384,10 +384,10 @@ def _records_paths() -> dict[str, dict[str, Schema]]:
         "/api/chargers/{cp_id}/security": {
             "get": op("chargers", "The charger's OCPP security profile (the key itself is never shown)",
                       _record("chargePointId:str securityProfile:int hasAuthorizationKey:bool"), errors=per_charger),
-            "put": op("chargers", "Set the security profile (0 or 1) and/or the AuthorizationKey (admin)",
+            "put": op("chargers", "Set the security profile and/or the AuthorizationKey (admin); 2 and 3 need the wss:// listener",
                       _record("chargePointId:str securityProfile:int hasAuthorizationKey:bool"),
                       errors=("400", "404"), body={**_record("securityProfile:int"), "properties": {
-                          "securityProfile": {"type": "integer", "enum": [0, 1]},
+                          "securityProfile": {"type": "integer", "enum": [0, 1, 2, 3]},
                           "authorizationKey": {"type": "string", "minLength": 16, "maxLength": 40}}}),
         },
         "/api/chargers/{cp_id}/violations": {"get": op(

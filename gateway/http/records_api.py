@@ -92,13 +92,14 @@ async def set_security(cp_id: str) -> Any:
     key = body.get("authorizationKey")
     if profile not in (0, 1, 2, 3):
         raise params.bad("securityProfile must be 0, 1, 2 or 3")
-    if profile >= 2:
-        raise params.bad(f"security profile {profile} needs a TLS listener, which this gateway does not serve yet")
+    if profile >= 2 and profile not in current_app.config["CHARGERS"].tls_profiles:
+        needs = "ocpp_tls with tls_client_ca" if profile == 3 else "ocpp_tls"
+        raise params.bad(f"security profile {profile} needs the wss:// listener: configure {needs}")
     if key is not None and (not isinstance(key, str) or not 16 <= len(key) <= 40):
         raise params.bad("authorizationKey must be 16 to 40 characters (OCPP 1.6 security whitepaper)")
     current = await _store().chargers.security(cp_id)
-    if profile == 1 and key is None and current[1] is None:
-        raise params.bad("security profile 1 needs an authorizationKey: none is known for this charger")
+    if profile in (1, 2) and key is None and current[1] is None:
+        raise params.bad(f"security profile {profile} needs an authorizationKey: none is known for this charger")
     await _store().chargers.set_security(cp_id, profile, hash_key(key) if key else None, clock.iso())
     return await security(cp_id)
 

@@ -8,11 +8,15 @@ never left out. The ones that work today are written in full.
 from __future__ import annotations
 
 import base64
+import ssl
 
 import pytest
 import trio_websocket
 
+from gateway.config import load
+from tests.conftest import started
 from tests.helpers import BOOT, charger
+from tests.tls import make_pki
 from tests.responder import answering
 
 from .support import get_ok, notifications, now, octt, post_ok, simulated, wait_until
@@ -188,14 +192,48 @@ async def test_TC_085_basic_authentication_valid_username_password_combination(g
     assert await _connect_status(gateway.ocpp_port, "TC085-OPEN", None) == 101
 
 
-@needs("security profile 2: TLS with a server certificate on the OCPP port")
-async def test_TC_086_tls_server_side_certificate_valid_certificate(gateway):
-    pass
+def _tls_config(tmp_path, pki):
+    return load(None, env={}, overrides={
+        "http": "127.0.0.1:0", "ocpp": "127.0.0.1:0", "db": str(tmp_path / "tls.db"), "ocpp_tls": "127.0.0.1:0",
+        "tls_cert": str(pki.server_cert), "tls_key": str(pki.server_key), "tls_client_ca": str(pki.ca)})
 
 
-@needs("security profile 3: TLS with client certificates on the OCPP port")
-async def test_TC_087_tls_client_side_certificate_valid_certificate(gateway):
-    pass
+async def _tls_status(port: int, cp_id: str, context, headers=None, timeout: float = 5) -> int:
+    try:
+        async with trio_websocket.open_websocket("127.0.0.1", port, f"/ocpp/{cp_id}", use_ssl=context,
+                                                 subprotocols=["ocpp1.6"], extra_headers=headers or [],
+                                                 connect_timeout=timeout) as ws:
+            await ws.send_message('[2,"hb","Heartbeat",{}]')
+            assert '"currentTime"' in await ws.get_message()
+            return 101
+    except trio_websocket.ConnectionRejected as refused:
+        return refused.status_code
+
+
+async def test_TC_086_tls_server_side_certificate_valid_certificate(nursery, tmp_path):
+    pki = make_pki(tmp_path / "pki")
+    async with started(nursery, _tls_config(tmp_path, pki)) as gw, gw.http() as http:
+        r = await http.put("/api/chargers/TC086/security", json={"securityProfile": 2, "authorizationKey": OLD_KEY})
+        assert r.status_code == 200 and r.json()["securityProfile"] == 2
+        assert await _tls_status(gw.running.tls_port, "TC086", pki.context(), _basic("TC086", OLD_KEY)) == 101
+        assert await _tls_status(gw.running.tls_port, "TC086", pki.context()) == 401  # Basic still required
+        # Profile 2 over plain ws:// is refused.
+        assert await _connect_status(gw.ocpp_port, "TC086", _basic("TC086", OLD_KEY)) == 400
+        # A charger that does not trust the gateway's certificate cannot connect at all.
+        with pytest.raises((trio_websocket.HandshakeError, ssl.SSLError, OSError)):  # ConnectionTimeout included
+            await _tls_status(gw.running.tls_port, "TC086", ssl.create_default_context(), timeout=1)
+
+
+async def test_TC_087_tls_client_side_certificate_valid_certificate(nursery, tmp_path):
+    pki = make_pki(tmp_path / "pki")
+    async with started(nursery, _tls_config(tmp_path, pki)) as gw, gw.http() as http:
+        r = await http.put("/api/chargers/TC087/security", json={"securityProfile": 3})
+        assert r.status_code == 200 and r.json()["securityProfile"] == 3
+        port = gw.running.tls_port
+        assert await _tls_status(port, "TC087", pki.context(client_of="TC087")) == 101
+        assert await _tls_status(port, "TC087", pki.context()) == 401  # no client certificate
+        assert await _tls_status(port, "TC087", pki.context(client_of="SOMEONE-ELSE")) == 401
+        assert await _connect_status(gw.ocpp_port, "TC087", None) == 400  # not over TLS
 
 
 async def _refused(port: int, cp_id: str, subprotocols: list[str]) -> int:
