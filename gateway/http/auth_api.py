@@ -37,7 +37,7 @@ async def login() -> Any:
     if wait > 0:
         raise ApiError(429, "too_many_requests", f"too many failed logins from {client}: try again in {wait:.0f} s",
                        headers={"Retry-After": str(int(wait) + 1)})
-    body = await request.get_json(force=True, silent=True)
+    body = await params.json_body()
     if not isinstance(body, dict) or not isinstance(body.get("username"), str) \
             or not isinstance(body.get("password"), str):
         raise params.bad("the body must be {\"username\": \"...\", \"password\": \"...\"}")
@@ -70,7 +70,7 @@ async def userinfo() -> Any:
 @bp.post("/tokens")
 async def create_token() -> Any:
     user = await _account()
-    body = await request.get_json(force=True, silent=True) or {}
+    body = await params.json_body() or {}
     name = body.get("name") if isinstance(body, dict) else None
     if not isinstance(name, str) or not 0 < len(name) <= 100:
         raise params.bad("the body must be {\"name\": \"what the token is for\"} (1 to 100 characters)")

@@ -48,10 +48,9 @@ def _query_payload(action: str, *, exclude: tuple[str, ...] = ()) -> dict[str, A
 
 
 async def _body_payload() -> dict[str, Any]:
-    body = await request.get_data(as_text=True)
-    if not body.strip():
+    if not (await request.get_data()).strip():
         return {}
-    data = await request.get_json(force=True, silent=True)
+    data = await params.json_body()
     if not isinstance(data, dict):
         raise params.bad("the request body must be a JSON object (the OCPP payload)")
     return data

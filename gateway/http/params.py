@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from quart import request
 
 from .. import clock
@@ -78,6 +81,20 @@ def time(name: str) -> str | None:
 def paging() -> tuple[int, int]:
     return (integer("page", 1, low=1),
             integer("size", PAGE_SIZE_DEFAULT, low=1, high=PAGE_SIZE_MAX))
+
+
+async def json_body() -> Any:
+    """The request body as JSON; None when it is not JSON (whatever its bytes: no 500 on bad UTF-8)."""
+    raw = await request.get_data()
+    try:
+        data = json.loads(raw) if raw.strip() else None
+    except ValueError:  # UnicodeDecodeError included
+        return None
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise bad("the body holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text") from None
+    return data
 
 
 def camel(row: dict) -> dict:

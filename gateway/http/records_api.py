@@ -241,7 +241,7 @@ async def _tag_fields(body: dict[str, Any], current: dict[str, Any] | None) -> t
 
 
 async def _json_object() -> dict[str, Any]:
-    body = await request.get_json(force=True, silent=True)
+    body = await params.json_body()
     if not isinstance(body, dict):
         raise params.bad("the request body must be a JSON object")
     return body

@@ -68,6 +68,15 @@ class FrameError(Exception):
 _HEAD = re.compile(r'^\s*\[\s*(\d+)\s*,\s*"([^"\\]{1,36})"')
 
 
+def _valid_unicode(data: Any) -> bool:
+    """False when JSON escapes produced a lone surrogate, which no UTF-8 text (or database) can hold."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def new_unique_id() -> str:
     return str(uuid.uuid4())
 
@@ -88,6 +97,10 @@ def parse(text: str) -> Frame:
         raise FrameError(ErrorCode.FORMATION_VIOLATION, "frame is not valid JSON") from None
     if not isinstance(data, list) or not data:
         raise FrameError(ErrorCode.FORMATION_VIOLATION, "frame is not a JSON array")
+    if ("\\ud" in text or "\\uD" in text) and not _valid_unicode(data):
+        unique_id = data[1] if len(data) > 1 and isinstance(data[1], str) and _valid_unicode(data[1]) else None
+        raise FrameError(ErrorCode.FORMATION_VIOLATION, "frame holds a lone UTF-16 surrogate (\\ud800-\\udfff), "
+                         "which is not text", unique_id, data[0] if type(data[0]) is int else None)
     message_type = data[0]
     unique_id = data[1] if len(data) > 1 and isinstance(data[1], str) else None
     if unique_id is not None and not (0 < len(unique_id) <= MAX_UNIQUE_ID):

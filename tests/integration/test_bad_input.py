@@ -170,3 +170,23 @@ async def test_a_failing_session_does_not_stop_the_listener(gateway, monkeypatch
             async with charger(gateway.ocpp_port, "CP-BROKEN") as cp:
                 await cp.receive()
     await still_connectable(gateway)  # the next charger is served as usual
+
+
+async def test_a_lone_surrogate_is_a_formation_violation_and_a_surrogate_pair_is_fine(gateway):
+    async with charger(gateway.ocpp_port, "CP-SUR") as cp:
+        await cp.send('[2,"s1","Authorize",{"idTag":"\\ud800x"}]')
+        reply = await cp.wait_for("s1")
+        assert reply[0] == 4 and reply[2] == "FormationViolation"
+        emoji = await cp.result("Authorize", {"idTag": "\U0001f600"})
+        assert emoji["idTagInfo"]["status"] == "Accepted"
+        await still_works(cp)
+
+
+async def test_http_bodies_that_are_not_text_are_400(gateway):
+    async with gateway.http() as http:
+        for body in (b'\xb4\xe1\x00', b'{"idTag":"\\udaba"}'):
+            for method, url in (("POST", "/api/id-tags"), ("POST", "/api/ocpp/call/CP1/GetConfiguration"),
+                                ("PUT", "/api/chargers/CP1/registration"), ("POST", "/api/auth/login")):
+                r = await http.request(method, url, content=body)
+                assert r.status_code in (400, 404), (url, r.status_code, r.text)
+                assert r.json()["error"] in ("bad_request", "not_found")
