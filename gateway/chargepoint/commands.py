@@ -155,10 +155,13 @@ class CommandService:
         # Nothing secret is recorded: not the key sent, not one a charger reports back.
         result = redact(action, "response", result)
         await self.store.commands.finish(request_id, outcome, result, details, clock.iso(), latency * 1000)
-        if action == "ChangeConfiguration" and payload.get("key") == "AuthorizationKey" \
-                and _status(result, outcome) in ("Accepted", "RebootRequired"):
-            # The charger will use the new key from its next connection (OCTT TC_073).
-            await self.store.chargers.set_security(cp_id, None, hash_key(payload["value"]), clock.iso())
+        if action == "ChangeConfiguration" and _status(result, outcome) in ("Accepted", "RebootRequired"):
+            # The charger uses a new key or a higher security profile from its next connection
+            # (OCTT TC_073, TC_083): from then on the gateway asks for them.
+            if payload["key"] == "AuthorizationKey":
+                await self.store.chargers.set_security(cp_id, None, hash_key(payload["value"]), clock.iso())
+            elif payload["key"] == "SecurityProfile" and payload["value"] in ("0", "1", "2", "3"):
+                await self.store.chargers.set_security(cp_id, int(payload["value"]), None, clock.iso())
         hook = _AFTER.get(action)
         if hook is not None:
             await hook(self, cp_id, redact(action, "request", payload), result, outcome, request_id)

@@ -174,10 +174,17 @@ async def test_TC_081_secure_firmware_update_invalid_signature(gateway):
     pass
 
 
-@needs("security profiles 2 and 3 (TLS, client certificates) to upgrade a charger to, "
-       "with SecurityProfile set through ChangeConfiguration")
-async def test_TC_083_upgrade_charge_point_security_profile_accepted(gateway):
-    pass
+async def test_TC_083_upgrade_charge_point_security_profile_accepted(nursery, tmp_path):
+    pki = make_pki(tmp_path / "pki")
+    async with started(nursery, _tls_config(tmp_path, pki)) as gw, gw.http() as http:
+        await http.put("/api/chargers/TC083/security", json={"securityProfile": 1, "authorizationKey": OLD_KEY})
+        async with answering(gw.ocpp_port, "TC083", headers=_basic("TC083", OLD_KEY)):
+            r = await http.get("/api/ocpp/changeConfiguration/TC083", params={"key": "SecurityProfile", "value": "2"})
+            assert r.status_code == 200 and r.json()["status"] == "Accepted"
+        assert (await http.get("/api/chargers/TC083/security")).json()["securityProfile"] == 2
+        # The charger now reconnects over TLS; the old way in is closed.
+        assert await _connect_status(gw.ocpp_port, "TC083", _basic("TC083", OLD_KEY)) == 400
+        assert await _tls_status(gw.running.tls_port, "TC083", pki.context(), _basic("TC083", OLD_KEY)) == 101
 
 
 async def test_TC_085_basic_authentication_valid_username_password_combination(gateway):
