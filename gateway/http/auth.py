@@ -37,18 +37,18 @@ class Principal:
         return ROLES.index(self.role) >= ROLES.index(role)
 
 
-async def hash_password(password: str) -> str:
-    return await trio.to_thread.run_sync(_hasher.hash, password)
+async def hash_password(password: str, limiter: trio.CapacityLimiter | None = None) -> str:
+    return await trio.to_thread.run_sync(_hasher.hash, password, limiter=limiter)
 
 
-async def password_ok(password_hash: str, password: str) -> bool:
+async def password_ok(password_hash: str, password: str, limiter: trio.CapacityLimiter | None = None) -> bool:
     def verify() -> bool:
         try:
             return _hasher.verify(password_hash, password)
         except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
             return False
 
-    return await trio.to_thread.run_sync(verify)
+    return await trio.to_thread.run_sync(verify, limiter=limiter)
 
 
 def token_hash(token: str) -> str:
@@ -81,6 +81,9 @@ class Auth:
         self._secret = ""
         self._basic: dict[str, tuple[float, dict[str, Any]]] = {}
         self._failures: dict[str, list[float]] = {}
+        # argon2 takes 64 MiB and tens of milliseconds per check: a flood of made-up credentials
+        # must queue here, not take every core and the memory with it.
+        self._slots = trio.CapacityLimiter(2)
 
     async def start(self, admin_password: str) -> None:
         """Load the token-signing key (made once, kept in the database); create or update `admin`."""
@@ -88,7 +91,8 @@ class Auth:
         if admin_password:
             admin = await self.store.users.get("admin")
             if admin is None or not await password_ok(admin["password_hash"], admin_password):
-                await self.store.users.put("admin", await hash_password(admin_password), "admin", clock.iso())
+                await self.store.users.put("admin", await hash_password(admin_password, self._slots), "admin",
+                                           clock.iso())
 
     # ---- who is asking -------------------------------------------------------------------
 
@@ -99,7 +103,16 @@ class Auth:
         if scheme.lower() == "bearer" and credentials:
             return await self._bearer(credentials.strip())
         if scheme.lower() == "basic" and credentials:
-            return await self._basic_auth(credentials.strip())
+            client = remote or "?"
+            wait = self.throttled(client)
+            if wait > 0:
+                raise ApiError(429, "too_many_requests", f"too many failed logins from {client}: try again in "
+                               f"{wait:.0f} s", headers={"Retry-After": str(int(wait) + 1)})
+            try:
+                return await self._basic_auth(credentials.strip())
+            except ApiError:
+                self.failed(client)
+                raise
         if header:
             raise ApiError(401, "unauthorized", "use Authorization: Bearer <token> or HTTP Basic")
         if is_loopback(remote):
@@ -145,9 +158,9 @@ class Auth:
     async def check_password(self, username: str, password: str) -> dict[str, Any] | None:
         user = await self.store.users.get(username)
         if user is None:
-            await hash_password(password)  # take as long as for a known user: no name probing by timing
+            await hash_password(password, self._slots)  # as long as for a known user: no probing by timing
             return None
-        return user if await password_ok(user["password_hash"], password) else None
+        return user if await password_ok(user["password_hash"], password, self._slots) else None
 
     # ---- logging in ---------------------------------------------------------------------
 

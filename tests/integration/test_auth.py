@@ -180,3 +180,12 @@ def test_user_command_manages_accounts(tmp_path):
     assert short.returncode == 2 and "8 characters" in short.stderr
 
 
+
+
+async def test_failed_basic_auth_counts_as_failed_logins(nursery, tmp_path):
+    config = config_with(tmp_path, admin_password="s3cret-pass", login_attempts=3, lockout_seconds=60)
+    async with started(nursery, config) as gw, gw.http() as http:
+        for _ in range(3):
+            assert (await http.get("/api/chargers", headers=basic("admin", "guess"))).status_code == 401
+        r = await http.get("/api/chargers", headers=basic("admin", "s3cret-pass"))
+        assert r.status_code == 429 and r.headers["Retry-After"]
