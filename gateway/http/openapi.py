@@ -96,7 +96,8 @@ ERRORS = {
     "401": ("Unauthorized", "unauthorized: no credentials or wrong ones (once an account exists)"),
     "403": ("Forbidden", "forbidden: the role is too low, or protected mode (no account exists yet) refuses a "
                          "client that is not on this machine"),
-    "429": ("TooManyRequests", "too_many_requests: too many failed logins from this address (Retry-After)"),
+    "429": ("TooManyRequests", "too_many_requests: too many failed logins (or HTTP Basic attempts) from this "
+                               "address, or too many commands waiting for the charger (Retry-After)"),
     "404": ("NotFound", "not_found: no such record"),
     "405": ("MethodNotAllowed", "method_not_allowed: the path does not take this method"),
     "409": ("Conflict", "conflict: the record exists already"),
@@ -263,7 +264,7 @@ def op(tag: str, summary: str, ok: Schema | None, *, errors: tuple[str, ...] = (
     if public:
         operation["security"] = []
     else:
-        errors = (*errors, "401", "403")
+        errors = (*errors, "401", "403", "429")  # 429: failed HTTP Basic attempts count as failed logins
     if description:
         operation["description"] = description
     if query:
