@@ -44,7 +44,7 @@ def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
             return
         principal = await auth.principal(request.headers, request.remote_addr)
         if principal is None:
-            if await chargers.store.users.count() == 0:
+            if await auth.accounts() == 0:
                 raise ApiError(403, "forbidden", PROTECTED_MODE)
             raise ApiError(401, "unauthorized", "authenticate: HTTP Basic (curl -u user:password), "
                            "a token from POST /api/auth/login, or an API token, as Authorization: Bearer",

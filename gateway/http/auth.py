@@ -22,7 +22,8 @@ from .errors import ApiError
 
 ROLES = ("viewer", "operator", "admin")  # each may do what the ones before it may
 TOKEN_PREFIX = "gw_"
-BASIC_CACHE_SECONDS = 60.0  # argon2 is slow on purpose; curl sends Basic on every request
+BASIC_CACHE_SECONDS = 60.0
+ACCOUNTS_TTL = 5.0  # an account added with `gateway user add` ends protected mode within this  # argon2 is slow on purpose; curl sends Basic on every request
 
 _hasher = argon2.PasswordHasher()
 
@@ -84,6 +85,16 @@ class Auth:
         # argon2 takes 64 MiB and tens of milliseconds per check: a flood of made-up credentials
         # must queue here, not take every core and the memory with it.
         self._slots = trio.CapacityLimiter(2)
+        self._accounts: tuple[float, int] = (-1e9, 0)  # (when counted, how many)
+
+    async def accounts(self) -> int:
+        """How many accounts exist, counted at most every few seconds: every request asks, and a
+        database round trip per request would queue behind the meter values."""
+        counted_at, count = self._accounts
+        if time.monotonic() - counted_at > ACCOUNTS_TTL:
+            count = await self.store.users.count()
+            self._accounts = (time.monotonic(), count)
+        return count
 
     async def start(self, admin_password: str) -> None:
         """Load the token-signing key (made once, kept in the database); create or update `admin`."""
@@ -93,6 +104,7 @@ class Auth:
             if admin is None or not await password_ok(admin["password_hash"], admin_password):
                 await self.store.users.put("admin", await hash_password(admin_password, self._slots), "admin",
                                            clock.iso())
+            self._accounts = (-1e9, 0)
 
     # ---- who is asking -------------------------------------------------------------------
 
@@ -116,7 +128,7 @@ class Auth:
         if header:
             raise ApiError(401, "unauthorized", "use Authorization: Bearer <token> or HTTP Basic")
         if is_loopback(remote):
-            if await self.store.users.count() == 0:  # protected mode
+            if await self.accounts() == 0:  # protected mode
                 return Principal("local", "admin", "loopback")
             if self.config.trust_loopback:
                 return Principal("local", "admin", "loopback")
