@@ -87,7 +87,7 @@ async def run_fleet(options: FleetOptions, stop: trio.Event, *, on_progress: Cal
         for cp_id in charger_ids(options.pattern, options.count)
     ]
     async with trio.open_nursery() as nursery:
-        for i, charger in enumerate(chargers):
+        for charger in chargers:
             nursery.start_soon(charger.run)
             if options.charge:
                 nursery.start_soon(_sessions, charger, options)
