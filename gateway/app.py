@@ -9,6 +9,9 @@ import structlog
 import trio
 
 from . import clock
+from .billing.settings import from_config as billing_settings_from
+from .billing.orders import OrderBook
+from .billing.payments import PaymentService
 from .chargepoint.commands import CommandService
 from .chargepoint.listener import serve_ocpp, tls_context
 from .chargepoint.service import ChargerService
@@ -36,6 +39,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                       task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED) -> None:
     """Run until `shutdown` is set (or SIGINT/SIGTERM with handle_signals)."""
     shutdown = trio.Event() if shutdown is None else shutdown
+    billing_settings = billing_settings_from(config.billing)  # a bad tariff or key file stops us here
     ocpp_host, ocpp_port = parse_address(config.ocpp)
     http_host, http_port = parse_address(config.http)
     async with open_store(config.db, flush_interval=config.frames.flush_interval,
@@ -46,12 +50,19 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
         chargers = ChargerService(store, config.charger)
         auth = Auth(store, config.auth)
         await auth.start(config.admin_password)
+        billing = None
+        if config.billing.enabled:
+            orders = OrderBook(store, billing_settings, chargers.events)
+            billing = (orders, PaymentService(store, billing_settings, orders))
         http_stopped = trio.Event()
         async with trio.open_nursery() as nursery:
-            app = create_app(chargers, CommandService(chargers, nursery), auth, config.http_max_body_bytes)
+            app = create_app(chargers, CommandService(chargers, nursery), auth, config.http_max_body_bytes, billing)
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)
             nursery.start_soon(chargers.watchdog)
+            if billing is not None:
+                await nursery.start(billing[0].run)  # listening for transactions before chargers connect
+                await billing[1].process_pending()  # callbacks stored before a stop, never processed
             bound_ocpp = await nursery.start(serve_ocpp, chargers, ocpp_host, ocpp_port)
             bound_tls = None
             if config.ocpp_tls:

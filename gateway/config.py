@@ -93,6 +93,63 @@ class AuthConfig:
     lockout_seconds: float = attrs.field(default=300.0, validator=_positive)
 
 
+def _default_tariffs() -> dict[str, Any]:
+    # The EVCS default: 06:00-22:00 at 1.50 per kWh, otherwise 0.80 (minor units per kWh).
+    return {"standard": {"periods": [{"start": "06:00", "end": "22:00", "price": 150},
+                                     {"start": "22:00", "end": "06:00", "price": 80}],
+                         "service_fee": 0}}
+
+
+@attrs.define
+class AlipayConfig:
+    app_id: str = ""
+    seller_id: str = ""  # the merchant's Alipay user id (2088...)
+    app_private_key: str = ""  # PEM file: our app private key, signs requests
+    alipay_public_key: str = ""  # PEM file: Alipay's public key, verifies notifications and answers
+    gateway_url: str = "https://openapi.alipay.com/gateway.do"
+    notify_url: str = ""
+    timeout: float = attrs.field(default=10.0, validator=_positive)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.app_id and self.seller_id and self.app_private_key and self.alipay_public_key)
+
+
+@attrs.define
+class WechatConfig:
+    mchid: str = ""
+    appid: str = ""
+    merchant_serial: str = ""  # serial number of our merchant API certificate
+    merchant_private_key: str = ""  # PEM file: signs requests
+    apiv3_key: str = attrs.field(default="", repr=False)  # a secret: decrypts callback resources
+    platform_keys: dict[str, str] = attrs.field(factory=dict)  # serial or PUB_KEY_ID_... -> PEM public key file
+    base_url: str = "https://api.mch.weixin.qq.com"
+    notify_url: str = ""
+    timeout: float = attrs.field(default=10.0, validator=_positive)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.mchid and self.appid and self.merchant_serial and self.merchant_private_key
+                    and self.apiv3_key and self.platform_keys)
+
+
+@attrs.define
+class BillingConfig:
+    enabled: bool = True
+    currency: str = "CNY"
+    timezone: str = "local"  # tariff periods are wall-clock times here; an IANA name or "local"
+    default_tariff: str = "standard"
+    tariffs: dict[str, Any] = attrs.field(factory=_default_tariffs)
+    charger_tariffs: dict[str, str] = attrs.field(factory=dict)  # charge point id -> tariff name
+    alipay: AlipayConfig = attrs.field(factory=AlipayConfig)
+    wechat: WechatConfig = attrs.field(factory=WechatConfig)
+
+    def __attrs_post_init__(self) -> None:
+        for cp_id, name in {"default_tariff": self.default_tariff, **self.charger_tariffs}.items():
+            if name not in self.tariffs:
+                raise ConfigError(f"billing: {cp_id} names tariff {name!r}, which [billing.tariffs] does not define")
+
+
 @attrs.define
 class Config:
     http: str = attrs.field(default="0.0.0.0:8080", validator=_address)
@@ -111,6 +168,7 @@ class Config:
     charger: ChargerConfig = attrs.field(factory=ChargerConfig)
     frames: FramesConfig = attrs.field(factory=FramesConfig)
     auth: AuthConfig = attrs.field(factory=AuthConfig)
+    billing: BillingConfig = attrs.field(factory=BillingConfig)
 
     def __attrs_post_init__(self) -> None:
         if self.ocpp_tls:
@@ -119,7 +177,7 @@ class Config:
                 raise ConfigError("ocpp_tls needs tls_cert and tls_key (PEM files)")
 
 
-for _cls in (ChargerConfig, FramesConfig, AuthConfig, Config):
+for _cls in (ChargerConfig, FramesConfig, AuthConfig, AlipayConfig, WechatConfig, BillingConfig, Config):
     attrs.resolve_types(_cls)
 _converter = cattrs.Converter(forbid_extra_keys=True)
 
@@ -166,7 +224,7 @@ def env_overrides(env: Mapping[str, str], cls: type = Config, prefix: str = ENV_
             nested = env_overrides(env, field.type, name + "_")
             if nested:
                 out[field.name] = nested
-        elif name in env:
+        elif name in env and field.type in (str, int, float, bool):  # tables come from config.toml only
             out[field.name] = _env_value(env[name], field.type, name)
     return out
 

@@ -22,6 +22,12 @@ class TransactionStarted:
     remote_start_request_id: str | None
 
 
+@attrs.frozen
+class TransactionStopped:
+    cp_id: str
+    transaction_id: int
+
+
 class Hub:
     def __init__(self) -> None:
         self._subscribers: set[trio.MemorySendChannel] = set()

@@ -96,24 +96,24 @@ class CommandService:
 
     async def send(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float | None = None) -> Sent:
         """Send and wait for the answer; raise CallErrorReceived, CallTimeout or NotConnected."""
-        sent = await self._sendable(cp_id, action, payload)
-        return await self._send(sent, timeout)
+        sent = await self.sendable(cp_id, action, payload)
+        return await self.deliver(sent, timeout)
 
     async def start(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float | None = None) -> Sent:
         """Send without waiting (wait=false): checked and recorded now, answered in the background."""
         assert self._nursery is not None, "start() needs the gateway's nursery"
-        sent = await self._sendable(cp_id, action, payload)
+        sent = await self.sendable(cp_id, action, payload)
 
         async def background() -> None:
             try:
-                await self._send(sent, timeout)
+                await self.deliver(sent, timeout)
             except CommandError as exc:
                 log.info("background command failed", cp=cp_id, action=action, error=str(exc))
 
         self._nursery.start_soon(background)
         return sent
 
-    async def _sendable(self, cp_id: str, action: str, payload: dict[str, Any]) -> Sent:
+    async def sendable(self, cp_id: str, action: str, payload: dict[str, Any]) -> Sent:
         """Checked, completed and recorded as sent; raises before anything is sent."""
         if cp_id not in self.chargers.registry:  # nothing is sent, so nothing is recorded
             raise NotConnected(cp_id)
@@ -123,7 +123,7 @@ class CommandService:
         self.store.commands.begin(request_id, cp_id, action, redact(action, "request", payload), clock.iso())
         return Sent(request_id, cp_id, action, payload)
 
-    async def _send(self, sent: Sent, timeout: float | None) -> Sent:
+    async def deliver(self, sent: Sent, timeout: float | None) -> Sent:
         started = time.perf_counter()
         result, error, outcome = None, None, "abandoned"  # stays so if the caller is cancelled
         try:

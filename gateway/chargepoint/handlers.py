@@ -10,7 +10,7 @@ import json
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from .. import clock
-from ..events import TransactionStarted
+from ..events import TransactionStarted, TransactionStopped
 from ..store import Sample, StopOutcome
 from ..store.chargers import DEVICE_FIELDS
 from .authorization import id_tag_info
@@ -140,6 +140,8 @@ async def stop_transaction(session: Session, p: dict[str, Any]) -> dict[str, Any
             "StopTransaction", "request", "PropertyConstraintViolation", "transactionId",
             f"StopTransaction: transaction {transaction_id} belongs to another charge point", p,
         )
+    elif outcome is not StopOutcome.ALREADY_STOPPED:
+        session.service.events.publish(TransactionStopped(session.cp_id, transaction_id))
     answer: dict[str, Any] = {}
     if p.get("idTag"):
         answer["idTagInfo"] = await authorize(session, p["idTag"])

@@ -13,10 +13,12 @@ from quart import Response, g, jsonify, request
 from quart_trio import QuartTrio
 
 from .. import __version__, clock
+from ..billing.orders import OrderBook
+from ..billing.payments import PaymentService
 from ..chargepoint.commands import CommandService
 from ..chargepoint.service import ChargerService
 from ..metrics import CONTENT_TYPE
-from . import auth_api, charger_ws, commands_api, errors, ocpp_api, openapi, records_api
+from . import auth_api, billing_api, charger_ws, commands_api, errors, ocpp_api, openapi, records_api
 from .auth import Auth, required_role
 from .errors import ApiError
 
@@ -27,12 +29,13 @@ PROTECTED_MODE = ("protected mode: no account exists, so only clients on this ma
 
 
 def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
-               max_body_bytes: int = 1_048_576) -> QuartTrio:
+               max_body_bytes: int = 1_048_576, billing: tuple[OrderBook, PaymentService] | None = None) -> QuartTrio:
     app = QuartTrio("gateway")
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes  # larger bodies: 413
     app.config["CHARGERS"] = chargers
     app.config["COMMANDS"] = commands
     app.config["AUTH"] = auth
+    app.config["BILLING"] = billing
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False
     errors.install(app)
@@ -58,6 +61,7 @@ def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
     app.register_blueprint(commands_api.bp)
     app.register_blueprint(records_api.bp)
     app.register_blueprint(charger_ws.bp)
+    billing_api.install(app)
 
     @app.get("/health")
     async def health() -> Any:

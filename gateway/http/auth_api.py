@@ -4,25 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, current_app, g, jsonify, request
+from quart import Blueprint, current_app, g, request
 
 from .. import clock
 from . import params
 from .auth import Auth, Principal, token_hash
-from .errors import ApiError
+from .errors import ApiError, evcs
 
 bp = Blueprint("auth_api", __name__, url_prefix="/api/auth")
 
 
 def _auth() -> Auth:
     return current_app.config["AUTH"]
-
-
-def evcs(data: Any, message: str = "success", status: int = 200) -> Any:
-    response = jsonify({"code": status, "message": message, "data": data, "timestamp": clock.iso(),
-                        "path": request.path})
-    response.status_code = status
-    return response
 
 
 def _user_info(user: dict[str, Any]) -> dict[str, Any]:

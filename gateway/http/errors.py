@@ -27,11 +27,25 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-EVCS_FAMILIES = ("/api/auth/",)  # routes answering in the EVCS envelope (API.md section 5)
+# Routes answering in the EVCS envelope (API.md section 5); provider callbacks answer as each provider specifies.
+EVCS_FAMILIES = ("/api/auth/", "/api/order", "/api/payment/", "/api/reconciliation/")
+CALLBACKS = "/api/payment/callback/"
+
+
+def evcs(data: Any, message: str = "success", status: int = 200) -> Response:
+    """{code, message, data, timestamp, path}."""
+    response = jsonify({"code": status, "message": message, "data": data, "timestamp": clock.iso(),
+                        "path": request.path})
+    response.status_code = status
+    return response
 
 
 def error_response(status: int, error: str, message: str, /, **context: Any) -> Response:
     body = {"error": error, "message": message, "path": request.path, "timestamp": clock.iso(), **context}
+    if request.path.startswith(CALLBACKS):  # a provider gets its own failure reply, never our envelope
+        response = jsonify({"code": "FAIL", "message": message})
+        response.status_code = status
+        return response
     if request.path.startswith(EVCS_FAMILIES):
         body = {"code": status, "data": None, **body}
     response = jsonify(body)

@@ -100,10 +100,11 @@ ERRORS = {
                                "address, or too many commands waiting for the charger (Retry-After)"),
     "404": ("NotFound", "not_found: no such record"),
     "405": ("MethodNotAllowed", "method_not_allowed: the path does not take this method"),
-    "409": ("Conflict", "conflict: the record exists already"),
+    "409": ("Conflict", "conflict: the record exists already, or an order or payment change the rules do not allow"),
     "500": ("InternalError", "internal_error: the gateway could not answer (logged; no details are given)"),
     "502": ("CallError", "call_error: the charger answered CALLERROR (errorCode, errorDescription, errorDetails)"),
     "504": ("Timeout", "timeout: the charger did not answer within timeoutSeconds"),
+    "502p": ("ProviderError", "provider_error: the payment provider did not answer, or answered an error"),
 }
 NOT_CONNECTED = ("NotConnected", "not_connected: the charger is known but not connected (lastSeen says when it "
                                  "was); not_found: it has never connected")
@@ -134,6 +135,11 @@ _PATH: dict[str, Schema] = {
     "request_id": {"description": "the command's requestId (its OCPP unique id)", "schema": {"type": "string"}},
     "id_tag": {"description": "the id tag (IdToken: 1 to 20 characters)", "schema": {"type": "string"}},
     "token_id": {"description": "the API token's id", "schema": {"type": "integer", "minimum": 0}},
+    "order_ref": {"description": "the order id, or its number (ORD-20260210-000123)", "schema": {"type": "string"}},
+    "trade_no": {"description": "our payment number (PAY-...), the out_trade_no the provider knows",
+                 "schema": {"type": "string"}},
+    "channel": {"description": "the payment channel", "schema": {"type": "string",
+                                                                 "enum": ["manual", "alipay", "wechat"]}},
     "rest": {"description": "the charge point id, URL-encoded; the gateway takes the last path segment, "
                             "so /ocpp/site/CP1 connects as CP1", "schema": {"type": "string"}},
 }
@@ -506,6 +512,9 @@ TAGS = [
     ("reservations", "Records: reservations"),
     ("id-tags", "The id-tag table that Authorize and StartTransaction are answered from"),
     ("auth", "Logging in and API tokens, in the EVCS envelope {code, message, data, timestamp, path}"),
+    ("orders", "Orders, one per charging session, in the EVCS envelope"),
+    ("payments", "Payments, refunds and the providers' callbacks, in the EVCS envelope (callbacks excepted)"),
+    ("reconciliation", "Mismatches between payments, refunds, orders and the providers"),
     ("charger-socket", "Where chargers connect"),
 ]
 
@@ -536,12 +545,150 @@ def _auth_paths() -> dict[str, dict[str, Schema]]:
     }
 
 
+ORDER_STATUS = {"type": "integer", "enum": [0, 1, 2, 10, 11, 12, 13],
+                "description": "0 created/charging, 1 completed (metered), 2 cancelled, 10 awaiting payment, "
+                               "11 paid, 12 refunding, 13 refunded"}
+ORDER = _record(
+    "id:int orderNo:str sessionId:str transactionId:int? remoteStartRequestId:str? chargePointId:str "
+    "connectorId:int? idTag:str? statusName:str tariff:str currency:str startedAt:str? stoppedAt:str? "
+    "meterStart:int? meterStop:int? energyWh:int? energyAmount:int? serviceAmount:int? totalAmount:int? "
+    "pricingMethod:str? pricingNote:str? pricing:obj? paidAmount:int refundedAmount:int createdAt:time updatedAt:time",
+    "An order: money in minor units of currency (fen, cents). pricing: {tariff, serviceFee, lines: [{start, end, "
+    "price, energyWh, amount}]}; pricingMethod meter_values or time_proportional (no meter values inside the "
+    "session: energy split in proportion to time).", status=ORDER_STATUS)
+PAYMENT = _record("id:int tradeNo:str orderId:int channel:str amount:int currency:str status:str "
+                  "idempotencyKey:str? providerTradeNo:str? payUrl:str? note:str? createdBy:str? createdAt:time "
+                  "paidAt:time? updatedAt:time",
+                  "A payment; payUrl is what the payer's QR code holds (alipay, wechat)")
+REFUND = _record("id:int refundNo:str paymentId:int orderId:int amount:int status:str providerRefundId:str? "
+                 "reason:str? createdAt:time settledAt:time? updatedAt:time")
+ORDER_DETAIL = _record("", **ORDER["properties"], history=_list(_record("fromStatus:int? toStatus:int cause:str at:time")),
+                       payments=_list(_ref("Payment")), refunds=_list(_ref("Refund")))
+STATS_BUCKET = "orders:int energyWh:int amount:int paid:int refunded:int revenue:int"
+REPORT = _record(
+    "channel:str day:str timezone:str since:time until:time generatedAt:time providerQueried:bool payments:int "
+    "paid:int paidAmount:int refundedAmount:int balanced:bool",
+    "kinds: payment_without_paid_order, amount_mismatch, double_payment, refund_mismatch, refund_failed, "
+    "missed_payment, unconfirmed_payment, provider_unreachable, paid_order_without_payment",
+    mismatches=_list(_record("kind:str tradeNo:str? orderNo:str? detail:str")))
+SCHEMAS.update({"Order": ORDER, "OrderDetail": ORDER_DETAIL, "Payment": PAYMENT, "Refund": REFUND,
+                "ReconciliationReport": REPORT})
+
+
+def _billing_paths() -> dict[str, dict[str, Schema]]:
+    def q(name: str, description: str, schema: Schema, required: bool = False) -> Schema:
+        return {"name": name, "in": "query", "description": description, "schema": schema, "required": required}
+
+    order = _evcs(_ref("OrderDetail"))
+    reason = {"type": "object", "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 200}}}
+    by_order = {"type": "object", "description": "orderId (id or ORD-... number) or sessionId", "properties": {
+        "orderId": {"type": ["integer", "string"]}, "sessionId": {"type": "string", "minLength": 1, "maxLength": 64}}}
+
+    def change(summary: str, body: Schema | None = None) -> dict[str, Schema]:
+        return {"post": op("orders", summary, order, errors=("400", "404", "409", "502p"), body=body,
+                           body_required=False)}
+
+    def callback(summary: str, media: str) -> dict[str, Schema]:
+        if media == "form":
+            body, answers = "application/x-www-form-urlencoded", {"200": {
+                "description": "exactly success (processed, or a repeat of one processed), otherwise fail",
+                "content": {"text/plain": {"schema": {"type": "string", "enum": ["success", "fail"]}}}}}
+        else:
+            body, answers = "application/json", {
+                "204": {"description": "processed, or a repeat of one processed"},
+                "400": {"description": "refused", "content": {"application/json": {
+                    "schema": _record("code:str message:str")}}},
+                "500": {"description": "not processed now (kept: processed at the next start, or on retry)",
+                        "content": {"application/json": {"schema": _record("code:str message:str")}}}}
+        return {"post": {"tags": ["payments"], "summary": summary, "security": [],
+                         "requestBody": {"required": True, "content": {body: {"schema": {}}}},
+                         "responses": answers}}
+
+    return {
+        "/api/order": {"get": op(
+            "orders", "Orders, newest first", _evcs(_record("total:int page:int size:int", records=_list(_ref("Order")))),
+            errors=("400", "404"), query=PAGING + [_param("cpId"), _param("since"), _param("until"),
+                                                    q("status", "only orders in this status", ORDER_STATUS)])},
+        "/api/order/statistics": {"get": op(
+            "orders", "Count, energy and money by day (billing time zone) and by charger; cancelled orders count "
+            "only in orders", _evcs(_record("currency:str timezone:str", total=_record(STATS_BUCKET),
+                                            byDay=_list(_record("day:str " + STATS_BUCKET)),
+                                            byCharger=_list(_record("chargePointId:str " + STATS_BUCKET)))),
+            errors=("400", "404"), query=[_param("cpId"), _param("since"), _param("until")])},
+        "/api/order/by-session": {"get": op(
+            "orders", "The order of a charging session", order, errors=("400", "404"),
+            query=[q("sessionId", "the session id given to /api/order/start, or tx-<transactionId>", {"type": "string"}),
+                   q("transactionId", "or the OCPP transaction id", {"type": "integer"})])},
+        "/api/order/start": {"post": op(
+            "orders", "Open an order and start charging (RemoteStartTransaction); idempotent by sessionId",
+            _evcs(_record("", **ORDER_DETAIL["properties"], remoteStart=_record("requestId:str status:str"))),
+            errors=("400", "404c", "409"), status="201", query=[_param("timeoutSeconds")],
+            description="A repeated call with the same sessionId answers 200 with the order and sends nothing. The "
+                        "order is cancelled (2) when the charger does not accept. It is linked to the transaction "
+                        "the charger starts, and closed and priced when that stops.",
+            body={"type": "object", "required": ["sessionId", "cpId", "idTag"], "properties": {
+                "sessionId": {"type": "string", "minLength": 1, "maxLength": 64},
+                "cpId": {"type": "string"}, "idTag": {"type": "string", "minLength": 1, "maxLength": 20},
+                "connectorId": {"type": "integer", "minimum": 1}}})},
+        "/api/order/stop": {"post": op(
+            "orders", "Stop the session's charging (RemoteStopTransaction); idempotent",
+            _evcs(_record("", **ORDER_DETAIL["properties"], remoteStop=_record("requestId:str status:str"))),
+            errors=("400", "404", "502", "504"), body=by_order, query=[_param("timeoutSeconds")])},
+        "/api/order/{order_ref}": {"get": op("orders", "One order with its history, payments and refunds", order,
+                                             errors=("404",))},
+        "/api/order/{order_ref}/to-pay": change("Completed (1) -> awaiting payment (10)"),
+        "/api/order/{order_ref}/paid": change(
+            "Awaiting payment (10) -> paid (11): the operator took the money (a manual payment is recorded)",
+            {"type": "object", "properties": {"note": {"type": "string", "minLength": 1, "maxLength": 200}}}),
+        "/api/order/{order_ref}/cancel": change("Created (0), completed (1) or awaiting payment (10) -> cancelled (2)",
+                                                reason),
+        "/api/order/{order_ref}/refunding": change(
+            "Paid (11) -> refunding (12): refunds the payment (through the provider for alipay and wechat)", reason),
+        "/api/order/{order_ref}/refunded": change("Refunding (12) -> refunded (13), for manual payments"),
+        "/api/payment/create": {"post": op(
+            "payments", "A payment for an order: manual (paid at once), alipay or wechat (a QR code to pay)",
+            _evcs(_record("", payment=_ref("Payment"), order=_ref("Order"))), errors=("400", "404", "409", "502p"),
+            description="Idempotent by the Idempotency-Key header (or idempotencyKey): the same key answers the "
+                        "same payment.",
+            body={**by_order, "required": ["channel"], "properties": {
+                **by_order["properties"], "channel": {"type": "string", "enum": ["manual", "alipay", "wechat"]},
+                "idempotencyKey": {"type": "string", "minLength": 1, "maxLength": 100}}})},
+        "/api/payment/query/{trade_no}": {"get": op(
+            "payments", "A payment, and the provider's view of it (a payment it reports paid is applied)",
+            _evcs(_record("", payment=_ref("Payment"), provider={"type": ["object", "null"]})), errors=("404",))},
+        "/api/payment/refund": {"post": op(
+            "payments", "Refund a paid payment in full", _evcs(_record("", refund=_ref("Refund"), order=_ref("Order"))),
+            errors=("400", "404", "409", "502p"),
+            body={"type": "object", "properties": {**by_order["properties"], "tradeNo": {"type": "string"},
+                                                   "reason": {"type": "string", "minLength": 1, "maxLength": 200}}})},
+        "/api/payment/callbacks": {"get": op(
+            "payments", "Provider callbacks as received, newest first, with what became of them",
+            _evcs(_list(_record("id:int channel:str kind:str remoteAddr:str? receivedAt:time status:str "
+                                "notifyId:str? tradeNo:str? reason:str? processedAt:time?"))),
+            errors=("400", "404"), query=[q("limit", "how many", {"type": "integer", "minimum": 1,
+                                                                 "maximum": params.PAGE_SIZE_MAX})])},
+        "/api/payment/callback/alipay": callback("Alipay asynchronous notification (RSA2-signed form)", "form"),
+        "/api/payment/callback/alipay/refund": callback("Alipay refund notification (RSA2-signed form)", "form"),
+        "/api/payment/callback/wechat": callback("WeChat Pay v3 payment notification (signed, encrypted JSON)", "json"),
+        "/api/payment/callback/wechat/refund": callback("WeChat Pay v3 refund notification", "json"),
+        "/api/reconciliation/execute": {"post": op(
+            "reconciliation", "Reconcile a day (default yesterday) for one channel or every configured one, asking "
+            "the providers; the reports are kept", _evcs(_list(_ref("ReconciliationReport"))),
+            errors=("400", "404"), body={"type": "object", "properties": {
+                "day": {"type": "string", "format": "date"}, "channel": {"type": "string"}}}, body_required=False)},
+        "/api/reconciliation/daily/{channel}": {"get": op(
+            "reconciliation", "The day's last executed report (or one computed now from our records alone)",
+            _evcs(_ref("ReconciliationReport")), errors=("400", "404"),
+            query=[q("date", "the day (billing time zone); default yesterday", {"type": "string", "format": "date"})])},
+    }
+
+
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document (a fresh dict each call)."""
     ocpp = {f"{action}{kind.title()}": ocpp_schema(action, kind)
             for action in sorted(CENTRAL_ACTIONS) for kind in ("request", "response")}
     paths = {**_gateway_paths(), **_auth_paths(), **_seed_paths(), **shortcut_paths(), **_call_paths(),
-             **_records_paths()}
+             **_records_paths(), **_billing_paths()}
     return copy.deepcopy({
         "openapi": "3.1.0",
         "info": {

@@ -16,6 +16,8 @@ from .frames import FrameLog
 from .id_tags import IdTags
 from .local_lists import LocalLists
 from .notifications import Notifications
+from .orders import Orders
+from .payments import Payments
 from .reservations import Reservations
 from .transactions import Sample, StopOutcome, Transactions
 from .users import Users
@@ -37,6 +39,8 @@ class Store:
         self.reservations = Reservations(db)
         self.charging_profiles = ChargingProfiles(db)
         self.users = Users(db)
+        self.orders = Orders(db)
+        self.payments = Payments(db)
 
 
 @asynccontextmanager

@@ -1,0 +1,310 @@
+"""Payments and refunds through the operator (manual), Alipay or WeChat Pay, and their callbacks.
+
+A provider callback is committed as received before anything else happens; it is then
+verified (signature, time, our own records), applied and marked processed in one store job,
+so a crash at any point leaves it either untouched (processed at the next start) or done.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+from urllib.parse import parse_qsl
+
+import attrs
+import structlog
+import trio
+
+from .. import clock
+from ..store import Store
+from . import alipay, wechat
+from .errors import BillingConflict, CallbackRefused, ProviderError
+from .orders import OrderBook
+from .settings import BillingSettings
+
+log = structlog.get_logger("gateway.billing")
+
+# Provider calls run on worker threads: a slow provider must not hold the event loop, and
+# several may be in flight at once, but not without bound.
+_PROVIDER_THREADS = trio.CapacityLimiter(8)
+
+
+class BillingInvalid(ValueError):
+    """A request billing cannot act on as asked (HTTP 400)."""
+
+
+@attrs.frozen
+class CallbackResult:
+    accepted: bool  # processed now, or a repeat of one processed before
+    reason: str
+
+
+class PaymentService:
+    def __init__(self, store: Store, settings: BillingSettings, orders: OrderBook):
+        self.store = store
+        self.settings = settings
+        self.orders = orders
+        self.alipay = alipay.AlipayClient(settings.alipay) if settings.alipay else None
+        self.wechat = wechat.WechatClient(settings.wechat) if settings.wechat else None
+
+    async def _provider(self, timeout: float, fn: Callable[..., dict], *args: Any) -> dict:
+        """A blocking provider call on a worker thread; its own socket time-out, and ours on top."""
+        with trio.move_on_after(timeout * 2 + 1) as scope:
+            return await trio.to_thread.run_sync(fn, *args, abandon_on_cancel=True, limiter=_PROVIDER_THREADS)
+        assert scope.cancelled_caught
+        raise ProviderError(f"the payment provider did not answer within {timeout * 2 + 1:g} s")
+
+    def _check_channel(self, channel: str) -> None:
+        if channel not in ("manual", "alipay", "wechat"):
+            raise BillingInvalid(f"unknown channel {channel!r}: expected manual, alipay or wechat")
+        if channel not in self.settings.channels():
+            raise BillingInvalid(f"the {channel} channel is not configured: set [billing.{channel}] in config.toml")
+
+    # ---- payments ------------------------------------------------------------------
+
+    async def create(self, order: dict[str, Any], channel: str, key: str | None,
+                     created_by: str | None) -> dict[str, Any]:
+        """A payment for the order (manual ones are paid at once: the operator took the money)."""
+        self._check_channel(channel)
+        if order["total_amount"] is None:
+            raise BillingConflict(f"order {order['order_no']} has no price yet ({order['pricing_note'] or 'charging'})")
+        result, payment, current = await self.store.payments.create(
+            order["id"], channel, key, created_by, self.settings.day(), clock.iso())
+        if result == "conflict":
+            raise BillingConflict(f"order {current['order_no']} is not awaiting payment (status {current['status']}): "
+                                  "only a completed order, or one awaiting payment, can be paid")
+        if payment["order_id"] != order["id"] or payment["channel"] != channel:
+            raise BillingConflict(f"idempotency key {key!r} was used for payment {payment['trade_no']} "
+                                  f"({payment['channel']}) of another order or channel")
+        if channel == "manual":
+            _, payment, _ = await self.store.payments.mark_paid(payment["id"], None, "paid (manual)", clock.iso())
+            return payment
+        if payment["status"] == "CREATED" and not payment["pay_url"]:
+            payment = await self._open_at_provider(payment, order)
+        return payment
+
+    async def _open_at_provider(self, payment: dict[str, Any], order: dict[str, Any]) -> dict[str, Any]:
+        subject = f"EV charging {order['order_no']}"
+        try:
+            if payment["channel"] == "alipay":
+                answer = await self._provider(self.settings.alipay.timeout, self.alipay.precreate,
+                                              payment["trade_no"], payment["amount"], subject)
+                url = answer["qr_code"]
+            else:
+                answer = await self._provider(self.settings.wechat.timeout, self.wechat.native,
+                                              payment["trade_no"], payment["amount"], subject)
+                url = answer["code_url"]
+        except ProviderError as exc:
+            await self.store.payments.update(payment["id"], {"status": "FAILED", "note": str(exc)[:500]},
+                                             clock.iso())
+            log.warning("payment could not be opened", trade_no=payment["trade_no"], error=str(exc))
+            raise
+        return await self.store.payments.update(payment["id"], {"pay_url": url}, clock.iso())
+
+    async def query(self, payment: dict[str, Any]) -> dict[str, Any]:
+        """Our record and, for provider channels, the provider's; a payment the provider reports
+        paid (a callback that never came) is applied here, after the same amount check."""
+        provider: dict[str, Any] | None = None
+        if payment["channel"] in ("alipay", "wechat") and payment["channel"] in self.settings.channels():
+            provider = await self.provider_state(payment)
+            if provider.get("paid") and payment["status"] == "CREATED":
+                if provider["amount"] == payment["amount"]:
+                    await self.store.payments.mark_paid(payment["id"], provider.get("tradeNo"),
+                                                        f"paid ({payment['channel']} query)", clock.iso())
+                    payment = await self.store.payments.get("id", payment["id"])
+                else:
+                    provider["mismatch"] = f"the provider reports {provider['amount']}, we expect {payment['amount']}"
+        return {"payment": payment, "provider": provider}
+
+    async def provider_state(self, payment: dict[str, Any]) -> dict[str, Any]:
+        """{state, paid, amount, tradeNo} as the provider reports it, or {error}."""
+        try:
+            if payment["channel"] == "alipay":
+                answer = await self._provider(self.settings.alipay.timeout, self.alipay.query, payment["trade_no"])
+                state = answer["trade_status"]
+                return {"state": state, "paid": state in ("TRADE_SUCCESS", "TRADE_FINISHED"),
+                        "amount": answer["total_amount"], "tradeNo": answer.get("trade_no")}
+            answer = await self._provider(self.settings.wechat.timeout, self.wechat.query, payment["trade_no"])
+            state = answer["trade_state"]
+            return {"state": state, "paid": state in ("SUCCESS", "REFUND"), "amount": answer.get("amount_total"),
+                    "tradeNo": answer.get("transaction_id")}
+        except (alipay.TradeNotFound, wechat.TradeNotFound):
+            return {"state": "NOT_FOUND", "paid": False, "amount": None, "tradeNo": None}
+        except ProviderError as exc:
+            return {"error": str(exc)}
+
+    # ---- refunds ---------------------------------------------------------------------
+
+    async def refund(self, payment: dict[str, Any], reason: str | None, settle_manual: bool) -> dict[str, Any]:
+        """Refund a paid payment in full: the order goes refunding (12), then refunded (13) when the
+        provider confirms (at once for manual refunds when `settle_manual`)."""
+        result, refund, payment = await self.store.payments.start_refund(
+            payment["id"], reason, self.settings.day(), clock.iso())
+        if result == "conflict":
+            raise BillingConflict(f"payment {payment['trade_no']} is {payment['status']}: only a paid payment of a "
+                                  "paid order can be refunded")
+        if result == "done" or refund["status"] != "PROCESSING":
+            return refund
+        if payment["channel"] == "manual":
+            if settle_manual:
+                _, refund = await self.store.payments.settle_refund(refund["id"], "SUCCESS", None,
+                                                                    "refunded (manual)", clock.iso())
+            return refund
+        return await self._refund_at_provider(refund, payment)
+
+    async def _refund_at_provider(self, refund: dict[str, Any], payment: dict[str, Any]) -> dict[str, Any]:
+        # The refund number is ours and fixed: asking again after a failure cannot refund twice.
+        reason = refund["reason"] or "refund"
+        if payment["channel"] == "alipay":
+            answer = await self._provider(self.settings.alipay.timeout, self.alipay.refund, payment["trade_no"],
+                                          refund["amount"], refund["refund_no"], reason)
+            # refund_fee is what the trade has had refunded so far: a retried refund answers fund_change=N
+            # although the money moved the first time. Refunds are whole, so the total tells.
+            status = "SUCCESS" if answer["fund_change"] or answer["refund_fee"] >= refund["amount"] else None
+            provider_id = answer.get("trade_no")
+        else:
+            answer = await self._provider(self.settings.wechat.timeout, self.wechat.refund, payment["trade_no"],
+                                          refund["refund_no"], refund["amount"], payment["amount"], reason)
+            status = answer["status"] if answer["status"] in ("SUCCESS", "ABNORMAL", "CLOSED") else None
+            provider_id = answer.get("refund_id")
+        if status is None:  # the provider is still working on it: its callback, or a repeat call, settles it
+            if provider_id:
+                refund = {**refund, "provider_refund_id": provider_id}
+            return refund
+        _, refund = await self.store.payments.settle_refund(refund["id"], status, provider_id,
+                                                            f"refund {status} ({payment['channel']} answer)",
+                                                            clock.iso())
+        return refund
+
+    async def settle_manual_refund(self, order: dict[str, Any]) -> dict[str, Any]:
+        """The operator handed the money back: the order's manual refund succeeded."""
+        payments, refunds = await self.store.payments.of_order(order["id"])
+        pending = [r for r in refunds if r["status"] == "PROCESSING"]
+        if not pending:
+            raise BillingConflict(f"order {order['order_no']} has no refund in progress")
+        payment = next(p for p in payments if p["id"] == pending[-1]["payment_id"])
+        if payment["channel"] != "manual":
+            raise BillingConflict(f"the refund of {payment['channel']} payment {payment['trade_no']} is settled by "
+                                  "the provider's answer or callback, not by hand")
+        _, refund = await self.store.payments.settle_refund(pending[-1]["id"], "SUCCESS", None, "refunded (manual)",
+                                                            clock.iso())
+        return refund
+
+    async def paid_payment(self, order: dict[str, Any]) -> dict[str, Any]:
+        payments, _ = await self.store.payments.of_order(order["id"])
+        paid = [p for p in payments if p["status"] in ("PAID", "REFUNDED")]
+        if not paid:
+            raise BillingConflict(f"order {order['order_no']} has no paid payment to refund")
+        return paid[0]
+
+    # ---- provider callbacks ------------------------------------------------------------
+
+    async def receive(self, channel: str, kind: str, headers: dict[str, str], body: bytes,
+                      remote_addr: str | None) -> CallbackResult:
+        callback_id = await self.store.payments.store_callback(channel, kind, headers, body, remote_addr,
+                                                               clock.iso())
+        return await self.process(callback_id)
+
+    async def process_pending(self) -> int:
+        """Callbacks stored but never processed (the gateway stopped in between): process them now."""
+        pending = await self.store.payments.pending_callbacks()
+        for callback_id in pending:
+            result = await self.process(callback_id)
+            log.info("stored callback processed", callback=callback_id, accepted=result.accepted,
+                     reason=result.reason)
+        return len(pending)
+
+    async def process(self, callback_id: int) -> CallbackResult:
+        row = await self.store.payments.callback(callback_id)
+        notify_id = trade_no = None
+        try:
+            if row["channel"] == "alipay":
+                notify_id, trade_no, effect = await self._check_alipay(row)
+            else:
+                notify_id, trade_no, effect = await self._check_wechat(row)
+        except CallbackRefused as exc:
+            await self.store.payments.refuse_callback(callback_id, notify_id, trade_no, exc.reason, clock.iso())
+            log.warning("payment callback refused", channel=row["channel"], callback=callback_id, reason=exc.reason)
+            return CallbackResult(False, exc.reason)
+        status = await self.store.payments.apply_callback(callback_id, notify_id, trade_no, effect, clock.iso())
+        log.info("payment callback", channel=row["channel"], callback=callback_id, status=status, trade_no=trade_no,
+                 effect=effect[0])
+        if status == "refused":
+            return CallbackResult(False, "refused")
+        return CallbackResult(True, status)
+
+    async def _payment_of(self, trade_no: str, channel: str) -> dict[str, Any]:
+        payment = await self.store.payments.get("trade_no", trade_no)
+        if payment is None or payment["channel"] != channel:
+            raise CallbackRefused(f"unknown trade {trade_no!r}: no {channel} payment of ours has that number")
+        return payment
+
+    async def _check_alipay(self, row: dict[str, Any]) -> tuple[str, str | None, tuple]:
+        settings = self.settings.alipay
+        if settings is None:
+            raise CallbackRefused("the alipay channel is not configured")
+        try:
+            pairs = parse_qsl(bytes(row["body"]).decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+        except (UnicodeDecodeError, ValueError):
+            raise CallbackRefused("the body is not a UTF-8 form") from None
+        form = dict(pairs)
+        if len(form) != len(pairs):
+            raise CallbackRefused("a form field is repeated")
+        alipay.verify_notification(form, settings.alipay_public_key)
+        notice = alipay.parse_notice(form)
+        if notice.notify_type != "trade_status_sync":
+            raise CallbackRefused(f"notify_type {notice.notify_type!r} is not trade_status_sync")
+        if notice.app_id != settings.app_id:
+            raise CallbackRefused(f"app_id {notice.app_id!r} is not ours")
+        if notice.seller_id != settings.seller_id:
+            raise CallbackRefused(f"seller_id {notice.seller_id!r} is not ours")
+        payment = await self._payment_of(notice.out_trade_no, "alipay")
+        if notice.total_amount != payment["amount"]:
+            raise CallbackRefused(f"total_amount {notice.total_amount} does not match trade {payment['trade_no']} "
+                                  f"({payment['amount']})")
+        if notice.out_biz_no and notice.refund_fee is not None:  # a refund's notification
+            refund = await self.store.payments.refund("refund_no", notice.out_biz_no)
+            if refund is None or refund["payment_id"] != payment["id"]:
+                raise CallbackRefused(f"unknown refund {notice.out_biz_no!r} of trade {payment['trade_no']}")
+            if notice.refund_fee != refund["amount"]:
+                raise CallbackRefused(f"refund_fee {notice.refund_fee} does not match refund {refund['refund_no']}")
+            return notice.notify_id, payment["trade_no"], ("refund", refund["id"], "SUCCESS", notice.trade_no)
+        if notice.trade_status in ("TRADE_SUCCESS", "TRADE_FINISHED"):
+            return notice.notify_id, payment["trade_no"], ("pay", payment["id"], notice.trade_no)
+        if notice.trade_status == "TRADE_CLOSED":
+            return notice.notify_id, payment["trade_no"], ("close", payment["id"])
+        return notice.notify_id, payment["trade_no"], ("none",)
+
+    async def _check_wechat(self, row: dict[str, Any]) -> tuple[str, str | None, tuple]:
+        settings = self.settings.wechat
+        if settings is None:
+            raise CallbackRefused("the wechat channel is not configured")
+        body = bytes(row["body"])
+        received = clock.parse(row["received_at"]).timestamp()  # a stored callback is judged by its arrival
+        wechat.verify_signature(row["headers"], body, settings.platform_keys, received)
+        event = wechat.parse_event(body)
+        plain = wechat.decrypt_resource(event.resource, settings.apiv3_key)
+        if plain.get("mchid") != settings.mchid:
+            raise CallbackRefused(f"mchid {plain.get('mchid')!r} is not ours")
+        trade_no = plain.get("out_trade_no")
+        if not isinstance(trade_no, str):
+            raise CallbackRefused("the resource has no out_trade_no")
+        payment = await self._payment_of(trade_no, "wechat")
+        amount = plain.get("amount") if isinstance(plain.get("amount"), dict) else {}
+        if event.event_type == "TRANSACTION.SUCCESS":
+            if plain.get("appid") != settings.appid:
+                raise CallbackRefused(f"appid {plain.get('appid')!r} is not ours")
+            if amount.get("total") != payment["amount"]:
+                raise CallbackRefused(f"amount.total {amount.get('total')!r} does not match trade {trade_no} "
+                                      f"({payment['amount']})")
+            if plain.get("trade_state") != "SUCCESS":
+                raise CallbackRefused(f"trade_state {plain.get('trade_state')!r} in a TRANSACTION.SUCCESS event")
+            return event.id, trade_no, ("pay", payment["id"], plain.get("transaction_id"))
+        if event.event_type in ("REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"):
+            refund = await self.store.payments.refund("refund_no", plain.get("out_refund_no"))
+            if refund is None or refund["payment_id"] != payment["id"]:
+                raise CallbackRefused(f"unknown refund {plain.get('out_refund_no')!r} of trade {trade_no}")
+            if amount.get("refund") != refund["amount"] or amount.get("total") != payment["amount"]:
+                raise CallbackRefused(f"refund amounts {amount!r} do not match refund {refund['refund_no']}")
+            status = event.event_type.split(".", 1)[1]
+            return event.id, trade_no, ("refund", refund["id"], status, plain.get("refund_id"))
+        return event.id, trade_no, ("none",)

@@ -1,0 +1,90 @@
+"""Reconciliation: every disagreement between payments, refunds, orders and the provider, for one
+channel and one day (in the billing time zone)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from .. import clock
+from .orders import PAID, REFUNDED, REFUNDING
+from .payments import PaymentService
+
+Row = dict[str, Any]
+
+
+def window(day: date, tz: Any) -> tuple[str, str]:
+    """[since, until) in UTC text for a local day."""
+    start = datetime.combine(day, time(0), tz)
+    end = datetime.combine(day + timedelta(days=1), time(0), tz)
+    return clock.iso(start), clock.iso(end)
+
+
+def compare(data: dict[str, list[Row]], provider: dict[str, dict[str, Any]] | None,
+            channel: str) -> list[dict[str, Any]]:
+    """The mismatches, each {kind, tradeNo, orderNo, detail}. Pure: `provider` is the provider's
+    view of each trade number (or None when it was not asked)."""
+    orders = {o["id"]: o for o in data["orders"]}
+    paid_by_order: dict[int, list[Row]] = {}
+    for p in data["order_payments"]:
+        if p["status"] in ("PAID", "REFUNDED"):
+            paid_by_order.setdefault(p["order_id"], []).append(p)
+    refunds: dict[int, list[Row]] = {}
+    for r in data["refunds"]:
+        refunds.setdefault(r["payment_id"], []).append(r)
+    found: list[dict[str, Any]] = []
+
+    def report(kind: str, payment: Row | None, order: Row | None, detail: str) -> None:
+        found.append({"kind": kind, "tradeNo": payment["trade_no"] if payment else None,
+                      "orderNo": order["order_no"] if order else None, "detail": detail})
+
+    for p in data["payments"]:
+        order = orders.get(p["order_id"])
+        settled = p["status"] in ("PAID", "REFUNDED")
+        if settled and order["status"] not in (PAID, REFUNDING, REFUNDED):
+            report("payment_without_paid_order", p, order,
+                   f"payment is {p['status']} but the order is in status {order['status']}: refund it or fix the order")
+        if p["amount"] != order["total_amount"]:
+            report("amount_mismatch", p, order, f"payment {p['amount']} vs order total {order['total_amount']}")
+        payment_refunds = refunds.get(p["id"], [])
+        if p["status"] == "REFUNDED" and not any(r["status"] == "SUCCESS" for r in payment_refunds):
+            report("refund_mismatch", p, order, "payment marked refunded without a successful refund")
+        if any(r["status"] in ("ABNORMAL", "CLOSED") for r in payment_refunds) and p["status"] == "PAID":
+            report("refund_failed", p, order, "a refund failed at the provider; the order is still refunding")
+        if provider is not None and p["channel"] == channel and channel != "manual":
+            theirs = provider.get(p["trade_no"], {})
+            if "error" in theirs:
+                report("provider_unreachable", p, order, theirs["error"])
+            elif theirs.get("paid") and not settled:
+                report("missed_payment", p, order, f"the provider reports {theirs['state']} but ours is {p['status']}")
+            elif settled and not theirs.get("paid") and theirs.get("state") not in ("REFUND", "TRADE_CLOSED"):
+                report("unconfirmed_payment", p, order,
+                       f"ours is {p['status']} but the provider reports {theirs.get('state')}")
+            elif theirs.get("paid") and theirs.get("amount") != p["amount"]:
+                report("amount_mismatch", p, order, f"provider amount {theirs.get('amount')} vs ours {p['amount']}")
+    for order_id, paid in paid_by_order.items():
+        if len(paid) > 1:
+            report("double_payment", paid[1], orders.get(order_id),
+                   f"{len(paid)} payments paid for one order: {', '.join(p['trade_no'] for p in paid)}")
+    for order in data["paid_without_payment"]:
+        report("paid_order_without_payment", None, order, f"order is in status {order['status']} with no paid payment")
+    return found
+
+
+async def reconcile(service: PaymentService, channel: str, day: date, ask_provider: bool) -> dict[str, Any]:
+    since, until = window(day, service.settings.tz)
+    data = await service.store.payments.for_reconciliation(channel, since, until)
+    provider = None
+    if ask_provider and channel in ("alipay", "wechat") and channel in service.settings.channels():
+        provider = {p["trade_no"]: await service.provider_state(p) for p in data["payments"]}
+    mismatches = compare(data, provider, channel)
+    if channel != "manual":  # orders paid with no payment at all are reported once, on the manual channel
+        mismatches = [m for m in mismatches if m["kind"] != "paid_order_without_payment"]
+    paid = [p for p in data["payments"] if p["status"] in ("PAID", "REFUNDED")]
+    return {
+        "channel": channel, "day": day.isoformat(), "timezone": str(service.settings.tz), "since": since,
+        "until": until, "generatedAt": clock.iso(), "providerQueried": provider is not None,
+        "payments": len(data["payments"]), "paid": len(paid), "paidAmount": sum(p["amount"] for p in paid),
+        "refundedAmount": sum(r["amount"] for r in data["refunds"] if r["status"] == "SUCCESS"),
+        "mismatches": mismatches, "balanced": not mismatches,
+    }

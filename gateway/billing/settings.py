@@ -1,0 +1,118 @@
+"""Billing configuration made usable: parsed tariffs, the time zone, and the provider keys."""
+
+from __future__ import annotations
+
+import os
+import zoneinfo
+from datetime import datetime, timezone, tzinfo
+from typing import Mapping
+
+import attrs
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+
+from ..config import BillingConfig, ConfigError
+from .alipay import AlipaySettings
+from .tariffs import Tariff, parse_tariff
+from .wechat import WechatSettings
+
+
+def load_timezone(name: str) -> tzinfo:
+    """An IANA zone, or "local": the zone this machine's clock shows (TZ, then /etc/localtime)."""
+    if name != "local":
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"billing.timezone: unknown time zone {name!r} (use an IANA name such as "
+                              "Asia/Shanghai, or \"local\")") from None
+    if os.environ.get("TZ"):
+        try:
+            return zoneinfo.ZoneInfo(os.environ["TZ"].lstrip(":"))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    try:
+        with open("/etc/localtime", "rb") as fh:
+            return zoneinfo.ZoneInfo.from_file(fh, key="localtime")
+    except OSError:
+        return timezone.utc
+
+
+def _pem(path: str, what: str, private: bool) -> RSAPrivateKey | RSAPublicKey:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read {path}: {exc.strerror}") from None
+    try:
+        if private:
+            key = serialization.load_pem_private_key(data, password=None)
+        elif b"CERTIFICATE" in data:  # a platform certificate: its public key
+            from cryptography import x509
+            key = x509.load_pem_x509_certificate(data).public_key()
+        else:
+            key = serialization.load_pem_public_key(data)
+    except ValueError:
+        raise ConfigError(f"{what}: {path} is not a PEM {'private key' if private else 'public key'}") from None
+    if not isinstance(key, (RSAPrivateKey, RSAPublicKey)):
+        raise ConfigError(f"{what}: {path} is not an RSA key")
+    return key
+
+
+@attrs.frozen
+class BillingSettings:
+    tariffs: Mapping[str, Tariff]
+    default_tariff: str
+    charger_tariffs: Mapping[str, str]
+    tz: tzinfo
+    currency: str
+    alipay: AlipaySettings | None = None
+    wechat: WechatSettings | None = None
+
+    def tariff_name(self, cp_id: str) -> str:
+        return self.charger_tariffs.get(cp_id, self.default_tariff)
+
+    def tariff(self, name: str) -> Tariff:
+        """A tariff by the name an order recorded; the default one if the name has gone from the config."""
+        return self.tariffs.get(name) or self.tariffs[self.default_tariff]
+
+    def day(self, moment: datetime | None = None) -> str:
+        """YYYYMMDD in the billing time zone: the date part of order and payment numbers."""
+        return (moment or datetime.now(timezone.utc)).astimezone(self.tz).strftime("%Y%m%d")
+
+    def channels(self) -> list[str]:
+        return ["manual"] + [name for name in ("alipay", "wechat") if getattr(self, name) is not None]
+
+
+def from_config(config: BillingConfig) -> BillingSettings:
+    """Raise ConfigError with a readable message for a bad tariff, zone or key file."""
+    tariffs = {}
+    for name, data in config.tariffs.items():
+        if not isinstance(data, dict):
+            raise ConfigError(f"billing.tariffs.{name} must be a table with periods and service_fee")
+        try:
+            tariffs[name] = parse_tariff(name, data, config.currency)
+        except ValueError as exc:
+            raise ConfigError(f"billing.tariffs.{name}: {exc}") from None
+    alipay = wechat = None
+    a = config.alipay
+    if a.configured:
+        alipay = AlipaySettings(
+            app_id=a.app_id, seller_id=a.seller_id,
+            private_key=_pem(a.app_private_key, "billing.alipay.app_private_key", True),
+            alipay_public_key=_pem(a.alipay_public_key, "billing.alipay.alipay_public_key", False),
+            gateway_url=a.gateway_url, notify_url=a.notify_url, timeout=a.timeout)
+    w = config.wechat
+    if w.configured:
+        key = w.apiv3_key.encode()
+        if len(key) != 32:
+            raise ConfigError("billing.wechat.apiv3_key must be the 32-character APIv3 key")
+        wechat = WechatSettings(
+            mchid=w.mchid, appid=w.appid, merchant_serial=w.merchant_serial,
+            private_key=_pem(w.merchant_private_key, "billing.wechat.merchant_private_key", True),
+            apiv3_key=key,
+            platform_keys={serial: _pem(path, f"billing.wechat.platform_keys.{serial}", False)
+                           for serial, path in w.platform_keys.items()},
+            base_url=w.base_url, notify_url=w.notify_url, timeout=w.timeout)
+    return BillingSettings(tariffs=tariffs, default_tariff=config.default_tariff,
+                           charger_tariffs=dict(config.charger_tariffs), tz=load_timezone(config.timezone),
+                           currency=config.currency, alipay=alipay, wechat=wechat)

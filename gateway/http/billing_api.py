@@ -1,0 +1,408 @@
+"""/api/order, /api/payment, /api/reconciliation in the EVCS envelope; the providers' callbacks
+answered exactly as each provider specifies."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from quart import Blueprint, Response, current_app, g, request
+
+from .. import clock
+from ..billing.errors import BillingConflict, ProviderError
+from ..billing.orders import CANCELLED, CREATED, PAID, REFUNDED, REFUNDING, STATUS_NAMES, OrderBook, conflict
+from ..billing.payments import BillingInvalid, PaymentService
+from ..billing.reconcile import reconcile
+from ..chargepoint.commands import CommandService
+from ..chargepoint.errors import CommandError
+from . import params
+from .errors import ApiError, error_response, evcs
+
+orders_bp = Blueprint("orders_api", __name__, url_prefix="/api/order")
+payments_bp = Blueprint("payments_api", __name__, url_prefix="/api/payment")
+reconciliation_bp = Blueprint("reconciliation_api", __name__, url_prefix="/api/reconciliation")
+BLUEPRINTS = (orders_bp, payments_bp, reconciliation_bp)
+
+_SESSION_ID = re.compile(r"[\x21-\x7e]{1,64}")  # printable ASCII, no spaces
+
+
+def _orders() -> OrderBook:
+    billing = current_app.config.get("BILLING")
+    if billing is None:
+        raise ApiError(404, "not_found", "billing is switched off (billing.enabled = false)")
+    return billing[0]
+
+
+def _payments() -> PaymentService:
+    _orders()
+    return current_app.config["BILLING"][1]
+
+
+def _who() -> str | None:
+    principal = getattr(g, "principal", None)
+    return principal.username if principal else None
+
+
+def order_view(order: dict[str, Any]) -> dict[str, Any]:
+    view = params.camel(order)
+    view["statusName"] = STATUS_NAMES[order["status"]]
+    view["pricing"] = json.loads(order["pricing"]) if order["pricing"] else None
+    return view
+
+
+async def _body() -> dict[str, Any]:
+    body = await params.json_body()
+    if body is None and not (await request.get_data()).strip():
+        return {}
+    if not isinstance(body, dict):
+        raise params.bad("the body must be a JSON object")
+    return body
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool = False, limit: int = 200) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise params.bad(f"{name} is required")
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        raise params.bad(f"{name} must be a string of 1 to {limit} characters")
+    return value
+
+
+async def _order(ref: str | int) -> dict[str, Any]:
+    """An order by id (123) or by number (ORD-20260210-000123)."""
+    store = _orders().store
+    text = str(ref)
+    order = await (store.orders.find("id", int(text)) if text.isdigit() else store.orders.find("order_no", text))
+    if order is None:
+        raise ApiError(404, "not_found", f"order {text!r} is not known")
+    return order
+
+
+async def _order_from_body(body: dict[str, Any]) -> dict[str, Any]:
+    if body.get("orderId") is not None:
+        if not isinstance(body["orderId"], (int, str)) or isinstance(body["orderId"], bool):
+            raise params.bad("orderId must be an order id or number")
+        return await _order(body["orderId"])
+    session_id = _text(body, "sessionId", limit=64)
+    if session_id is None:
+        raise params.bad("orderId or sessionId is required")
+    order = await _orders().store.orders.find("session_id", session_id)
+    if order is None:
+        raise ApiError(404, "not_found", f"no order for session {session_id!r}")
+    return order
+
+
+async def _detail(order: dict[str, Any]) -> dict[str, Any]:
+    store = _orders().store
+    payments, refunds = await store.payments.of_order(order["id"])
+    return {**order_view(order), "history": [params.camel(h) for h in await store.orders.history(order["id"])],
+            "payments": [payment_view(p) for p in payments], "refunds": [params.camel(r) for r in refunds]}
+
+
+def payment_view(payment: dict[str, Any]) -> dict[str, Any]:
+    return params.camel(payment)
+
+
+# ---- orders ------------------------------------------------------------------------
+
+@orders_bp.get("")
+async def list_orders() -> Any:
+    page, size = params.paging()
+    status = params.integer("status")
+    if status is not None and status not in STATUS_NAMES:
+        raise params.bad(f"status must be one of {', '.join(map(str, STATUS_NAMES))}")
+    result = await _orders().store.orders.list(request.args.get("cpId") or None, status, params.time("since"),
+                                               params.time("until"), page, size)
+    return evcs({**result, "records": [order_view(o) for o in result["records"]]})
+
+
+@orders_bp.get("/statistics")
+async def statistics() -> Any:
+    return evcs(await _orders().stats(request.args.get("cpId") or None, params.time("since"), params.time("until")))
+
+
+@orders_bp.get("/by-session")
+async def by_session() -> Any:
+    session_id = request.args.get("sessionId")
+    transaction_id = params.integer("transactionId")
+    store = _orders().store
+    if session_id:
+        order = await store.orders.find("session_id", session_id)
+    elif transaction_id is not None:
+        order = await store.orders.find("transaction_id", transaction_id)
+    else:
+        raise params.bad("the query parameter sessionId (or transactionId) is required")
+    if order is None:
+        raise ApiError(404, "not_found", f"no order for session {session_id or transaction_id!r}")
+    return evcs(await _detail(order))
+
+
+@orders_bp.post("/start")
+async def start() -> Any:
+    """Open an order for a session and start charging (RemoteStartTransaction); idempotent by sessionId."""
+    body = await _body()
+    session_id = _text(body, "sessionId", required=True, limit=64)
+    if not _SESSION_ID.fullmatch(session_id) or session_id.startswith("tx-"):
+        raise params.bad("sessionId must be 1 to 64 printable ASCII characters without spaces, not starting "
+                         "with tx- (the gateway's own sessions)")
+    cp_id = _text(body, "cpId", required=True, limit=100)
+    id_tag = _text(body, "idTag", required=True, limit=20)
+    connector_id = body.get("connectorId")
+    if connector_id is not None and (type(connector_id) is not int or connector_id < 1):
+        raise params.bad("connectorId must be a positive integer")
+    orders = _orders()
+    existing = await orders.store.orders.find("session_id", session_id)
+    if existing is not None:
+        if (existing["charge_point_id"], existing["id_tag"]) != (cp_id, id_tag):
+            raise ApiError(409, "conflict", f"session {session_id!r} already belongs to order "
+                           f"{existing['order_no']} of {existing['charge_point_id']} for another id tag or charger")
+        return evcs({**await _detail(existing), "remoteStart": None}, "order exists")
+    commands: CommandService = current_app.config["COMMANDS"]
+    payload = {"idTag": id_tag, **({"connectorId": connector_id} if connector_id else {})}
+    sent = await commands.sendable(cp_id, "RemoteStartTransaction", payload)  # raises if not connected
+    order, created = await orders.store.orders.create_external(
+        session_id, cp_id, connector_id, id_tag, orders.settings.tariff_name(cp_id), orders.settings.currency,
+        orders.settings.day(), clock.iso())
+    if not created:  # a concurrent call with the same session won the race
+        return evcs({**await _detail(order), "remoteStart": None}, "order exists")
+    # Recorded before the charger hears of it: its StartTransaction links to this order, not a new one.
+    await orders.store.orders.set_remote_start(order["id"], sent.request_id, clock.iso())
+    try:
+        sent = await commands.deliver(sent, params.timeout())
+        status = sent.result.get("status")
+    except CommandError as exc:
+        status = type(exc).__name__
+    if status != "Accepted":
+        order, _ = await orders.change(order, CANCELLED, f"remote start not accepted: {status}")
+    order = await orders.store.orders.get(order["id"])
+    return evcs({**await _detail(order), "remoteStart": {"requestId": sent.request_id, "status": status}},
+                "order created" if status == "Accepted" else f"the charger answered {status}: order cancelled", 201)
+
+
+@orders_bp.post("/stop")
+async def stop() -> Any:
+    """Stop the session's charging (RemoteStopTransaction); the order closes when the charger
+    reports the stop. Idempotent: an order already stopped is answered as it is."""
+    orders = _orders()
+    order = await _order_from_body(await _body())
+    if order["status"] != CREATED:
+        return evcs({**await _detail(order), "remoteStop": None}, "order already stopped")
+    if order["transaction_id"] is None:
+        order, _ = await orders.change(order, CANCELLED, "stopped before the charger started a transaction")
+        return evcs({**await _detail(order), "remoteStop": None}, "order cancelled: no transaction had started")
+    commands: CommandService = current_app.config["COMMANDS"]
+    sent = await commands.send(order["charge_point_id"], "RemoteStopTransaction",
+                               {"transactionId": order["transaction_id"]}, params.timeout())
+    status = sent.result.get("status")
+    return evcs({**await _detail(order), "remoteStop": {"requestId": sent.request_id, "status": status}},
+                f"the charger answered {status}")
+
+
+@orders_bp.get("/<order_ref>")
+async def get_order(order_ref: str) -> Any:
+    return evcs(await _detail(await _order(order_ref)))
+
+
+async def _change_answer(order: dict[str, Any], changed: bool, what: str) -> Response:
+    return evcs(await _detail(order), what if changed else f"unchanged: the order already is {what}")
+
+
+@orders_bp.post("/<order_ref>/to-pay")
+async def to_pay(order_ref: str) -> Any:
+    order, changed = await _orders().to_pay(await _order(order_ref), f"to-pay by {_who() or 'api'}")
+    return await _change_answer(order, changed, "awaiting payment")
+
+
+@orders_bp.post("/<order_ref>/cancel")
+async def cancel(order_ref: str) -> Any:
+    reason = _text(await _body(), "reason")
+    order, changed = await _orders().change(await _order(order_ref), CANCELLED,
+                                            f"cancelled by {_who() or 'api'}" + (f": {reason}" if reason else ""))
+    return await _change_answer(order, changed, "cancelled")
+
+
+@orders_bp.post("/<order_ref>/paid")
+async def paid(order_ref: str) -> Any:
+    """The operator took the money (cash, a card terminal): a manual payment, paid."""
+    note = _text(await _body(), "note")
+    order = await _order(order_ref)
+    orders = _orders()
+    result, _, order = await orders.store.payments.paid_manually(order["id"], _who(), note, orders.settings.day(),
+                                                                 clock.iso())
+    if result in ("conflict", "order_not_payable"):
+        raise conflict(order, PAID)
+    return await _change_answer(await _order(order["id"]), result != "same", "paid")
+
+
+@orders_bp.post("/<order_ref>/refunding")
+async def refunding(order_ref: str) -> Any:
+    """Refund the order's payment: through the provider for alipay and wechat, by hand for manual
+    payments (settled with /refunded once the money is back with the payer)."""
+    reason = _text(await _body(), "reason")
+    order = await _order(order_ref)
+    if order["status"] == REFUNDING:
+        return await _change_answer(order, False, "refunding")
+    if order["status"] != PAID:
+        raise conflict(order, REFUNDING)
+    payments = _payments()
+    await payments.refund(await payments.paid_payment(order), reason, settle_manual=False)
+    return await _change_answer(await _order(order["id"]), True, "refunding")
+
+
+@orders_bp.post("/<order_ref>/refunded")
+async def refunded(order_ref: str) -> Any:
+    order = await _order(order_ref)
+    if order["status"] == REFUNDED:
+        return await _change_answer(order, False, "refunded")
+    if order["status"] != REFUNDING:
+        raise conflict(order, REFUNDED)
+    await _payments().settle_manual_refund(order)
+    return await _change_answer(await _order(order["id"]), True, "refunded")
+
+
+# ---- payments ------------------------------------------------------------------------
+
+@payments_bp.post("/create")
+async def create_payment() -> Any:
+    body = await _body()
+    order = await _order_from_body(body)
+    channel = _text(body, "channel", required=True, limit=20)
+    key = request.headers.get("Idempotency-Key") or _text(body, "idempotencyKey", limit=100)
+    if key is not None and not 0 < len(key) <= 100:
+        raise params.bad("the idempotency key must be 1 to 100 characters")
+    payment = await _payments().create(order, channel, key, _who())
+    return evcs({"payment": payment_view(payment), "order": order_view(await _order(order["id"]))},
+                "payment created")
+
+
+@payments_bp.get("/query/<trade_no>")
+async def query_payment(trade_no: str) -> Any:
+    payments = _payments()
+    payment = await payments.store.payments.get("trade_no", trade_no)
+    if payment is None:
+        raise ApiError(404, "not_found", f"payment {trade_no!r} is not known")
+    result = await payments.query(payment)
+    return evcs({"payment": payment_view(result["payment"]), "provider": result["provider"]})
+
+
+@payments_bp.post("/refund")
+async def refund_payment() -> Any:
+    body = await _body()
+    payments = _payments()
+    trade_no = _text(body, "tradeNo", limit=100)
+    if trade_no is not None:
+        payment = await payments.store.payments.get("trade_no", trade_no)
+        if payment is None:
+            raise ApiError(404, "not_found", f"payment {trade_no!r} is not known")
+    else:
+        payment = await payments.paid_payment(await _order_from_body(body))
+    refund = await payments.refund(payment, _text(body, "reason"), settle_manual=True)
+    order = await _order(payment["order_id"])
+    return evcs({"refund": params.camel(refund), "order": order_view(order)},
+                "refund succeeded" if refund["status"] == "SUCCESS" else f"refund {refund['status'].lower()}")
+
+
+@payments_bp.get("/callbacks")
+async def callbacks() -> Any:
+    limit = params.integer("limit", 100, low=1, high=params.PAGE_SIZE_MAX)
+    return evcs([params.camel(c) for c in await _payments().store.payments.callbacks(limit)])
+
+
+async def _callback(channel: str, kind: str) -> Any:
+    body = await request.get_data()
+    headers = {name: value for name, value in request.headers.items()}
+    result = await _payments().receive(channel, kind, headers, body, request.remote_addr)
+    if channel == "alipay":  # Alipay retries until it reads exactly "success"
+        return Response("success" if result.accepted else "fail", content_type="text/plain; charset=utf-8")
+    if result.accepted:
+        return Response(status=204)
+    return Response(json.dumps({"code": "FAIL", "message": result.reason}), status=400,
+                    content_type="application/json")
+
+
+@payments_bp.post("/callback/alipay")
+async def alipay_callback() -> Any:
+    return await _callback("alipay", "payment")
+
+
+@payments_bp.post("/callback/alipay/refund")
+async def alipay_refund_callback() -> Any:
+    return await _callback("alipay", "refund")
+
+
+@payments_bp.post("/callback/wechat")
+async def wechat_callback() -> Any:
+    return await _callback("wechat", "payment")
+
+
+@payments_bp.post("/callback/wechat/refund")
+async def wechat_refund_callback() -> Any:
+    return await _callback("wechat", "refund")
+
+
+# ---- reconciliation ------------------------------------------------------------------
+
+def _day(raw: str | None, name: str) -> date:
+    if not raw:  # yesterday, in the billing time zone: the last whole day
+        return datetime.now(_orders().settings.tz).date() - timedelta(days=1)
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise params.bad(f"{name} must be a date such as 2026-02-10, not {raw!r}") from None
+
+
+def _channel(channel: str) -> str:
+    channels = _orders().settings.channels()
+    if channel not in channels:
+        raise ApiError(404, "not_found", f"channel {channel!r} is not configured: expected one of "
+                       f"{', '.join(channels)}")
+    return channel
+
+
+@reconciliation_bp.post("/execute")
+async def execute() -> Any:
+    """Reconcile one day (default yesterday) for one channel or all configured ones, asking the
+    providers for their view of every trade, and keep the reports."""
+    body = await _body()
+    day = _day(_text(body, "day", limit=10), "day")
+    channel = _text(body, "channel", limit=20)
+    channels = [_channel(channel)] if channel else _orders().settings.channels()
+    payments = _payments()
+    reports = []
+    for name in channels:
+        report = await reconcile(payments, name, day, ask_provider=True)
+        await payments.store.payments.save_report(name, day.isoformat(), report, clock.iso())
+        reports.append(report)
+    return evcs(reports, "balanced" if all(r["balanced"] for r in reports) else "mismatches found")
+
+
+@reconciliation_bp.get("/daily/<channel>")
+async def daily(channel: str) -> Any:
+    """The day's last executed report; if none was executed, one computed now from our own records."""
+    day = _day(request.args.get("date"), "date")
+    payments = _payments()
+    report = await payments.store.payments.latest_report(_channel(channel), day.isoformat())
+    if report is None:
+        report = await reconcile(payments, channel, day, ask_provider=False)
+    return evcs(report, "balanced" if report["balanced"] else "mismatches found")
+
+
+def install(app: Any) -> None:
+    for bp in BLUEPRINTS:
+        app.register_blueprint(bp)
+
+    @app.errorhandler(BillingConflict)
+    async def billing_conflict(exc: BillingConflict) -> Response:
+        return error_response(409, "conflict", str(exc))
+
+    @app.errorhandler(BillingInvalid)
+    async def billing_invalid(exc: BillingInvalid) -> Response:
+        return error_response(400, "bad_request", str(exc))
+
+    @app.errorhandler(ProviderError)
+    async def provider_error(exc: ProviderError) -> Response:
+        return error_response(502, "provider_error", str(exc))

@@ -1,0 +1,230 @@
+"""Orders: one per charging session, their state changes and history.
+
+The rules (which change is allowed) live in gateway/billing/orders.py; these functions
+apply a change atomically and report what they found, so a rule checked against a row
+read earlier can never be applied to a row that has changed since.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Iterable
+
+from .db import Database
+from .paging import Filters, page
+
+# Which energy readings price a session: the main import register, all phases together.
+_READINGS = """SELECT timestamp, value, unit FROM meter_values
+               WHERE transaction_id = ? AND (measurand IS NULL OR measurand = 'Energy.Active.Import.Register')
+                 AND phase IS NULL AND (location IS NULL OR location = 'Outlet')
+                 AND (format IS NULL OR format = 'Raw')
+               ORDER BY id"""
+
+
+def _get(conn: sqlite3.Connection, order_id: int) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
+    return dict(row) if row else None
+
+
+def _find(conn: sqlite3.Connection, column: str, value: Any) -> dict[str, Any] | None:
+    assert column in ("id", "order_no", "session_id", "transaction_id")
+    row = conn.execute(f"SELECT * FROM orders WHERE {column} = ?", (value,)).fetchone()
+    return dict(row) if row else None
+
+
+def _history(conn: sqlite3.Connection, order_id: int, from_status: int | None, to_status: int, cause: str,
+             at: str) -> None:
+    conn.execute("INSERT INTO order_history (order_id, from_status, to_status, cause, at) VALUES (?, ?, ?, ?, ?)",
+                 (order_id, from_status, to_status, cause, at))
+
+
+def _insert(conn: sqlite3.Connection, session_id: str, day: str, fields: dict[str, Any], cause: str,
+            at: str) -> dict[str, Any]:
+    columns = {"session_id": session_id, "status": 0, "created_at": at, "updated_at": at, **fields}
+    cur = conn.execute(f"INSERT INTO orders ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                       tuple(columns.values()))
+    order_id = cur.lastrowid
+    conn.execute("UPDATE orders SET order_no = ? WHERE id = ?", (f"ORD-{day}-{order_id:06d}", order_id))
+    _history(conn, order_id, None, 0, cause, at)
+    return _get(conn, order_id)
+
+
+def _unbilled(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+    """Transactions that have no order yet (a missed event, or a restart)."""
+    return [dict(r) for r in conn.execute(
+        """SELECT t.* FROM transactions t LEFT JOIN orders o ON o.transaction_id = t.id
+           WHERE o.id IS NULL ORDER BY t.id LIMIT ?""", (limit,))]
+
+
+def _open_for_transaction(conn: sqlite3.Connection, transaction_id: int, tariff: str, currency: str, day: str,
+                          at: str) -> dict[str, Any] | None:
+    """The order of this transaction: found, linked (an order/start sent the remote start that
+    began it), or created. None when the transaction does not exist."""
+    existing = _find(conn, "transaction_id", transaction_id)
+    if existing is not None:
+        return existing
+    tx = conn.execute("SELECT * FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
+    if tx is None:
+        return None
+    started = tx["start_timestamp"] or tx["started_at"]
+    if tx["remote_start_request_id"]:
+        waiting = conn.execute(
+            "SELECT * FROM orders WHERE remote_start_request_id = ? AND transaction_id IS NULL",
+            (tx["remote_start_request_id"],)).fetchone()
+        if waiting is not None:
+            conn.execute(
+                """UPDATE orders SET transaction_id = ?, connector_id = ?, started_at = ?, meter_start = ?,
+                                     updated_at = ? WHERE id = ?""",
+                (transaction_id, tx["connector_id"], started, tx["meter_start"], at, waiting["id"]))
+            _history(conn, waiting["id"], waiting["status"], waiting["status"],
+                     f"transaction {transaction_id} started", at)
+            return _get(conn, waiting["id"])
+    return _insert(conn, f"tx-{transaction_id}", day, {
+        "transaction_id": transaction_id, "charge_point_id": tx["charge_point_id"],
+        "connector_id": tx["connector_id"], "id_tag": tx["id_tag"], "tariff": tariff, "currency": currency,
+        "started_at": started, "meter_start": tx["meter_start"],
+    }, f"transaction {transaction_id} started", at)
+
+
+def _create_external(conn: sqlite3.Connection, session_id: str, cp_id: str, connector_id: int | None,
+                     id_tag: str, tariff: str, currency: str, day: str, at: str) -> tuple[dict[str, Any], bool]:
+    existing = _find(conn, "session_id", session_id)
+    if existing is not None:
+        return existing, False
+    return _insert(conn, session_id, day, {
+        "charge_point_id": cp_id, "connector_id": connector_id, "id_tag": id_tag, "tariff": tariff,
+        "currency": currency,
+    }, "order/start", at), True
+
+
+def _set_remote_start(conn: sqlite3.Connection, order_id: int, request_id: str, at: str) -> None:
+    conn.execute("UPDATE orders SET remote_start_request_id = ?, updated_at = ? WHERE id = ?",
+                 (request_id, at, order_id))
+
+
+def _stopped_unpriced(conn: sqlite3.Connection, limit: int) -> list[int]:
+    """Orders whose transaction has stopped but that have not been closed yet."""
+    return [r[0] for r in conn.execute(
+        """SELECT o.id FROM orders o JOIN transactions t ON t.id = o.transaction_id
+           WHERE o.stopped_at IS NULL AND t.stopped_at IS NOT NULL ORDER BY o.id LIMIT ?""", (limit,))]
+
+
+def _pricing_input(conn: sqlite3.Connection, order_id: int) -> tuple[dict, dict, list[dict]] | None:
+    order = _get(conn, order_id)
+    if order is None or order["transaction_id"] is None:
+        return None
+    tx = dict(conn.execute("SELECT * FROM transactions WHERE id = ?", (order["transaction_id"],)).fetchone())
+    readings = [dict(r) for r in conn.execute(_READINGS, (order["transaction_id"],))]
+    return order, tx, readings
+
+
+def _close(conn: sqlite3.Connection, order_id: int, fields: dict[str, Any], cause: str,
+           at: str) -> dict[str, Any] | None:
+    """Record the metered and priced session; status 0 becomes 1. A cancelled order keeps its
+    status (the session is recorded all the same); an order already closed is left alone."""
+    order = _get(conn, order_id)
+    if order is None or order["stopped_at"] is not None:
+        return order
+    status = 1 if order["status"] == 0 else order["status"]
+    sets = {**fields, "status": status, "updated_at": at}
+    conn.execute(f"UPDATE orders SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?", (*sets.values(), order_id))
+    _history(conn, order_id, order["status"], status, cause, at)
+    return _get(conn, order_id)
+
+
+def transition(conn: sqlite3.Connection, order_id: int, target: int, allowed_from: Iterable[int], cause: str,
+               at: str, fields: dict[str, Any] | None = None) -> tuple[str, dict[str, Any] | None]:
+    """Move an order to `target` if it is in one of `allowed_from`.
+
+    Returns ("changed" | "same" | "conflict" | "missing", order). "same": it already was in
+    `target`, so a repeated call changes nothing. Callable inside other store jobs.
+    """
+    order = _get(conn, order_id)
+    if order is None:
+        return "missing", None
+    if order["status"] == target:
+        return "same", order
+    if order["status"] not in tuple(allowed_from):
+        return "conflict", order
+    sets = {**(fields or {}), "status": target, "updated_at": at}
+    conn.execute(f"UPDATE orders SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?", (*sets.values(), order_id))
+    _history(conn, order_id, order["status"], target, cause, at)
+    return "changed", _get(conn, order_id)
+
+
+def _list(conn: sqlite3.Connection, cp_id: str | None, status: int | None, since: str | None,
+          until: str | None, number: int, size: int) -> dict:
+    filters = Filters()
+    filters.add("charge_point_id = ?", cp_id)
+    filters.add("status = ?", status)
+    filters.add("created_at >= ?", since)
+    filters.add("created_at < ?", until)
+    return page(conn, "orders", filters, "id DESC", number, size)
+
+
+def _history_of(conn: sqlite3.Connection, order_id: int) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(
+        "SELECT from_status, to_status, cause, at FROM order_history WHERE order_id = ? ORDER BY id", (order_id,))]
+
+
+def _for_stats(conn: sqlite3.Connection, cp_id: str | None, since: str | None,
+               until: str | None) -> list[dict[str, Any]]:
+    filters = Filters()
+    filters.add("charge_point_id = ?", cp_id)
+    filters.add("created_at >= ?", since)
+    filters.add("created_at < ?", until)
+    return [dict(r) for r in conn.execute(
+        f"""SELECT created_at, charge_point_id, status, energy_wh, total_amount, paid_amount, refunded_amount
+            FROM orders{filters.where} ORDER BY id""", filters.args)]
+
+
+class Orders:
+    def __init__(self, db: Database):
+        self._db = db
+
+    async def get(self, order_id: int) -> dict[str, Any] | None:
+        return await self._db.run(_get, order_id)
+
+    async def find(self, column: str, value: Any) -> dict[str, Any] | None:
+        """By "id", "order_no", "session_id" or "transaction_id"."""
+        return await self._db.run(_find, column, value)
+
+    async def unbilled_transactions(self, limit: int = 500) -> list[dict[str, Any]]:
+        return await self._db.run(_unbilled, limit)
+
+    async def open_for_transaction(self, transaction_id: int, tariff: str, currency: str, day: str,
+                                   at: str) -> dict[str, Any] | None:
+        return await self._db.run(_open_for_transaction, transaction_id, tariff, currency, day, at)
+
+    async def create_external(self, session_id: str, cp_id: str, connector_id: int | None, id_tag: str,
+                              tariff: str, currency: str, day: str, at: str) -> tuple[dict[str, Any], bool]:
+        """(order, created): an existing order of this session is returned unchanged."""
+        return await self._db.run(_create_external, session_id, cp_id, connector_id, id_tag, tariff, currency,
+                                  day, at)
+
+    async def set_remote_start(self, order_id: int, request_id: str, at: str) -> None:
+        await self._db.run(_set_remote_start, order_id, request_id, at)
+
+    async def stopped_unpriced(self, limit: int = 500) -> list[int]:
+        return await self._db.run(_stopped_unpriced, limit)
+
+    async def pricing_input(self, order_id: int) -> tuple[dict, dict, list[dict]] | None:
+        """(order, transaction, energy register readings) of a closed session."""
+        return await self._db.run(_pricing_input, order_id)
+
+    async def close(self, order_id: int, fields: dict[str, Any], cause: str, at: str) -> dict[str, Any] | None:
+        return await self._db.run(_close, order_id, fields, cause, at)
+
+    async def transition(self, order_id: int, target: int, allowed_from: Iterable[int], cause: str, at: str,
+                         fields: dict[str, Any] | None = None) -> tuple[str, dict[str, Any] | None]:
+        return await self._db.run(transition, order_id, target, tuple(allowed_from), cause, at, fields)
+
+    async def list(self, cp_id: str | None = None, status: int | None = None, since: str | None = None,
+                   until: str | None = None, page: int = 1, size: int = 50) -> dict:
+        return await self._db.run(_list, cp_id, status, since, until, page, size)
+
+    async def history(self, order_id: int) -> list[dict[str, Any]]:
+        return await self._db.run(_history_of, order_id)
+
+    async def for_stats(self, cp_id: str | None, since: str | None, until: str | None) -> list[dict[str, Any]]:
+        return await self._db.run(_for_stats, cp_id, since, until)
