@@ -78,6 +78,8 @@ class PaymentService:
         if channel == "manual":
             _, payment, _ = await self.store.payments.mark_paid(payment["id"], None, "paid (manual)", clock.iso())
             return payment
+        if payment["status"] == "FAILED":  # the provider could not be reached: a retry with the same key tries again
+            payment = await self.store.payments.update(payment["id"], {"status": "CREATED"}, clock.iso())
         if payment["status"] == "CREATED" and not payment["pay_url"]:
             payment = await self._open_at_provider(payment, order)
         return payment

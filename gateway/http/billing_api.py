@@ -16,7 +16,7 @@ from ..billing.orders import CANCELLED, CREATED, PAID, REFUNDED, REFUNDING, STAT
 from ..billing.payments import BillingInvalid, PaymentService
 from ..billing.reconcile import reconcile
 from ..chargepoint.commands import CommandService
-from ..chargepoint.errors import CommandError
+from ..chargepoint.errors import CallTimeout, CommandError
 from . import params
 from .errors import ApiError, error_response, evcs
 
@@ -171,16 +171,20 @@ async def start() -> Any:
         return evcs({**await _detail(order), "remoteStart": None}, "order exists")
     # Recorded before the charger hears of it: its StartTransaction links to this order, not a new one.
     await orders.store.orders.set_remote_start(order["id"], sent.request_id, clock.iso())
+    message = "order created"
     try:
         sent = await commands.deliver(sent, params.timeout())
         status = sent.result.get("status")
+    except CallTimeout:
+        # The charger may still start the transaction: the order waits for it (/api/order/stop cancels it).
+        status, message = "Timeout", "the charger did not answer RemoteStartTransaction: the order waits for a transaction"
     except CommandError as exc:
         status = type(exc).__name__
-    if status != "Accepted":
+    if status not in ("Accepted", "Timeout"):
         order, _ = await orders.change(order, CANCELLED, f"remote start not accepted: {status}")
+        message = f"the charger answered {status}: order cancelled"
     order = await orders.store.orders.get(order["id"])
-    return evcs({**await _detail(order), "remoteStart": {"requestId": sent.request_id, "status": status}},
-                "order created" if status == "Accepted" else f"the charger answered {status}: order cancelled", 201)
+    return evcs({**await _detail(order), "remoteStart": {"requestId": sent.request_id, "status": status}}, message, 201)
 
 
 @orders_bp.post("/stop")
