@@ -131,12 +131,16 @@ class OrderBook:
 
     async def catch_up(self) -> None:
         """Orders for every transaction that has none, closed for every stopped one."""
-        while batch := await self.store.orders.unbilled_transactions():
+        previous: list = []
+        while (batch := await self.store.orders.unbilled_transactions()) and batch != previous:
             for tx in batch:
                 await self.open_for_transaction(tx["id"])
-        while batch := await self.store.orders.stopped_unpriced():
+            previous = batch  # no progress would mean a bug: stop rather than spin
+        previous = []
+        while (batch := await self.store.orders.stopped_unpriced()) and batch != previous:
             for order_id in batch:
                 await self.close(order_id)
+            previous = batch
 
     async def open_for_transaction(self, transaction_id: int) -> dict[str, Any] | None:
         tx = await self.store.transactions.get(transaction_id)

@@ -71,7 +71,9 @@ def samples(meter_values: list[dict[str, Any]]) -> list[Sample]:
     return out
 
 
-async def authorize(session: Session, id_tag: str) -> dict[str, Any]:
+async def authorize(session: Session, id_tag: Any) -> dict[str, Any]:
+    if not isinstance(id_tag, str):  # lenient mode let a number or an object through: no tag is that
+        return {"status": "Invalid"}
     row = await session.store.id_tags.get(id_tag)
     return id_tag_info(row, session.config.unknown_id_tags == "accept", clock.now())
 

@@ -34,6 +34,17 @@ class StopOutcome(str, enum.Enum):
 def _start(conn: sqlite3.Connection, cp_id: str, connector_id: int, id_tag: str, id_tag_status: str,
            meter_start: int | None, timestamp: str | None, reservation_id: int | None,
            remote_start_request_id: str | None, at: str) -> int:
+    if timestamp is not None:
+        # A charger that missed our answer sends the same StartTransaction again: while that
+        # transaction is open it is the same session, so it gets the same id (and the same order),
+        # never a second transaction. Once stopped, an identical start (a charger whose clock is
+        # not set and whose meter starts at 0) is a new session.
+        same = conn.execute(
+            """SELECT id FROM transactions WHERE charge_point_id = ? AND start_timestamp = ? AND connector_id = ?
+                   AND id_tag = ? AND meter_start IS ? AND stopped_at IS NULL ORDER BY id DESC LIMIT 1""",
+            (cp_id, timestamp, connector_id, id_tag, meter_start)).fetchone()
+        if same is not None:
+            return same[0]
     cur = conn.execute(
         """INSERT INTO transactions (charge_point_id, connector_id, id_tag, id_tag_status, meter_start,
                                      start_timestamp, reservation_id, remote_start_request_id, started_at)

@@ -2,6 +2,9 @@
 -- callbacks (stored as received, before they are processed) and reconciliation reports.
 -- Money is integer minor units (fen, cents); never REAL.
 
+-- A repeated StartTransaction (the charger missed our answer) is found by its own fields.
+CREATE INDEX transactions_start ON transactions (charge_point_id, start_timestamp);
+
 CREATE TABLE orders (
     id                      INTEGER PRIMARY KEY AUTOINCREMENT,
     order_no                TEXT UNIQUE,          -- ORD-YYYYMMDD-NNNNNN, set from the id on insert

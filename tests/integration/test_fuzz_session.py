@@ -52,7 +52,7 @@ async def test_mutated_capture_frames(nursery, tmp_path, capture_path, validatio
     rng = random.Random(f"fuzz-{validation}")
     async with started(nursery, make_config(tmp_path, validation=validation)) as gw:
         async with charger(gw.ocpp_port, "FUZZ") as cp:
-            expected = []
+            expected, sent = [], {}
             for n in range(300):
                 frame = list(rng.choice(calls))
                 frame[1] = f"f{n}"
@@ -60,11 +60,18 @@ async def test_mutated_capture_frames(nursery, tmp_path, capture_path, validatio
                 await cp.send(text)
                 if readable_id(text):
                     expected.append(readable_id(text))
+                    sent[readable_id(text)] = text
             replies = {uid: await cp.wait_for(uid, timeout=10) for uid in expected}
             assert all(r[0] in (3, 4) for r in replies.values())
             await cp.result("Heartbeat", {})  # the session survived
-        started_ids = [r[2]["transactionId"] for r in replies.values()
-                       if r[0] == 3 and isinstance(r[2], dict) and "transactionId" in r[2]]
-        for transaction_id in started_ids:  # every id handed out was committed
+        given = {uid: r[2]["transactionId"] for uid, r in replies.items()
+                   if r[0] == 3 and isinstance(r[2], dict) and "transactionId" in r[2]}
+        for transaction_id in given.values():  # every id handed out was committed
             assert (await gw.store.transactions.get(transaction_id)) is not None
-        assert len(set(started_ids)) == len(started_ids)
+        # One id per session: only a repeat of the very same start (no stop in between) shares an id.
+        sessions: dict[int, set] = {}
+        for uid, transaction_id in given.items():
+            p = json.loads(sent[uid])[3]
+            sessions.setdefault(transaction_id, set()).add(
+                json.dumps([p.get(k) for k in ("connectorId", "idTag", "timestamp", "meterStart")]))
+        assert all(len(keys) == 1 for keys in sessions.values()), sessions

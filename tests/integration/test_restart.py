@@ -57,7 +57,13 @@ async def test_stop_for_a_transaction_never_seen_is_accepted_and_recorded(gatewa
 async def test_offline_transaction_with_old_timestamps_is_stored_as_given(gateway):
     async with charger(gateway.ocpp_port, "CP-O") as cp:
         old = "2020-02-02T02:02:02Z"
-        first = await cp.result("StartTransaction", {"connectorId": 2, "idTag": "X", "meterStart": 0, "timestamp": old})
-        second = await cp.result("StartTransaction", {"connectorId": 2, "idTag": "X", "meterStart": 0, "timestamp": old})
-    assert first["transactionId"] > 0 and second["transactionId"] > first["transactionId"]
+        start = {"connectorId": 2, "idTag": "X", "meterStart": 0, "timestamp": old}
+        first = await cp.result("StartTransaction", start)
+        # The same start again while it is open: the charger missed our answer; same session, same id.
+        repeated = await cp.result("StartTransaction", start)
+        await cp.result("StopTransaction", {"transactionId": first["transactionId"], "meterStop": 10, "timestamp": old})
+        # An identical start after the stop (no clock, a meter that starts at 0): a new session.
+        second = await cp.result("StartTransaction", start)
+    assert first["transactionId"] > 0 and repeated["transactionId"] == first["transactionId"]
+    assert second["transactionId"] > first["transactionId"]
     assert (await gateway.store.transactions.get(first["transactionId"]))["start_timestamp"] == old
