@@ -15,7 +15,7 @@ import structlog
 import trio
 
 from .. import clock
-from ..store import Store
+from ..store import Store, StoreClosed
 from . import alipay, wechat
 from .errors import BillingConflict, CallbackRefused, ProviderError
 from .orders import OrderBook
@@ -210,7 +210,11 @@ class PaymentService:
         """Callbacks stored but never processed (the gateway stopped in between): process them now."""
         pending = await self.store.payments.pending_callbacks()
         for callback_id in pending:
-            result = await self.process(callback_id)
+            try:
+                result = await self.process(callback_id)
+            except Exception:  # one bad callback must not keep the gateway from starting
+                log.exception("stored callback could not be processed", callback=callback_id)
+                continue
             log.info("stored callback processed", callback=callback_id, accepted=result.accepted,
                      reason=result.reason)
         return len(pending)
@@ -224,9 +228,18 @@ class PaymentService:
             else:
                 notify_id, trade_no, effect = await self._check_wechat(row)
         except CallbackRefused as exc:
-            await self.store.payments.refuse_callback(callback_id, notify_id, trade_no, exc.reason, clock.iso())
-            log.warning("payment callback refused", channel=row["channel"], callback=callback_id, reason=exc.reason)
-            return CallbackResult(False, exc.reason)
+            reason = exc.reason
+        except StoreClosed:
+            raise
+        except Exception as exc:  # a check that broke: refuse (it is kept; the provider will send it again)
+            log.exception("payment callback check failed", channel=row["channel"], callback=callback_id)
+            reason = f"could not be checked ({type(exc).__name__})"
+        else:
+            reason = None
+        if reason is not None:
+            await self.store.payments.refuse_callback(callback_id, notify_id, trade_no, reason, clock.iso())
+            log.warning("payment callback refused", channel=row["channel"], callback=callback_id, reason=reason)
+            return CallbackResult(False, reason)
         status = await self.store.payments.apply_callback(callback_id, notify_id, trade_no, effect, clock.iso())
         log.info("payment callback", channel=row["channel"], callback=callback_id, status=status, trade_no=trade_no,
                  effect=effect[0])

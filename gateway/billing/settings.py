@@ -102,6 +102,9 @@ def from_config(config: BillingConfig) -> BillingSettings:
             alipay_public_key=_pem(a.alipay_public_key, "billing.alipay.alipay_public_key", False),
             gateway_url=a.gateway_url, notify_url=a.notify_url, timeout=a.timeout)
     w = config.wechat
+    if w.configured and not w.notify_url:
+        raise ConfigError("billing.wechat.notify_url is required: WeChat Pay's native payments need the URL of "
+                          "/api/payment/callback/wechat as the internet reaches it")
     if w.configured:
         key = w.apiv3_key.encode()
         if len(key) != 32:

@@ -80,7 +80,7 @@ def verify_signature(headers: Mapping[str, str], body: bytes, keys: Mapping[str,
         raise CallbackRefused(f"unknown Wechatpay-Serial {serial[:64]!r}: no such platform key configured")
     if signature.startswith(SIGNTEST):
         raise CallbackRefused("WeChat Pay signature-verification probe (WECHATPAY/SIGNTEST/) refused")
-    if not (timestamp.isascii() and timestamp.isdigit()):
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):  # epoch seconds, not a bignum
         raise CallbackRefused(f"Wechatpay-Timestamp {timestamp[:20]!r} is not an integer")
     if abs(now - int(timestamp)) >= MAX_SKEW:
         raise CallbackRefused(f"Wechatpay-Timestamp is {int(now) - int(timestamp)} s off (limit {MAX_SKEW} s)")

@@ -19,6 +19,7 @@ from ..chargepoint.commands import CommandService
 from ..chargepoint.service import ChargerService
 from ..metrics import CONTENT_TYPE
 from . import auth_api, billing_api, charger_ws, commands_api, errors, ocpp_api, openapi, records_api
+from . import console
 from .auth import Auth, required_role
 from .errors import ApiError
 
@@ -61,6 +62,7 @@ def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
     app.register_blueprint(commands_api.bp)
     app.register_blueprint(records_api.bp)
     app.register_blueprint(charger_ws.bp)
+    app.register_blueprint(console.bp)
     billing_api.install(app)
 
     @app.get("/health")

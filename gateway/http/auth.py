@@ -62,7 +62,7 @@ def is_loopback(address: str | None) -> bool:
 
 def required_role(method: str, path: str) -> str | None:
     """The least role a request needs; None for what anyone may reach."""
-    if path == "/health" or path in ("/api/auth/login",) or path.startswith(("/ocpp/", "/api/payment/callback/")):
+    if path in ("/health", "/web", "/api/auth/login") or path.startswith(("/ocpp/", "/api/payment/callback/")):
         return None  # payment callbacks prove themselves with the provider's signature
     if path.startswith("/api/auth/"):
         return "viewer"

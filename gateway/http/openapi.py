@@ -486,6 +486,8 @@ def _gateway_paths() -> dict[str, dict[str, Schema]]:
         "/metrics": {"get": op("gateway", "Prometheus metrics (text format)", text, media="text/plain")},
         "/openapi.json": {"get": op("gateway", "This OpenAPI document", {"type": "object"})},
         "/docs": {"get": op("gateway", "This document, rendered (self-contained HTML)", text, media="text/html")},
+        "/web": {"get": op("gateway", "The web console (self-contained HTML); it logs in with the API's accounts",
+                           text, media="text/html", public=True)},
         "/ocpp/{rest}": {"get": socket},
     }
 
