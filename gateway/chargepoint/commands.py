@@ -244,7 +244,9 @@ async def _cleared(cmds: CommandService, cp_id: str, payload: dict, result: dict
 @after("RemoteStartTransaction")
 async def _remote_start(cmds: CommandService, cp_id: str, payload: dict, result: dict | None, outcome: str,
                         request_id: str) -> None:
-    if _status(result, outcome) != "Accepted":
+    # Forgotten only when the charger said no: one that did not answer in time may still start
+    # the transaction (its expectation then lapses after remote_starts' time to live).
+    if outcome in ("answered", "call_error") and _status(result, outcome) != "Accepted":
         cmds.chargers.remote_starts.forget(request_id)
     if "chargingProfile" in payload:  # a TxProfile sent along with the start
         await cmds.store.charging_profiles.record(cp_id, payload.get("connectorId") or 0, payload["chargingProfile"],

@@ -16,7 +16,7 @@ from ..billing.orders import CANCELLED, CREATED, PAID, REFUNDED, REFUNDING, STAT
 from ..billing.payments import BillingInvalid, PaymentService
 from ..billing.reconcile import reconcile
 from ..chargepoint.commands import CommandService
-from ..chargepoint.errors import CallTimeout, CommandError
+from ..chargepoint.errors import CallTimeout, CommandError, NotConnected
 from . import params
 from .errors import ApiError, error_response, evcs
 
@@ -76,7 +76,10 @@ async def _order(ref: str | int) -> dict[str, Any]:
     """An order by id (123) or by number (ORD-20260210-000123)."""
     store = _orders().store
     text = str(ref)
-    order = await (store.orders.find("id", int(text)) if text.isdigit() else store.orders.find("order_no", text))
+    if text.isascii() and text.isdigit():
+        order = await store.orders.find("id", int(text)) if len(text) < 19 else None  # beyond SQLite's integers
+    else:
+        order = await store.orders.find("order_no", text)
     if order is None:
         raise ApiError(404, "not_found", f"order {text!r} is not known")
     return order
@@ -162,13 +165,19 @@ async def start() -> Any:
                            f"{existing['order_no']} of {existing['charge_point_id']} for another id tag or charger")
         return evcs({**await _detail(existing), "remoteStart": None}, "order exists")
     commands: CommandService = current_app.config["COMMANDS"]
-    payload = {"idTag": id_tag, **({"connectorId": connector_id} if connector_id else {})}
-    sent = await commands.sendable(cp_id, "RemoteStartTransaction", payload)  # raises if not connected
+    if cp_id not in commands.chargers.registry:
+        raise NotConnected(cp_id)
     order, created = await orders.store.orders.create_external(
         session_id, cp_id, connector_id, id_tag, orders.settings.tariff_name(cp_id), orders.settings.currency,
         orders.settings.day(), clock.iso())
     if not created:  # a concurrent call with the same session won the race
         return evcs({**await _detail(order), "remoteStart": None}, "order exists")
+    payload = {"idTag": id_tag, **({"connectorId": connector_id} if connector_id else {})}
+    try:
+        sent = await commands.sendable(cp_id, "RemoteStartTransaction", payload)
+    except CommandError as exc:  # gone since the check above: nothing was sent
+        await orders.change(order, CANCELLED, f"remote start not sent: {exc}")
+        raise
     # Recorded before the charger hears of it: its StartTransaction links to this order, not a new one.
     await orders.store.orders.set_remote_start(order["id"], sent.request_id, clock.iso())
     message = "order created"
@@ -297,6 +306,7 @@ async def query_payment(trade_no: str) -> Any:
 async def refund_payment() -> Any:
     body = await _body()
     payments = _payments()
+    reason = _text(body, "reason")
     trade_no = _text(body, "tradeNo", limit=100)
     if trade_no is not None:
         payment = await payments.store.payments.get("trade_no", trade_no)
@@ -304,7 +314,7 @@ async def refund_payment() -> Any:
             raise ApiError(404, "not_found", f"payment {trade_no!r} is not known")
     else:
         payment = await payments.paid_payment(await _order_from_body(body))
-    refund = await payments.refund(payment, _text(body, "reason"), settle_manual=True)
+    refund = await payments.refund(payment, reason, settle_manual=True)
     order = await _order(payment["order_id"])
     return evcs({"refund": params.camel(refund), "order": order_view(order)},
                 "refund succeeded" if refund["status"] == "SUCCESS" else f"refund {refund['status'].lower()}")

@@ -4,7 +4,6 @@ same accounts, served with a per-response CSP nonce for its inline script and st
 from __future__ import annotations
 
 import secrets
-from functools import cache
 from importlib import resources
 
 from quart import Blueprint, Response
@@ -14,7 +13,6 @@ bp = Blueprint("console", __name__)
 NONCE = "__CSP_NONCE__"  # the page's placeholder, replaced on every response
 
 
-@cache
 def _page() -> str:
     return resources.files(__package__).joinpath("static", "console.html").read_text("utf-8")
 

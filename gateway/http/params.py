@@ -45,6 +45,8 @@ def integer(name: str, default: int | None = None, *, low: int | None = None, hi
         value = int(raw)
     except ValueError:
         raise bad(f"{name} must be an integer, not {raw!r}") from None
+    if not -2**63 <= value < 2**63:  # what the database can hold
+        raise bad(f"{name} is out of range")
     if low is not None and value < low:
         raise bad(f"{name} must be at least {low}")
     if high is not None and value > high:

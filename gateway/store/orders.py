@@ -69,7 +69,8 @@ def _open_for_transaction(conn: sqlite3.Connection, transaction_id: int, tariff:
     started = tx["start_timestamp"] or tx["started_at"]
     if tx["remote_start_request_id"]:
         waiting = conn.execute(
-            "SELECT * FROM orders WHERE remote_start_request_id = ? AND transaction_id IS NULL",
+            # A cancelled order does not take the session: it gets an order of its own, to be paid.
+            "SELECT * FROM orders WHERE remote_start_request_id = ? AND transaction_id IS NULL AND status = 0",
             (tx["remote_start_request_id"],)).fetchone()
         if waiting is not None:
             conn.execute(
