@@ -71,6 +71,7 @@ class ChargerConfig:
     max_calls_per_second: float = attrs.field(default=200.0, validator=_positive)
     max_pending_commands: int = attrs.field(default=20, validator=_positive)
     idle_heartbeats: float = attrs.field(default=2.0, validator=_positive)
+    failed_handshakes: int = attrs.field(default=10, validator=_positive)  # per address per minute
 
     @property
     def idle_limit(self) -> float:
@@ -161,6 +162,7 @@ class Config:
     tls_key: str = ""  # its PEM private key
     tls_client_ca: str = ""  # PEM CA that signs chargers' client certificates (profile 3); empty: none
     http_max_body_bytes: int = attrs.field(default=1_048_576, validator=_positive)
+    http_max_page_size: int = attrs.field(default=500, validator=_positive)
     log_level: str = attrs.field(
         default="info", validator=_one_of("debug", "info", "warning", "error")
     )

@@ -23,8 +23,7 @@ from .transport import Transport
 from .watchdog import watch
 
 log = structlog.get_logger("gateway.charger")
-FAILED_HANDSHAKES = 10  # failed handshakes from one address within the window ...
-FAILED_HANDSHAKE_WINDOW = 60.0  # ... seconds, after which it is refused at once until the window passes
+FAILED_HANDSHAKE_WINDOW = 60.0  # charger.failed_handshakes within this many seconds: refused until it passes
 
 
 class ChargerService:
@@ -38,8 +37,8 @@ class ChargerService:
         self.registry = Registry()
         self.remote_starts = RemoteStarts()
         self.strict = config.validation == "strict"
-        self._failed: dict[str, list[float]] = {}
-        self.tls_profiles: tuple[int, ...] = ()  # profiles the wss:// listener serves (set by the app)  # address -> times of its recent failed handshakes
+        self._failed: dict[str, list[float]] = {}  # address -> times of its recent failed handshakes
+        self.tls_profiles: tuple[int, ...] = ()  # profiles the wss:// listener serves (set by the app)
 
     async def admit(self, target: str, offered: list[str] | tuple[str, ...], authorization: str | None,
                     remote: str = "", tls: bool = False, client_cn: str | None = None) -> tuple[str, str | None]:
@@ -49,7 +48,7 @@ class ChargerService:
         host = remote.rsplit(":", 1)[0] if remote.count(":") == 1 else remote
         now = trio.current_time()
         recent = [t for t in self._failed.get(host, ()) if t > now - FAILED_HANDSHAKE_WINDOW]
-        if len(recent) >= FAILED_HANDSHAKES:
+        if len(recent) >= self.config.failed_handshakes:
             self._failed[host] = recent
             raise HandshakeRefused(429, f"too many failed handshakes from {host}: wait a minute")
         try:

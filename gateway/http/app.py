@@ -30,9 +30,11 @@ PROTECTED_MODE = ("protected mode: no account exists, so only clients on this ma
 
 
 def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
-               max_body_bytes: int = 1_048_576, billing: tuple[OrderBook, PaymentService] | None = None) -> QuartTrio:
+               max_body_bytes: int = 1_048_576, billing: tuple[OrderBook, PaymentService] | None = None,
+               max_page_size: int = 500) -> QuartTrio:
     app = QuartTrio("gateway")
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes  # larger bodies: 413
+    app.config["MAX_PAGE_SIZE"] = max_page_size  # larger page sizes: 400
     app.config["CHARGERS"] = chargers
     app.config["COMMANDS"] = commands
     app.config["AUTH"] = auth

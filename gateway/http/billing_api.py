@@ -322,7 +322,7 @@ async def refund_payment() -> Any:
 
 @payments_bp.get("/callbacks")
 async def callbacks() -> Any:
-    limit = params.integer("limit", 100, low=1, high=params.PAGE_SIZE_MAX)
+    limit = params.integer("limit", min(100, params.max_page_size()), low=1, high=params.max_page_size())
     return evcs([params.camel(c) for c in await _payments().store.payments.callbacks(limit)])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from quart import request
+from quart import current_app, request
 
 from .. import clock
 from .errors import ApiError
@@ -13,7 +13,7 @@ from .errors import ApiError
 TIMEOUT_DEFAULT = 10.0
 TIMEOUT_MAX = 120.0
 PAGE_SIZE_DEFAULT = 50
-PAGE_SIZE_MAX = 500
+PAGE_SIZE_MAX = 500  # the default of http_max_page_size
 ROUTE_PARAMS = ("timeoutSeconds", "wait", "waitForTransactionSeconds")
 
 
@@ -80,9 +80,14 @@ def time(name: str) -> str | None:
     return clock.iso(moment)
 
 
+def max_page_size() -> int:
+    """http_max_page_size: the most records one answer may hold."""
+    return current_app.config.get("MAX_PAGE_SIZE", PAGE_SIZE_MAX)
+
+
 def paging() -> tuple[int, int]:
     return (integer("page", 1, low=1),
-            integer("size", PAGE_SIZE_DEFAULT, low=1, high=PAGE_SIZE_MAX))
+            integer("size", min(PAGE_SIZE_DEFAULT, max_page_size()), low=1, high=max_page_size()))
 
 
 async def json_body() -> Any:

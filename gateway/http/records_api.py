@@ -159,7 +159,7 @@ async def transaction(transaction_id: int) -> Any:
 
 @bp.get("/frames")
 async def frames() -> Any:
-    limit = params.integer("limit", 100, low=1, high=params.PAGE_SIZE_MAX)
+    limit = params.integer("limit", min(100, params.max_page_size()), low=1, high=params.max_page_size())
     rows = await _store().frames.recent(request.args.get("cpId") or None, params.time("since"),
                                         params.time("until"), params.integer("before", None, low=1), limit)
     return jsonify({"records": [params.camel(r) for r in rows],

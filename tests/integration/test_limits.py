@@ -7,6 +7,7 @@ import trio
 from gateway.config import load
 from tests.conftest import make_config, started
 from tests.helpers import assert_error, charger
+from tests.integration.test_connections import refused_status
 from tests.responder import SILENCE, answering
 
 
@@ -64,3 +65,24 @@ async def test_a_client_that_never_completes_the_handshake_is_dropped(nursery, t
                 pass  # until the gateway closes it
         async with charger(gw.ocpp_port, "CP-AFTER") as cp:
             await cp.result("Heartbeat", {})
+
+
+async def test_page_sizes_above_the_configured_limit_are_400(nursery, tmp_path):
+    config = load(None, env={}, overrides={"http": "127.0.0.1:0", "ocpp": "127.0.0.1:0",
+                                           "db": str(tmp_path / "p.db"), "http_max_page_size": 3})
+    async with started(nursery, config) as gw, gw.http() as http:
+        for tag in "ABCDE":
+            assert (await http.post("/api/id-tags", json={"idTag": tag})).status_code == 201
+        body = assert_error(await http.get("/api/id-tags", params={"size": 4}), 400, "bad_request")
+        assert "size" in body["message"] and "3" in body["message"]
+        assert_error(await http.get("/api/frames", params={"limit": 4}), 400, "bad_request")
+        assert_error(await http.get("/api/order", params={"size": 4}), 400, "bad_request")
+        page = (await http.get("/api/id-tags")).json()  # no size given: the limit is the default
+        assert page["size"] == 3 and len(page["records"]) == 3 and page["total"] == 5
+
+
+async def test_the_failed_handshake_limit_is_configured(nursery, tmp_path):
+    async with started(nursery, make_config(tmp_path, failed_handshakes=2)) as gw:
+        for _ in range(2):
+            assert await refused_status(gw.ocpp_port, "/ocpp/CP-T", ["ocpp0.1"]) == 400
+        assert await refused_status(gw.ocpp_port, "/ocpp/CP-T", ["ocpp1.6"]) == 429
