@@ -8,7 +8,7 @@ store keys orders by transaction id and by session id).
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -37,6 +37,8 @@ ALLOWED_FROM = {
     CANCELLED: (CREATED, COMPLETED, AWAITING_PAYMENT),
 }
 SWEEP_SECONDS = 300.0
+WAITING_ORDER_SECONDS = 600.0  # an /api/order/start order whose transaction never came is cancelled after this
+REFUSED_CALLBACK_DAYS = 30  # refused provider callbacks are kept this long for inspection
 
 
 def conflict(order: dict[str, Any], target: int) -> BillingConflict:
@@ -105,20 +107,36 @@ class OrderBook:
         self.store = store
         self.settings = settings
         self.events = events
+        self._missed = True  # an event may have gone unhandled: the next sweep looks at every transaction
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         # Subscribe before the first sweep: nothing can fall between the two.
         with self.events.subscribe(buffer=1000) as events:
             task_status.started()
-            await self._guarded(self.catch_up)  # in the background: a first start may find many
             while True:
+                dropped = self.events.dropped
+                await self._guarded(self.sweep)  # in the background: a first start may find many
                 with trio.move_on_after(SWEEP_SECONDS):
                     async for event in events:
                         if isinstance(event, TransactionStarted):
                             await self._guarded(self.open_for_transaction, event.transaction_id)
                         elif isinstance(event, TransactionStopped):
                             await self._guarded(self.close_for_transaction, event.transaction_id)
-                await self._guarded(self.catch_up)
+                if self.events.dropped != dropped:
+                    self._missed = True
+
+    async def sweep(self) -> None:
+        """Catch up with what events missed, cancel orders that never got a transaction, and drop
+        old refused callbacks."""
+        if self._missed:
+            self._missed = False
+            await self.catch_up()
+        else:
+            await self.close_stopped()
+        now = clock.now()
+        await self.store.orders.expire_waiting(clock.iso(now - timedelta(seconds=WAITING_ORDER_SECONDS)),
+                                               clock.iso(now))
+        await self.store.payments.prune_refused(clock.iso(now - timedelta(days=REFUSED_CALLBACK_DAYS)))
 
     async def _guarded(self, fn: Any, *args: Any) -> None:
         """Billing trouble is logged, never allowed to stop the gateway; the next sweep retries."""
@@ -127,6 +145,7 @@ class OrderBook:
         except StoreClosed:
             raise
         except Exception:
+            self._missed = True
             log.exception("billing step failed", step=fn.__name__)
 
     async def catch_up(self) -> None:
@@ -136,7 +155,10 @@ class OrderBook:
             for tx in batch:
                 await self.open_for_transaction(tx["id"])
             previous = batch  # no progress would mean a bug: stop rather than spin
-        previous = []
+        await self.close_stopped()
+
+    async def close_stopped(self) -> None:
+        previous: list = []
         while (batch := await self.store.orders.stopped_unpriced()) and batch != previous:
             for order_id in batch:
                 await self.close(order_id)

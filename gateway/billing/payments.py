@@ -67,16 +67,24 @@ class PaymentService:
         self._check_channel(channel)
         if order["total_amount"] is None:
             raise BillingConflict(f"order {order['order_no']} has no price yet ({order['pricing_note'] or 'charging'})")
-        result, payment, current = await self.store.payments.create(
-            order["id"], channel, key, created_by, self.settings.day(), clock.iso())
+        if channel != "manual" and order["total_amount"] <= 0:
+            raise BillingConflict(f"order {order['order_no']} costs nothing: there is nothing to pay through {channel} "
+                                  "(mark it paid with the manual channel)")
+        if channel == "manual":  # the operator took the money: created and paid in one step
+            result, payment, current = await self.store.payments.paid_manually(
+                order["id"], created_by, None, self.settings.day(), clock.iso(), key=key, from_completed=True)
+        else:
+            result, payment, current = await self.store.payments.create(
+                order["id"], channel, key, created_by, self.settings.day(), clock.iso())
         if result == "conflict":
             raise BillingConflict(f"order {current['order_no']} is not awaiting payment (status {current['status']}): "
                                   "only a completed order, or one awaiting payment, can be paid")
+        if result == "same":  # /paid twice without a key: the order is paid already
+            raise BillingConflict(f"order {current['order_no']} is paid already")
         if payment["order_id"] != order["id"] or payment["channel"] != channel:
             raise BillingConflict(f"idempotency key {key!r} was used for payment {payment['trade_no']} "
                                   f"({payment['channel']}) of another order or channel")
         if channel == "manual":
-            _, payment, _ = await self.store.payments.mark_paid(payment["id"], None, "paid (manual)", clock.iso())
             return payment
         if payment["status"] == "FAILED":  # the provider could not be reached: a retry with the same key tries again
             payment = await self.store.payments.update(payment["id"], {"status": "CREATED"}, clock.iso())
@@ -96,8 +104,7 @@ class PaymentService:
                                               payment["trade_no"], payment["amount"], subject)
                 url = answer["code_url"]
         except ProviderError as exc:
-            await self.store.payments.update(payment["id"], {"status": "FAILED", "note": str(exc)[:500]},
-                                             clock.iso())
+            await self.store.payments.fail_unopened(payment["id"], str(exc)[:500], clock.iso())
             log.warning("payment could not be opened", trade_no=payment["trade_no"], error=str(exc))
             raise
         return await self.store.payments.update(payment["id"], {"pay_url": url}, clock.iso())
@@ -108,7 +115,7 @@ class PaymentService:
         provider: dict[str, Any] | None = None
         if payment["channel"] in ("alipay", "wechat") and payment["channel"] in self.settings.channels():
             provider = await self.provider_state(payment)
-            if provider.get("paid") and payment["status"] == "CREATED":
+            if provider.get("paid") and payment["status"] in ("CREATED", "FAILED"):
                 if provider["amount"] == payment["amount"]:
                     await self.store.payments.mark_paid(payment["id"], provider.get("tradeNo"),
                                                         f"paid ({payment['channel']} query)", clock.iso())
@@ -139,6 +146,9 @@ class PaymentService:
     async def refund(self, payment: dict[str, Any], reason: str | None, settle_manual: bool) -> dict[str, Any]:
         """Refund a paid payment in full: the order goes refunding (12), then refunded (13) when the
         provider confirms (at once for manual refunds when `settle_manual`)."""
+        if payment["channel"] != "manual" and payment["channel"] not in self.settings.channels():
+            raise BillingInvalid(f"the {payment['channel']} channel is no longer configured: this payment cannot be "
+                                 f"refunded through it; set [billing.{payment['channel']}] again")
         result, refund, payment = await self.store.payments.start_refund(
             payment["id"], reason, self.settings.day(), clock.iso())
         if result == "conflict":
@@ -169,8 +179,8 @@ class PaymentService:
             status = answer["status"] if answer["status"] in ("SUCCESS", "ABNORMAL", "CLOSED") else None
             provider_id = answer.get("refund_id")
         if status is None:  # the provider is still working on it: its callback, or a repeat call, settles it
-            if provider_id:
-                refund = {**refund, "provider_refund_id": provider_id}
+            if provider_id and provider_id != refund["provider_refund_id"]:
+                refund = await self.store.payments.set_refund_provider_id(refund["id"], provider_id, clock.iso())
             return refund
         _, refund = await self.store.payments.settle_refund(refund["id"], status, provider_id,
                                                             f"refund {status} ({payment['channel']} answer)",
@@ -192,11 +202,12 @@ class PaymentService:
         return refund
 
     async def paid_payment(self, order: dict[str, Any]) -> dict[str, Any]:
+        """The payment the order took (others, paid twice, are refunded by their tradeNo)."""
         payments, _ = await self.store.payments.of_order(order["id"])
-        paid = [p for p in payments if p["status"] in ("PAID", "REFUNDED")]
-        if not paid:
+        taken = [p for p in payments if p["id"] == order["paid_payment_id"]]
+        if not taken:
             raise BillingConflict(f"order {order['order_no']} has no paid payment to refund")
-        return paid[0]
+        return taken[0]
 
     # ---- provider callbacks ------------------------------------------------------------
 

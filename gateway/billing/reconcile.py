@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+import trio
+
 from .. import clock
 from .orders import PAID, REFUNDED, REFUNDING
 from .payments import PaymentService
@@ -21,9 +23,10 @@ def window(day: date, tz: Any) -> tuple[str, str]:
 
 
 def compare(data: dict[str, list[Row]], provider: dict[str, dict[str, Any]] | None,
-            channel: str) -> list[dict[str, Any]]:
+            channel: str, stale_before: str) -> list[dict[str, Any]]:
     """The mismatches, each {kind, tradeNo, orderNo, detail}. Pure: `provider` is the provider's
-    view of each trade number (or None when it was not asked)."""
+    view of each trade number (or None when it was not asked); refunds in progress since before
+    `stale_before` are reported."""
     orders = {o["id"]: o for o in data["orders"]}
     paid_by_order: dict[int, list[Row]] = {}
     for p in data["order_payments"]:
@@ -51,6 +54,10 @@ def compare(data: dict[str, list[Row]], provider: dict[str, dict[str, Any]] | No
             report("refund_mismatch", p, order, "payment marked refunded without a successful refund")
         if any(r["status"] in ("ABNORMAL", "CLOSED") for r in payment_refunds) and p["status"] == "PAID":
             report("refund_failed", p, order, "a refund failed at the provider; the order is still refunding")
+        stale = [r for r in payment_refunds if r["status"] == "PROCESSING" and r["created_at"] < stale_before]
+        if stale:
+            report("refund_pending", p, order, f"refund {stale[0]['refund_no']} has been in progress since "
+                                               f"{stale[0]['created_at']}: ask again (/refunding) or settle it")
         if provider is not None and p["channel"] == channel and channel != "manual":
             theirs = provider.get(p["trade_no"], {})
             if "error" in theirs:
@@ -71,13 +78,35 @@ def compare(data: dict[str, list[Row]], provider: dict[str, dict[str, Any]] | No
     return found
 
 
+QUERIES_AT_ONCE = 4
+QUERY_DEADLINE = 60.0  # seconds for all of a day's provider queries: what is left is reported unreachable
+
+
+async def _ask(service: PaymentService, payments: list[Row]) -> dict[str, dict[str, Any]]:
+    """The provider's view of every trade, a few queries at a time, within one deadline."""
+    answers: dict[str, dict[str, Any]] = {p["trade_no"]: {"error": "not asked: the deadline passed"}
+                                          for p in payments}
+    limiter = trio.CapacityLimiter(QUERIES_AT_ONCE)
+
+    async def ask(payment: Row) -> None:
+        async with limiter:
+            answers[payment["trade_no"]] = await service.provider_state(payment)
+
+    with trio.move_on_after(QUERY_DEADLINE):
+        async with trio.open_nursery() as nursery:
+            for payment in payments:
+                nursery.start_soon(ask, payment)
+    return answers
+
+
 async def reconcile(service: PaymentService, channel: str, day: date, ask_provider: bool) -> dict[str, Any]:
     since, until = window(day, service.settings.tz)
     data = await service.store.payments.for_reconciliation(channel, since, until)
     provider = None
     if ask_provider and channel in ("alipay", "wechat") and channel in service.settings.channels():
-        provider = {p["trade_no"]: await service.provider_state(p) for p in data["payments"]}
-    mismatches = compare(data, provider, channel)
+        provider = await _ask(service, data["payments"])
+    stale_before = clock.iso(clock.now() - timedelta(days=1))
+    mismatches = compare(data, provider, channel, stale_before)
     if channel != "manual":  # orders paid with no payment at all are reported once, on the manual channel
         mismatches = [m for m in mismatches if m["kind"] != "paid_order_without_payment"]
     paid = [p for p in data["payments"] if p["status"] in ("PAID", "REFUNDED")]

@@ -226,8 +226,8 @@ class WechatClient:
         body: dict[str, Any] = {"out_trade_no": out_trade_no, "out_refund_no": out_refund_no}
         if reason:
             body["reason"] = reason
-        if self.settings.notify_url:
-            body["notify_url"] = self.settings.notify_url
+        if self.settings.notify_url:  # refund results go to the payment callback's /refund sibling
+            body["notify_url"] = self.settings.notify_url.rstrip("/") + "/refund"
         body["amount"] = {"refund": refund, "total": total, "currency": "CNY"}
         doc = self._call("refund", "POST", "/v3/refund/domestic/refunds", body)
         if doc.get("out_refund_no") not in (None, out_refund_no):

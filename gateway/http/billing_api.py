@@ -155,7 +155,7 @@ async def start() -> Any:
     cp_id = _text(body, "cpId", required=True, limit=100)
     id_tag = _text(body, "idTag", required=True, limit=20)
     connector_id = body.get("connectorId")
-    if connector_id is not None and (type(connector_id) is not int or connector_id < 1):
+    if connector_id is not None and (type(connector_id) is not int or not 0 < connector_id < 2**31):
         raise params.bad("connectorId must be a positive integer")
     orders = _orders()
     existing = await orders.store.orders.find("session_id", session_id)
@@ -202,7 +202,9 @@ async def stop() -> Any:
     reports the stop. Idempotent: an order already stopped is answered as it is."""
     orders = _orders()
     order = await _order_from_body(await _body())
-    if order["status"] != CREATED:
+    tx = await orders.store.transactions.get(order["transaction_id"]) if order["transaction_id"] else None
+    charging = tx is not None and tx["stopped_at"] is None
+    if order["status"] != CREATED and not charging:  # a cancelled order's session may still be charging
         return evcs({**await _detail(order), "remoteStop": None}, "order already stopped")
     if order["transaction_id"] is None:
         order, _ = await orders.change(order, CANCELLED, "stopped before the charger started a transaction")
@@ -257,13 +259,12 @@ async def refunding(order_ref: str) -> Any:
     payments (settled with /refunded once the money is back with the payer)."""
     reason = _text(await _body(), "reason")
     order = await _order(order_ref)
-    if order["status"] == REFUNDING:
-        return await _change_answer(order, False, "refunding")
-    if order["status"] != PAID:
+    if order["status"] not in (PAID, REFUNDING):
         raise conflict(order, REFUNDING)
     payments = _payments()
+    # Again while refunding: a provider refund that failed on the way is asked for again (same refund number).
     await payments.refund(await payments.paid_payment(order), reason, settle_manual=False)
-    return await _change_answer(await _order(order["id"]), True, "refunding")
+    return await _change_answer(await _order(order["id"]), order["status"] == PAID, "refunding")
 
 
 @orders_bp.post("/<order_ref>/refunded")
@@ -326,8 +327,15 @@ async def callbacks() -> Any:
     return evcs([params.camel(c) for c in await _payments().store.payments.callbacks(limit)])
 
 
+CALLBACK_MAX_BYTES = 64 * 1024  # a provider's notification is a few KiB; anyone may post here
+
+
 async def _callback(channel: str, kind: str) -> Any:
+    if (request.content_length or 0) > CALLBACK_MAX_BYTES:
+        raise ApiError(413, "payload_too_large", f"a payment notification is at most {CALLBACK_MAX_BYTES} bytes")
     body = await request.get_data()
+    if len(body) > CALLBACK_MAX_BYTES:  # sent chunked, without a length
+        raise ApiError(413, "payload_too_large", f"a payment notification is at most {CALLBACK_MAX_BYTES} bytes")
     # Kept as received, less what could be someone's credentials (a callback needs none).
     headers = {name: value for name, value in request.headers.items()
                if name.lower() not in ("authorization", "cookie", "proxy-authorization")}
@@ -366,9 +374,12 @@ def _day(raw: str | None, name: str) -> date:
     if not raw:  # yesterday, in the billing time zone: the last whole day
         return datetime.now(_orders().settings.tz).date() - timedelta(days=1)
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise params.bad(f"{name} must be a date such as 2026-02-10, not {raw!r}") from None
+    if not 2000 <= day.year < 2200:
+        raise params.bad(f"{name} must be a date between 2000 and 2199")
+    return day
 
 
 def _channel(channel: str) -> str:

@@ -570,7 +570,7 @@ STATS_BUCKET = "orders:int energyWh:int amount:int paid:int refunded:int revenue
 REPORT = _record(
     "channel:str day:str timezone:str since:time until:time generatedAt:time providerQueried:bool payments:int "
     "paid:int paidAmount:int refundedAmount:int balanced:bool",
-    "kinds: payment_without_paid_order, amount_mismatch, double_payment, refund_mismatch, refund_failed, "
+    "kinds: payment_without_paid_order, amount_mismatch, double_payment, refund_mismatch, refund_failed, refund_pending, "
     "missed_payment, unconfirmed_payment, provider_unreachable, paid_order_without_payment",
     mismatches=_list(_record("kind:str tradeNo:str? orderNo:str? detail:str")))
 SCHEMAS.update({"Order": ORDER, "OrderDetail": ORDER_DETAIL, "Payment": PAYMENT, "Refund": REFUND,

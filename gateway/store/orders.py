@@ -153,6 +153,15 @@ def transition(conn: sqlite3.Connection, order_id: int, target: int, allowed_fro
     return "changed", _get(conn, order_id)
 
 
+def _expire_waiting(conn: sqlite3.Connection, before: str, at: str) -> int:
+    """Orders of /api/order/start whose charger never started a transaction: cancelled."""
+    waiting = conn.execute("SELECT id FROM orders WHERE status = 0 AND transaction_id IS NULL AND created_at < ?",
+                           (before,)).fetchall()
+    for (order_id,) in waiting:
+        transition(conn, order_id, 2, (0,), "no transaction started for this order", at)
+    return len(waiting)
+
+
 def _list(conn: sqlite3.Connection, cp_id: str | None, status: int | None, since: str | None,
           until: str | None, number: int, size: int) -> dict:
     filters = Filters()
@@ -219,6 +228,9 @@ class Orders:
     async def transition(self, order_id: int, target: int, allowed_from: Iterable[int], cause: str, at: str,
                          fields: dict[str, Any] | None = None) -> tuple[str, dict[str, Any] | None]:
         return await self._db.run(transition, order_id, target, tuple(allowed_from), cause, at, fields)
+
+    async def expire_waiting(self, before: str, at: str) -> int:
+        return await self._db.run(_expire_waiting, before, at)
 
     async def list(self, cp_id: str | None = None, status: int | None = None, since: str | None = None,
                    until: str | None = None, page: int = 1, size: int = 50) -> dict:

@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any
 
 from .db import Database
-from .orders import transition
+from .orders import _history, transition
 
 Row = dict[str, Any]
 
@@ -81,7 +81,7 @@ def mark_paid(conn: sqlite3.Connection, payment_id: int, provider_trade_no: str 
     payment = _update(conn, payment_id, {"status": "PAID", "paid_at": at, "provider_trade_no":
                                          provider_trade_no or payment["provider_trade_no"]}, at)
     result, order = transition(conn, payment["order_id"], 11, (10,), f"{cause}: {payment['trade_no']}", at,
-                               {"paid_amount": payment["amount"]})
+                               {"paid_amount": payment["amount"], "paid_payment_id": payment_id})
     if result == "same":  # paid twice (two channels): the order keeps the first; reconciliation reports it
         return "order_already_paid", payment, order
     return ("changed" if result == "changed" else "order_not_payable"), payment, order
@@ -95,20 +95,32 @@ def _close_payment(conn: sqlite3.Connection, payment_id: int, at: str) -> str:
     return "changed"
 
 
-def _paid_manually(conn: sqlite3.Connection, order_id: int, created_by: str | None, note: str | None, day: str,
-                   at: str) -> tuple[str, Row | None, Row | None]:
-    """The operator took the money (cash, a card terminal): a manual payment, paid."""
+def _paid_manually(conn: sqlite3.Connection, order_id: int, created_by: str | None, note: str | None,
+                   key: str | None, from_completed: bool, day: str, at: str) -> tuple[str, Row | None, Row | None]:
+    """The operator took the money (cash, a card terminal): a manual payment, paid, in one job.
+    `from_completed`: a completed order goes through awaiting payment on the way."""
+    if key is not None:
+        existing = _payment(conn, "idempotency_key", key)
+        if existing is not None:
+            return "existing", existing, _order(conn, existing["order_id"])
     order = _order(conn, order_id)
     if order is None:
         return "missing", None, None
-    if order["status"] == 11:
+    if order["status"] == 11 and key is None:
         return "same", None, order
-    if order["status"] != 10:
+    if not (order["status"] == 10 or (from_completed and order["status"] == 1)):
         return "conflict", None, order
-    result, payment, order = _create(conn, order_id, "manual", None, created_by, day, at)
+    result, payment, order = _create(conn, order_id, "manual", key, created_by, day, at)
     if note:
         _update(conn, payment["id"], {"note": note}, at)
     return mark_paid(conn, payment["id"], None, "paid (manual)", at)
+
+
+def _fail_unopened(conn: sqlite3.Connection, payment_id: int, note: str, at: str) -> Row | None:
+    """The provider could not open the trade; a concurrent attempt that did open it wins."""
+    conn.execute("UPDATE payments SET status = 'FAILED', note = ?, updated_at = ? "
+                 "WHERE id = ? AND status = 'CREATED' AND pay_url IS NULL", (note, at, payment_id))
+    return _payment(conn, "id", payment_id)
 
 
 def _start_refund(conn: sqlite3.Connection, payment_id: int, reason: str | None, day: str,
@@ -125,10 +137,14 @@ def _start_refund(conn: sqlite3.Connection, payment_id: int, reason: str | None,
     if payment["status"] != "PAID":
         return "conflict", None, payment
     order = _order(conn, payment["order_id"])
-    if order["status"] == 11:
-        transition(conn, order["id"], 12, (11,), f"refund requested: {reason or 'no reason given'}", at)
-    elif order["status"] != 12:
-        return "conflict", None, payment
+    if order["paid_payment_id"] == payment_id:
+        if order["status"] == 11:
+            transition(conn, order["id"], 12, (11,), f"refund requested: {reason or 'no reason given'}", at)
+        elif order["status"] != 12:
+            return "conflict", None, payment
+    else:  # money the order did not take (a second payment, or one after it was cancelled): refunded apart
+        _history(conn, order["id"], order["status"], order["status"],
+                 f"refund of payment {payment['trade_no']}, which the order did not take, requested", at)
     cur = conn.execute(
         """INSERT INTO refunds (payment_id, order_id, amount, reason, created_at, updated_at)
            VALUES (?, ?, ?, ?, ?, ?)""", (payment_id, payment["order_id"], payment["amount"], reason, at, at))
@@ -149,9 +165,20 @@ def settle_refund(conn: sqlite3.Connection, refund_id: int, status: str, provide
                  "settled_at = ?, updated_at = ? WHERE id = ?", (status, provider_refund_id, at, at, refund_id))
     if status == "SUCCESS":
         _update(conn, refund["payment_id"], {"status": "REFUNDED"}, at)
-        transition(conn, refund["order_id"], 13, (12,), f"{cause}: {refund['refund_no']}", at,
-                   {"refunded_amount": refund["amount"]})
+        order = _order(conn, refund["order_id"])
+        if order["paid_payment_id"] == refund["payment_id"]:
+            transition(conn, refund["order_id"], 13, (12,), f"{cause}: {refund['refund_no']}", at,
+                       {"refunded_amount": refund["amount"]})
+        else:
+            _history(conn, order["id"], order["status"], order["status"], f"{cause}: {refund['refund_no']} "
+                     "(a payment the order did not take)", at)
     return "changed", _one(conn, "SELECT * FROM refunds WHERE id = ?", (refund_id,))
+
+
+def _set_refund_provider_id(conn: sqlite3.Connection, refund_id: int, provider_refund_id: str, at: str) -> Row | None:
+    conn.execute("UPDATE refunds SET provider_refund_id = ?, updated_at = ? WHERE id = ?",
+                 (provider_refund_id, at, refund_id))
+    return _one(conn, "SELECT * FROM refunds WHERE id = ?", (refund_id,))
 
 
 # ---- provider callbacks ----------------------------------------------------------------
@@ -226,12 +253,18 @@ def _refund(conn: sqlite3.Connection, column: str, value: Any) -> Row | None:
 
 
 def _for_reconciliation(conn: sqlite3.Connection, channel: str, since: str, until: str) -> dict[str, list[Row]]:
-    """The channel's payments created or paid in [since, until), their orders and refunds, and the
-    orders marked paid in that window that have no paid payment at all."""
+    """The channel's payments created, paid or refunded in [since, until) or with a refund still
+    in progress, their orders and refunds, and the orders marked paid in that window that have no
+    paid payment at all."""
     payments = [dict(r) for r in conn.execute(
         """SELECT * FROM payments WHERE channel = ? AND ((created_at >= ? AND created_at < ?)
-                                                       OR (paid_at >= ? AND paid_at < ?)) ORDER BY id""",
-        (channel, since, until, since, until))]
+                                                       OR (paid_at >= ? AND paid_at < ?)
+                                                       OR id IN (SELECT payment_id FROM refunds
+                                                                 WHERE (created_at >= ? AND created_at < ?)
+                                                                    OR (settled_at >= ? AND settled_at < ?)
+                                                                    OR (status = 'PROCESSING' AND created_at < ?)))
+           ORDER BY id""",
+        (channel, since, until, since, until, since, until, since, until, until))]
     order_ids = sorted({p["order_id"] for p in payments})
     marks = ",".join("?" * len(order_ids))
     orders = [dict(r) for r in conn.execute(f"SELECT * FROM orders WHERE id IN ({marks})", order_ids)]
@@ -255,6 +288,12 @@ def _latest_report(conn: sqlite3.Connection, channel: str, day: str) -> dict[str
     row = conn.execute("SELECT report FROM reconciliation_reports WHERE channel = ? AND day = ? "
                        "ORDER BY id DESC LIMIT 1", (channel, day)).fetchone()
     return json.loads(row[0]) if row else None
+
+
+def _prune_refused(conn: sqlite3.Connection, before: str) -> int:
+    """Refused callbacks are kept for inspection a while, then dropped: anyone may send one."""
+    return conn.execute("DELETE FROM payment_callbacks WHERE status = 'refused' AND received_at < ?",
+                        (before,)).rowcount
 
 
 def _callbacks(conn: sqlite3.Connection, limit: int) -> list[Row]:
@@ -282,9 +321,18 @@ class Payments:
                         at: str) -> tuple[str, Row | None, Row | None]:
         return await self._db.run(mark_paid, payment_id, provider_trade_no, cause, at)
 
-    async def paid_manually(self, order_id: int, created_by: str | None, note: str | None, day: str,
-                            at: str) -> tuple[str, Row | None, Row | None]:
-        return await self._db.run(_paid_manually, order_id, created_by, note, day, at)
+    async def paid_manually(self, order_id: int, created_by: str | None, note: str | None, day: str, at: str, *,
+                            key: str | None = None, from_completed: bool = False) -> tuple[str, Row | None, Row | None]:
+        return await self._db.run(_paid_manually, order_id, created_by, note, key, from_completed, day, at)
+
+    async def fail_unopened(self, payment_id: int, note: str, at: str) -> Row | None:
+        return await self._db.run(_fail_unopened, payment_id, note, at)
+
+    async def set_refund_provider_id(self, refund_id: int, provider_refund_id: str, at: str) -> Row | None:
+        return await self._db.run(_set_refund_provider_id, refund_id, provider_refund_id, at)
+
+    async def prune_refused(self, before: str) -> int:
+        return await self._db.run(_prune_refused, before)
 
     async def close(self, payment_id: int, at: str) -> str:
         return await self._db.run(_close_payment, payment_id, at)

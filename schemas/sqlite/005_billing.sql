@@ -29,6 +29,7 @@ CREATE TABLE orders (
     pricing_method          TEXT,                 -- meter_values | time_proportional
     pricing_note            TEXT,
     pricing                 TEXT,                 -- JSON: the tariff lines
+    paid_payment_id         INTEGER,              -- the payment the order took (a second one is refunded apart)
     paid_amount             INTEGER NOT NULL DEFAULT 0,
     refunded_amount         INTEGER NOT NULL DEFAULT 0,
     created_at              TEXT NOT NULL,
@@ -38,6 +39,7 @@ CREATE INDEX orders_cp ON orders (charge_point_id, id);
 CREATE INDEX orders_status ON orders (status, id);
 CREATE INDEX orders_created ON orders (created_at);
 CREATE INDEX orders_remote_start ON orders (remote_start_request_id) WHERE remote_start_request_id IS NOT NULL;
+CREATE INDEX orders_unclosed ON orders (transaction_id) WHERE stopped_at IS NULL;
 
 CREATE TABLE order_history (
     id          INTEGER PRIMARY KEY,
@@ -57,7 +59,7 @@ CREATE TABLE payments (
     amount            INTEGER NOT NULL,
     currency          TEXT NOT NULL,
     status            TEXT NOT NULL DEFAULT 'CREATED'
-                      CHECK (status IN ('CREATED', 'PAID', 'CLOSED', 'FAILED', 'REFUNDING', 'REFUNDED')),
+                      CHECK (status IN ('CREATED', 'PAID', 'CLOSED', 'FAILED', 'REFUNDED')),
     idempotency_key   TEXT UNIQUE,
     provider_trade_no TEXT,                       -- Alipay trade_no / WeChat transaction_id
     pay_url           TEXT,                       -- QR code content for the payer
@@ -85,6 +87,8 @@ CREATE TABLE refunds (
     updated_at         TEXT NOT NULL
 );
 CREATE INDEX refunds_payment ON refunds (payment_id);
+CREATE INDEX refunds_created ON refunds (created_at);
+CREATE INDEX refunds_processing ON refunds (created_at) WHERE status = 'PROCESSING';
 
 CREATE TABLE payment_callbacks (
     id          INTEGER PRIMARY KEY,
