@@ -9,7 +9,6 @@ from typing import Any
 import trio
 
 from .. import clock
-from .orders import PAID, REFUNDED, REFUNDING
 from .payments import PaymentService
 
 Row = dict[str, Any]
@@ -28,10 +27,6 @@ def compare(data: dict[str, list[Row]], provider: dict[str, dict[str, Any]] | No
     view of each trade number (or None when it was not asked); refunds in progress since before
     `stale_before` are reported."""
     orders = {o["id"]: o for o in data["orders"]}
-    paid_by_order: dict[int, list[Row]] = {}
-    for p in data["order_payments"]:
-        if p["status"] in ("PAID", "REFUNDED"):
-            paid_by_order.setdefault(p["order_id"], []).append(p)
     refunds: dict[int, list[Row]] = {}
     for r in data["refunds"]:
         refunds.setdefault(r["payment_id"], []).append(r)
@@ -44,9 +39,13 @@ def compare(data: dict[str, list[Row]], provider: dict[str, dict[str, Any]] | No
     for p in data["payments"]:
         order = orders.get(p["order_id"])
         settled = p["status"] in ("PAID", "REFUNDED")
-        if settled and order["status"] not in (PAID, REFUNDING, REFUNDED):
-            report("payment_without_paid_order", p, order,
-                   f"payment is {p['status']} but the order is in status {order['status']}: refund it or fix the order")
+        # Money we hold that the order did not take: paid twice, or paid after it was cancelled.
+        if p["status"] == "PAID" and p["id"] != order["paid_payment_id"]:
+            if order["paid_payment_id"] is not None:
+                report("double_payment", p, order, f"the order was paid by another payment too: refund {p['trade_no']}")
+            else:
+                report("payment_without_paid_order", p, order,
+                       f"payment is PAID but the order is in status {order['status']}: refund it or fix the order")
         if p["amount"] != order["total_amount"]:
             report("amount_mismatch", p, order, f"payment {p['amount']} vs order total {order['total_amount']}")
         payment_refunds = refunds.get(p["id"], [])
@@ -69,10 +68,6 @@ def compare(data: dict[str, list[Row]], provider: dict[str, dict[str, Any]] | No
                        f"ours is {p['status']} but the provider reports {theirs.get('state')}")
             elif theirs.get("paid") and theirs.get("amount") != p["amount"]:
                 report("amount_mismatch", p, order, f"provider amount {theirs.get('amount')} vs ours {p['amount']}")
-    for order_id, paid in paid_by_order.items():
-        if len(paid) > 1:
-            report("double_payment", paid[1], orders.get(order_id),
-                   f"{len(paid)} payments paid for one order: {', '.join(p['trade_no'] for p in paid)}")
     for order in data["paid_without_payment"]:
         report("paid_order_without_payment", None, order, f"order is in status {order['status']} with no paid payment")
     return found
@@ -110,10 +105,12 @@ async def reconcile(service: PaymentService, channel: str, day: date, ask_provid
     if channel != "manual":  # orders paid with no payment at all are reported once, on the manual channel
         mismatches = [m for m in mismatches if m["kind"] != "paid_order_without_payment"]
     paid = [p for p in data["payments"] if p["status"] in ("PAID", "REFUNDED")]
+    ours = {p["id"] for p in data["payments"]}
     return {
         "channel": channel, "day": day.isoformat(), "timezone": str(service.settings.tz), "since": since,
         "until": until, "generatedAt": clock.iso(), "providerQueried": provider is not None,
         "payments": len(data["payments"]), "paid": len(paid), "paidAmount": sum(p["amount"] for p in paid),
-        "refundedAmount": sum(r["amount"] for r in data["refunds"] if r["status"] == "SUCCESS"),
+        "refundedAmount": sum(r["amount"] for r in data["refunds"] if r["status"] == "SUCCESS"
+                              and r["payment_id"] in ours and since <= r["settled_at"] < until),
         "mismatches": mismatches, "balanced": not mismatches,
     }

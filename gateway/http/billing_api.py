@@ -264,7 +264,10 @@ async def refunding(order_ref: str) -> Any:
     payments = _payments()
     # Again while refunding: a provider refund that failed on the way is asked for again (same refund number).
     await payments.refund(await payments.paid_payment(order), reason, settle_manual=False)
-    return await _change_answer(await _order(order["id"]), order["status"] == PAID, "refunding")
+    after = await _order(order["id"])
+    if after["status"] == REFUNDED:  # the provider confirmed at once
+        return evcs(await _detail(after), "refunded")
+    return await _change_answer(after, order["status"] == PAID, "refunding")
 
 
 @orders_bp.post("/<order_ref>/refunded")

@@ -268,14 +268,13 @@ def _for_reconciliation(conn: sqlite3.Connection, channel: str, since: str, unti
     order_ids = sorted({p["order_id"] for p in payments})
     marks = ",".join("?" * len(order_ids))
     orders = [dict(r) for r in conn.execute(f"SELECT * FROM orders WHERE id IN ({marks})", order_ids)]
-    all_payments = [dict(r) for r in conn.execute(f"SELECT * FROM payments WHERE order_id IN ({marks})", order_ids)]
     refunds = [dict(r) for r in conn.execute(f"SELECT * FROM refunds WHERE order_id IN ({marks})", order_ids)]
     paid_without_payment = [dict(r) for r in conn.execute(
         """SELECT o.* FROM orders o WHERE o.status IN (11, 12, 13)
              AND o.id IN (SELECT order_id FROM order_history WHERE to_status = 11 AND at >= ? AND at < ?)
              AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id AND p.status IN ('PAID', 'REFUNDED'))""",
         (since, until))]
-    return {"payments": payments, "orders": orders, "order_payments": all_payments, "refunds": refunds,
+    return {"payments": payments, "orders": orders, "refunds": refunds,
             "paid_without_payment": paid_without_payment}
 
 
