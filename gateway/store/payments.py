@@ -30,6 +30,17 @@ def _order(conn: sqlite3.Connection, order_id: int) -> Row | None:
     return _one(conn, "SELECT * FROM orders WHERE id = ?", (order_id,))
 
 
+def _keyed_or_missing(conn: sqlite3.Connection, order_id: int, key: str | None) -> tuple | None:
+    """The answer when the idempotency key was used before, or the order does not exist; else None."""
+    if key is not None:
+        existing = _payment(conn, "idempotency_key", key)
+        if existing is not None:
+            return "existing", existing, _order(conn, existing["order_id"])
+    if _order(conn, order_id) is None:
+        return "missing", None, None
+    return None
+
+
 def _create(conn: sqlite3.Connection, order_id: int, channel: str, key: str | None, created_by: str | None,
             day: str, at: str) -> tuple[str, Row | None, Row | None]:
     """("created" | "existing" | "conflict" | "missing", payment, order).
@@ -37,13 +48,10 @@ def _create(conn: sqlite3.Connection, order_id: int, channel: str, key: str | No
     An order that is completed moves to awaiting payment; one already awaiting payment may get
     another payment (the payer switched channels). An open payment of the same channel, or one
     made with the same idempotency key, is handed back instead of a second one."""
-    if key is not None:
-        existing = _payment(conn, "idempotency_key", key)
-        if existing is not None:
-            return "existing", existing, _order(conn, existing["order_id"])
+    found = _keyed_or_missing(conn, order_id, key)
+    if found is not None:
+        return found
     order = _order(conn, order_id)
-    if order is None:
-        return "missing", None, None
     if key is None:
         open_one = _one(conn, "SELECT * FROM payments WHERE order_id = ? AND channel = ? AND status = 'CREATED' "
                               "ORDER BY id DESC LIMIT 1", (order_id, channel))
@@ -99,13 +107,10 @@ def _paid_manually(conn: sqlite3.Connection, order_id: int, created_by: str | No
                    key: str | None, from_completed: bool, day: str, at: str) -> tuple[str, Row | None, Row | None]:
     """The operator took the money (cash, a card terminal): a manual payment, paid, in one job.
     `from_completed`: a completed order goes through awaiting payment on the way."""
-    if key is not None:
-        existing = _payment(conn, "idempotency_key", key)
-        if existing is not None:
-            return "existing", existing, _order(conn, existing["order_id"])
+    found = _keyed_or_missing(conn, order_id, key)
+    if found is not None:
+        return found
     order = _order(conn, order_id)
-    if order is None:
-        return "missing", None, None
     if order["status"] == 11 and key is None:
         return "same", None, order
     if not (order["status"] == 10 or (from_completed and order["status"] == 1)):
