@@ -10,7 +10,9 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from quart import Response, g, jsonify, request
+from quart.asgi import ASGIHTTPConnection
 from quart_trio import QuartTrio
+from quart_trio.asgi import TrioASGIHTTPConnection
 
 from .. import __version__, clock
 from ..billing.orders import OrderBook
@@ -24,6 +26,20 @@ from .auth import Auth, required_role
 from .errors import ApiError
 
 
+class _HTTPConnection(TrioASGIHTTPConnection):
+    """quart-trio cancels a request as soon as Hypercorn signals the client's disconnect, and Hypercorn
+    signals it from inside its own handling of a finished keep-alive request: cancelled there, the
+    connection is neither closed nor reused, and the client's next request on it waits forever.
+    Here a disconnect only stops reading; the request finishes on its own."""
+
+    async def handle_messages(self, nursery: trio.Nursery, request: Any, receive: Any) -> None:  # type: ignore
+        await ASGIHTTPConnection.handle_messages(self, request, receive)
+
+
+class _App(QuartTrio):
+    asgi_http_class = _HTTPConnection
+
+
 PROTECTED_MODE = ("protected mode: no account exists, so only clients on this machine may use the API. "
                   "Set GATEWAY_ADMIN_PASSWORD (or admin_password in config.toml) or run "
                   "`gateway user add NAME --role admin`, then authenticate.")
@@ -32,7 +48,7 @@ PROTECTED_MODE = ("protected mode: no account exists, so only clients on this ma
 def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
                max_body_bytes: int = 1_048_576, billing: tuple[OrderBook, PaymentService] | None = None,
                max_page_size: int = 500) -> QuartTrio:
-    app = QuartTrio("gateway")
+    app = _App("gateway")
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes  # larger bodies: 413
     app.config["MAX_PAGE_SIZE"] = max_page_size  # larger page sizes: 400
     app.config["CHARGERS"] = chargers
@@ -42,6 +58,12 @@ def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False
     errors.install(app)
+
+    @app.after_request
+    async def close_after_unread_body(response: Response) -> Response:
+        if response.status_code == 413:  # the body was not read: this connection cannot be reused
+            response.headers["Connection"] = "close"
+        return response
 
     @app.before_request
     async def authenticate() -> None:

@@ -81,7 +81,7 @@ async def tokens() -> Any:
     return evcs([params.camel(r) for r in rows])
 
 
-@bp.delete("/tokens/<int:token_id>")
+@bp.delete("/tokens/<int(max=9223372036854775807):token_id>")
 async def revoke_token(token_id: int) -> Any:
     user = await _account()
     done = await current_app.config["CHARGERS"].store.users.revoke(

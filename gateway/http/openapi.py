@@ -286,6 +286,13 @@ def op(tag: str, summary: str, ok: Schema | None, *, errors: tuple[str, ...] = (
     return operation
 
 
+def _also(operation: Schema, status: str, description: str, schema: Schema) -> Schema:
+    """An operation that answers one more success status."""
+    operation["responses"][status] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    operation["responses"] = dict(sorted(operation["responses"].items()))
+    return operation
+
+
 def _command_ops(action: str, summary: str, answer: Schema) -> dict[str, Schema]:
     """GET (payload in the query) and POST (payload as the JSON body) of one shortcut route."""
     return {
@@ -444,8 +451,9 @@ def _records_paths() -> dict[str, dict[str, Schema]]:
         },
         "/api/id-tags/{id_tag}": {
             "get": op("id-tags", "One id tag", _ref("IdTag"), errors=("404",)),
-            "put": op("id-tags", "Set an id tag (created when missing; fields left out take their defaults)",
-                      _ref("IdTag"), errors=("400",), body=_ref("IdTagChange")),
+            "put": _also(op("id-tags", "Set an id tag (created when missing: 201; fields left out take their "
+                            "defaults)", _ref("IdTag"), errors=("400",), body=_ref("IdTagChange")),
+                         "201", "Created", _ref("IdTag")),
             "patch": op("id-tags", "Change the given fields of an id tag", _ref("IdTag"), errors=("400", "404"),
                         body=_ref("IdTagChange")),
             "delete": op("id-tags", "Delete an id tag", None, status="204", errors=("404",)),

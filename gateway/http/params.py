@@ -86,8 +86,11 @@ def max_page_size() -> int:
 
 
 def paging() -> tuple[int, int]:
-    return (integer("page", 1, low=1),
-            integer("size", min(PAGE_SIZE_DEFAULT, max_page_size()), low=1, high=max_page_size()))
+    number = integer("page", 1, low=1)
+    size = integer("size", min(PAGE_SIZE_DEFAULT, max_page_size()), low=1, high=max_page_size())
+    if (number - 1) * size >= 2**63:  # the offset must fit the database's integers
+        raise bad("page is beyond the last possible page")
+    return number, size
 
 
 async def json_body() -> Any:

@@ -146,7 +146,7 @@ async def transactions() -> Any:
     return _paged(result)
 
 
-@bp.get("/transactions/<int:transaction_id>")
+@bp.get("/transactions/<int(max=9223372036854775807):transaction_id>")
 async def transaction(transaction_id: int) -> Any:
     tx = await _store().transactions.get(transaction_id)
     if tx is None:
@@ -201,7 +201,7 @@ async def reservations() -> Any:
     return _paged(result, _reservation_view)
 
 
-@bp.get("/reservations/<int:reservation_id>")
+@bp.get("/reservations/<int(max=9223372036854775807):reservation_id>")
 async def reservation(reservation_id: int) -> Any:
     row = await _store().reservations.get(reservation_id)
     if row is None:
