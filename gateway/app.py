@@ -48,6 +48,9 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
         # Nothing is connected before we start: clear what a crash may have left marked online.
         await store.chargers.all_offline("gateway restarted", clock.iso())
         chargers = ChargerService(store, config.charger)
+        chargers.trusted_proxies = tuple(config.trusted_proxies)
+        if config.trusted_proxies:  # a proxy in front may terminate TLS for profile 2 (it says so per request)
+            chargers.tls_profiles = (2,)
         auth = Auth(store, config.auth)
         await auth.start(config.admin_password)
         billing = None
@@ -57,7 +60,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
         http_stopped = trio.Event()
         async with trio.open_nursery() as nursery:
             app = create_app(chargers, CommandService(chargers, nursery), auth, config.http_max_body_bytes, billing,
-                             config.http_max_page_size)
+                             config.http_max_page_size, config.trusted_proxies)
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)
             nursery.start_soon(chargers.watchdog)

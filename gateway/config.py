@@ -167,6 +167,7 @@ class Config:
         default="info", validator=_one_of("debug", "info", "warning", "error")
     )
     admin_password: str = attrs.field(default="", repr=False)  # a secret: never printed
+    trusted_proxies: list[str] = attrs.field(factory=list)  # reverse proxies believed about X-Forwarded-*
     charger: ChargerConfig = attrs.field(factory=ChargerConfig)
     frames: FramesConfig = attrs.field(factory=FramesConfig)
     auth: AuthConfig = attrs.field(factory=AuthConfig)

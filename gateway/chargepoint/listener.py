@@ -9,6 +9,7 @@ import structlog
 import trio
 import trio_websocket
 
+from ..proxies import peer
 from .handshake import HandshakeRefused
 from .service import ChargerService
 from .transport import TrioWebSocketTransport
@@ -44,12 +45,15 @@ async def serve_ocpp(service: ChargerService, host: str, port: int, ssl_context:
 
     async def on_request(request: trio_websocket.WebSocketRequest) -> None:
         remote = request.remote
-        where = f"{remote.address}:{remote.port}" if hasattr(remote, "address") else str(remote)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
+        address = str(getattr(remote, "address", remote))
+        client = peer(address, headers, service.trusted_proxies)
+        where = f"{address}:{remote.port}" if client.address == address and hasattr(remote, "port") else client.address
         try:
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
             cp_id, subprotocol = await service.admit(
                 request.path, request.proposed_subprotocols, headers.get("authorization"), where,
-                tls=ssl_context is not None, client_cn=_peer_common_name(request) if ssl_context else None)
+                tls=ssl_context is not None or client.https,
+                client_cn=_peer_common_name(request) if ssl_context else None)
         except HandshakeRefused as refused:
             log.warning("handshake refused", remote=where, path=request.path[:200],
                         status=refused.status, reason=refused.reason)

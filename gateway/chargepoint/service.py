@@ -39,6 +39,7 @@ class ChargerService:
         self.strict = config.validation == "strict"
         self._failed: dict[str, list[float]] = {}  # address -> times of its recent failed handshakes
         self.tls_profiles: tuple[int, ...] = ()  # profiles the wss:// listener serves (set by the app)
+        self.trusted_proxies: tuple[str, ...] = ()  # believed about X-Forwarded-For/-Proto (set by the app)
 
     async def admit(self, target: str, offered: list[str] | tuple[str, ...], authorization: str | None,
                     remote: str = "", tls: bool = False, client_cn: str | None = None) -> tuple[str, str | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Any
+from typing import Any, Sequence
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -20,6 +20,7 @@ from ..billing.payments import PaymentService
 from ..chargepoint.commands import CommandService
 from ..chargepoint.service import ChargerService
 from ..metrics import CONTENT_TYPE
+from ..proxies import peer
 from . import auth_api, billing_api, charger_ws, commands_api, errors, ocpp_api, openapi, records_api
 from . import console
 from .auth import Auth, required_role
@@ -47,7 +48,7 @@ PROTECTED_MODE = ("protected mode: no account exists, so only clients on this ma
 
 def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
                max_body_bytes: int = 1_048_576, billing: tuple[OrderBook, PaymentService] | None = None,
-               max_page_size: int = 500) -> QuartTrio:
+               max_page_size: int = 500, trusted_proxies: Sequence[str] = ()) -> QuartTrio:
     app = _App("gateway")
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes  # larger bodies: 413
     app.config["MAX_PAGE_SIZE"] = max_page_size  # larger page sizes: 400
@@ -67,10 +68,11 @@ def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
 
     @app.before_request
     async def authenticate() -> None:
+        g.peer = peer(request.remote_addr, {k.lower(): v for k, v in request.headers.items()}, trusted_proxies)
         role = required_role(request.method, request.path)
         if role is None:
             return
-        principal = await auth.principal(request.headers, request.remote_addr)
+        principal = await auth.principal(request.headers, g.peer)
         if principal is None:
             if await auth.accounts() == 0:
                 raise ApiError(403, "forbidden", PROTECTED_MODE)

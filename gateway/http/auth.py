@@ -16,6 +16,7 @@ import jwt
 import trio
 
 from .. import clock
+from ..proxies import Peer
 from ..config import AuthConfig
 from ..store import Store
 from .errors import ApiError
@@ -55,9 +56,6 @@ async def password_ok(password_hash: str, password: str, limiter: trio.CapacityL
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
-
-def is_loopback(address: str | None) -> bool:
-    return bool(address) and (address == "::1" or address.startswith("127.") or address == "localhost")
 
 
 def required_role(method: str, path: str) -> str | None:
@@ -108,26 +106,26 @@ class Auth:
 
     # ---- who is asking -------------------------------------------------------------------
 
-    async def principal(self, headers: Any, remote: str | None) -> Principal | None:
+    async def principal(self, headers: Any, client: Peer) -> Principal | None:
         """The caller, from its credentials or its address; None when it gave none."""
         header = headers.get("Authorization", "")
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() == "bearer" and credentials:
             return await self._bearer(credentials.strip())
         if scheme.lower() == "basic" and credentials:
-            client = remote or "?"
-            wait = self.throttled(client)
+            address = client.address or "?"
+            wait = self.throttled(address)
             if wait > 0:
-                raise ApiError(429, "too_many_requests", f"too many failed logins from {client}: try again in "
+                raise ApiError(429, "too_many_requests", f"too many failed logins from {address}: try again in "
                                f"{wait:.0f} s", headers={"Retry-After": str(int(wait) + 1)})
             try:
                 return await self._basic_auth(credentials.strip())
             except ApiError:
-                self.failed(client)
+                self.failed(address)
                 raise
         if header:
             raise ApiError(401, "unauthorized", "use Authorization: Bearer <token> or HTTP Basic")
-        if is_loopback(remote):
+        if client.local:
             if await self.accounts() == 0:  # protected mode
                 return Principal("local", "admin", "loopback")
             if self.config.trust_loopback:

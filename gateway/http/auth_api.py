@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, current_app, g, request
+from quart import Blueprint, current_app, g
 
 from .. import clock
 from . import params
@@ -25,7 +25,7 @@ def _user_info(user: dict[str, Any]) -> dict[str, Any]:
 @bp.post("/login")
 async def login() -> Any:
     auth = _auth()
-    client = request.remote_addr or "?"
+    client = g.peer.address or "?"
     wait = auth.throttled(client)
     if wait > 0:
         raise ApiError(429, "too_many_requests", f"too many failed logins from {client}: try again in {wait:.0f} s",

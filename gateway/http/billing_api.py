@@ -342,7 +342,7 @@ async def _callback(channel: str, kind: str) -> Any:
     # Kept as received, less what could be someone's credentials (a callback needs none).
     headers = {name: value for name, value in request.headers.items()
                if name.lower() not in ("authorization", "cookie", "proxy-authorization")}
-    result = await _payments().receive(channel, kind, headers, body, request.remote_addr)
+    result = await _payments().receive(channel, kind, headers, body, g.peer.address)
     if channel == "alipay":  # Alipay retries until it reads exactly "success"
         return Response("success" if result.accepted else "fail", content_type="text/plain; charset=utf-8")
     if result.accepted:

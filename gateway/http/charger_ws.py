@@ -9,6 +9,7 @@ from quart import Blueprint, Response, current_app, websocket
 
 from ..chargepoint.handshake import HandshakeRefused
 from ..chargepoint.transport import QuartTransport
+from ..proxies import peer
 
 bp = Blueprint("charger_ws", __name__)
 log = structlog.get_logger("gateway.listener")
@@ -19,12 +20,14 @@ async def charger_socket(rest: str) -> Any:
     service = current_app.config["CHARGERS"]
     raw = websocket.scope.get("raw_path") or websocket.path.encode()
     target = raw.decode("latin-1")
+    client = peer(websocket.remote_addr, {k.lower(): v for k, v in websocket.headers.items()},
+                  service.trusted_proxies)
     try:
         cp_id, subprotocol = await service.admit(target, websocket.requested_subprotocols,
-                                                 websocket.headers.get("Authorization"),
-                                                 str(websocket.remote_addr or ""))
+                                                 websocket.headers.get("Authorization"), client.address,
+                                                 tls=client.https)
     except HandshakeRefused as refused:
-        log.warning("handshake refused", remote=websocket.remote_addr, path=target[:200],
+        log.warning("handshake refused", remote=client.address, path=target[:200],
                     status=refused.status, reason=refused.reason)
         # Answered instead of the upgrade.
         response = Response(refused.reason, refused.status, content_type="text/plain; charset=utf-8")
