@@ -154,7 +154,7 @@ class CommandService:
         details = (error.code, error.description, error.details) if isinstance(error, CallErrorReceived) else None
         # Nothing secret is recorded: not the key sent, not one a charger reports back.
         result = redact(action, "response", result)
-        await self.store.commands.finish(request_id, outcome, result, details, clock.iso(), latency * 1000)
+        self.store.commands.finish(request_id, outcome, result, details, clock.iso(), latency * 1000)
         if action == "ChangeConfiguration" and _status(result, outcome) in ("Accepted", "RebootRequired"):
             # The charger uses a new key or a higher security profile from its next connection
             # (OCTT TC_073, TC_083): from then on the gateway asks for them.

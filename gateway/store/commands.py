@@ -57,9 +57,11 @@ class Commands:
         """Note a command as sent (rides on the next commit; finish() always lands after it)."""
         self._db.submit(_begin, request_id, cp_id, action, payload, at)
 
-    async def finish(self, request_id: str, outcome: str, result: dict | None,
-                     error: tuple[str, str, dict] | None, at: str, latency_ms: float) -> None:
-        await self._db.run(_finish, request_id, outcome, result, error, at, latency_ms)
+    def finish(self, request_id: str, outcome: str, result: dict | None,
+               error: tuple[str, str, dict] | None, at: str, latency_ms: float) -> None:
+        """Note the command's outcome. Like begin(), it rides on the next commit instead of holding
+        the operator's answer for one: every later read sees it (one connection, jobs in order)."""
+        self._db.submit(_finish, request_id, outcome, result, error, at, latency_ms)
 
     async def list(self, cp_id: str | None = None, action: str | None = None, page: int = 1,
                    size: int = 50) -> dict:
