@@ -147,6 +147,7 @@ async def by_session() -> Any:
 @orders_bp.post("/start")
 async def start() -> Any:
     """Open an order for a session and start charging (RemoteStartTransaction); idempotent by sessionId."""
+    timeout = params.timeout()  # read first: nothing may be refused once the order exists
     body = await _body()
     session_id = _text(body, "sessionId", required=True, limit=64)
     if not _SESSION_ID.fullmatch(session_id) or session_id.startswith("tx-"):
@@ -182,7 +183,7 @@ async def start() -> Any:
     await orders.store.orders.set_remote_start(order["id"], sent.request_id, clock.iso())
     message = "order created"
     try:
-        sent = await commands.deliver(sent, params.timeout())
+        sent = await commands.deliver(sent, timeout)
         status = sent.result.get("status")
     except CallTimeout:
         # The charger may still start the transaction: the order waits for it (/api/order/stop cancels it).
