@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Union
+import math
+import re
+from typing import Any, Union
 
 import attrs
 
@@ -55,6 +57,33 @@ class Unreadable:
 Inbound = Union[Request, Reply, Refusal, BrokenReply, Unreadable]
 
 
+INT64 = (-2**63, 2**63 - 1)
+# Numbers the database cannot hold have 19 or more digits, an exponent, or are not finite (Python's
+# JSON reader takes Infinity and NaN): a quick look at the text before walking the payload.
+_HUGE = re.compile(r"\d{19}|\d[eE][+]?\d{2}|Infinity|NaN")
+
+
+def unstorable(value: Any, path: str = "") -> tuple[str, Any] | None:
+    """(path, value) of the first number in `value` that is not a 64-bit integer's worth, or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if INT64[0] <= value <= INT64[1] else (path, value)
+    if isinstance(value, float):
+        return None if math.isfinite(value) and abs(value) < 2**63 else (path, value)
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = unstorable(item, f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return None
+
+
 def classify(text: str, validator: Validator, strict: bool) -> Inbound:
     try:
         frame = parse(text)
@@ -76,6 +105,13 @@ def classify(text: str, validator: Validator, strict: bool) -> Inbound:
         why = f"unknown action {action!r}"
         return Refusal(CallError(frame.unique_id, ErrorCode.NOT_IMPLEMENTED.value, why), action)
 
+    if _HUGE.search(text):
+        found = unstorable(frame.payload)
+        if found:  # no mode can keep what the database cannot hold: refused in lenient mode too
+            where, value = found
+            why = f"{where or 'payload'}: {str(value)[:40]} is beyond what can be stored (a 64-bit integer)"
+            return Refusal(CallError(frame.unique_id, ErrorCode.PROPERTY_CONSTRAINT_VIOLATION.value, why,
+                                     {"path": where} if where else {}), action)
     violation = validator.check(action, "request", frame.payload)
     if violation is not None and strict:
         answer = CallError(

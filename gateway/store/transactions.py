@@ -82,6 +82,8 @@ def _stop(conn: sqlite3.Connection, cp_id: str, transaction_id: int, meter_stop:
     energy = None
     if meter_stop is not None and row["meter_start"] is not None:
         energy = meter_stop - row["meter_start"]
+        if not -2**63 <= energy < 2**63:  # two extreme readings: the difference is no energy anyone used
+            energy = None
     conn.execute(
         """UPDATE transactions SET meter_stop = ?, stop_timestamp = ?, stop_reason = ?, stop_id_tag = ?,
                                    stopped_at = ?, energy_wh = ?

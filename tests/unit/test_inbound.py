@@ -165,3 +165,24 @@ def test_malformed_call_with_an_id_is_refused_formation_violation(validator, tex
     assert isinstance(result, Refusal)
     assert result.answer.unique_id == "abc"
     assert result.answer.code == "FormationViolation"
+
+
+def test_numbers_no_database_can_hold_are_refused_in_both_modes():
+    from gateway.ocpp.inbound import Refusal, Request, classify
+    from gateway.ocpp.validation import Validator
+
+    validator = Validator()
+    for strict in (False, True):
+        for text, path in (('[2,"a","StatusNotification",{"connectorId":9223372036854775808,'
+                            '"errorCode":"NoError","status":"Available"}]', "connectorId"),
+                           ('[2,"b","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"2025-01-01T00:00:00Z",'
+                            '"sampledValue":[{"value":"1"}]}],"transactionId":-9223372036854775809}]', "transactionId"),
+                           ('[2,"c","Heartbeat",{"x":Infinity}]', "x"),
+                           ('[2,"d","Heartbeat",{"x":[1e300]}]', "x.0")):
+            result = classify(text, validator, strict)
+            assert isinstance(result, Refusal), text
+            assert result.answer.code == "PropertyConstraintViolation" and result.answer.details == {"path": path}
+        # The largest and smallest 64-bit integers are fine, as are strings of digits.
+        ok = ('[2,"e","StartTransaction",{"connectorId":1,"idTag":"12345678901234567890","meterStart":'
+              '-9223372036854775808,"timestamp":"2025-01-01T00:00:00Z","reservationId":9223372036854775807}]')
+        assert isinstance(classify(ok, validator, strict), Request)
