@@ -90,7 +90,6 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                 await chargers.registry.close_all(GOING_AWAY, "server shutting down")
                 http_stopped.set()  # Hypercorn finishes its graceful shutdown, then returns
             nursery.cancel_scope.cancel()
-    gc.unfreeze()  # a gateway run again in this process (tests) starts from a clean collector
     log.info("stopped")
 
 
