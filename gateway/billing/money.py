@@ -41,9 +41,3 @@ def allocate(total: int, weights: Sequence[Fraction]) -> list[int]:
         parts[index] += 1
     return parts
 
-
-def format_minor(minor: int, currency: str) -> str:
-    """1790, "CNY" -> "17.90 CNY". Assumes two decimals, as for CNY, EUR and USD."""
-    sign = "-" if minor < 0 else ""
-    major, cents = divmod(abs(minor), 100)
-    return f"{sign}{major}.{cents:02d} {currency}"

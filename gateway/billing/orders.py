@@ -8,7 +8,7 @@ store keys orders by transaction id and by session id).
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -48,11 +48,6 @@ def conflict(order: dict[str, Any], target: int) -> BillingConflict:
                            f"{', '.join(f'{STATUS_NAMES[s]} ({s})' for s in ALLOWED_FROM[target])}")
 
 
-def parse_time(text: str | None) -> datetime | None:
-    """A timestamp as chargers and the gateway write it; None when there is none or it is unreadable."""
-    return clock.parse(text) if text else None
-
-
 def register_wh(value: str, unit: str | None) -> int | None:
     """An energy register reading in whole Wh; None for what is not an energy reading."""
     try:
@@ -71,8 +66,8 @@ def register_wh(value: str, unit: str | None) -> int | None:
 def pricing_fields(settings: BillingSettings, order: dict[str, Any], tx: dict[str, Any],
                    rows: list[dict[str, Any]]) -> dict[str, Any]:
     """What closing an order records: the session's end, its energy and its price."""
-    start = parse_time(tx["start_timestamp"]) or parse_time(tx["started_at"])
-    stop = parse_time(tx["stop_timestamp"]) or parse_time(tx["stopped_at"])
+    start = clock.parse(tx["start_timestamp"]) or clock.parse(tx["started_at"])
+    stop = clock.parse(tx["stop_timestamp"]) or clock.parse(tx["stopped_at"])
     fields: dict[str, Any] = {"stopped_at": tx["stop_timestamp"] or tx["stopped_at"], "meter_stop": tx["meter_stop"],
                               "meter_start": tx["meter_start"]}
     missing = [name for name, value in (("meter start", tx["meter_start"]), ("meter stop", tx["meter_stop"]),
@@ -84,7 +79,7 @@ def pricing_fields(settings: BillingSettings, order: dict[str, Any], tx: dict[st
                                           f"start, {tx['meter_stop']} Wh at the stop)"}
     readings = []
     for row in rows:
-        moment, wh = parse_time(row["timestamp"]), register_wh(row["value"], row["unit"])
+        moment, wh = clock.parse(row["timestamp"]), register_wh(row["value"], row["unit"])
         if moment is not None and wh is not None:
             readings.append((moment, wh))
     tariff = settings.tariff(order["tariff"])
@@ -216,7 +211,7 @@ class OrderBook:
         by_charger: dict[str, dict[str, int]] = {}
         total = _bucket()
         for row in rows:
-            day = parse_time(row["created_at"]).astimezone(self.settings.tz).date().isoformat()
+            day = clock.parse(row["created_at"]).astimezone(self.settings.tz).date().isoformat()
             for bucket in (by_day.setdefault(day, _bucket()), by_charger.setdefault(row["charge_point_id"],
                                                                                     _bucket()), total):
                 _add(bucket, row)

@@ -35,7 +35,7 @@ def alipay_settings(provider_keys: ProviderKeys, standin: StandIn) -> AlipaySett
         private_key=provider_keys.app_private,
         alipay_public_key=provider_keys.alipay_public,
         gateway_url=standin.alipay_url,
-        notify_url="https://gateway.example/api/billing/callbacks/alipay",
+        notify_url="https://gateway.example/api/payment/callback/alipay",
         timeout=5.0,
     )
 
@@ -50,6 +50,6 @@ def wechat_settings(provider_keys: ProviderKeys, standin: StandIn) -> WechatSett
         apiv3_key=provider_keys.apiv3_key,
         platform_keys={provider_keys.platform_serial: provider_keys.platform_public},
         base_url=standin.url,
-        notify_url="https://gateway.example/api/billing/callbacks/wechat",
+        notify_url="https://gateway.example/api/payment/callback/wechat",
         timeout=5.0,
     )

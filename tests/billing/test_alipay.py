@@ -268,7 +268,7 @@ def test_precreate(alipay_settings, standin):
     form = request.form
     assert {k: form[k] for k in ("app_id", "method", "format", "charset", "sign_type", "version", "notify_url")} == {
         "app_id": "2021000000000001", "method": "alipay.trade.precreate", "format": "JSON", "charset": "utf-8",
-        "sign_type": "RSA2", "version": "1.0", "notify_url": "https://gateway.example/api/billing/callbacks/alipay",
+        "sign_type": "RSA2", "version": "1.0", "notify_url": "https://gateway.example/api/payment/callback/alipay",
     }
     assert request.biz == {"out_trade_no": "ORDER-1", "total_amount": "12.34", "subject": "充电 CP1"}
     assert standin.alipay_trades["ORDER-1"].total == 1234

@@ -291,7 +291,7 @@ def test_native(wechat_settings, standin):
     assert request.verified and (request.method, request.path) == ("POST", "/v3/pay/transactions/native")
     assert request.json() == {
         "appid": "wx0000000000000001", "mchid": "1900000001", "description": "充电 CP1", "out_trade_no": "ORDER-1",
-        "notify_url": "https://gateway.example/api/billing/callbacks/wechat",
+        "notify_url": "https://gateway.example/api/payment/callback/wechat",
         "amount": {"total": 1234, "currency": "CNY"},
     }
     assert request.headers["Accept"] == "application/json" and request.headers["Content-Type"] == "application/json"
@@ -333,7 +333,7 @@ def test_refund(wechat_settings, standin):
     assert request.verified and (request.method, request.path) == ("POST", "/v3/refund/domestic/refunds")
     assert request.json() == {
         "out_trade_no": "ORDER-1", "out_refund_no": "R1", "reason": "overcharged",
-        "notify_url": "https://gateway.example/api/billing/callbacks/wechat/refund",
+        "notify_url": "https://gateway.example/api/payment/callback/wechat/refund",
         "amount": {"refund": 300, "total": 1000, "currency": "CNY"},
     }
     assert client.refund("ORDER-1", "R1", 300, 1000, "overcharged") == answer  # a retry: the same refund

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.billing.money import allocate, format_minor, round_half_up
+from gateway.billing.money import allocate, round_half_up
 from gateway.billing.tariffs import DEFAULT_TARIFF, Line, Period, Tariff, check_periods, parse_tariff, price_session
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -116,14 +116,6 @@ def test_allocate_parts_add_up_and_stay_within_one_of_the_exact_share(total, wei
             assert abs(part - total * weight / weight_sum) < 1
             if total >= 0:
                 assert part >= 0
-
-
-@pytest.mark.parametrize(
-    ("minor", "text"),
-    [(1790, "17.90 CNY"), (5, "0.05 CNY"), (0, "0.00 CNY"), (-1790, "-17.90 CNY"), (123456789, "1234567.89 CNY")],
-)
-def test_format_minor(minor, text):
-    assert format_minor(minor, "CNY") == text
 
 
 # --- price_session: the examples ------------------------------------------------------
