@@ -20,6 +20,8 @@ class Call:
     unique_id: str
     action: str
     payload: dict[str, Any]
+    # Set by parse(): the payload holds a number that no 64-bit integer column can keep.
+    beyond_int64: bool = attrs.field(default=False, eq=False, repr=False)
     message_type = CALL
 
 
@@ -77,6 +79,44 @@ def _valid_unicode(data: Any) -> bool:
     return True
 
 
+INT64 = (-2**63, 2**63 - 1)
+
+
+class _BeyondInt64(Exception):
+    pass
+
+
+def _int(text: str) -> int:
+    value = int(text)
+    if len(text) > 18 and not INT64[0] <= value <= INT64[1]:
+        raise _BeyondInt64
+    return value
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not abs(value) < 2**63:  # also inf, from a literal like 1e999
+        raise _BeyondInt64
+    return value
+
+
+def _constant(name: str) -> float:  # NaN, Infinity, -Infinity: Python's reader takes them, JSON has none
+    raise _BeyondInt64
+
+
+# The reader itself notices numbers the database cannot hold, at no cost for the others
+# (a look at the text for them cost more than parsing it).
+_DECODER = json.JSONDecoder(parse_int=_int, parse_float=_float, parse_constant=_constant)
+
+
+def _loads(text: str) -> tuple[Any, bool]:
+    """(data, whether it holds a number beyond a 64-bit integer or not finite)."""
+    try:
+        return _DECODER.decode(text), False
+    except _BeyondInt64:
+        return json.loads(text), True
+
+
 def new_unique_id() -> str:
     return str(uuid.uuid4())
 
@@ -84,7 +124,7 @@ def new_unique_id() -> str:
 def parse(text: str) -> Frame:
     """Parse one OCPP-J frame; raise FrameError with the 1.6 code on failure."""
     try:
-        data = json.loads(text)
+        data, beyond_int64 = _loads(text)
     except (ValueError, RecursionError):
         head = _HEAD.match(text)
         if head:
@@ -135,7 +175,7 @@ def parse(text: str) -> Frame:
             raise broken("the action of a CALL must be a non-empty string")
         if not isinstance(payload, dict):
             raise broken("the payload of a CALL must be a JSON object")
-        return Call(unique_id, action, payload)
+        return Call(unique_id, action, payload, beyond_int64)
     if message_type == CALLRESULT:
         if len(data) != 3:
             raise broken("a CALLRESULT has 3 elements: [3, uniqueId, payload]")
@@ -161,4 +201,7 @@ def encode(frame: Frame) -> str:
         data = [CALLRESULT, frame.unique_id, frame.payload]
     else:
         data = [CALLERROR, frame.unique_id, frame.code, frame.description, frame.details]
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(data)
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # one for all: made once, not per frame

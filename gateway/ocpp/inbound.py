@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Union
 
 import attrs
 
 from .actions import CENTRAL_ACTIONS, CHARGER_ACTIONS
 from .errors import ErrorCode
-from .frames import CALLERROR, CALLRESULT, Call, CallError, CallResult, FrameError, parse
+from .frames import CALLERROR, CALLRESULT, INT64, Call, CallError, CallResult, FrameError, parse
 from .validation import Validator, Violation
 
 
@@ -57,10 +56,6 @@ class Unreadable:
 Inbound = Union[Request, Reply, Refusal, BrokenReply, Unreadable]
 
 
-INT64 = (-2**63, 2**63 - 1)
-# Numbers the database cannot hold have 19 or more digits, an exponent, or are not finite (Python's
-# JSON reader takes Infinity and NaN): a quick look at the text before walking the payload.
-_HUGE = re.compile(r"\d{19}|\d[eE][+]?\d{2}|Infinity|NaN")
 
 
 def unstorable(value: Any, path: str = "") -> tuple[str, Any] | None:
@@ -105,7 +100,7 @@ def classify(text: str, validator: Validator, strict: bool) -> Inbound:
         why = f"unknown action {action!r}"
         return Refusal(CallError(frame.unique_id, ErrorCode.NOT_IMPLEMENTED.value, why), action)
 
-    if _HUGE.search(text):
+    if frame.beyond_int64:  # parse() noticed it; find where
         found = unstorable(frame.payload)
         if found:  # no mode can keep what the database cannot hold: refused in lenient mode too
             where, value = found

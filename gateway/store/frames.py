@@ -10,20 +10,13 @@ from typing import Any
 import trio
 
 from .. import clock
-from .db import Database
+from .db import Database, insert_rows
 
 PRUNE_CHUNK = 5000
 
 
 def _insert(conn: sqlite3.Connection, rows: list[tuple]) -> None:
-    # Two statements for the whole flush: rows travel as one JSON array (see db.bulk for why).
-    conn.execute(
-        """INSERT INTO frames (at, charge_point_id, direction, message_type, unique_id, action, body)
-           SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4, r.value ->> 5,
-                  r.value ->> 6
-           FROM json_each(?) AS r""",
-        (json.dumps(rows),),
-    )
+    insert_rows(conn, "frames", "at, charge_point_id, direction, message_type, unique_id, action, body", rows)
     # A charger is "seen" whenever it sends something: one update per charger per flush.
     seen: dict[str, str] = {}
     for at, cp_id, direction, *_ in rows:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import enum
-import json
 import sqlite3
 from typing import Any, NamedTuple
 
-from .db import Database, bulk
+from .db import Database, bulk, insert_rows
 from .paging import Filters, page
 
 
@@ -95,19 +94,14 @@ def _stop(conn: sqlite3.Connection, cp_id: str, transaction_id: int, meter_stop:
 
 _SAMPLE_COLUMNS = ("charge_point_id, connector_id, transaction_id, timestamp, value, measurand, phase, unit, "
                    "context, location, format, source, received_at")
-_INSERT_SAMPLES = (
-    f"INSERT INTO meter_values ({_SAMPLE_COLUMNS}) SELECT "
-    + ", ".join(f"r.value ->> {i}" for i in range(13))
-    + " FROM json_each(?) AS r"
-)
 
 
 @bulk
 def _add_samples(conn: sqlite3.Connection, calls: list[tuple]) -> list[int]:
-    """calls: (cp_id, connector_id, transaction_id, samples, source, at) each; one INSERT for them all."""
+    """calls: (cp_id, connector_id, transaction_id, samples, source, at) each; inserted all together."""
     rows = [(cp_id, connector_id, transaction_id, *sample, source, at)
             for cp_id, connector_id, transaction_id, samples, source, at in calls for sample in samples]
-    conn.execute(_INSERT_SAMPLES, (json.dumps(rows),))
+    insert_rows(conn, "meter_values", _SAMPLE_COLUMNS, rows)
     return [len(call[3]) for call in calls]
 
 

@@ -270,3 +270,49 @@ async def test_memory_database():
         assert await database.run(_ids) == ["CP1"]
     finally:
         await database.close()
+
+
+# --- many rows at once ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 127, 128, 129, 255, 256, 300, 1001])
+def test_insert_rows_lands_every_row_once_and_in_order(count):
+    from gateway.store.db import connect, insert_rows, migrate
+
+    conn = connect(":memory:")
+    migrate(conn)
+    rows = [(f"2025-08-14T01:23:{i % 60:02d}.000Z", f"CP{i}", "in", 2 if i % 2 else None, f"u{i}", None, f"[{i}]")
+            for i in range(count)]
+    insert_rows(conn, "frames", "at, charge_point_id, direction, message_type, unique_id, action, body", rows)
+    stored = conn.execute(
+        "SELECT at, charge_point_id, direction, message_type, unique_id, action, body FROM frames ORDER BY id"
+    ).fetchall()
+    assert [tuple(r) for r in stored] == rows
+
+
+def test_insert_rows_uses_few_statements():
+    """1,000 rows: seven of 128, then 64 + 32 + 8 (binary decomposition), ten statements in all."""
+    from gateway.store.db import connect, insert_rows, migrate
+
+    conn = connect(":memory:")
+    migrate(conn)
+    statements = []
+    conn.set_trace_callback(statements.append)
+    rows = [("2025-08-14T01:23:00.000Z", "CP1", "in", None, None, None, str(i)) for i in range(1000)]
+    insert_rows(conn, "frames", "at, charge_point_id, direction, message_type, unique_id, action, body", rows)
+    inserts = [s for s in statements if s.startswith("INSERT")]
+    assert len(inserts) == 10
+    assert conn.execute("SELECT count(*) FROM frames").fetchone()[0] == 1000
+
+
+def test_meter_values_are_found_by_transaction_through_an_index():
+    from gateway.store.db import connect, migrate
+
+    conn = connect(":memory:")
+    migrate(conn)
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                          "AND tbl_name = 'meter_values'")}
+    assert "meter_values_cp" not in indexes  # no query reads meter values by charger; migration 006
+    plan = " ".join(r[3] for r in conn.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM meter_values WHERE transaction_id = ? ORDER BY id", (1,)))
+    assert "USING INDEX meter_values_tx" in plan

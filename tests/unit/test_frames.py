@@ -218,3 +218,15 @@ def test_encode_escapes_what_json_requires():
     text = encode(frame)
     assert "\n" not in text
     assert parse(text) == frame
+
+
+@pytest.mark.parametrize("number, beyond", [
+    ("9223372036854775807", False), ("-9223372036854775808", False), ("9223372036854775808", True),
+    ("-9223372036854775809", True), ("123456789012345678901234567890", True), ("1.5", False),
+    ("1e18", False), ("1e19", True), ("-1e300", True), ("1e999", True), ("NaN", True), ("Infinity", True),
+    ("-Infinity", True), ('"99999999999999999999"', False),
+])
+def test_parse_notices_numbers_beyond_64_bits(number, beyond):
+    frame = parse(f'[2,"a","DataTransfer",{{"vendorId":"x","data":[{number}]}}]')
+    assert frame.beyond_int64 is beyond
+    assert frame.payload["data"][0] == json.loads(number) or beyond  # NaN is not equal to itself
