@@ -45,9 +45,10 @@ def _int(value: Any) -> int | None:
         return None
     if isinstance(value, bool):
         raise TypeError("a boolean is not an integer")
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return int(value)
+    number = int(value)
+    if not -2**63 <= number < 2**63:  # '18446744073709551616' passed lenient mode as text
+        raise ValueError(f"{value!r} is beyond a 64-bit integer")
+    return number
 
 
 def samples(meter_values: list[dict[str, Any]]) -> list[Sample]:
@@ -57,15 +58,15 @@ def samples(meter_values: list[dict[str, Any]]) -> list[Sample]:
         timestamp = entry["timestamp"]
         for sv in entry.get("sampledValue") or []:
             out.append(
-                Sample(
+                Sample(  # every field as text: lenient mode lets an object through where a string belongs
                     timestamp=_text(timestamp),
                     value=_text(sv["value"]),
-                    measurand=sv.get("measurand"),
-                    phase=sv.get("phase"),
-                    unit=sv.get("unit"),
-                    context=sv.get("context"),
-                    location=sv.get("location"),
-                    format=sv.get("format"),
+                    measurand=_text(sv.get("measurand")),
+                    phase=_text(sv.get("phase")),
+                    unit=_text(sv.get("unit")),
+                    context=_text(sv.get("context")),
+                    location=_text(sv.get("location")),
+                    format=_text(sv.get("format")),
                 )
             )
     return out

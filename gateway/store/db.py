@@ -66,10 +66,13 @@ def insert_rows(conn: sqlite3.Connection, table: str, columns: str, rows: list[t
     statement of up to 128 rows binds them in C and lets SQLite insert them all in one step,
     without the JSON round trip that json_each needs.
     """
+    width = columns.count(",") + 1
     start = 0
     for size in INSERT_SIZES:
         while len(rows) - start >= size:
             chunk = rows[start:start + size]
+            if any(len(row) != width for row in chunk):  # a short row and a long one would shift silently
+                raise ValueError(f"rows for {table} must have {width} values each")
             conn.execute(_insert_sql(table, columns, size), [value for row in chunk for value in row])
             start += size
 

@@ -316,3 +316,15 @@ def test_meter_values_are_found_by_transaction_through_an_index():
     plan = " ".join(r[3] for r in conn.execute(
         "EXPLAIN QUERY PLAN SELECT * FROM meter_values WHERE transaction_id = ? ORDER BY id", (1,)))
     assert "USING INDEX meter_values_tx" in plan
+
+
+def test_insert_rows_refuses_rows_of_the_wrong_length():
+    """A short row and a long one in one chunk would otherwise shift every value after them."""
+    from gateway.store.db import connect, insert_rows, migrate
+
+    conn = connect(":memory:")
+    migrate(conn)
+    rows = [("2025-08-14T01:23:00.000Z", "CP1", "in", None, None, None),
+            ("2025-08-14T01:23:00.000Z", "CP1", "in", None, None, None, "body", "extra")]
+    with pytest.raises(ValueError, match="7 values each"):
+        insert_rows(conn, "frames", "at, charge_point_id, direction, message_type, unique_id, action, body", rows)
