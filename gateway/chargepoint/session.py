@@ -55,10 +55,6 @@ class Session:
         rate = self.config.max_calls_per_second
         self._calls = TokenBucket(rate, 2 * rate, trio.current_time())
         self._call_lock = trio.Lock()  # one outbound CALL in flight (OCPP-J 4.1.1)
-        # Hypercorn compresses (permessage-deflate) before it queues for its own send lock: a send
-        # cancelled in that queue would leave the compressor ahead of what the charger received.
-        # Waiting here, before anything is encoded, keeps a cancelled send harmless.
-        self._send_lock = trio.Lock()
         self._cancel_scope = trio.CancelScope()
         self._closing: tuple[int | None, str] | None = None  # (close code to send, reason)
         self.closed = False
@@ -232,11 +228,10 @@ class Session:
                                  unique_id=frame.unique_id, action=action)
         self.service.metrics.frame("out", frame.message_type, action,
                                    frame.code if isinstance(frame, CallError) else None)
-        async with self._send_lock:
-            try:
-                await self.transport.send(text)
-            except Closed:
-                self.close(None, "connection lost while sending")
+        try:
+            await self.transport.send(text)
+        except Closed:
+            self.close(None, "connection lost while sending")
 
     async def call(self, action: str, payload: dict[str, Any], timeout: float | None = None,
                    unique_id: str | None = None) -> dict[str, Any]:

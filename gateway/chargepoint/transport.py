@@ -35,6 +35,8 @@ def _closed(exc: trio_websocket.ConnectionClosed) -> Closed:
 
 
 class TrioWebSocketTransport:
+    """trio-websocket serialises a connection's sends itself, and compresses nothing."""
+
     can_ping = True
 
     def __init__(self, ws: trio_websocket.WebSocketConnection):
@@ -74,6 +76,10 @@ class QuartTransport:
         self._ws = websocket
         self.remote = str(websocket.remote_addr or "")
         self._closed = False
+        # Hypercorn compresses (permessage-deflate) before it queues for its own send lock: a send
+        # cancelled in that queue would leave the compressor ahead of what the charger received.
+        # Queueing here, before anything is compressed, keeps a cancelled send harmless.
+        self._send_lock = trio.Lock()
 
     async def receive(self) -> str | bytes:
         if self._closed:
@@ -81,9 +87,10 @@ class QuartTransport:
         return await self._ws.receive()
 
     async def send(self, text: str) -> None:
-        if self._closed:
-            raise Closed(None, "closed by the gateway")
-        await self._ws.send(text)
+        async with self._send_lock:
+            if self._closed:
+                raise Closed(None, "closed by the gateway")
+            await self._ws.send(text)
 
     async def ping(self) -> None:
         raise NotImplementedError
