@@ -51,6 +51,14 @@ def _int(value: Any) -> int | None:
     return number
 
 
+def _required_int(value: Any) -> int:
+    """A field the schema requires: lenient mode let null through, the database cannot keep it."""
+    number = _int(value)
+    if number is None:
+        raise TypeError("a required integer is null")
+    return number
+
+
 def samples(meter_values: list[dict[str, Any]]) -> list[Sample]:
     """Flatten MeterValue entries into one Sample per sampledValue, fields as the charger sent them."""
     out = []
@@ -100,7 +108,7 @@ async def heartbeat(session: Session, p: dict[str, Any]) -> dict[str, Any]:
 @handles("StatusNotification")
 async def status_notification(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     await session.store.chargers.status(
-        session.cp_id, _int(p["connectorId"]), _text(p["status"]), _text(p.get("errorCode")),
+        session.cp_id, _required_int(p["connectorId"]), _text(p["status"]), _text(p.get("errorCode")),
         _text(p.get("info")), _text(p.get("vendorId")), _text(p.get("vendorErrorCode")),
         _text(p.get("timestamp")), clock.iso(),
     )
@@ -114,7 +122,7 @@ async def authorize_request(session: Session, p: dict[str, Any]) -> dict[str, An
 
 @handles("StartTransaction")
 async def start_transaction(session: Session, p: dict[str, Any]) -> dict[str, Any]:
-    id_tag, connector_id = _text(p["idTag"]), _int(p["connectorId"])
+    id_tag, connector_id = _text(p["idTag"]), _required_int(p["connectorId"])
     info = await authorize(session, id_tag)
     remote_start = session.service.remote_starts.match(session.cp_id, connector_id, id_tag)
     # Committed before the answer: the charger will quote this id in every later message.
@@ -131,7 +139,7 @@ async def start_transaction(session: Session, p: dict[str, Any]) -> dict[str, An
 
 @handles("StopTransaction")
 async def stop_transaction(session: Session, p: dict[str, Any]) -> dict[str, Any]:
-    transaction_id = _int(p["transactionId"])
+    transaction_id = _required_int(p["transactionId"])
     outcome = await session.store.transactions.stop(
         session.cp_id, transaction_id, _int(p.get("meterStop")), _text(p.get("timestamp")),
         _text(p.get("reason")), _text(p.get("idTag")), samples(p.get("transactionData") or []), clock.iso(),
@@ -142,6 +150,12 @@ async def stop_transaction(session: Session, p: dict[str, Any]) -> dict[str, Any
         session.record_violation(
             "StopTransaction", "request", "PropertyConstraintViolation", "transactionId",
             f"StopTransaction: transaction {transaction_id} belongs to another charge point", p,
+        )
+    elif outcome is StopOutcome.NOT_RECORDED:
+        session.record_violation(
+            "StopTransaction", "request", "PropertyConstraintViolation", "transactionId",
+            f"StopTransaction: transaction {transaction_id} was never started here and is beyond the ids "
+            "this gateway hands out; the stop is answered but not recorded as a transaction", p,
         )
     elif outcome is not StopOutcome.ALREADY_STOPPED:
         session.service.events.publish(TransactionStopped(session.cp_id, transaction_id))

@@ -240,7 +240,8 @@ class Database:
                     values = [result] if isinstance(result, outcome.Value) else None
                 if values is None:
                     jobs[i].result = result
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:  # some errors (SQLITE_FULL) have already rolled it back
+                        conn.execute("ROLLBACK")
                     return None
                 results.extend(values)
                 i += len(group)

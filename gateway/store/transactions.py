@@ -28,6 +28,13 @@ class StopOutcome(str, enum.Enum):
     RECORDED_UNKNOWN = "recorded_unknown"  # never seen starting: recorded from the stop alone
     ALREADY_STOPPED = "already_stopped"  # a repeated stop: the first one is kept
     OTHER_CHARGER = "other_charger"  # the id belongs to another charger: left untouched
+    NOT_RECORDED = "not_recorded"  # never seen, and its id beyond MAX_RECORDED_ID: not kept under it
+
+
+# A stop for a transaction never seen starting is kept under the charger's id, and ids handed out
+# afterwards continue above it (AUTOINCREMENT). An id beyond 32 bits would push every later
+# transaction beyond what many chargers can hold, and 2**63 - 1 would leave none to hand out.
+MAX_RECORDED_ID = 2**31 - 1
 
 
 def _start(conn: sqlite3.Connection, cp_id: str, connector_id: int, id_tag: str, id_tag_status: str,
@@ -67,6 +74,8 @@ def _stop(conn: sqlite3.Connection, cp_id: str, transaction_id: int, meter_stop:
     ).fetchone()
     if row is None:
         # A transaction from before a restart of ours, or one we never heard start.
+        if transaction_id > MAX_RECORDED_ID:
+            return StopOutcome.NOT_RECORDED
         conn.execute(
             """INSERT INTO transactions (id, charge_point_id, meter_stop, stop_timestamp, stop_reason,
                                          stop_id_tag, id_tag, stopped_at)
@@ -109,7 +118,7 @@ def _stop_with_samples(conn: sqlite3.Connection, cp_id: str, transaction_id: int
                        timestamp: str | None, reason: str | None, id_tag: str | None,
                        samples: list[Sample], at: str) -> StopOutcome:
     result = _stop(conn, cp_id, transaction_id, meter_stop, timestamp, reason, id_tag, at)
-    if samples and result is not StopOutcome.OTHER_CHARGER:
+    if samples and result not in (StopOutcome.OTHER_CHARGER, StopOutcome.NOT_RECORDED):
         connector = conn.execute("SELECT connector_id FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
         _add_samples(conn, [(cp_id, connector[0] if connector else None, transaction_id, samples,
                              "StopTransaction", at)])

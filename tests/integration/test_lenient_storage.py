@@ -45,3 +45,28 @@ async def test_an_integer_beyond_64_bits_sent_as_text_is_refused_and_the_session
         # Lenient mode let the string through; the handler cannot store it: the schema violation is the answer.
         assert reply[0] == 4 and reply[2] == "TypeConstraintViolation", reply
         assert (await cp.call("Heartbeat", {}))[0] == 3
+
+
+async def test_a_stop_with_an_id_beyond_32_bits_never_seen_leaves_ids_for_later_transactions(nursery, tmp_path):
+    async with started(nursery, make_config(tmp_path)) as gw, charger(gw.ocpp_port, "HUGE") as cp:
+        # A valid 1.6 payload: the schema's integer has no bound. Kept under its id, it would have
+        # used up every id (AUTOINCREMENT) and no charger could start a transaction again.
+        assert await cp.result("StopTransaction", {"transactionId": 2**63 - 1, "meterStop": 1,
+                                                   "timestamp": T, "idTag": "T"}) == {"idTagInfo": {"status": "Accepted"}}
+        start = await cp.result("StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": T})
+        assert start["transactionId"] < 2**31
+        assert await gw.store.transactions.get(2**63 - 1) is None
+        violations = await gw.store.chargers.violations("HUGE")
+        assert any("never started here" in v["message"] for v in violations)
+
+
+async def test_null_where_an_integer_is_required_is_refused_with_the_schema_violation(nursery, tmp_path):
+    async with started(nursery, make_config(tmp_path)) as gw, charger(gw.ocpp_port, "NUL") as cp:
+        for action, payload in (("StatusNotification", {"connectorId": None, "errorCode": "NoError",
+                                                        "status": "Available"}),
+                                ("StartTransaction", {"connectorId": None, "idTag": "T", "meterStart": 0,
+                                                      "timestamp": T}),
+                                ("StopTransaction", {"transactionId": None, "meterStop": 0, "timestamp": T})):
+            reply = await cp.call(action, payload)
+            assert reply[0] == 4 and reply[2] == "TypeConstraintViolation", (action, reply)
+        assert (await cp.call("Heartbeat", {}))[0] == 3
