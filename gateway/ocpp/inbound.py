@@ -56,8 +56,6 @@ class Unreadable:
 Inbound = Union[Request, Reply, Refusal, BrokenReply, Unreadable]
 
 
-
-
 def unstorable(value: Any, path: str = "") -> tuple[str, Any] | None:
     """(path, value) of the first number in `value` that is not a 64-bit integer's worth, or None."""
     if isinstance(value, bool):
