@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from .. import clock
 from ..events import TransactionStarted, TransactionStopped
+from ..ocpp.frames import INT64
 from ..store import Sample, StopOutcome
 from ..store.chargers import DEVICE_FIELDS
 from .authorization import id_tag_info
@@ -46,7 +47,7 @@ def _int(value: Any) -> int | None:
     if isinstance(value, bool):
         raise TypeError("a boolean is not an integer")
     number = int(value)
-    if not -2**63 <= number < 2**63:  # '18446744073709551616' passed lenient mode as text
+    if not INT64[0] <= number <= INT64[1]:  # '18446744073709551616' passed lenient mode as text
         raise ValueError(f"{value!r} is beyond a 64-bit integer")
     return number
 

@@ -441,17 +441,22 @@ async def test_wechat_replayed_event_is_a_duplicate_and_changes_nothing_twice(gw
 
 # ---- refunds ---------------------------------------------------------------------------------------------------------
 
-async def paid_at_provider(gw, http, standin, keys, channel: str) -> tuple[dict, dict]:
-    """An order paid through `channel`: the buyer paid at the stand-in, and its callback arrived."""
-    order, payment = await awaiting(gw, http, channel)
+async def pay_by_callback(http, standin, keys, payment: dict) -> None:
+    """The buyer pays `payment` at the stand-in and its provider's callback arrives."""
     standin.pay(payment["tradeNo"])
-    if channel == "alipay":
+    if payment["channel"] == "alipay":
         trade = standin.alipay_trades[payment["tradeNo"]]
         assert (await post_alipay(http, alipay_form(keys, payment, trade_no=trade.trade_no))).text == "success"
     else:
         trade = standin.wechat_trades[payment["tradeNo"]]
         plain = wechat_transaction(payment["tradeNo"], payment["amount"], transaction_id=trade.trade_no)
         assert (await post_wechat(http, *wechat_pay_event(keys, payment, plain=plain))).status_code == 204
+
+
+async def paid_at_provider(gw, http, standin, keys, channel: str) -> tuple[dict, dict]:
+    """An order paid through `channel`: the buyer paid at the stand-in, and its callback arrived."""
+    order, payment = await awaiting(gw, http, channel)
+    await pay_by_callback(http, standin, keys, payment)
     assert (await order_detail(http, order["id"]))["status"] == 11
     return order, payment
 

@@ -28,7 +28,7 @@ from gateway.billing import orders as billing_orders
 from gateway.billing.orders import OrderBook
 from gateway.billing.settings import from_config as billing_settings
 from gateway.config import AlipayConfig
-from tests.billing.standin import closed_url, wechat_refund, wechat_transaction, yuan_text
+from tests.billing.standin import closed_url, wechat_refund, yuan_text
 from tests.conftest import started
 from tests.helpers import BOOT, charger
 from tests.integration.test_billing_orders import (
@@ -36,8 +36,8 @@ from tests.integration.test_billing_orders import (
 )
 from tests.integration import test_billing_providers as providers
 from tests.integration.test_billing_providers import (
-    SHANGHAI, alipay_form, awaiting, callbacks, completed_order, create_payment, data, order_detail,
-    paid_at_provider, post_alipay, post_wechat, provider_config, to_status, wechat_pay_event,
+    SHANGHAI, awaiting, callbacks, completed_order, create_payment, data, order_detail,
+    paid_at_provider, pay_by_callback, post_wechat, provider_config, to_status, wechat_pay_event,
 )
 from tests.responder import answering
 
@@ -64,18 +64,6 @@ def refund_calls(standin, channel: str) -> list[dict]:
     if channel == "alipay":
         return [c.biz for c in standin.received("/gateway.do") if c.form["method"] == "alipay.trade.refund"]
     return [c.json() for c in standin.received("/v3/refund/domestic/refunds")]
-
-
-async def pay_by_callback(http, standin, keys, payment: dict) -> None:
-    """The buyer pays `payment` at the stand-in and its provider's callback arrives."""
-    standin.pay(payment["tradeNo"])
-    if payment["channel"] == "alipay":
-        trade = standin.alipay_trades[payment["tradeNo"]]
-        assert (await post_alipay(http, alipay_form(keys, payment, trade_no=trade.trade_no))).text == "success"
-    else:
-        trade = standin.wechat_trades[payment["tradeNo"]]
-        plain = wechat_transaction(payment["tradeNo"], payment["amount"], transaction_id=trade.trade_no)
-        assert (await post_wechat(http, *wechat_pay_event(keys, payment, plain=plain))).status_code == 204
 
 
 async def wechat_refund_success(http, keys, payment: dict, refund_no: str) -> None:
@@ -508,26 +496,27 @@ async def test_a_refunded_payment_of_a_cancelled_order_is_no_longer_reported(gw,
         assert report["mismatches"] == []
 
 
-async def test_a_second_payment_refunded_apart_is_no_longer_a_double_payment(gw, standin, keys):
+async def paid_twice_wechat_refunded(gw, http, standin, keys) -> tuple[dict, dict]:
+    """An order paid by Alipay and by WeChat, the WeChat money given back: (Alipay, WeChat payment)."""
     standin.wechat_refund_status = "SUCCESS"
+    order, by_alipay = await awaiting(gw, http, "alipay")
+    by_wechat, _ = await create_payment(http, order["id"], "wechat")
+    await pay_by_callback(http, standin, keys, by_alipay)
+    await pay_by_callback(http, standin, keys, by_wechat)
+    data(await http.post("/api/payment/refund", json={"tradeNo": by_wechat["tradeNo"]}))
+    return by_alipay, by_wechat
+
+
+async def test_a_second_payment_refunded_apart_is_no_longer_a_double_payment(gw, standin, keys):
     async with gw.http() as http:
-        order, by_alipay = await awaiting(gw, http, "alipay")
-        by_wechat, _ = await create_payment(http, order["id"], "wechat")
-        await pay_by_callback(http, standin, keys, by_alipay)
-        await pay_by_callback(http, standin, keys, by_wechat)
-        data(await http.post("/api/payment/refund", json={"tradeNo": by_wechat["tradeNo"]}))
+        await paid_twice_wechat_refunded(gw, http, standin, keys)
         [report] = data(await http.post("/api/reconciliation/execute", json={"channel": "wechat", "day": today()}))
         assert [m["kind"] for m in report["mismatches"]] == []
 
 
 async def test_a_channels_report_counts_only_its_own_refunds(gw, standin, keys):
-    standin.wechat_refund_status = "SUCCESS"
     async with gw.http() as http:
-        order, by_alipay = await awaiting(gw, http, "alipay")
-        by_wechat, _ = await create_payment(http, order["id"], "wechat")
-        await pay_by_callback(http, standin, keys, by_alipay)
-        await pay_by_callback(http, standin, keys, by_wechat)
-        data(await http.post("/api/payment/refund", json={"tradeNo": by_wechat["tradeNo"]}))  # WeChat money back
+        _, by_wechat = await paid_twice_wechat_refunded(gw, http, standin, keys)
         [alipay] = data(await http.post("/api/reconciliation/execute", json={"channel": "alipay", "day": today()}))
         [wechat] = data(await http.post("/api/reconciliation/execute", json={"channel": "wechat", "day": today()}))
         assert wechat["refundedAmount"] == by_wechat["amount"]
