@@ -9,7 +9,6 @@ that awaits `run()` knows its write is durable.
 
 from __future__ import annotations
 
-import functools
 import queue
 import re
 import sqlite3
@@ -22,6 +21,10 @@ from typing import Any, Callable, TypeVar
 import outcome
 import structlog
 import trio
+
+from .connection import begin_immediate, connect, for_writing, insert_rows
+
+__all__ = ["Database", "StoreClosed", "bulk", "connect", "insert_rows", "migrate", "migration_files"]
 
 T = TypeVar("T")
 log = structlog.get_logger("gateway.store")
@@ -45,36 +48,6 @@ def bulk(fn: Callable[..., list]) -> Callable[..., list]:
     """
     fn.bulk = True  # type: ignore[attr-defined]
     return fn
-
-
-# Rows per INSERT statement: a batch is cut into these sizes (binary decomposition), so a few
-# statement texts, each prepared once and kept in the connection's cache, insert any number of rows.
-INSERT_SIZES = (128, 64, 32, 16, 8, 4, 2, 1)
-
-
-@functools.lru_cache(maxsize=None)
-def _insert_sql(table: str, columns: str, rows: int) -> str:
-    one = "(" + ", ".join("?" * (columns.count(",") + 1)) + ")"
-    return f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([one] * rows)
-
-
-def insert_rows(conn: sqlite3.Connection, table: str, columns: str, rows: list[tuple]) -> None:
-    """Insert many rows in a handful of multi-row statements.
-
-    The database thread releases the GIL for each statement and must win it back from the event
-    loop afterwards, so one statement per row (executemany) is slow on a busy gateway; a
-    statement of up to 128 rows binds them in C and lets SQLite insert them all in one step,
-    without the JSON round trip that json_each needs.
-    """
-    width = columns.count(",") + 1
-    start = 0
-    for size in INSERT_SIZES:
-        while len(rows) - start >= size:
-            chunk = rows[start:start + size]
-            if any(len(row) != width for row in chunk):  # a short row and a long one would shift silently
-                raise ValueError(f"rows for {table} must have {width} values each")
-            conn.execute(_insert_sql(table, columns, size), [value for row in chunk for value in row])
-            start += size
 
 
 def migration_files() -> list[tuple[int, str, str]]:
@@ -102,23 +75,6 @@ def migrate(conn: sqlite3.Connection) -> int:
             log.info("migration applied", migration=name)
             version = number
     return version
-
-
-def connect(path: str) -> sqlite3.Connection:
-    if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    if path != ":memory:":
-        conn.execute("PRAGMA journal_mode = WAL")
-    # FULL: a commit the charger was told about survives a power cut.
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA busy_timeout = 5000")
-    # A statement that inserts many rows keeps a journal of its own (to undo itself alone); in
-    # memory it costs no file writes, which halved the write calls under load.
-    conn.execute("PRAGMA temp_store = MEMORY")
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
 
 
 class _Job:
@@ -156,6 +112,7 @@ class Database:
             try:
                 conn = connect(self.path)
                 migrate(conn)
+                for_writing(conn)  # the writer process shares the file: see begin_immediate
             except BaseException as exc:  # reported to open()
                 ready.append(outcome.Error(exc))
                 started.set()
@@ -226,7 +183,7 @@ class Database:
         """
         results: list[outcome.Outcome] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            begin_immediate(conn)
             i = 0
             while i < len(jobs):
                 group = [jobs[i]]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import timedelta
 from typing import Any
@@ -10,23 +9,10 @@ from typing import Any
 import trio
 
 from .. import clock
-from .db import Database, insert_rows
+from .appender import ProcessAppender, ThreadAppender
+from .db import Database
 
 PRUNE_CHUNK = 5000
-
-
-def _insert(conn: sqlite3.Connection, rows: list[tuple]) -> None:
-    insert_rows(conn, "frames", "at, charge_point_id, direction, message_type, unique_id, action, body", rows)
-    # A charger is "seen" whenever it sends something: one update per charger per flush.
-    seen: dict[str, str] = {}
-    for at, cp_id, direction, *_ in rows:
-        if direction == "in":
-            seen[cp_id] = at
-    conn.execute(
-        """UPDATE charge_points SET last_seen = s.value ->> 1 FROM json_each(?) AS s
-           WHERE charge_points.id = s.value ->> 0 AND (last_seen IS NULL OR last_seen < s.value ->> 1)""",
-        (json.dumps(list(seen.items())),),
-    )
 
 
 def _prune(conn: sqlite3.Connection, before: str) -> int:
@@ -64,11 +50,12 @@ def _recent(conn: sqlite3.Connection, cp_id: str | None, since: str | None, unti
 
 
 class FrameLog:
-    """Buffers frames in memory and writes them in one job per flush, never one commit per frame."""
+    """Buffers frames in memory and writes them in one batch per flush, never one commit per frame."""
 
     def __init__(self, db: Database, flush_interval: float = 0.5, flush_size: int = 500,
-                 retention_days: float = 30.0):
+                 retention_days: float = 30.0, appender: ProcessAppender | ThreadAppender | None = None):
         self._db = db
+        self._appender = appender or ThreadAppender(db)
         self._flush_interval = flush_interval
         self._flush_size = flush_size
         self._retention = timedelta(days=retention_days) if retention_days > 0 else None
@@ -87,7 +74,7 @@ class FrameLog:
         if not self._buffer:
             return
         batch, self._buffer = self._buffer, []
-        await self._db.run(_insert, batch)
+        await self._appender.write("frames", batch)
         self.written += len(batch)
         self.flushes += 1
 

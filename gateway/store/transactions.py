@@ -6,7 +6,9 @@ import enum
 import sqlite3
 from typing import Any, NamedTuple
 
-from .db import Database, bulk, insert_rows
+from . import appends
+from .appender import ProcessAppender, ThreadAppender
+from .db import Database
 from .paging import Filters, page
 
 
@@ -101,17 +103,10 @@ def _stop(conn: sqlite3.Connection, cp_id: str, transaction_id: int, meter_stop:
     return StopOutcome.CLOSED
 
 
-_SAMPLE_COLUMNS = ("charge_point_id, connector_id, transaction_id, timestamp, value, measurand, phase, unit, "
-                   "context, location, format, source, received_at")
-
-
-@bulk
-def _add_samples(conn: sqlite3.Connection, calls: list[tuple]) -> list[int]:
-    """calls: (cp_id, connector_id, transaction_id, samples, source, at) each; inserted all together."""
-    rows = [(cp_id, connector_id, transaction_id, *sample, source, at)
-            for cp_id, connector_id, transaction_id, samples, source, at in calls for sample in samples]
-    insert_rows(conn, "meter_values", _SAMPLE_COLUMNS, rows)
-    return [len(call[3]) for call in calls]
+def sample_rows(cp_id: str, connector_id: int | None, transaction_id: int | None, samples: list[Sample],
+                source: str, at: str) -> list[tuple]:
+    """Rows for meter_values (appends.SAMPLE_COLUMNS), one per sampled value."""
+    return [(cp_id, connector_id, transaction_id, *sample, source, at) for sample in samples]
 
 
 def _stop_with_samples(conn: sqlite3.Connection, cp_id: str, transaction_id: int, meter_stop: int | None,
@@ -120,8 +115,8 @@ def _stop_with_samples(conn: sqlite3.Connection, cp_id: str, transaction_id: int
     result = _stop(conn, cp_id, transaction_id, meter_stop, timestamp, reason, id_tag, at)
     if samples and result not in (StopOutcome.OTHER_CHARGER, StopOutcome.NOT_RECORDED):
         connector = conn.execute("SELECT connector_id FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
-        _add_samples(conn, [(cp_id, connector[0] if connector else None, transaction_id, samples,
-                             "StopTransaction", at)])
+        appends.samples(conn, sample_rows(cp_id, connector[0] if connector else None, transaction_id, samples,
+                                          "StopTransaction", at))
     return result
 
 
@@ -154,8 +149,9 @@ def _samples(conn: sqlite3.Connection, transaction_id: int) -> list[dict[str, An
 
 
 class Transactions:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, appender: ProcessAppender | ThreadAppender | None = None):
         self._db = db
+        self._appender = appender or ThreadAppender(db)
 
     async def start(self, cp_id: str, connector_id: int, id_tag: str, id_tag_status: str,
                     meter_start: int | None, timestamp: str | None, reservation_id: int | None,
@@ -166,6 +162,9 @@ class Transactions:
 
     async def stop(self, cp_id: str, transaction_id: int, meter_stop: int | None, timestamp: str | None,
                    reason: str | None, id_tag: str | None, samples: list[Sample], at: str) -> StopOutcome:
+        # What the charger said before the stop is committed before it: billing prices the session
+        # from the meter values as soon as the stop is recorded.
+        await self._appender.sync()
         return await self._db.run(_stop_with_samples, cp_id, transaction_id, meter_stop, timestamp,
                                   reason, id_tag, samples, at)
 
@@ -173,12 +172,13 @@ class Transactions:
                     samples: list[Sample], at: str) -> None:
         """Queue meter values; they are committed with the next batch, not before the charger's answer
         (ARCHITECTURE.md: frames and meter values are batched, transaction starts and stops are not)."""
-        self._db.submit(_add_samples, cp_id, connector_id, transaction_id, samples, "MeterValues", at)
+        self._appender.submit("samples", sample_rows(cp_id, connector_id, transaction_id, samples, "MeterValues", at))
 
     async def get(self, transaction_id: int) -> dict[str, Any] | None:
         return await self._db.run(_get, transaction_id)
 
     async def samples(self, transaction_id: int) -> list[dict[str, Any]]:
+        await self._appender.sync()
         return await self._db.run(_samples, transaction_id)
 
     async def list(self, cp_id: str | None = None, state: str | None = None, since: str | None = None,

@@ -102,6 +102,7 @@ async def test_meter_values_outside_a_transaction_and_with_all_fields(gateway):
               "phase": "L1-N", "location": "Inlet", "unit": "V"}
     async with charger(gateway.ocpp_port, "CP-M") as cp:
         await cp.result("MeterValues", {"connectorId": 0, "meterValue": [{"timestamp": NOW, "sampledValue": [sample]}]})
+    await gateway.store.appender.sync()  # meter values are committed after the answer, by the writer process
     rows = await gateway.store.db.run(
         lambda conn: [dict(r) for r in conn.execute("SELECT * FROM meter_values WHERE charge_point_id = 'CP-M'")])
     assert len(rows) == 1

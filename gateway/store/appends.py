@@ -1,0 +1,50 @@
+"""The append-only writes of the hot path: the frame log and meter values.
+
+Standard library only: they run in the writer process (writer.py), or on the database thread when
+the database has no file of its own (":memory:"). A batch is a list of (kind, rows).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Callable
+
+from .connection import insert_rows
+
+FRAME_COLUMNS = "at, charge_point_id, direction, message_type, unique_id, action, body"
+SAMPLE_COLUMNS = ("charge_point_id, connector_id, transaction_id, timestamp, value, measurand, phase, unit, "
+                  "context, location, format, source, received_at")
+
+
+def frames(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    """rows: (at, charge_point_id, direction, message_type, unique_id, action, body) each."""
+    insert_rows(conn, "frames", FRAME_COLUMNS, rows)
+    # A charger is "seen" whenever it sends something: one update per charger per batch.
+    seen: dict[str, str] = {}
+    for at, cp_id, direction, *_ in rows:
+        if direction == "in":
+            seen[cp_id] = at
+    if seen:
+        conn.execute(
+            """UPDATE charge_points SET last_seen = s.value ->> 1 FROM json_each(?) AS s
+               WHERE charge_points.id = s.value ->> 0 AND (last_seen IS NULL OR last_seen < s.value ->> 1)""",
+            (json.dumps(list(seen.items())),),
+        )
+
+
+def samples(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    """rows: one per sampled value, in SAMPLE_COLUMNS order."""
+    insert_rows(conn, "meter_values", SAMPLE_COLUMNS, rows)
+
+
+KINDS: dict[str, Callable[[sqlite3.Connection, list[tuple]], None]] = {"frames": frames, "samples": samples}
+
+
+def apply(conn: sqlite3.Connection, batch: list[tuple[str, list[tuple]]]) -> None:
+    """Write a batch, rows of one kind together (a table's rows keep their order)."""
+    by_kind: dict[str, list[tuple]] = {}
+    for kind, rows in batch:
+        by_kind.setdefault(kind, []).extend(rows)
+    for kind, rows in by_kind.items():
+        KINDS[kind](conn, rows)

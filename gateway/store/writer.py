@@ -1,0 +1,129 @@
+"""The writer process: commits the frame log and meter values beside the gateway's own process.
+
+The database thread shares the interpreter's lock with the chargers' event loop; on a busy gateway,
+binding thousands of values a second there held the event loop up by a fifth of its time. This
+process has its own interpreter: the gateway hands it batches of rows through a pipe and carries on.
+
+Pipe protocol, both ways: a 4-byte little-endian length, then a `marshal` of the message (the same
+interpreter writes and reads it; five times cheaper than a pickle, whose memo of every string is
+pure cost here). In: (seq, batch), a batch being a list of (kind, rows) as in appends.py. Out:
+(seq, errors) once every batch up to seq is committed (errors: what could not be written, for the
+gateway's log).
+
+Standard library only, so that it starts small; run as `python -m gateway.store.writer DB_PATH`.
+It ignores SIGINT and SIGTERM (a terminal or systemd signals the whole group): it stops when the
+gateway closes the pipe, after committing everything it was sent.
+"""
+
+from __future__ import annotations
+
+import os
+import marshal
+import select
+import signal
+import sqlite3
+import struct
+import sys
+from typing import Iterator
+
+from .appends import apply
+from .connection import begin_immediate, connect, for_writing
+
+HEADER = struct.Struct("<I")
+READ_SIZE = 1 << 20
+NICENESS = 10
+MAX_ROWS = 50_000  # per transaction: a backlog is committed in pieces, and acknowledged as it goes
+
+
+def read_messages(fd: int) -> Iterator[list[bytes]]:
+    """Every complete message that has arrived, a list at a time; waits when none has."""
+    buffer = bytearray()
+    while True:
+        chunk = os.read(fd, READ_SIZE)
+        if not chunk:
+            return
+        buffer += chunk
+        while select.select([fd], [], [], 0)[0]:  # take what is already there, for one commit
+            chunk = os.read(fd, READ_SIZE)
+            if not chunk:
+                break
+            buffer += chunk
+        messages = []
+        start = 0
+        while len(buffer) - start >= HEADER.size:
+            (size,) = HEADER.unpack_from(buffer, start)
+            if len(buffer) - start - HEADER.size < size:
+                break
+            messages.append(bytes(buffer[start + HEADER.size:start + HEADER.size + size]))
+            start += HEADER.size + size
+        del buffer[:start]
+        if messages:
+            yield messages
+
+
+def encode(message: object) -> bytes:
+    data = marshal.dumps(message)
+    return HEADER.pack(len(data)) + data
+
+
+def send(fd: int, message: object) -> None:
+    data = encode(message)
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def transaction(conn: sqlite3.Connection, batch: list[tuple[str, list[tuple]]]) -> None:
+    begin_immediate(conn)
+    try:
+        apply(conn, batch)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # some errors (SQLITE_FULL) have already rolled it back
+            conn.execute("ROLLBACK")
+        raise
+
+
+def commit(conn: sqlite3.Connection, batch: list[tuple[str, list[tuple]]]) -> list[str]:
+    """Write a batch in one transaction; if that fails, each (kind, rows) alone, so the others land."""
+    try:
+        transaction(conn, batch)
+        return []
+    except Exception:
+        pass
+    errors = []
+    for item in batch:
+        try:
+            transaction(conn, [item])
+        except Exception as exc:
+            errors.append(f"{item[0]}: {len(item[1])} rows not written: {exc!r}")
+    return errors
+
+
+def serve(conn: sqlite3.Connection, fd_in: int, fd_out: int) -> None:
+    for messages in read_messages(fd_in):
+        batches = [marshal.loads(m) for m in messages]
+        i = 0
+        while i < len(batches):
+            items, rows = [], 0
+            while i < len(batches) and (not items or rows < MAX_ROWS):
+                seq, batch = batches[i]
+                i += 1
+                items.extend(batch)
+                rows += sum(len(r) for _, r in batch)
+            send(fd_out, (seq, commit(conn, items)))
+
+
+def main(path: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Its work waits for batches anyway: when the two cores are busy, the chargers' event loop comes first.
+    os.nice(NICENESS)
+    conn = for_writing(connect(path))
+    try:
+        serve(conn, sys.stdin.fileno(), sys.stdout.fileno())
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

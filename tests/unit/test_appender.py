@@ -1,0 +1,231 @@
+"""gateway.store.appender: frames and meter values written by the writer process (or the database thread)."""
+
+from __future__ import annotations
+
+import marshal
+import os
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+import structlog
+import trio
+
+from gateway.store import appender as appender_module
+from gateway.store import writer
+from gateway.store.appender import ProcessAppender, ThreadAppender
+from gateway.store.db import Database
+
+
+def _frame(i: int, cp_id: str = "CP1") -> tuple:
+    return (f"2026-11-22T06:00:00.{i:06d}Z", cp_id, "in", 2, f"u{i}", "MeterValues", f'[2,"u{i}","MeterValues",{{}}]')
+
+
+def _sample(i: int) -> tuple:
+    return ("CP1", 1, None, "2026-11-22T06:00:00Z", str(i), "Voltage", None, "V", None, None, None, "MeterValues",
+            "2026-11-22T06:00:01.000Z")
+
+
+def _uids(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT unique_id FROM frames ORDER BY id")]
+
+
+def _values(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT value FROM meter_values ORDER BY id")]
+
+
+@pytest.fixture(params=["process", "thread"])
+async def setup(request, tmp_path: Path, nursery):
+    """(database, appender): the writer process on a file, or the database thread on ":memory:"."""
+    path = str(tmp_path / "gateway.db") if request.param == "process" else ":memory:"
+    db = Database(path)
+    await db.open()
+    appender = ProcessAppender(path) if request.param == "process" else ThreadAppender(db)
+    await nursery.start(appender.run)
+    try:
+        yield db, appender
+    finally:
+        with trio.CancelScope(shield=True):
+            await appender.close()
+            await db.close()
+
+
+async def test_sync_returns_once_everything_submitted_is_committed(setup):
+    db, appender = setup
+    for i in range(1000):
+        appender.submit("frames", [_frame(i)])
+        appender.submit("samples", [_sample(i), _sample(i + 10_000)])
+    await appender.sync()
+    assert await db.run(_uids) == [f"u{i}" for i in range(1000)]
+    values = await db.run(_values)
+    assert values == [str(v) for i in range(1000) for v in (i, i + 10_000)]  # each table keeps its order
+
+
+async def test_write_waits_for_its_own_rows(setup):
+    db, appender = setup
+    await appender.write("frames", [_frame(1), _frame(2)])
+    assert await db.run(_uids) == ["u1", "u2"]
+
+
+async def test_a_charger_is_seen_when_it_sends_a_frame(setup):
+    db, appender = setup
+    await db.run(lambda conn: conn.execute("INSERT INTO charge_points (id, first_seen, last_seen) VALUES ('CP9', '2020-01-01', '2020-01-01')"))
+    await appender.write("frames", [_frame(5, "CP9"), _frame(7, "CP9"), (*_frame(9, "CP9")[:2], "out", *_frame(9)[3:])])
+    seen = await db.run(lambda conn: conn.execute("SELECT last_seen FROM charge_points WHERE id = 'CP9'").fetchone()[0])
+    assert seen == _frame(7)[0]  # the newest frame *from* it; an answer sent to it does not count
+
+
+async def test_rows_that_cannot_be_written_are_logged_and_the_others_land(setup):
+    db, appender = setup
+    with structlog.testing.capture_logs() as logs:
+        appender.submit("samples", [_sample(1)])
+        appender.submit("frames", [("too", "short")])  # a bug upstream: the frames table needs 7 values a row
+        appender.submit("samples", [_sample(2)])
+        await appender.sync()
+    assert await db.run(_values) == ["1", "2"]
+    assert any(e["event"] == "database write failed" and "frames" in e["error"] for e in logs)
+    await appender.write("frames", [_frame(3)])  # and it goes on working
+    assert await db.run(_uids) == ["u3"]
+
+
+async def test_a_value_the_pipe_cannot_carry_loses_only_its_own_rows(tmp_path, nursery):
+    path = str(tmp_path / "gateway.db")
+    db = Database(path)
+    await db.open()
+    appender = ProcessAppender(path)
+    await nursery.start(appender.run)
+    with structlog.testing.capture_logs() as logs:
+        appender.submit("samples", [_sample(1)])
+        appender.submit("samples", [(*_sample(2)[:4], object(), *_sample(2)[5:])])
+        appender.submit("samples", [_sample(3)])
+        await appender.sync()
+    assert await db.run(_values) == ["1", "3"]
+    assert any(e["event"] == "database write failed" for e in logs)
+    await appender.close()
+    await db.close()
+
+
+async def test_close_commits_what_was_submitted_and_ends_the_process(tmp_path, nursery):
+    path = str(tmp_path / "gateway.db")
+    db = Database(path)
+    await db.open()
+    appender = ProcessAppender(path)
+    await nursery.start(appender.run)
+    pid = appender.pid
+    for i in range(5000):
+        appender.submit("samples", [_sample(i)])
+    await appender.close()
+    assert len(await db.run(_values)) == 5000
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    await db.close()
+
+
+async def test_a_killed_writer_is_replaced_and_given_again_what_it_had_not_committed(tmp_path, nursery, monkeypatch):
+    monkeypatch.setattr(appender_module, "RESTART_DELAY", 0.01)
+    path = str(tmp_path / "gateway.db")
+    db = Database(path)
+    await db.open()
+    appender = ProcessAppender(path)
+    await nursery.start(appender.run)
+    await appender.write("frames", [_frame(i) for i in range(100)])
+    first = appender.pid
+    appender.submit("frames", [_frame(i) for i in range(100, 200)])
+    os.kill(first, signal.SIGKILL)  # before the batch is even handed over: it is sent to the next one
+    with structlog.testing.capture_logs() as logs:
+        await appender.sync()
+    assert appender.restarts == 1 and appender.pid != first
+    assert await db.run(_uids) == [f"u{i}" for i in range(200)]
+    assert any(e["event"] == "database writer ended; starting another" for e in logs)
+    await appender.close()
+    await db.close()
+
+
+async def test_the_writer_outlives_a_signal_sent_to_the_whole_process_group(tmp_path, nursery):
+    path = str(tmp_path / "gateway.db")
+    db = Database(path)
+    await db.open()
+    appender = ProcessAppender(path)
+    await nursery.start(appender.run)
+    await appender.write("frames", [_frame(0)])  # it is up and has set its signals aside
+    for sig in (signal.SIGTERM, signal.SIGINT):  # a terminal's Ctrl-C, systemd's stop: the gateway decides
+        os.kill(appender.pid, sig)
+    await trio.sleep(0.2)
+    await appender.write("frames", [_frame(1)])
+    assert appender.restarts == 0
+    assert await db.run(_uids) == ["u0", "u1"]
+    await appender.close()
+    await db.close()
+
+
+async def test_the_database_thread_and_the_writer_share_the_file_without_lock_errors(tmp_path, nursery):
+    path = str(tmp_path / "gateway.db")
+    db = Database(path)
+    await db.open()
+    appender = ProcessAppender(path)
+    await nursery.start(appender.run)
+
+    def insert(conn: sqlite3.Connection, i: int) -> None:
+        conn.execute("INSERT INTO id_tags (id_tag, status, created_at, updated_at) VALUES (?, 'Accepted', ?, ?)",
+                     (f"T{i}", "2026-11-22", "2026-11-22"))
+
+    async def thread_writes() -> None:
+        for i in range(300):
+            await db.run(insert, i)
+
+    async with trio.open_nursery() as both:
+        both.start_soon(thread_writes)
+        for i in range(300):
+            appender.submit("samples", [_sample(i)] * 20)
+            await trio.sleep(0.001)
+    await appender.sync()
+    assert await db.run(lambda conn: conn.execute("SELECT COUNT(*) FROM id_tags").fetchone()[0]) == 300
+    assert len(await db.run(_values)) == 6000
+    await appender.close()
+    await db.close()
+
+
+def test_the_writer_reads_messages_split_anywhere_in_the_pipe():
+    messages = [(i, [("samples", [_sample(i)] * (i % 4))]) for i in range(50)]
+    data = b"".join(writer.encode(m) for m in messages)
+    read_fd, write_fd = os.pipe()
+    received = []
+    try:
+        pos = 0
+        for size in [1, 3, 7, 500, 2, 10_000, 5]:  # pieces that cut headers and bodies
+            os.write(write_fd, data[pos:pos + size])
+            pos += size
+        os.write(write_fd, data[pos:])
+        os.close(write_fd)
+        for chunk in writer.read_messages(read_fd):
+            received.extend(chunk)
+    finally:
+        os.close(read_fd)
+    assert [marshal.loads(m) for m in received] == messages
+
+
+def test_the_writer_commits_a_backlog_in_pieces_and_acknowledges_each(tmp_path, monkeypatch):
+    from gateway.store.connection import connect, for_writing
+    from gateway.store.db import migrate
+    monkeypatch.setattr(writer, "MAX_ROWS", 100)
+    path = str(tmp_path / "gateway.db")
+    conn = connect(path)
+    migrate(conn)
+    for_writing(conn)
+    to_writer, from_gateway = os.pipe()[::-1]
+    acks_in, acks_out = os.pipe()
+    for seq in range(1, 11):
+        os.write(to_writer, writer.encode((seq, [("samples", [_sample(seq)] * 60)])))
+    os.close(to_writer)
+    writer.serve(conn, from_gateway, acks_out)
+    os.close(acks_out)
+    acks = []
+    data = os.read(acks_in, 1 << 16)
+    while data:
+        (size,) = writer.HEADER.unpack_from(data)
+        acks.append(marshal.loads(data[4:4 + size]))
+        data = data[4 + size:]
+    assert [seq for seq, _ in acks] == [2, 4, 6, 8, 10]  # 120 rows a transaction, each acknowledged
+    assert all(errors == [] for _, errors in acks)
+    assert conn.execute("SELECT COUNT(*) FROM meter_values").fetchone()[0] == 600
