@@ -23,8 +23,11 @@ log = structlog.get_logger("gateway.store")
 
 LINGER = 0.005  # seconds submitted rows wait for more, so that a busy gateway commits them together
 PIPE_SIZE = 1 << 20
+START_TIMEOUT = 60.0  # a small board imports slowly
 RESTART_DELAY = 1.0
-CLOSING_ATTEMPTS = 3  # writer processes tried while closing before what is left is given up
+MAX_FAILURES = 3  # writers in a row that die young, committing nothing, before the database thread takes over
+STEADY_SECONDS = 60.0
+CLOSE_TIMEOUT = 30.0
 
 
 @bulk
@@ -59,18 +62,26 @@ class ThreadAppender:
         pass
 
 
+class WriterFailed(RuntimeError):
+    pass
+
+
 class ProcessAppender:
     """Hands batches of rows to a writer process (writer.py) through a pipe.
 
-    A batch is kept until the process says it is committed; if the process dies, another is started
-    and given again what was not acknowledged (a batch committed in the instant before a death, and
-    not yet acknowledged, would be written twice; nothing is lost).
+    A batch is kept until the process says it is committed. If the process dies, another is started
+    and given again what it had not acknowledged (a batch committed in the instant before a death
+    would be written twice; nothing is lost). If writers keep dying, or one does not finish when the
+    gateway closes, the database thread takes over the rest. Only close() ends it: a cancelled
+    gateway still commits what its chargers were answered for.
     """
 
-    def __init__(self, path: str):
-        self.path = path
+    def __init__(self, db: Database):
+        self._db = db
         self.restarts = 0
         self.pid: int | None = None
+        self._process: trio.Process | None = None
+        self._inbox = bytearray()
         self._pending: list[tuple[str, list[tuple]]] = []
         self._unacked: collections.deque[tuple[int, bytes]] = collections.deque()
         self._seq = 0  # the last batch handed over
@@ -81,53 +92,46 @@ class ProcessAppender:
         self._closing = False
         self._started = False
         self._finished = trio.Event()
+        self.fallback: ThreadAppender | None = None  # the database thread, once the process is given up
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Keep a writer process until close(); started once the first one runs."""
+        """Keep a writer process until close(); started once the first one is ready (else raises)."""
         self._started = True
-        attempts_left = CLOSING_ATTEMPTS
+        failures = 0
         try:
-            while True:
-                process = await trio.lowlevel.open_process(
-                    [sys.executable, "-m", "gateway.store.writer", self.path],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                    start_new_session=True)  # out of the terminal's group: Ctrl-C is for the gateway to handle
-                self.pid = process.pid
-                try:  # fewer, larger writes into the pipe (Linux; up to /proc/sys/fs/pipe-max-size)
-                    fcntl.fcntl(process.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-                except (AttributeError, OSError):
-                    pass
-                try:
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._ship, process.stdin)
-                        task_status.started()
-                        task_status = trio.TASK_STATUS_IGNORED
-                        await self._read_acks(process.stdout)
-                        nursery.cancel_scope.cancel()
-                finally:
-                    with trio.CancelScope(shield=True):
-                        await process.stdin.aclose()  # it commits what it has, then ends
-                        with trio.move_on_after(30):
-                            await process.wait()
-                        if process.returncode is None:
-                            process.kill()
-                            await process.wait()
-                if not self._unacked and (self._closing or process.returncode == 0):
-                    return
-                attempts_left -= self._closing
-                if attempts_left == 0:
-                    log.error("database writer failed; frames and meter values not written",
-                              batches=len(self._unacked) + bool(self._pending))
-                    return
-                log.error("database writer ended; starting another", code=process.returncode,
-                          unacknowledged=len(self._unacked))
-                self.restarts += 1
-                await trio.sleep(RESTART_DELAY)
+            with trio.CancelScope(shield=True):
+                while True:
+                    try:
+                        process = await self._spawn()
+                    except (OSError, WriterFailed) as exc:
+                        if not self.restarts and not failures:
+                            raise WriterFailed(f"the database writer process could not start: {exc}") from exc
+                        log.error("database writer could not start", error=str(exc))
+                        progressed = False
+                    else:
+                        if not self.restarts and not failures:
+                            task_status.started()
+                        began = trio.current_time()
+                        # it committed something, or lived a while: not a writer that cannot work
+                        progressed = await self._serve(process) or trio.current_time() - began > STEADY_SECONDS
+                        if not self._unacked and not self._pending and (self._closing or process.returncode == 0):
+                            return
+                        log.error("database writer ended", code=process.returncode,
+                                  unacknowledged=len(self._unacked))
+                    failures = 0 if progressed else failures + 1
+                    if self._closing or failures >= MAX_FAILURES:
+                        await self._fall_back()
+                        return
+                    self.restarts += 1
+                    await trio.sleep(RESTART_DELAY)
         finally:
             self._finished.set()
-            self._acked.set()  # nobody waits for a commit that will not come
+            self._acked.set()  # whoever waits looks again (and at the fallback)
 
     def submit(self, kind: str, rows: list[tuple]) -> None:
+        if self.fallback is not None:
+            self.fallback.submit(kind, rows)
+            return
         if self._closing:
             raise StoreClosed("the database is closed")
         self._pending.append((kind, rows))
@@ -140,21 +144,85 @@ class ProcessAppender:
     async def sync(self) -> None:
         """Return once everything submitted so far is committed."""
         target = self._seq + bool(self._pending)
-        if self._committed >= target:
-            return
-        self._hurry.set()
-        self._wake.set()
-        while self._committed < target and not self._finished.is_set():
-            await self._acked.wait()
+        if self._committed < target:
+            self._hurry.set()
+            self._wake.set()
+            while self._committed < target and not self._finished.is_set():
+                await self._acked.wait()
+        if self.fallback is not None:
+            await self.fallback.sync()
 
     async def close(self) -> None:
         """Commit everything submitted, then end the writer process."""
         self._closing = True
         if not self._started:
+            await self._fall_back()
             return
         self._hurry.set()
         self._wake.set()
+        with trio.move_on_after(CLOSE_TIMEOUT):
+            await self._finished.wait()
+            return
+        log.error("database writer did not finish; the database thread writes the rest",
+                  unacknowledged=len(self._unacked))
+        if self._process is not None and self._process.returncode is None:
+            self._process.kill()  # run() sees it end, and hands what is left to the database thread
         await self._finished.wait()
+
+    async def _spawn(self) -> trio.Process:
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "gateway.store.writer", self._db.path],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            start_new_session=True)  # out of the terminal's group: Ctrl-C is for the gateway to handle
+        self._process, self.pid, self._inbox = process, process.pid, bytearray()
+        try:  # fewer, larger writes into the pipe (Linux; up to /proc/sys/fs/pipe-max-size)
+            fcntl.fcntl(process.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        except (AttributeError, OSError):
+            pass
+        with trio.move_on_after(START_TIMEOUT):
+            if await self._receive(process.stdout) == (0, []):  # it has opened the database
+                return process
+        await self._reap(process)
+        raise WriterFailed(f"it ended before it was ready (exit code {process.returncode})")
+
+    async def _serve(self, process: trio.Process) -> bool:
+        """Feed one writer and read its acknowledgements until it ends; whether it committed anything."""
+        progressed = False
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._ship, process.stdin)
+                while (message := await self._receive(process.stdout)) is not None:
+                    self._acknowledged(*message)
+                    progressed = True
+                nursery.cancel_scope.cancel()
+        finally:
+            await self._reap(process)
+        return progressed
+
+    async def _reap(self, process: trio.Process) -> None:
+        await process.stdin.aclose()  # it commits what it has, then ends
+        with trio.move_on_after(5):
+            await process.wait()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    async def _fall_back(self) -> None:
+        """Give what was not committed, and all later rows, to the database thread."""
+        self.fallback = ThreadAppender(self._db)
+        batches = [marshal.loads(data[HEADER.size:]) for _, data in self._unacked]
+        self._unacked.clear()
+        items = [item for _, batch in batches for item in batch] + self._pending
+        self._pending = []
+        if items:
+            log.error("database writer given up; the database thread writes frames and meter values",
+                      items=len(items))
+        try:
+            for kind, rows in items:
+                self.fallback.submit(kind, rows)
+            await self.fallback.sync()
+        except StoreClosed:
+            log.error("database closed: frames and meter values not written", items=len(items))
 
     async def _ship(self, stdin: trio.abc.SendStream) -> None:
         try:
@@ -176,7 +244,7 @@ class ProcessAppender:
                     await stdin.aclose()
                     return
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return  # the process is gone: _read_acks sees it end
+            return  # the process is gone: _serve sees it end
 
     def _encode(self, batch: list[tuple[str, list[tuple]]]) -> bytes:
         try:
@@ -191,29 +259,29 @@ class ProcessAppender:
                     log.error("database write failed", error=f"{kind}: {len(rows)} rows not written: {exc!r}")
             return encode((self._seq, kept))
 
-    async def _read_acks(self, stdout: trio.abc.ReceiveStream) -> None:
-        buffer = bytearray()
+    async def _receive(self, stdout: trio.abc.ReceiveStream) -> tuple | None:
+        """The writer's next message, or None once it has ended."""
         while True:
+            if len(self._inbox) >= HEADER.size:
+                (size,) = HEADER.unpack_from(self._inbox)
+                if len(self._inbox) >= HEADER.size + size:
+                    message = marshal.loads(self._inbox[HEADER.size:HEADER.size + size])
+                    del self._inbox[:HEADER.size + size]
+                    return message
             chunk = await stdout.receive_some(65536)
             if not chunk:
-                return
-            buffer += chunk
-            start = 0
-            while len(buffer) - start >= HEADER.size:
-                (size,) = HEADER.unpack_from(buffer, start)
-                if len(buffer) - start - HEADER.size < size:
-                    break
-                seq, errors = marshal.loads(buffer[start + HEADER.size:start + HEADER.size + size])
-                start += HEADER.size + size
-                for error in errors:
-                    log.error("database write failed", error=error)
-                self._committed = seq
-                while self._unacked and self._unacked[0][0] <= seq:
-                    self._unacked.popleft()
-                self._acked.set()
-                self._acked = trio.Event()
-            del buffer[:start]
+                return None
+            self._inbox += chunk
+
+    def _acknowledged(self, seq: int, errors: list[str]) -> None:
+        for error in errors:
+            log.error("database write failed", error=error)
+        self._committed = max(self._committed, seq)
+        while self._unacked and self._unacked[0][0] <= seq:
+            self._unacked.popleft()
+        self._acked.set()
+        self._acked = trio.Event()
 
 
 def appender_for(db: Database) -> ThreadAppender | ProcessAppender:
-    return ThreadAppender(db) if db.path == ":memory:" else ProcessAppender(db.path)
+    return ThreadAppender(db) if db.path == ":memory:" else ProcessAppender(db)

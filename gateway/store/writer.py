@@ -7,8 +7,8 @@ process has its own interpreter: the gateway hands it batches of rows through a 
 Pipe protocol, both ways: a 4-byte little-endian length, then a `marshal` of the message (the same
 interpreter writes and reads it; five times cheaper than a pickle, whose memo of every string is
 pure cost here). In: (seq, batch), a batch being a list of (kind, rows) as in appends.py. Out:
-(seq, errors) once every batch up to seq is committed (errors: what could not be written, for the
-gateway's log).
+(0, []) once the database is open, then (seq, errors) once every batch up to seq is committed
+(errors: rows that could not be written, for the gateway's log).
 
 Standard library only, so that it starts small; run as `python -m gateway.store.writer DB_PATH`.
 It ignores SIGINT and SIGTERM (a terminal or systemd signals the whole group): it stops when the
@@ -31,6 +31,7 @@ from .connection import begin_immediate, connect, for_writing
 
 HEADER = struct.Struct("<I")
 READ_SIZE = 1 << 20
+READ_AHEAD = 16 << 20  # bytes taken from the pipe before committing: a backlog is not all read at once
 NICENESS = 10
 MAX_ROWS = 50_000  # per transaction: a backlog is committed in pieces, and acknowledged as it goes
 
@@ -43,7 +44,7 @@ def read_messages(fd: int) -> Iterator[list[bytes]]:
         if not chunk:
             return
         buffer += chunk
-        while select.select([fd], [], [], 0)[0]:  # take what is already there, for one commit
+        while len(buffer) < READ_AHEAD and select.select([fd], [], [], 0)[0]:  # what is there, for one commit
             chunk = os.read(fd, READ_SIZE)
             if not chunk:
                 break
@@ -84,22 +85,32 @@ def transaction(conn: sqlite3.Connection, batch: list[tuple[str, list[tuple]]]) 
 
 
 def commit(conn: sqlite3.Connection, batch: list[tuple[str, list[tuple]]]) -> list[str]:
-    """Write a batch in one transaction; if that fails, each (kind, rows) alone, so the others land."""
+    """Write a batch in one transaction; if that fails, each (kind, rows) alone, so the others land.
+
+    Rows that cannot be written are reported and dropped. When the file itself fails (locked for too
+    long, I/O error, disk full: OperationalError) nothing is acknowledged and the process ends: the
+    gateway gives the rows to another writer, or to its database thread.
+    """
     try:
         transaction(conn, batch)
         return []
+    except sqlite3.OperationalError:
+        raise
     except Exception:
         pass
     errors = []
     for item in batch:
         try:
             transaction(conn, [item])
+        except sqlite3.OperationalError:
+            raise
         except Exception as exc:
             errors.append(f"{item[0]}: {len(item[1])} rows not written: {exc!r}")
     return errors
 
 
 def serve(conn: sqlite3.Connection, fd_in: int, fd_out: int) -> None:
+    send(fd_out, (0, []))  # ready: the database is open
     for messages in read_messages(fd_in):
         batches = [marshal.loads(m) for m in messages]
         i = 0

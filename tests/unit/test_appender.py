@@ -6,12 +6,15 @@ import marshal
 import os
 import signal
 import sqlite3
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import AsyncIterator
 
 import pytest
 import structlog
 import trio
 
+from gateway.store import Sample, open_store
 from gateway.store import appender as appender_module
 from gateway.store import writer
 from gateway.store.appender import ProcessAppender, ThreadAppender
@@ -41,7 +44,7 @@ async def setup(request, tmp_path: Path, nursery):
     path = str(tmp_path / "gateway.db") if request.param == "process" else ":memory:"
     db = Database(path)
     await db.open()
-    appender = ProcessAppender(path) if request.param == "process" else ThreadAppender(db)
+    appender = ProcessAppender(db) if request.param == "process" else ThreadAppender(db)
     await nursery.start(appender.run)
     try:
         yield db, appender
@@ -89,101 +92,166 @@ async def test_rows_that_cannot_be_written_are_logged_and_the_others_land(setup)
     assert await db.run(_uids) == ["u3"]
 
 
-async def test_a_value_the_pipe_cannot_carry_loses_only_its_own_rows(tmp_path, nursery):
-    path = str(tmp_path / "gateway.db")
-    db = Database(path)
+@asynccontextmanager
+async def writing(tmp_path: Path) -> AsyncIterator[tuple[Database, ProcessAppender]]:
+    """A database and its writer process, closed (committing everything) whatever the test does."""
+    db = Database(str(tmp_path / "gateway.db"))
     await db.open()
-    appender = ProcessAppender(path)
-    await nursery.start(appender.run)
-    with structlog.testing.capture_logs() as logs:
-        appender.submit("samples", [_sample(1)])
-        appender.submit("samples", [(*_sample(2)[:4], object(), *_sample(2)[5:])])
-        appender.submit("samples", [_sample(3)])
-        await appender.sync()
-    assert await db.run(_values) == ["1", "3"]
-    assert any(e["event"] == "database write failed" for e in logs)
-    await appender.close()
-    await db.close()
+    appender = ProcessAppender(db)
+    try:
+        with trio.fail_after(60):  # a hang is a failure, not a stuck suite
+            async with trio.open_nursery() as nursery:
+                await nursery.start(appender.run)
+                try:
+                    yield db, appender
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await appender.close()
+    finally:
+        with trio.CancelScope(shield=True):
+            await db.close()
 
 
-async def test_close_commits_what_was_submitted_and_ends_the_process(tmp_path, nursery):
+async def test_a_value_the_pipe_cannot_carry_loses_only_its_own_rows(tmp_path):
+    async with writing(tmp_path) as (db, appender):
+        with structlog.testing.capture_logs() as logs:
+            appender.submit("samples", [_sample(1)])
+            appender.submit("samples", [(*_sample(2)[:4], object(), *_sample(2)[5:])])
+            appender.submit("samples", [_sample(3)])
+            await appender.sync()
+        assert await db.run(_values) == ["1", "3"]
+        assert any(e["event"] == "database write failed" for e in logs)
+
+
+async def test_close_commits_what_was_submitted_and_ends_the_process(tmp_path):
+    async with writing(tmp_path) as (db, appender):
+        pid = appender.pid
+        for i in range(5000):
+            appender.submit("samples", [_sample(i)])
+        await appender.close()
+        assert len(await db.run(_values)) == 5000
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+async def test_a_cancelled_store_still_commits_what_was_said(tmp_path):
+    """The gateway's nursery cancelled from outside: the frame log's last flush and queued meter values land."""
     path = str(tmp_path / "gateway.db")
-    db = Database(path)
-    await db.open()
-    appender = ProcessAppender(path)
-    await nursery.start(appender.run)
-    pid = appender.pid
-    for i in range(5000):
-        appender.submit("samples", [_sample(i)])
-    await appender.close()
-    assert len(await db.run(_values)) == 5000
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
-    await db.close()
+    with trio.fail_after(60):
+        with trio.CancelScope() as scope:
+            async with open_store(path) as store:
+                for i in range(10):
+                    store.frames.record("CP1", "in", f"frame {i}")
+                store.transactions.add_samples("CP1", 1, None, [Sample("2026-11-22T06:00:00Z", str(i))
+                                                                for i in range(5)], "2026-11-22T06:00:01.000Z")
+                scope.cancel()
+                await trio.sleep_forever()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT COUNT(*) FROM frames WHERE charge_point_id = 'CP1'").fetchone()[0] == 10
+    assert conn.execute("SELECT COUNT(*) FROM meter_values").fetchone()[0] == 5
+    conn.close()
 
 
-async def test_a_killed_writer_is_replaced_and_given_again_what_it_had_not_committed(tmp_path, nursery, monkeypatch):
+async def test_a_killed_writer_is_replaced_and_given_again_what_it_had_not_committed(tmp_path, monkeypatch):
     monkeypatch.setattr(appender_module, "RESTART_DELAY", 0.01)
-    path = str(tmp_path / "gateway.db")
-    db = Database(path)
-    await db.open()
-    appender = ProcessAppender(path)
-    await nursery.start(appender.run)
-    await appender.write("frames", [_frame(i) for i in range(100)])
-    first = appender.pid
-    appender.submit("frames", [_frame(i) for i in range(100, 200)])
-    os.kill(first, signal.SIGKILL)  # before the batch is even handed over: it is sent to the next one
-    with structlog.testing.capture_logs() as logs:
+    async with writing(tmp_path) as (db, appender):
+        await appender.write("frames", [_frame(i) for i in range(100)])
+        first = appender.pid
+        appender.submit("frames", [_frame(i) for i in range(100, 200)])
+        os.kill(first, signal.SIGKILL)  # the batch reaches it, or not: either way the next one gets it
+        with structlog.testing.capture_logs() as logs:
+            await appender.sync()
+        assert appender.restarts == 1 and appender.pid != first and appender.fallback is None
+        assert await db.run(_uids) == [f"u{i}" for i in range(200)]
+        assert any(e["event"] == "database writer ended" for e in logs)
+
+
+async def test_writers_that_keep_dying_hand_over_to_the_database_thread(tmp_path, monkeypatch):
+    monkeypatch.setattr(appender_module, "RESTART_DELAY", 0.01)
+    async with writing(tmp_path) as (db, appender):
+        await appender.write("frames", [_frame(0)])
+        monkeypatch.setattr(appender_module.sys, "executable", "/bin/false")  # every new writer dies at once
+        appender.submit("frames", [_frame(1)])
+        with structlog.testing.capture_logs() as logs:
+            os.kill(appender.pid, signal.SIGKILL)
+            await appender.sync()  # does not wait for ever
+        assert appender.fallback is not None
+        appender.submit("frames", [_frame(2)])
         await appender.sync()
-    assert appender.restarts == 1 and appender.pid != first
-    assert await db.run(_uids) == [f"u{i}" for i in range(200)]
-    assert any(e["event"] == "database writer ended; starting another" for e in logs)
-    await appender.close()
-    await db.close()
+        assert await db.run(_uids) == ["u0", "u1", "u2"]
+        events = [e["event"] for e in logs]
+        assert events.count("database writer could not start") == appender_module.MAX_FAILURES
+        assert "database writer given up; the database thread writes frames and meter values" in events
 
 
-async def test_the_writer_outlives_a_signal_sent_to_the_whole_process_group(tmp_path, nursery):
-    path = str(tmp_path / "gateway.db")
-    db = Database(path)
-    await db.open()
-    appender = ProcessAppender(path)
-    await nursery.start(appender.run)
-    await appender.write("frames", [_frame(0)])  # it is up and has set its signals aside
-    for sig in (signal.SIGTERM, signal.SIGINT):  # a terminal's Ctrl-C, systemd's stop: the gateway decides
-        os.kill(appender.pid, sig)
-    await trio.sleep(0.2)
-    await appender.write("frames", [_frame(1)])
-    assert appender.restarts == 0
-    assert await db.run(_uids) == ["u0", "u1"]
-    await appender.close()
-    await db.close()
+async def test_a_writer_that_cannot_be_started_again_does_not_stop_the_gateway(tmp_path, monkeypatch):
+    monkeypatch.setattr(appender_module, "RESTART_DELAY", 0.01)
+
+    async def no_process(*args, **kwargs):
+        raise OSError(24, "Too many open files")
+
+    async with writing(tmp_path) as (db, appender):
+        monkeypatch.setattr(appender_module.trio.lowlevel, "open_process", no_process)
+        appender.submit("samples", [_sample(1)])
+        os.kill(appender.pid, signal.SIGKILL)
+        await appender.sync()
+        assert appender.fallback is not None
+        assert await db.run(_values) == ["1"]
 
 
-async def test_the_database_thread_and_the_writer_share_the_file_without_lock_errors(tmp_path, nursery):
-    path = str(tmp_path / "gateway.db")
-    db = Database(path)
-    await db.open()
-    appender = ProcessAppender(path)
-    await nursery.start(appender.run)
+async def test_a_writer_that_cannot_start_is_an_error_at_start(tmp_path, monkeypatch):
+    monkeypatch.setattr(appender_module.sys, "executable", "/bin/false")
+    with pytest.raises(ExceptionGroup) as raised:
+        with trio.fail_after(30):
+            async with open_store(str(tmp_path / "gateway.db")):
+                pass
+    assert raised.group_contains(appender_module.WriterFailed, match="could not start", depth=1)
 
+
+async def test_a_writer_that_hangs_at_close_is_killed_and_the_database_thread_writes_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setattr(appender_module, "CLOSE_TIMEOUT", 0.5)
+    async with writing(tmp_path) as (db, appender):
+        await appender.write("samples", [_sample(0)])
+        pid = appender.pid
+        os.kill(pid, signal.SIGSTOP)  # a writer stuck in the kernel
+        appender.submit("samples", [_sample(1)])
+        with structlog.testing.capture_logs() as logs:
+            await appender.close()
+        assert await db.run(_values) == ["0", "1"]
+        assert any(e["event"].startswith("database writer did not finish") for e in logs)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+async def test_the_writer_outlives_a_signal_sent_to_the_whole_process_group(tmp_path):
+    async with writing(tmp_path) as (db, appender):
+        await appender.write("frames", [_frame(0)])  # it is up and has set its signals aside
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a terminal's Ctrl-C, systemd's stop: the gateway decides
+            os.kill(appender.pid, sig)
+        await trio.sleep(0.2)
+        await appender.write("frames", [_frame(1)])
+        assert appender.restarts == 0
+        assert await db.run(_uids) == ["u0", "u1"]
+
+
+async def test_the_database_thread_and_the_writer_share_the_file_without_lock_errors(tmp_path):
     def insert(conn: sqlite3.Connection, i: int) -> None:
         conn.execute("INSERT INTO id_tags (id_tag, status, created_at, updated_at) VALUES (?, 'Accepted', ?, ?)",
                      (f"T{i}", "2026-11-22", "2026-11-22"))
 
-    async def thread_writes() -> None:
-        for i in range(300):
-            await db.run(insert, i)
+    async with writing(tmp_path) as (db, appender):
+        async def thread_writes() -> None:
+            for i in range(300):
+                await db.run(insert, i)
 
-    async with trio.open_nursery() as both:
-        both.start_soon(thread_writes)
-        for i in range(300):
-            appender.submit("samples", [_sample(i)] * 20)
-            await trio.sleep(0.001)
-    await appender.sync()
-    assert await db.run(lambda conn: conn.execute("SELECT COUNT(*) FROM id_tags").fetchone()[0]) == 300
-    assert len(await db.run(_values)) == 6000
-    await appender.close()
-    await db.close()
+        async with trio.open_nursery() as both:
+            both.start_soon(thread_writes)
+            for i in range(300):
+                appender.submit("samples", [_sample(i)] * 20)
+                await trio.sleep(0.001)
+        await appender.sync()
+        assert await db.run(lambda conn: conn.execute("SELECT COUNT(*) FROM id_tags").fetchone()[0]) == 300
+        assert len(await db.run(_values)) == 6000
 
 
 def test_the_writer_reads_messages_split_anywhere_in_the_pipe():
@@ -226,6 +294,25 @@ def test_the_writer_commits_a_backlog_in_pieces_and_acknowledges_each(tmp_path, 
         (size,) = writer.HEADER.unpack_from(data)
         acks.append(marshal.loads(data[4:4 + size]))
         data = data[4 + size:]
-    assert [seq for seq, _ in acks] == [2, 4, 6, 8, 10]  # 120 rows a transaction, each acknowledged
+    assert [seq for seq, _ in acks] == [0, 2, 4, 6, 8, 10]  # ready; then 120 rows a transaction, each acknowledged
     assert all(errors == [] for _, errors in acks)
     assert conn.execute("SELECT COUNT(*) FROM meter_values").fetchone()[0] == 600
+
+
+def test_a_file_that_stays_locked_is_not_taken_for_bad_rows(tmp_path, monkeypatch):
+    """Rows are dropped only when they are at fault; a locked file ends the writer, and the gateway resends."""
+    from gateway.store import connection
+    from gateway.store.connection import connect, for_writing
+    from gateway.store.db import migrate
+    monkeypatch.setattr(connection, "LOCK_TIMEOUT", 0.05)
+    path = str(tmp_path / "gateway.db")
+    holder = connect(path)
+    migrate(holder)
+    conn = for_writing(connect(path))
+    holder.execute("BEGIN IMMEDIATE")  # the database thread in a long transaction
+    with pytest.raises(sqlite3.OperationalError):
+        writer.commit(conn, [("samples", [_sample(1)])])
+    holder.execute("ROLLBACK")
+    assert writer.commit(conn, [("samples", [_sample(1)]), ("frames", [("short",)])]) == [
+        "frames: 1 rows not written: ValueError('rows for frames must have 7 values each')"]
+    assert conn.execute("SELECT COUNT(*) FROM meter_values").fetchone()[0] == 1
