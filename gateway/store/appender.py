@@ -97,6 +97,7 @@ class ProcessAppender:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Keep a writer process until close(); started once the first one is ready (else raises)."""
         self._started = True
+        ready_once = False
         failures = 0
         try:
             with trio.CancelScope(shield=True):
@@ -104,17 +105,18 @@ class ProcessAppender:
                     try:
                         process = await self._spawn()
                     except (OSError, WriterFailed) as exc:
-                        if not self.restarts and not failures:
+                        if not ready_once:
                             raise WriterFailed(f"the database writer process could not start: {exc}") from exc
                         log.error("database writer could not start", error=str(exc))
                         progressed = False
                     else:
-                        if not self.restarts and not failures:
+                        if not ready_once:
+                            ready_once = True
                             task_status.started()
                         began = trio.current_time()
                         # it committed something, or lived a while: not a writer that cannot work
                         progressed = await self._serve(process) or trio.current_time() - began > STEADY_SECONDS
-                        if not self._unacked and not self._pending and (self._closing or process.returncode == 0):
+                        if self._closing and not self._unacked and not self._pending:
                             return
                         log.error("database writer ended", code=process.returncode,
                                   unacknowledged=len(self._unacked))
