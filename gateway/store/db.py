@@ -1,10 +1,11 @@
 """One SQLite connection on one database thread, with group commit.
 
 Trio tasks hand the thread small functions `fn(conn, *args)`. The thread takes
-every job waiting in its queue, runs them in one transaction (each under its
-own SAVEPOINT, so one failing job does not undo the others), commits once, and
-only then wakes the callers. Under load many frames share one commit; a caller
-that awaits `run()` knows its write is durable.
+every job waiting in its queue, runs them in one transaction (if one fails, the
+batch is undone and each job run again alone, so the others still land), commits
+once, and only then wakes the callers. A caller that awaits `run()` knows its
+write is durable. The frame log and meter values go to a writer process instead
+(appender.py), which shares the file's write lock with this thread.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def bulk(fn: Callable[..., list]) -> Callable[..., list]:
     """Mark a job function that takes every waiting call at once: fn(conn, [args, ...]) -> [result, ...].
 
     The database thread hands each statement's work to SQLite without the GIL and then has
-    to win the GIL back from the event loop; one statement for a whole batch of meter values
-    instead of one per message is what lets the hot path keep up.
+    to win the GIL back from the event loop; one statement for a whole batch of rows instead
+    of one per call keeps that tug-of-war short.
     """
     fn.bulk = True  # type: ignore[attr-defined]
     return fn
