@@ -71,7 +71,9 @@ class FrameLog:
             self._wake.set()
 
     async def flush(self) -> None:
+        """Return once every frame recorded so far is committed, also those another flush took."""
         if not self._buffer:
+            await self._appender.sync()  # a flush in progress may hold them: a query must not run ahead of it
             return
         batch, self._buffer = self._buffer, []
         await self._appender.write("frames", batch)

@@ -316,3 +316,29 @@ def test_a_file_that_stays_locked_is_not_taken_for_bad_rows(tmp_path, monkeypatc
     assert writer.commit(conn, [("samples", [_sample(1)]), ("frames", [("short",)])]) == [
         "frames: 1 rows not written: ValueError('rows for frames must have 7 values each')"]
     assert conn.execute("SELECT COUNT(*) FROM meter_values").fetchone()[0] == 1
+
+
+async def test_a_query_waits_for_frames_another_flush_has_taken(tmp_path):
+    """The frame log's own flush holds the buffer while the writer commits it: a query must still see them."""
+    from gateway.store.frames import FrameLog
+    async with writing(tmp_path) as (db, appender):
+        log = FrameLog(db, appender=appender)
+        for i in range(5):
+            log.record("CP1", "in", f"frame {i}")
+        answers = []
+
+        async def query() -> None:
+            answers.append([f["body"] for f in await log.recent("CP1")])
+
+        os.kill(appender.pid, signal.SIGSTOP)  # a slow commit
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(log.flush)  # the periodic flush: it takes the buffer and waits for the writer
+                await trio.sleep(0)
+                nursery.start_soon(query)
+                await trio.sleep(0.3)
+                assert answers == []  # still waiting for the frames the other flush holds
+                os.kill(appender.pid, signal.SIGCONT)
+        finally:
+            os.kill(appender.pid, signal.SIGCONT)
+        assert answers == [[f"frame {i}" for i in reversed(range(5))]]
