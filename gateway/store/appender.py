@@ -36,10 +36,6 @@ def _append(conn, calls: list[tuple[str, list[tuple]]]) -> list[None]:
     return [None] * len(calls)
 
 
-def _nothing(conn) -> None:
-    return None
-
-
 class ThreadAppender:
     """On the database thread: for a database without a file (":memory:"), which no other process can open."""
 
@@ -56,7 +52,7 @@ class ThreadAppender:
         await self._db.run(_append, kind, rows)
 
     async def sync(self) -> None:
-        await self._db.run(_nothing)  # one queue: every earlier write is committed first
+        """Nothing to wait for: the thread runs jobs in order, so any later job sees these rows."""
 
     async def close(self) -> None:
         pass
