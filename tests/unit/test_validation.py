@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from functools import lru_cache
+from importlib import resources
 
+import fastjsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.ocpp import validation
 from gateway.ocpp.errors import ErrorCode
-from gateway.ocpp.validation import Validator, Violation
+from gateway.ocpp.validation import Validator, Violation, load_schema
 
 TS = "2025-08-14T01:23:49Z"
 BOOT = {"chargePointVendor": "XQ", "chargePointModel": "ocpp_ac_7kw"}
@@ -199,3 +207,60 @@ def test_knows_actions_of_both_directions(validator):
     assert validator.knows("BootNotification")
     assert validator.knows("RemoteStartTransaction")
     assert not validator.knows("Bogus")
+
+
+# ---- jsonschema-rs's first look gives fastjsonschema's verdict, for every 1.6 schema ----------------
+
+SCHEMAS = sorted((name[:-len("Response.json")], "response") if name.endswith("Response.json")
+                 else (name[:-len(".json")], "request")
+                 for name in (f.name for f in resources.files("ocpp.v16").joinpath("schemas").iterdir())
+                 if name.endswith(".json"))
+TEXTS = st.sampled_from(["2025-08-14T08:00:00Z", "2025-08-14T08:00:00.123+02:00", "2025-08-14T08:00:00",
+                         "2025-02-30T08:00:00Z", "2025-08-14 08:00:00Z", "ftp://host/file", "not a uri", "", "x" * 600,
+                         "Accepted", "\ud800", "é"]) | st.text(max_size=30)
+SCALARS = (st.none() | st.booleans() | st.integers() | st.integers(-2, 2).map(float)
+           | st.floats(allow_nan=True, allow_infinity=True) | TEXTS)
+
+
+def _values_for(schema: dict, prop: dict, depth: int) -> st.SearchStrategy:
+    """A value for one property: often a fitting one (its enum, its type), often not."""
+    if "$ref" in prop:
+        prop = schema["definitions"][prop["$ref"].rsplit("/", 1)[1]]
+    options = [SCALARS]
+    if "enum" in prop:
+        options.append(st.sampled_from(prop["enum"]))
+    if depth < 3 and prop.get("type") == "object":
+        options.append(_objects(schema, prop, depth + 1))
+    if depth < 3 and prop.get("type") == "array":
+        options.append(st.lists(_values_for(schema, prop.get("items", {}), depth + 1), max_size=3))
+    return st.one_of(options)
+
+
+def _objects(schema: dict, node: dict, depth: int = 0) -> st.SearchStrategy:
+    props = node.get("properties", {})
+    required = set(node.get("required", []))
+    values = {k: _values_for(schema, v, depth) for k, v in props.items()}
+    extra = {"extra": SCALARS}
+    complete = st.fixed_dictionaries({k: v for k, v in values.items() if k in required},
+                                     optional={**{k: v for k, v in values.items() if k not in required}, **extra})
+    return complete | st.fixed_dictionaries({}, optional={**values, **extra})  # the second may miss a required key
+
+
+@lru_cache(maxsize=None)
+def _fastjsonschema(action: str, kind: str):
+    return fastjsonschema.compile(load_schema(action, kind))
+
+
+@pytest.mark.skipif(validation.jsonschema_rs is None, reason="jsonschema-rs is not installed on this platform")
+@settings(max_examples=3000, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.sampled_from(SCHEMAS).flatmap(
+    lambda key: st.tuples(st.just(key), _objects(load_schema(*key), load_schema(*key)) | SCALARS)))
+def test_the_fast_look_and_fastjsonschema_agree_on_every_schema(case):
+    (action, kind), payload = case
+    try:
+        _fastjsonschema(action, kind)(payload)
+        expected = True
+    except fastjsonschema.JsonSchemaValueException:
+        expected = False
+    assert Validator().fast_valid(action, kind, payload) == expected, json.dumps(payload, default=str)[:300]
