@@ -17,7 +17,7 @@ import trio
 from gateway.store import Sample, open_store
 from gateway.store import appender as appender_module
 from gateway.store import writer
-from gateway.store.appender import ProcessAppender, ThreadAppender
+from gateway.store.appender import ProcessAppender, ThreadAppender, appender_for
 from gateway.store.db import Database
 
 
@@ -38,20 +38,32 @@ def _values(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT value FROM meter_values ORDER BY id")]
 
 
-@pytest.fixture(params=["process", "thread"])
-async def setup(request, tmp_path: Path, nursery):
-    """(database, appender): the writer process on a file, or the database thread on ":memory:"."""
-    path = str(tmp_path / "gateway.db") if request.param == "process" else ":memory:"
+@asynccontextmanager
+async def writing(path: str) -> AsyncIterator[tuple[Database, ProcessAppender | ThreadAppender]]:
+    """A database and the appender the store would give it, closed (committing everything) whatever happens."""
     db = Database(path)
     await db.open()
-    appender = ProcessAppender(db) if request.param == "process" else ThreadAppender(db)
-    await nursery.start(appender.run)
+    appender = appender_for(db)
     try:
-        yield db, appender
+        with trio.fail_after(60):  # a hang is a failure, not a stuck suite
+            async with trio.open_nursery() as nursery:
+                await nursery.start(appender.run)
+                try:
+                    yield db, appender
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await appender.close()
     finally:
         with trio.CancelScope(shield=True):
-            await appender.close()
             await db.close()
+
+
+@pytest.fixture(params=["process", "thread"])
+async def setup(request, tmp_path: Path):
+    """(database, appender): the writer process on a file, or the database thread on ":memory:"."""
+    async with writing(str(tmp_path / "gateway.db") if request.param == "process" else ":memory:") as pair:
+        assert isinstance(pair[1], ProcessAppender if request.param == "process" else ThreadAppender)
+        yield pair
 
 
 async def test_sync_returns_once_everything_submitted_is_committed(setup):
@@ -92,28 +104,8 @@ async def test_rows_that_cannot_be_written_are_logged_and_the_others_land(setup)
     assert await db.run(_uids) == ["u3"]
 
 
-@asynccontextmanager
-async def writing(tmp_path: Path) -> AsyncIterator[tuple[Database, ProcessAppender]]:
-    """A database and its writer process, closed (committing everything) whatever the test does."""
-    db = Database(str(tmp_path / "gateway.db"))
-    await db.open()
-    appender = ProcessAppender(db)
-    try:
-        with trio.fail_after(60):  # a hang is a failure, not a stuck suite
-            async with trio.open_nursery() as nursery:
-                await nursery.start(appender.run)
-                try:
-                    yield db, appender
-                finally:
-                    with trio.CancelScope(shield=True):
-                        await appender.close()
-    finally:
-        with trio.CancelScope(shield=True):
-            await db.close()
-
-
 async def test_a_value_the_pipe_cannot_carry_loses_only_its_own_rows(tmp_path):
-    async with writing(tmp_path) as (db, appender):
+    async with writing(str(tmp_path / "gateway.db")) as (db, appender):
         with structlog.testing.capture_logs() as logs:
             appender.submit("samples", [_sample(1)])
             appender.submit("samples", [(*_sample(2)[:4], object(), *_sample(2)[5:])])
@@ -124,7 +116,7 @@ async def test_a_value_the_pipe_cannot_carry_loses_only_its_own_rows(tmp_path):
 
 
 async def test_close_commits_what_was_submitted_and_ends_the_process(tmp_path):
-    async with writing(tmp_path) as (db, appender):
+    async with writing(str(tmp_path / "gateway.db")) as (db, appender):
         pid = appender.pid
         for i in range(5000):
             appender.submit("samples", [_sample(i)])
@@ -154,7 +146,7 @@ async def test_a_cancelled_store_still_commits_what_was_said(tmp_path):
 
 async def test_a_killed_writer_is_replaced_and_given_again_what_it_had_not_committed(tmp_path, monkeypatch):
     monkeypatch.setattr(appender_module, "RESTART_DELAY", 0.01)
-    async with writing(tmp_path) as (db, appender):
+    async with writing(str(tmp_path / "gateway.db")) as (db, appender):
         await appender.write("frames", [_frame(i) for i in range(100)])
         first = appender.pid
         appender.submit("frames", [_frame(i) for i in range(100, 200)])
@@ -168,7 +160,7 @@ async def test_a_killed_writer_is_replaced_and_given_again_what_it_had_not_commi
 
 async def test_writers_that_keep_dying_hand_over_to_the_database_thread(tmp_path, monkeypatch):
     monkeypatch.setattr(appender_module, "RESTART_DELAY", 0.01)
-    async with writing(tmp_path) as (db, appender):
+    async with writing(str(tmp_path / "gateway.db")) as (db, appender):
         await appender.write("frames", [_frame(0)])
         monkeypatch.setattr(appender_module.sys, "executable", "/bin/false")  # every new writer dies at once
         appender.submit("frames", [_frame(1)])
@@ -190,7 +182,7 @@ async def test_a_writer_that_cannot_be_started_again_does_not_stop_the_gateway(t
     async def no_process(*args, **kwargs):
         raise OSError(24, "Too many open files")
 
-    async with writing(tmp_path) as (db, appender):
+    async with writing(str(tmp_path / "gateway.db")) as (db, appender):
         monkeypatch.setattr(appender_module.trio.lowlevel, "open_process", no_process)
         appender.submit("samples", [_sample(1)])
         os.kill(appender.pid, signal.SIGKILL)
@@ -210,7 +202,7 @@ async def test_a_writer_that_cannot_start_is_an_error_at_start(tmp_path, monkeyp
 
 async def test_a_writer_that_hangs_at_close_is_killed_and_the_database_thread_writes_the_rest(tmp_path, monkeypatch):
     monkeypatch.setattr(appender_module, "CLOSE_TIMEOUT", 0.5)
-    async with writing(tmp_path) as (db, appender):
+    async with writing(str(tmp_path / "gateway.db")) as (db, appender):
         await appender.write("samples", [_sample(0)])
         pid = appender.pid
         os.kill(pid, signal.SIGSTOP)  # a writer stuck in the kernel
@@ -224,7 +216,7 @@ async def test_a_writer_that_hangs_at_close_is_killed_and_the_database_thread_wr
 
 
 async def test_the_writer_outlives_a_signal_sent_to_the_whole_process_group(tmp_path):
-    async with writing(tmp_path) as (db, appender):
+    async with writing(str(tmp_path / "gateway.db")) as (db, appender):
         await appender.write("frames", [_frame(0)])  # it is up and has set its signals aside
         for sig in (signal.SIGTERM, signal.SIGINT):  # a terminal's Ctrl-C, systemd's stop: the gateway decides
             os.kill(appender.pid, sig)
@@ -239,7 +231,7 @@ async def test_the_database_thread_and_the_writer_share_the_file_without_lock_er
         conn.execute("INSERT INTO id_tags (id_tag, status, created_at, updated_at) VALUES (?, 'Accepted', ?, ?)",
                      (f"T{i}", "2026-11-22", "2026-11-22"))
 
-    async with writing(tmp_path) as (db, appender):
+    async with writing(str(tmp_path / "gateway.db")) as (db, appender):
         async def thread_writes() -> None:
             for i in range(300):
                 await db.run(insert, i)
@@ -321,7 +313,7 @@ def test_a_file_that_stays_locked_is_not_taken_for_bad_rows(tmp_path, monkeypatc
 async def test_a_query_waits_for_frames_another_flush_has_taken(tmp_path):
     """The frame log's own flush holds the buffer while the writer commits it: a query must still see them."""
     from gateway.store.frames import FrameLog
-    async with writing(tmp_path) as (db, appender):
+    async with writing(str(tmp_path / "gateway.db")) as (db, appender):
         log = FrameLog(db, appender=appender)
         for i in range(5):
             log.record("CP1", "in", f"frame {i}")
