@@ -129,6 +129,10 @@ def main(path: str) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # Its work waits for batches anyway: when the two cores are busy, the chargers' event loop comes first.
     os.nice(NICENESS)
+    try:  # and its wake-ups do not preempt a running task (SCHED_BATCH, Linux; it still gets its share)
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
     conn = for_writing(connect(path))
     try:
         serve(conn, sys.stdin.fileno(), sys.stdout.fileno())
