@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from .. import clock
 from ..events import TransactionStarted, TransactionStopped
 from ..ocpp.frames import INT64
-from ..store import Sample, StopOutcome
+from ..store import MeterValue, StopOutcome
 from ..store.chargers import DEVICE_FIELDS
 from .authorization import id_tag_info
 
@@ -60,25 +60,28 @@ def _required_int(value: Any) -> int:
     return number
 
 
-def samples(meter_values: list[dict[str, Any]]) -> list[Sample]:
-    """Flatten MeterValue entries into one Sample per sampledValue, fields as the charger sent them."""
-    out = []
-    for entry in meter_values or []:
-        timestamp = entry["timestamp"]
-        for sv in entry.get("sampledValue") or []:
-            out.append(
-                Sample(  # every field as text: lenient mode lets an object through where a string belongs
-                    timestamp=_text(timestamp),
-                    value=_text(sv["value"]),
-                    measurand=_text(sv.get("measurand")),
-                    phase=_text(sv.get("phase")),
-                    unit=_text(sv.get("unit")),
-                    context=_text(sv.get("context")),
-                    location=_text(sv.get("location")),
-                    format=_text(sv.get("format")),
-                )
-            )
-    return out
+def meter_value(entries: Any) -> MeterValue:
+    """A meterValue (or transactionData) list as the charger sent it, once its shape is one the store can read.
+
+    Lenient mode lets other types through where a string belongs (they are kept, and read back as JSON
+    text); it must not let through what has no timestamp or no value: TypeError, then the schema
+    violation is the answer.
+    """
+    if entries is None:
+        return []
+    if type(entries) is not list:
+        raise TypeError("meterValue is not a list")
+    for entry in entries:
+        if type(entry) is not dict or entry.get("timestamp") is None:
+            raise TypeError("a meterValue entry without a timestamp")
+        sampled = entry.get("sampledValue")
+        if sampled is not None:
+            if type(sampled) is not list:
+                raise TypeError("sampledValue is not a list")
+            for sv in sampled:
+                if type(sv) is not dict or sv.get("value") is None:
+                    raise TypeError("a sampledValue without a value")
+    return entries
 
 
 async def authorize(session: Session, id_tag: Any) -> dict[str, Any]:
@@ -143,7 +146,7 @@ async def stop_transaction(session: Session, p: dict[str, Any]) -> dict[str, Any
     transaction_id = _required_int(p["transactionId"])
     outcome = await session.store.transactions.stop(
         session.cp_id, transaction_id, _int(p.get("meterStop")), _text(p.get("timestamp")),
-        _text(p.get("reason")), _text(p.get("idTag")), samples(p.get("transactionData") or []), clock.iso(),
+        _text(p.get("reason")), _text(p.get("idTag")), meter_value(p.get("transactionData")), clock.iso(),
     )
     session.log.info("transaction stopped", transaction_id=transaction_id, outcome=outcome.value,
                      reason=p.get("reason"))
@@ -168,8 +171,8 @@ async def stop_transaction(session: Session, p: dict[str, Any]) -> dict[str, Any
 
 @handles("MeterValues")
 async def meter_values(session: Session, p: dict[str, Any]) -> dict[str, Any]:
-    session.store.transactions.add_samples(
-        session.cp_id, _int(p["connectorId"]), _int(p.get("transactionId")), samples(p["meterValue"]),
+    session.store.transactions.add_meter_values(
+        session.cp_id, _int(p["connectorId"]), _int(p.get("transactionId")), meter_value(p["meterValue"]),
         clock.iso(),
     )
     return {}

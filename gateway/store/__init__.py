@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .db import StoreClosed
     from .store import Store, open_store
-    from .transactions import Sample, StopOutcome
+    from .transactions import MeterValue, StopOutcome
 
-__all__ = ["Store", "open_store", "Sample", "StopOutcome", "StoreClosed"]
-_HOMES = {"Store": "store", "open_store": "store", "Sample": "transactions", "StopOutcome": "transactions",
+__all__ = ["Store", "open_store", "MeterValue", "StopOutcome", "StoreClosed"]
+_HOMES = {"Store": "store", "open_store": "store", "MeterValue": "transactions", "StopOutcome": "transactions",
           "StoreClosed": "db"}
 
 

@@ -13,8 +13,7 @@ from typing import Callable
 from .connection import insert_rows
 
 FRAME_COLUMNS = "at, charge_point_id, direction, message_type, unique_id, action, body"
-SAMPLE_COLUMNS = ("charge_point_id, connector_id, transaction_id, timestamp, value, measurand, phase, unit, "
-                  "context, location, format, source, received_at")
+METER_VALUE_COLUMNS = "charge_point_id, connector_id, transaction_id, source, received_at, meter_value"
 
 
 def frames(conn: sqlite3.Connection, rows: list[tuple]) -> None:
@@ -33,12 +32,14 @@ def frames(conn: sqlite3.Connection, rows: list[tuple]) -> None:
         )
 
 
-def samples(conn: sqlite3.Connection, rows: list[tuple]) -> None:
-    """rows: one per sampled value, in SAMPLE_COLUMNS order."""
-    insert_rows(conn, "meter_values", SAMPLE_COLUMNS, rows)
+def meter_values(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    """rows: (charge_point_id, connector_id, transaction_id, source, received_at, meterValue) each, one per
+    message; meterValue as the charger sent it (lists and dicts), written as JSON text here, off the event loop."""
+    insert_rows(conn, "meter_value_sets", METER_VALUE_COLUMNS,
+                [(*row[:5], json.dumps(row[5], ensure_ascii=False, separators=(",", ":"))) for row in rows])
 
 
-KINDS: dict[str, Callable[[sqlite3.Connection, list[tuple]], None]] = {"frames": frames, "samples": samples}
+KINDS: dict[str, Callable[[sqlite3.Connection, list[tuple]], None]] = {"frames": frames, "meter_values": meter_values}
 
 
 def apply(conn: sqlite3.Connection, batch: list[tuple[str, list[tuple]]]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import sqlite3
-from typing import Any, NamedTuple
+from typing import Any
 
 from . import appends
 from .appender import ProcessAppender, ThreadAppender
@@ -12,17 +12,9 @@ from .db import Database
 from .paging import Filters, page
 
 
-class Sample(NamedTuple):
-    """One sampled value, flattened out of a MeterValues or transactionData entry."""
-
-    timestamp: str
-    value: str
-    measurand: str | None = None
-    phase: str | None = None
-    unit: str | None = None
-    context: str | None = None
-    location: str | None = None
-    format: str | None = None
+# A MeterValues' meterValue (or a StopTransaction's transactionData) as the charger sent it:
+# [{"timestamp": ..., "sampledValue": [{"value": ..., "measurand": ...}, ...]}, ...]
+MeterValue = list[dict[str, Any]]
 
 
 class StopOutcome(str, enum.Enum):
@@ -103,20 +95,14 @@ def _stop(conn: sqlite3.Connection, cp_id: str, transaction_id: int, meter_stop:
     return StopOutcome.CLOSED
 
 
-def sample_rows(cp_id: str, connector_id: int | None, transaction_id: int | None, samples: list[Sample],
-                source: str, at: str) -> list[tuple]:
-    """Rows for meter_values (appends.SAMPLE_COLUMNS), one per sampled value."""
-    return [(cp_id, connector_id, transaction_id, *sample, source, at) for sample in samples]
-
-
-def _stop_with_samples(conn: sqlite3.Connection, cp_id: str, transaction_id: int, meter_stop: int | None,
-                       timestamp: str | None, reason: str | None, id_tag: str | None,
-                       samples: list[Sample], at: str) -> StopOutcome:
+def _stop_with_data(conn: sqlite3.Connection, cp_id: str, transaction_id: int, meter_stop: int | None,
+                    timestamp: str | None, reason: str | None, id_tag: str | None,
+                    transaction_data: MeterValue, at: str) -> StopOutcome:
     result = _stop(conn, cp_id, transaction_id, meter_stop, timestamp, reason, id_tag, at)
-    if samples and result not in (StopOutcome.OTHER_CHARGER, StopOutcome.NOT_RECORDED):
+    if transaction_data and result not in (StopOutcome.OTHER_CHARGER, StopOutcome.NOT_RECORDED):
         connector = conn.execute("SELECT connector_id FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
-        appends.samples(conn, sample_rows(cp_id, connector[0] if connector else None, transaction_id, samples,
-                                          "StopTransaction", at))
+        appends.meter_values(conn, [(cp_id, connector[0] if connector else None, transaction_id, "StopTransaction",
+                                     at, transaction_data)])
     return result
 
 
@@ -161,18 +147,21 @@ class Transactions:
                                   timestamp, reservation_id, remote_start_request_id, at)
 
     async def stop(self, cp_id: str, transaction_id: int, meter_stop: int | None, timestamp: str | None,
-                   reason: str | None, id_tag: str | None, samples: list[Sample], at: str) -> StopOutcome:
+                   reason: str | None, id_tag: str | None, transaction_data: MeterValue, at: str) -> StopOutcome:
         # What the charger said before the stop is committed before it: billing prices the session
         # from the meter values as soon as the stop is recorded.
         await self._appender.sync()
-        return await self._db.run(_stop_with_samples, cp_id, transaction_id, meter_stop, timestamp,
-                                  reason, id_tag, samples, at)
+        return await self._db.run(_stop_with_data, cp_id, transaction_id, meter_stop, timestamp,
+                                  reason, id_tag, transaction_data, at)
 
-    def add_samples(self, cp_id: str, connector_id: int | None, transaction_id: int | None,
-                    samples: list[Sample], at: str) -> None:
-        """Queue meter values; they are committed with the next batch, not before the charger's answer
-        (ARCHITECTURE.md: frames and meter values are batched, transaction starts and stops are not)."""
-        self._appender.submit("samples", sample_rows(cp_id, connector_id, transaction_id, samples, "MeterValues", at))
+    def add_meter_values(self, cp_id: str, connector_id: int | None, transaction_id: int | None,
+                         meter_value: MeterValue, at: str) -> None:
+        """Queue a MeterValues message's values; they are committed with the next batch, not before the
+        charger's answer (ARCHITECTURE.md: frames and meter values are batched, transaction starts and
+        stops are not). The writer turns them into JSON: the event loop only hands the list over."""
+        if meter_value:
+            self._appender.submit("meter_values", [(cp_id, connector_id, transaction_id, "MeterValues", at,
+                                                    meter_value)])
 
     async def get(self, transaction_id: int) -> dict[str, Any] | None:
         return await self._db.run(_get, transaction_id)

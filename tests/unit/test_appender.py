@@ -14,7 +14,7 @@ import pytest
 import structlog
 import trio
 
-from gateway.store import Sample, open_store
+from gateway.store import open_store
 from gateway.store import appender as appender_module
 from gateway.store import writer
 from gateway.store.appender import ProcessAppender, ThreadAppender, appender_for
@@ -25,9 +25,11 @@ def _frame(i: int, cp_id: str = "CP1") -> tuple:
     return (f"2026-11-22T06:00:00.{i:06d}Z", cp_id, "in", 2, f"u{i}", "MeterValues", f'[2,"u{i}","MeterValues",{{}}]')
 
 
-def _sample(i: int) -> tuple:
-    return ("CP1", 1, None, "2026-11-22T06:00:00Z", str(i), "Voltage", None, "V", None, None, None, "MeterValues",
-            "2026-11-22T06:00:01.000Z")
+def _sample(i: int, value: object = None) -> tuple:
+    """A MeterValues message of one sampled value, as the store hands it to the appender."""
+    meter_value = [{"timestamp": "2026-11-22T06:00:00Z",
+                    "sampledValue": [{"value": str(i) if value is None else value, "measurand": "Voltage", "unit": "V"}]}]
+    return ("CP1", 1, None, "MeterValues", "2026-11-22T06:00:01.000Z", meter_value)
 
 
 def _uids(conn: sqlite3.Connection) -> list[str]:
@@ -70,7 +72,7 @@ async def test_sync_returns_once_everything_submitted_is_committed(setup):
     db, appender = setup
     for i in range(1000):
         appender.submit("frames", [_frame(i)])
-        appender.submit("samples", [_sample(i), _sample(i + 10_000)])
+        appender.submit("meter_values", [_sample(i), _sample(i + 10_000)])
     await appender.sync()
     assert await db.run(_uids) == [f"u{i}" for i in range(1000)]
     values = await db.run(_values)
@@ -94,9 +96,9 @@ async def test_a_charger_is_seen_when_it_sends_a_frame(setup):
 async def test_rows_that_cannot_be_written_are_logged_and_the_others_land(setup):
     db, appender = setup
     with structlog.testing.capture_logs() as logs:
-        appender.submit("samples", [_sample(1)])
+        appender.submit("meter_values", [_sample(1)])
         appender.submit("frames", [("too", "short")])  # a bug upstream: the frames table needs 7 values a row
-        appender.submit("samples", [_sample(2)])
+        appender.submit("meter_values", [_sample(2)])
         await appender.sync()
         assert await db.run(_values) == ["1", "2"]  # a later job: the thread has logged the failure by then
     assert any(e["event"] == "database write failed" and "frames" in e["error"] for e in logs)
@@ -107,9 +109,9 @@ async def test_rows_that_cannot_be_written_are_logged_and_the_others_land(setup)
 async def test_a_value_the_pipe_cannot_carry_loses_only_its_own_rows(tmp_path):
     async with writing(str(tmp_path / "gateway.db")) as (db, appender):
         with structlog.testing.capture_logs() as logs:
-            appender.submit("samples", [_sample(1)])
-            appender.submit("samples", [(*_sample(2)[:4], object(), *_sample(2)[5:])])
-            appender.submit("samples", [_sample(3)])
+            appender.submit("meter_values", [_sample(1)])
+            appender.submit("meter_values", [_sample(2, value=object())])
+            appender.submit("meter_values", [_sample(3)])
             await appender.sync()
         assert await db.run(_values) == ["1", "3"]
         assert any(e["event"] == "database write failed" for e in logs)
@@ -119,7 +121,7 @@ async def test_close_commits_what_was_submitted_and_ends_the_process(tmp_path):
     async with writing(str(tmp_path / "gateway.db")) as (db, appender):
         pid = appender.pid
         for i in range(5000):
-            appender.submit("samples", [_sample(i)])
+            appender.submit("meter_values", [_sample(i)])
         await appender.close()
         assert len(await db.run(_values)) == 5000
         with pytest.raises(ProcessLookupError):
@@ -134,8 +136,9 @@ async def test_a_cancelled_store_still_commits_what_was_said(tmp_path):
             async with open_store(path) as store:
                 for i in range(10):
                     store.frames.record("CP1", "in", f"frame {i}")
-                store.transactions.add_samples("CP1", 1, None, [Sample("2026-11-22T06:00:00Z", str(i))
-                                                                for i in range(5)], "2026-11-22T06:00:01.000Z")
+                store.transactions.add_meter_values("CP1", 1, None, [{"timestamp": "2026-11-22T06:00:00Z",
+                                                                      "sampledValue": [{"value": str(i)} for i in range(5)]}],
+                                                    "2026-11-22T06:00:01.000Z")
                 scope.cancel()
                 await trio.sleep_forever()
     conn = sqlite3.connect(path)
@@ -184,7 +187,7 @@ async def test_a_writer_that_cannot_be_started_again_does_not_stop_the_gateway(t
 
     async with writing(str(tmp_path / "gateway.db")) as (db, appender):
         monkeypatch.setattr(appender_module.trio.lowlevel, "open_process", no_process)
-        appender.submit("samples", [_sample(1)])
+        appender.submit("meter_values", [_sample(1)])
         os.kill(appender.pid, signal.SIGKILL)
         await appender.sync()
         assert appender.fallback is not None
@@ -203,10 +206,10 @@ async def test_a_writer_that_cannot_start_is_an_error_at_start(tmp_path, monkeyp
 async def test_a_writer_that_hangs_at_close_is_killed_and_the_database_thread_writes_the_rest(tmp_path, monkeypatch):
     monkeypatch.setattr(appender_module, "CLOSE_TIMEOUT", 0.5)
     async with writing(str(tmp_path / "gateway.db")) as (db, appender):
-        await appender.write("samples", [_sample(0)])
+        await appender.write("meter_values", [_sample(0)])
         pid = appender.pid
         os.kill(pid, signal.SIGSTOP)  # a writer stuck in the kernel
-        appender.submit("samples", [_sample(1)])
+        appender.submit("meter_values", [_sample(1)])
         with structlog.testing.capture_logs() as logs:
             await appender.close()
         assert await db.run(_values) == ["0", "1"]
@@ -239,7 +242,7 @@ async def test_the_database_thread_and_the_writer_share_the_file_without_lock_er
         async with trio.open_nursery() as both:
             both.start_soon(thread_writes)
             for i in range(300):
-                appender.submit("samples", [_sample(i)] * 20)
+                appender.submit("meter_values", [_sample(i)] * 20)
                 await trio.sleep(0.001)
         await appender.sync()
         assert await db.run(lambda conn: conn.execute("SELECT COUNT(*) FROM id_tags").fetchone()[0]) == 300
@@ -247,7 +250,7 @@ async def test_the_database_thread_and_the_writer_share_the_file_without_lock_er
 
 
 def test_the_writer_reads_messages_split_anywhere_in_the_pipe():
-    messages = [(i, [("samples", [_sample(i)] * (i % 4))]) for i in range(50)]
+    messages = [(i, [("meter_values", [_sample(i)] * (i % 4))]) for i in range(50)]
     data = b"".join(writer.encode(m) for m in messages)
     read_fd, write_fd = os.pipe()
     received = []
@@ -276,7 +279,7 @@ def test_the_writer_commits_a_backlog_in_pieces_and_acknowledges_each(tmp_path, 
     to_writer, from_gateway = os.pipe()[::-1]
     acks_in, acks_out = os.pipe()
     for seq in range(1, 11):
-        os.write(to_writer, writer.encode((seq, [("samples", [_sample(seq)] * 60)])))
+        os.write(to_writer, writer.encode((seq, [("meter_values", [_sample(seq)] * 60)])))
     os.close(to_writer)
     writer.serve(conn, from_gateway, acks_out)
     os.close(acks_out)
@@ -303,9 +306,9 @@ def test_a_file_that_stays_locked_is_not_taken_for_bad_rows(tmp_path, monkeypatc
     conn = for_writing(connect(path))
     holder.execute("BEGIN IMMEDIATE")  # the database thread in a long transaction
     with pytest.raises(sqlite3.OperationalError):
-        writer.commit(conn, [("samples", [_sample(1)])])
+        writer.commit(conn, [("meter_values", [_sample(1)])])
     holder.execute("ROLLBACK")
-    assert writer.commit(conn, [("samples", [_sample(1)]), ("frames", [("short",)])]) == [
+    assert writer.commit(conn, [("meter_values", [_sample(1)]), ("frames", [("short",)])]) == [
         "frames: 1 rows not written: ValueError('rows for frames must have 7 values each')"]
     assert conn.execute("SELECT COUNT(*) FROM meter_values").fetchone()[0] == 1
 

@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from gateway.store.db import Database, StoreClosed, migration_files
+from gateway.store.db import Database, StoreClosed, migrate, migration_files
 
 
 def _insert(conn: sqlite3.Connection, cp_id: str) -> int:
@@ -305,17 +305,20 @@ def test_insert_rows_uses_few_statements():
     assert conn.execute("SELECT count(*) FROM frames").fetchone()[0] == 1000
 
 
-def test_meter_values_are_found_by_transaction_through_an_index():
+def test_meter_values_are_found_by_transaction_through_an_index_in_the_order_sent():
     from gateway.store.db import connect, migrate
 
     conn = connect(":memory:")
     migrate(conn)
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
-                                          "AND tbl_name = 'meter_values'")}
-    assert "meter_values_cp" not in indexes  # no query reads meter values by charger; migration 006
+                                          "AND tbl_name = 'meter_value_sets'")}
+    assert indexes == {"meter_value_sets_tx"}  # no query reads meter values by charger
     plan = " ".join(r[3] for r in conn.execute(
         "EXPLAIN QUERY PLAN SELECT * FROM meter_values WHERE transaction_id = ? ORDER BY id", (1,)))
-    assert "USING INDEX meter_values_tx" in plan
+    assert "USING INDEX meter_value_sets_tx" in plan
+    # The sampled values of one message share its id: they keep the order of its JSON only if
+    # nothing sorts them again.
+    assert "TEMP B-TREE" not in plan
 
 
 def test_insert_rows_refuses_rows_of_the_wrong_length():
@@ -328,3 +331,56 @@ def test_insert_rows_refuses_rows_of_the_wrong_length():
             ("2025-08-14T01:23:00.000Z", "CP1", "in", None, None, None, "body", "extra")]
     with pytest.raises(ValueError, match="7 values each"):
         insert_rows(conn, "frames", "at, charge_point_id, direction, message_type, unique_id, action, body", rows)
+
+
+def test_meter_values_kept_before_migration_7_read_back_the_same():
+    """Rows of the old one-row-per-sampled-value table move into meter_value_sets unchanged for readers."""
+    from gateway.store.db import connect
+
+    conn = connect(":memory:")
+    for number, _name, sql in migration_files():
+        if number < 7:
+            conn.executescript(f"BEGIN;\n{sql}\n;PRAGMA user_version = {number};\nCOMMIT;")
+    columns = ("charge_point_id, connector_id, transaction_id, timestamp, value, measurand, phase, unit, context, "
+               "location, format, source, received_at")
+    old = [("CP1", 1, 7, "2026-03-01T10:15:00Z", "13345", "Energy.Active.Import.Register", None, "Wh", None, None,
+            None, "MeterValues", "2026-03-01T10:15:00.100Z"),
+           ("CP1", 1, 7, "2026-03-01T10:15:00Z", "7.2", "Power.Active.Import", "L1", "kW", "Sample.Periodic",
+            "Outlet", "Raw", "MeterValues", "2026-03-01T10:15:00.100Z"),
+           ("CP1", 1, 7, "2026-03-01T10:30:00Z", "5", '{"odd": 1}', '["L1"]', "7", None, None, None,
+            "StopTransaction", "2026-03-01T10:30:00.200Z"),  # lenient mode's objects, kept as JSON text
+           ("CP2", 0, None, "2026-03-01T11:00:00Z", "230.1", "Voltage", None, "V", None, None, None, "MeterValues",
+            "2026-03-01T11:00:00.000Z")]
+    conn.executemany(f"INSERT INTO meter_values ({columns}) VALUES ({', '.join('?' * 13)})", old)
+    migrate(conn)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] >= 7
+    assert conn.execute("SELECT type FROM sqlite_master WHERE name = 'meter_values'").fetchone()[0] == "view"
+    after = [tuple(r) for r in conn.execute(f"SELECT {columns} FROM meter_values ORDER BY id")]
+    assert after == old
+    assert conn.execute("SELECT COUNT(*) FROM meter_value_sets").fetchone()[0] == 4
+
+
+def test_the_meter_values_view_reads_fields_as_the_old_table_kept_them():
+    """Strings as sent; numbers, objects and lists as JSON text (lenient mode); null and missing as NULL."""
+    import json
+
+    from gateway.store import appends
+    from gateway.store.db import connect
+
+    conn = connect(":memory:")
+    migrate(conn)
+    sent = [{"timestamp": "2026-03-01T10:15:00Z", "sampledValue": [
+                {"value": "1", "measurand": "Voltage", "unit": "V"},
+                {"value": 2.5, "measurand": {"odd": [1, "x"]}, "phase": None, "unit": 7, "format": True}]},
+            {"timestamp": "2026-03-01T10:16:00Z"},  # no sampled value: no row
+            {"timestamp": "2026-03-01T10:17:00Z", "sampledValue": [{"value": "3", "location": "Inlet"}]}]
+    appends.meter_values(conn, [("CP1", 1, 9, "MeterValues", "2026-03-01T10:17:00.500Z", sent)])
+    rows = [dict(r) for r in conn.execute("SELECT * FROM meter_values WHERE transaction_id = 9 ORDER BY id")]
+    fields = ("timestamp", "value", "measurand", "phase", "unit", "location", "format")
+    assert [tuple(r[f] for f in fields) for r in rows] == [
+        ("2026-03-01T10:15:00Z", "1", "Voltage", None, "V", None, None),
+        ("2026-03-01T10:15:00Z", "2.5", '{"odd":[1,"x"]}', None, "7", None, "true"),
+        ("2026-03-01T10:17:00Z", "3", None, None, None, "Inlet", None)]
+    assert json.loads(rows[1]["measurand"]) == {"odd": [1, "x"]}
+    assert {(r["charge_point_id"], r["connector_id"], r["source"], r["received_at"]) for r in rows} == {
+        ("CP1", 1, "MeterValues", "2026-03-01T10:17:00.500Z")}
