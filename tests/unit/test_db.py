@@ -384,3 +384,21 @@ def test_the_meter_values_view_reads_fields_as_the_old_table_kept_them():
     assert json.loads(rows[1]["measurand"]) == {"odd": [1, "x"]}
     assert {(r["charge_point_id"], r["connector_id"], r["source"], r["received_at"]) for r in rows} == {
         ("CP1", 1, "MeterValues", "2026-03-01T10:17:00.500Z")}
+
+
+def test_a_chargers_frames_are_read_in_order_without_sorting_them_all():
+    """The console pages a charger's frames newest first: the index gives that order, LIMIT stops early."""
+    from gateway.store import frames
+    from gateway.store.db import connect
+
+    conn = connect(":memory:")
+    migrate(conn)
+    for args in ((None, None, None), ("2026-01-01", None, None), ("2026-01-01", "2027-01-01", 500)):
+        statements: list[str] = []
+        conn.set_trace_callback(statements.append)
+        frames._recent(conn, "CP1", *args, 100)
+        frames._query(conn, "CP1", *args[:2], 100)
+        conn.set_trace_callback(None)
+        for sql in statements:
+            plan = " ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql))
+            assert "USING INDEX frames_cp" in plan and "TEMP B-TREE" not in plan, (sql, plan)
