@@ -1,7 +1,8 @@
 """The append-only writes of the hot path: the frame log and meter values.
 
-Standard library only: they run in the writer process (writer.py), or on the database thread when
-the database has no file of its own (":memory:"). A batch is a list of (kind, rows).
+Standard library only (orjson where it is installed): they run in the writer process (writer.py), or
+on the database thread when the database has no file of its own (":memory:"). A batch is a list of
+(kind, rows).
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ import sqlite3
 from typing import Callable
 
 from .connection import insert_rows
+
+try:  # fifteen times faster than the standard library's encoder, which the writer would spend most of its time in
+    from orjson import dumps as _fast_dumps
+except ImportError:  # a platform without its wheel
+    _fast_dumps = None
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 FRAME_COLUMNS = "at, charge_point_id, direction, message_type, unique_id, action, body"
 METER_VALUE_COLUMNS = "charge_point_id, connector_id, transaction_id, source, received_at, meter_value"
@@ -35,8 +42,17 @@ def frames(conn: sqlite3.Connection, rows: list[tuple]) -> None:
 def meter_values(conn: sqlite3.Connection, rows: list[tuple]) -> None:
     """rows: (charge_point_id, connector_id, transaction_id, source, received_at, meterValue) each, one per
     message; meterValue as the charger sent it (lists and dicts), written as JSON text here, off the event loop."""
-    insert_rows(conn, "meter_value_sets", METER_VALUE_COLUMNS,
-                [(*row[:5], json.dumps(row[5], ensure_ascii=False, separators=(",", ":"))) for row in rows])
+    insert_rows(conn, "meter_value_sets", METER_VALUE_COLUMNS, [(*row[:5], to_json(row[5])) for row in rows])
+
+
+def to_json(value: object) -> str:
+    """Compact JSON text, non-ASCII as is."""
+    if _fast_dumps is not None:
+        try:
+            return _fast_dumps(value).decode()
+        except TypeError:  # what orjson does not write (an integer beyond 64 bits, a key that is not text)
+            pass
+    return _ENCODER.encode(value)
 
 
 KINDS: dict[str, Callable[[sqlite3.Connection, list[tuple]], None]] = {"frames": frames, "meter_values": meter_values}
