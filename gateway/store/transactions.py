@@ -102,7 +102,7 @@ def _stop_with_data(conn: sqlite3.Connection, cp_id: str, transaction_id: int, m
     if transaction_data and result not in (StopOutcome.OTHER_CHARGER, StopOutcome.NOT_RECORDED):
         connector = conn.execute("SELECT connector_id FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
         appends.meter_values(conn, [(cp_id, connector[0] if connector else None, transaction_id, "StopTransaction",
-                                     at, transaction_data)])
+                                     at, appends.to_json(transaction_data))])
     return result
 
 
@@ -158,10 +158,10 @@ class Transactions:
                          meter_value: MeterValue, at: str) -> None:
         """Queue a MeterValues message's values; they are committed with the next batch, not before the
         charger's answer (ARCHITECTURE.md: frames and meter values are batched, transaction starts and
-        stops are not). The writer turns them into JSON: the event loop only hands the list over."""
+        stops are not)."""
         if meter_value:
             self._appender.submit("meter_values", [(cp_id, connector_id, transaction_id, "MeterValues", at,
-                                                    meter_value)])
+                                                    appends.to_json(meter_value))])
 
     async def get(self, transaction_id: int) -> dict[str, Any] | None:
         return await self._db.run(_get, transaction_id)

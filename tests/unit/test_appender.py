@@ -26,11 +26,11 @@ def _frame(i: int, cp_id: str = "CP1") -> tuple:
     return (f"2026-11-22T06:00:00.{i:06d}Z", cp_id, "in", 2, f"u{i}", "MeterValues", f'[2,"u{i}","MeterValues",{{}}]')
 
 
-def _sample(i: int, value: object = None) -> tuple:
+def _sample(i: int) -> tuple:
     """A MeterValues message of one sampled value, as the store hands it to the appender."""
     meter_value = [{"timestamp": "2026-11-22T06:00:00Z",
-                    "sampledValue": [{"value": str(i) if value is None else value, "measurand": "Voltage", "unit": "V"}]}]
-    return ("CP1", 1, None, "MeterValues", "2026-11-22T06:00:01.000Z", meter_value)
+                    "sampledValue": [{"value": str(i), "measurand": "Voltage", "unit": "V"}]}]
+    return ("CP1", 1, None, "MeterValues", "2026-11-22T06:00:01.000Z", appends.to_json(meter_value))
 
 
 def _uids(conn: sqlite3.Connection) -> list[str]:
@@ -111,7 +111,7 @@ async def test_a_value_the_pipe_cannot_carry_loses_only_its_own_rows(tmp_path):
     async with writing(str(tmp_path / "gateway.db")) as (db, appender):
         with structlog.testing.capture_logs() as logs:
             appender.submit("meter_values", [_sample(1)])
-            appender.submit("meter_values", [_sample(2, value=object())])
+            appender.submit("meter_values", [(*_sample(2)[:5], object())])
             appender.submit("meter_values", [_sample(3)])
             await appender.sync()
         assert await db.run(_values) == ["1", "3"]
