@@ -9,6 +9,7 @@ from typing import Any, Union
 
 import attrs
 
+from ..jsontext import to_json
 from .errors import ErrorCode
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
@@ -201,7 +202,4 @@ def encode(frame: Frame) -> str:
         data = [CALLRESULT, frame.unique_id, frame.payload]
     else:
         data = [CALLERROR, frame.unique_id, frame.code, frame.description, frame.details]
-    return _ENCODER.encode(data)
-
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # one for all: made once, not per frame
+    return to_json(data)

@@ -6,6 +6,7 @@ import enum
 import sqlite3
 from typing import Any
 
+from ..jsontext import to_json
 from . import appends
 from .appender import ProcessAppender, ThreadAppender
 from .db import Database
@@ -102,7 +103,7 @@ def _stop_with_data(conn: sqlite3.Connection, cp_id: str, transaction_id: int, m
     if transaction_data and result not in (StopOutcome.OTHER_CHARGER, StopOutcome.NOT_RECORDED):
         connector = conn.execute("SELECT connector_id FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
         appends.meter_values(conn, [(cp_id, connector[0] if connector else None, transaction_id, "StopTransaction",
-                                     at, appends.to_json(transaction_data))])
+                                     at, to_json(transaction_data))])
     return result
 
 
@@ -161,7 +162,7 @@ class Transactions:
         stops are not)."""
         if meter_value:
             self._appender.submit("meter_values", [(cp_id, connector_id, transaction_id, "MeterValues", at,
-                                                    appends.to_json(meter_value))])
+                                                    to_json(meter_value))])
 
     async def get(self, transaction_id: int) -> dict[str, Any] | None:
         return await self._db.run(_get, transaction_id)

@@ -364,6 +364,7 @@ def test_the_meter_values_view_reads_fields_as_the_old_table_kept_them():
     """Strings as sent; numbers, objects and lists as JSON text (lenient mode); null and missing as NULL."""
     import json
 
+    from gateway.jsontext import to_json
     from gateway.store import appends
     from gateway.store.db import connect
 
@@ -374,7 +375,7 @@ def test_the_meter_values_view_reads_fields_as_the_old_table_kept_them():
                 {"value": 2.5, "measurand": {"odd": [1, "x"]}, "phase": None, "unit": 7, "format": True}]},
             {"timestamp": "2026-03-01T10:16:00Z"},  # no sampled value: no row
             {"timestamp": "2026-03-01T10:17:00Z", "sampledValue": [{"value": "3", "location": "Inlet"}]}]
-    appends.meter_values(conn, [("CP1", 1, 9, "MeterValues", "2026-03-01T10:17:00.500Z", appends.to_json(sent))])
+    appends.meter_values(conn, [("CP1", 1, 9, "MeterValues", "2026-03-01T10:17:00.500Z", to_json(sent))])
     rows = [dict(r) for r in conn.execute("SELECT * FROM meter_values WHERE transaction_id = 9 ORDER BY id")]
     fields = ("timestamp", "value", "measurand", "phase", "unit", "location", "format")
     assert [tuple(r[f] for f in fields) for r in rows] == [
