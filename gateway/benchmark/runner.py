@@ -367,7 +367,7 @@ def chart(r: dict[str, Any], path: Path) -> None:
     middle.set_title("KiB per idle charger")
     middle.set_xlabel("chargers held")
     middle.legend()
-    right.bar(["MeterValues p50", "MeterValues p99", "remoteStart p50", "remoteStart p99"],
+    right.bar(["MeterValues\np50", "MeterValues\np99", "remoteStart\np50", "remoteStart\np99"],
               [r["throughput"]["p50_ms"], r["throughput"]["p99_ms"], r["commands"]["p50_ms"],
                r["commands"]["p99_ms"]], color=["#2b6cb0", "#2c5282", "#38a169", "#276749"])
     right.set_title("latency (ms)")
