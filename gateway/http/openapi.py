@@ -218,7 +218,9 @@ SCHEMAS: dict[str, Schema] = {
                            "stoppedAt the gateway's"),
     "MeterValue": _record("id:int chargePointId:str connectorId:int? transactionId:int? timestamp:str value:str "
                           "measurand:str? phase:str? unit:str? context:str? location:str? format:str? source:str "
-                          "receivedAt:time"),
+                          "receivedAt:time",
+                          "One sampled value. id is the message it came in (MeterValues, or StopTransaction's "
+                          "transactionData): the values of one message share it and come in the order sent"),
     "Frame": _record("id:int at:time chargePointId:str direction:str messageType:int? uniqueId:str? action:str? "
                      "body:str?"),
     "Command": _record("id:int requestId:str chargePointId:str action:str payload:obj outcome:str result:obj? "
