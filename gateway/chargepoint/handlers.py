@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from .. import clock
 from ..events import TransactionStarted, TransactionStopped
+from ..ocpp.errors import ErrorCode, OcppError
 from ..ocpp.frames import INT64
 from ..store import MeterValue, StopOutcome
 from ..store.chargers import DEVICE_FIELDS
@@ -64,24 +65,36 @@ def meter_value(entries: Any) -> MeterValue:
     """A meterValue (or transactionData) list as the charger sent it, once its shape is one the store can read.
 
     Lenient mode lets other types through where a string belongs (they are kept, and read back as JSON
-    text); it must not let through what has no timestamp or no value: TypeError, then the schema
-    violation is the answer.
+    text), and an empty value of any type where a list belongs (nothing to keep); it must not let
+    through what has no timestamp or no value (TypeError: the schema violation is the answer).
+    A NUL character in a text field is refused in both modes: SQLite's JSON reader would cut the text
+    there, and a meter reading would be read back as another number.
     """
-    if entries is None:
+    if not entries:
         return []
     if type(entries) is not list:
         raise TypeError("meterValue is not a list")
     for entry in entries:
         if type(entry) is not dict or entry.get("timestamp") is None:
             raise TypeError("a meterValue entry without a timestamp")
+        _no_nul(entry["timestamp"])
         sampled = entry.get("sampledValue")
-        if sampled is not None:
-            if type(sampled) is not list:
-                raise TypeError("sampledValue is not a list")
-            for sv in sampled:
-                if type(sv) is not dict or sv.get("value") is None:
-                    raise TypeError("a sampledValue without a value")
+        if not sampled:
+            continue
+        if type(sampled) is not list:
+            raise TypeError("sampledValue is not a list")
+        for sv in sampled:
+            if type(sv) is not dict or sv.get("value") is None:
+                raise TypeError("a sampledValue without a value")
+            for field in sv.values():
+                _no_nul(field)
     return entries
+
+
+def _no_nul(value: Any) -> None:
+    if type(value) is str and "\x00" in value:
+        raise OcppError(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+                        "a meter value holds a NUL character (\\u0000), which cannot be stored as text")
 
 
 async def authorize(session: Session, id_tag: Any) -> dict[str, Any]:

@@ -428,9 +428,11 @@ def _records_paths() -> dict[str, dict[str, Schema]]:
             "transactions", "One transaction with its meter values", _ref("TransactionWithMeterValues"),
             errors=("404",))},
         "/api/frames": {"get": op(
-            "frames", "The frame log, newest first", _ref("FramePage"), errors=("400",),
+            "frames", "The frame log, newest first (by the time the gateway received each frame, then id)",
+            _ref("FramePage"), errors=("400",),
             query=[_param("cpId"), _param("since"), _param("until"),
-                   q("before", "only frames with a smaller id (paging back)", {"type": "integer", "minimum": 1}),
+                   q("before", "only frames older than this frame (paging back: the nextBefore of the last page)",
+                     {"type": "integer", "minimum": 1}),
                    q("limit", "frames per answer", {"type": "integer", "minimum": 1,
                                                     "maximum": params.PAGE_SIZE_MAX, "default": 100})])},
         "/api/commands": {"get": op(

@@ -33,7 +33,7 @@ def _query(conn: sqlite3.Connection, cp_id: str | None, since: str | None, until
     if until is not None:
         sql += " AND at < ?"
         args.append(until)
-    rows = conn.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+    rows = conn.execute(sql + " ORDER BY at, id LIMIT ?", (*args, limit)).fetchall()
     return [dict(r) for r in rows]
 
 
@@ -41,11 +41,11 @@ def _recent(conn: sqlite3.Connection, cp_id: str | None, since: str | None, unti
             before: int | None, limit: int) -> list[dict[str, Any]]:
     sql, args = "SELECT * FROM frames WHERE 1 = 1", []
     for clause, value in (("charge_point_id = ?", cp_id), ("at >= ?", since), ("at < ?", until),
-                          ("id < ?", before)):
+                          ("(at, id) < (SELECT at, id FROM frames WHERE id = ?)", before)):
         if value is not None:
             sql += f" AND {clause}"
             args.append(value)
-    rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
+    rows = conn.execute(sql + " ORDER BY at DESC, id DESC LIMIT ?", (*args, limit)).fetchall()
     return [dict(r) for r in rows]
 
 

@@ -10,8 +10,7 @@ pure cost here). In: (seq, batch), a batch being a list of (kind, rows) as in ap
 (0, []) once the database is open, then (seq, errors) once every batch up to seq is committed
 (errors: rows that could not be written, for the gateway's log).
 
-Standard library only (and orjson, see appends.py), so that it starts small: 15 MiB; run as
-`python -m gateway.store.writer DB_PATH`.
+Standard library only, so that it starts small (14 MiB); run as `python -m gateway.store.writer DB_PATH`.
 It ignores SIGINT and SIGTERM (a terminal or systemd signals the whole group): it stops when the
 gateway closes the pipe, after committing everything it was sent.
 """

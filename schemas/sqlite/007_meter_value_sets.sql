@@ -14,8 +14,9 @@ CREATE TABLE meter_value_sets (
 );
 CREATE INDEX meter_value_sets_tx ON meter_value_sets (transaction_id, id);
 
-INSERT INTO meter_value_sets (charge_point_id, connector_id, transaction_id, source, received_at, meter_value)
-SELECT charge_point_id, connector_id, transaction_id, source, received_at,
+-- Each old row becomes a message of one sampled value, under its old id.
+INSERT INTO meter_value_sets (id, charge_point_id, connector_id, transaction_id, source, received_at, meter_value)
+SELECT id, charge_point_id, connector_id, transaction_id, source, received_at,
        json_array(json_object('timestamp', timestamp, 'sampledValue', json_array(json_object(
            'value', value, 'measurand', measurand, 'phase', phase, 'unit', unit, 'context', context,
            'location', location, 'format', format))))
@@ -43,7 +44,8 @@ SELECT s.id, s.charge_point_id, s.connector_id, s.transaction_id,
        CASE json_type(v.value, '$.format') WHEN 'text' THEN v.value ->> '$.format' WHEN 'null' THEN NULL
             ELSE v.value -> '$.format' END AS format,
        s.source, s.received_at
+-- What is not an object where one belongs yields no row rather than an error for every reader.
 FROM meter_value_sets AS s
-JOIN json_each(s.meter_value) AS m
-JOIN json_each(s.meter_value, '$[' || m.key || '].sampledValue') AS v
-WHERE m.type = 'object' AND v.type = 'object';
+JOIN json_each(CASE WHEN json_valid(s.meter_value) THEN s.meter_value ELSE '[]' END) AS m
+JOIN json_each(CASE m.type WHEN 'object' THEN m.value ELSE '{}' END, '$.sampledValue') AS v
+WHERE v.type = 'object';

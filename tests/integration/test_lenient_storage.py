@@ -70,3 +70,32 @@ async def test_null_where_an_integer_is_required_is_refused_with_the_schema_viol
             reply = await cp.call(action, payload)
             assert reply[0] == 4 and reply[2] == "TypeConstraintViolation", (action, reply)
         assert (await cp.call("Heartbeat", {}))[0] == 3
+
+
+async def test_an_empty_value_where_a_list_belongs_is_nothing_to_keep_and_the_stop_is_recorded(nursery, tmp_path):
+    async with started(nursery, make_config(tmp_path)) as gw, charger(gw.ocpp_port, "EMPTY") as cp:
+        tx = (await cp.result("StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0,
+                                                   "timestamp": T}))["transactionId"]
+        for meter_value in ({}, "", 0, [{"timestamp": T, "sampledValue": {}}]):
+            reply = await cp.call("MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": meter_value})
+            assert reply[0] == 3, (meter_value, reply)
+        reply = await cp.call("StopTransaction", {"transactionId": tx, "meterStop": 10, "timestamp": T,
+                                                  "transactionData": {}})
+        assert reply[0] == 3, reply
+        assert (await gw.store.transactions.get(tx))["stopped_at"] is not None
+        assert await gw.store.transactions.samples(tx) == []
+
+
+async def test_a_nul_character_in_a_meter_value_is_refused_not_read_back_cut(nursery, tmp_path):
+    """SQLite's JSON reader would end the text at NUL: '12\\u000034' would be billed as 12 Wh."""
+    async with started(nursery, make_config(tmp_path, validation="strict")) as gw, charger(gw.ocpp_port, "NUL") as cp:
+        tx = (await cp.result("StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0,
+                                                   "timestamp": T}))["transactionId"]
+        reply = await cp.call("MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [
+            {"timestamp": T, "sampledValue": [{"value": "12\u000034", "measurand": "Energy.Active.Import.Register"}]}]})
+        assert reply[0] == 4 and reply[2] == "PropertyConstraintViolation", reply
+        reply = await cp.call("MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [
+            {"timestamp": T, "sampledValue": [{"value": "12"}]}]})
+        assert reply[0] == 3
+        await gw.store.appender.sync()
+        assert [s["value"] for s in await gw.store.transactions.samples(tx)] == ["12"]

@@ -351,17 +351,19 @@ def test_meter_values_kept_before_migration_7_read_back_the_same():
             "StopTransaction", "2026-03-01T10:30:00.200Z"),  # lenient mode's objects, kept as JSON text
            ("CP2", 0, None, "2026-03-01T11:00:00Z", "230.1", "Voltage", None, "V", None, None, None, "MeterValues",
             "2026-03-01T11:00:00.000Z")]
-    conn.executemany(f"INSERT INTO meter_values ({columns}) VALUES ({', '.join('?' * 13)})", old)
+    conn.executemany(f"INSERT INTO meter_values ({columns}) VALUES ({', '.join('?' * 13)})", [old[0]] + old)
+    conn.execute("DELETE FROM meter_values WHERE id = 1")  # ids with a gap: they are kept as they are
     migrate(conn)
     assert conn.execute("PRAGMA user_version").fetchone()[0] >= 7
     assert conn.execute("SELECT type FROM sqlite_master WHERE name = 'meter_values'").fetchone()[0] == "view"
-    after = [tuple(r) for r in conn.execute(f"SELECT {columns} FROM meter_values ORDER BY id")]
-    assert after == old
+    after = [tuple(r) for r in conn.execute(f"SELECT id, {columns} FROM meter_values ORDER BY id")]
+    assert after == [(i, *row) for i, row in enumerate(old, start=2)]
     assert conn.execute("SELECT COUNT(*) FROM meter_value_sets").fetchone()[0] == 4
 
 
 def test_the_meter_values_view_reads_fields_as_the_old_table_kept_them():
-    """Strings as sent; numbers, objects and lists as JSON text (lenient mode); null and missing as NULL."""
+    """Strings as sent; numbers, objects and lists as JSON text (lenient mode; compact, where the old table
+    kept objects with json.dumps' spaces); null and missing as NULL."""
     import json
 
     from gateway.jsontext import to_json
@@ -387,19 +389,39 @@ def test_the_meter_values_view_reads_fields_as_the_old_table_kept_them():
         ("CP1", 1, "MeterValues", "2026-03-01T10:17:00.500Z")}
 
 
-def test_a_chargers_frames_are_read_in_order_without_sorting_them_all():
-    """The console pages a charger's frames newest first: the index gives that order, LIMIT stops early."""
+def test_frames_are_read_in_the_order_of_an_index_without_sorting_them_all():
+    """The console pages frames newest first, by charger or not, in a time window or not: the index by
+    (charger, time) or by time gives that order, so LIMIT stops early instead of sorting every frame."""
     from gateway.store import frames
     from gateway.store.db import connect
 
     conn = connect(":memory:")
     migrate(conn)
-    for args in ((None, None, None), ("2026-01-01", None, None), ("2026-01-01", "2027-01-01", 500)):
-        statements: list[str] = []
-        conn.set_trace_callback(statements.append)
-        frames._recent(conn, "CP1", *args, 100)
-        frames._query(conn, "CP1", *args[:2], 100)
-        conn.set_trace_callback(None)
-        for sql in statements:
-            plan = " ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql))
-            assert "USING INDEX frames_cp" in plan and "TEMP B-TREE" not in plan, (sql, plan)
+    for cp_id in ("CP1", None):
+        for since, until, before in ((None, None, None), ("2026-01-01", None, None),
+                                     ("2026-01-01", "2027-01-01", None), (None, None, 500), ("2026-01-01", None, 500)):
+            statements: list[str] = []
+            conn.set_trace_callback(statements.append)
+            frames._recent(conn, cp_id, since, until, before, 100)
+            frames._query(conn, cp_id, since, until, 100)
+            conn.set_trace_callback(None)
+            for sql in statements:
+                plan = " ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql))
+                assert "USING INDEX frames_" in plan and "TEMP B-TREE" not in plan, (sql, plan)
+
+def test_paging_back_through_frames_sees_each_once_even_after_the_clock_stepped_back():
+    """Newest first is by the time the gateway stamped, then id; the cursor is a frame: every page
+    continues exactly where the last one stopped, also across a clock set back (NTP at boot)."""
+    from gateway.store import frames
+    from gateway.store.db import connect, insert_rows
+
+    conn = connect(":memory:")
+    migrate(conn)
+    stamps = [f"2026-12-02T10:00:0{i}.000Z" for i in range(6)] + [f"2026-12-02T09:59:5{i}.000Z" for i in range(5)]
+    insert_rows(conn, "frames", "at, charge_point_id, direction, body",
+                [(at, "CP1", "in", str(i)) for i, at in enumerate(stamps)])
+    seen, before = [], None
+    while page := frames._recent(conn, "CP1", None, None, before, 3):
+        seen += [(f["at"], f["id"]) for f in page]
+        before = page[-1]["id"]
+    assert seen == sorted(((at, i + 1) for i, at in enumerate(stamps)), reverse=True)
