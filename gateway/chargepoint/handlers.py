@@ -157,9 +157,16 @@ async def start_transaction(session: Session, p: dict[str, Any]) -> dict[str, An
 @handles("StopTransaction")
 async def stop_transaction(session: Session, p: dict[str, Any]) -> dict[str, Any]:
     transaction_id = _required_int(p["transactionId"])
+    try:
+        transaction_data = meter_value(p.get("transactionData"))
+    except (TypeError, OcppError) as exc:  # the stop is recorded without it: refused, it would come back forever
+        code = exc.code.value if isinstance(exc, OcppError) else "TypeConstraintViolation"
+        session.record_violation("StopTransaction", "request", code, "transactionData",
+                                 f"StopTransaction: transactionData not kept: {exc}", p)
+        transaction_data = []
     outcome = await session.store.transactions.stop(
         session.cp_id, transaction_id, _int(p.get("meterStop")), _text(p.get("timestamp")),
-        _text(p.get("reason")), _text(p.get("idTag")), meter_value(p.get("transactionData")), clock.iso(),
+        _text(p.get("reason")), _text(p.get("idTag")), transaction_data, clock.iso(),
     )
     session.log.info("transaction stopped", transaction_id=transaction_id, outcome=outcome.value,
                      reason=p.get("reason"))

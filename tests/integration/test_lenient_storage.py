@@ -99,3 +99,18 @@ async def test_a_nul_character_in_a_meter_value_is_refused_not_read_back_cut(nur
         assert reply[0] == 3
         await gw.store.appender.sync()
         assert [s["value"] for s in await gw.store.transactions.samples(tx)] == ["12"]
+
+
+async def test_a_stop_whose_transaction_data_cannot_be_kept_is_recorded_without_it(nursery, tmp_path):
+    """Refused, the stop would come back forever and the session would never be billed."""
+    async with started(nursery, make_config(tmp_path)) as gw, charger(gw.ocpp_port, "BADDATA") as cp:
+        for data in ([{"sampledValue": [{"value": "5"}]}], [{"timestamp": T, "sampledValue": [{"value": "1\u00002"}]}]):
+            tx = (await cp.result("StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0,
+                                                       "timestamp": T}))["transactionId"]
+            reply = await cp.call("StopTransaction", {"transactionId": tx, "meterStop": 10, "timestamp": T,
+                                                      "transactionData": data})
+            assert reply[0] == 3, reply
+            assert (await gw.store.transactions.get(tx))["stopped_at"] is not None
+            assert await gw.store.transactions.samples(tx) == []
+        violations = await gw.store.chargers.violations("BADDATA")
+        assert sum("transactionData not kept" in v["message"] for v in violations) == 2
