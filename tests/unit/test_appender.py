@@ -339,3 +339,11 @@ async def test_a_query_waits_for_frames_another_flush_has_taken(tmp_path):
             os.kill(appender.pid, signal.SIGCONT)
         assert answers == [[f"frame {i}" for i in reversed(range(5))]]
 
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux scheduling policies")
+async def test_the_writer_yields_to_the_event_loop(tmp_path):
+    """Lower priority, and its wake-ups do not preempt a running task (SCHED_BATCH): the chargers come first."""
+    async with writing(str(tmp_path / "gateway.db")) as (_db, appender):
+        assert os.sched_getscheduler(appender.pid) == os.SCHED_BATCH
+        assert os.getpriority(os.PRIO_PROCESS, appender.pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + writer.NICENESS)
