@@ -69,6 +69,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
             if billing is not None:
                 await nursery.start(billing[0].run)  # listening for transactions before chargers connect
                 await billing[1].process_pending()  # callbacks stored before a stop, never processed
+                nursery.start_soon(billing[1].run_closer)  # trades to close at the providers, retried
             bound_ocpp = await nursery.start(serve_ocpp, chargers, ocpp_host, ocpp_port)
             bound_tls = None
             if config.ocpp_tls:

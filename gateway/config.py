@@ -142,6 +142,11 @@ class BillingConfig:
     default_tariff: str = "standard"
     tariffs: dict[str, Any] = attrs.field(factory=_default_tariffs)
     charger_tariffs: dict[str, str] = attrs.field(factory=dict)  # charge point id -> tariff name
+    trade_expiry_minutes: int = attrs.field(default=30, validator=_positive)  # a QR trade is payable this long
+    close_attempts: int = attrs.field(default=10, validator=_positive)  # tries to close a trade at the provider
+    close_retry_seconds: float = attrs.field(default=60.0, validator=_positive)  # between those tries
+    callback_refusals_per_minute: int = attrs.field(default=60, validator=_positive)  # per address, then 429
+    refused_callbacks_max_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_positive)  # kept at most
     alipay: AlipayConfig = attrs.field(factory=AlipayConfig)
     wechat: WechatConfig = attrs.field(factory=WechatConfig)
 

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 from cryptography.hazmat.primitives.hashes import SHA256
 
-from gateway.billing.errors import CallbackRefused, ProviderError
+from gateway.billing.errors import CallbackRefused, ProviderError, ProviderRefused
 
 BEIJING = ZoneInfo("Asia/Shanghai")  # Alipay reads request timestamps as Beijing time
 MAX_ANSWER = 1 << 20  # no Alipay answer we use comes near 1 MiB; a bigger one is not Alipay
@@ -223,14 +223,15 @@ class AlipayClient:
         self.settings = settings
         self._now = now
 
-    def precreate(self, out_trade_no: str, amount: int, subject: str) -> dict:
-        """A QR-code order (alipay.trade.precreate) -> {"qr_code", "out_trade_no"}."""
+    def precreate(self, out_trade_no: str, amount: int, subject: str, expires_minutes: int | None = None) -> dict:
+        """A QR-code order (alipay.trade.precreate) -> {"qr_code", "out_trade_no"}.
+
+        `expires_minutes`: sent as timeout_express ("30m"); Alipay closes the trade unpaid after it."""
         _positive(amount)
-        node = self._call(
-            "alipay.trade.precreate",
-            {"out_trade_no": out_trade_no, "total_amount": yuan(amount), "subject": subject},
-            notify=True,
-        )
+        biz = {"out_trade_no": out_trade_no, "total_amount": yuan(amount), "subject": subject}
+        if expires_minutes is not None:
+            biz["timeout_express"] = f"{int(expires_minutes)}m"
+        node = self._call("alipay.trade.precreate", biz, notify=True)
         qr_code = node.get("qr_code")
         if not isinstance(qr_code, str) or not qr_code:
             raise ProviderError("Alipay alipay.trade.precreate: the answer has no qr_code")
@@ -271,6 +272,32 @@ class AlipayClient:
             "refund_fee": _answer_amount(method, node, "refund_fee"),
             "trade_no": node.get("trade_no") or None,
         }
+
+    def close(self, out_trade_no: str) -> dict:
+        """alipay.trade.close -> {"closed": True}; a trade nobody scanned does not exist at Alipay yet,
+        which is as good as closed. ProviderRefused when it cannot be closed (paid already)."""
+        method = "alipay.trade.close"
+        try:
+            node = self._call(method, {"out_trade_no": out_trade_no})
+        except TradeNotFound:
+            return {"closed": True}
+        _same_trade(method, node, out_trade_no)
+        return {"closed": True}
+
+    def refund_query(self, out_trade_no: str, out_request_no: str) -> dict:
+        """alipay.trade.fastpay.refund.query -> {"status": "SUCCESS" | "PROCESSING" | "NOT_FOUND",
+        "amount" (fen) or None}. Alipay answers a refund it never made with no refund fields."""
+        method = "alipay.trade.fastpay.refund.query"
+        node = self._call(method, {"out_trade_no": out_trade_no, "out_request_no": out_request_no})
+        _same_trade(method, node, out_trade_no)
+        if node.get("out_request_no") not in (None, out_request_no):
+            raise ProviderError(f"Alipay {method}: the answer is about another refund")
+        if not node.get("refund_amount"):
+            return {"status": "NOT_FOUND", "amount": None}
+        amount = _answer_amount(method, node, "refund_amount")
+        # refund_status is REFUND_SUCCESS once the money moved (absent in older answers, which mean the same)
+        done = node.get("refund_status") in (None, "", "REFUND_SUCCESS")
+        return {"status": "SUCCESS" if done else "PROCESSING", "amount": amount}
 
     def _call(self, method: str, biz: Mapping[str, str], *, notify: bool = False) -> dict:
         """POST one signed request; the verified success node of the answer, or ProviderError."""
@@ -342,7 +369,11 @@ class AlipayClient:
                 " (wrong alipay_public_key, or the answer was altered)"
             )
         if failed:
-            error = TradeNotFound if node.get("sub_code") == "ACQ.TRADE_NOT_EXIST" else ProviderError
+            error = ProviderError  # a system error (code 20000, ACQ.SYSTEM_ERROR): worth asking again
+            if node.get("sub_code") == "ACQ.TRADE_NOT_EXIST":
+                error = TradeNotFound
+            elif node.get("code") == "40004" and node.get("sub_code") != "ACQ.SYSTEM_ERROR":
+                error = ProviderRefused  # "Business Failed": the same request gets the same answer
             raise error(f"Alipay {method} failed: {_failure(node)}")
         return node
 

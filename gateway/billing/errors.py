@@ -17,3 +17,8 @@ class ProviderError(Exception):
 
 class BillingConflict(Exception):
     """A state change the order or payment rules do not allow (HTTP 409)."""
+
+
+class ProviderRefused(ProviderError):
+    """The provider answered, verifiably, that it will not do what was asked (a business error, such
+    as a refund beyond the refundable amount): asking again unchanged gets the same answer."""

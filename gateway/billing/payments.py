@@ -7,7 +7,10 @@ so a crash at any point leaves it either untouched (processed at the next start)
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections import deque
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any, AsyncIterator, Callable
 from urllib.parse import parse_qsl
 
 import attrs
@@ -17,8 +20,8 @@ import trio
 from .. import clock
 from ..store import Store, StoreClosed
 from . import alipay, wechat
-from .errors import BillingConflict, CallbackRefused, ProviderError
-from .orders import OrderBook
+from .errors import BillingConflict, CallbackRefused, ProviderError, ProviderRefused
+from .orders import STATUS_NAMES, OrderBook
 from .settings import BillingSettings
 
 log = structlog.get_logger("gateway.billing")
@@ -38,6 +41,57 @@ class CallbackResult:
     reason: str
 
 
+class _KeyedLocks:
+    """One trio.Lock per key (an order, a payment), dropped when nobody holds or waits for it: parallel
+    requests for one order ask the provider one after the other, and the later ones find the first's
+    stored outcome instead of asking again."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Any, tuple[trio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: Any) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        lock = lock or trio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class RefusalWindow:
+    """Refused callbacks per address over the last minute (pure; the caller passes the time). An
+    address at the limit is answered 429 before anything is stored or verified."""
+
+    def __init__(self, per_minute: int, max_addresses: int = 10_000):
+        self.per_minute = per_minute
+        self.max_addresses = max_addresses
+        self._seen: dict[str, deque[float]] = {}
+
+    def _recent(self, address: str, now: float) -> deque[float]:
+        times = self._seen.get(address) or deque()
+        while times and times[0] <= now - 60:
+            times.popleft()
+        return times
+
+    def blocked(self, address: str, now: float) -> bool:
+        return len(self._recent(address, now)) >= self.per_minute
+
+    def refused(self, address: str, now: float) -> None:
+        if len(self._seen) >= self.max_addresses:  # forget the addresses that stopped sending
+            for name in [a for a, times in self._seen.items() if not self._recent(a, now)]:
+                del self._seen[name]
+        times = self._recent(address, now)
+        times.append(now)
+        self._seen[address] = times
+
+
 class PaymentService:
     def __init__(self, store: Store, settings: BillingSettings, orders: OrderBook):
         self.store = store
@@ -45,6 +99,9 @@ class PaymentService:
         self.orders = orders
         self.alipay = alipay.AlipayClient(settings.alipay) if settings.alipay else None
         self.wechat = wechat.WechatClient(settings.wechat) if settings.wechat else None
+        self._locks = _KeyedLocks()
+        self._wake_closer = trio.Event()
+        self.refusals = RefusalWindow(settings.callback_refusals_per_minute)
 
     async def _provider(self, timeout: float, fn: Callable[..., dict], *args: Any) -> dict:
         """A blocking provider call on a worker thread; its own socket time-out, and ours on top."""
@@ -70,14 +127,23 @@ class PaymentService:
         if channel != "manual" and order["total_amount"] <= 0:
             raise BillingConflict(f"order {order['order_no']} costs nothing: there is nothing to pay through {channel} "
                                   "(mark it paid with the manual channel)")
+        async with self._locks.hold(("order", order["id"])):  # the provider is asked once, however many ask us
+            payment = await self._create(order, channel, key, created_by)
+        self._wake_closer.set()  # another channel's trade may be waiting to be closed
+        return payment
+
+    async def _create(self, order: dict[str, Any], channel: str, key: str | None,
+                      created_by: str | None) -> dict[str, Any]:
         if channel == "manual":  # the operator took the money: created and paid in one step
             result, payment, current = await self.store.payments.paid_manually(
                 order["id"], created_by, None, self.settings.day(), clock.iso(), key=key, from_completed=True)
         else:
+            expires = clock.iso(datetime.now(timezone.utc) + timedelta(minutes=self.settings.trade_expiry_minutes))
             result, payment, current = await self.store.payments.create(
-                order["id"], channel, key, created_by, self.settings.day(), clock.iso())
+                order["id"], channel, key, created_by, self.settings.day(), clock.iso(), expires)
         if result == "conflict":
-            raise BillingConflict(f"order {current['order_no']} is not awaiting payment (status {current['status']}): "
+            status = current["status"]
+            raise BillingConflict(f"order {current['order_no']} is {STATUS_NAMES[status]} ({status}): "
                                   "only a completed order, or one awaiting payment, can be paid")
         if result == "same":  # /paid twice without a key: the order is paid already
             raise BillingConflict(f"order {current['order_no']} is paid already")
@@ -94,20 +160,77 @@ class PaymentService:
 
     async def _open_at_provider(self, payment: dict[str, Any], order: dict[str, Any]) -> dict[str, Any]:
         subject = f"EV charging {order['order_no']}"
+        expires = clock.parse(payment["expires_at"]) if payment["expires_at"] else None
         try:
             if payment["channel"] == "alipay":
+                minutes = None if expires is None else self.settings.trade_expiry_minutes
                 answer = await self._provider(self.settings.alipay.timeout, self.alipay.precreate,
-                                              payment["trade_no"], payment["amount"], subject)
+                                              payment["trade_no"], payment["amount"], subject, minutes)
                 url = answer["qr_code"]
             else:
+                # RFC 3339 in Beijing time, as WeChat Pay writes it (yyyy-MM-DDTHH:mm:ss+08:00)
+                time_expire = None if expires is None else expires.astimezone(alipay.BEIJING).isoformat(
+                    timespec="seconds")
                 answer = await self._provider(self.settings.wechat.timeout, self.wechat.native,
-                                              payment["trade_no"], payment["amount"], subject)
+                                              payment["trade_no"], payment["amount"], subject, time_expire)
                 url = answer["code_url"]
         except ProviderError as exc:
             await self.store.payments.fail_unopened(payment["id"], str(exc)[:500], clock.iso())
             log.warning("payment could not be opened", trade_no=payment["trade_no"], error=str(exc))
             raise
         return await self.store.payments.update(payment["id"], {"pay_url": url}, clock.iso())
+
+    # ---- closing trades at the provider ------------------------------------------------
+
+    async def close_open_trades(self, order: dict[str, Any], cause: str) -> int:
+        """The order's open QR trades are closed at the provider (it was cancelled or paid another way)."""
+        count = await self.store.payments.close_open_trades(order["id"], cause, clock.iso())
+        if count:
+            self._wake_closer.set()
+        return count
+
+    def wake_closer(self) -> None:
+        self._wake_closer.set()
+
+    async def run_closer(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Close the trades marked to be closed: new ones as soon as they are marked, failed ones
+        again every close_retry_seconds, until close_attempts; then they are shown failed."""
+        task_status.started()
+        retry_at = trio.current_time()
+        while True:
+            with trio.move_on_at(retry_at):
+                await self._wake_closer.wait()
+            self._wake_closer = trio.Event()
+            due = trio.current_time() >= retry_at
+            if due:
+                retry_at = trio.current_time() + self.settings.close_retry_seconds
+            try:
+                for payment in await self.store.payments.closing(new_only=not due):
+                    await self._close_one(payment)
+            except StoreClosed:
+                return
+            except Exception:  # one bad trade must not stop the closing of the others
+                log.exception("closing trades failed")
+
+    async def _close_one(self, payment: dict[str, Any]) -> None:
+        channel = payment["channel"]
+        try:
+            if channel not in self.settings.channels():
+                raise ProviderError(f"the {channel} channel is no longer configured")
+            if channel == "alipay":
+                await self._provider(self.settings.alipay.timeout, self.alipay.close, payment["trade_no"])
+            else:
+                await self._provider(self.settings.wechat.timeout, self.wechat.close, payment["trade_no"])
+        except ProviderError as exc:
+            if isinstance(exc, ProviderRefused):  # paid already? then its money is recorded, in the order's history
+                await self.query(payment)
+            await self.store.payments.close_outcome(payment["id"], False, str(exc)[:500],
+                                                    self.settings.close_attempts, clock.iso())
+            log.warning("trade could not be closed", trade_no=payment["trade_no"], error=str(exc))
+            return
+        await self.store.payments.close_outcome(payment["id"], True, f"closed at {channel}",
+                                                self.settings.close_attempts, clock.iso())
+        log.info("trade closed", trade_no=payment["trade_no"], channel=channel)
 
     async def query(self, payment: dict[str, Any]) -> dict[str, Any]:
         """Our record and, for provider channels, the provider's; a payment the provider reports
@@ -143,42 +266,83 @@ class PaymentService:
 
     # ---- refunds ---------------------------------------------------------------------
 
-    async def refund(self, payment: dict[str, Any], reason: str | None, settle_manual: bool) -> dict[str, Any]:
-        """Refund a paid payment in full: the order goes refunding (12), then refunded (13) when the
-        provider confirms (at once for manual refunds when `settle_manual`)."""
+    async def refund(self, payment: dict[str, Any], reason: str | None, settle_manual: bool,
+                     amount: int | None = None) -> dict[str, Any]:
+        """Refund `amount` of a paid payment (None: what is left of it). The order goes refunding (12),
+        then refunded (13) when its refunds cover the whole amount, or back to paid (11) with the
+        refunded part shown. Manual refunds are settled at once when `settle_manual`."""
         if payment["channel"] != "manual" and payment["channel"] not in self.settings.channels():
             raise BillingInvalid(f"the {payment['channel']} channel is no longer configured: this payment cannot be "
                                  f"refunded through it; set [billing.{payment['channel']}] again")
-        result, refund, payment = await self.store.payments.start_refund(
-            payment["id"], reason, self.settings.day(), clock.iso())
-        if result == "conflict":
-            raise BillingConflict(f"payment {payment['trade_no']} is {payment['status']}: only a paid payment of a "
-                                  "paid order can be refunded")
-        if result == "done" or refund["status"] != "PROCESSING":
-            return refund
+        async with self._locks.hold(("payment", payment["id"])):  # parallel refunds: the provider is asked once
+            result, refund, payment = await self.store.payments.start_refund(
+                payment["id"], amount, reason, self.settings.day(), clock.iso())
+            if result == "conflict":
+                raise BillingConflict(f"payment {payment['trade_no']} is {payment['status']}: only a paid payment of a "
+                                      "paid order can be refunded")
+            if result == "too_much":
+                raise BillingConflict(f"payment {payment['trade_no']} of {payment['amount']} has "
+                                      f"{refund['remaining']} left to refund (the rest is refunded or being "
+                                      f"refunded): a refund of {amount} would exceed it")
+            if result == "done" or refund["status"] != "PROCESSING":
+                return refund
+            if payment["channel"] == "manual":
+                if settle_manual:
+                    _, refund = await self.store.payments.settle_refund(refund["id"], "SUCCESS", None,
+                                                                        "refunded (manual)", clock.iso())
+                return refund
+            if result == "pending" and not refund["note"]:
+                return refund  # being refunded: asked again only after an unanswered attempt (same refund number)
+            return await self._refund_at_provider(refund, payment)
+
+    async def retry_refund(self, refund: dict[str, Any], who: str) -> dict[str, Any]:
+        """Ask the provider again for a refund that failed or went ABNORMAL, with the SAME refund
+        number: the providers deduplicate by it, so money cannot move twice."""
+        payment = await self.store.payments.get("id", refund["payment_id"])
         if payment["channel"] == "manual":
-            if settle_manual:
-                _, refund = await self.store.payments.settle_refund(refund["id"], "SUCCESS", None,
-                                                                    "refunded (manual)", clock.iso())
-            return refund
-        return await self._refund_at_provider(refund, payment)
+            raise BillingConflict(f"refund {refund['refund_no']} is a manual one: settle it with "
+                                  f"/api/order/{refund['order_id']}/refunded or give it up")
+        if payment["channel"] not in self.settings.channels():
+            raise BillingInvalid(f"the {payment['channel']} channel is no longer configured")
+        async with self._locks.hold(("payment", payment["id"])):
+            result, refund = await self.store.payments.retry_refund(refund["id"], who, clock.iso())
+            if result == "conflict":
+                raise BillingConflict(f"refund {refund['refund_no']} is {refund['status']}: only a refund that is "
+                                      "processing, failed or abnormal can be asked again")
+            return await self._refund_at_provider(refund, payment)
+
+    async def give_up_refund(self, refund: dict[str, Any], who: str) -> dict[str, Any]:
+        """The operator gives a failed refund up: its order is back to paid (or refunded, if other
+        refunds cover it). A success the provider reports later still settles it."""
+        result, refund = await self.store.payments.give_up_refund(refund["id"], who, clock.iso())
+        if result == "conflict":
+            raise BillingConflict(f"refund {refund['refund_no']} is {refund['status']}: only a failed, abnormal or "
+                                  "closed refund can be given up (query a processing one first)")
+        return refund
 
     async def _refund_at_provider(self, refund: dict[str, Any], payment: dict[str, Any]) -> dict[str, Any]:
         # The refund number is ours and fixed: asking again after a failure cannot refund twice.
         reason = refund["reason"] or "refund"
-        if payment["channel"] == "alipay":
-            answer = await self._provider(self.settings.alipay.timeout, self.alipay.refund, payment["trade_no"],
-                                          refund["amount"], refund["refund_no"], reason)
-            # refund_fee is what the trade has had refunded so far: a retried refund answers fund_change=N
-            # although the money moved the first time. Refunds are whole, so the total tells.
-            status = "SUCCESS" if answer["fund_change"] or answer["refund_fee"] >= refund["amount"] else None
-            provider_id = answer.get("trade_no")
-        else:
-            answer = await self._provider(self.settings.wechat.timeout, self.wechat.refund, payment["trade_no"],
-                                          refund["refund_no"], refund["amount"], payment["amount"], reason)
-            status = answer["status"] if answer["status"] in ("SUCCESS", "ABNORMAL", "CLOSED") else None
-            provider_id = answer.get("refund_id")
-        if status is None:  # the provider is still working on it: its callback, or a repeat call, settles it
+        try:
+            if payment["channel"] == "alipay":
+                answer = await self._provider(self.settings.alipay.timeout, self.alipay.refund, payment["trade_no"],
+                                              refund["amount"], refund["refund_no"], reason)
+                status = "SUCCESS" if answer["fund_change"] else None
+                if status is None:  # a repeat of a refund asked before (fund_change N): did this one move money?
+                    state = await self._refund_state(refund, payment)
+                    status = "SUCCESS" if state.get("status") == "SUCCESS" else None
+                provider_id = answer.get("trade_no")
+            else:
+                answer = await self._provider(self.settings.wechat.timeout, self.wechat.refund, payment["trade_no"],
+                                              refund["refund_no"], refund["amount"], payment["amount"], reason)
+                status = answer["status"] if answer["status"] in ("SUCCESS", "ABNORMAL", "CLOSED") else None
+                provider_id = answer.get("refund_id")
+        except ProviderError as exc:
+            refused = isinstance(exc, ProviderRefused)
+            await self.store.payments.refund_not_done(refund["id"], str(exc)[:500], refused, clock.iso())
+            log.warning("refund not done", refund_no=refund["refund_no"], refused=refused, error=str(exc))
+            raise
+        if status is None:  # the provider is still working on it: its callback, or a refund query, settles it
             if provider_id and provider_id != refund["provider_refund_id"]:
                 refund = await self.store.payments.set_refund_provider_id(refund["id"], provider_id, clock.iso())
             return refund
@@ -186,6 +350,38 @@ class PaymentService:
                                                             f"refund {status} ({payment['channel']} answer)",
                                                             clock.iso())
         return refund
+
+    async def _refund_state(self, refund: dict[str, Any], payment: dict[str, Any]) -> dict[str, Any]:
+        """{status: SUCCESS | PROCESSING | ABNORMAL | CLOSED | NOT_FOUND, amount, refundId} as the provider
+        reports the refund, or {error}."""
+        try:
+            if payment["channel"] == "alipay":
+                answer = await self._provider(self.settings.alipay.timeout, self.alipay.refund_query,
+                                              payment["trade_no"], refund["refund_no"])
+                return {"status": answer["status"], "amount": answer["amount"], "refundId": None}
+            answer = await self._provider(self.settings.wechat.timeout, self.wechat.refund_query, refund["refund_no"])
+            return {"status": answer["status"], "amount": answer["amount"], "refundId": answer["refund_id"]}
+        except (alipay.TradeNotFound, wechat.TradeNotFound):
+            return {"status": "NOT_FOUND", "amount": None, "refundId": None}
+        except ProviderError as exc:
+            return {"error": str(exc)}
+
+    async def query_refund(self, refund: dict[str, Any]) -> dict[str, Any]:
+        """Our refund and, for provider channels, the provider's view of it; what the provider
+        reports settled (success, abnormal, closed) is applied here, after the amount check."""
+        payment = await self.store.payments.get("id", refund["payment_id"])
+        provider: dict[str, Any] | None = None
+        if payment["channel"] in ("alipay", "wechat") and payment["channel"] in self.settings.channels():
+            provider = await self._refund_state(refund, payment)
+            state = provider.get("status")
+            if state in ("SUCCESS", "ABNORMAL", "CLOSED") and state != refund["status"]:
+                if provider["amount"] == refund["amount"]:
+                    _, refund = await self.store.payments.settle_refund(
+                        refund["id"], state, provider.get("refundId"), f"refund {state} ({payment['channel']} query)",
+                        clock.iso())
+                else:
+                    provider["mismatch"] = f"the provider reports {provider['amount']}, we expect {refund['amount']}"
+        return {"refund": refund, "provider": provider}
 
     async def settle_manual_refund(self, order: dict[str, Any]) -> dict[str, Any]:
         """The operator handed the money back: the order's manual refund succeeded."""
@@ -233,13 +429,15 @@ class PaymentService:
     async def process(self, callback_id: int) -> CallbackResult:
         row = await self.store.payments.callback(callback_id)
         notify_id = trade_no = None
+        seen: dict[str, str] = {}  # what a genuinely signed callback named, kept even when it is refused
         try:
             if row["channel"] == "alipay":
-                notify_id, trade_no, effect = await self._check_alipay(row)
+                notify_id, trade_no, effect = await self._check_alipay(row, seen)
             else:
-                notify_id, trade_no, effect = await self._check_wechat(row)
+                notify_id, trade_no, effect = await self._check_wechat(row, seen)
         except CallbackRefused as exc:
             reason = exc.reason
+            notify_id, trade_no = seen.get("notify_id"), seen.get("trade_no")
         except StoreClosed:
             raise
         except Exception as exc:  # a check that broke: refuse (it is kept; the provider will send it again)
@@ -248,10 +446,14 @@ class PaymentService:
         else:
             reason = None
         if reason is not None:
-            await self.store.payments.refuse_callback(callback_id, notify_id, trade_no, reason, clock.iso())
+            await self.store.payments.refuse_callback(callback_id, notify_id, trade_no, reason, clock.iso(),
+                                                      self.settings.refused_callbacks_max_bytes)
+            if row["remote_addr"]:
+                self.refusals.refused(row["remote_addr"], trio.current_time())
             log.warning("payment callback refused", channel=row["channel"], callback=callback_id, reason=reason)
             return CallbackResult(False, reason)
         status = await self.store.payments.apply_callback(callback_id, notify_id, trade_no, effect, clock.iso())
+        self._wake_closer.set()  # a payment may have left other open trades to close
         log.info("payment callback", channel=row["channel"], callback=callback_id, status=status, trade_no=trade_no,
                  effect=effect[0])
         if status == "refused":
@@ -264,7 +466,7 @@ class PaymentService:
             raise CallbackRefused(f"unknown trade {trade_no!r}: no {channel} payment of ours has that number")
         return payment
 
-    async def _check_alipay(self, row: dict[str, Any]) -> tuple[str, str | None, tuple]:
+    async def _check_alipay(self, row: dict[str, Any], seen: dict[str, str]) -> tuple[str, str | None, tuple]:
         settings = self.settings.alipay
         if settings is None:
             raise CallbackRefused("the alipay channel is not configured")
@@ -276,6 +478,10 @@ class PaymentService:
         if len(form) != len(pairs):
             raise CallbackRefused("a form field is repeated")
         alipay.verify_notification(form, settings.alipay_public_key)
+        if form.get("notify_id"):
+            seen["notify_id"] = form["notify_id"]
+        if form.get("out_trade_no"):
+            seen["trade_no"] = form["out_trade_no"]
         notice = alipay.parse_notice(form)
         if notice.notify_type != "trade_status_sync":
             raise CallbackRefused(f"notify_type {notice.notify_type!r} is not trade_status_sync")
@@ -288,11 +494,19 @@ class PaymentService:
             raise CallbackRefused(f"total_amount {notice.total_amount} does not match trade {payment['trade_no']} "
                                   f"({payment['amount']})")
         if notice.out_biz_no and notice.refund_fee is not None:  # a refund's notification
+            # refund_fee is what the trade has had refunded IN TOTAL, this refund included
+            if notice.refund_fee > payment["amount"]:
+                raise CallbackRefused(f"refund_fee {notice.refund_fee} exceeds trade {payment['trade_no']} "
+                                      f"({payment['amount']})")
             refund = await self.store.payments.refund("refund_no", notice.out_biz_no)
-            if refund is None or refund["payment_id"] != payment["id"]:
-                raise CallbackRefused(f"unknown refund {notice.out_biz_no!r} of trade {payment['trade_no']}")
-            if notice.refund_fee != refund["amount"]:
-                raise CallbackRefused(f"refund_fee {notice.refund_fee} does not match refund {refund['refund_no']}")
+            if refund is None:  # started in the merchant console: recorded, the money moved
+                return notice.notify_id, payment["trade_no"], (
+                    "provider_refund", payment["id"], notice.out_biz_no, None, notice.refund_fee, notice.trade_no)
+            if refund["payment_id"] != payment["id"]:
+                raise CallbackRefused(f"refund {notice.out_biz_no!r} is not one of trade {payment['trade_no']}")
+            if notice.refund_fee < refund["amount"]:
+                raise CallbackRefused(f"refund_fee {notice.refund_fee} is less than refund {refund['refund_no']} "
+                                      f"({refund['amount']})")
             return notice.notify_id, payment["trade_no"], ("refund", refund["id"], "SUCCESS", notice.trade_no)
         if notice.trade_status in ("TRADE_SUCCESS", "TRADE_FINISHED"):
             return notice.notify_id, payment["trade_no"], ("pay", payment["id"], notice.trade_no)
@@ -300,7 +514,7 @@ class PaymentService:
             return notice.notify_id, payment["trade_no"], ("close", payment["id"])
         return notice.notify_id, payment["trade_no"], ("none",)
 
-    async def _check_wechat(self, row: dict[str, Any]) -> tuple[str, str | None, tuple]:
+    async def _check_wechat(self, row: dict[str, Any], seen: dict[str, str]) -> tuple[str, str | None, tuple]:
         settings = self.settings.wechat
         if settings is None:
             raise CallbackRefused("the wechat channel is not configured")
@@ -308,7 +522,10 @@ class PaymentService:
         received = clock.parse(row["received_at"]).timestamp()  # a stored callback is judged by its arrival
         wechat.verify_signature(row["headers"], body, settings.platform_keys, received)
         event = wechat.parse_event(body)
+        seen["notify_id"] = event.id
         plain = wechat.decrypt_resource(event.resource, settings.apiv3_key)
+        if isinstance(plain.get("out_trade_no"), str):
+            seen["trade_no"] = plain["out_trade_no"]
         if plain.get("mchid") != settings.mchid:
             raise CallbackRefused(f"mchid {plain.get('mchid')!r} is not ours")
         trade_no = plain.get("out_trade_no")
@@ -326,11 +543,21 @@ class PaymentService:
                 raise CallbackRefused(f"trade_state {plain.get('trade_state')!r} in a TRANSACTION.SUCCESS event")
             return event.id, trade_no, ("pay", payment["id"], plain.get("transaction_id"))
         if event.event_type in ("REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"):
-            refund = await self.store.payments.refund("refund_no", plain.get("out_refund_no"))
+            status = event.event_type.split(".", 1)[1]
+            refund_no = plain.get("out_refund_no")
+            refund = await self.store.payments.refund("refund_no", refund_no)
+            if refund is None and isinstance(refund_no, str) and refund_no:  # started in the merchant console
+                money = amount.get("refund")
+                if amount.get("total") != payment["amount"] or isinstance(money, bool) or not isinstance(money, int) \
+                        or not 0 < money <= payment["amount"]:
+                    raise CallbackRefused(f"refund amounts {amount!r} do not fit trade {trade_no}")
+                if status != "SUCCESS":  # no money moved: nothing to record
+                    return event.id, trade_no, ("none",)
+                return event.id, trade_no, ("provider_refund", payment["id"], refund_no, money, None,
+                                            plain.get("refund_id"))
             if refund is None or refund["payment_id"] != payment["id"]:
-                raise CallbackRefused(f"unknown refund {plain.get('out_refund_no')!r} of trade {trade_no}")
+                raise CallbackRefused(f"unknown refund {refund_no!r} of trade {trade_no}")
             if amount.get("refund") != refund["amount"] or amount.get("total") != payment["amount"]:
                 raise CallbackRefused(f"refund amounts {amount!r} do not match refund {refund['refund_no']}")
-            status = event.event_type.split(".", 1)[1]
             return event.id, trade_no, ("refund", refund["id"], status, plain.get("refund_id"))
         return event.id, trade_no, ("none",)

@@ -67,6 +67,11 @@ class BillingSettings:
     currency: str
     alipay: AlipaySettings | None = None
     wechat: WechatSettings | None = None
+    trade_expiry_minutes: int = 30
+    close_attempts: int = 10
+    close_retry_seconds: float = 60.0
+    callback_refusals_per_minute: int = 60
+    refused_callbacks_max_bytes: int = 16 * 1024 * 1024
 
     def tariff_name(self, cp_id: str) -> str:
         return self.charger_tariffs.get(cp_id, self.default_tariff)
@@ -118,4 +123,8 @@ def from_config(config: BillingConfig) -> BillingSettings:
             base_url=w.base_url, notify_url=w.notify_url, timeout=w.timeout)
     return BillingSettings(tariffs=tariffs, default_tariff=config.default_tariff,
                            charger_tariffs=dict(config.charger_tariffs), tz=load_timezone(config.timezone),
-                           currency=config.currency, alipay=alipay, wechat=wechat)
+                           currency=config.currency, alipay=alipay, wechat=wechat,
+                           trade_expiry_minutes=config.trade_expiry_minutes, close_attempts=config.close_attempts,
+                           close_retry_seconds=config.close_retry_seconds,
+                           callback_refusals_per_minute=config.callback_refusals_per_minute,
+                           refused_callbacks_max_bytes=config.refused_callbacks_max_bytes)

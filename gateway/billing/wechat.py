@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 
 from gateway.billing.alipay import TradeNotFound
-from gateway.billing.errors import CallbackRefused, ProviderError
+from gateway.billing.errors import CallbackRefused, ProviderError, ProviderRefused
 
 __all__ = [
     "TradeNotFound",
@@ -175,8 +175,8 @@ class WechatClient:
         self._now = now
         self._nonce = nonce
 
-    def native(self, out_trade_no: str, amount: int, description: str) -> dict:
-        """POST /v3/pay/transactions/native -> {"code_url"}."""
+    def native(self, out_trade_no: str, amount: int, description: str, time_expire: str | None = None) -> dict:
+        """POST /v3/pay/transactions/native -> {"code_url"}; `time_expire` (RFC 3339) ends the trade unpaid."""
         _positive(amount)
         s = self.settings
         body = {
@@ -187,6 +187,8 @@ class WechatClient:
             "notify_url": s.notify_url,
             "amount": {"total": amount, "currency": "CNY"},
         }
+        if time_expire is not None:
+            body["time_expire"] = time_expire
         doc = self._call("native", "POST", "/v3/pay/transactions/native", body)
         code_url = doc.get("code_url")
         if not isinstance(code_url, str) or not code_url:
@@ -238,6 +240,31 @@ class WechatClient:
         refund_id = doc.get("refund_id")
         return {"status": status, "refund_id": refund_id if isinstance(refund_id, str) and refund_id else None}
 
+    def close(self, out_trade_no: str) -> dict:
+        """POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close -> {"closed": True} (WeChat answers 204).
+        ProviderRefused when it cannot be closed (ORDERPAID)."""
+        path = f"/v3/pay/transactions/out-trade-no/{urllib.parse.quote(out_trade_no, safe='')}/close"
+        self._call("close", "POST", path, {"mchid": self.settings.mchid})
+        return {"closed": True}
+
+    def refund_query(self, out_refund_no: str) -> dict:
+        """GET /v3/refund/domestic/refunds/{out_refund_no} -> {"status" (SUCCESS, PROCESSING, ABNORMAL, CLOSED),
+        "amount" (fen refunded), "refund_id"}; TradeNotFound when WeChat has no such refund."""
+        path = f"/v3/refund/domestic/refunds/{urllib.parse.quote(out_refund_no, safe='')}"
+        doc = self._call("refund query", "GET", path, None)
+        if doc.get("out_refund_no") not in (None, out_refund_no):
+            raise ProviderError("WeChat Pay refund query: the answer is about another refund")
+        status = doc.get("status")
+        if not isinstance(status, str) or not status:
+            raise ProviderError("WeChat Pay refund query: the answer has no status")
+        amount = doc.get("amount") if isinstance(doc.get("amount"), dict) else {}
+        refund = amount.get("refund")
+        if isinstance(refund, bool) or not isinstance(refund, int) or refund < 0:
+            raise ProviderError(f"WeChat Pay refund query: amount.refund {str(refund)[:30]!r} is not an amount in fen")
+        refund_id = doc.get("refund_id")
+        return {"status": status, "amount": refund,
+                "refund_id": refund_id if isinstance(refund_id, str) and refund_id else None}
+
     def authorization(self, method: str, path: str, body: str) -> str:
         """The Authorization header for one request (path with its query, exactly as sent)."""
         s = self.settings
@@ -281,6 +308,10 @@ class WechatClient:
             raise ProviderError(f"WeChat Pay {what} failed: HTTP {answer.status}{detail} (unverified answer: {why})")
         if what == "query" and answer.status == 404 and isinstance(doc, dict) and doc.get("code") == "ORDER_NOT_EXIST":
             raise TradeNotFound(f"WeChat Pay {what} failed: HTTP 404{detail}")
+        if what == "refund query" and answer.status == 404:
+            raise TradeNotFound(f"WeChat Pay {what} failed: HTTP 404{detail}")
+        if 400 <= answer.status < 500 and answer.status not in (401, 408, 429):  # a verified business error
+            raise ProviderRefused(f"WeChat Pay {what} failed: HTTP {answer.status}{detail}")
         raise ProviderError(f"WeChat Pay {what} failed: HTTP {answer.status}{detail}")
 
     def _send(self, what: str, method: str, path: str, data: bytes | None, headers: dict[str, str]) -> _Answer:

@@ -68,8 +68,8 @@ def required_role(method: str, path: str) -> str | None:
         return "admin"  # who may connect as a charger
     if path.startswith("/api/ocpp/") and not path.startswith(("/api/ocpp/connections", "/api/ocpp/status/")):
         return "operator"  # every other /api/ocpp route sends a command to a charger
-    if method not in ("GET", "HEAD", "OPTIONS"):
-        return "operator"
+    if method not in ("GET", "HEAD", "OPTIONS") or path.startswith("/api/payment/callbacks/"):
+        return "operator"  # a raw callback names payers' trades: not for viewers
     return "viewer"
 
 

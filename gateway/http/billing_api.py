@@ -3,11 +3,13 @@ answered exactly as each provider specifies."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import trio
 from quart import Blueprint, Response, current_app, g, request
 
 from .. import clock
@@ -59,6 +61,14 @@ async def _body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise params.bad("the body must be a JSON object")
     return body
+
+
+def _only(body: dict[str, Any], *names: str) -> None:
+    """A body naming a field this route does not know is refused, not half-understood."""
+    unknown = sorted(set(body) - set(names))
+    if unknown:
+        raise params.bad(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: expected "
+                         f"{', '.join(names)}")
 
 
 def _text(body: dict[str, Any], name: str, *, required: bool = False, limit: int = 200) -> str | None:
@@ -238,6 +248,8 @@ async def cancel(order_ref: str) -> Any:
     reason = _text(await _body(), "reason")
     order, changed = await _orders().change(await _order(order_ref), CANCELLED,
                                             f"cancelled by {_who() or 'api'}" + (f": {reason}" if reason else ""))
+    if changed:  # its QR codes must stop being payable
+        await _payments().close_open_trades(order, "order cancelled")
     return await _change_answer(order, changed, "cancelled")
 
 
@@ -251,6 +263,7 @@ async def paid(order_ref: str) -> Any:
                                                                  clock.iso())
     if result in ("conflict", "order_not_payable"):
         raise conflict(order, PAID)
+    _payments().wake_closer()  # its open QR trades were marked to be closed
     return await _change_answer(await _order(order["id"]), result != "same", "paid")
 
 
@@ -309,7 +322,12 @@ async def query_payment(trade_no: str) -> Any:
 
 @payments_bp.post("/refund")
 async def refund_payment() -> Any:
+    """Refund `amount` (minor units; all that is left when absent) of a payment, by tradeNo or by its order."""
     body = await _body()
+    _only(body, "tradeNo", "orderId", "sessionId", "amount", "reason")
+    amount = body.get("amount")
+    if amount is not None and (type(amount) is not int or not 0 < amount < 2**53):
+        raise params.bad("amount must be a positive whole number of minor units (fen, cents)")
     payments = _payments()
     reason = _text(body, "reason")
     trade_no = _text(body, "tradeNo", limit=100)
@@ -319,10 +337,42 @@ async def refund_payment() -> Any:
             raise ApiError(404, "not_found", f"payment {trade_no!r} is not known")
     else:
         payment = await payments.paid_payment(await _order_from_body(body))
-    refund = await payments.refund(payment, reason, settle_manual=True)
-    order = await _order(payment["order_id"])
+    refund = await payments.refund(payment, reason, settle_manual=True, amount=amount)
+    return await _refund_answer(refund)
+
+
+async def _refund_answer(refund: dict[str, Any]) -> Response:
+    order = await _order(refund["order_id"])
     return evcs({"refund": params.camel(refund), "order": order_view(order)},
                 "refund succeeded" if refund["status"] == "SUCCESS" else f"refund {refund['status'].lower()}")
+
+
+async def _refund(refund_no: str) -> dict[str, Any]:
+    refund = await _payments().store.payments.refund("refund_no", refund_no)
+    if refund is None:
+        raise ApiError(404, "not_found", f"refund {refund_no!r} is not known")
+    return refund
+
+
+@payments_bp.get("/refund/<refund_no>")
+async def query_refund(refund_no: str) -> Any:
+    """A refund, and the provider's view of it (a refund it reports settled is applied)."""
+    result = await _payments().query_refund(await _refund(refund_no))
+    return evcs({"refund": params.camel(result["refund"]), "provider": result["provider"]})
+
+
+@payments_bp.post("/refund/<refund_no>/retry")
+async def retry_refund(refund_no: str) -> Any:
+    """Ask the provider again for a failed or abnormal refund, under the same refund number."""
+    _only(await _body())
+    return await _refund_answer(await _payments().retry_refund(await _refund(refund_no), _who() or "api"))
+
+
+@payments_bp.post("/refund/<refund_no>/give-up")
+async def give_up_refund(refund_no: str) -> Any:
+    """Give a failed, abnormal or closed refund up: the order is back to paid (the money stays)."""
+    _only(await _body())
+    return await _refund_answer(await _payments().give_up_refund(await _refund(refund_no), _who() or "api"))
 
 
 @payments_bp.get("/callbacks")
@@ -331,10 +381,31 @@ async def callbacks() -> Any:
     return evcs([params.camel(c) for c in await _payments().store.payments.callbacks(limit)])
 
 
+@payments_bp.get("/callbacks/<int:callback_id>")
+async def raw_callback(callback_id: int) -> Any:
+    """One callback as it was received: its headers (less credentials, never stored) and its body."""
+    row = await _payments().store.payments.callback(callback_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"callback {callback_id} is not kept (never received, or a refused one "
+                       "dropped to stay within billing.refused_callbacks_max_bytes)")
+    raw = bytes(row.pop("body"))
+    try:
+        row["body"], row["bodyEncoding"] = raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        row["body"], row["bodyEncoding"] = base64.b64encode(raw).decode("ascii"), "base64"
+    return evcs(params.camel(row))
+
+
 CALLBACK_MAX_BYTES = 64 * 1024  # a provider's notification is a few KiB; anyone may post here
 
 
 async def _callback(channel: str, kind: str) -> Any:
+    payments = _payments()
+    if g.peer.address and payments.refusals.blocked(g.peer.address, trio.current_time()):
+        # Before anything is read, stored or verified: refusals cost us a signature check and disk.
+        # A provider answered 429 sends its notification again later.
+        raise ApiError(429, "too_many_requests", "too many refused payment callbacks from this address: "
+                       "try again in a minute")
     if (request.content_length or 0) > CALLBACK_MAX_BYTES:
         raise ApiError(413, "payload_too_large", f"a payment notification is at most {CALLBACK_MAX_BYTES} bytes")
     body = await request.get_data()
@@ -343,7 +414,7 @@ async def _callback(channel: str, kind: str) -> Any:
     # Kept as received, less what could be someone's credentials (a callback needs none).
     headers = {name: value for name, value in request.headers.items()
                if name.lower() not in ("authorization", "cookie", "proxy-authorization")}
-    result = await _payments().receive(channel, kind, headers, body, g.peer.address)
+    result = await payments.receive(channel, kind, headers, body, g.peer.address)
     if channel == "alipay":  # Alipay retries until it reads exactly "success"
         return Response("success" if result.accepted else "fail", content_type="text/plain; charset=utf-8")
     if result.accepted:

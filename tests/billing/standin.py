@@ -289,6 +289,7 @@ class Trade:
     trade_no: str | None = None
     refunded: int = 0
     refunds: dict[str, dict[str, Any]] = attrs.Factory(dict)  # out_request_no -> the answer given
+    expiry: str | None = None  # Alipay timeout_express / time_expire, WeChat time_expire, as sent
 
 
 class StandIn:
@@ -307,6 +308,11 @@ class StandIn:
         self.rewrite: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # alters an answer before signing
         self.wechat_refund_status = "PROCESSING"  # what a refund answer says
         self.wechat_clock_offset = 0  # seconds added to the Wechatpay-Timestamp of answers
+        # API name (alipay.trade.close, wechat close, wechat refund...) -> (code, message): answered as a
+        # business failure, correctly signed, until removed
+        self.refuse: dict[str, tuple[str, str]] = {}
+        self.delay = 0.0  # seconds every answer waits: longer than the gateway's timeout, it times out
+        self.wechat_refund_states: dict[str, str] = {}  # out_refund_no -> what a refund query answers now
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -344,9 +350,13 @@ class StandIn:
         self.stop()
 
     def pay(self, out_trade_no: str) -> None:
-        """The buyer pays: Alipay and/or WeChat queries now answer TRADE_SUCCESS / SUCCESS."""
+        """The buyer pays: Alipay and/or WeChat queries now answer TRADE_SUCCESS / SUCCESS. A closed trade
+        cannot be paid (ValueError), as the providers' cashiers refuse it."""
         with self.lock:
             found = False
+            for trades in (self.alipay_trades, self.wechat_trades):
+                if out_trade_no in trades and trades[out_trade_no].status in ("TRADE_CLOSED", "CLOSED"):
+                    raise ValueError(f"trade {out_trade_no!r} is closed: it cannot be paid")
             if out_trade_no in self.alipay_trades:
                 trade = self.alipay_trades[out_trade_no]
                 trade.status = "TRADE_SUCCESS"
@@ -389,13 +399,18 @@ class StandIn:
             "alipay.trade.precreate": self._precreate,
             "alipay.trade.query": self._query,
             "alipay.trade.refund": self._refund,
+            "alipay.trade.close": self._close,
+            "alipay.trade.fastpay.refund.query": self._refund_query,
         }
         if method not in handlers:
             node = {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-method",
                     "sub_msg": "不存在的方法名"}
             return True, 200, {}, alipay_answer("error_response", node, self.alipay_key)
         with self.lock:
-            node = handlers[method](json.loads(form["biz_content"]), form)
+            if method in self.refuse:
+                node = _alipay_failure(*self.refuse[method])
+            else:
+                node = handlers[method](json.loads(form["biz_content"]), form)
         if self.rewrite is not None:
             node = self.rewrite(node)
         return True, 200, {}, alipay_answer(method.replace(".", "_") + "_response", node, self.alipay_key)
@@ -407,7 +422,8 @@ class StandIn:
             return _alipay_failure("ACQ.TRADE_HAS_SUCCESS", "交易已被支付")
         if trade is None:
             trade = Trade(no, fen(biz["total_amount"]), biz["subject"], "WAIT_BUYER_PAY",
-                          "https://qr.alipay.com/bax0" + _random(20).lower())
+                          "https://qr.alipay.com/bax0" + _random(20).lower(),
+                          expiry=biz.get("timeout_express") or biz.get("time_expire"))
             self.alipay_trades[no] = trade
         return {"code": "10000", "msg": "Success", "out_trade_no": no, "qr_code": trade.pay_url}
 
@@ -428,7 +444,8 @@ class StandIn:
         if trade is None:
             return _alipay_failure("ACQ.TRADE_NOT_EXIST", "交易不存在")
         if request_no in trade.refunds:  # a retry: the same refund, no new money moves
-            return trade.refunds[request_no] | {"fund_change": "N"}
+            answer = {k: v for k, v in trade.refunds[request_no].items() if k != "refund_amount_text"}
+            return answer | {"fund_change": "N", "refund_fee": yuan_text(trade.refunded)}
         if trade.status != "TRADE_SUCCESS":
             return _alipay_failure("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
         if amount > trade.total - trade.refunded:
@@ -439,7 +456,29 @@ class StandIn:
         node = {"code": "10000", "msg": "Success", "buyer_logon_id": "159****5620", "fund_change": "Y",
                 "gmt_refund_pay": datetime.now(BEIJING).strftime("%Y-%m-%d %H:%M:%S"), "out_trade_no": no,
                 "refund_fee": yuan_text(trade.refunded), "trade_no": trade.trade_no}
-        trade.refunds[request_no] = node
+        trade.refunds[request_no] = node | {"refund_amount_text": yuan_text(amount)}
+        return node
+
+    def _close(self, biz: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
+        no = biz["out_trade_no"]
+        trade = self.alipay_trades.get(no)
+        if trade is None:  # Alipay knows a precreated trade only once it was scanned; ours are all "scanned"
+            return _alipay_failure("ACQ.TRADE_NOT_EXIST", "交易不存在")
+        if trade.status not in ("WAIT_BUYER_PAY", "TRADE_CLOSED"):
+            return _alipay_failure("ACQ.TRADE_STATUS_ERROR", "交易状态不合法")
+        trade.status = "TRADE_CLOSED"
+        return {"code": "10000", "msg": "Success", "out_trade_no": no, "trade_no": trade.trade_no or "2026" + _random(24, string.digits)}
+
+    def _refund_query(self, biz: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
+        no, request_no = biz["out_trade_no"], biz["out_request_no"]
+        trade = self.alipay_trades.get(no)
+        if trade is None:
+            return _alipay_failure("ACQ.TRADE_NOT_EXIST", "交易不存在")
+        node: dict[str, Any] = {"code": "10000", "msg": "Success", "out_trade_no": no, "trade_no": trade.trade_no}
+        done = trade.refunds.get(request_no)
+        if done is not None:  # a refund Alipay made: its amount and REFUND_SUCCESS
+            node |= {"out_request_no": request_no, "total_amount": yuan_text(trade.total),
+                     "refund_amount": done["refund_amount_text"], "refund_status": "REFUND_SUCCESS"}
         return node
 
     # --- WeChat Pay ---
@@ -453,6 +492,10 @@ class StandIn:
         else:
             with self.lock:
                 status, doc = self._wechat_route(method, path, body)
+            if status == 204:  # WeChat's close answers no content, signed all the same
+                stamp = int(time.time()) + self.wechat_clock_offset
+                headers = wechat_headers(self.platform_key, self.platform_serial, b"", timestamp=stamp)
+                return verified, 204, headers, b""
             if self.rewrite is not None:
                 doc = self.rewrite(doc)
         data = json.dumps(doc, ensure_ascii=False).encode()
@@ -478,9 +521,21 @@ class StandIn:
     def _wechat_route(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
         split = urllib.parse.urlsplit(path)
         query = dict(urllib.parse.parse_qsl(split.query))
+        what = {"/v3/pay/transactions/native": "native", "/v3/refund/domestic/refunds": "refund"}.get(split.path)
+        if what is None:
+            what = "close" if split.path.endswith("/close") else "refund query" if "/refunds/" in split.path \
+                else "query"
+        if what in self.refuse:
+            code, message = self.refuse[what]
+            return 400, {"code": code, "message": message}
         if method == "POST" and split.path == "/v3/pay/transactions/native":
             return self._native(json.loads(body))
         prefix = "/v3/pay/transactions/out-trade-no/"
+        if method == "POST" and split.path.startswith(prefix) and split.path.endswith("/close"):
+            return self._wechat_close(urllib.parse.unquote(split.path[len(prefix):-len("/close")]), json.loads(body))
+        refunds = "/v3/refund/domestic/refunds/"
+        if method == "GET" and split.path.startswith(refunds):
+            return self._wechat_refund_query(urllib.parse.unquote(split.path[len(refunds):]))
         if method == "GET" and split.path.startswith(prefix):
             return self._wechat_query(urllib.parse.unquote(split.path[len(prefix):]), query.get("mchid"))
         if method == "POST" and split.path == "/v3/refund/domestic/refunds":
@@ -498,9 +553,32 @@ class StandIn:
         if trade is not None and trade.status != "NOTPAY":
             return 403, {"code": "ORDERPAID", "message": "该订单已支付"}
         if trade is None:
-            trade = Trade(no, total, doc["description"], "NOTPAY", "weixin://wxpay/bizpayurl?pr=" + _random(7))
+            expiry = doc.get("time_expire")
+            if expiry is not None and not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", expiry):
+                return 400, {"code": "PARAM_ERROR", "message": "time_expire 格式错误"}
+            trade = Trade(no, total, doc["description"], "NOTPAY", "weixin://wxpay/bizpayurl?pr=" + _random(7),
+                          expiry=expiry)
             self.wechat_trades[no] = trade
         return 200, {"code_url": trade.pay_url}
+
+    def _wechat_close(self, no: str, doc: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if doc.get("mchid") != self.keys.mchid:
+            return 400, {"code": "PARAM_ERROR", "message": "mchid与请求不一致"}
+        trade = self.wechat_trades.get(no)
+        if trade is None:
+            return 404, {"code": "ORDER_NOT_EXIST", "message": "订单不存在"}
+        if trade.status in ("SUCCESS", "REFUND"):
+            return 400, {"code": "ORDERPAID", "message": "订单已支付"}
+        trade.status = "CLOSED"
+        return 204, {}
+
+    def _wechat_refund_query(self, request_no: str) -> tuple[int, dict[str, Any]]:
+        for trade in self.wechat_trades.values():
+            if request_no in trade.refunds:
+                answer = dict(trade.refunds[request_no])
+                answer["status"] = self.wechat_refund_states.get(request_no, answer["status"])
+                return 200, answer
+        return 404, {"code": "RESOURCE_NOT_EXISTS", "message": "退款单不存在"}
 
     def _wechat_query(self, no: str, mchid: str | None) -> tuple[int, dict[str, Any]]:
         if mchid != self.keys.mchid:
@@ -568,6 +646,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         standin: StandIn = self.server.standin  # type: ignore[attr-defined]
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if standin.delay:
+            time.sleep(standin.delay)
         headers = {k: v for k, v in self.headers.items()}
         if urllib.parse.urlsplit(self.path).path == "/gateway.do" and self.command == "POST":
             verified, status, extra, answer = standin.alipay(body)
