@@ -405,7 +405,7 @@ async def _callback(channel: str, kind: str) -> Any:
         # Before anything is read, stored or verified: refusals cost us a signature check and disk.
         # A provider answered 429 sends its notification again later.
         raise ApiError(429, "too_many_requests", "too many refused payment callbacks from this address: "
-                       "try again in a minute")
+                       "try again in a minute", headers={"Retry-After": "60"})
     if (request.content_length or 0) > CALLBACK_MAX_BYTES:
         raise ApiError(413, "payload_too_large", f"a payment notification is at most {CALLBACK_MAX_BYTES} bytes")
     body = await request.get_data()
