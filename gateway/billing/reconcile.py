@@ -51,7 +51,7 @@ def compare(data: dict[str, list[Row]], provider: dict[str, dict[str, Any]] | No
         payment_refunds = refunds.get(p["id"], [])
         if p["status"] == "REFUNDED" and not any(r["status"] == "SUCCESS" for r in payment_refunds):
             report("refund_mismatch", p, order, "payment marked refunded without a successful refund")
-        if any(r["status"] in ("ABNORMAL", "CLOSED") for r in payment_refunds) and p["status"] == "PAID":
+        if any(r["status"] in ("ABNORMAL", "CLOSED", "FAILED") for r in payment_refunds) and p["status"] == "PAID":
             report("refund_failed", p, order, "a refund failed at the provider; the order is still refunding")
         stale = [r for r in payment_refunds if r["status"] == "PROCESSING" and r["created_at"] < stale_before]
         if stale:

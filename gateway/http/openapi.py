@@ -138,6 +138,10 @@ _PATH: dict[str, Schema] = {
     "order_ref": {"description": "the order id, or its number (ORD-20260210-000123)", "schema": {"type": "string"}},
     "trade_no": {"description": "our payment number (PAY-...), the out_trade_no the provider knows",
                  "schema": {"type": "string"}},
+    "refund_no": {"description": "the refund number (REF-..., or the merchant console's), the out_refund_no / "
+                               "out_request_no the provider knows", "schema": {"type": "string"}},
+    "callback_id": {"description": "the callback's id, as /api/payment/callbacks lists it",
+                    "schema": {"type": "integer", "minimum": 0}},
     "channel": {"description": "the payment channel", "schema": {"type": "string",
                                                                  "enum": ["manual", "alipay", "wechat"]}},
     "rest": {"description": "the charge point id, URL-encoded; the gateway takes the last path segment, "
@@ -572,10 +576,16 @@ ORDER = _record(
     "session: energy split in proportion to time).", status=ORDER_STATUS)
 PAYMENT = _record("id:int tradeNo:str orderId:int channel:str amount:int currency:str status:str "
                   "idempotencyKey:str? providerTradeNo:str? payUrl:str? note:str? createdBy:str? createdAt:time "
-                  "paidAt:time? updatedAt:time",
-                  "A payment; payUrl is what the payer's QR code holds (alipay, wechat)")
+                  "paidAt:time? updatedAt:time expiresAt:time? closeState:str? closeAttempts:int closeNote:str?",
+                  "A payment; payUrl is what the payer's QR code holds (alipay, wechat) until expiresAt. status "
+                  "CREATED, PAID, CLOSED, FAILED (never opened), REFUNDED (refunds cover it). closeState: null, or "
+                  "pending / closed / failed for a trade closed at the provider because its order was cancelled, "
+                  "paid another way or switched channel (closeNote: the last error)")
 REFUND = _record("id:int refundNo:str paymentId:int orderId:int amount:int status:str providerRefundId:str? "
-                 "reason:str? createdAt:time settledAt:time? updatedAt:time")
+                 "reason:str? source:str note:str? createdAt:time settledAt:time? updatedAt:time",
+                 "A refund. status PROCESSING, SUCCESS, ABNORMAL (WeChat: stuck; a later success settles it), "
+                 "CLOSED (WeChat closed it), FAILED (the provider refused: note says why), CANCELLED (given up). "
+                 "source: gateway, or provider (started in the merchant console, learnt from its notice)")
 ORDER_DETAIL = _record("", **ORDER["properties"], history=_list(_record("fromStatus:int? toStatus:int cause:str at:time")),
                        payments=_list(_ref("Payment")), refunds=_list(_ref("Refund")))
 STATS_BUCKET = "orders:int energyWh:int amount:int paid:int refunded:int revenue:int"
@@ -594,6 +604,7 @@ def _billing_paths() -> dict[str, dict[str, Schema]]:
         return {"name": name, "in": "query", "description": description, "schema": schema, "required": required}
 
     order = _evcs(_ref("OrderDetail"))
+    refunded = _evcs(_record("", refund=_ref("Refund"), order=_ref("Order")))
     reason = {"type": "object", "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 200}}}
     by_order = {"type": "object", "description": "orderId (id or ORD-... number) or sessionId", "properties": {
         "orderId": {"type": ["integer", "string"]}, "sessionId": {"type": "string", "minLength": 1, "maxLength": 64}}}
@@ -614,6 +625,9 @@ def _billing_paths() -> dict[str, dict[str, Schema]]:
                     "schema": _record("code:str message:str")}}},
                 "500": {"description": "not processed now (kept: processed at the next start, or on retry)",
                         "content": {"application/json": {"schema": _record("code:str message:str")}}}}
+        answers["429"] = {"description": "too many refused callbacks from this address in the last minute "
+                                         "(billing.callback_refusals_per_minute): not stored, try again later",
+                          "content": {"application/json": {"schema": _record("code:str message:str")}}}
         return {"post": {"tags": ["payments"], "summary": summary, "security": [],
                          "requestBody": {"required": True, "content": {body: {"schema": {}}}},
                          "responses": answers}}
@@ -671,12 +685,33 @@ def _billing_paths() -> dict[str, dict[str, Schema]]:
             "payments", "A payment, and the provider's view of it (a payment it reports paid is applied)",
             _evcs(_record("", payment=_ref("Payment"), provider={"type": ["object", "null"]})), errors=("404",))},
         "/api/payment/refund": {"post": op(
-            "payments", "Refund a paid payment in full", _evcs(_record("", refund=_ref("Refund"), order=_ref("Order"))),
-            errors=("400", "404", "409", "502p"),
-            body={"type": "object", "properties": {**by_order["properties"], "tradeNo": {"type": "string"},
-                                                   "reason": {"type": "string", "minLength": 1, "maxLength": 200}}})},
+            "payments", "Refund a paid payment, in full or in part", refunded, errors=("400", "404", "409", "502p"),
+            description="amount (minor units) defaults to what is left to refund; several refunds of one payment "
+                        "may not exceed it (409 says what is left). The order is refunding (12) while a refund is "
+                        "open, refunded (13) once refunds cover the payment, else paid (11) with refundedAmount. "
+                        "Asked again while a refund is open, the same refund answers and nothing is sent again. "
+                        "Unknown body fields are a 400.",
+            body={"type": "object", "additionalProperties": False, "properties": {
+                **by_order["properties"], "tradeNo": {"type": "string"},
+                "amount": {"type": "integer", "minimum": 1},
+                "reason": {"type": "string", "minLength": 1, "maxLength": 200}}})},
+        "/api/payment/refund/{refund_no}": {"get": op(
+            "payments", "A refund, and the provider's view of it (a refund it reports settled is applied)",
+            _evcs(_record("", refund=_ref("Refund"), provider={"type": ["object", "null"]})), errors=("404",))},
+        "/api/payment/refund/{refund_no}/retry": {"post": op(
+            "payments", "Ask the provider again for a failed or abnormal refund, with the same refund number "
+            "(the providers deduplicate by it)", refunded, errors=("400", "404", "409", "502p"))},
+        "/api/payment/refund/{refund_no}/give-up": {"post": op(
+            "payments", "Give a failed, abnormal or closed refund up (CANCELLED): the order is back to paid (11), "
+            "or refunded (13) if other refunds cover it", refunded, errors=("400", "404", "409"))},
+        "/api/payment/callbacks/{callback_id}": {"get": op(
+            "payments", "One callback as received (operator): headers without credentials, body as UTF-8 text or "
+            "base64", _evcs(_record("id:int channel:str kind:str headers:obj body:str bodyEncoding:str "
+                                    "remoteAddr:str? receivedAt:time status:str notifyId:str? tradeNo:str? "
+                                    "reason:str? processedAt:time?")), errors=("404",))},
         "/api/payment/callbacks": {"get": op(
-            "payments", "Provider callbacks as received, newest first, with what became of them",
+            "payments", "Provider callbacks as received, newest first, with what became of them (refused ones "
+            "are kept within billing.refused_callbacks_max_bytes)",
             _evcs(_list(_record("id:int channel:str kind:str remoteAddr:str? receivedAt:time status:str "
                                 "notifyId:str? tradeNo:str? reason:str? processedAt:time?"))),
             errors=("400", "404"), query=[q("limit", "how many", {"type": "integer", "minimum": 1,
