@@ -384,7 +384,7 @@ async def callbacks() -> Any:
 @payments_bp.get("/callbacks/<int:callback_id>")
 async def raw_callback(callback_id: int) -> Any:
     """One callback as it was received: its headers (less credentials, never stored) and its body."""
-    row = await _payments().store.payments.callback(callback_id)
+    row = await _payments().store.payments.callback(callback_id) if callback_id < 2**63 else None  # SQLite's range
     if row is None:
         raise ApiError(404, "not_found", f"callback {callback_id} is not kept (never received, or a refused one "
                        "dropped to stay within billing.refused_callbacks_max_bytes)")
