@@ -165,15 +165,21 @@ async def test_a_close_that_fails_is_retried_a_bounded_number_of_times_and_shown
         assert failed["closeAttempts"] == 3 and failed["status"] == "CREATED"  # billing.close_attempts
         assert "ACQ.SYSTEM_ERROR" in failed["closeNote"] and "3 of 3" in failed["closeNote"]
         assert len(close_calls(standin, payment["tradeNo"])) == 3
-        # ...and one that fails once is closed by a later attempt.
-        other, second = await awaiting(gw, http, "alipay")
-        await http.post(f"/api/order/{other['id']}/cancel")
+
+
+async def test_a_close_that_failed_is_closed_by_a_later_attempt(nursery, trades_config, standin):
+    trades_config.billing.close_attempts = 1_000_000  # never given up while the test looks
+    standin.refuse["alipay.trade.close"] = ("ACQ.SYSTEM_ERROR", "系统繁忙")
+    async with started(nursery, trades_config) as gw, gw.http() as http:
+        order, payment = await awaiting(gw, http, "alipay")
+        await http.post(f"/api/order/{order['id']}/cancel")
         with trio.fail_after(10):
-            while not close_calls(standin, second["tradeNo"]):
+            while not close_calls(standin, payment["tradeNo"]):  # recorded once its refusal was answered
                 await trio.sleep(0.01)
         del standin.refuse["alipay.trade.close"]
-        closed = await wait_close(http, other["id"], second["tradeNo"], "closed")
+        closed = await wait_close(http, order["id"], payment["tradeNo"], "closed")
         assert closed["status"] == "CLOSED" and closed["closeAttempts"] >= 1
+        assert standin.alipay_trades[payment["tradeNo"]].status == "TRADE_CLOSED"
 
 
 async def test_a_trade_paid_before_it_could_be_closed_is_recorded_in_the_orders_history(gw, standin):
