@@ -272,6 +272,25 @@ class AlipayClient:
             "trade_no": node.get("trade_no") or None,
         }
 
+    def bill_url(self, day: str) -> str:
+        """alipay.data.dataservice.bill.downloadurl.query for a day's trade bill -> its download URL (valid 30 s).
+
+        bills.BillNotReady when Alipay has no bill for the day (yet).
+        """
+        from gateway.billing.bills import BillNotReady  # bills imports nothing from here: no cycle at run time
+
+        method = "alipay.data.dataservice.bill.downloadurl.query"
+        try:
+            node = self._call(method, {"bill_type": "trade", "bill_date": day})
+        except ProviderError as e:
+            if "bill_not_exist" in str(e):
+                raise BillNotReady(str(e)) from None
+            raise
+        url = node.get("bill_download_url")
+        if not isinstance(url, str) or not url:
+            raise ProviderError(f"Alipay {method}: the answer has no bill_download_url")
+        return url
+
     def _call(self, method: str, biz: Mapping[str, str], *, notify: bool = False) -> dict:
         """POST one signed request; the verified success node of the answer, or ProviderError."""
         s = self.settings

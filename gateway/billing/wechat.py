@@ -238,6 +238,45 @@ class WechatClient:
         refund_id = doc.get("refund_id")
         return {"status": status, "refund_id": refund_id if isinstance(refund_id, str) and refund_id else None}
 
+    def trade_bill(self, day: str) -> dict:
+        """GET /v3/bill/tradebill (bill_type ALL) -> {"download_url", "hash_type", "hash_value"}.
+
+        bills.BillNotReady when WeChat Pay has no bill for the day (yet).
+        """
+        from gateway.billing.bills import BillNotReady  # bills imports nothing from here: no cycle at run time
+
+        path = f"/v3/bill/tradebill?bill_date={urllib.parse.quote(day, safe='')}&bill_type=ALL"
+        try:
+            doc = self._call("tradebill", "GET", path, None)
+        except ProviderError as e:
+            if "NO_STATEMENT_EXIST" in str(e) or "STATEMENT_CREATING" in str(e):
+                raise BillNotReady(str(e)) from None
+            raise
+        fields = {k: doc.get(k) for k in ("download_url", "hash_type", "hash_value")}
+        if not all(isinstance(v, str) and v for v in fields.values()):
+            raise ProviderError("WeChat Pay tradebill: the answer lacks download_url, hash_type or hash_value")
+        return fields
+
+    def download(self, url: str) -> bytes:
+        """A bill file at `download_url`: a signed GET (the file itself is unsigned: check its hash)."""
+        from gateway.billing.bills import read_bounded
+
+        base, target = urllib.parse.urlsplit(self.settings.base_url), urllib.parse.urlsplit(url)
+        if (target.scheme, target.netloc) != (base.scheme, base.netloc):  # never sign a request for another host
+            raise ProviderError(f"WeChat Pay download: {target.netloc[:60]!r} is not the API host")
+        path = target.path + (f"?{target.query}" if target.query else "")
+        headers = {"Authorization": self.authorization("GET", path, ""), "Accept": "*/*",
+                   "User-Agent": "ocpp-gateway"}
+        request = urllib.request.Request(base.scheme + "://" + base.netloc + path, method="GET", headers=headers)
+        try:
+            with _opener.open(request, timeout=self.settings.timeout) as answer:
+                return read_bounded(answer, "WeChat Pay download")
+        except urllib.error.HTTPError as e:
+            e.close()
+            raise ProviderError(f"WeChat Pay download: HTTP {e.code}") from None
+        except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as e:
+            raise ProviderError(f"WeChat Pay download failed: {getattr(e, 'reason', e)}") from None
+
     def authorization(self, method: str, path: str, body: str) -> str:
         """The Authorization header for one request (path with its query, exactly as sent)."""
         s = self.settings

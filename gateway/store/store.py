@@ -8,6 +8,7 @@ from typing import AsyncIterator
 import trio
 
 from .appender import ProcessAppender, ThreadAppender, appender_for
+from .bills import Bills
 from .chargers import Chargers
 from .charging_profiles import ChargingProfiles
 from .commands import Commands
@@ -41,6 +42,7 @@ class Store:
         self.users = Users(db)
         self.orders = Orders(db)
         self.payments = Payments(db)
+        self.bills = Bills(db)
 
 
 @asynccontextmanager
