@@ -216,7 +216,10 @@ async def reconcile(service: PaymentService, channel: str, day: date, ask_provid
                         reason=bill_error)
             provider = await _ask(service, data["payments"])
     stale_before = clock.iso(clock.now() - timedelta(days=1))
-    mismatches = compare(data, provider, channel, stale_before) + bill_mismatches
+    # a refund the bill shows done is reported as missed_refund, not again as pending
+    settled = {m["tradeNo"] for m in bill_mismatches if m["kind"] == "missed_refund"}
+    mismatches = [m for m in compare(data, provider, channel, stale_before)
+                  if not (m["kind"] == "refund_pending" and m["tradeNo"] in settled)] + bill_mismatches
     if channel != "manual":  # orders paid with no payment at all are reported once, on the manual channel
         mismatches = [m for m in mismatches if m["kind"] != "paid_order_without_payment"]
     paid = [p for p in data["payments"] if p["status"] in ("PAID", "REFUNDED")]
