@@ -55,6 +55,13 @@ def _not_negative(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
         raise ConfigError(f"{attribute.name} must not be negative, not {value}")
 
 
+def _time_of_day(_inst: Any, attribute: attrs.Attribute, value: str) -> None:
+    hours, sep, minutes = value.partition(":")
+    if value and not (sep and len(hours) == 2 and len(minutes) == 2 and hours.isdigit() and minutes.isdigit()
+                      and int(hours) < 24 and int(minutes) < 60):
+        raise ConfigError(f"{attribute.name} must be a time of day such as 10:30 (or empty), not {value!r}")
+
+
 @attrs.define
 class ChargerConfig:
     heartbeat_interval: int = attrs.field(default=60, validator=_positive)
@@ -144,8 +151,16 @@ class BillingConfig:
     charger_tariffs: dict[str, str] = attrs.field(factory=dict)  # charge point id -> tariff name
     alipay: AlipayConfig = attrs.field(factory=AlipayConfig)
     wechat: WechatConfig = attrs.field(factory=WechatConfig)
+    # the daily reconciliation of the day before, at this wall-clock time in billing.timezone ("" = never);
+    # both providers publish the day's bill by 10:00 Beijing time
+    reconcile_at: str = attrs.field(default="10:30", validator=_time_of_day)
+    reconcile_channels: list[str] = attrs.field(factory=lambda: ["manual", "alipay", "wechat"])  # when configured
 
     def __attrs_post_init__(self) -> None:
+        unknown = [c for c in self.reconcile_channels if c not in ("manual", "alipay", "wechat")]
+        if unknown:
+            raise ConfigError(f"billing.reconcile_channels: unknown channel(s) {', '.join(map(repr, unknown))}: "
+                              "expected manual, alipay or wechat")
         for cp_id, name in {"default_tariff": self.default_tariff, **self.charger_tariffs}.items():
             if name not in self.tariffs:
                 raise ConfigError(f"billing: {cp_id} names tariff {name!r}, which [billing.tariffs] does not define")

@@ -3,6 +3,8 @@ channel and one day (in the billing time zone)."""
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -234,3 +236,70 @@ async def reconcile(service: PaymentService, channel: str, day: date, ask_provid
                               and r["payment_id"] in ours and since <= r["settled_at"] < until),
         "mismatches": mismatches, "balanced": not mismatches,
     }
+
+
+async def execute(service: PaymentService, channel: str, day: date) -> dict[str, Any]:
+    """Reconcile a day asking the provider (its bill), and keep the report."""
+    report = await reconcile(service, channel, day, ask_provider=True)
+    await service.store.payments.save_report(channel, day.isoformat(), report, clock.iso())
+    return report
+
+
+# ---- the daily run ---------------------------------------------------------------------------------------------------
+
+CATCH_UP_DAYS = 31  # at most this many missed days are caught up at start (WeChat keeps bills for 3 months)
+
+
+def due_days(now: datetime, at: time, last: date | None) -> list[date]:
+    """The days to reconcile now: the day before today once `at` has passed (else the day before that), and
+    every day after `last` up to it, at most CATCH_UP_DAYS; only the latest one when nothing was ever done."""
+    latest = now.date() - timedelta(days=1 if now.time() >= at else 2)
+    if last is None or last >= latest:
+        return [] if last is not None else [latest]
+    first = max(last + timedelta(days=1), latest - timedelta(days=CATCH_UP_DAYS - 1))
+    return [first + timedelta(days=n) for n in range((latest - first).days + 1)]
+
+
+def next_run(now: datetime, at: time) -> datetime:
+    """The next moment the wall clock of `now`'s zone shows `at` (tomorrow's if it has passed today)."""
+    today = datetime.combine(now.date(), at, now.tzinfo)
+    return today if today > now else datetime.combine(now.date() + timedelta(days=1), at, now.tzinfo)
+
+
+async def run_daily(service: PaymentService, at: time, channels: list[str]) -> None:
+    """Reconcile every configured channel of `channels` each day at `at` (billing time zone), catching up the
+    days missed while stopped first. A failing run is logged and retried the next day; it never stops the gateway."""
+    wanted = [c for c in channels if c in service.settings.channels()]
+    while True:
+        now = clock.now().astimezone(service.settings.tz)
+        for channel in wanted:
+            last = await service.store.bills.last_reconciled_day(channel)
+            for day in due_days(now, at, date.fromisoformat(last) if last else None):
+                try:
+                    report = await execute(service, channel, day)
+                    log.info("reconciliation done", channel=channel, day=str(day), source=report["source"],
+                             mismatches=len(report["mismatches"]))
+                except Exception as exc:  # one bad day must not end the schedule
+                    log.error("reconciliation failed", channel=channel, day=str(day), error=repr(exc)[:300])
+                    break
+        wake = next_run(clock.now().astimezone(service.settings.tz), at)
+        await trio.sleep_until(trio.current_time() + max(0.0, (wake - clock.now()).total_seconds()))
+
+
+# ---- export -----------------------------------------------------------------------------------------------------------
+
+CSV_COLUMNS = ("kind", "tradeNo", "orderNo", "refundNo", "providerAmount", "ourAmount", "detail")
+
+
+def as_csv(report: dict[str, Any]) -> str:
+    """A report's mismatches as CSV (amounts in minor units), one line each, for a spreadsheet. A text cell that
+    a spreadsheet would run as a formula (=, +, -, @ first) is quoted with a leading apostrophe: trade numbers in
+    a provider's bill are not ours to trust."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(("channel", "day", *CSV_COLUMNS))
+    for m in report["mismatches"]:
+        cells = [m.get(c) for c in CSV_COLUMNS]
+        writer.writerow([report["channel"], report["day"],
+                         *("'" + c if isinstance(c, str) and c[:1] in ("=", "+", "-", "@") else c for c in cells)])
+    return out.getvalue()
