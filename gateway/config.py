@@ -114,13 +114,18 @@ class AlipayConfig:
     seller_id: str = ""  # the merchant's Alipay user id (2088...)
     app_private_key: str = ""  # PEM file: our app private key, signs requests
     alipay_public_key: str = ""  # PEM file: Alipay's public key, verifies notifications and answers
+    # certificate mode, instead of alipay_public_key: the three certificate files the open platform gives
+    app_cert: str = ""  # appCertPublicKey_<app_id>.crt: our app public certificate
+    alipay_root_cert: str = ""  # alipayRootCert.crt
+    alipay_cert: str = ""  # alipayCertPublicKey_RSA2.crt: its key verifies notifications and answers
     gateway_url: str = "https://openapi.alipay.com/gateway.do"
     notify_url: str = ""
     timeout: float = attrs.field(default=10.0, validator=_positive)
 
     @property
     def configured(self) -> bool:
-        return bool(self.app_id and self.seller_id and self.app_private_key and self.alipay_public_key)
+        return bool(self.app_id and self.seller_id and self.app_private_key
+                    and (self.alipay_public_key or self.alipay_cert))
 
 
 @attrs.define
@@ -131,6 +136,7 @@ class WechatConfig:
     merchant_private_key: str = ""  # PEM file: signs requests
     apiv3_key: str = attrs.field(default="", repr=False)  # a secret: decrypts callback resources
     platform_keys: dict[str, str] = attrs.field(factory=dict)  # serial or PUB_KEY_ID_... -> PEM public key file
+    fetch_certificates: bool = False  # download the platform certificates (/v3/certificates) and keep them current
     base_url: str = "https://api.mch.weixin.qq.com"
     notify_url: str = ""
     timeout: float = attrs.field(default=10.0, validator=_positive)
@@ -138,7 +144,7 @@ class WechatConfig:
     @property
     def configured(self) -> bool:
         return bool(self.mchid and self.appid and self.merchant_serial and self.merchant_private_key
-                    and self.apiv3_key and self.platform_keys)
+                    and self.apiv3_key and (self.platform_keys or self.fetch_certificates))
 
 
 @attrs.define

@@ -45,6 +45,10 @@ class AlipaySettings:
     gateway_url: str  # e.g. https://openapi.alipay.com/gateway.do
     notify_url: str  # where Alipay posts notifications ("" = omit)
     timeout: float = 10.0
+    # certificate mode (gateway/billing/certs.py): the SNs requests carry, and the one answers must name
+    app_cert_sn: str | None = None
+    alipay_root_cert_sn: str | None = None
+    alipay_cert_sn: str | None = None
 
 
 def yuan(minor: int) -> str:
@@ -308,6 +312,8 @@ class AlipayClient:
         }
         if notify and s.notify_url:
             params["notify_url"] = s.notify_url
+        if s.app_cert_sn:  # certificate mode
+            params["app_cert_sn"], params["alipay_root_cert_sn"] = s.app_cert_sn, s.alipay_root_cert_sn or ""
         params["sign"] = sign(params, s.private_key, request=True)
         text = self._post(method, urllib.parse.urlencode(params).encode("ascii"))
         return self._verified_node(method, text)
@@ -348,6 +354,7 @@ class AlipayClient:
                 raise ValueError(f"no {node_name}")
             node = json.loads(raw_node)
             signature = json.loads(members["sign"]) if "sign" in members else None
+            signer = json.loads(members["alipay_cert_sn"]) if "alipay_cert_sn" in members else None
         except ValueError as e:
             raise ProviderError(f"Alipay {method}: the answer is not what Alipay sends ({e})") from None
         if not isinstance(node, dict) or not isinstance(signature, (str, type(None))):
@@ -360,6 +367,10 @@ class AlipayClient:
                 f"Alipay {method}: the answer's signature does not verify with the Alipay public key"
                 " (wrong alipay_public_key, or the answer was altered)"
             )
+        if self.settings.alipay_cert_sn and signer not in (None, self.settings.alipay_cert_sn):
+            raise ProviderError(
+                f"Alipay {method}: the answer was signed with Alipay certificate {str(signer)[:40]}, not the configured "
+                f"one ({self.settings.alipay_cert_sn}): download the new Alipay public certificate (alipay_cert)")
         if failed:
             error = TradeNotFound if node.get("sub_code") == "ACQ.TRADE_NOT_EXIST" else ProviderError
             raise error(f"Alipay {method} failed: {_failure(node)}")

@@ -20,6 +20,7 @@ from .local_lists import LocalLists
 from .notifications import Notifications
 from .orders import Orders
 from .payments import Payments
+from .provider_certs import ProviderCerts
 from .reservations import Reservations
 from .transactions import Transactions
 from .users import Users
@@ -43,6 +44,7 @@ class Store:
         self.orders = Orders(db)
         self.payments = Payments(db)
         self.bills = Bills(db)
+        self.provider_certs = ProviderCerts(db)
 
 
 @asynccontextmanager

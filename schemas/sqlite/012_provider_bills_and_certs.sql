@@ -25,3 +25,13 @@ CREATE TABLE provider_bill_lines (
     at                 TEXT NOT NULL
 );
 CREATE INDEX provider_bill_lines_bill ON provider_bill_lines (bill_id);
+
+-- WeChat Pay platform certificates downloaded from /v3/certificates (billing.wechat.fetch_certificates),
+-- so a restart trusts what was trusted before and WeChat Pay is not asked at every start.
+CREATE TABLE wechat_platform_certs (
+    serial      TEXT PRIMARY KEY,
+    pem         TEXT NOT NULL,
+    effective   TEXT NOT NULL,                    -- as WeChat Pay writes it (ISO 8601 with offset)
+    expires     TEXT NOT NULL,
+    fetched_at  TEXT NOT NULL
+);
