@@ -176,7 +176,7 @@ def parse_alipay_zip(data: bytes, day: date) -> Bill:
 
 _WECHAT = {"time": "交易时间", "transaction_id": "微信订单号", "out_trade_no": "商户订单号", "state": "交易状态",
            "settlement": "应结订单金额", "refund_id": "微信退款单号", "refund_no": "商户退款单号",
-           "refund": "退款金额", "fee": "手续费", "amount": "订单金额"}
+           "refund": "退款金额", "refund_state": "退款状态", "fee": "手续费", "amount": "订单金额"}
 
 
 def parse_wechat(data: bytes, day: date) -> Bill:
@@ -209,6 +209,8 @@ def parse_wechat(data: bytes, day: date) -> Bill:
                   "at": row[cols["time"]]}
         if not common["out_trade_no"]:
             raise BillError(f"{where}: no 商户订单号")
+        if state == "REFUND" and row[cols["refund_state"]] not in ("SUCCESS", ""):
+            continue  # a refund still in progress (or closed) moved no money: it shows in a later day's bill
         if state == "REFUND":
             refund = _cents(row[cols["refund"]], "refund amount", where)
             lines.append(BillLine(kind="refund", amount=abs(refund), settlement=-abs(refund), fee=-abs(fee),

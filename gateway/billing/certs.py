@@ -4,8 +4,9 @@ Alipay certificate mode: the merchant holds the app public certificate, Alipay's
 of several roots) and the Alipay public certificate. Requests carry `app_cert_sn` and `alipay_root_cert_sn`;
 answers name the `alipay_cert_sn` that signed them. A certificate's SN is, as Alipay's Java SDK computes it, the
 MD5 (hex) of its issuer DN (X500Principal.getName(): RFC 2253 text, most specific attribute first,
-"CN=...,OU=...,O=...,C=CN", a comma inside a value escaped with a backslash) followed by its serial number in decimal; the root SN joins with "_" the SNs of the root file's RSA-signed certificates
-(sha1WithRSA and sha256WithRSA; the SM2/ECC roots are left out).
+"CN=...,OU=...,O=...,C=CN", a comma inside a value escaped with a backslash) followed by its serial number in
+decimal; the root SN joins with "_" the SNs of the root file's RSA-signed certificates (sha1WithRSA and
+sha256WithRSA; the SM2/ECC roots are left out).
 
 WeChat Pay platform certificates: GET /v3/certificates lists them, each AES-256-GCM encrypted with the APIv3
 key, and the answer is signed by one of them. What decrypts with the APIv3 key (which only WeChat Pay and the

@@ -181,7 +181,7 @@ async def fetch_bill(service: PaymentService, channel: str, day: date) -> Bill:
     if channel == "alipay":
         timeout = service.settings.alipay.timeout
         url = await service._provider(timeout, service.alipay.bill_url, text)
-        data = await service._provider(timeout, bills.fetch, url, timeout * 3, "Alipay bill download")
+        data = await service._provider(timeout * 3, bills.fetch, url, timeout * 3, "Alipay bill download")
         return bills.parse_alipay_zip(data, day)
     timeout = service.settings.wechat.timeout
     link = await service._provider(timeout, service.wechat.trade_bill, text)
@@ -272,8 +272,9 @@ async def run_daily(service: PaymentService, at: time, channels: list[str]) -> N
     wanted = [c for c in channels if c in service.settings.channels()]
     while True:
         now = clock.now().astimezone(service.settings.tz)
+        latest = due_days(now, at, None)[0]
         for channel in wanted:
-            last = await service.store.bills.last_reconciled_day(channel)
+            last = await service.store.bills.last_reconciled_day(channel, latest.isoformat())
             for day in due_days(now, at, date.fromisoformat(last) if last else None):
                 try:
                     report = await execute(service, channel, day)

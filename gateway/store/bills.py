@@ -64,8 +64,9 @@ def _ours(conn: sqlite3.Connection, channel: str, trade_nos: list[str], since: s
     return {"payments": [payments[i] for i in ids], "refunds": refunds, "settled_refund_ids": [r["id"] for r in settled]}
 
 
-def _last_day(conn: sqlite3.Connection, channel: str) -> str | None:
-    row = conn.execute("SELECT MAX(day) FROM reconciliation_reports WHERE channel = ?", (channel,)).fetchone()
+def _last_day(conn: sqlite3.Connection, channel: str, up_to: str) -> str | None:
+    row = conn.execute("SELECT MAX(day) FROM reconciliation_reports WHERE channel = ? AND day <= ?",
+                       (channel, up_to)).fetchone()
     return row[0]
 
 
@@ -83,5 +84,6 @@ class Bills:
     async def ours(self, channel: str, trade_nos: list[str], since: str, until: str) -> dict[str, Any]:
         return await self._db.run(_ours, channel, trade_nos, since, until)
 
-    async def last_reconciled_day(self, channel: str) -> str | None:
-        return await self._db.run(_last_day, channel)
+    async def last_reconciled_day(self, channel: str, up_to: str) -> str | None:
+        """The latest day up to `up_to` (YYYY-MM-DD) with a kept report."""
+        return await self._db.run(_last_day, channel, up_to)

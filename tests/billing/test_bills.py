@@ -144,6 +144,11 @@ def test_wechat_trade_bill_lines():
                              "fees": 47, "settlement": 7938}
 
 
+def test_wechat_refund_still_in_progress_moved_no_money():
+    text = WECHAT_BILL.decode().replace("`ORIGINAL,`SUCCESS,", "`ORIGINAL,`PROCESSING,")
+    assert parse_wechat(text.encode(), DAY).lines == WECHAT_LINES[:2]
+
+
 def test_wechat_bill_with_a_byte_order_mark_reads_the_same():
     assert parse_wechat(b"\xef\xbb\xbf" + WECHAT_BILL, DAY).lines == WECHAT_LINES
 
