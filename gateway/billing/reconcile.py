@@ -1,5 +1,10 @@
 """Reconciliation: every disagreement between payments, refunds, orders and the provider, for one
-channel and one day (in the billing time zone)."""
+channel and one day (in the billing time zone), each reported once with its kind.
+
+The provider's side is its daily trade bill (bills.py), one download per day compared line by line (pure:
+`compare_bill`); only when there is no bill is each trade queried, a few at a time within a deadline (`_ask`).
+`run_daily` reconciles the day before every day and catches up the days missed while the gateway was stopped;
+`as_csv` exports a report."""
 
 from __future__ import annotations
 
