@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import gc
 import signal
+from datetime import time
 
 import attrs
 import structlog
 import trio
 
 from . import clock
+from .billing.certs import keep_platform_certificates
 from .billing.settings import from_config as billing_settings_from
 from .billing.orders import OrderBook
 from .billing.payments import PaymentService
+from .billing.reconcile import run_daily
 from .chargepoint.commands import CommandService
 from .chargepoint.listener import serve_ocpp, tls_context
 from .chargepoint.service import ChargerService
@@ -68,8 +71,13 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
             nursery.start_soon(chargers.watchdog)
             if billing is not None:
                 await nursery.start(billing[0].run)  # listening for transactions before chargers connect
+                if billing_settings.wechat is not None and billing_settings.wechat.fetch_certificates:
+                    await nursery.start(keep_platform_certificates, billing[1])  # before callbacks are verified
                 await billing[1].process_pending()  # callbacks stored before a stop, never processed
                 nursery.start_soon(billing[1].run_closer)  # trades to close at the providers, retried
+                if config.billing.reconcile_at:  # daily, and the days missed while stopped at once
+                    nursery.start_soon(run_daily, billing[1], time.fromisoformat(config.billing.reconcile_at),
+                                       config.billing.reconcile_channels)
             bound_ocpp = await nursery.start(serve_ocpp, chargers, ocpp_host, ocpp_port)
             bound_tls = None
             if config.ocpp_tls:

@@ -55,6 +55,13 @@ def _not_negative(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
         raise ConfigError(f"{attribute.name} must not be negative, not {value}")
 
 
+def _time_of_day(_inst: Any, attribute: attrs.Attribute, value: str) -> None:
+    hours, sep, minutes = value.partition(":")
+    if value and not (sep and len(hours) == 2 and len(minutes) == 2 and hours.isdigit() and minutes.isdigit()
+                      and int(hours) < 24 and int(minutes) < 60):
+        raise ConfigError(f"{attribute.name} must be a time of day such as 10:30 (or empty), not {value!r}")
+
+
 @attrs.define
 class ChargerConfig:
     heartbeat_interval: int = attrs.field(default=60, validator=_positive)
@@ -107,13 +114,18 @@ class AlipayConfig:
     seller_id: str = ""  # the merchant's Alipay user id (2088...)
     app_private_key: str = ""  # PEM file: our app private key, signs requests
     alipay_public_key: str = ""  # PEM file: Alipay's public key, verifies notifications and answers
+    # certificate mode, instead of alipay_public_key: the three certificate files the open platform gives
+    app_cert: str = ""  # appCertPublicKey_<app_id>.crt: our app public certificate
+    alipay_root_cert: str = ""  # alipayRootCert.crt
+    alipay_cert: str = ""  # alipayCertPublicKey_RSA2.crt: its key verifies notifications and answers
     gateway_url: str = "https://openapi.alipay.com/gateway.do"
     notify_url: str = ""
     timeout: float = attrs.field(default=10.0, validator=_positive)
 
     @property
     def configured(self) -> bool:
-        return bool(self.app_id and self.seller_id and self.app_private_key and self.alipay_public_key)
+        return bool(self.app_id and self.seller_id and self.app_private_key
+                    and (self.alipay_public_key or self.alipay_cert))
 
 
 @attrs.define
@@ -124,6 +136,7 @@ class WechatConfig:
     merchant_private_key: str = ""  # PEM file: signs requests
     apiv3_key: str = attrs.field(default="", repr=False)  # a secret: decrypts callback resources
     platform_keys: dict[str, str] = attrs.field(factory=dict)  # serial or PUB_KEY_ID_... -> PEM public key file
+    fetch_certificates: bool = False  # download the platform certificates (/v3/certificates) and keep them current
     base_url: str = "https://api.mch.weixin.qq.com"
     notify_url: str = ""
     timeout: float = attrs.field(default=10.0, validator=_positive)
@@ -131,7 +144,7 @@ class WechatConfig:
     @property
     def configured(self) -> bool:
         return bool(self.mchid and self.appid and self.merchant_serial and self.merchant_private_key
-                    and self.apiv3_key and self.platform_keys)
+                    and self.apiv3_key and (self.platform_keys or self.fetch_certificates))
 
 
 @attrs.define
@@ -149,8 +162,16 @@ class BillingConfig:
     refused_callbacks_max_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_positive)  # kept at most
     alipay: AlipayConfig = attrs.field(factory=AlipayConfig)
     wechat: WechatConfig = attrs.field(factory=WechatConfig)
+    # the daily reconciliation of the day before, at this wall-clock time in billing.timezone ("" = never);
+    # both providers publish the day's bill by 10:00 Beijing time
+    reconcile_at: str = attrs.field(default="10:30", validator=_time_of_day)
+    reconcile_channels: list[str] = attrs.field(factory=lambda: ["manual", "alipay", "wechat"])  # when configured
 
     def __attrs_post_init__(self) -> None:
+        unknown = [c for c in self.reconcile_channels if c not in ("manual", "alipay", "wechat")]
+        if unknown:
+            raise ConfigError(f"billing.reconcile_channels: unknown channel(s) {', '.join(map(repr, unknown))}: "
+                              "expected manual, alipay or wechat")
         for cp_id, name in {"default_tariff": self.default_tariff, **self.charger_tariffs}.items():
             if name not in self.tariffs:
                 raise ConfigError(f"billing: {cp_id} names tariff {name!r}, which [billing.tariffs] does not define")

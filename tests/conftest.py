@@ -53,6 +53,7 @@ def make_config(tmp_path: Path, **charger: object) -> Config:
         "http": "127.0.0.1:0", "ocpp": "127.0.0.1:0", "db": str(tmp_path / "gateway.db"),
         "charger": {"heartbeat_interval": 60, **charger},
         "frames": {"flush_interval": 0.05},
+        "billing": {"reconcile_at": ""},  # no daily reconciliation run unless a test asks for one
     })
 
 

@@ -45,6 +45,10 @@ class AlipaySettings:
     gateway_url: str  # e.g. https://openapi.alipay.com/gateway.do
     notify_url: str  # where Alipay posts notifications ("" = omit)
     timeout: float = 10.0
+    # certificate mode (gateway/billing/certs.py): the SNs requests carry, and the one answers must name
+    app_cert_sn: str | None = None
+    alipay_root_cert_sn: str | None = None
+    alipay_cert_sn: str | None = None
 
 
 def yuan(minor: int) -> str:
@@ -298,6 +302,24 @@ class AlipayClient:
         # refund_status is REFUND_SUCCESS once the money moved (absent in older answers, which mean the same)
         done = node.get("refund_status") in (None, "", "REFUND_SUCCESS")
         return {"status": "SUCCESS" if done else "PROCESSING", "amount": amount}
+    def bill_url(self, day: str) -> str:
+        """alipay.data.dataservice.bill.downloadurl.query for a day's trade bill -> its download URL (valid 30 s).
+
+        bills.BillNotReady when Alipay has no bill for the day (yet).
+        """
+        from gateway.billing.bills import BillNotReady  # bills imports nothing from here: no cycle at run time
+
+        method = "alipay.data.dataservice.bill.downloadurl.query"
+        try:
+            node = self._call(method, {"bill_type": "trade", "bill_date": day})
+        except ProviderError as e:
+            if "bill_not_exist" in str(e):
+                raise BillNotReady(str(e)) from None
+            raise
+        url = node.get("bill_download_url")
+        if not isinstance(url, str) or not url:
+            raise ProviderError(f"Alipay {method}: the answer has no bill_download_url")
+        return url
 
     def _call(self, method: str, biz: Mapping[str, str], *, notify: bool = False) -> dict:
         """POST one signed request; the verified success node of the answer, or ProviderError."""
@@ -316,6 +338,8 @@ class AlipayClient:
         }
         if notify and s.notify_url:
             params["notify_url"] = s.notify_url
+        if s.app_cert_sn:  # certificate mode
+            params["app_cert_sn"], params["alipay_root_cert_sn"] = s.app_cert_sn, s.alipay_root_cert_sn or ""
         params["sign"] = sign(params, s.private_key, request=True)
         text = self._post(method, urllib.parse.urlencode(params).encode("ascii"))
         return self._verified_node(method, text)
@@ -356,6 +380,7 @@ class AlipayClient:
                 raise ValueError(f"no {node_name}")
             node = json.loads(raw_node)
             signature = json.loads(members["sign"]) if "sign" in members else None
+            signer = json.loads(members["alipay_cert_sn"]) if "alipay_cert_sn" in members else None
         except ValueError as e:
             raise ProviderError(f"Alipay {method}: the answer is not what Alipay sends ({e})") from None
         if not isinstance(node, dict) or not isinstance(signature, (str, type(None))):
@@ -368,6 +393,10 @@ class AlipayClient:
                 f"Alipay {method}: the answer's signature does not verify with the Alipay public key"
                 " (wrong alipay_public_key, or the answer was altered)"
             )
+        if self.settings.alipay_cert_sn and signer not in (None, self.settings.alipay_cert_sn):
+            raise ProviderError(
+                f"Alipay {method}: the answer was signed with Alipay certificate {str(signer)[:40]}, not the configured "
+                f"one ({self.settings.alipay_cert_sn}): download the new Alipay public certificate (alipay_cert)")
         if failed:
             error = ProviderError  # a system error (code 20000, ACQ.SYSTEM_ERROR): worth asking again
             if node.get("sub_code") == "ACQ.TRADE_NOT_EXIST":

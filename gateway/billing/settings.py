@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import zoneinfo
 from datetime import datetime, timezone, tzinfo
-from typing import Mapping
+from typing import Any, Mapping
 
 import attrs
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
-from ..config import BillingConfig, ConfigError
+from ..config import AlipayConfig, BillingConfig, ConfigError
 from .alipay import AlipaySettings
+from .certs import CertificateError, alipay_certs
 from .tariffs import Tariff, parse_tariff
 from .wechat import WechatSettings
 
@@ -58,6 +59,31 @@ def _pem(path: str, what: str, private: bool) -> RSAPrivateKey | RSAPublicKey:
     return key
 
 
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read {path or '(not set)'}: {exc.strerror}") from None
+
+
+def _alipay_cert_mode(a: AlipayConfig) -> dict[str, Any]:
+    """Certificate mode's verifying key and serial numbers, from the three certificate files."""
+    if a.alipay_public_key:
+        raise ConfigError("billing.alipay: set alipay_public_key (public-key mode) or alipay_cert, app_cert and "
+                          "alipay_root_cert (certificate mode), not both")
+    if not (a.app_cert and a.alipay_root_cert):
+        raise ConfigError("billing.alipay: certificate mode needs app_cert and alipay_root_cert beside alipay_cert")
+    try:
+        found = alipay_certs(_read(a.app_cert, "billing.alipay.app_cert"),
+                             _read(a.alipay_root_cert, "billing.alipay.alipay_root_cert"),
+                             _read(a.alipay_cert, "billing.alipay.alipay_cert"), datetime.now(timezone.utc))
+    except CertificateError as exc:
+        raise ConfigError(str(exc)) from None
+    return {"alipay_public_key": found.alipay_public_key, "app_cert_sn": found.app_cert_sn,
+            "alipay_root_cert_sn": found.alipay_root_cert_sn, "alipay_cert_sn": found.alipay_cert_sn}
+
+
 @attrs.frozen
 class BillingSettings:
     tariffs: Mapping[str, Tariff]
@@ -101,11 +127,14 @@ def from_config(config: BillingConfig) -> BillingSettings:
     alipay = wechat = None
     a = config.alipay
     if a.configured:
+        if a.alipay_cert:
+            modes = _alipay_cert_mode(a)
+        else:
+            modes = {"alipay_public_key": _pem(a.alipay_public_key, "billing.alipay.alipay_public_key", False)}
         alipay = AlipaySettings(
             app_id=a.app_id, seller_id=a.seller_id,
             private_key=_pem(a.app_private_key, "billing.alipay.app_private_key", True),
-            alipay_public_key=_pem(a.alipay_public_key, "billing.alipay.alipay_public_key", False),
-            gateway_url=a.gateway_url, notify_url=a.notify_url, timeout=a.timeout)
+            gateway_url=a.gateway_url, notify_url=a.notify_url, timeout=a.timeout, **modes)
     w = config.wechat
     if w.configured and not w.notify_url:
         raise ConfigError("billing.wechat.notify_url is required: WeChat Pay's native payments need the URL of "
@@ -120,7 +149,7 @@ def from_config(config: BillingConfig) -> BillingSettings:
             apiv3_key=key,
             platform_keys={serial: _pem(path, f"billing.wechat.platform_keys.{serial}", False)
                            for serial, path in w.platform_keys.items()},
-            base_url=w.base_url, notify_url=w.notify_url, timeout=w.timeout)
+            base_url=w.base_url, notify_url=w.notify_url, timeout=w.timeout, fetch_certificates=w.fetch_certificates)
     return BillingSettings(tariffs=tariffs, default_tariff=config.default_tariff,
                            charger_tariffs=dict(config.charger_tariffs), tz=load_timezone(config.timezone),
                            currency=config.currency, alipay=alipay, wechat=wechat,

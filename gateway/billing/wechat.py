@@ -60,6 +60,7 @@ class WechatSettings:
     base_url: str  # https://api.mch.weixin.qq.com
     notify_url: str
     timeout: float = 10.0
+    fetch_certificates: bool = False  # platform_keys also holds the downloaded certificates (certs.py keeps them)
 
 
 def verify_signature(headers: Mapping[str, str], body: bytes, keys: Mapping[str, RSAPublicKey], now: float) -> None:
@@ -123,6 +124,18 @@ def parse_event(body: bytes) -> WechatEvent:
 
 def decrypt_resource(resource: Mapping[str, Any], apiv3_key: bytes) -> dict:
     """The plain JSON object inside an AEAD_AES_256_GCM resource; CallbackRefused on any failure."""
+    plain = decrypt_bytes(resource, apiv3_key)
+    try:
+        result = json.loads(plain)
+    except (ValueError, UnicodeDecodeError):
+        raise CallbackRefused("WeChat Pay resource decrypts to something that is not JSON") from None
+    if not isinstance(result, dict):
+        raise CallbackRefused("WeChat Pay resource decrypts to something that is not a JSON object")
+    return result
+
+
+def decrypt_bytes(resource: Mapping[str, Any], apiv3_key: bytes) -> bytes:
+    """The plain bytes inside an AEAD_AES_256_GCM resource (a callback's, or an encrypted certificate)."""
     if resource.get("algorithm") != "AEAD_AES_256_GCM":
         raise CallbackRefused(f"WeChat Pay resource algorithm {str(resource.get('algorithm'))[:30]!r} not supported")
     nonce, ciphertext, associated = (resource.get(k) for k in ("nonce", "ciphertext", "associated_data"))
@@ -136,13 +149,7 @@ def decrypt_resource(resource: Mapping[str, Any], apiv3_key: bytes) -> dict:
         raise CallbackRefused("WeChat Pay resource does not decrypt (wrong APIv3 key, or it was altered)") from None
     except (binascii.Error, ValueError, OverflowError) as e:
         raise CallbackRefused(f"WeChat Pay resource cannot be decrypted: {type(e).__name__}") from None
-    try:
-        result = json.loads(plain)
-    except (ValueError, UnicodeDecodeError):
-        raise CallbackRefused("WeChat Pay resource decrypts to something that is not JSON") from None
-    if not isinstance(result, dict):
-        raise CallbackRefused("WeChat Pay resource decrypts to something that is not a JSON object")
-    return result
+    return plain
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -264,6 +271,57 @@ class WechatClient:
         refund_id = doc.get("refund_id")
         return {"status": status, "amount": refund,
                 "refund_id": refund_id if isinstance(refund_id, str) and refund_id else None}
+    def trade_bill(self, day: str) -> dict:
+        """GET /v3/bill/tradebill (bill_type ALL) -> {"download_url", "hash_type", "hash_value"}.
+
+        bills.BillNotReady when WeChat Pay has no bill for the day (yet).
+        """
+        from gateway.billing.bills import BillNotReady  # bills imports nothing from here: no cycle at run time
+
+        path = f"/v3/bill/tradebill?bill_date={urllib.parse.quote(day, safe='')}&bill_type=ALL"
+        try:
+            doc = self._call("tradebill", "GET", path, None)
+        except ProviderError as e:
+            if "NO_STATEMENT_EXIST" in str(e) or "STATEMENT_CREATING" in str(e):
+                raise BillNotReady(str(e)) from None
+            raise
+        fields = {k: doc.get(k) for k in ("download_url", "hash_type", "hash_value")}
+        if not all(isinstance(v, str) and v for v in fields.values()):
+            raise ProviderError("WeChat Pay tradebill: the answer lacks download_url, hash_type or hash_value")
+        return fields
+
+    def download(self, url: str) -> bytes:
+        """A bill file at `download_url`: a signed GET (the file itself is unsigned: check its hash)."""
+        from gateway.billing.bills import read_bounded
+
+        base, target = urllib.parse.urlsplit(self.settings.base_url), urllib.parse.urlsplit(url)
+        if (target.scheme, target.netloc) != (base.scheme, base.netloc):  # never sign a request for another host
+            raise ProviderError(f"WeChat Pay download: {target.netloc[:60]!r} is not the API host")
+        path = target.path + (f"?{target.query}" if target.query else "")
+        headers = {"Authorization": self.authorization("GET", path, ""), "Accept": "*/*",
+                   "User-Agent": "ocpp-gateway"}
+        request = urllib.request.Request(base.scheme + "://" + base.netloc + path, method="GET", headers=headers)
+        try:
+            with _opener.open(request, timeout=self.settings.timeout) as answer:
+                return read_bounded(answer, "WeChat Pay download")
+        except urllib.error.HTTPError as e:
+            e.close()
+            raise ProviderError(f"WeChat Pay download: HTTP {e.code}") from None
+        except (urllib.error.URLError, TimeoutError, OSError, http.client.HTTPException) as e:
+            raise ProviderError(f"WeChat Pay download failed: {getattr(e, 'reason', e)}") from None
+
+    def certificates(self) -> list:
+        """GET /v3/certificates -> the platform certificates (certs.PlatformCert), answer verified and decrypted."""
+        from gateway.billing.certs import read_certificates
+
+        path = "/v3/certificates"
+        headers = {"Authorization": self.authorization("GET", path, ""), "Accept": "application/json",
+                   "User-Agent": "ocpp-gateway"}
+        answer = self._send("certificates", "GET", path, None, headers)
+        if not 200 <= answer.status < 300:
+            raise ProviderError(f"WeChat Pay certificates failed: HTTP {answer.status}")
+        return read_certificates(answer.headers, answer.body, self.settings.apiv3_key, self.settings.platform_keys,
+                                 self._now())
 
     def authorization(self, method: str, path: str, body: str) -> str:
         """The Authorization header for one request (path with its query, exactly as sent)."""

@@ -16,7 +16,8 @@ from .. import clock
 from ..billing.errors import BillingConflict, ProviderError
 from ..billing.orders import CANCELLED, CREATED, PAID, REFUNDED, REFUNDING, STATUS_NAMES, OrderBook, conflict
 from ..billing.payments import BillingInvalid, PaymentService
-from ..billing.reconcile import reconcile
+from ..billing.reconcile import as_csv, reconcile
+from ..billing.reconcile import execute as execute_day
 from ..chargepoint.commands import CommandService
 from ..chargepoint.errors import CallTimeout, CommandError, NotConnected
 from . import params
@@ -476,20 +477,25 @@ async def execute() -> Any:
     payments = _payments()
     reports = []
     for name in channels:
-        report = await reconcile(payments, name, day, ask_provider=True)
-        await payments.store.payments.save_report(name, day.isoformat(), report, clock.iso())
-        reports.append(report)
+        reports.append(await execute_day(payments, name, day))
     return evcs(reports, "balanced" if all(r["balanced"] for r in reports) else "mismatches found")
 
 
 @reconciliation_bp.get("/daily/<channel>")
 async def daily(channel: str) -> Any:
-    """The day's last executed report; if none was executed, one computed now from our own records."""
+    """The day's last executed report; if none was executed, one computed now from our own records.
+    format=csv: its mismatches as a CSV file, one line each."""
     day = _day(request.args.get("date"), "date")
+    answer_as = request.args.get("format", "json")
+    if answer_as not in ("json", "csv"):
+        raise params.bad(f"format must be json or csv, not {answer_as[:20]!r}")
     payments = _payments()
     report = await payments.store.payments.latest_report(_channel(channel), day.isoformat())
     if report is None:
         report = await reconcile(payments, channel, day, ask_provider=False)
+    if answer_as == "csv":
+        return Response(as_csv(report), content_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="reconciliation-{channel}-{day.isoformat()}.csv"'})
     return evcs(report, "balanced" if report["balanced"] else "mismatches found")
 
 

@@ -589,14 +589,28 @@ REFUND = _record("id:int refundNo:str paymentId:int orderId:int amount:int statu
 ORDER_DETAIL = _record("", **ORDER["properties"], history=_list(_record("fromStatus:int? toStatus:int cause:str at:time")),
                        payments=_list(_ref("Payment")), refunds=_list(_ref("Refund")))
 STATS_BUCKET = "orders:int energyWh:int amount:int paid:int refunded:int revenue:int"
+BILL_TOTALS = _record("payments:int paidAmount:int refunds:int refundedAmount:int fees:int settlement:int",
+                      "the provider's bill for the day, summed (minor units): fees kept, amounts settled")
 REPORT = _record(
-    "channel:str day:str timezone:str since:time until:time generatedAt:time providerQueried:bool payments:int "
-    "paid:int paidAmount:int refundedAmount:int balanced:bool",
-    "kinds: payment_without_paid_order, amount_mismatch, double_payment, refund_mismatch, refund_failed, refund_pending, "
-    "missed_payment, unconfirmed_payment, provider_unreachable, paid_order_without_payment",
-    mismatches=_list(_record("kind:str tradeNo:str? orderNo:str? detail:str")))
+    "channel:str day:str timezone:str since:time until:time generatedAt:time providerQueried:bool source:str "
+    "billError:str? payments:int paid:int paidAmount:int refundedAmount:int balanced:bool",
+    "source: bill (the provider's daily bill, line by line), queries (trade by trade: the bill could not be had, "
+    "billError says why) or ours. Kinds: payment_without_paid_order, amount_mismatch, double_payment, "
+    "refund_mismatch, refund_failed, refund_pending, paid_order_without_payment; against the bill: unknown_trade, "
+    "missed_payment, bill_amount_mismatch, missing_from_bill, refund_elsewhere, missed_refund, "
+    "refund_amount_mismatch, refund_missing_from_bill; trade by trade: missed_payment, unconfirmed_payment, "
+    "provider_unreachable",
+    bill={"oneOf": [BILL_TOTALS, {"type": "null"}]},
+    mismatches=_list(_record("kind:str tradeNo:str? orderNo:str? refundNo:str? providerAmount:int? ourAmount:int? "
+                             "detail:str")))
 SCHEMAS.update({"Order": ORDER, "OrderDetail": ORDER_DETAIL, "Payment": PAYMENT, "Refund": REFUND,
                 "ReconciliationReport": REPORT})
+
+
+def _with_csv(operation: Schema) -> Schema:
+    """An operation that answers text/csv too (format=csv)."""
+    operation["responses"]["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}
+    return operation
 
 
 def _billing_paths() -> dict[str, dict[str, Schema]]:
@@ -725,10 +739,12 @@ def _billing_paths() -> dict[str, dict[str, Schema]]:
             "the providers; the reports are kept", _evcs(_list(_ref("ReconciliationReport"))),
             errors=("400", "404"), body={"type": "object", "properties": {
                 "day": {"type": "string", "format": "date"}, "channel": {"type": "string"}}}, body_required=False)},
-        "/api/reconciliation/daily/{channel}": {"get": op(
+        "/api/reconciliation/daily/{channel}": {"get": _with_csv(op(
             "reconciliation", "The day's last executed report (or one computed now from our records alone)",
             _evcs(_ref("ReconciliationReport")), errors=("400", "404"),
-            query=[q("date", "the day (billing time zone); default yesterday", {"type": "string", "format": "date"})])},
+            query=[q("date", "the day (billing time zone); default yesterday", {"type": "string", "format": "date"}),
+                   q("format", "json (default), or csv: the mismatches, one line each (amounts in minor units)",
+                     {"type": "string", "enum": ["json", "csv"]})]))},
     }
 
 

@@ -8,6 +8,7 @@ from typing import AsyncIterator
 import trio
 
 from .appender import ProcessAppender, ThreadAppender, appender_for
+from .bills import Bills
 from .chargers import Chargers
 from .charging_profiles import ChargingProfiles
 from .commands import Commands
@@ -19,6 +20,7 @@ from .local_lists import LocalLists
 from .notifications import Notifications
 from .orders import Orders
 from .payments import Payments
+from .provider_certs import ProviderCerts
 from .reservations import Reservations
 from .transactions import Transactions
 from .users import Users
@@ -41,6 +43,8 @@ class Store:
         self.users = Users(db)
         self.orders = Orders(db)
         self.payments = Payments(db)
+        self.bills = Bills(db)
+        self.provider_certs = ProviderCerts(db)
 
 
 @asynccontextmanager

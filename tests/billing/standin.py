@@ -369,6 +369,20 @@ class StandIn:
         if not found:
             raise KeyError(f"no trade {out_trade_no!r} at the stand-in")
 
+    # --- hooks for more APIs (tests/billing/standin_bills.py) ---
+
+    def extra_alipay_methods(self) -> dict[str, Callable[[dict[str, Any], dict[str, str]], dict[str, Any]]]:
+        return {}
+
+    def extra_wechat_route(self, method: str, path: str, query: dict[str, str],
+                           body: bytes) -> tuple[int, dict[str, Any]] | None:
+        return None
+
+    def raw_route(self, method: str, path: str, headers: dict[str, str],
+                  body: bytes) -> tuple[bool, int, dict[str, str], bytes] | None:
+        """An answer that is not an API answer (a file download), or None."""
+        return None
+
     def received(self, prefix: str = "") -> list[Received]:
         """The requests received so far whose path starts with `prefix`."""
         with self.lock:
@@ -402,6 +416,7 @@ class StandIn:
             "alipay.trade.close": self._close,
             "alipay.trade.fastpay.refund.query": self._refund_query,
         }
+        handlers |= self.extra_alipay_methods()
         if method not in handlers:
             node = {"code": "40002", "msg": "Invalid Arguments", "sub_code": "isv.invalid-method",
                     "sub_msg": "不存在的方法名"}
@@ -528,6 +543,9 @@ class StandIn:
         if what in self.refuse:
             code, message = self.refuse[what]
             return 400, {"code": code, "message": message}
+        extra = self.extra_wechat_route(method, split.path, query, body)
+        if extra is not None:
+            return extra
         if method == "POST" and split.path == "/v3/pay/transactions/native":
             return self._native(json.loads(body))
         prefix = "/v3/pay/transactions/out-trade-no/"
@@ -649,7 +667,10 @@ class _Handler(BaseHTTPRequestHandler):
         if standin.delay:
             time.sleep(standin.delay)
         headers = {k: v for k, v in self.headers.items()}
-        if urllib.parse.urlsplit(self.path).path == "/gateway.do" and self.command == "POST":
+        raw = standin.raw_route(self.command, self.path, headers, body)
+        if raw is not None:
+            verified, status, extra, answer = raw
+        elif urllib.parse.urlsplit(self.path).path == "/gateway.do" and self.command == "POST":
             verified, status, extra, answer = standin.alipay(body)
             extra["Content-Type"] = "application/json;charset=utf-8"
         elif self.path.startswith("/v3/"):

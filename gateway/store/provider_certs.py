@@ -1,0 +1,41 @@
+"""WeChat Pay platform certificates as downloaded: kept so a restart trusts what was trusted before."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from .db import Database
+
+Row = dict[str, Any]
+
+
+def _save(conn: sqlite3.Connection, certs: list[Row], at: str) -> None:
+    conn.executemany(
+        """INSERT INTO wechat_platform_certs (serial, pem, effective, expires, fetched_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (serial) DO UPDATE SET pem = excluded.pem, effective = excluded.effective,
+                                              expires = excluded.expires, fetched_at = excluded.fetched_at""",
+        [(c["serial"], c["pem"], c["effective"], c["expires"], at) for c in certs])
+
+
+def _all(conn: sqlite3.Connection) -> list[Row]:
+    return [dict(r) for r in conn.execute(
+        "SELECT serial, pem, effective, expires FROM wechat_platform_certs ORDER BY serial")]
+
+
+def _drop(conn: sqlite3.Connection, serials: list[str]) -> int:
+    return conn.executemany("DELETE FROM wechat_platform_certs WHERE serial = ?", [(s,) for s in serials]).rowcount
+
+
+class ProviderCerts:
+    def __init__(self, db: Database):
+        self._db = db
+
+    async def save_wechat(self, certs: list[Row], at: str) -> None:
+        await self._db.run(_save, certs, at)
+
+    async def wechat(self) -> list[Row]:
+        return await self._db.run(_all)
+
+    async def drop_wechat(self, serials: list[str]) -> int:
+        return await self._db.run(_drop, serials)
