@@ -142,6 +142,10 @@ class BillingConfig:
     default_tariff: str = "standard"
     tariffs: dict[str, Any] = attrs.field(factory=_default_tariffs)
     charger_tariffs: dict[str, str] = attrs.field(factory=dict)  # charge point id -> tariff name
+    # a charger's start/stop time this far from when the gateway received it (or before the charger was first
+    # seen) is replaced by the receive time for pricing; trust_charger_clock = true believes chargers always
+    charger_clock_tolerance_hours: float = attrs.field(default=24.0, validator=_positive)
+    trust_charger_clock: bool = False
     alipay: AlipayConfig = attrs.field(factory=AlipayConfig)
     wechat: WechatConfig = attrs.field(factory=WechatConfig)
 

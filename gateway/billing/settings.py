@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import zoneinfo
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Mapping
 
 import attrs
+import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
@@ -16,18 +17,20 @@ from .alipay import AlipaySettings
 from .tariffs import Tariff, parse_tariff
 from .wechat import WechatSettings
 
+log = structlog.get_logger("gateway.billing")
 
-def load_timezone(name: str) -> tzinfo:
-    """An IANA zone, or "local": the zone this machine's clock shows (TZ, then /etc/localtime)."""
-    if name != "local":
-        try:
-            return zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"billing.timezone: unknown time zone {name!r} (use an IANA name such as "
-                              "Asia/Shanghai, or \"local\")") from None
+
+def _local_zone() -> tzinfo:
+    """This machine's zone (TZ, then /etc/localtime), by its IANA name when it has one."""
     if os.environ.get("TZ"):
         try:
             return zoneinfo.ZoneInfo(os.environ["TZ"].lstrip(":"))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    target = os.path.realpath("/etc/localtime")
+    if "/zoneinfo/" in target:  # a link into the zone database names the zone: Asia/Shanghai, not "localtime"
+        try:
+            return zoneinfo.ZoneInfo(target.split("/zoneinfo/", 1)[1])
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             pass
     try:
@@ -35,6 +38,36 @@ def load_timezone(name: str) -> tzinfo:
             return zoneinfo.ZoneInfo.from_file(fh, key="localtime")
     except OSError:
         return timezone.utc
+
+
+def _is_utc(tz: tzinfo) -> bool:
+    """True for a zone at UTC+0 all year (UTC, Etc/UTC, a server's default), judged by two solstices."""
+    return all(datetime(2026, month, 21, 12, tzinfo=tz).utcoffset() == timedelta(0) for month in (6, 12))
+
+
+def zone_name(tz: tzinfo) -> str:
+    return str(getattr(tz, "key", None) or tz)
+
+
+def load_timezone(name: str) -> tzinfo:
+    """An IANA zone, or "local": the zone this machine's clock shows (TZ, then /etc/localtime).
+
+    "local" on a server left at UTC silently shifts every tariff period by the site's offset (eight hours
+    in China), so the zone is logged at start, with a warning when "local" turned out to be UTC."""
+    if name != "local":
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"billing.timezone: unknown time zone {name!r} (use an IANA name such as "
+                              "Asia/Shanghai, or \"local\")") from None
+    tz = _local_zone()
+    if _is_utc(tz):
+        log.warning("billing.timezone = \"local\" is UTC on this machine: tariff periods are read as UTC "
+                    "wall-clock times; set billing.timezone to the site's zone, e.g. \"Asia/Shanghai\"",
+                    zone=zone_name(tz))
+    else:
+        log.info("billing time zone", zone=zone_name(tz), configured="local")
+    return tz
 
 
 def _pem(path: str, what: str, private: bool) -> RSAPrivateKey | RSAPublicKey:
@@ -65,6 +98,7 @@ class BillingSettings:
     charger_tariffs: Mapping[str, str]
     tz: tzinfo
     currency: str
+    clock_tolerance: timedelta | None = timedelta(hours=24)  # None: chargers' clocks are trusted (plausible.py)
     alipay: AlipaySettings | None = None
     wechat: WechatSettings | None = None
 
@@ -81,6 +115,14 @@ class BillingSettings:
 
     def channels(self) -> list[str]:
         return ["manual"] + [name for name in ("alipay", "wechat") if getattr(self, name) is not None]
+
+
+def _tolerance(config: BillingConfig) -> timedelta:
+    hours = config.charger_clock_tolerance_hours
+    if not 0 < hours <= 24 * 366:  # also NaN; beyond a year the check would never replace anything
+        raise ConfigError(f"billing.charger_clock_tolerance_hours must be more than 0 and at most 8784 (a year), "
+                          f"not {hours}; set billing.trust_charger_clock = true to believe chargers' clocks")
+    return timedelta(hours=hours)
 
 
 def from_config(config: BillingConfig) -> BillingSettings:
@@ -118,4 +160,5 @@ def from_config(config: BillingConfig) -> BillingSettings:
             base_url=w.base_url, notify_url=w.notify_url, timeout=w.timeout)
     return BillingSettings(tariffs=tariffs, default_tariff=config.default_tariff,
                            charger_tariffs=dict(config.charger_tariffs), tz=load_timezone(config.timezone),
-                           currency=config.currency, alipay=alipay, wechat=wechat)
+                           currency=config.currency, alipay=alipay, wechat=wechat,
+                           clock_tolerance=None if config.trust_charger_clock else _tolerance(config))

@@ -20,6 +20,7 @@ from .notifications import Notifications
 from .orders import Orders
 from .payments import Payments
 from .reservations import Reservations
+from .tariffs import Tariffs
 from .transactions import Transactions
 from .users import Users
 
@@ -41,6 +42,7 @@ class Store:
         self.users = Users(db)
         self.orders = Orders(db)
         self.payments = Payments(db)
+        self.tariffs = Tariffs(db)
 
 
 @asynccontextmanager
