@@ -28,7 +28,7 @@ class SessionTime:
 
 def _age(delta: timedelta) -> str:
     hours = abs(delta) / timedelta(hours=1)
-    return f"{hours / 24:,.0f} days" if hours >= 48 else f"{hours:,.1f} hours"
+    return f"{abs(delta).days:,} days" if hours >= 48 else f"{hours:,.1f} hours"  # whole days, rounded down
 
 
 def session_time(what: str, charger: str | None, received: str | None, first_seen: str | None,
