@@ -231,8 +231,8 @@ def _for_stats(conn: sqlite3.Connection, cp_id: str | None, since: str | None,
         f"""SELECT created_at, charge_point_id, status, energy_wh, total_amount,
                    (SELECT COALESCE(SUM(amount), 0) FROM payments p
                      WHERE p.order_id = orders.id AND p.paid_at IS NOT NULL) AS received,
-                   (SELECT COALESCE(SUM(amount), 0) FROM refunds r
-                     WHERE r.order_id = orders.id AND r.status = 'SUCCESS') AS refunded
+                   (SELECT COALESCE(SUM(r.amount), 0) FROM payments p JOIN refunds r ON r.payment_id = p.id
+                     WHERE p.order_id = orders.id AND r.status = 'SUCCESS') AS refunded
             FROM orders{filters.where} ORDER BY id""", filters.args)]
 
 
