@@ -115,19 +115,19 @@ def pricing_fields(settings: BillingSettings, order: dict[str, Any], tx: dict[st
         fields["tariff_version_id"] = version["id"]
     if fields["stopped_at"] is None:  # the order must still close: the stop was received now or before
         fields["stopped_at"] = tx["stopped_at"]
-    replaced = [f"{moment.reason}: {'priced on the gateway' if moment.at else 'no time of the gateway'}'s clock"
-                for moment in (start, stop) if moment.reason]
+    replaced = [moment.reason + (": priced on the gateway's clock" if moment.at else ", and the gateway has no time "
+                                 "of its own for it") for moment in (start, stop) if moment.reason]
     missing = [name for name, value in (("meter start", tx["meter_start"]), ("meter stop", tx["meter_stop"]),
                                         ("start time", start.at), ("stop time", stop.at)) if value is None]
     if missing:
         return {**fields, "pricing_note": "; ".join(
             [f"not priced: the transaction's {' and '.join(missing)} is unknown", *replaced])}
     if tx["meter_stop"] < tx["meter_start"]:
-        return {**fields, "pricing_note": f"not priced: the meter went backwards ({tx['meter_start']} Wh at the "
-                                          f"start, {tx['meter_stop']} Wh at the stop)"}
+        return {**fields, "pricing_note": "; ".join([f"not priced: the meter went backwards ({tx['meter_start']} Wh "
+                                                     f"at the start, {tx['meter_stop']} Wh at the stop)", *replaced])}
     readings = []
     if replaced and rows:  # meter values carry the charger's clock: not believed when its start or stop was not
-        replaced.append(f"its {len(rows)} meter values, on the same clock, are not used")
+        replaced.append(f"its meter values ({len(rows)}), on the same clock, are not used")
     if not replaced:
         for row in rows:
             moment, wh = clock.parse(row["timestamp"]), register_wh(row["value"], row["unit"])

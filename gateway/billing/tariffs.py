@@ -321,13 +321,13 @@ def price_session(tariff: Tariff, tz: tzinfo, start: datetime, stop: datetime, m
     """Price a session: its energy split over the tariff periods it crossed, by meter values or else by time.
 
     ValueError for what cannot be priced: meters going backwards, or a session longer than MAX_SESSION_DAYS."""
-    start, stop = _utc(start, "start"), _utc(stop, "stop")
-    if stop - start > timedelta(days=MAX_SESSION_DAYS):
-        raise ValueError(f"the session lasted {(stop - start).days} days, more than the {MAX_SESSION_DAYS} days a "
-                         "session is priced for: its times need correcting")
     try:
+        start, stop = _utc(start, "start"), _utc(stop, "stop")
+        if stop - start > timedelta(days=MAX_SESSION_DAYS):
+            raise ValueError(f"the session lasted {(stop - start).days} days, more than the {MAX_SESSION_DAYS} "
+                             "days a session is priced for: its times need correcting")
         return _price(tariff, tz, start, stop, meter_start, meter_stop, readings)
-    except OverflowError:  # within a day of year 1 or 9999: no local calendar day to place the periods on
+    except OverflowError:  # within a day of year 1 or 9999: no UTC time, or no local calendar day for the periods
         raise ValueError(f"the session's times {start.isoformat()} to {stop.isoformat()} are at the calendar's "
                          "limits: its times need correcting") from None
 

@@ -82,7 +82,7 @@ async def test_a_stop_far_in_the_future_is_replaced_and_meter_values_on_that_clo
         # 9000 Wh x 100 = 900 + 90 service
         assert (order["total_amount"], order["pricing_method"]) == (990, "time_proportional")
         assert "after the gateway received it" in order["pricing_note"]
-        assert "1 meter values, on the same clock, are not used" in order["pricing_note"]
+        assert "its meter values (1), on the same clock, are not used" in order["pricing_note"]
 
 
 async def test_a_start_before_the_charger_was_first_seen_is_replaced_even_within_the_tolerance(nursery, tmp_path):

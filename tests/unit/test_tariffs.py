@@ -565,7 +565,8 @@ def test_a_session_longer_than_the_limit_is_refused_without_walking_the_calendar
         price_session(TARIFF, SHANGHAI, start, datetime(2026, 3, 1, tzinfo=UTC), 0, 5000)
 
 
-def test_a_session_at_the_calendars_limit_is_refused_not_an_overflow():
-    first = datetime(1, 1, 1, tzinfo=UTC)
+@pytest.mark.parametrize("first", [datetime(1, 1, 1, tzinfo=UTC), datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=8))),
+                                   datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-8)))])
+def test_a_session_at_the_calendars_limit_is_refused_not_an_overflow(first):
     with pytest.raises(ValueError, match="calendar's limits"):
-        price_session(TARIFF, SHANGHAI, first, first + timedelta(hours=1), 0, 5000)
+        price_session(TARIFF, SHANGHAI, first, first, 0, 5000)
