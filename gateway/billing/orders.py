@@ -221,22 +221,23 @@ class OrderBook:
                 await self._close_or_record(order_id)
             previous = batch
 
-    async def _close_or_record(self, order_id: int) -> None:
+    async def _close_or_record(self, order_id: int) -> dict[str, Any] | None:
         """Close one order; if pricing it fails, close it unpriced with the failure in its note and history, for an
         operator to correct, rather than try it again at every sweep."""
         try:
-            await self.close(order_id)
+            return await self.close(order_id)
         except StoreClosed:
             raise
         except Exception as exc:
             log.exception("order not priced", order_id=order_id)
             note = f"not priced: pricing failed ({type(exc).__name__}: {exc}); correct the order to price it"
             try:
-                await self.store.orders.close_failed(order_id, note[:500], clock.iso())
+                return await self.store.orders.close_failed(order_id, note[:500], clock.iso())
             except StoreClosed:
                 raise
             except Exception:
                 log.exception("order failure not recorded", order_id=order_id)
+                return None
 
     async def open_for_transaction(self, transaction_id: int) -> dict[str, Any] | None:
         tx = await self.store.transactions.get(transaction_id)
@@ -250,13 +251,13 @@ class OrderBook:
             {"started_at": start.text, "start_source": start.source, "charger_started_at": tx["start_timestamp"]},
             _version_at(tx))
         if tx["stopped_at"] is not None and order is not None and order["stopped_at"] is None:
-            order = await self.close(order["id"])  # a stop we heard of without its start
+            order = await self._close_or_record(order["id"])  # a stop we heard of without its start
         return order
 
     async def close_for_transaction(self, transaction_id: int) -> None:
         order = await self.open_for_transaction(transaction_id)  # opens it if the start was missed
         if order is not None and order["stopped_at"] is None:
-            await self.close(order["id"])
+            await self._close_or_record(order["id"])
 
     async def close(self, order_id: int) -> dict[str, Any] | None:
         found = await self.store.orders.pricing_input(order_id)
