@@ -132,6 +132,18 @@ async def statistics() -> Any:
     return evcs(await _orders().stats(request.args.get("cpId") or None, params.time("since"), params.time("until")))
 
 
+@orders_bp.get("/tariffs")
+async def tariffs() -> Any:
+    """Every recorded version of every tariff, and the zone their periods are read in."""
+    orders = _orders()
+    versions = [{"name": v["name"], "version": v["version"], "currency": v["currency"],
+                 "definition": json.loads(v["definition"]), "effectiveFrom": v["effective_from"],
+                 "configured": v["name"] in orders.settings.tariffs}
+                for v in await orders.store.tariffs.all()]
+    return evcs({"timezone": zone_name(orders.settings.tz), "defaultTariff": orders.settings.default_tariff,
+                 "versions": versions})
+
+
 @orders_bp.get("/by-session")
 async def by_session() -> Any:
     session_id = request.args.get("sessionId")

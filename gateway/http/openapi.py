@@ -637,6 +637,13 @@ def _billing_paths() -> dict[str, dict[str, Schema]]:
                                             byDay=_list(_record("day:str " + STATS_BUCKET)),
                                             byCharger=_list(_record("chargePointId:str " + STATS_BUCKET)))),
             errors=("400", "404"), query=[_param("cpId"), _param("since"), _param("until")])},
+        "/api/order/tariffs": {"get": op(
+            "orders", "Every recorded version of every tariff, and the zone of their periods",
+            _evcs(_record("timezone:str defaultTariff:str", versions=_list(_record(
+                "name:str version:int currency:str definition:obj effectiveFrom:time configured:bool",
+                "definition: periods and service_fee as in the config; a version applies to sessions that start "
+                "at or after effectiveFrom (the start that first read it)")))),
+            errors=("404",))},
         "/api/order/by-session": {"get": op(
             "orders", "The order of a charging session", order, errors=("400", "404"),
             query=[q("sessionId", "the session id given to /api/order/start, or tx-<transactionId>", {"type": "string"}),

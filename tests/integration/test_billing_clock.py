@@ -282,8 +282,12 @@ async def test_a_tariff_change_applies_to_sessions_that_start_after_it_never_to_
             (150, 50, 3000), (80, 20, 6000)]
         assert (data["pricing"]["tariff"], data["pricing"]["tariffVersion"]) == ("flat", 2)
         assert ok(await http.get(f"/api/order/{old['id']}"))["pricing"]["tariffVersion"] == 1
-        versions = [(v["name"], v["version"]) for v in await gw.store.tariffs.all()]
-        assert versions == [("flat", 1), ("flat", 2), ("standard", 1)]
+        listed = ok(await http.get("/api/order/tariffs"))
+        assert listed["timezone"] == "Asia/Shanghai" and listed["defaultTariff"] == "standard"
+        assert [(v["name"], v["version"], v["configured"]) for v in listed["versions"]] == [
+            ("flat", 1, True), ("flat", 2, True), ("standard", 1, True)]
+        assert listed["versions"][1]["definition"] == changed["flat"]
+        assert listed["versions"][0]["definition"]["periods"] == [{"start": "00:00", "end": "00:00", "price": 100}]
     # the same configuration again: no new version
     async with started(nursery, billing_config(tmp_path, tariffs=changed, **FLAT)) as gw:
         assert len(await gw.store.tariffs.all()) == 3
