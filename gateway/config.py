@@ -160,6 +160,10 @@ class BillingConfig:
     close_retry_seconds: float = attrs.field(default=60.0, validator=_positive)  # between those tries
     callback_refusals_per_minute: int = attrs.field(default=60, validator=_positive)  # per address, then 429
     refused_callbacks_max_bytes: int = attrs.field(default=16 * 1024 * 1024, validator=_positive)  # kept at most
+    # a charger's start/stop time this far from when the gateway received it (or before the charger was first
+    # seen) is replaced by the receive time for pricing; trust_charger_clock = true believes chargers always
+    charger_clock_tolerance_hours: float = attrs.field(default=24.0, validator=_positive)
+    trust_charger_clock: bool = False
     alipay: AlipayConfig = attrs.field(factory=AlipayConfig)
     wechat: WechatConfig = attrs.field(factory=WechatConfig)
     # the daily reconciliation of the day before, at this wall-clock time in billing.timezone ("" = never);

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import zoneinfo
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Mapping
 
 import attrs
+import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
@@ -17,18 +18,20 @@ from .certs import CertificateError, alipay_certs
 from .tariffs import Tariff, parse_tariff
 from .wechat import WechatSettings
 
+log = structlog.get_logger("gateway.billing")
 
-def load_timezone(name: str) -> tzinfo:
-    """An IANA zone, or "local": the zone this machine's clock shows (TZ, then /etc/localtime)."""
-    if name != "local":
-        try:
-            return zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"billing.timezone: unknown time zone {name!r} (use an IANA name such as "
-                              "Asia/Shanghai, or \"local\")") from None
+
+def _local_zone() -> tzinfo:
+    """This machine's zone (TZ, then /etc/localtime), by its IANA name when it has one."""
     if os.environ.get("TZ"):
         try:
             return zoneinfo.ZoneInfo(os.environ["TZ"].lstrip(":"))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    target = os.path.realpath("/etc/localtime")
+    if "/zoneinfo/" in target:  # a link into the zone database names the zone: Asia/Shanghai, not "localtime"
+        try:
+            return zoneinfo.ZoneInfo(target.split("/zoneinfo/", 1)[1])
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             pass
     try:
@@ -36,6 +39,36 @@ def load_timezone(name: str) -> tzinfo:
             return zoneinfo.ZoneInfo.from_file(fh, key="localtime")
     except OSError:
         return timezone.utc
+
+
+def _is_utc(tz: tzinfo) -> bool:
+    """True for a zone at UTC+0 all year (UTC, Etc/UTC, a server's default), judged by two solstices."""
+    return all(datetime(2026, month, 21, 12, tzinfo=tz).utcoffset() == timedelta(0) for month in (6, 12))
+
+
+def zone_name(tz: tzinfo) -> str:
+    return str(getattr(tz, "key", None) or tz)
+
+
+def load_timezone(name: str) -> tzinfo:
+    """An IANA zone, or "local": the zone this machine's clock shows (TZ, then /etc/localtime).
+
+    "local" on a server left at UTC silently shifts every tariff period by the site's offset (eight hours
+    in China), so the zone is logged at start, with a warning when "local" turned out to be UTC."""
+    if name != "local":
+        try:
+            return zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"billing.timezone: unknown time zone {name!r} (use an IANA name such as "
+                              "Asia/Shanghai, or \"local\")") from None
+    tz = _local_zone()
+    if _is_utc(tz):
+        log.warning("billing.timezone = \"local\" is UTC on this machine: tariff periods are read as UTC "
+                    "wall-clock times; set billing.timezone to the site's zone, e.g. \"Asia/Shanghai\"",
+                    zone=zone_name(tz))
+    else:
+        log.info("billing time zone", zone=zone_name(tz), configured="local")
+    return tz
 
 
 def _pem(path: str, what: str, private: bool) -> RSAPrivateKey | RSAPublicKey:
@@ -91,6 +124,7 @@ class BillingSettings:
     charger_tariffs: Mapping[str, str]
     tz: tzinfo
     currency: str
+    clock_tolerance: timedelta | None = timedelta(hours=24)  # None: chargers' clocks are trusted (plausible.py)
     alipay: AlipaySettings | None = None
     wechat: WechatSettings | None = None
     trade_expiry_minutes: int = 30
@@ -112,6 +146,14 @@ class BillingSettings:
 
     def channels(self) -> list[str]:
         return ["manual"] + [name for name in ("alipay", "wechat") if getattr(self, name) is not None]
+
+
+def _tolerance(config: BillingConfig) -> timedelta:
+    hours = config.charger_clock_tolerance_hours
+    if not 0 < hours <= 24 * 366:  # also NaN; beyond a year the check would never replace anything
+        raise ConfigError(f"billing.charger_clock_tolerance_hours must be more than 0 and at most 8784 (a year), "
+                          f"not {hours}; set billing.trust_charger_clock = true to believe chargers' clocks")
+    return timedelta(hours=hours)
 
 
 def from_config(config: BillingConfig) -> BillingSettings:
@@ -156,4 +198,5 @@ def from_config(config: BillingConfig) -> BillingSettings:
                            trade_expiry_minutes=config.trade_expiry_minutes, close_attempts=config.close_attempts,
                            close_retry_seconds=config.close_retry_seconds,
                            callback_refusals_per_minute=config.callback_refusals_per_minute,
-                           refused_callbacks_max_bytes=config.refused_callbacks_max_bytes)
+                           refused_callbacks_max_bytes=config.refused_callbacks_max_bytes,
+                           clock_tolerance=None if config.trust_charger_clock else _tolerance(config))

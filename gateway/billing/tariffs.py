@@ -2,6 +2,10 @@
 
 Prices are whole minor units (fen, cents) per kWh and energy is whole Wh, so an amount is energy_wh * price / 1000
 minor units, computed as a Fraction and rounded once per line with round_half_up.
+
+The work is bounded by the session's length in periods: a session longer than MAX_SESSION_DAYS is refused (the
+order stays unpriced for an operator to correct), and one crossing more than MAX_LINES period occurrences is
+summed into one line per period, so neither the time spent nor the order's size grows with the calendar.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import attrs
 from gateway.billing.money import allocate, round_half_up
 
 DAY = 24 * 3600  # seconds
+MAX_SESSION_DAYS = 366  # longer: not priced automatically (a stuck transaction, or a clock nobody corrected)
+MAX_LINES = 48  # more period occurrences than this: one line per period (its energy summed, rounded once)
 TIME_PROPORTIONAL = "time_proportional"
 METER_VALUES = "meter_values"
 
@@ -37,6 +43,11 @@ def _minor_units(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
         raise ValueError(f"{attribute.name} must be a whole number of minor units per kWh, 0 or more, not {value!r}")
 
 
+def _minor_units_or_none(inst: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None:
+        _minor_units(inst, attribute, value)
+
+
 def _wall_clock(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
     # periods are local wall-clock times in the site's zone, which is given when pricing, not here
     if not isinstance(value, time) or value.tzinfo is not None:
@@ -48,6 +59,7 @@ class Period:
     start: time = attrs.field(validator=_wall_clock)  # inclusive
     end: time = attrs.field(validator=_wall_clock)  # exclusive; end <= start wraps past midnight; start == end: all day
     price: int = attrs.field(validator=_minor_units)  # minor units per kWh
+    service_fee: int | None = attrs.field(default=None, validator=_minor_units_or_none)  # None: the tariff's
 
     def __str__(self) -> str:
         return f"{_clock(self.start)}–{_clock(self.end)}"
@@ -112,8 +124,13 @@ def _currency(_inst: Any, attribute: attrs.Attribute, value: Any) -> None:
 class Tariff:
     name: str
     periods: tuple[Period, ...] = attrs.field(validator=_covering)  # a Tariff always covers the day exactly once
-    service_fee: int = attrs.field(default=0, validator=_minor_units)  # minor units per kWh, on all energy
+    service_fee: int = attrs.field(default=0, validator=_minor_units)  # minor units per kWh, unless a period has one
     currency: str = attrs.field(default="CNY", validator=_currency)
+
+    def fee(self, index: int) -> int:
+        """The service fee per kWh in period `index`: its own (time of use) or else the tariff's flat one."""
+        own = self.periods[index].service_fee
+        return self.service_fee if own is None else own
 
 
 DEFAULT_TARIFF = Tariff("standard", (Period(time(6), time(22), 150), Period(time(22), time(6), 80)), 0, "CNY")
@@ -134,16 +151,21 @@ def _parse_clock(text: Any, where: str) -> time:
 def _parse_period(where: str, item: Any) -> Period:
     if not isinstance(item, Mapping):
         raise ValueError(f"{where} must be a table with start, end and price, not {item!r}")
-    unknown = sorted(set(item) - {"start", "end", "price"})
+    unknown = sorted(set(item) - {"start", "end", "price", "service_fee"})
     if unknown:
-        raise ValueError(f"{where} has unknown key(s) {', '.join(map(str, unknown))}; expected start, end, price")
+        raise ValueError(f"{where} has unknown key(s) {', '.join(map(str, unknown))}; "
+                         "expected start, end, price, service_fee")
     missing = [key for key in ("start", "end", "price") if key not in item]
     if missing:
         raise ValueError(f"{where} lacks {', '.join(missing)}")
     price = item["price"]
     if not _is_minor(price):
         raise ValueError(f"{where}: price must be a whole number of minor units per kWh, 0 or more, not {price!r}")
-    return Period(_parse_clock(item["start"], f"{where}: start"), _parse_clock(item["end"], f"{where}: end"), price)
+    fee = item.get("service_fee")
+    if fee is not None and not _is_minor(fee):
+        raise ValueError(f"{where}: service_fee must be a whole number of minor units per kWh, 0 or more, not {fee!r}")
+    return Period(_parse_clock(item["start"], f"{where}: start"), _parse_clock(item["end"], f"{where}: end"), price,
+                  fee)
 
 
 def parse_tariff(name: str, data: Mapping[str, Any], currency: str) -> Tariff:
@@ -166,6 +188,15 @@ def parse_tariff(name: str, data: Mapping[str, Any], currency: str) -> Tariff:
     return Tariff(name, periods, fee, currency)  # checks coverage: gaps and overlaps are reported with the name
 
 
+def tariff_data(tariff: Tariff) -> dict[str, Any]:
+    """The tariff as parse_tariff reads it (and as a tariff version keeps it): parse_tariff(name, tariff_data(t),
+    t.currency) == t."""
+    periods = [{"start": period.start.strftime("%H:%M"), "end": period.end.strftime("%H:%M"), "price": period.price,
+                **({} if period.service_fee is None else {"service_fee": period.service_fee})}
+               for period in tariff.periods]
+    return {"periods": periods, "service_fee": tariff.service_fee}
+
+
 @attrs.frozen
 class Line:
     start: datetime  # aware UTC; one continuous stretch of one period inside the session
@@ -173,6 +204,8 @@ class Line:
     price: int  # minor units per kWh of that period
     energy_wh: int
     amount: int  # minor units, round_half_up(energy_wh * price / 1000)
+    service_fee: int = 0  # minor units per kWh of that period
+    occurrences: int = 1  # more than 1: the period's occurrences from start to end summed (a long session)
 
 
 @attrs.frozen
@@ -181,7 +214,7 @@ class Pricing:
     energy_wh: int  # meter stop - meter start
     lines: tuple[Line, ...]  # in time order
     energy_amount: int  # sum of the line amounts
-    service_amount: int  # round_half_up(energy_wh * service_fee / 1000)
+    service_amount: int  # per service fee rate: round_half_up(energy_wh at that rate * fee / 1000), summed
     total: int  # energy_amount + service_amount
     currency: str
     note: str  # one sentence for the order saying how the energy was split
@@ -251,21 +284,56 @@ def _register_at(points: list[tuple[int, Fraction]], times: list[int], at: int) 
     return low_wh + (high_wh - low_wh) * Fraction(at - low_at, high_at - low_at)
 
 
-def _line(start: datetime, end: datetime, price: int, energy_wh: int) -> Line:
-    return Line(start, end, price, energy_wh, round_half_up(Fraction(energy_wh * price, 1000)))
+def _line(tariff: Tariff, index: int, start: datetime, end: datetime, energy_wh: int, occurrences: int = 1) -> Line:
+    price = tariff.periods[index].price
+    return Line(start, end, price, energy_wh, round_half_up(Fraction(energy_wh * price, 1000)), tariff.fee(index),
+                occurrences)
+
+
+def _lines(tariff: Tariff, pieces: list[list[Any]], energy_wh: int, exact: list[Fraction]) -> list[Line]:
+    """Whole Wh by largest remainder, so the lines add up to the metered energy: one line per piece, or past
+    MAX_LINES one per period (its first start, last end, exact energy summed before it is made whole)."""
+    if len(pieces) <= MAX_LINES:
+        whole = allocate(energy_wh, exact)
+        return [_line(tariff, index, low, high, wh) for (low, high, index), wh in zip(pieces, whole, strict=True)]
+    groups: dict[int, list[Any]] = {}  # period index -> [first start, last end, exact Wh, occurrences]
+    for (low, high, index), share in zip(pieces, exact, strict=True):
+        group = groups.setdefault(index, [low, high, Fraction(0), 0])
+        group[1], group[2], group[3] = high, group[2] + share, group[3] + 1
+    whole = allocate(energy_wh, [group[2] for group in groups.values()])
+    return [_line(tariff, index, low, high, wh, count)
+            for (index, (low, high, _, count)), wh in zip(groups.items(), whole, strict=True)]
 
 
 def _pricing(tariff: Tariff, method: str, energy_wh: int, lines: list[Line], note: str) -> Pricing:
     energy_amount = sum(line.amount for line in lines)
-    service_amount = round_half_up(Fraction(energy_wh * tariff.service_fee, 1000))
+    # the service fee is rounded once per rate on the energy charged at it: with one flat fee, once on all energy
+    by_fee: dict[int, int] = {}
+    for line in lines:
+        by_fee[line.service_fee] = by_fee.get(line.service_fee, 0) + line.energy_wh
+    service_amount = sum(round_half_up(Fraction(wh * fee, 1000)) for fee, wh in by_fee.items())
     return Pricing(method, energy_wh, tuple(lines), energy_amount, service_amount, energy_amount + service_amount,
                    tariff.currency, note)
 
 
 def price_session(tariff: Tariff, tz: tzinfo, start: datetime, stop: datetime, meter_start: int, meter_stop: int,
                   readings: Sequence[tuple[datetime, int]] = ()) -> Pricing:
-    """Price a session: its energy split over the tariff periods it crossed, by meter values or else by time."""
-    start, stop = _utc(start, "start"), _utc(stop, "stop")
+    """Price a session: its energy split over the tariff periods it crossed, by meter values or else by time.
+
+    ValueError for what cannot be priced: meters going backwards, or a session longer than MAX_SESSION_DAYS."""
+    try:
+        start, stop = _utc(start, "start"), _utc(stop, "stop")
+        if stop - start > timedelta(days=MAX_SESSION_DAYS):
+            raise ValueError(f"the session lasted {(stop - start).days} days, more than the {MAX_SESSION_DAYS} "
+                             "days a session is priced for: its times need correcting")
+        return _price(tariff, tz, start, stop, meter_start, meter_stop, readings)
+    except OverflowError:  # within a day of year 1 or 9999: no UTC time, or no local calendar day for the periods
+        raise ValueError(f"the session's times {start.isoformat()} to {stop.isoformat()} are at the calendar's "
+                         "limits: its times need correcting") from None
+
+
+def _price(tariff: Tariff, tz: tzinfo, start: datetime, stop: datetime, meter_start: int, meter_stop: int,
+           readings: Sequence[tuple[datetime, int]]) -> Pricing:
     if not all(isinstance(wh, int) and not isinstance(wh, bool) for wh in (meter_start, meter_stop)):
         raise ValueError(f"meter start and stop must be whole Wh, not {meter_start!r} and {meter_stop!r}")
     if meter_stop < meter_start:
@@ -273,7 +341,7 @@ def price_session(tariff: Tariff, tz: tzinfo, start: datetime, stop: datetime, m
     energy_wh = meter_stop - meter_start
     if stop <= start:  # equal timestamps or clock skew: no time to split over, so the rate at the start applies
         at = next(o for o in _occurrences(tariff, tz, start, start) if o[0] <= start < o[1])
-        line = _line(start, start, tariff.periods[at[2]].price, energy_wh)
+        line = _line(tariff, at[2], start, start, energy_wh)
         return _pricing(tariff, TIME_PROPORTIONAL, energy_wh, [line],
                         "all energy priced at the rate in force at the start: the session had no duration")
 
@@ -290,13 +358,12 @@ def price_session(tariff: Tariff, tz: tzinfo, start: datetime, stop: datetime, m
     points, ignored = _curve(start, stop, meter_start, meter_stop, readings)
     times = [at for at, _ in points]
     edges = [_register_at(points, times, _micros(low)) for low, _, _ in pieces] + [Fraction(meter_stop)]
-    # exact energy per piece, then whole Wh by largest remainder so the lines add up to the metered energy
-    whole = allocate(energy_wh, [high - low for low, high in pairwise(edges)])
-    lines = [_line(low, high, tariff.periods[index].price, wh)
-             for (low, high, index), wh in zip(pieces, whole, strict=True)]
+    lines = _lines(tariff, pieces, energy_wh, [high - low for low, high in pairwise(edges)])  # exact Wh per piece
 
     kept = len(points) - 2
     faulty = f" ({ignored} ignored as inconsistent)" if ignored else ""
+    if len(pieces) > MAX_LINES:
+        faulty += f"; its {len(pieces)} period occurrences summed into one line per period"
     if kept:
         plural = "value" if kept == 1 else "values"
         note = f"energy split by meter values: {kept} meter {plural} inside the session{faulty}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import trio
@@ -18,6 +18,7 @@ from ..billing.orders import CANCELLED, CREATED, PAID, REFUNDED, REFUNDING, STAT
 from ..billing.payments import BillingInvalid, PaymentService
 from ..billing.reconcile import as_csv, reconcile
 from ..billing.reconcile import execute as execute_day
+from ..billing.settings import zone_name
 from ..chargepoint.commands import CommandService
 from ..chargepoint.errors import CallTimeout, CommandError, NotConnected
 from . import params
@@ -52,6 +53,7 @@ def order_view(order: dict[str, Any]) -> dict[str, Any]:
     view = params.camel(order)
     view["statusName"] = STATUS_NAMES[order["status"]]
     view["pricing"] = json.loads(order["pricing"]) if order["pricing"] else None
+    view["timezone"] = zone_name(_orders().settings.tz)  # the zone of the tariff periods: never a silent guess
     return view
 
 
@@ -113,7 +115,9 @@ async def _order_from_body(body: dict[str, Any]) -> dict[str, Any]:
 async def _detail(order: dict[str, Any]) -> dict[str, Any]:
     store = _orders().store
     payments, refunds = await store.payments.of_order(order["id"])
-    return {**order_view(order), "history": [params.camel(h) for h in await store.orders.history(order["id"])],
+    history = [{**params.camel(h), "detail": json.loads(h["detail"]) if h["detail"] else None}
+               for h in await store.orders.history(order["id"])]
+    return {**order_view(order), "history": history,
             "payments": [payment_view(p) for p in payments], "refunds": [params.camel(r) for r in refunds]}
 
 
@@ -137,6 +141,18 @@ async def list_orders() -> Any:
 @orders_bp.get("/statistics")
 async def statistics() -> Any:
     return evcs(await _orders().stats(request.args.get("cpId") or None, params.time("since"), params.time("until")))
+
+
+@orders_bp.get("/tariffs")
+async def tariffs() -> Any:
+    """Every recorded version of every tariff, and the zone their periods are read in."""
+    orders = _orders()
+    versions = [{"name": v["name"], "version": v["version"], "currency": v["currency"],
+                 "definition": json.loads(v["definition"]), "effectiveFrom": v["effective_from"],
+                 "configured": v["name"] in orders.settings.tariffs}
+                for v in await orders.store.tariffs.all()]
+    return evcs({"timezone": zone_name(orders.settings.tz), "defaultTariff": orders.settings.default_tariff,
+                 "versions": versions})
 
 
 @orders_bp.get("/by-session")
@@ -236,6 +252,47 @@ async def get_order(order_ref: str) -> Any:
 
 async def _change_answer(order: dict[str, Any], changed: bool, what: str) -> Response:
     return evcs(await _detail(order), what if changed else f"unchanged: the order already is {what}")
+
+
+_CORRECTION = {"energyWh", "startedAt", "stoppedAt", "reason"}
+
+
+def _operator_time(body: dict[str, Any], name: str) -> datetime | None:
+    """An operator's time: ISO 8601; without a zone it is the site's wall-clock time (billing.timezone),
+    unlike a charger's, which OCPP gives in UTC."""
+    value = body.get(name)
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+        if moment is not None:
+            moment = (moment if moment.tzinfo else moment.replace(tzinfo=_orders().settings.tz)).astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: within hours of year 1 or 9999
+        moment = None
+    if moment is None:
+        raise params.bad(f"{name} must be an ISO 8601 time such as 2026-03-10T21:30:00 (billing time zone) or "
+                         f"2026-03-10T13:30:00Z, not {value!r}")
+    return moment
+
+
+@orders_bp.post("/<order_ref>/correct")
+async def correct(order_ref: str) -> Any:
+    """An operator corrects a completed order's energy and/or times (a charger's bad clock or meter); it is priced
+    again, and the correction (who, before, after, reason) goes into its history."""
+    body = await _body()
+    unknown = sorted(set(body) - _CORRECTION)
+    if unknown:
+        raise params.bad(f"unknown field(s) {', '.join(unknown)}; expected {', '.join(sorted(_CORRECTION))}")
+    reason = _text(body, "reason", required=True)
+    energy = body.get("energyWh")
+    if energy is not None and (type(energy) is not int or not 0 <= energy < 2**53):
+        raise params.bad("energyWh must be a whole number of Wh, 0 or more")
+    started, stopped = _operator_time(body, "startedAt"), _operator_time(body, "stoppedAt")
+    try:
+        order = await _orders().correct(await _order(order_ref), _who() or "api", reason, energy, started, stopped)
+    except ValueError as exc:
+        raise params.bad(str(exc)) from None
+    return evcs(await _detail(order), "order corrected and priced again")
 
 
 @orders_bp.post("/<order_ref>/to-pay")

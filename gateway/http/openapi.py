@@ -570,10 +570,15 @@ ORDER = _record(
     "id:int orderNo:str sessionId:str transactionId:int? remoteStartRequestId:str? chargePointId:str "
     "connectorId:int? idTag:str? statusName:str tariff:str currency:str startedAt:str? stoppedAt:str? "
     "meterStart:int? meterStop:int? energyWh:int? energyAmount:int? serviceAmount:int? totalAmount:int? "
-    "pricingMethod:str? pricingNote:str? pricing:obj? paidAmount:int refundedAmount:int createdAt:time updatedAt:time",
-    "An order: money in minor units of currency (fen, cents). pricing: {tariff, serviceFee, lines: [{start, end, "
-    "price, energyWh, amount}]}; pricingMethod meter_values or time_proportional (no meter values inside the "
-    "session: energy split in proportion to time).", status=ORDER_STATUS)
+    "pricingMethod:str? pricingNote:str? pricing:obj? paidAmount:int refundedAmount:int createdAt:time updatedAt:time "
+    "tariffVersionId:int? startSource:str? stopSource:str? chargerStartedAt:str? chargerStoppedAt:str? timezone:str",
+    "An order: money in minor units of currency (fen, cents). pricing: {tariff, tariffVersion, timezone, serviceFee, "
+    "lines: [{start, end, price, serviceFee, energyWh, amount, occurrences}]}; pricingMethod meter_values or "
+    "time_proportional (no meter values inside the session: energy split in proportion to time). startedAt and "
+    "stoppedAt are the times the session is priced on; startSource and stopSource say whose clock they are "
+    "(charger, gateway: the charger's time was implausible and the receive time is used, operator: corrected); "
+    "chargerStartedAt and chargerStoppedAt are what the charger sent. timezone: the zone of the tariff periods.",
+    status=ORDER_STATUS)
 PAYMENT = _record("id:int tradeNo:str orderId:int channel:str amount:int currency:str status:str "
                   "idempotencyKey:str? providerTradeNo:str? payUrl:str? note:str? createdBy:str? createdAt:time "
                   "paidAt:time? updatedAt:time expiresAt:time? closeState:str? closeAttempts:int closeNote:str?",
@@ -586,7 +591,9 @@ REFUND = _record("id:int refundNo:str paymentId:int orderId:int amount:int statu
                  "A refund. status PROCESSING, SUCCESS, ABNORMAL (WeChat: stuck; a later success settles it), "
                  "CLOSED (WeChat closed it), FAILED (the provider refused: note says why), CANCELLED (given up). "
                  "source: gateway, or provider (started in the merchant console, learnt from its notice)")
-ORDER_DETAIL = _record("", **ORDER["properties"], history=_list(_record("fromStatus:int? toStatus:int cause:str at:time")),
+ORDER_DETAIL = _record("", **ORDER["properties"], history=_list(_record(
+    "fromStatus:int? toStatus:int cause:str at:time detail:obj?",
+    "detail: for a correction {by, reason, before, after}")),
                        payments=_list(_ref("Payment")), refunds=_list(_ref("Refund")))
 STATS_BUCKET = "orders:int energyWh:int amount:int paid:int refunded:int revenue:int"
 BILL_TOTALS = _record("payments:int paidAmount:int refunds:int refundedAmount:int fees:int settlement:int",
@@ -653,10 +660,18 @@ def _billing_paths() -> dict[str, dict[str, Schema]]:
                                                     q("status", "only orders in this status", ORDER_STATUS)])},
         "/api/order/statistics": {"get": op(
             "orders", "Count, energy and money by day (billing time zone) and by charger; cancelled orders count "
-            "only in orders", _evcs(_record("currency:str timezone:str", total=_record(STATS_BUCKET),
+            "in orders, paid and refunded only. paid: money received for the orders (also a second payment, or one "
+            "for a cancelled order); refunded: refunds that succeeded; revenue = paid - refunded", _evcs(_record("currency:str timezone:str", total=_record(STATS_BUCKET),
                                             byDay=_list(_record("day:str " + STATS_BUCKET)),
                                             byCharger=_list(_record("chargePointId:str " + STATS_BUCKET)))),
             errors=("400", "404"), query=[_param("cpId"), _param("since"), _param("until")])},
+        "/api/order/tariffs": {"get": op(
+            "orders", "Every recorded version of every tariff, and the zone of their periods",
+            _evcs(_record("timezone:str defaultTariff:str", versions=_list(_record(
+                "name:str version:int currency:str definition:obj effectiveFrom:time configured:bool",
+                "definition: periods and service_fee as in the config; a version applies to sessions that start "
+                "at or after effectiveFrom (the start that first read it)")))),
+            errors=("404",))},
         "/api/order/by-session": {"get": op(
             "orders", "The order of a charging session", order, errors=("400", "404"),
             query=[q("sessionId", "the session id given to /api/order/start, or tx-<transactionId>", {"type": "string"}),
@@ -678,6 +693,18 @@ def _billing_paths() -> dict[str, dict[str, Schema]]:
             errors=("400", "404", "502", "504"), body=by_order, query=[_param("timeoutSeconds")])},
         "/api/order/{order_ref}": {"get": op("orders", "One order with its history, payments and refunds", order,
                                              errors=("404",))},
+        "/api/order/{order_ref}/correct": {"post": op(
+            "orders", "Correct a completed order's energy and/or times, and price it again", order,
+            errors=("400", "404", "409"),
+            description="For a completed order (1) not yet to pay, priced or not (a charger's bad clock or meter): "
+                        "the given fields replace the order's, it is priced again by time with the tariff version it "
+                        "recorded, and the correction (by, reason, before, after) goes into its history. A time "
+                        "without a zone is read in billing.timezone (a charger's, per OCPP, in UTC).",
+            body={"type": "object", "required": ["reason"], "additionalProperties": False, "properties": {
+                "energyWh": {"type": "integer", "minimum": 0},
+                "startedAt": {"type": "string", "description": "ISO 8601"},
+                "stoppedAt": {"type": "string", "description": "ISO 8601"},
+                "reason": {"type": "string", "minLength": 1, "maxLength": 200}}})},
         "/api/order/{order_ref}/to-pay": change("Completed (1) -> awaiting payment (10)"),
         "/api/order/{order_ref}/paid": change(
             "Awaiting payment (10) -> paid (11): the operator took the money (a manual payment is recorded)",

@@ -8,8 +8,9 @@ read earlier can never be applied to a row that has changed since.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
+from . import tariffs
 from .db import Database
 from .paging import Filters, page
 
@@ -19,6 +20,16 @@ _READINGS = """SELECT timestamp, value, unit FROM meter_values
                  AND phase IS NULL AND (location IS NULL OR location = 'Outlet')
                  AND (format IS NULL OR format = 'Raw')
                ORDER BY id"""
+
+
+class PricingInput(NamedTuple):
+    """What pricing a session reads: the order, its transaction, its energy register readings, when its
+    charger was first seen, and the tariff version the order recorded."""
+    order: dict[str, Any]
+    tx: dict[str, Any]
+    readings: list[dict[str, Any]]
+    first_seen: str | None
+    version: dict[str, Any] | None
 
 
 def _get(conn: sqlite3.Connection, order_id: int) -> dict[str, Any] | None:
@@ -33,9 +44,9 @@ def _find(conn: sqlite3.Connection, column: str, value: Any) -> dict[str, Any] |
 
 
 def _history(conn: sqlite3.Connection, order_id: int, from_status: int | None, to_status: int, cause: str,
-             at: str) -> None:
-    conn.execute("INSERT INTO order_history (order_id, from_status, to_status, cause, at) VALUES (?, ?, ?, ?, ?)",
-                 (order_id, from_status, to_status, cause, at))
+             at: str, detail: str | None = None) -> None:
+    conn.execute("INSERT INTO order_history (order_id, from_status, to_status, cause, at, detail) "
+                 "VALUES (?, ?, ?, ?, ?, ?)", (order_id, from_status, to_status, cause, at, detail))
 
 
 def _insert(conn: sqlite3.Connection, session_id: str, day: str, fields: dict[str, Any], cause: str,
@@ -57,33 +68,37 @@ def _unbilled(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
 
 
 def _open_for_transaction(conn: sqlite3.Connection, transaction_id: int, tariff: str, currency: str, day: str,
-                          at: str) -> dict[str, Any] | None:
+                          at: str, start: dict[str, Any], version_at: str) -> dict[str, Any] | None:
     """The order of this transaction: found, linked (an order/start sent the remote start that
-    began it), or created. None when the transaction does not exist."""
+    began it), or created. None when the transaction does not exist. `start`: the order's start fields as
+    billing judged them (started_at, start_source, charger_started_at); the order takes the version of its
+    tariff in force at `version_at`."""
     existing = _find(conn, "transaction_id", transaction_id)
     if existing is not None:
         return existing
     tx = conn.execute("SELECT * FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
     if tx is None:
         return None
-    started = tx["start_timestamp"] or tx["started_at"]
     if tx["remote_start_request_id"]:
         waiting = conn.execute(
             # A cancelled order does not take the session: it gets an order of its own, to be paid.
             "SELECT * FROM orders WHERE remote_start_request_id = ? AND transaction_id IS NULL AND status = 0",
             (tx["remote_start_request_id"],)).fetchone()
         if waiting is not None:
-            conn.execute(
-                """UPDATE orders SET transaction_id = ?, connector_id = ?, started_at = ?, meter_start = ?,
-                                     updated_at = ? WHERE id = ?""",
-                (transaction_id, tx["connector_id"], started, tx["meter_start"], at, waiting["id"]))
+            version = tariffs.in_force(conn, waiting["tariff"], version_at)
+            sets = {"transaction_id": transaction_id, "connector_id": tx["connector_id"],
+                    "meter_start": tx["meter_start"], "tariff_version_id": version and version["id"], **start,
+                    "updated_at": at}
+            conn.execute(f"UPDATE orders SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+                         (*sets.values(), waiting["id"]))
             _history(conn, waiting["id"], waiting["status"], waiting["status"],
                      f"transaction {transaction_id} started", at)
             return _get(conn, waiting["id"])
+    version = tariffs.in_force(conn, tariff, version_at)
     return _insert(conn, f"tx-{transaction_id}", day, {
         "transaction_id": transaction_id, "charge_point_id": tx["charge_point_id"],
         "connector_id": tx["connector_id"], "id_tag": tx["id_tag"], "tariff": tariff, "currency": currency,
-        "started_at": started, "meter_start": tx["meter_start"],
+        "meter_start": tx["meter_start"], "tariff_version_id": version and version["id"], **start,
     }, f"transaction {transaction_id} started", at)
 
 
@@ -110,13 +125,31 @@ def _stopped_unpriced(conn: sqlite3.Connection, limit: int) -> list[int]:
            WHERE o.stopped_at IS NULL AND t.stopped_at IS NOT NULL ORDER BY o.id LIMIT ?""", (limit,))]
 
 
-def _pricing_input(conn: sqlite3.Connection, order_id: int) -> tuple[dict, dict, list[dict]] | None:
+def _pricing_input(conn: sqlite3.Connection, order_id: int) -> PricingInput | None:
     order = _get(conn, order_id)
     if order is None or order["transaction_id"] is None:
         return None
     tx = dict(conn.execute("SELECT * FROM transactions WHERE id = ?", (order["transaction_id"],)).fetchone())
     readings = [dict(r) for r in conn.execute(_READINGS, (order["transaction_id"],))]
-    return order, tx, readings
+    seen = conn.execute("SELECT first_seen FROM charge_points WHERE id = ?", (order["charge_point_id"],)).fetchone()
+    version = tariffs.version(conn, order["tariff_version_id"]) if order["tariff_version_id"] else None
+    return PricingInput(order, tx, readings, seen[0] if seen else None, version)
+
+
+def _correct(conn: sqlite3.Connection, order_id: int, expected: str, fields: dict[str, Any], cause: str,
+             detail: str, at: str) -> tuple[str, dict[str, Any] | None]:
+    """An operator's correction of a completed order: applied only if the order is still completed and
+    unchanged since `expected` (its updated_at), so a correction judged on one row never lands on another.
+    ("changed" | "conflict" | "missing", order)."""
+    order = _get(conn, order_id)
+    if order is None:
+        return "missing", None
+    if order["status"] != 1 or order["updated_at"] != expected:
+        return "conflict", order
+    sets = {**fields, "updated_at": at}
+    conn.execute(f"UPDATE orders SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?", (*sets.values(), order_id))
+    _history(conn, order_id, 1, 1, cause, at, detail)
+    return "changed", _get(conn, order_id)
 
 
 def _close(conn: sqlite3.Connection, order_id: int, fields: dict[str, Any], cause: str,
@@ -131,6 +164,14 @@ def _close(conn: sqlite3.Connection, order_id: int, fields: dict[str, Any], caus
     conn.execute(f"UPDATE orders SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?", (*sets.values(), order_id))
     _history(conn, order_id, order["status"], status, cause, at)
     return _get(conn, order_id)
+
+
+def _close_failed(conn: sqlite3.Connection, order_id: int, note: str, at: str) -> dict[str, Any] | None:
+    """Close an order whose pricing failed, unpriced, at its transaction's stop as the gateway received it."""
+    row = conn.execute("SELECT t.stopped_at FROM orders o JOIN transactions t ON t.id = o.transaction_id "
+                       "WHERE o.id = ?", (order_id,)).fetchone()
+    return _close(conn, order_id, {"stopped_at": (row[0] if row else None) or at, "pricing_note": note},
+                  "pricing failed", at)
 
 
 def transition(conn: sqlite3.Connection, order_id: int, target: int, allowed_from: Iterable[int], cause: str,
@@ -174,17 +215,24 @@ def _list(conn: sqlite3.Connection, cp_id: str | None, status: int | None, since
 
 def _history_of(conn: sqlite3.Connection, order_id: int) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(
-        "SELECT from_status, to_status, cause, at FROM order_history WHERE order_id = ? ORDER BY id", (order_id,))]
+        "SELECT from_status, to_status, cause, at, detail FROM order_history WHERE order_id = ? ORDER BY id",
+        (order_id,))]
 
 
 def _for_stats(conn: sqlite3.Connection, cp_id: str | None, since: str | None,
                until: str | None) -> list[dict[str, Any]]:
+    """Orders with the money actually received for each (every payment that was paid, also one its order did not
+    take: a second payment, or one for a cancelled order) and actually refunded (refunds that succeeded)."""
     filters = Filters()
     filters.add("charge_point_id = ?", cp_id)
     filters.add("created_at >= ?", since)
     filters.add("created_at < ?", until)
     return [dict(r) for r in conn.execute(
-        f"""SELECT created_at, charge_point_id, status, energy_wh, total_amount, paid_amount, refunded_amount
+        f"""SELECT created_at, charge_point_id, status, energy_wh, total_amount,
+                   (SELECT COALESCE(SUM(amount), 0) FROM payments p
+                     WHERE p.order_id = orders.id AND p.paid_at IS NOT NULL) AS received,
+                   (SELECT COALESCE(SUM(r.amount), 0) FROM payments p JOIN refunds r ON r.payment_id = p.id
+                     WHERE p.order_id = orders.id AND r.status = 'SUCCESS') AS refunded
             FROM orders{filters.where} ORDER BY id""", filters.args)]
 
 
@@ -203,8 +251,9 @@ class Orders:
         return await self._db.run(_unbilled, limit)
 
     async def open_for_transaction(self, transaction_id: int, tariff: str, currency: str, day: str,
-                                   at: str) -> dict[str, Any] | None:
-        return await self._db.run(_open_for_transaction, transaction_id, tariff, currency, day, at)
+                                   at: str, start: dict[str, Any], version_at: str) -> dict[str, Any] | None:
+        return await self._db.run(_open_for_transaction, transaction_id, tariff, currency, day, at, start,
+                                  version_at)
 
     async def create_external(self, session_id: str, cp_id: str, connector_id: int | None, id_tag: str,
                               tariff: str, currency: str, day: str, at: str) -> tuple[dict[str, Any], bool]:
@@ -218,9 +267,15 @@ class Orders:
     async def stopped_unpriced(self, limit: int = 500) -> list[int]:
         return await self._db.run(_stopped_unpriced, limit)
 
-    async def pricing_input(self, order_id: int) -> tuple[dict, dict, list[dict]] | None:
-        """(order, transaction, energy register readings) of a closed session."""
+    async def pricing_input(self, order_id: int) -> PricingInput | None:
         return await self._db.run(_pricing_input, order_id)
+
+    async def close_failed(self, order_id: int, note: str, at: str) -> dict[str, Any] | None:
+        return await self._db.run(_close_failed, order_id, note, at)
+
+    async def correct(self, order_id: int, expected: str, fields: dict[str, Any], cause: str, detail: str,
+                      at: str) -> tuple[str, dict[str, Any] | None]:
+        return await self._db.run(_correct, order_id, expected, fields, cause, detail, at)
 
     async def close(self, order_id: int, fields: dict[str, Any], cause: str, at: str) -> dict[str, Any] | None:
         return await self._db.run(_close, order_id, fields, cause, at)

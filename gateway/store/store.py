@@ -22,6 +22,7 @@ from .orders import Orders
 from .payments import Payments
 from .provider_certs import ProviderCerts
 from .reservations import Reservations
+from .tariffs import Tariffs
 from .transactions import Transactions
 from .users import Users
 
@@ -45,6 +46,7 @@ class Store:
         self.payments = Payments(db)
         self.bills = Bills(db)
         self.provider_certs = ProviderCerts(db)
+        self.tariffs = Tariffs(db)
 
 
 @asynccontextmanager

@@ -54,6 +54,7 @@ def billing_config(tmp_path: Path, **billing: Any) -> Config:
     config = make_config(tmp_path)
     config.billing.timezone = "Asia/Shanghai"
     config.billing.tariffs = copy.deepcopy(TARIFFS)
+    config.billing.trust_charger_clock = True  # the sessions below are dated in March 2026 (test_billing_clock.py)
     for name, value in billing.items():
         setattr(config.billing, name, value)
     return config
@@ -304,19 +305,21 @@ async def test_a_meter_that_went_backwards_is_not_priced(nursery, tmp_path):
         assert (await gw.store.orders.get(order["id"]))["status"] == COMPLETED
 
 
-async def test_an_order_whose_tariff_left_the_config_is_priced_with_the_default_and_says_so(nursery, tmp_path):
+async def test_an_order_whose_tariff_left_the_config_is_priced_with_the_version_it_recorded(nursery, tmp_path):
     async with started(nursery, billing_config(tmp_path, charger_tariffs={"CP1": "flat"})) as gw, \
             booted(gw.ocpp_port) as cp:
         tx = await start_tx(cp)
         assert (await order_of(gw.store, tx))["tariff"] == "flat"
     config = billing_config(tmp_path)
     del config.billing.tariffs["flat"]  # the operator removed the tariff, then restarted
-    async with started(nursery, config) as gw, booted(gw.ocpp_port) as cp:
+    async with started(nursery, config) as gw, booted(gw.ocpp_port) as cp, gw.http() as http:
         await stop_tx(cp, tx, 9000)
         order = await order_of(gw.store, tx, closed=True)
-        # priced with "standard": 450 + 480 + 360 = 1290
-        assert (order["tariff"], order["total_amount"]) == ("flat", 1290)
-        assert "no longer configured" in order["pricing_note"] and "standard" in order["pricing_note"]
+        # priced with "flat" as it was when the session started: 9000 Wh x 100 = 900 + 9000 Wh x 10 = 90
+        assert (order["tariff"], order["total_amount"]) == ("flat", 990)
+        assert "no longer configured" not in order["pricing_note"]
+        data = ok(await http.get(f"/api/order/{order['id']}"))
+        assert (data["pricing"]["tariff"], data["pricing"]["tariffVersion"]) == ("flat", 1)
 
 
 async def test_a_repeated_start_transaction_is_the_same_session_and_the_same_order(nursery, tmp_path):

@@ -17,7 +17,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.billing.money import allocate, round_half_up
-from gateway.billing.tariffs import DEFAULT_TARIFF, Line, Period, Tariff, check_periods, parse_tariff, price_session
+from gateway.billing.tariffs import (
+    DEFAULT_TARIFF,
+    MAX_LINES,
+    MAX_SESSION_DAYS,
+    Line,
+    Period,
+    Tariff,
+    check_periods,
+    parse_tariff,
+    price_session,
+    tariff_data,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -128,8 +139,8 @@ def test_session_over_the_22_00_boundary_with_a_meter_value():
     assert pricing.method == "meter_values"
     assert pricing.energy_wh == 12000
     assert pricing.lines == (
-        Line(utc(14, 13, 30), utc(14, 14), 150, 5000, 750),
-        Line(utc(14, 14), utc(14, 15), 80, 7000, 560),
+        Line(utc(14, 13, 30), utc(14, 14), 150, 5000, 750, 40),
+        Line(utc(14, 14), utc(14, 15), 80, 7000, 560, 40),
     )
     assert (pricing.energy_amount, pricing.service_amount, pricing.total) == (1310, 480, 1790)
     assert pricing.currency == "CNY"
@@ -273,7 +284,7 @@ def test_session_without_duration_pays_the_rate_at_its_start(stop):
     # 22:30 is night: 500 Wh x 80 = 40, service 0.5 x 40 = 20, total 60 fen
     pricing = price_session(TARIFF, SHANGHAI, local(22, 30), stop, 0, 500, [(local(22, 29, 30), 100)])
     assert pricing.method == "time_proportional"
-    assert pricing.lines == (Line(utc(14, 14, 30), utc(14, 14, 30), 80, 500, 40),)
+    assert pricing.lines == (Line(utc(14, 14, 30), utc(14, 14, 30), 80, 500, 40, 40),)
     assert (pricing.energy_amount, pricing.service_amount, pricing.total) == (40, 20, 60)
     assert "no duration" in pricing.note
 
@@ -477,3 +488,85 @@ def test_parse_errors_outside_the_periods():
 def test_a_tariff_cannot_be_built_with_a_gap():
     with pytest.raises(ValueError, match="tariff 'half': no period covers 22:00–06:00"):
         Tariff("half", (Period(time(6), time(22), 150),))
+
+
+# --- time-of-use service fee, tariff data, long sessions ----------------------------------------
+
+TOU_FEE = parse_tariff("tou", {"periods": [{"start": "06:00", "end": "22:00", "price": 150, "service_fee": 50},
+                                           {"start": "22:00", "end": "06:00", "price": 80, "service_fee": 20}],
+                               "service_fee": 40}, "CNY")
+
+
+def test_time_of_use_service_fee_is_charged_per_period_and_rounded_once_per_rate():
+    # 21:30-23:00, 5000 Wh by 22:00: energy 750 + 560 = 1310; service day 5000 x 50 = 250, night 7000 x 20 = 140
+    pricing = price_session(TOU_FEE, SHANGHAI, local(21, 30), local(23), 0, 12000, [(local(22), 5000)])
+    assert [(line.price, line.service_fee, line.energy_wh) for line in pricing.lines] == [(150, 50, 5000),
+                                                                                          (80, 20, 7000)]
+    assert (pricing.energy_amount, pricing.service_amount, pricing.total) == (1310, 390, 1700)
+    # 1010 Wh all in the day: service 1010 x 50 / 1000 = 50.5 -> 51 (the flat 40 is not used)
+    pricing = price_session(TOU_FEE, SHANGHAI, local(10), local(11), 0, 1010)
+    assert (pricing.energy_amount, pricing.service_amount) == (152, 51)
+
+
+def test_a_period_without_its_own_service_fee_takes_the_tariff_one():
+    tariff = parse_tariff("half", {"periods": [{"start": "06:00", "end": "22:00", "price": 150, "service_fee": 0},
+                                               {"start": "22:00", "end": "06:00", "price": 80}],
+                                   "service_fee": 30}, "CNY")
+    # night 2000 Wh x 30 = 60, day 1000 Wh x 0 = 0
+    pricing = price_session(tariff, SHANGHAI, local(4), local(7), 0, 3000)
+    assert [(line.service_fee, line.energy_wh) for line in pricing.lines] == [(30, 2000), (0, 1000)]
+    assert pricing.service_amount == 60
+
+
+@pytest.mark.parametrize("fee", [-1, 1.5, "40", True])
+def test_a_bad_period_service_fee_is_refused(fee):
+    with pytest.raises(ValueError, match=r"tariff 't', period 1: service_fee must be a whole number"):
+        parse_tariff("t", {"periods": [{"start": "00:00", "end": "00:00", "price": 1, "service_fee": fee}]}, "CNY")
+
+
+def test_tariff_data_reads_back_as_the_same_tariff():
+    for tariff in (TOU_FEE, TARIFF, parse_tariff("m", {"periods": [{"start": "18:00", "end": "24:00", "price": 9},
+                                                                   {"start": "00:00", "end": "18:00", "price": 3}]},
+                                                 "EUR")):
+        assert parse_tariff(tariff.name, tariff_data(tariff), tariff.currency) == tariff
+
+
+def test_a_session_of_300_days_makes_one_line_per_period_computed_exactly():
+    # 2026-01-01 00:00 -> 2026-10-28 00:00 UTC = 300 whole days, 300,000 Wh by time.
+    # Each day: 16 h day rate, 8 h night rate, so day 2/3 = 200,000 Wh, night 1/3 = 100,000 Wh exactly.
+    # energy: 200,000 x 150 = 30,000 + 100,000 x 80 = 8,000 -> 38,000
+    # service: 200,000 x 50 = 10,000 + 100,000 x 20 = 2,000 -> 12,000; total 50,000 fen
+    start, stop = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 10, 28, tzinfo=UTC)
+    pricing = price_session(TOU_FEE, UTC, start, stop, 0, 300_000)
+    night, day = pricing.lines  # in the order of their first occurrence: 00:00-06:00 is night
+    # night: 00:00-06:00 on the first day, 299 whole nights 22:00-06:00, and 22:00-24:00 on the last day
+    assert (night.price, night.energy_wh, night.amount, night.occurrences) == (80, 100_000, 8_000, 301)
+    assert (night.start, night.end) == (start, stop)
+    assert (day.price, day.energy_wh, day.amount, day.occurrences) == (150, 200_000, 30_000, 300)
+    assert (day.start, day.end) == (datetime(2026, 1, 1, 6, tzinfo=UTC), datetime(2026, 10, 27, 22, tzinfo=UTC))
+    assert (pricing.energy_amount, pricing.service_amount, pricing.total) == (38_000, 12_000, 50_000)
+    assert "601 period occurrences summed" in pricing.note
+
+
+def test_a_session_just_over_the_line_limit_is_summed_and_one_just_under_is_not():
+    # UTC, 06:00 and 22:00 boundaries: 00:00-06:00 night, then each day a day piece and a night piece to 06:00
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    under = price_session(TARIFF, UTC, start, start + timedelta(days=23, hours=7), 0, 1000)  # 1 + 46 + 1 = 48
+    assert len(under.lines) == MAX_LINES == 48 and all(line.occurrences == 1 for line in under.lines)
+    over = price_session(TARIFF, UTC, start, start + timedelta(days=23, hours=23), 0, 1000)  # 1 + 46 + 2 = 49
+    assert len(over.lines) == 2 and sum(line.energy_wh for line in over.lines) == 1000
+
+
+@pytest.mark.parametrize("start", [datetime(1, 1, 1, tzinfo=UTC), datetime(1000, 1, 1, tzinfo=UTC),
+                                   datetime(1970, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC)])
+def test_a_session_longer_than_the_limit_is_refused_without_walking_the_calendar(start):
+    # 2025-01-01 -> 2026-03-01 is 424 days; the others thousands of years: all refused at once, never OverflowError
+    with pytest.raises(ValueError, match=rf"lasted \d+ days, more than the {MAX_SESSION_DAYS} days"):
+        price_session(TARIFF, SHANGHAI, start, datetime(2026, 3, 1, tzinfo=UTC), 0, 5000)
+
+
+@pytest.mark.parametrize("first", [datetime(1, 1, 1, tzinfo=UTC), datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=8))),
+                                   datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-8)))])
+def test_a_session_at_the_calendars_limit_is_refused_not_an_overflow(first):
+    with pytest.raises(ValueError, match="calendar's limits"):
+        price_session(TARIFF, SHANGHAI, first, first, 0, 5000)
