@@ -23,14 +23,19 @@ import outcome
 import structlog
 import trio
 
-from .connection import begin_immediate, connect, for_writing, insert_rows
+from .connection import begin_immediate, connect, for_writing, insert_rows, storage_fault
+from .health import DATABASE, StorageHealth, StoreUnavailable
 
-__all__ = ["Database", "StoreClosed", "bulk", "connect", "insert_rows", "migrate", "migration_files"]
+__all__ = ["Database", "StoreClosed", "StoreUnavailable", "bulk", "connect", "insert_rows", "migrate",
+           "migration_files"]
 
 T = TypeVar("T")
 log = structlog.get_logger("gateway.store")
 
 MAX_BATCH = 2000
+# While another process holds the write lock, a batch waits this long for it (not LOCK_TIMEOUT) before
+# its reads go ahead without it: one long wait says the fault; every batch waiting as long would stall.
+FAULTED_LOCK_WAIT = 0.1
 LINGER = 0.005  # seconds a batch of unawaited writes waits to grow
 _STOP = object()
 MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -95,11 +100,13 @@ def _wake(jobs: list[_Job]) -> None:
 
 
 class Database:
-    def __init__(self, path: str):
+    def __init__(self, path: str, health: StorageHealth | None = None):
         self.path = path
+        self.health = health or StorageHealth()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._writable = True  # whether the current batch could take the write lock
         self.commits = 0  # batches committed, for tests and metrics
         self.jobs = 0
         self._token: trio.lowlevel.TrioToken | None = None
@@ -155,14 +162,18 @@ class Database:
             conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
-        results = self._transaction(conn, batch)
+        changes = conn.total_changes
+        wait = FAULTED_LOCK_WAIT if DATABASE in self.health.faults else None
+        self._writable = True
+        results = self._transaction(conn, batch, wait)
         if results is None:
             # A job failed and the batch was undone: run each job in a transaction of its own,
             # so the others still land (jobs touch nothing but the database, so a rerun is safe).
             results = []
             for job in batch:
-                single = self._transaction(conn, [job])
+                single = self._transaction(conn, [job], None if self._writable else 0)
                 results.append(single[0] if single else job.result)
+        self._report(conn, changes, results)
         waiting = []
         for job, result in zip(batch, results):
             job.result = result
@@ -176,15 +187,35 @@ class Database:
             except trio.RunFinishedError:
                 pass
 
-    def _transaction(self, conn: sqlite3.Connection, jobs: list[_Job]) -> list[outcome.Outcome] | None:
+    def _report(self, conn: sqlite3.Connection, changes: int, results: list[outcome.Outcome]) -> None:
+        """Tell the health whether the file failed this batch, or took writes again."""
+        for result in results:
+            reason = storage_fault(result.error) if isinstance(result, outcome.Error) else None
+            if reason is not None:
+                self.health.failed(DATABASE, reason)
+                return
+        if conn.total_changes > changes:  # reads succeed on a full disk: only a write says it is over
+            self.health.recovered(DATABASE)
+
+    def _transaction(self, conn: sqlite3.Connection, jobs: list[_Job],
+                     wait: float | None = None) -> list[outcome.Outcome] | None:
         """Run the jobs in one transaction and commit; None (all undone) when one of them failed.
 
         No savepoint per job: every statement hands the GIL over and back, and on the
         hot path that round trip costs more than the statement.
+        When the file takes no writes (another process holds its lock past `wait`, or it is read-only)
+        the jobs run in a read transaction: reads are answered, writes fail at once (StoreUnavailable).
         """
         results: list[outcome.Outcome] = []
         try:
-            begin_immediate(conn)
+            try:
+                begin_immediate(conn, wait)
+            except sqlite3.OperationalError as exc:
+                if storage_fault(exc) is None:
+                    raise
+                self._writable = False
+                self.health.failed(DATABASE, storage_fault(exc))
+                conn.execute("BEGIN")
             i = 0
             while i < len(jobs):
                 group = [jobs[i]]
@@ -214,12 +245,17 @@ class Database:
         return results
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run fn(conn, *args) on the database thread; return once it is committed."""
+        """Run fn(conn, *args) on the database thread; return once it is committed.
+
+        Raises StoreUnavailable when the file failed it (locked for longer than LOCK_TIMEOUT, full,
+        read-only, damaged): nothing of it was kept, and it may succeed later."""
         if self._closed:
             raise StoreClosed("the database is closed")
         job = _Job(fn, args, trio.Event())
         self._queue.put(job)
         await job.done.wait()
+        if isinstance(job.result, outcome.Error) and (reason := storage_fault(job.result.error)):
+            raise StoreUnavailable(reason) from job.result.error
         return job.result.unwrap()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:

@@ -27,6 +27,7 @@ from .users import Users
 class Store:
     def __init__(self, db: Database, frames: FrameLog, appender: ProcessAppender | ThreadAppender | None = None):
         self.db = db
+        self.health = db.health  # whether the file takes writes now: /health, /metrics, the handlers
         self.appender = appender or ThreadAppender(db)
         self.frames = frames
         self.chargers = Chargers(db)
