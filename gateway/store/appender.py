@@ -118,7 +118,7 @@ class ProcessAppender:
                     self._fault = None
                     try:
                         process = await self._spawn()
-                    except WriterFault as exc:
+                    except WriterFault:
                         if not ready_once:
                             raise
                         progressed = False
