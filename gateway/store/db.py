@@ -10,6 +10,7 @@ write is durable. The frame log and meter values go to a writer process instead
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import sqlite3
@@ -26,12 +27,13 @@ import trio
 from .connection import begin_immediate, connect, for_writing, insert_rows, storage_fault
 from .health import DATABASE, StorageHealth, StoreUnavailable
 
-__all__ = ["Database", "StoreClosed", "StoreUnavailable", "bulk", "connect", "insert_rows", "migrate",
+__all__ = ["Database", "StoreClosed", "StoreOpenError", "StoreUnavailable", "bulk", "connect", "insert_rows", "migrate",
            "migration_files"]
 
 T = TypeVar("T")
 log = structlog.get_logger("gateway.store")
 
+CHECK_PROBLEMS = 5  # problems quick_check reports at most
 MAX_BATCH = 2000
 # While another process holds the write lock, a batch waits this long for it (not LOCK_TIMEOUT) before
 # its reads go ahead without it: one long wait says the fault; every batch waiting as long would stall.
@@ -43,6 +45,31 @@ MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 class StoreClosed(RuntimeError):
     pass
+
+
+class StoreOpenError(RuntimeError):
+    """The database cannot be opened, or is damaged: the message names the file and the cause."""
+
+
+def check(conn: sqlite3.Connection) -> None:
+    """PRAGMA quick_check: every page and b-tree of the file readable and well formed (not the
+    match of indexes to their tables). Raises sqlite3.DatabaseError with what it found."""
+    problems = [row[0] for row in conn.execute(f"PRAGMA quick_check({CHECK_PROBLEMS})")]
+    if problems != ["ok"]:
+        raise sqlite3.DatabaseError("PRAGMA quick_check found: " + "; ".join(problems).replace("\n", "; "))
+
+
+def open_error(path: str, exc: BaseException) -> StoreOpenError:
+    """One sentence for whoever starts the gateway: the file, and what is wrong with it."""
+    cause = storage_fault(exc) or str(exc)
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):  # from creating the file's folder
+        cause = f"{exc.filename} is not a folder"
+    elif isinstance(exc, OSError) and exc.strerror:
+        cause = f"{exc.strerror.lower()}: {exc.filename}" if exc.filename else exc.strerror.lower()
+    if "quick_check" in str(exc):
+        cause = (f"the database file is damaged ({exc}); stop the gateway and repair it, e.g. "
+                 f"sqlite3 {path} '.recover' | sqlite3 repaired.db")
+    return StoreOpenError(f"cannot open the database {path}: {cause}")
 
 
 def bulk(fn: Callable[..., list]) -> Callable[..., list]:
@@ -100,8 +127,9 @@ def _wake(jobs: list[_Job]) -> None:
 
 
 class Database:
-    def __init__(self, path: str, health: StorageHealth | None = None):
+    def __init__(self, path: str, health: StorageHealth | None = None, check_max_mb: float = 256):
         self.path = path
+        self.check_max_mb = check_max_mb  # quick_check at open for a file up to this size (0: never)
         self.health = health or StorageHealth()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -119,8 +147,13 @@ class Database:
         def main() -> None:
             try:
                 conn = connect(self.path)
+                self._check(conn)
                 migrate(conn)
                 for_writing(conn)  # the writer process shares the file: see begin_immediate
+            except (OSError, sqlite3.Error) as exc:  # reported to open()
+                ready.append(outcome.Error(open_error(self.path, exc)))
+                started.set()
+                return
             except BaseException as exc:  # reported to open()
                 ready.append(outcome.Error(exc))
                 started.set()
@@ -133,6 +166,18 @@ class Database:
         self._thread.start()
         await trio.to_thread.run_sync(started.wait)
         ready[0].unwrap()
+
+    def _check(self, conn: sqlite3.Connection) -> None:
+        if self.path == ":memory:" or not self.check_max_mb:
+            return
+        size = os.path.getsize(self.path)
+        if size > self.check_max_mb * 2**20:
+            log.info("database not checked at start: larger than db_check_max_mb", db=self.path,
+                     mb=size >> 20, check=f"sqlite3 {self.path} 'PRAGMA quick_check'")
+            return
+        started = time.monotonic()
+        check(conn)
+        log.info("database checked", db=self.path, mb=size >> 20, seconds=round(time.monotonic() - started, 2))
 
     def _serve(self, conn: sqlite3.Connection) -> None:
         try:

@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from gateway.store.db import Database, StoreClosed, migrate, migration_files
+from gateway.store.db import Database, StoreClosed, StoreOpenError, migrate, migration_files
 
 
 def _insert(conn: sqlite3.Connection, cp_id: str) -> int:
@@ -98,7 +98,7 @@ async def test_reopening_does_not_migrate_again(db_path):
 async def test_open_fails_on_a_file_that_is_not_a_database(tmp_path):
     path = tmp_path / "junk.db"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(sqlite3.DatabaseError):
+    with pytest.raises(StoreOpenError, match=r"junk\.db: the file is not a SQLite database"):
         await Database(str(path)).open()
 
 
