@@ -119,7 +119,7 @@ class FrameLog:
                     try:
                         await self.prune()
                     except sqlite3.Error as exc:
-                        reason = storage_fault(exc) or repr(exc)
+                        reason = str(exc) if isinstance(exc, StoreUnavailable) else storage_fault(exc) or repr(exc)
                         self._db.health.failed(PRUNE, f"{reason}; tried again in {retry:g} s")
                         next_prune = trio.current_time() + retry
                         retry = min(retry * 2, prune_every)
