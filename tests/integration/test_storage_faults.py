@@ -177,3 +177,37 @@ async def test_a_write_lock_held_by_another_process_is_survived(nursery, config,
                 connections = {c["chargePointId"]: c for c in (await http.get("/api/ocpp/connections")).json()}
             assert connections["CP1"]["online"] and connections["CP1"]["connectors"] == {"1": "Preparing"}
         assert not gw.done.is_set()
+
+
+async def test_an_order_caught_by_a_storage_fault_is_closed_once_it_clears(nursery, config, monkeypatch):
+    """The stop is committed; closing its order meets the locked file (as the store raises it) for a while."""
+    from gateway.billing import orders as orders_module
+    monkeypatch.setattr(orders_module, "RETRY_SECONDS", 0.2)
+    async with started(nursery, config) as gw:
+        store_orders = gw.store.orders
+        real_close, fault = store_orders.close, trio.Event()
+        failed = 0
+
+        async def close(*args: Any) -> Any:
+            nonlocal failed
+            if not fault.is_set():
+                failed += 1
+                raise sqlite3.OperationalError("database is locked")
+            return await real_close(*args)
+
+        monkeypatch.setattr(store_orders, "close", close)
+        async with charger(gw.ocpp_port, "CP1") as cp:
+            await cp.result("BootNotification", BOOT)
+            tx = (await cp.result("StartTransaction", {"connectorId": 1, "idTag": "T1", "meterStart": 1000,
+                                                       "timestamp": "2026-12-01T09:00:00Z"}))["transactionId"]
+            await cp.result("StopTransaction", {"transactionId": tx, "meterStop": 3000,
+                                                "timestamp": "2026-12-01T10:00:00Z"})
+        with trio.fail_after(30):
+            while failed < 2:  # the event's attempt, and a sweep's
+                await trio.sleep(0.05)
+        assert (await store_orders.find("transaction_id", tx))["status"] == 0  # still charging
+        fault.set()
+        with trio.fail_after(30):  # well before the regular sweep (SWEEP_SECONDS), without a restart
+            while (order := await store_orders.find("transaction_id", tx))["status"] != 1:
+                await trio.sleep(0.05)
+        assert order["energy_wh"] == 2000 and order["total_amount"] is not None
