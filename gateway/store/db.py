@@ -135,6 +135,7 @@ class Database:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._writable = True  # whether the current batch could take the write lock
+        self._fault_at_begin = False  # whether the last fault was the write lock refused (locked, read-only)
         self.commits = 0  # batches committed, for tests and metrics
         self.jobs = 0
         self._token: trio.lowlevel.TrioToken | None = None
@@ -238,8 +239,12 @@ class Database:
             reason = storage_fault(result.error) if isinstance(result, outcome.Error) else None
             if reason is not None:
                 self.health.failed(DATABASE, reason)
+                self._fault_at_begin = not self._writable
                 return
-        if conn.total_changes > changes:  # reads succeed on a full disk: only a write says it is over
+        # Reads succeed on a full disk: only a write says it is over; a lock or read-only file failed
+        # the write lock itself, and taking it again says so.
+        if conn.total_changes > changes or (self._writable and self._fault_at_begin):
+            self._fault_at_begin = False
             self.health.recovered(DATABASE)
 
     def _transaction(self, conn: sqlite3.Connection, jobs: list[_Job],
@@ -259,6 +264,7 @@ class Database:
                 if storage_fault(exc) is None:
                     raise
                 self._writable = False
+                self._fault_at_begin = True
                 self.health.failed(DATABASE, storage_fault(exc))
                 conn.execute("BEGIN")
             i = 0

@@ -176,8 +176,10 @@ async def test_a_write_lock_held_by_another_process_is_survived(nursery, config,
             finally:
                 holder.execute("ROLLBACK")
                 holder.close()
-            await cp.result("StatusNotification", status(1, "Preparing"))
+            async with gw.http() as http:  # a read takes the write lock again: the fault is over
+                assert (await http.get("/api/ocpp/connections")).status_code == 200
             await until_healthy(gw)
+            await cp.result("StatusNotification", status(1, "Preparing"))
             async with gw.http() as http:
                 connections = {c["chargePointId"]: c for c in (await http.get("/api/ocpp/connections")).json()}
             assert connections["CP1"]["online"] and connections["CP1"]["connectors"] == {"1": "Preparing"}
