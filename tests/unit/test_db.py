@@ -425,3 +425,12 @@ def test_paging_back_through_frames_sees_each_once_even_after_the_clock_stepped_
         seen += [(f["at"], f["id"]) for f in page]
         before = page[-1]["id"]
     assert seen == sorted(((at, i + 1) for i, at in enumerate(stamps)), reverse=True)
+
+
+def test_sqlite_pragmas_from_the_environment_are_name_value_pairs_only():
+    from gateway.store.connection import extra_pragmas
+    assert extra_pragmas("max_page_count=10; query_only = 1;") == ["PRAGMA max_page_count = 10",
+                                                                  "PRAGMA query_only = 1"]
+    assert extra_pragmas("") == []
+    with pytest.raises(ValueError, match=r"'query_only=1 -- x' is not name=value"):
+        extra_pragmas("cache_size=-2000;query_only=1 -- x")
