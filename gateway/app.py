@@ -49,10 +49,12 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
     http_host, http_port = parse_address(config.http)
     async with open_store(config.db, flush_interval=config.frames.flush_interval,
                           flush_size=config.frames.flush_size,
-                          retention_days=config.frames.retention_days) as store:
+                          retention_days=config.frames.retention_days,
+                          check_max_mb=config.db_check_max_mb) as store:
         # Nothing is connected before we start: clear what a crash may have left marked online.
         await store.chargers.all_offline("gateway restarted", clock.iso())
         chargers = ChargerService(store, config.charger)
+        chargers.metrics.watch_storage(store.health)
         chargers.trusted_proxies = tuple(config.trusted_proxies)
         if config.trusted_proxies:  # a proxy in front may terminate TLS for profile 2 (it says so per request)
             chargers.tls_profiles = (2,)

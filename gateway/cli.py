@@ -14,6 +14,9 @@ from . import __version__, logs
 from .app import run_gateway
 from .config import ConfigError, load
 from .http.openapi import document
+from .store.appender import WriterFailed
+from .store.db import StoreOpenError
+from .store.health import StoreUnavailable
 from . import users_cli
 from .simulator import cli as simulator
 
@@ -77,8 +80,28 @@ def main(argv: list[str] | None = None) -> int:
         logs.configure("console", "warning")
         return users_cli.run(args, config)
     logs.configure(config.log_format, config.log_level)
-    trio.run(lambda: run_gateway(config, handle_signals=True))
+    try:
+        trio.run(lambda: run_gateway(config, handle_signals=True))
+    except BaseException as exc:
+        failure = _storage_failure(exc)
+        if failure is None:
+            raise
+        print(f"gateway: {failure}" if isinstance(failure, StoreOpenError) else
+              f"gateway: cannot run on the database {config.db}: {failure}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _storage_failure(exc: BaseException) -> BaseException | None:
+    """The database's failure that ended the gateway (found in Trio's exception groups), if that is what did:
+    a file that cannot be opened, written or is damaged is told in one line, not a traceback."""
+    if isinstance(exc, (StoreOpenError, StoreUnavailable, WriterFailed)):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _storage_failure(inner)) is not None:
+                return found
+    return None
 
 
 if __name__ == "__main__":

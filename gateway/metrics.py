@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .ocpp.actions import ALL_ACTIONS
 from .ocpp.errors import ErrorCode
+from .store.health import PARTS, StorageHealth
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Label values are bounded: a charger inventing action names must not create new series.
@@ -34,6 +35,25 @@ class FrameCounts:
         yield family
 
 
+class StorageMetrics:
+    """The store's health when scraped: whether each part is degraded, and the storage errors it met."""
+
+    def __init__(self, health: StorageHealth) -> None:
+        self.health = health
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        degraded = GaugeMetricFamily("gateway_storage_degraded", "1 while the database file fails this part "
+                                     "(locked, full, read-only, damaged); /health says why", labels=["part"])
+        errors = CounterMetricFamily("gateway_storage_errors", "Storage errors met (locked, full, read-only, "
+                                     "damaged), by part", labels=["part"])
+        faults = dict(self.health.faults)
+        for part in PARTS:
+            degraded.add_metric([part], int(part in faults))
+            errors.add_metric([part], self.health.errors[part])
+        yield degraded
+        yield errors
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -50,6 +70,9 @@ class Metrics:
         self.command_latency = Histogram(
             "ocpp_command_latency_seconds", "Time from sending a command to the charger's answer", ["action"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=self.registry)
+
+    def watch_storage(self, health: StorageHealth) -> None:
+        self.registry.register(StorageMetrics(health))
 
     def frame(self, direction: str, message_type: int | None, action: str | None, code: str | None = None) -> None:
         key = (direction, action if action in ACTION_LABELS else "unknown")

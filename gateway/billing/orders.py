@@ -17,7 +17,7 @@ import trio
 
 from .. import clock
 from ..events import Hub, TransactionStarted, TransactionStopped
-from ..store import Store, StoreClosed
+from ..store import Store, StoreClosed, StoreUnavailable
 from .errors import BillingConflict
 from .plausible import OPERATOR, SessionTime, session_time
 from .settings import BillingSettings, zone_name
@@ -38,6 +38,7 @@ ALLOWED_FROM = {
     CANCELLED: (CREATED, COMPLETED, AWAITING_PAYMENT),
 }
 SWEEP_SECONDS = 300.0
+RETRY_SECONDS = 5.0  # after a failed step (the database locked, full, ...) a sweep comes this soon, then twice as late
 WAITING_ORDER_SECONDS = 600.0  # an /api/order/start order whose transaction never came is cancelled after this
 REFUSED_CALLBACK_DAYS = 30  # refused provider callbacks are kept this long for inspection
 
@@ -149,6 +150,8 @@ class OrderBook:
         self.settings = settings
         self.events = events
         self._missed = True  # an event may have gone unhandled: the next sweep looks at every transaction
+        self._failures = 0  # failed steps since the last sweep that went through
+        self._sweep_scope: trio.CancelScope | None = None
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self.record_tariffs()  # before any session starts: each takes the version in force
@@ -157,8 +160,9 @@ class OrderBook:
             task_status.started()
             while True:
                 dropped = self.events.dropped
-                await self._guarded(self.sweep)  # in the background: a first start may find many
-                with trio.move_on_after(SWEEP_SECONDS):
+                if await self._guarded(self.sweep):  # in the background: a first start may find many
+                    self._failures = 0
+                with trio.move_on_after(self._sweep_delay()) as self._sweep_scope:
                     async for event in events:
                         if isinstance(event, TransactionStarted):
                             await self._guarded(self.open_for_transaction, event.transaction_id)
@@ -189,15 +193,27 @@ class OrderBook:
                                                clock.iso(now))
         await self.store.payments.prune_refused(clock.iso(now - timedelta(days=REFUSED_CALLBACK_DAYS)))
 
-    async def _guarded(self, fn: Any, *args: Any) -> None:
-        """Billing trouble is logged, never allowed to stop the gateway; the next sweep retries."""
+    def _sweep_delay(self) -> float:
+        """Until the next sweep: soon after a failure (orders caught by a storage fault are closed once it
+        clears, not at the next restart), backing off while it lasts."""
+        return SWEEP_SECONDS if not self._failures else min(RETRY_SECONDS * 2 ** (self._failures - 1), SWEEP_SECONDS)
+
+    async def _guarded(self, fn: Any, *args: Any) -> bool:
+        """Billing trouble is logged, never allowed to stop the gateway; a sweep soon retries."""
         try:
             await fn(*args)
+            return True
         except StoreClosed:
             raise
+        except StoreUnavailable as exc:  # the database's fault, said by /health: one line, no traceback
+            log.warning("billing step failed: the database cannot be written", step=fn.__name__, reason=str(exc))
         except Exception:
-            self._missed = True
             log.exception("billing step failed", step=fn.__name__)
+        self._missed = True
+        self._failures += 1
+        if self._sweep_scope is not None:
+            self._sweep_scope.deadline = min(self._sweep_scope.deadline, trio.current_time() + self._sweep_delay())
+        return False
 
     async def catch_up(self) -> None:
         """Orders for every transaction that has none, closed for every stopped one. One that fails is logged

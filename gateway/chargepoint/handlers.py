@@ -6,6 +6,7 @@ and returns the response payload. It never awaits an outbound CALL.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -13,7 +14,7 @@ from .. import clock
 from ..events import TransactionStarted, TransactionStopped
 from ..ocpp.errors import ErrorCode, OcppError
 from ..ocpp.frames import INT64
-from ..store import MeterValue, StopOutcome
+from ..store import MeterValue, StopOutcome, StoreUnavailable
 from ..store.chargers import DEVICE_FIELDS
 from .authorization import id_tag_info
 
@@ -28,10 +29,27 @@ REGISTRATION = {"accept": "Accepted", "pending": "Pending", "reject": "Rejected"
 
 def handles(action: str) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
-        HANDLERS[action] = fn
+        HANDLERS[action] = _unless_unstorable(action, fn)
         return fn
 
     return register
+
+
+def _unless_unstorable(action: str, fn: Handler) -> Handler:
+    """What the store cannot keep now is not acknowledged: an InternalError, which a charger may send
+    again (OCPP-J 1.6 section 4.2.3; transaction messages are retried by the charger, section 4.7),
+    rather than a CallResult followed by silent loss."""
+    @functools.wraps(fn)
+    async def handler(session: Session, p: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await fn(session, p)
+        except StoreUnavailable as exc:
+            session.log.warning("not acknowledged: the store cannot keep it", action=action, reason=str(exc))
+            raise OcppError(ErrorCode.INTERNAL_ERROR,
+                            f"{action} not stored: {exc}. Send it again later; it will be accepted "
+                            "once the database can be written") from None
+
+    return handler
 
 
 def _text(value: Any) -> str | None:

@@ -93,8 +93,15 @@ def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
 
     @app.get("/health")
     async def health() -> Any:
-        return jsonify({"status": "ok", "version": __version__, "time": clock.iso(),
-                        "chargersConnected": len(chargers.registry)})
+        # Degraded is still 200: the gateway answers chargers and serves what it has, and a 503 would
+        # make a supervisor restart it (or a balancer drop it), which mends no disk. Monitors read
+        # "status" and "reasons", or gateway_storage_degraded in /metrics.
+        reasons = chargers.store.health.reasons()
+        body = {"status": "degraded" if reasons else "ok", "version": __version__, "time": clock.iso(),
+                "chargersConnected": len(chargers.registry)}
+        if reasons:
+            body["reasons"] = reasons
+        return jsonify(body)
 
     @app.get("/metrics")
     async def metrics() -> Response:

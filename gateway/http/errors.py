@@ -11,6 +11,7 @@ from .. import clock
 from ..chargepoint.commands import InvalidPayload, UnknownAction
 from ..chargepoint.errors import CallErrorReceived, CallTimeout, NotConnected, TooManyCommands
 from ..ocpp.query import QueryError
+from ..store.health import StoreUnavailable
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 429: "too_many_requests"}
@@ -98,6 +99,13 @@ def install(app: Quart) -> None:
     async def timeout(exc: CallTimeout) -> Response:
         return error_response(504, "timeout", str(exc), action=exc.action, timeoutSeconds=exc.timeout,
                               sent=exc.sent, requestId=exc.request_id)
+
+    @app.errorhandler(StoreUnavailable)
+    async def store_unavailable(exc: StoreUnavailable) -> Response:
+        # The file fails the gateway (locked, full, read-only): nothing was changed; /health says why.
+        response = error_response(503, "unavailable", f"the database cannot be used now: {exc}; try again later")
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:

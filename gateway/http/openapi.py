@@ -49,6 +49,12 @@ def _record(spec: str, doc: str | None = None, **more: Schema) -> Schema:
     return {"type": "object", "properties": props, "required": list(props), **({"description": doc} if doc else {})}
 
 
+def _optional(schema: Schema, *names: str) -> Schema:
+    """A record whose fields `names` may be left out."""
+    schema["required"] = [name for name in schema["required"] if name not in names]
+    return schema
+
+
 def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -201,7 +207,11 @@ CONFIGURATION_KEY = _record("key:str value:str? readonly:bool? updatedAt:time")
 
 SCHEMAS: dict[str, Schema] = {
     "Error": ERROR,
-    "Health": _record("status:str version:str time:time chargersConnected:int"),
+    "Health": _optional(_record(
+        "status:str version:str time:time chargersConnected:int",
+        "status: ok, or degraded while the database cannot be written (still HTTP 200: the gateway runs on); "
+        "reasons then says which part fails and why",
+        reasons=_list({"type": "string"})), "reasons"),
     "Connection": CONNECTION,
     "ChargerStatus": STATUS,
     "Charger": _record("", **STATUS["properties"], configuration=_list(_ref("ConfigurationKey"))),

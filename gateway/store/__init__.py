@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .db import StoreClosed
+    from .health import StorageHealth, StoreUnavailable
     from .store import Store, open_store
     from .transactions import MeterValue, StopOutcome
 
-__all__ = ["Store", "open_store", "MeterValue", "StopOutcome", "StoreClosed"]
+__all__ = ["Store", "open_store", "MeterValue", "StopOutcome", "StoreClosed", "StorageHealth", "StoreUnavailable"]
 _HOMES = {"Store": "store", "open_store": "store", "MeterValue": "transactions", "StopOutcome": "transactions",
-          "StoreClosed": "db"}
+          "StoreClosed": "db", "StorageHealth": "health", "StoreUnavailable": "health"}
 
 
 def __getattr__(name: str) -> Any:

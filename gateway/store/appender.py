@@ -17,7 +17,8 @@ import trio
 
 from . import appends
 from .db import Database, StoreClosed, bulk
-from .writer import HEADER, encode
+from .health import DATABASE, WRITER, StoreUnavailable
+from .writer import FAULT, HEADER, encode
 
 log = structlog.get_logger("gateway.store")
 
@@ -25,6 +26,7 @@ LINGER = 0.005  # seconds submitted rows wait for more, so that a busy gateway c
 PIPE_SIZE = 1 << 20
 START_TIMEOUT = 60.0  # a small board imports slowly
 RESTART_DELAY = 1.0
+MAX_RESTART_DELAY = 30.0  # a writer the file keeps failing is tried again at most this far apart
 MAX_FAILURES = 3  # writers in a row that die young, committing nothing, before the database thread takes over
 STEADY_SECONDS = 60.0
 CLOSE_TIMEOUT = 30.0
@@ -54,12 +56,21 @@ class ThreadAppender:
     async def sync(self) -> None:
         """Nothing to wait for: the thread runs jobs in order, so any later job sees these rows."""
 
+    @property
+    def fault(self) -> str | None:
+        """Why rows submitted now may not be kept (the database thread's fault), or None."""
+        return self._db.health.faults.get(DATABASE)
+
     async def close(self) -> None:
         pass
 
 
 class WriterFailed(RuntimeError):
     pass
+
+
+class WriterFault(WriterFailed):
+    """The file failed the writer (locked, full, read-only, damaged): not the writer's fault."""
 
 
 class ProcessAppender:
@@ -70,6 +81,10 @@ class ProcessAppender:
     would be written twice; nothing is lost). If writers keep dying, or one does not finish when the
     gateway closes, the database thread takes over the rest. Only close() ends it: a cancelled
     gateway still commits what its chargers were answered for.
+
+    A writer that the file fails (locked for too long, disk full, read-only) says why and ends: its
+    rows are kept here, the store reports itself degraded, and another writer is tried, further apart
+    each time (up to MAX_RESTART_DELAY), for as long as it takes; the first that commits clears it.
     """
 
     def __init__(self, db: Database):
@@ -86,6 +101,7 @@ class ProcessAppender:
         self._hurry = trio.Event()
         self._acked = trio.Event()
         self._closing = False
+        self._fault: str | None = None  # why the current writer ended, when the file failed it
         self._started = False
         self._finished = trio.Event()
         self.fallback: ThreadAppender | None = None  # the database thread, once the process is given up
@@ -95,11 +111,17 @@ class ProcessAppender:
         self._started = True
         ready_once = False
         failures = 0
+        faults = 0  # writers in a row that the file failed
         try:
             with trio.CancelScope(shield=True):
                 while True:
+                    self._fault = None
                     try:
                         process = await self._spawn()
+                    except WriterFault:
+                        if not ready_once:
+                            raise
+                        progressed = False
                     except (OSError, WriterFailed) as exc:
                         if not ready_once:
                             raise WriterFailed(f"the database writer process could not start: {exc}") from exc
@@ -114,14 +136,18 @@ class ProcessAppender:
                         progressed = await self._serve(process) or trio.current_time() - began > STEADY_SECONDS
                         if self._closing and not self._unacked and not self._pending:
                             return
-                        log.error("database writer ended", code=process.returncode,
+                        log.error("database writer ended", code=process.returncode, fault=self._fault,
                                   unacknowledged=len(self._unacked))
-                    failures = 0 if progressed else failures + 1
+                    if self._fault is not None:  # the file's fault, not the writer's: wait for it to clear
+                        faults = 0 if progressed else faults + 1
+                    else:
+                        failures = 0 if progressed else failures + 1
+                        faults = 0
                     if self._closing or failures >= MAX_FAILURES:
                         await self._fall_back()
                         return
                     self.restarts += 1
-                    await trio.sleep(RESTART_DELAY)
+                    await trio.sleep(min(RESTART_DELAY * 2 ** faults, MAX_RESTART_DELAY))
         finally:
             self._finished.set()
             self._acked.set()  # whoever waits looks again (and at the fallback)
@@ -139,13 +165,25 @@ class ProcessAppender:
         self.submit(kind, rows)
         await self.sync()
 
+    @property
+    def fault(self) -> str | None:
+        """Why rows submitted now may not be kept soon (the file fails the writer), or None."""
+        if self.fallback is not None:
+            return self.fallback.fault
+        return self._db.health.faults.get(WRITER)
+
     async def sync(self) -> None:
-        """Return once everything submitted so far is committed."""
+        """Return once everything submitted so far is committed.
+
+        Raises StoreUnavailable while the file fails the writer: the rows are kept, and written once
+        it clears; whoever waits for them must not wait that long."""
         target = self._seq + bool(self._pending)
         if self._committed < target:
             self._hurry.set()
             self._wake.set()
             while self._committed < target and not self._finished.is_set():
+                if (fault := self.fault) is not None and self.fallback is None:
+                    raise StoreUnavailable(fault)
                 await self._acked.wait()
         if self.fallback is not None:
             await self.fallback.sync()
@@ -178,8 +216,13 @@ class ProcessAppender:
         except (AttributeError, OSError):
             pass
         with trio.move_on_after(START_TIMEOUT):
-            if await self._receive(process.stdout) == (0, []):  # it has opened the database
+            message = await self._receive(process.stdout)
+            if message == (0, []):  # it has opened the database
                 return process
+            if message is not None and message[0] == FAULT:
+                self._failed(message[1][0])
+                await self._reap(process)
+                raise WriterFault(f"the database writer cannot use {self._db.path}: {message[1][0]}")
         await self._reap(process)
         raise WriterFailed(f"it ended before it was ready (exit code {process.returncode})")
 
@@ -191,7 +234,7 @@ class ProcessAppender:
                 nursery.start_soon(self._ship, process.stdin)
                 while (message := await self._receive(process.stdout)) is not None:
                     self._acknowledged(*message)
-                    progressed = True
+                    progressed = progressed or message[0] > 0
                 nursery.cancel_scope.cancel()
         finally:
             await self._reap(process)
@@ -226,6 +269,12 @@ class ProcessAppender:
         try:
             for _, data in list(self._unacked):  # a new process: first what the last one did not commit
                 await stdin.send_all(data)
+            if not self._unacked and self._db.health.faults.get(WRITER):
+                # Opening the file proves little (a full disk opens): an empty transaction's
+                # acknowledgement says whether the fault is over, also when nothing waits.
+                self._seq += 1
+                self._unacked.append((self._seq, encode((self._seq, []))))
+                await stdin.send_all(self._unacked[-1][1])
             while True:
                 await self._wake.wait()
                 if not self._hurry.is_set():
@@ -271,7 +320,18 @@ class ProcessAppender:
                 return None
             self._inbox += chunk
 
+    def _failed(self, reason: str) -> None:
+        self._fault = reason
+        self._db.health.failed(WRITER, reason)
+        self._acked.set()  # whoever waits in sync() looks at the fault
+        self._acked = trio.Event()
+
     def _acknowledged(self, seq: int, errors: list[str]) -> None:
+        if seq == FAULT:
+            self._failed(errors[0])
+            return
+        if seq > 0:  # it committed: the file works again
+            self._db.health.recovered(WRITER)
         for error in errors:
             log.error("database write failed", error=error)
         self._committed = max(self._committed, seq)

@@ -6,8 +6,13 @@ import json
 import sqlite3
 from typing import Any
 
+import structlog
+
 from .db import Database
+from .health import StoreUnavailable
 from .paging import Filters, page
+
+log = structlog.get_logger("gateway.store")
 
 DEVICE_FIELDS = {
     # BootNotification field -> column
@@ -163,7 +168,13 @@ class Chargers:
         self._db = db
 
     async def connected(self, cp_id: str, address: str, subprotocol: str | None, at: str) -> None:
-        await self._db.run(_connected, cp_id, address, subprotocol, at)
+        """Record a connection. While the file takes no writes the charger is served all the same (its
+        messages are answered, or refused, one by one) and this record is left out, with a warning:
+        who is online is the registry's to say, and the next connection records it again."""
+        try:
+            await self._db.run(_connected, cp_id, address, subprotocol, at)
+        except StoreUnavailable as exc:
+            log.warning("connection not recorded", cp=cp_id, reason=str(exc))
 
     async def disconnected(self, cp_id: str, reason: str, at: str) -> None:
         await self._db.run(_disconnected, cp_id, reason, at)

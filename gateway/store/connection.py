@@ -6,6 +6,8 @@ Standard library only: the database thread (db.py) and the writer process (write
 from __future__ import annotations
 
 import functools
+import os
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -16,6 +18,47 @@ INSERT_SIZES = (128, 64, 32, 16, 8, 4, 2, 1)
 # How long a writer waits for the other one (thread or process) to commit, and how often it looks.
 LOCK_TIMEOUT = 10.0
 LOCK_POLL = 0.0002
+
+
+# Extra PRAGMAs for every connection the gateway opens, "name=value;name=value": to tune SQLite, or to try
+# how a gateway behaves when its disk fills (max_page_count=1) or turns read-only (query_only=1).
+PRAGMAS_ENV = "GATEWAY_SQLITE_PRAGMAS"
+PRAGMA = re.compile(r"\s*([a-z_]+)\s*=\s*(-?\d+|[A-Za-z]+)\s*")
+
+
+def extra_pragmas(text: str | None = None) -> list[str]:
+    """The statements for GATEWAY_SQLITE_PRAGMAS (ValueError names what is not a "name=value")."""
+    text = os.environ.get(PRAGMAS_ENV, "") if text is None else text
+    statements = []
+    for part in filter(str.strip, text.split(";")):
+        m = PRAGMA.fullmatch(part)
+        if m is None:
+            raise ValueError(f"{PRAGMAS_ENV}: {part.strip()!r} is not name=value (a number or a word)")
+        statements.append(f"PRAGMA {m.group(1)} = {m.group(2)}")
+    return statements
+
+
+# SQLite's primary result codes that mean the file cannot be used now, not that a statement is wrong:
+# retried, and reported as the store being degraded (health.py), with the words an operator needs.
+STORAGE_FAULTS = {
+    sqlite3.SQLITE_BUSY: "the database is locked by another process",
+    sqlite3.SQLITE_LOCKED: "the database is locked by another process",
+    sqlite3.SQLITE_FULL: "the disk is full",
+    sqlite3.SQLITE_READONLY: "the database is read-only",
+    sqlite3.SQLITE_IOERR: "the disk reported an I/O error",
+    sqlite3.SQLITE_CORRUPT: "the database file is damaged",
+    sqlite3.SQLITE_NOTADB: "the file is not a SQLite database",
+    sqlite3.SQLITE_CANTOPEN: "the database file cannot be opened",
+    sqlite3.SQLITE_PROTOCOL: "the database is locked by another process",
+}
+
+
+def storage_fault(exc: BaseException) -> str | None:
+    """Why the file cannot be used ("the disk is full (database or disk is full)"), or None for other errors."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(exc, sqlite3.Error) or code is None or code & 0xFF not in STORAGE_FAULTS:
+        return None
+    return f"{STORAGE_FAULTS[code & 0xFF]} ({exc})"
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -32,18 +75,20 @@ def connect(path: str) -> sqlite3.Connection:
     # memory it costs no file writes, which halved the write calls under load.
     conn.execute("PRAGMA temp_store = MEMORY")
     conn.execute("PRAGMA foreign_keys = ON")
+    for statement in extra_pragmas():
+        conn.execute(statement)
     return conn
 
 
-def begin_immediate(conn: sqlite3.Connection) -> None:
+def begin_immediate(conn: sqlite3.Connection, timeout: float | None = None) -> None:
     """Start a write transaction, waiting for the file's other writer in small steps.
 
     SQLite's own busy handler sleeps 1, 2, 5, 10 ... ms between tries: a command's write would wait
     several milliseconds for a commit of meter values that took one. The connection's busy_timeout
     is set to 0 once it is set up (see `for_writing`); in WAL mode this is the only statement of a
-    write transaction that can find the file busy.
+    write transaction that can find the file busy. Waits up to `timeout` (LOCK_TIMEOUT) seconds.
     """
-    deadline = time.monotonic() + LOCK_TIMEOUT
+    deadline = time.monotonic() + (LOCK_TIMEOUT if timeout is None else timeout)
     while True:
         try:
             conn.execute("BEGIN IMMEDIATE")

@@ -10,6 +10,7 @@ write is durable. The frame log and meter values go to a writer process instead
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import sqlite3
@@ -23,14 +24,20 @@ import outcome
 import structlog
 import trio
 
-from .connection import begin_immediate, connect, for_writing, insert_rows
+from .connection import begin_immediate, connect, for_writing, insert_rows, storage_fault
+from .health import DATABASE, StorageHealth, StoreUnavailable
 
-__all__ = ["Database", "StoreClosed", "bulk", "connect", "insert_rows", "migrate", "migration_files"]
+__all__ = ["Database", "StoreClosed", "StoreOpenError", "StoreUnavailable", "bulk", "connect", "insert_rows", "migrate",
+           "migration_files"]
 
 T = TypeVar("T")
 log = structlog.get_logger("gateway.store")
 
+CHECK_PROBLEMS = 5  # problems quick_check reports at most
 MAX_BATCH = 2000
+# While another process holds the write lock, a batch waits this long for it (not LOCK_TIMEOUT) before
+# its reads go ahead without it: one long wait says the fault; every batch waiting as long would stall.
+FAULTED_LOCK_WAIT = 0.1
 LINGER = 0.005  # seconds a batch of unawaited writes waits to grow
 _STOP = object()
 MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -38,6 +45,31 @@ MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 class StoreClosed(RuntimeError):
     pass
+
+
+class StoreOpenError(RuntimeError):
+    """The database cannot be opened, or is damaged: the message names the file and the cause."""
+
+
+def check(conn: sqlite3.Connection) -> None:
+    """PRAGMA quick_check: every page and b-tree of the file readable and well formed (not the
+    match of indexes to their tables). Raises sqlite3.DatabaseError with what it found."""
+    problems = [row[0] for row in conn.execute(f"PRAGMA quick_check({CHECK_PROBLEMS})")]
+    if problems != ["ok"]:
+        raise sqlite3.DatabaseError("PRAGMA quick_check found: " + "; ".join(problems).replace("\n", "; "))
+
+
+def open_error(path: str, exc: BaseException) -> StoreOpenError:
+    """One sentence for whoever starts the gateway: the file, and what is wrong with it."""
+    cause = storage_fault(exc) or str(exc)
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):  # from creating the file's folder
+        cause = f"{exc.filename} is not a folder"
+    elif isinstance(exc, OSError) and exc.strerror:
+        cause = f"{exc.strerror.lower()}: {exc.filename}" if exc.filename else exc.strerror.lower()
+    if "quick_check" in str(exc):
+        cause = (f"the database file is damaged ({exc}); stop the gateway and repair it, e.g. "
+                 f"sqlite3 {path} '.recover' | sqlite3 repaired.db")
+    return StoreOpenError(f"cannot open the database {path}: {cause}")
 
 
 def bulk(fn: Callable[..., list]) -> Callable[..., list]:
@@ -95,11 +127,15 @@ def _wake(jobs: list[_Job]) -> None:
 
 
 class Database:
-    def __init__(self, path: str):
+    def __init__(self, path: str, health: StorageHealth | None = None, check_max_mb: float = 256):
         self.path = path
+        self.check_max_mb = check_max_mb  # quick_check at open for a file up to this size (0: never)
+        self.health = health or StorageHealth()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._writable = True  # whether the current batch could take the write lock
+        self._fault_at_begin = False  # whether the last fault was the write lock refused (locked, read-only)
         self.commits = 0  # batches committed, for tests and metrics
         self.jobs = 0
         self._token: trio.lowlevel.TrioToken | None = None
@@ -112,8 +148,13 @@ class Database:
         def main() -> None:
             try:
                 conn = connect(self.path)
+                self._check(conn)
                 migrate(conn)
                 for_writing(conn)  # the writer process shares the file: see begin_immediate
+            except (OSError, sqlite3.Error) as exc:  # reported to open()
+                ready.append(outcome.Error(open_error(self.path, exc)))
+                started.set()
+                return
             except BaseException as exc:  # reported to open()
                 ready.append(outcome.Error(exc))
                 started.set()
@@ -126,6 +167,18 @@ class Database:
         self._thread.start()
         await trio.to_thread.run_sync(started.wait)
         ready[0].unwrap()
+
+    def _check(self, conn: sqlite3.Connection) -> None:
+        if self.path == ":memory:" or not self.check_max_mb:
+            return
+        size = os.path.getsize(self.path)
+        if size > self.check_max_mb * 2**20:
+            log.info("database not checked at start: larger than db_check_max_mb", db=self.path,
+                     mb=size >> 20, check=f"sqlite3 {self.path} 'PRAGMA quick_check'")
+            return
+        started = time.monotonic()
+        check(conn)
+        log.info("database checked", db=self.path, mb=size >> 20, seconds=round(time.monotonic() - started, 2))
 
     def _serve(self, conn: sqlite3.Connection) -> None:
         try:
@@ -155,14 +208,18 @@ class Database:
             conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
-        results = self._transaction(conn, batch)
+        changes = conn.total_changes
+        wait = FAULTED_LOCK_WAIT if DATABASE in self.health.faults else None
+        self._writable = True
+        results = self._transaction(conn, batch, wait)
         if results is None:
             # A job failed and the batch was undone: run each job in a transaction of its own,
             # so the others still land (jobs touch nothing but the database, so a rerun is safe).
             results = []
             for job in batch:
-                single = self._transaction(conn, [job])
+                single = self._transaction(conn, [job], None if self._writable else 0)
                 results.append(single[0] if single else job.result)
+        self._report(conn, changes, results)
         waiting = []
         for job, result in zip(batch, results):
             job.result = result
@@ -176,15 +233,40 @@ class Database:
             except trio.RunFinishedError:
                 pass
 
-    def _transaction(self, conn: sqlite3.Connection, jobs: list[_Job]) -> list[outcome.Outcome] | None:
+    def _report(self, conn: sqlite3.Connection, changes: int, results: list[outcome.Outcome]) -> None:
+        """Tell the health whether the file failed this batch, or took writes again."""
+        for result in results:
+            reason = storage_fault(result.error) if isinstance(result, outcome.Error) else None
+            if reason is not None:
+                self.health.failed(DATABASE, reason)
+                self._fault_at_begin = not self._writable
+                return
+        # Reads succeed on a full disk: only a write says it is over; a lock or read-only file failed
+        # the write lock itself, and taking it again says so.
+        if conn.total_changes > changes or (self._writable and self._fault_at_begin):
+            self._fault_at_begin = False
+            self.health.recovered(DATABASE)
+
+    def _transaction(self, conn: sqlite3.Connection, jobs: list[_Job],
+                     wait: float | None = None) -> list[outcome.Outcome] | None:
         """Run the jobs in one transaction and commit; None (all undone) when one of them failed.
 
         No savepoint per job: every statement hands the GIL over and back, and on the
         hot path that round trip costs more than the statement.
+        When the file takes no writes (another process holds its lock past `wait`, or it is read-only)
+        the jobs run in a read transaction: reads are answered, writes fail at once (StoreUnavailable).
         """
         results: list[outcome.Outcome] = []
         try:
-            begin_immediate(conn)
+            try:
+                begin_immediate(conn, wait)
+            except sqlite3.OperationalError as exc:
+                if storage_fault(exc) is None:
+                    raise
+                self._writable = False
+                self._fault_at_begin = True
+                self.health.failed(DATABASE, storage_fault(exc))
+                conn.execute("BEGIN")
             i = 0
             while i < len(jobs):
                 group = [jobs[i]]
@@ -214,12 +296,17 @@ class Database:
         return results
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run fn(conn, *args) on the database thread; return once it is committed."""
+        """Run fn(conn, *args) on the database thread; return once it is committed.
+
+        Raises StoreUnavailable when the file failed it (locked for longer than LOCK_TIMEOUT, full,
+        read-only, damaged): nothing of it was kept, and it may succeed later."""
         if self._closed:
             raise StoreClosed("the database is closed")
         job = _Job(fn, args, trio.Event())
         self._queue.put(job)
         await job.done.wait()
+        if isinstance(job.result, outcome.Error) and (reason := storage_fault(job.result.error)):
+            raise StoreUnavailable(reason) from job.result.error
         return job.result.unwrap()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:

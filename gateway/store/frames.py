@@ -6,13 +6,18 @@ import sqlite3
 from datetime import timedelta
 from typing import Any
 
+import structlog
 import trio
 
 from .. import clock
 from .appender import ProcessAppender, ThreadAppender
+from .connection import storage_fault
 from .db import Database
+from .health import PRUNE, StoreUnavailable
 
 PRUNE_CHUNK = 5000
+PRUNE_RETRY = 60.0  # a prune the file failed is tried again this much later, then twice as late, up to prune_every
+log = structlog.get_logger("gateway.store")
 
 
 def _prune(conn: sqlite3.Connection, before: str) -> int:
@@ -94,20 +99,40 @@ class FrameLog:
             await trio.sleep(0)
 
     async def run(self, prune_every: float = 3600.0) -> None:
-        """Flush on size or interval, prune now and then; flush once more when cancelled."""
+        """Flush on size or interval, prune now and then; flush once more when cancelled.
+
+        While the file fails the writer, flushed frames wait in the appender (which reports the
+        fault). A prune the file fails (locked, damaged index: `database disk image is malformed`)
+        is reported and tried again later, never allowed to stop the gateway."""
         next_prune = trio.current_time()
+        retry = PRUNE_RETRY
         try:
             while True:
                 with trio.move_on_after(self._flush_interval):
                     await self._wake.wait()
                 self._wake = trio.Event()
-                await self.flush()
+                try:
+                    await self.flush()
+                except StoreUnavailable:
+                    pass  # the frames are kept by the appender, and written once the fault clears
                 if trio.current_time() >= next_prune:
-                    await self.prune()
-                    next_prune = trio.current_time() + prune_every
+                    try:
+                        await self.prune()
+                    except sqlite3.Error as exc:
+                        reason = str(exc) if isinstance(exc, StoreUnavailable) else storage_fault(exc) or repr(exc)
+                        self._db.health.failed(PRUNE, f"{reason}; tried again in {retry:g} s")
+                        next_prune = trio.current_time() + retry
+                        retry = min(retry * 2, prune_every)
+                    else:
+                        self._db.health.recovered(PRUNE)
+                        next_prune = trio.current_time() + prune_every
+                        retry = PRUNE_RETRY
         finally:
             with trio.CancelScope(shield=True):
-                await self.flush()
+                try:
+                    await self.flush()
+                except StoreUnavailable:  # the appender's close writes them, or says why it cannot
+                    pass
 
     async def query(self, cp_id: str | None = None, since: str | None = None, until: str | None = None,
                     limit: int = 1000) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from .users import Users
 class Store:
     def __init__(self, db: Database, frames: FrameLog, appender: ProcessAppender | ThreadAppender | None = None):
         self.db = db
+        self.health = db.health  # whether the file takes writes now: /health, /metrics, the handlers
         self.appender = appender or ThreadAppender(db)
         self.frames = frames
         self.chargers = Chargers(db)
@@ -51,9 +52,9 @@ class Store:
 
 @asynccontextmanager
 async def open_store(path: str, *, flush_interval: float = 0.5, flush_size: int = 500,
-                     retention_days: float = 30.0) -> AsyncIterator[Store]:
-    """Open the database (migrating it), run the frame-log and meter-value writer, close cleanly."""
-    db = Database(path)
+                     retention_days: float = 30.0, check_max_mb: float = 256) -> AsyncIterator[Store]:
+    """Open the database (checking and migrating it), run the frame-log and meter-value writer, close cleanly."""
+    db = Database(path, check_max_mb=check_max_mb)
     await db.open()
     appender = appender_for(db)
     frames = FrameLog(db, flush_interval, flush_size, retention_days, appender)

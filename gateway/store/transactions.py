@@ -10,6 +10,7 @@ from ..jsontext import to_json
 from . import appends
 from .appender import ProcessAppender, ThreadAppender
 from .db import Database
+from .health import StoreUnavailable
 from .paging import Filters, page
 
 
@@ -159,8 +160,11 @@ class Transactions:
                          meter_value: MeterValue, at: str) -> None:
         """Queue a MeterValues message's values; they are committed with the next batch, not before the
         charger's answer (ARCHITECTURE.md: frames and meter values are batched, transaction starts and
-        stops are not)."""
+        stops are not). Raises StoreUnavailable, keeping nothing, while the file fails the appender:
+        the charger is told to send them again rather than told they were kept."""
         if meter_value:
+            if (fault := self._appender.fault) is not None:
+                raise StoreUnavailable(fault)
             self._appender.submit("meter_values", [(cp_id, connector_id, transaction_id, "MeterValues", at,
                                                     to_json(meter_value))])
 

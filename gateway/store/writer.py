@@ -8,7 +8,9 @@ Pipe protocol, both ways: a 4-byte little-endian length, then a `marshal` of the
 interpreter writes and reads it; five times cheaper than a pickle, whose memo of every string is
 pure cost here). In: (seq, batch), a batch being a list of (kind, rows) as in appends.py. Out:
 (0, []) once the database is open, then (seq, errors) once every batch up to seq is committed
-(errors: rows that could not be written, for the gateway's log).
+(errors: rows that could not be written, for the gateway's log). When the file fails it (locked,
+full, read-only, damaged), it sends (FAULT, [why]) and ends, having committed nothing more: the
+gateway keeps the rows and starts another writer once the fault may have cleared.
 
 Standard library only, so that it starts small (14 MiB); run as `python -m gateway.store.writer DB_PATH`.
 It ignores SIGINT and SIGTERM (a terminal or systemd signals the whole group): it stops when the
@@ -27,9 +29,10 @@ import sys
 from typing import Iterator
 
 from .appends import apply
-from .connection import begin_immediate, connect, for_writing
+from .connection import begin_immediate, connect, for_writing, storage_fault
 
 HEADER = struct.Struct("<I")
+FAULT = -1  # the seq of a message saying why the file failed the writer
 READ_SIZE = 1 << 20
 READ_AHEAD = 16 << 20  # bytes taken from the pipe before committing: a backlog is not all read at once
 NICENESS = 10
@@ -133,11 +136,19 @@ def main(path: str) -> None:
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     except (AttributeError, OSError):
         pass
-    conn = for_writing(connect(path))
+    conn = None
     try:
+        conn = for_writing(connect(path))
         serve(conn, sys.stdin.fileno(), sys.stdout.fileno())
+    except sqlite3.Error as exc:
+        reason = storage_fault(exc)
+        if reason is None:
+            raise
+        send(sys.stdout.fileno(), (FAULT, [reason]))
+        sys.exit(3)
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
 
 
 if __name__ == "__main__":

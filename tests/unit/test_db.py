@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from gateway.store.db import Database, StoreClosed, migrate, migration_files
+from gateway.store.db import Database, StoreClosed, StoreOpenError, migrate, migration_files
 
 
 def _insert(conn: sqlite3.Connection, cp_id: str) -> int:
@@ -98,7 +98,7 @@ async def test_reopening_does_not_migrate_again(db_path):
 async def test_open_fails_on_a_file_that_is_not_a_database(tmp_path):
     path = tmp_path / "junk.db"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(sqlite3.DatabaseError):
+    with pytest.raises(StoreOpenError, match=r"junk\.db: the file is not a SQLite database"):
         await Database(str(path)).open()
 
 
@@ -425,3 +425,12 @@ def test_paging_back_through_frames_sees_each_once_even_after_the_clock_stepped_
         seen += [(f["at"], f["id"]) for f in page]
         before = page[-1]["id"]
     assert seen == sorted(((at, i + 1) for i, at in enumerate(stamps)), reverse=True)
+
+
+def test_sqlite_pragmas_from_the_environment_are_name_value_pairs_only():
+    from gateway.store.connection import extra_pragmas
+    assert extra_pragmas("max_page_count=10; query_only = 1;") == ["PRAGMA max_page_count = 10",
+                                                                  "PRAGMA query_only = 1"]
+    assert extra_pragmas("") == []
+    with pytest.raises(ValueError, match=r"'query_only=1 -- x' is not name=value"):
+        extra_pragmas("cache_size=-2000;query_only=1 -- x")

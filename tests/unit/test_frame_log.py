@@ -271,3 +271,25 @@ async def test_run_prunes_on_its_first_round(db):
             while await db.run(remaining) != ["new"]:
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
+
+
+async def test_a_prune_the_file_fails_is_reported_and_tried_again_never_fatal(tmp_path):
+    """One damaged page of the frames' time index: the prune fails with `database disk image is
+    malformed`; the gateway runs on, degraded, and tries again later instead of ending (at every start)."""
+    from gateway.store.health import PRUNE
+    from tests.integration.test_startup_failures import damaged
+
+    db = Database(str(damaged(tmp_path / "gateway.db")), check_max_mb=0)  # as a file too large to check
+    await db.open()
+    try:
+        frame_log = FrameLog(db, flush_interval=0.01, retention_days=1)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(frame_log.run)
+            with trio.fail_after(10):
+                while PRUNE not in db.health.faults:
+                    await trio.sleep(0.01)
+            assert db.health.faults[PRUNE].startswith("the database file is damaged (database disk image is malformed)")
+            await trio.sleep(0.05)  # more rounds of the loop: still running
+            nursery.cancel_scope.cancel()
+    finally:
+        await db.close()
