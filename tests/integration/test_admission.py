@@ -1,0 +1,123 @@
+"""Which chargers get in, against a real gateway: one failing charger does not lock out its neighbours,
+invented ids cannot flood the database, IPv6 clients are held off too, lookalike ids are refused."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+import trio_websocket
+
+from gateway import clock
+from gateway.chargepoint.charger_auth import hash_key
+from tests.conftest import make_config, started
+from tests.helpers import BOOT, charger
+
+KEY = "0123456789abcdef0123"
+
+
+async def refusal(port: int, path: str, host: str = "127.0.0.1",
+                  headers: list[tuple[bytes, bytes]] | None = None) -> tuple[int, str]:
+    with pytest.raises(trio_websocket.ConnectionRejected) as refused:
+        async with trio_websocket.open_websocket(host, port, path, use_ssl=False, subprotocols=["ocpp1.6"],
+                                                 extra_headers=headers or []):
+            pass
+    return refused.value.status_code, (refused.value.body or b"").decode()
+
+
+def basic(user: str, password: str) -> list[tuple[bytes, bytes]]:
+    import base64
+    return [(b"Authorization", b"Basic " + base64.b64encode(f"{user}:{password}".encode()))]
+
+
+async def test_a_charger_failing_its_password_does_not_lock_out_its_neighbours(nursery, tmp_path):
+    async with started(nursery, make_config(tmp_path, failed_handshakes=3)) as gw:
+        await gw.store.chargers.set_security("CP-A", 1, hash_key(KEY), clock.iso())
+        for _ in range(3):
+            assert (await refusal(gw.ocpp_port, "/ocpp/CP-A", headers=basic("CP-A", "wrong-key-wrong-key")))[0] == 401
+        # CP-A is held off, even with the right key, until its minute has passed ...
+        status, reason = await refusal(gw.ocpp_port, "/ocpp/CP-A", headers=basic("CP-A", KEY))
+        assert status == 429 and "CP-A" in reason
+        # ... and its neighbours behind the same address are not.
+        async with charger(gw.ocpp_port, "CP-B") as cp:
+            assert (await cp.result("BootNotification", BOOT))["status"] == "Accepted"
+        async with charger(gw.http_port, "CP-C") as cp:
+            assert (await cp.result("BootNotification", BOOT))["status"] == "Accepted"
+
+
+async def test_an_address_failing_many_ids_is_held_off(nursery, tmp_path):
+    async with started(nursery, make_config(tmp_path, failed_handshake_ids=3)) as gw:
+        for n in range(3):
+            await gw.store.chargers.set_security(f"CP{n}", 1, hash_key(KEY), clock.iso())
+            assert (await refusal(gw.ocpp_port, f"/ocpp/CP{n}", headers=basic(f"CP{n}", "guess-guess-guess")))[0] == 401
+        status, reason = await refusal(gw.ocpp_port, "/ocpp/CP-B")
+        assert status == 429 and "3 different" in reason
+
+
+async def test_invented_ids_cannot_flood_the_database(nursery, tmp_path):
+    async with started(nursery, make_config(tmp_path, new_chargers_per_minute=5)) as gw:
+        await gw.store.chargers.set_registration("CP-KNOWN", "Accepted", clock.iso())  # set up beforehand
+        for n in range(5):
+            async with charger(gw.ocpp_port, f"INVENTED-{n}") as cp:
+                await cp.result("Heartbeat", {})
+        status, reason = await refusal(gw.ocpp_port, "/ocpp/INVENTED-5")
+        assert status == 429 and "new charge points" in reason
+        assert (await refusal(gw.http_port, "/ocpp/INVENTED-6"))[0] == 429  # the HTTP port shares the budget
+        assert await gw.store.chargers.get("INVENTED-5") is None  # nothing stored
+        assert await gw.store.chargers.get("INVENTED-6") is None
+        # A charger already known is no new one: it reconnects whatever the budget.
+        async with charger(gw.ocpp_port, "CP-KNOWN") as cp:
+            await cp.result("Heartbeat", {})
+        async with gw.http() as http:
+            assert len((await http.get("/api/ocpp/connections")).json()) == 6
+        # Refusals for the budget are not failures: the ids are not held off once the minute has passed.
+        assert gw.running.chargers.admission.held_off("127.0.0.1", "INVENTED-5", 0.0) is None
+
+
+async def test_ipv6_clients_are_held_off_per_64(nursery, tmp_path):
+    config = make_config(tmp_path, failed_handshakes=2)
+    config.ocpp = "[::1]:0"
+    async with started(nursery, config) as gw:
+        await gw.store.chargers.set_security("CP-A", 1, hash_key(KEY), clock.iso())
+        for _ in range(2):
+            assert (await refusal(gw.ocpp_port, "/ocpp/CP-A", "::1", basic("CP-A", "wrong-key-wrong-key")))[0] == 401
+        assert (await refusal(gw.ocpp_port, "/ocpp/CP-A", "::1", basic("CP-A", KEY)))[0] == 429
+
+
+async def test_forwarded_ipv6_clients_are_counted_per_64(nursery, tmp_path):
+    config = make_config(tmp_path, failed_handshakes=2)
+    config.trusted_proxies = ["127.0.0.1"]
+    async with started(nursery, config) as gw:
+        await gw.store.chargers.set_security("CP-A", 1, hash_key(KEY), clock.iso())
+
+        def via(address: str, password: str) -> list[tuple[bytes, bytes]]:
+            return [(b"X-Forwarded-For", address.encode()), *basic("CP-A", password)]
+
+        assert (await refusal(gw.ocpp_port, "/ocpp/CP-A", headers=via("2001:db8:1:2::1", "wrong-wrong-wrong")))[0] == 401
+        assert (await refusal(gw.http_port, "/ocpp/CP-A", headers=via("2001:db8:1:2::2", "wrong-wrong-wrong")))[0] == 401
+        assert (await refusal(gw.ocpp_port, "/ocpp/CP-A", headers=via("2001:db8:1:2::3", KEY)))[0] == 429
+        async with charger(gw.ocpp_port, headers=via("2001:db8:1:3::1", KEY), path="/ocpp/CP-A") as cp:
+            await cp.result("Heartbeat", {})  # another /64
+
+
+async def test_lookalike_and_unreachable_ids_are_refused(gateway):
+    async with charger(gateway.ocpp_port, "CP1") as cp:
+        await cp.result("BootNotification", BOOT)
+    for lookalike in ("\u0421\u04201", "cp1", "\uff23\uff30\uff11"):
+        status, reason = await refusal(gateway.ocpp_port, "/ocpp/" + quote(lookalike))
+        assert status == 409 and "'CP1'" in reason, reason
+        assert await gateway.store.chargers.get(lookalike) is None
+    for target in ("/ocpp/%20CP1%20", "/ocpp/%2E%2E", "/ocpp/Site%2F7"):
+        assert (await refusal(gateway.http_port, target))[0] == 400
+    async with gateway.http() as http:
+        assert [c["chargePointId"] for c in (await http.get("/api/ocpp/connections")).json()] == ["CP1"]
+    # The known charger itself still connects.
+    async with charger(gateway.ocpp_port, "CP1") as cp:
+        await cp.result("Heartbeat", {})
+
+
+async def test_ids_stored_before_their_keys_existed_are_found(gateway):
+    await gateway.store.db.run(lambda conn: conn.execute(
+        "INSERT INTO charge_points (id, first_seen) VALUES ('OLD-1', '2026-01-01T00:00:00.000Z')"))
+    status, reason = await refusal(gateway.ocpp_port, "/ocpp/" + quote("\u041eLD-1"))  # a Cyrillic O
+    assert status == 409 and "'OLD-1'" in reason
