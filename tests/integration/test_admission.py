@@ -7,11 +7,14 @@ from urllib.parse import quote
 
 import pytest
 import trio_websocket
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import clock
 from gateway.chargepoint.charger_auth import hash_key
+from gateway.chargepoint.handshake import HandshakeRefused
 from tests.conftest import make_config, started
-from tests.helpers import BOOT, charger
+from tests.helpers import BOOT, assert_error, charger
 
 KEY = "0123456789abcdef0123"
 
@@ -121,3 +124,70 @@ async def test_ids_stored_before_their_keys_existed_are_found(gateway):
         "INSERT INTO charge_points (id, first_seen) VALUES ('OLD-1', '2026-01-01T00:00:00.000Z')"))
     status, reason = await refusal(gateway.ocpp_port, "/ocpp/" + quote("\u041eLD-1"))  # a Cyrillic O
     assert status == 409 and "'OLD-1'" in reason
+
+
+async def test_routes_that_set_up_a_charger_use_the_same_id_rules(gateway):
+    async with gateway.http() as http:
+        r = await http.put("/api/chargers/Zu%CC%88rich/registration", json={"status": "Accepted"})
+        assert r.status_code == 200 and r.json()["chargePointId"] == "Z\u00fcrich"  # stored as NFC
+        assert (await http.get("/api/chargers/Z%C3%BCrich")).status_code == 200
+        assert_error(await http.put("/api/chargers/%20CP9%20/registration", json={"status": "Accepted"}),
+                     400, "bad_request")
+        r = await http.put("/api/chargers/" + quote("Z\u00fcr\u0456ch") + "/registration",  # Cyrillic i
+                           json={"status": "Accepted"})
+        assert "'Zürich'" in assert_error(r, 409, "conflict")["message"]
+        r = await http.put("/api/chargers/z%C3%BCrich/security", json={"securityProfile": 0})
+        assert_error(r, 409, "conflict")
+        assert [c["chargePointId"] for c in (await http.get("/api/ocpp/connections")).json()] == ["Zürich"]
+
+
+async def test_connections_are_paged_on_request(gateway):
+    for n in range(5):
+        await gateway.store.chargers.set_registration(f"CP-{n}", "Accepted", clock.iso())
+    async with charger(gateway.ocpp_port, "CP-3") as cp:
+        await cp.result("Heartbeat", {})
+        async with gateway.http() as http:
+            whole = (await http.get("/api/ocpp/connections")).json()
+            assert [c["chargePointId"] for c in whole] == ["CP-3", "CP-0", "CP-1", "CP-2", "CP-4"]
+            first = (await http.get("/api/ocpp/connections", params={"size": 2})).json()
+            assert (first["total"], first["page"], first["size"]) == (5, 1, 2)
+            assert first["records"] == whole[:2]
+            last = (await http.get("/api/ocpp/connections", params={"page": 3, "size": 2})).json()
+            assert last["records"] == whole[4:]
+            assert len((await http.get("/api/ocpp/connections", params={"page": 1})).json()["records"]) == 5
+            assert_error(await http.get("/api/ocpp/connections", params={"size": 0}), 400, "bad_request")
+
+
+def _ids_a_charger_might_send(count: int) -> list[str]:
+    """Hypothesis's text, every kind of character and edge it knows (drawn here; the gateway is then asked
+    about each in one running instance, which is what makes the check worth its time)."""
+    drawn: list[str] = []
+
+    @settings(max_examples=count, database=None, deadline=None)
+    @given(st.text(min_size=1, max_size=50) | st.sampled_from(["..", ".", "%2F", "a/b", "a\\b", " x", "CP 1", "%"]))
+    def draw(text: str) -> None:
+        drawn.append(text)
+
+    draw()
+    return drawn
+
+
+async def test_every_admitted_id_is_reachable_through_the_api(gateway):
+    """Whatever id a charger's URL carries, if the handshake admits it, the API finds that charger under it."""
+    service = gateway.running.chargers
+    admitted = 0
+    async with gateway.http() as http:
+        for n, text in enumerate(_ids_a_charger_might_send(300)):
+            address = f"10.0.{n >> 8}.{n & 255}"  # each its own new-charger budget
+            try:
+                cp_id, _ = await service.admit("/ocpp/" + quote(text, safe=""), ["ocpp1.6"], None, address)
+            except HandshakeRefused as refused:
+                assert refused.status in (400, 409), refused.reason
+                continue
+            admitted += 1
+            await gateway.store.chargers.connected(cp_id, address, "ocpp1.6", clock.iso())  # as a session does
+            for route in ("/api/chargers/{}", "/api/ocpp/status/{}", "/api/chargers/{}/security"):
+                r = await http.get(route.format(quote(cp_id, safe="")))
+                assert r.status_code == 200, (cp_id, route, r.text)
+                assert r.json()["chargePointId"] == cp_id
+    assert admitted >= 50  # the check saw many ids, not only refusals
