@@ -66,6 +66,8 @@ def check_id(cp_id: str) -> str:
     if cp_id in (".", "..") or "/" in cp_id or "\\" in cp_id:
         raise ValueError(f"charge point id {cp_id!r} is a path step or contains a slash: it could not be "
                          "reached through the API")
+    if not id_key(cp_id):  # only fillers and variation selectors: it would look like nothing at all
+        raise ValueError("charge point id has no visible characters")
     return cp_id
 
 

@@ -144,7 +144,8 @@ def test_path_steps_and_slashes_are_refused(target):
     assert "could not be reached through the API" in err.reason
 
 
-@pytest.mark.parametrize("target", ["/ocpp/CP%E2%80%8B1", "/ocpp/CP%EE%80%801", "/ocpp/CP%0A1"])
+@pytest.mark.parametrize("target", ["/ocpp/CP%E2%80%8B1", "/ocpp/CP%EE%80%801", "/ocpp/CP%0A1",
+                                    "/ocpp/%E1%85%9F", "/ocpp/%E3%85%A4%EF%B8%8F"])  # Hangul fillers
 def test_invisible_private_and_control_characters_are_refused(target):
     assert refused(charger_id, target).status == 400
 
