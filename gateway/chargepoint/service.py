@@ -6,6 +6,8 @@ Both listeners (the OCPP port and the HTTP port) go through `handshake()` and
 
 from __future__ import annotations
 
+import unicodedata
+
 import structlog
 import trio
 
@@ -81,7 +83,7 @@ class ChargerService:
                 raise HandshakeRefused(401, f"charge point {cp_id!r} uses security profile {profile}: "
                                             "HTTP Basic credentials are required")
             user, password = credentials
-            if user != cp_id or key_hash is None or not key_matches(key_hash, password):
+            if unicodedata.normalize("NFC", user) != cp_id or key_hash is None or not key_matches(key_hash, password):
                 raise HandshakeRefused(401, f"wrong credentials for charge point {cp_id!r}")
         if profile == 3 and client_cn != cp_id:
             why = "no client certificate" if client_cn is None else f"a certificate for {client_cn!r}"

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any, NamedTuple
 
-from ..chargepoint.handshake import id_key
+from ..chargepoint.handshake import id_key  # pure: the one home of the id rules, kept with the handshake
 from .db import Database
 from .paging import Filters, page
 

@@ -201,3 +201,12 @@ async def test_every_admitted_id_is_reachable_through_the_api(gateway):
                 assert r.status_code == 200, (cp_id, route, r.text)
                 assert r.json()["chargePointId"] == cp_id
     assert admitted >= 50  # the check saw many ids, not only refusals
+
+
+async def test_a_charger_writing_its_id_decomposed_is_the_same_charger(gateway):
+    await gateway.store.chargers.set_security("Z\u00fcrich", 1, hash_key(KEY), clock.iso())
+    async with charger(gateway.ocpp_port, path="/ocpp/Zu%CC%88rich", headers=basic("Zu\u0308rich", KEY)) as cp:
+        await cp.result("Heartbeat", {})
+        assert "Z\u00fcrich" in gateway.registry
+    status, _ = await refusal(gateway.ocpp_port, "/ocpp/Zu%CC%88rich")  # and it still needs its key
+    assert status == 401
