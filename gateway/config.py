@@ -78,7 +78,9 @@ class ChargerConfig:
     max_calls_per_second: float = attrs.field(default=200.0, validator=_positive)
     max_pending_commands: int = attrs.field(default=20, validator=_positive)
     idle_heartbeats: float = attrs.field(default=2.0, validator=_positive)
-    failed_handshakes: int = attrs.field(default=10, validator=_positive)  # per address per minute
+    failed_handshakes: int = attrs.field(default=10, validator=_positive)  # per charger id and address per minute
+    failed_handshake_ids: int = attrs.field(default=10, validator=_positive)  # failing ids per address per minute
+    new_chargers_per_minute: int = attrs.field(default=30, validator=_positive)  # per address
 
     @property
     def idle_limit(self) -> float:

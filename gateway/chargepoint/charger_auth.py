@@ -50,7 +50,12 @@ def basic_credentials(header: str | None) -> tuple[str, str] | None:
     if scheme.lower() != "basic":
         return None
     try:
-        user, sep, password = base64.b64decode(value.strip(), validate=True).decode("latin-1").partition(":")
+        raw = base64.b64decode(value.strip(), validate=True)
     except ValueError:
         return None
+    try:  # UTF-8 as RFC 7617 advises (a non-ASCII charger id), else the older Latin-1
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    user, sep, password = text.partition(":")
     return (user, password) if sep else None

@@ -51,7 +51,7 @@ async def serve_ocpp(service: ChargerService, host: str, port: int, ssl_context:
         where = f"{address}:{remote.port}" if client.address == address and hasattr(remote, "port") else client.address
         try:
             cp_id, subprotocol = await service.admit(
-                request.path, request.proposed_subprotocols, headers.get("authorization"), where,
+                request.path, request.proposed_subprotocols, headers.get("authorization"), client.address,
                 tls=ssl_context is not None or client.https,
                 client_cn=_peer_common_name(request) if ssl_context else None)
         except HandshakeRefused as refused:

@@ -6,6 +6,8 @@ Both listeners (the OCPP port and the HTTP port) go through `handshake()` and
 
 from __future__ import annotations
 
+import unicodedata
+
 import structlog
 import trio
 
@@ -15,7 +17,8 @@ from ..metrics import Metrics
 from ..ocpp.validation import Validator
 from ..store import Store
 from .charger_auth import basic_credentials, key_matches
-from .handshake import HandshakeRefused, charger_id, choose_subprotocol
+from .admission import Admission, address_key
+from .handshake import HandshakeRefused, accounting_id, charger_id, choose_subprotocol
 from .registry import Registry
 from .remote_starts import RemoteStarts
 from .session import Session
@@ -23,7 +26,6 @@ from .transport import Transport
 from .watchdog import watch
 
 log = structlog.get_logger("gateway.charger")
-FAILED_HANDSHAKE_WINDOW = 60.0  # charger.failed_handshakes within this many seconds: refused until it passes
 
 
 class ChargerService:
@@ -37,32 +39,41 @@ class ChargerService:
         self.registry = Registry()
         self.remote_starts = RemoteStarts()
         self.strict = config.validation == "strict"
-        self._failed: dict[str, list[float]] = {}  # address -> times of its recent failed handshakes
+        self.admission = Admission(config.failed_handshakes, config.failed_handshake_ids,
+                                   config.new_chargers_per_minute)
         self.tls_profiles: tuple[int, ...] = ()  # profiles the wss:// listener serves (set by the app)
         self.trusted_proxies: tuple[str, ...] = ()  # believed about X-Forwarded-For/-Proto (set by the app)
 
     async def admit(self, target: str, offered: list[str] | tuple[str, ...], authorization: str | None,
                     remote: str = "", tls: bool = False, client_cn: str | None = None) -> tuple[str, str | None]:
-        """(charge point id, subprotocol) for a handshake, or HandshakeRefused (answered before the upgrade).
-
-        An address whose handshakes keep failing is refused at once for a while (429)."""
-        host = remote.rsplit(":", 1)[0] if remote.count(":") == 1 else remote
+        """(charge point id, subprotocol) for a handshake from address `remote`, or HandshakeRefused (answered
+        before the upgrade). A charger id, or an address, whose handshakes keep failing is refused at once
+        for a while (429; admission.py says how they are counted)."""
         now = trio.current_time()
-        recent = [t for t in self._failed.get(host, ()) if t > now - FAILED_HANDSHAKE_WINDOW]
-        if len(recent) >= self.config.failed_handshakes:
-            self._failed[host] = recent
-            raise HandshakeRefused(429, f"too many failed handshakes from {host}: wait a minute")
+        who = accounting_id(target)
+        why = self.admission.held_off(remote, who, now)
+        if why is not None:
+            raise HandshakeRefused(429, why)
         try:
-            return await self._admit(target, offered, authorization, tls, client_cn)
-        except HandshakeRefused:
-            self._failed[host] = [*recent, now]
+            return await self._admit(target, offered, authorization, tls, client_cn, remote, now)
+        except HandshakeRefused as refused:
+            if refused.status != 429:  # too many new chargers is no failure of this one
+                self.admission.failed(remote, who, now)
             raise
 
     async def _admit(self, target: str, offered: list[str] | tuple[str, ...], authorization: str | None,
-                     tls: bool, client_cn: str | None) -> tuple[str, str | None]:
+                     tls: bool, client_cn: str | None, remote: str, now: float) -> tuple[str, str | None]:
         cp_id = charger_id(target)
         subprotocol = choose_subprotocol(list(offered), self.config.require_subprotocol)
-        profile, key_hash = await self.store.chargers.security(cp_id)
+        known = await self.store.chargers.admission(cp_id)
+        profile, key_hash = known.security_profile, known.key_hash
+        if not known.exists:  # its record is added when the session starts
+            if known.lookalike is not None:
+                raise HandshakeRefused(409, f"charge point id {cp_id!r} looks like the known charger "
+                                            f"{known.lookalike!r}: give it an id that cannot be taken for another")
+            if not self.admission.may_add(remote, now):
+                raise HandshakeRefused(429, f"more than {self.config.new_chargers_per_minute} new charge points "
+                                            f"within a minute from {address_key(remote)}: wait a minute")
         if profile >= 2 and not tls:
             raise HandshakeRefused(400, f"charge point {cp_id!r} uses security profile {profile}: it must connect "
                                         "over TLS (wss://)")
@@ -72,7 +83,7 @@ class ChargerService:
                 raise HandshakeRefused(401, f"charge point {cp_id!r} uses security profile {profile}: "
                                             "HTTP Basic credentials are required")
             user, password = credentials
-            if user != cp_id or key_hash is None or not key_matches(key_hash, password):
+            if unicodedata.normalize("NFC", user) != cp_id or key_hash is None or not key_matches(key_hash, password):
                 raise HandshakeRefused(401, f"wrong credentials for charge point {cp_id!r}")
         if profile == 3 and client_cn != cp_id:
             why = "no client certificate" if client_cn is None else f"a certificate for {client_cn!r}"

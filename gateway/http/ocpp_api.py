@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, current_app, jsonify
+from quart import Blueprint, current_app, jsonify, request
 
 from ..store.chargers import DEVICE_FIELDS
+from . import params
 from .errors import ApiError
 
 bp = Blueprint("ocpp_api", __name__, url_prefix="/api/ocpp")
@@ -71,7 +72,14 @@ def status_view(cp: dict[str, Any], online: bool, violations: list[dict[str, Any
 
 @bp.get("/connections")
 async def connections() -> Any:
+    """Every charger known, online first: the seed's plain list; with `page` or `size`, one page of it in the
+    records routes' shape ({records, total, page, size}), for fleets too large to list in one answer."""
     service = current_app.config["CHARGERS"]
+    if "page" in request.args or "size" in request.args:
+        number, size = params.paging()
+        result = await service.store.chargers.page(None, number, size)  # online first, as the store knows it
+        return jsonify({**result, "records": [connection_view(cp, cp["id"] in service.registry)
+                                              for cp in result["records"]]})
     chargers = await service.store.chargers.list()
     chargers.sort(key=lambda cp: (cp["id"] not in service.registry, cp["id"]))  # online first
     return jsonify([connection_view(cp, cp["id"] in service.registry) for cp in chargers])

@@ -335,7 +335,12 @@ def _seed_paths() -> dict[str, dict[str, Schema]]:
     entries = ocpp_schema("SendLocalList", "request")["properties"]["localAuthorizationList"]
     return {
         "/api/ocpp/connections": {"get": op(
-            "ocpp", "Every charger known, online first", _list(_ref("Connection")))},
+            "ocpp", "Every charger known, online first",
+            {"oneOf": [_list(_ref("Connection")), _paged("Connection")]}, errors=("400",),
+            query=[{**_param("page"), "description": "page number, from 1; with page or size the answer is one "
+                                                     "page ({records, total, page, size}), without both the whole "
+                                                     "list"},
+                   _param("size")])},
         "/api/ocpp/status/{cp_id}": {"get": op(
             "ocpp", "One charger: device, connectors, violations", _ref("ChargerStatus"), errors=("404",))},
         "/api/ocpp/remoteStart/{cp_id}": {"get": op(
@@ -408,7 +413,7 @@ def _records_paths() -> dict[str, dict[str, Schema]]:
             _list(_ref("ConfigurationKey")), errors=per_charger)},
         "/api/chargers/{cp_id}/registration": {"put": op(
             "chargers", "How the charger's next BootNotification is answered (accept a Pending charger)",
-            _record("chargePointId:str registrationStatus:str"), errors=("400",),
+            _record("chargePointId:str registrationStatus:str"), errors=("400", "409"),
             body={"type": "object", "required": ["status"], "properties": {
                 "status": {"type": "string", "enum": ["Accepted", "Pending", "Rejected"]}}})},
         "/api/chargers/{cp_id}/security": {
@@ -416,7 +421,7 @@ def _records_paths() -> dict[str, dict[str, Schema]]:
                       _record("chargePointId:str securityProfile:int hasAuthorizationKey:bool"), errors=per_charger),
             "put": op("chargers", "Set the security profile and/or the AuthorizationKey (admin); 2 and 3 need the wss:// listener",
                       _record("chargePointId:str securityProfile:int hasAuthorizationKey:bool"),
-                      errors=("400", "404"), body={**_record("securityProfile:int"), "properties": {
+                      errors=("400", "404", "409"), body={**_record("securityProfile:int"), "properties": {
                           "securityProfile": {"type": "integer", "enum": [0, 1, 2, 3]},
                           "authorizationKey": {"type": "string", "minLength": 16, "maxLength": 40}}}),
         },

@@ -8,6 +8,7 @@ from quart import Blueprint, current_app, jsonify, request
 
 from .. import clock
 from ..chargepoint.charger_auth import hash_key
+from ..chargepoint.handshake import check_id
 from ..store import Store
 from . import params
 from .errors import ApiError
@@ -41,6 +42,19 @@ async def _charger(cp_id: str) -> dict[str, Any]:
     return cp
 
 
+async def _charger_to_set_up(cp_id: str) -> str:
+    """The stored form of an id a route may add a record for (the handshake's rules), or a 400/409."""
+    try:
+        cp_id = check_id(cp_id)
+    except ValueError as bad:
+        raise params.bad(str(bad)) from None
+    known = await _store().chargers.admission(cp_id)
+    if known.lookalike is not None:
+        raise ApiError(409, "conflict", f"charge point id {cp_id!r} looks like the known charger "
+                                        f"{known.lookalike!r}", cpId=cp_id, existing=known.lookalike)
+    return cp_id
+
+
 # ---- chargers -----------------------------------------------------------------
 
 @bp.get("/chargers")
@@ -72,6 +86,7 @@ async def set_registration(cp_id: str) -> Any:
     status = (await _json_object()).get("status")
     if status not in ("Accepted", "Pending", "Rejected"):
         raise params.bad("status must be Accepted, Pending or Rejected")
+    cp_id = await _charger_to_set_up(cp_id)
     await _store().chargers.set_registration(cp_id, status, clock.iso())
     return jsonify({"chargePointId": cp_id, "registrationStatus": status})
 
@@ -97,6 +112,7 @@ async def set_security(cp_id: str) -> Any:
         raise params.bad(f"security profile {profile} needs the wss:// listener: configure {needs}")
     if key is not None and (not isinstance(key, str) or not 16 <= len(key) <= 40):
         raise params.bad("authorizationKey must be 16 to 40 characters (OCPP 1.6 security whitepaper)")
+    cp_id = await _charger_to_set_up(cp_id)
     current = await _store().chargers.security(cp_id)
     if profile in (1, 2) and key is None and current[1] is None:
         raise params.bad(f"security profile {profile} needs an authorizationKey: none is known for this charger")

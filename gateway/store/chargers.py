@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
+from ..chargepoint.handshake import id_key  # pure: the one home of the id rules, kept with the handshake
 from .db import Database
 from .health import StoreUnavailable
 from .paging import Filters, page
@@ -30,12 +31,13 @@ DEVICE_FIELDS = {
 
 def _connected(conn: sqlite3.Connection, cp_id: str, address: str, subprotocol: str | None, at: str) -> None:
     conn.execute(
-        """INSERT INTO charge_points (id, online, first_seen, last_seen, connected_at, remote_address, subprotocol)
-           VALUES (?, 1, ?, ?, ?, ?, ?)
+        """INSERT INTO charge_points (id, online, first_seen, last_seen, connected_at, remote_address, subprotocol,
+                                     id_key)
+           VALUES (?, 1, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (id) DO UPDATE SET online = 1, last_seen = excluded.last_seen,
                connected_at = excluded.connected_at, remote_address = excluded.remote_address,
                subprotocol = excluded.subprotocol""",
-        (cp_id, at, at, at, address, subprotocol),
+        (cp_id, at, at, at, address, subprotocol, id_key(cp_id)),
     )
 
 
@@ -149,9 +151,34 @@ def _security(conn: sqlite3.Connection, cp_id: str) -> tuple[int, str | None]:
     return (row[0], row[1]) if row else (0, None)
 
 
+def _register(conn: sqlite3.Connection, cp_id: str, at: str) -> None:
+    conn.execute("INSERT OR IGNORE INTO charge_points (id, first_seen, id_key) VALUES (?, ?, ?)",
+                 (cp_id, at, id_key(cp_id)))
+
+
+class Known(NamedTuple):
+    """What a handshake needs to know about a charge point id."""
+    exists: bool
+    security_profile: int
+    key_hash: str | None  # the hashed AuthorizationKey
+    lookalike: str | None  # for an unknown id: a known charger whose id looks the same
+
+
+def _admission(conn: sqlite3.Connection, cp_id: str) -> Known:
+    row = conn.execute("SELECT security_profile, authorization_key FROM charge_points WHERE id = ?",
+                       (cp_id,)).fetchone()
+    if row:
+        return Known(True, row[0], row[1], None)
+    unkeyed = conn.execute("SELECT id FROM charge_points WHERE id_key IS NULL").fetchall()
+    conn.executemany("UPDATE charge_points SET id_key = ? WHERE id = ?", [(id_key(i), i) for (i,) in unkeyed])
+    other = conn.execute("SELECT id FROM charge_points WHERE id_key = ? ORDER BY id LIMIT 1",
+                         (id_key(cp_id),)).fetchone()
+    return Known(False, 0, None, other[0] if other else None)
+
+
 def _set_security(conn: sqlite3.Connection, cp_id: str, profile: int | None, key_hash: str | None, at: str) -> None:
     """Set the profile and/or the key (None leaves it); a charger not seen yet is registered."""
-    conn.execute("INSERT OR IGNORE INTO charge_points (id, first_seen) VALUES (?, ?)", (cp_id, at))
+    _register(conn, cp_id, at)
     if profile is not None:
         conn.execute("UPDATE charge_points SET security_profile = ? WHERE id = ?", (profile, cp_id))
     if key_hash is not None:
@@ -159,7 +186,7 @@ def _set_security(conn: sqlite3.Connection, cp_id: str, profile: int | None, key
 
 
 def _set_registration(conn: sqlite3.Connection, cp_id: str, status: str, at: str) -> None:
-    conn.execute("INSERT OR IGNORE INTO charge_points (id, first_seen) VALUES (?, ?)", (cp_id, at))
+    _register(conn, cp_id, at)
     conn.execute("UPDATE charge_points SET registration_status = ? WHERE id = ?", (status, cp_id))
 
 
@@ -215,6 +242,10 @@ class Chargers:
     async def security(self, cp_id: str) -> tuple[int, str | None]:
         """(security profile, hashed AuthorizationKey or None); (0, None) for a charger never seen."""
         return await self._db.run(_security, cp_id)
+
+    async def admission(self, cp_id: str) -> Known:
+        """Whether the id is known, its security, and for a new id a known charger it looks like."""
+        return await self._db.run(_admission, cp_id)
 
     async def set_security(self, cp_id: str, profile: int | None, key_hash: str | None, at: str) -> None:
         await self._db.run(_set_security, cp_id, profile, key_hash, at)

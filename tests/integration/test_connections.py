@@ -46,9 +46,9 @@ async def test_bad_charger_ids_are_refused_before_the_upgrade(gateway, path, sta
 
 
 async def test_charger_id_is_url_decoded(gateway):
-    async with charger(gateway.ocpp_port, path="/ocpp/Site%20A%2F7") as cp:
+    async with charger(gateway.ocpp_port, path="/ocpp/Site%20A%3F7") as cp:
         await cp.result("BootNotification", BOOT)
-    assert (await gateway.store.chargers.get("Site A/7"))["vendor"] == "TestVendor"
+    assert (await gateway.store.chargers.get("Site A?7"))["vendor"] == "TestVendor"
 
 
 async def test_second_connection_replaces_the_first(gateway):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from urllib.parse import quote
 
-from gateway.chargepoint.handshake import MAX_ID_LENGTH, OCPP16, HandshakeRefused, charger_id, choose_subprotocol
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.chargepoint.handshake import (MAX_ID_LENGTH, OCPP16, HandshakeRefused, accounting_id, charger_id,
+                                           check_id, choose_subprotocol, id_key)
 
 
 def refused(fn, *args) -> HandshakeRefused:
@@ -109,3 +114,65 @@ def test_no_subprotocol_is_refused_when_required():
     err = refused(choose_subprotocol, [], True)
     assert err.status == 400
     assert "ocpp1.6" in err.reason
+
+
+# --- the id rules: one stored form, reachable through the API, not a lookalike --------------------
+
+
+def test_ids_are_nfc_normalised():
+    # "Zürich" with the ü as u + combining diaeresis, as some keyboards and firmware write it.
+    assert charger_id("/ocpp/Zu%CC%88rich") == "Z\u00fcrich"
+    assert check_id("Zu\u0308rich") == charger_id("/ocpp/Z%C3%BCrich")
+
+
+@pytest.mark.parametrize("target", ["/ocpp/%20CP1", "/ocpp/CP1%20", "/ocpp/%20CP1%20", "/ocpp/CP1%C2%A0"])
+def test_surrounding_spaces_are_refused_not_stripped(target):
+    err = refused(charger_id, target)
+    assert err.status == 400
+    assert "spaces around" in err.reason
+
+
+def test_inner_spaces_are_kept():
+    assert charger_id("/ocpp/CP%201") == "CP 1"
+
+
+@pytest.mark.parametrize("target", ["/ocpp/..", "/ocpp/%2E%2E", "/ocpp/%2e", "/ocpp/Site%2F7", "/ocpp/%2F",
+                                    "/ocpp/a%5Cb", "/ocpp/%2E%2E%2Fadmin"])
+def test_path_steps_and_slashes_are_refused(target):
+    err = refused(charger_id, target)
+    assert err.status == 400
+    assert "could not be reached through the API" in err.reason
+
+
+@pytest.mark.parametrize("target", ["/ocpp/CP%E2%80%8B1", "/ocpp/CP%EE%80%801", "/ocpp/CP%0A1",
+                                    "/ocpp/%E1%85%9F", "/ocpp/%E3%85%A4%EF%B8%8F"])  # Hangul fillers
+def test_invisible_private_and_control_characters_are_refused(target):
+    assert refused(charger_id, target).status == 400
+
+
+def test_lookalike_ids_share_a_key():
+    assert id_key("CP1") == id_key("\u0421\u04201")  # Cyrillic ES and ER
+    assert id_key("CP1") == id_key("cp1")  # chargeBoxIdentity is case-insensitive
+    assert id_key("CP1") == id_key("\uff23\uff30\uff11")  # full-width
+    assert id_key("CP1") != id_key("CP2")
+    assert id_key("CP-0001") != id_key("CP-0002")
+
+
+def test_accounting_id():
+    assert accounting_id("/ocpp/CP%201") == "CP 1"
+    assert accounting_id("/ocpp/%2E%2E") == "%2E%2E"  # refused ids are counted by their raw segment
+    assert len(accounting_id("/ocpp/" + "x" * 10_000)) == 2 * MAX_ID_LENGTH
+
+
+@given(st.text(max_size=60))
+def test_every_admitted_id_is_its_own_url_decoded_form(text):
+    """Whatever a charger sends, what is admitted is a fixed point of the rules, and the same charger is
+    found again from the id percent-encoded as a client would put it into a URL."""
+    try:
+        cp_id = check_id(text)
+    except ValueError:
+        return
+    assert check_id(cp_id) == cp_id
+    assert charger_id("/ocpp/" + quote(cp_id, safe="")) == cp_id
+    assert cp_id not in (".", "..") and "/" not in cp_id and "\\" not in cp_id
+    assert cp_id == cp_id.strip() and len(cp_id) <= MAX_ID_LENGTH
