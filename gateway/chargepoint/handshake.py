@@ -5,7 +5,11 @@ from __future__ import annotations
 import unicodedata
 from urllib.parse import unquote, urlsplit
 
-from disarm import skeleton_key
+try:  # a Rust wheel for the common 64-bit machines only (pyproject.toml)
+    from disarm import skeleton_key
+except ImportError:  # fullwidth and case lookalikes still match; other scripts' lookalikes do not
+    def skeleton_key(text: str) -> str:
+        return unicodedata.normalize("NFKC", text).casefold()
 
 OCPP16 = "ocpp1.6"
 MAX_ID_LENGTH = 48  # chargeBoxIdentity is CiString48 in OCPP 1.6
