@@ -1,0 +1,103 @@
+"""Clients that open a connection and abandon it, in every way a stranger can: none may end the gateway,
+and chargers already connected, and those that come after, are still served."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import sqlite3
+import ssl
+import struct
+
+import pytest
+import trio
+import trio_websocket
+
+from gateway.config import load
+from tests.conftest import make_config, started
+from tests.helpers import BOOT, charger
+from tests.tls import make_pki
+
+
+def upgrade(cp_id: str, extra: bytes = b"") -> bytes:
+    """A complete WebSocket upgrade request for /ocpp/{cp_id}."""
+    key = base64.b64encode(os.urandom(16))
+    return (b"GET /ocpp/" + cp_id.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Protocol: ocpp1.6\r\n" + extra + b"\r\n")
+
+
+def reset_on_close(stream: trio.SocketStream) -> None:
+    """SO_LINGER 0: closing sends RST instead of FIN."""
+    stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+async def open_and_abandon(port: int, how: str, context: ssl.SSLContext | None = None) -> None:
+    """Send a WebSocket upgrade and go away at once: "fin" closes, "rst" resets."""
+    tcp = await trio.open_tcp_stream("127.0.0.1", port)
+    if how == "rst":
+        reset_on_close(tcp)
+    stream: trio.abc.Stream = tcp
+    try:
+        if context is not None:
+            stream = trio.SSLStream(tcp, context, server_hostname="127.0.0.1", https_compatible=True)
+        await stream.send_all(upgrade(f"GONE-{how}"))
+    except (trio.BrokenResourceError, OSError):
+        pass  # the gateway may already have closed it: fine, we are leaving anyway
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def still_serving(port: int, cp_id: str, context: ssl.SSLContext | bool = False) -> None:
+    async with trio_websocket.open_websocket("127.0.0.1", port, f"/ocpp/{cp_id}", use_ssl=context,
+                                             subprotocols=["ocpp1.6"]) as ws:
+        await ws.send_message('[2,"b","BootNotification",{"chargePointVendor":"V","chargePointModel":"M"}]')
+        with trio.fail_after(5):
+            assert '"Accepted"' in await ws.get_message()
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+async def test_an_upgrade_abandoned_at_once_ends_only_that_connection(nursery, tmp_path, how):
+    async with started(nursery, make_config(tmp_path)) as gw:
+        async with charger(gw.ocpp_port, "CP-EARLIER") as earlier:
+            await earlier.result("BootNotification", BOOT)
+            for port in (gw.ocpp_port, gw.http_port):
+                for _ in range(20):
+                    await open_and_abandon(port, how)
+                await trio.sleep(0.1)  # let the gateway meet the closed sockets
+                await still_serving(port, f"CP-LATER-{how}")
+            await earlier.result("Heartbeat", {})
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+async def test_an_upgrade_abandoned_over_tls_ends_only_that_connection(nursery, tmp_path, how):
+    pki = make_pki(tmp_path / "pki")
+    config = load(None, env={}, overrides={
+        "http": "127.0.0.1:0", "ocpp": "127.0.0.1:0", "db": str(tmp_path / "tls.db"), "ocpp_tls": "127.0.0.1:0",
+        "tls_cert": str(pki.server_cert), "tls_key": str(pki.server_key)})
+    async with started(nursery, config) as gw:
+        for _ in range(20):
+            await open_and_abandon(gw.running.tls_port, how, pki.context())
+        await trio.sleep(0.1)
+        await still_serving(gw.running.tls_port, f"CP-TLS-{how}", pki.context())
+        await still_serving(gw.ocpp_port, f"CP-PLAIN-{how}")
+
+
+async def test_a_database_failure_in_a_handshake_is_503_and_ends_only_that_handshake(gateway, monkeypatch):
+    chargers = gateway.store.chargers
+    real = chargers.security
+
+    async def locked(cp_id: str):
+        raise sqlite3.OperationalError("database is locked")
+
+    for port in (gateway.ocpp_port, gateway.http_port):
+        monkeypatch.setattr(chargers, "security", locked)
+        with pytest.raises(trio_websocket.ConnectionRejected) as refused:
+            async with trio_websocket.open_websocket("127.0.0.1", port, "/ocpp/CP-LOCKED", use_ssl=False,
+                                                     subprotocols=["ocpp1.6"]):
+                pass
+        assert refused.value.status_code == 503
+        assert b"database is locked" in refused.value.body and b"try again" in refused.value.body
+        monkeypatch.setattr(chargers, "security", real)  # the lock is gone: the charger is let in
+        await still_serving(port, "CP-LOCKED")
