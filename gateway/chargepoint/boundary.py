@@ -121,6 +121,25 @@ class ConnectionLimits:
             self._reported.discard("")
 
 
+def stream_socket(stream: trio.SocketStream | trio.SSLStream) -> trio.socket.SocketType:
+    """The socket under a (TLS) stream."""
+    return stream.transport_stream.socket if isinstance(stream, trio.SSLStream) else stream.socket
+
+
+async def refuse_connection(stream: trio.abc.Stream, reason: str) -> None:
+    """Answer a connection over a cap 503, before reading anything from it, and close it. The answer is
+    a best effort: a client that does not read it gets the close."""
+    body = f"{reason}; try again later\n".encode()
+    answer = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              b"Retry-After: 60\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    with trio.move_on_after(1):  # a TLS handshake with a client that never answers
+        try:
+            await stream.send_all(answer)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+    await trio.aclose_forcefully(stream)
+
+
 def leaves(exc: BaseException) -> list[BaseException]:
     """The exceptions inside (nested) exception groups."""
     if isinstance(exc, BaseExceptionGroup):
@@ -151,4 +170,4 @@ def handshake_failed(exc: Exception, remote: str, target: str) -> HandshakeRefus
 
 
 __all__ = ["ConnectionLimits", "address_key", "connection_cap", "connection_failed", "handshake_failed",
-           "leaves", "raise_open_file_limit"]
+           "leaves", "raise_open_file_limit", "refuse_connection", "stream_socket"]

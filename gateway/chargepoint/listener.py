@@ -10,7 +10,7 @@ import trio
 import trio_websocket
 
 from ..proxies import peer
-from .boundary import ConnectionLimits, connection_failed, handshake_failed
+from .boundary import ConnectionLimits, connection_failed, handshake_failed, refuse_connection, stream_socket
 from .handshake import HandshakeRefused
 from .service import ChargerService
 from .transport import TrioWebSocketTransport
@@ -41,10 +41,9 @@ def _peer_common_name(request: trio_websocket.WebSocketRequest) -> str | None:
     return None
 
 
-def _socket(resource: trio.SocketStream | trio.SSLStream | trio.SocketListener | trio.SSLListener) -> trio.socket.SocketType:
-    inner = resource.transport_stream if isinstance(resource, trio.SSLStream) else resource
-    inner = inner.transport_listener if isinstance(inner, trio.SSLListener) else inner
-    return inner.socket
+def _listener_port(listener: trio.SocketListener | trio.SSLListener) -> int:
+    inner = listener.transport_listener if isinstance(listener, trio.SSLListener) else listener
+    return inner.socket.getsockname()[1]
 
 
 async def serve_ocpp(service: ChargerService, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
@@ -78,13 +77,13 @@ async def serve_ocpp(service: ChargerService, host: str, port: int, ssl_context:
 
     async def on_connection(stream: trio.SocketStream | trio.SSLStream) -> None:
         try:
-            remote = _socket(stream).getpeername()[:2]
+            remote = stream_socket(stream).getpeername()[:2]
         except OSError:  # reset before it was accepted
             await trio.aclose_forcefully(stream)
             return
         with limits.hold(remote[0]) as refusal:
             if refusal is not None:
-                await trio.aclose_forcefully(stream)
+                await refuse_connection(stream, refusal)
                 return
             _peer.set(remote)  # the handshake handler runs in this task: it sees the address taken here
             try:
@@ -102,7 +101,7 @@ async def serve_ocpp(service: ChargerService, host: str, port: int, ssl_context:
                                             connect_timeout=service.config.handshake_timeout)
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, on_connection, listeners)
-        bound = _socket(listeners[0]).getsockname()[1]
+        bound = _listener_port(listeners[0])
         scheme = "wss" if ssl_context else "ws"
         log.info("listening for chargers", url=f"{scheme}://{host}:{bound}/ocpp/{{chargePointId}}")
         task_status.started(bound)

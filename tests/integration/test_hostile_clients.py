@@ -101,3 +101,64 @@ async def test_a_database_failure_in_a_handshake_is_503_and_ends_only_that_hands
         assert b"database is locked" in refused.value.body and b"try again" in refused.value.body
         monkeypatch.setattr(chargers, "security", real)  # the lock is gone: the charger is let in
         await still_serving(port, "CP-LOCKED")
+
+
+async def handshake(port: int, cp_id: str) -> trio.SocketStream:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(upgrade(cp_id))
+    answer = b""
+    with trio.fail_after(5):
+        while b"\r\n\r\n" not in answer:
+            answer += await stream.receive_some(4096)
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    return stream
+
+
+async def send_huge_frame(port: int, cp_id: str, declared: int) -> tuple[int | None, int]:
+    """Announce one masked text frame of `declared` bytes and stream it until the gateway hangs up;
+    (the close code it sent, bytes of payload sent before the socket broke)."""
+    stream = await handshake(port, cp_id)
+    received = bytearray()
+    sent = 0
+
+    async def read() -> None:
+        with trio.fail_after(30):
+            try:
+                while chunk := await stream.receive_some(65536):
+                    received.extend(chunk)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
+
+    async def write() -> None:
+        nonlocal sent
+        chunk = b"x" * 65536  # masked with the zero key: sent as is
+        try:
+            await stream.send_all(b"\x81\xff" + struct.pack("!Q", declared) + b"\0\0\0\0")
+            while sent < declared:
+                await stream.send_all(chunk)
+                sent += len(chunk)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read)
+        await write()
+    await trio.aclose_forcefully(stream)
+    if len(received) >= 4 and received[0] == 0x88:  # a close frame: code in its first two payload bytes
+        return struct.unpack("!H", received[2:4])[0], sent
+    return None, sent
+
+
+async def test_a_frame_far_over_the_limit_is_cut_off_as_it_arrives_on_both_ports(nursery, tmp_path):
+    declared = 256 * 1024 * 1024
+    async with started(nursery, make_config(tmp_path, max_frame_bytes=65536)) as gw:
+        async with charger(gw.ocpp_port, "CP-EARLIER") as earlier:
+            await earlier.result("BootNotification", BOOT)
+            for port in (gw.ocpp_port, gw.http_port):
+                code, sent = await send_huge_frame(port, "CP-HUGE", declared)
+                assert code == 1009
+                # The gateway hung up once the limit was crossed: what was sent after is what the
+                # sockets' buffers held, nowhere near the frame's size.
+                assert sent < declared // 8, f"{sent} bytes were read on port {port}"
+                await still_serving(port, "CP-AFTER-HUGE")
+            await earlier.result("Heartbeat", {})
