@@ -56,6 +56,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
         # Nothing is connected before we start: clear what a crash may have left marked online.
         await store.chargers.all_offline("gateway restarted", clock.iso())
         chargers = ChargerService(store, config.charger)
+        chargers.validator.preload()  # every schema read now, while file descriptors are plenty
         chargers.trusted_proxies = tuple(config.trusted_proxies)
         if config.trusted_proxies:  # a proxy in front may terminate TLS for profile 2 (it says so per request)
             chargers.tls_profiles = (2,)

@@ -4,6 +4,7 @@ and chargers already connected, and those that come after, are still served."""
 from __future__ import annotations
 
 import base64
+import errno
 import os
 import socket
 import sqlite3
@@ -15,8 +16,10 @@ import trio
 import trio_websocket
 
 from gateway.config import load
+from gateway.ocpp import validation
+from gateway.ocpp.validation import Validator
 from tests.conftest import make_config, started
-from tests.helpers import BOOT, charger
+from tests.helpers import BOOT, charger, status
 from tests.tls import make_pki
 
 
@@ -162,3 +165,20 @@ async def test_a_frame_far_over_the_limit_is_cut_off_as_it_arrives_on_both_ports
                 assert sent < declared // 8, f"{sent} bytes were read on port {port}"
                 await still_serving(port, "CP-AFTER-HUGE")
             await earlier.result("Heartbeat", {})
+
+
+async def test_every_schema_is_read_at_start_so_no_file_is_needed_later(nursery, tmp_path, monkeypatch):
+    # Forget what earlier tests in this process compiled: only the gateway's start may load them.
+    monkeypatch.setattr(Validator, "_cache", {})
+    monkeypatch.setattr(Validator, "_fast_cache", {})
+    validation._schema_text.cache_clear()
+    async with started(nursery, make_config(tmp_path)) as gw:
+        def out_of_descriptors(*args: object) -> None:
+            raise OSError(errno.EMFILE, "Too many open files")
+
+        monkeypatch.setattr(validation.resources, "files", out_of_descriptors)
+        async with charger(gw.ocpp_port, "CP-NO-FDS") as cp:
+            for action, payload in [("BootNotification", BOOT), ("StatusNotification", status(1, "Available")),
+                                    ("DataTransfer", {"vendorId": "V", "data": "x"}), ("Heartbeat", {})]:
+                reply = await cp.call(action, payload)
+                assert reply[0] == 3, reply  # a CALLRESULT (the test's own schema check reads files too)
