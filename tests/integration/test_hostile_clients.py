@@ -11,6 +11,7 @@ import sqlite3
 import ssl
 import struct
 
+import httpx
 import pytest
 import trio
 import trio_websocket
@@ -182,3 +183,87 @@ async def test_every_schema_is_read_at_start_so_no_file_is_needed_later(nursery,
                                     ("DataTransfer", {"vendorId": "V", "data": "x"}), ("Heartbeat", {})]:
                 reply = await cp.call(action, payload)
                 assert reply[0] == 3, reply  # a CALLRESULT (the test's own schema check reads files too)
+
+
+async def read_all(stream: trio.abc.Stream, timeout: float = 10) -> bytes:
+    """Everything the gateway sends until it closes the connection."""
+    data = b""
+    with trio.fail_after(timeout):
+        try:
+            while chunk := await stream.receive_some(4096):
+                data += chunk
+        except trio.BrokenResourceError:
+            pass
+    return data
+
+
+async def test_a_body_sent_too_slowly_is_answered_408(nursery, tmp_path):
+    config = load(None, env={}, overrides={"http": "127.0.0.1:0", "ocpp": "127.0.0.1:0",
+                                           "db": str(tmp_path / "b.db"), "http_body_timeout": 0.5})
+    async with started(nursery, config) as gw:
+        stream = await trio.open_tcp_stream("127.0.0.1", gw.http_port)
+        await stream.send_all(b"POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")
+
+        async def trickle() -> None:
+            try:
+                while True:
+                    await trio.sleep(0.1)
+                    await stream.send_all(b" ")
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
+
+        async with trio.open_nursery() as n:
+            n.start_soon(trickle)
+            answer = await read_all(stream)
+            n.cancel_scope.cancel()
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        await trio.aclose_forcefully(stream)
+
+
+async def idle_connections(port: int, count: int) -> list[trio.SocketStream]:
+    return [await trio.open_tcp_stream("127.0.0.1", port) for _ in range(count)]
+
+
+async def refused_503(port: int) -> bytes:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    try:
+        return await read_all(stream)
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def eventually_serving(port: int, cp_id: str) -> None:
+    """Connections closed by the client are noticed on the gateway's next read: retry until then."""
+    with trio.fail_after(20):
+        while True:
+            try:
+                return await still_serving(port, cp_id)
+            except trio_websocket.ConnectionRejected as refused:
+                assert refused.status_code == 503
+                await trio.sleep(0.05)
+
+
+@pytest.mark.parametrize("cap", ["max_connections", "max_connections_per_address"])
+async def test_connections_over_a_cap_are_answered_503_on_every_listener(nursery, tmp_path, cap):
+    config = load(None, env={}, overrides={"http": "127.0.0.1:0", "ocpp": "127.0.0.1:0",
+                                           "db": str(tmp_path / "c.db"), cap: 8,
+                                           "charger": {"handshake_timeout": 1.0}})
+    async with started(nursery, config) as gw:
+        async with charger(gw.ocpp_port, "CP-EARLIER") as earlier:
+            await earlier.result("BootNotification", BOOT)
+            idle = await idle_connections(gw.ocpp_port, 4) + await idle_connections(gw.http_port, 3)
+            await trio.sleep(0.1)  # accepted and counted
+            for port in (gw.ocpp_port, gw.http_port):
+                answer = await refused_503(port)
+                assert answer.startswith(b"HTTP/1.1 503") and b"connections" in answer and cap.encode() in answer
+            async with gw.http() as http:  # the API is refused too ...
+                try:
+                    assert (await http.get("/health")).status_code == 503
+                except httpx.TransportError:
+                    pass  # or closed before the client read the answer
+            await earlier.result("Heartbeat", {})  # ... and who is in stays served
+            for stream in idle:
+                await stream.aclose()
+            await eventually_serving(gw.ocpp_port, "CP-LATER")
+            await eventually_serving(gw.http_port, "CP-LATER-HTTP")
