@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import base64
 import errno
+import json
 import os
+import resource
+import signal
 import socket
 import sqlite3
 import ssl
 import struct
+import subprocess
+from pathlib import Path
 
 import httpx
 import pytest
@@ -267,3 +272,109 @@ async def test_connections_over_a_cap_are_answered_503_on_every_listener(nursery
                 await stream.aclose()
             await eventually_serving(gw.ocpp_port, "CP-LATER")
             await eventually_serving(gw.http_port, "CP-LATER-HTTP")
+
+
+# --- Everything at once, against one gateway process with few file descriptors ---------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+OPEN_FILES = 256  # the gateway's RLIMIT_NOFILE: a connection cap of 128
+
+
+async def gateway_process(tmp_path: Path, env: dict[str, str]) -> tuple[trio.Process, dict[str, int], Path]:
+    """Start `gateway serve` under a lowered open-file limit; (process, ports by listener, its log file)."""
+    log_path = tmp_path / "gateway.log"
+
+    def lower_open_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
+
+    with open(log_path, "wb") as log_file:  # a file, not a pipe: nothing the gateway logs can block it
+        proc = await trio.lowlevel.open_process(
+            [str(ROOT / ".venv" / "bin" / "gateway"), "serve", "--http", "127.0.0.1:0", "--ocpp", "127.0.0.1:0",
+             "--db", str(tmp_path / "g.db"), "--log-json"],
+            stdout=subprocess.DEVNULL, stderr=log_file, env={**os.environ, **env}, cwd=tmp_path,
+            preexec_fn=lower_open_files)
+    ports: dict[str, int] = {}
+    with trio.fail_after(60):
+        while "http" not in ports:
+            await trio.sleep(0.05)
+            assert proc.poll() is None, log_path.read_text()
+            for line in log_path.read_text().splitlines():
+                entry = json.loads(line) if line.startswith("{") else {}
+                if entry.get("event") == "listening for chargers":
+                    ports[entry["url"].split(":", 1)[0]] = int(entry["url"].rsplit(":", 1)[1].split("/", 1)[0])
+                if entry.get("event") == "gateway started":
+                    ports["http"] = int(entry["http"].rsplit(":", 1)[1])
+    return proc, ports, log_path
+
+
+async def slow_request(port: int, body: bool) -> trio.SocketStream:
+    """Headers that never end, or a body that never comes: held open by the client."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    if body:
+        await stream.send_all(b"POST /api/id-tags HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
+    else:
+        await stream.send_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    return stream
+
+
+async def refused_or_held(stream: trio.SocketStream) -> bool:
+    """True when the gateway answered this connection 503 and closed it (it was over the cap)."""
+    with trio.move_on_after(2):
+        answer = b""
+        try:
+            while chunk := await stream.receive_some(4096):
+                answer += chunk
+        except trio.BrokenResourceError:
+            pass
+        return answer.startswith(b"HTTP/1.1 503")
+    return False  # nothing came: accepted, and held
+
+
+async def test_hundreds_of_abandoned_connections_then_a_charger_boots(tmp_path):
+    pki = make_pki(tmp_path / "pki")
+    env = {"GATEWAY_OCPP_TLS": "127.0.0.1:0", "GATEWAY_TLS_CERT": str(pki.server_cert),
+           "GATEWAY_TLS_KEY": str(pki.server_key), "GATEWAY_MAX_CONNECTIONS_PER_ADDRESS": "100000",
+           "GATEWAY_CHARGER_MAX_FRAME_BYTES": "65536", "GATEWAY_CHARGER_HANDSHAKE_TIMEOUT": "2.0",
+           "GATEWAY_CONFIG": ""}
+    proc, ports, log_path = await gateway_process(tmp_path, env)
+    try:
+        async with charger(ports["ws"], "CP-EARLIER") as earlier:
+            await earlier.result("BootNotification", BOOT)
+            for port in (ports["ws"], ports["http"]):
+                for how in ("fin", "rst") * 100:
+                    await open_and_abandon(port, how)
+            for how in ("fin", "rst") * 25:
+                await open_and_abandon(ports["wss"], how, pki.context())
+            for port in (ports["ws"], ports["http"]):
+                code, _sent = await send_huge_frame(port, "CP-HUGE", 64 * 1024 * 1024)
+                assert code == 1009
+            held = [await slow_request(ports["http"], body) for body in (True, False) * 10]
+            held += await idle_connections(ports["ws"], 150) + await idle_connections(ports["http"], 150)
+            async with trio.open_nursery() as n:
+                refused = []
+
+                async def check(stream: trio.SocketStream) -> None:
+                    if await refused_or_held(stream):
+                        refused.append(stream)
+
+                for stream in held[20:]:
+                    n.start_soon(check, stream)
+            accepted = len(held) - len(refused)
+            print(f"connections held: {accepted} accepted, {len(refused)} refused 503")
+            assert refused and accepted <= OPEN_FILES - 128
+            with pytest.raises(trio_websocket.ConnectionRejected) as over:  # at the cap: refused, cleanly
+                await still_serving(ports["ws"], "CP-AT-CAP")
+            assert over.value.status_code == 503
+            await earlier.result("Heartbeat", {})  # still served throughout
+            for stream in held:
+                await trio.aclose_forcefully(stream)
+            await eventually_serving(ports["ws"], "CP-LATER")
+            await eventually_serving(ports["http"], "CP-LATER-HTTP")
+            await earlier.result("Heartbeat", {})
+        assert proc.poll() is None, log_path.read_text()[-3000:]
+        log = log_path.read_text()
+        assert '"open-file limit"' in log and '"connections refused"' in log
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        with trio.fail_after(15):
+            assert await proc.wait() == 0, log_path.read_text()[-3000:]
