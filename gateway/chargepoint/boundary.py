@@ -68,7 +68,8 @@ def address_key(address: str) -> str:
 class ConnectionLimits:
     """Open connections, in total and per address (`address_key`), across every listener of a gateway.
 
-    Addresses of trusted reverse proxies carry many clients: only the total applies to them."""
+    Only the total applies to clients on this machine (the operator's own tools, a local reverse proxy,
+    the benchmark's thousands of chargers) and to trusted reverse proxies, which carry many clients."""
 
     total: int
     per_address: int
@@ -88,9 +89,17 @@ class ConnectionLimits:
         if self.open >= self.total:
             return f"the gateway holds {self.open} connections, its limit (max_connections)"
         key = address_key(address)
-        if key not in self.exempt and self._by_address[key] >= self.per_address:
+        if not self._exempt(key) and self._by_address[key] >= self.per_address:
             return f"{key} holds {self._by_address[key]} connections, the limit per address (max_connections_per_address)"
         return None
+
+    def _exempt(self, key: str) -> bool:
+        if key in self.exempt:
+            return True
+        try:
+            return ipaddress.ip_address(key).is_loopback
+        except ValueError:  # an IPv6 /64, or no address at all
+            return False
 
     @contextmanager
     def hold(self, address: str) -> Iterator[str | None]:

@@ -249,8 +249,8 @@ async def eventually_serving(port: int, cp_id: str) -> None:
                 await trio.sleep(0.05)
 
 
-@pytest.mark.parametrize("cap", ["max_connections", "max_connections_per_address"])
-async def test_connections_over_a_cap_are_answered_503_on_every_listener(nursery, tmp_path, cap):
+async def test_connections_over_the_cap_are_answered_503_on_every_listener(nursery, tmp_path):
+    cap = "max_connections"  # the cap per address is the same mechanism (tests/unit/test_connection_limits.py)
     config = load(None, env={}, overrides={"http": "127.0.0.1:0", "ocpp": "127.0.0.1:0",
                                            "db": str(tmp_path / "c.db"), cap: 8,
                                            "charger": {"handshake_timeout": 1.0}})
@@ -333,7 +333,7 @@ async def upgrade_status(port: int, cp_id: str) -> tuple[int, trio.SocketStream]
 async def test_hundreds_of_abandoned_connections_then_a_charger_boots(tmp_path):
     pki = make_pki(tmp_path / "pki")
     env = {"GATEWAY_OCPP_TLS": "127.0.0.1:0", "GATEWAY_TLS_CERT": str(pki.server_cert),
-           "GATEWAY_TLS_KEY": str(pki.server_key), "GATEWAY_MAX_CONNECTIONS_PER_ADDRESS": "100000",
+           "GATEWAY_TLS_KEY": str(pki.server_key),
            "GATEWAY_CHARGER_MAX_FRAME_BYTES": "65536",
            "GATEWAY_CONFIG": ""}
     proc, ports, log_path = await gateway_process(tmp_path, env)
