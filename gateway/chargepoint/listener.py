@@ -72,8 +72,11 @@ async def serve_ocpp(service: ChargerService, host: str, port: int, ssl_context:
         except Exception as exc:  # the gateway's own failure (the database): this handshake only
             await _reject(request, handshake_failed(exc, where, request.path))
             return
-        ws = await request.accept(subprotocol=subprotocol)
-        await service.serve(TrioWebSocketTransport(ws, where), cp_id, subprotocol)
+        try:
+            ws = await request.accept(subprotocol=subprotocol)
+            await service.serve(TrioWebSocketTransport(ws, where), cp_id, subprotocol)
+        except Exception as exc:  # logged here, where the charger is known
+            connection_failed(exc, where, cp_id)
 
     async def on_connection(stream: trio.SocketStream | trio.SSLStream) -> None:
         try:
