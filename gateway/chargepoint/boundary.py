@@ -20,6 +20,7 @@ import structlog
 import trio
 import trio_websocket
 
+from ..proxies import is_loopback
 from .handshake import HandshakeRefused
 
 log = structlog.get_logger("gateway.listener")
@@ -59,7 +60,7 @@ def address_key(address: str) -> str:
         return address
     if ip.version == 6 and ip.ipv4_mapped is not None:
         return str(ip.ipv4_mapped)
-    if ip.version == 6:
+    if ip.version == 6 and not ip.is_loopback:
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return str(ip)
 
@@ -94,12 +95,7 @@ class ConnectionLimits:
         return None
 
     def _exempt(self, key: str) -> bool:
-        if key in self.exempt:
-            return True
-        try:
-            return ipaddress.ip_address(key).is_loopback
-        except ValueError:  # an IPv6 /64, or no address at all
-            return False
+        return key in self.exempt or is_loopback(key)
 
     @contextmanager
     def hold(self, address: str) -> Iterator[str | None]:

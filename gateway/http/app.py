@@ -21,8 +21,7 @@ from ..chargepoint.commands import CommandService
 from ..chargepoint.service import ChargerService
 from ..metrics import CONTENT_TYPE
 from ..proxies import peer
-from . import hypercorn_limits
-from . import auth_api, billing_api, charger_ws, commands_api, errors, ocpp_api, openapi, records_api
+from . import auth_api, billing_api, charger_ws, commands_api, errors, hypercorn_limits, ocpp_api, openapi, records_api
 from . import console
 from .auth import Auth, required_role
 from .errors import ApiError
@@ -128,7 +127,7 @@ async def serve_http(app: QuartTrio, host: str, port: int, max_frame_bytes: int,
     config.backlog = 4096
     # Left at Hypercorn's defaults, which already bound a slow client: request headers must be complete
     # within keep_alive_timeout (5 s) of the connection or of the previous answer, and within
-    # h11_max_incomplete_size (16 KiB); bodies within Quart's BODY_TIMEOUT (create_app).
+    # h11_max_incomplete_size (16 KiB); bodies within Quart's BODY_TIMEOUT (http_body_timeout, run_gateway).
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 3

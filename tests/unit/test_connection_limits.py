@@ -38,6 +38,7 @@ def test_an_ipv6_64_counts_as_one_address_and_mapped_ipv4_as_its_ipv4():
     assert address_key("2001:db8:1:2::1") == address_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
     assert address_key("2001:db8:1:3::1") != address_key("2001:db8:1:2::1")
     assert address_key("::ffff:203.0.113.7") == "203.0.113.7"
+    assert address_key("::1") == "::1"  # not the /64 around it
     limits = ConnectionLimits(total=100, per_address=2)
     with ExitStack() as stack:
         hold(stack, limits, "2001:db8:1:2::1")
@@ -49,8 +50,7 @@ def test_an_ipv6_64_counts_as_one_address_and_mapped_ipv4_as_its_ipv4():
 def test_this_machine_and_trusted_proxies_are_held_to_the_total_only():
     limits = ConnectionLimits(total=5, per_address=1, exempt=["192.0.2.10"])
     with ExitStack() as stack:
-        assert [hold(stack, limits, a) for a in ("127.0.0.1", "127.0.0.1", "::1", "192.0.2.10", "192.0.2.10")] == [
-            None] * 5
+        assert [hold(stack, limits, a) for a in ("127.0.0.1", "127.0.0.1", "::1", "::1", "192.0.2.10")] == [None] * 5
         assert hold(stack, limits, "127.0.0.1") is not None  # the total still holds
 
 
