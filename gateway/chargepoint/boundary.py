@@ -133,11 +133,15 @@ def stream_socket(stream: trio.SocketStream | trio.SSLStream) -> trio.socket.Soc
 
 async def refuse_connection(stream: trio.abc.Stream, reason: str) -> None:
     """Answer a connection over a cap 503, before reading anything from it, and close it. The answer is
-    a best effort: a client that does not read it gets the close."""
+    a best effort: a client that does not read it gets the close. A TLS connection is closed unanswered:
+    answering would take a TLS handshake, time and work a stranger could make the gateway spend."""
+    if isinstance(stream, trio.SSLStream):
+        await trio.aclose_forcefully(stream.transport_stream)
+        return
     body = f"{reason}; try again later\n".encode()
     answer = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
               b"Retry-After: 60\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-    with trio.move_on_after(1):  # a TLS handshake with a client that never answers
+    with trio.move_on_after(1):  # an empty socket buffer takes it at once; this is only a bound
         try:
             await stream.send_all(answer)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
