@@ -16,6 +16,7 @@ from .billing.settings import from_config as billing_settings_from
 from .billing.orders import OrderBook
 from .billing.payments import PaymentService
 from .billing.reconcile import run_daily
+from .chargepoint.boundary import ConnectionLimits, raise_open_file_limit
 from .chargepoint.commands import CommandService
 from .chargepoint.listener import serve_ocpp, tls_context
 from .chargepoint.service import ChargerService
@@ -47,6 +48,11 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
     billing_settings = billing_settings_from(config.billing)  # a bad tariff or key file stops us here
     ocpp_host, ocpp_port = parse_address(config.ocpp)
     http_host, http_port = parse_address(config.http)
+    soft, hard = raise_open_file_limit()
+    limits = ConnectionLimits.from_config(soft, config.max_connections, config.max_connections_per_address,
+                                          config.trusted_proxies)
+    log.info("open-file limit", soft=soft, hard=hard, max_connections=limits.total,
+             max_connections_per_address=limits.per_address)
     async with open_store(config.db, flush_interval=config.frames.flush_interval,
                           flush_size=config.frames.flush_size,
                           retention_days=config.frames.retention_days,
@@ -55,6 +61,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
         await store.chargers.all_offline("gateway restarted", clock.iso())
         chargers = ChargerService(store, config.charger)
         chargers.metrics.watch_storage(store.health)
+        chargers.validator.preload()  # every schema read now, while file descriptors are plenty
         chargers.trusted_proxies = tuple(config.trusted_proxies)
         if config.trusted_proxies:  # a proxy in front may terminate TLS for profile 2 (it says so per request)
             chargers.tls_profiles = (2,)
@@ -68,6 +75,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
         async with trio.open_nursery() as nursery:
             app = create_app(chargers, CommandService(chargers, nursery), auth, config.http_max_body_bytes, billing,
                              config.http_max_page_size, config.trusted_proxies)
+            app.config["BODY_TIMEOUT"] = config.http_body_timeout  # a body sent slower: 408
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)
             nursery.start_soon(chargers.watchdog)
@@ -80,16 +88,16 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                 if config.billing.reconcile_at:  # daily, and the days missed while stopped at once
                     nursery.start_soon(run_daily, billing[1], time.fromisoformat(config.billing.reconcile_at),
                                        config.billing.reconcile_channels)
-            bound_ocpp = await nursery.start(serve_ocpp, chargers, ocpp_host, ocpp_port)
+            bound_ocpp = await nursery.start(serve_ocpp, chargers, ocpp_host, ocpp_port, None, limits)
             bound_tls = None
             if config.ocpp_tls:
                 tls_host, tls_port = parse_address(config.ocpp_tls)
                 context = tls_context(config.tls_cert, config.tls_key, config.tls_client_ca)
-                bound_tls = await nursery.start(serve_ocpp, chargers, tls_host, tls_port, context)
+                bound_tls = await nursery.start(serve_ocpp, chargers, tls_host, tls_port, context, limits)
                 chargers.tls_profiles = (2, 3) if config.tls_client_ca else (2,)
             async with trio.open_nursery() as http:
                 bound_http = await http.start(serve_http, app, http_host, http_port,
-                                              config.charger.max_frame_bytes, http_stopped)
+                                              config.charger.max_frame_bytes, http_stopped, limits)
                 log.info("gateway started", ocpp=f"{ocpp_host}:{bound_ocpp}", http=f"{http_host}:{bound_http}",
                          db=config.db, validation=config.charger.validation)
                 # What start-up made (modules, compiled schemas, the app) lives as long as the process:

@@ -198,6 +198,9 @@ class Config:
     tls_client_ca: str = ""  # PEM CA that signs chargers' client certificates (profile 3); empty: none
     http_max_body_bytes: int = attrs.field(default=1_048_576, validator=_positive)
     http_max_page_size: int = attrs.field(default=500, validator=_positive)
+    http_body_timeout: float = attrs.field(default=30.0, validator=_positive)  # seconds to send a request body
+    max_connections: int = attrs.field(default=0, validator=_not_negative)  # 0: from the open-file limit
+    max_connections_per_address: int = attrs.field(default=100, validator=_positive)
     log_level: str = attrs.field(
         default="info", validator=_one_of("debug", "info", "warning", "error")
     )

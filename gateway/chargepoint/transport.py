@@ -39,10 +39,9 @@ class TrioWebSocketTransport:
 
     can_ping = True
 
-    def __init__(self, ws: trio_websocket.WebSocketConnection):
+    def __init__(self, ws: trio_websocket.WebSocketConnection, remote: str):
         self._ws = ws
-        remote = ws.remote
-        self.remote = f"{remote.address}:{remote.port}" if hasattr(remote, "address") else str(remote)
+        self.remote = remote  # taken when accepted: asking the socket later fails once the client is gone
 
     async def receive(self) -> str | bytes:
         try:

@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 from quart import Blueprint, Response, current_app, websocket
 
+from ..chargepoint.boundary import handshake_failed
 from ..chargepoint.handshake import HandshakeRefused
 from ..chargepoint.transport import QuartTransport
 from ..proxies import peer
@@ -29,12 +30,18 @@ async def charger_socket(rest: str) -> Any:
     except HandshakeRefused as refused:
         log.warning("handshake refused", remote=client.address, path=target[:200],
                     status=refused.status, reason=refused.reason)
-        # Answered instead of the upgrade.
-        response = Response(refused.reason, refused.status, content_type="text/plain; charset=utf-8")
-        if refused.status == 401:
-            response.headers["WWW-Authenticate"] = 'Basic realm="ocpp"'
-        return response
+        return _refusal(refused)
+    except Exception as exc:  # the gateway's own failure (the database): this handshake only
+        return _refusal(handshake_failed(exc, client.address, target))
     await websocket.accept(subprotocol=subprotocol)
     # The real object, not the context-local proxy: commands send from other tasks.
     await service.serve(QuartTransport(websocket._get_current_object()), cp_id, subprotocol)
     return None
+
+
+def _refusal(refused: HandshakeRefused) -> Response:
+    """Answered instead of the upgrade."""
+    response = Response(refused.reason, refused.status, content_type="text/plain; charset=utf-8")
+    if refused.status == 401:
+        response.headers["WWW-Authenticate"] = 'Basic realm="ocpp"'
+    return response

@@ -1,7 +1,9 @@
 """Schema validation of OCPP 1.6 payloads.
 
-The schemas are the ones shipped in the `ocpp` package (ocpp/v16/schemas); each
-is compiled once, on first use, with fastjsonschema. A failure is turned into a
+The schemas are the ones shipped in the `ocpp` package (ocpp/v16/schemas); all of
+them are read and compiled once, at start (`Validator.preload`), with fastjsonschema:
+a gateway out of file descriptors can no longer open a schema file, and must still
+answer every action. A failure is turned into a
 `Violation` carrying the 1.6 CALLERROR code that strict mode answers with.
 
 Where jsonschema-rs is installed (its wheels cover x86-64 and 64-bit ARM), it answers
@@ -12,6 +14,7 @@ to name the violation, and has the last word. A test holds the two to the same v
 
 from __future__ import annotations
 
+import functools
 import json
 from importlib import resources
 from typing import Any, Callable, Literal
@@ -51,10 +54,14 @@ class Violation:
     rule: str
 
 
+@functools.cache
+def _schema_text(name: str) -> str:
+    return resources.files("ocpp.v16").joinpath("schemas", name).read_text("utf-8")
+
+
 def load_schema(action: str, kind: Kind) -> dict[str, Any]:
-    name = f"{action}Response.json" if kind == "response" else f"{action}.json"
-    text = resources.files("ocpp.v16").joinpath("schemas", name).read_text("utf-8")
-    return json.loads(text)
+    """A fresh copy (callers may change it) of the schema, read from its file once per process."""
+    return json.loads(_schema_text(f"{action}Response.json" if kind == "response" else f"{action}.json"))
 
 
 def _path(parts: list[Any]) -> str:
@@ -79,6 +86,14 @@ class Validator:
         if fn is None:
             fn = self._cache[key] = fastjsonschema.compile(load_schema(action, kind))
         return fn
+
+    def preload(self) -> None:
+        """Read and compile every schema now (half a second), instead of on first use."""
+        for action in sorted(ALL_ACTIONS):
+            for kind in ("request", "response"):
+                self._compiled(action, kind)
+                if jsonschema_rs is not None:
+                    self._fast(action, kind)
 
     def _fast(self, action: str, kind: Kind) -> Callable[[Any], bool]:
         key = (action, kind)
