@@ -1,0 +1,27 @@
+"""The one rule for an AuthorizationKey's strength."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from gateway.chargepoint.charger_auth import key_problem
+
+
+@pytest.mark.parametrize("key", [secrets.token_hex(20), secrets.token_hex(8), secrets.token_urlsafe(15)[:16],
+                                 "00112233445566778899aabbccddeeff00112233", "correct-horse-battery"])
+def test_random_and_ordinary_keys_pass(key):
+    assert key_problem(key) is None
+
+
+@pytest.mark.parametrize("key, why", [
+    ("short", "16 to 40"), ("x" * 41, "16 to 40"), (None, "16 to 40"), (1234567890123456, "16 to 40"),
+    ("aaaaaaaaaaaaaaaa", "1 different"), ("aaaaaaaaaaaaaaab", "2 different"), ("abcdefabcdefabcdefa", "6 characters repeated"),
+    ("0123456789ab0123456789ab", "12 characters repeated"), ("päßwörd-päßwörd-x", "ASCII"),
+])
+def test_weak_keys_are_refused_with_the_reason(key, why):
+    problem = key_problem(key)
+    assert problem is not None and why in problem
+    if isinstance(key, str):
+        assert key not in problem
