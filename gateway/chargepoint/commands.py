@@ -50,6 +50,16 @@ class InvalidSecuritySetting(CommandError):
 
 # Configuration keys that decide who may connect as the charger (OCPP 1.6 security whitepaper).
 SECURITY_KEYS = ("AuthorizationKey", "SecurityProfile")
+
+
+def security_key(payload: dict[str, Any]) -> str | None:
+    """The security key a ChangeConfiguration payload sets, by its OCPP name, or None. Configuration
+    keys are CiString (compared without case), and a charger may well trim them too."""
+    key = payload.get("key")
+    folded = key.strip().casefold() if isinstance(key, str) else None
+    return next((name for name in SECURITY_KEYS if name.casefold() == folded), None)
+
+
 # Actions that change which certificates a charger trusts or presents: as much the admin's.
 CERTIFICATE_ACTIONS = ("CertificateSigned", "DeleteCertificate", "InstallCertificate")
 
@@ -152,9 +162,10 @@ class CommandService:
         if action in CERTIFICATE_ACTIONS and not admin:
             raise SecurityChangeRefused(f"{action} changes which certificates charger {cp_id!r} trusts or presents: "
                                         "it needs the admin role")
-        if action != "ChangeConfiguration" or payload.get("key") not in SECURITY_KEYS:
+        key = security_key(payload) if action == "ChangeConfiguration" else None
+        if key is None:
             return
-        key, value = payload["key"], payload.get("value")
+        value = payload.get("value")
         if not admin:
             raise SecurityChangeRefused(f"changing {key} decides who may connect as charger {cp_id!r}: "
                                         "it needs the admin role")
@@ -213,9 +224,9 @@ class CommandService:
         if action == "ChangeConfiguration" and _status(result, outcome) in ("Accepted", "RebootRequired"):
             # The charger uses a new key or a higher security profile from its next connection
             # (OCTT TC_073, TC_083): from then on the gateway asks for them.
-            if payload["key"] == "AuthorizationKey":
+            if security_key(payload) == "AuthorizationKey":
                 await self.store.chargers.set_security(cp_id, None, hash_key(payload["value"]), clock.iso())
-            elif payload["key"] == "SecurityProfile" and payload["value"] in ("0", "1", "2", "3"):
+            elif security_key(payload) == "SecurityProfile" and payload["value"] in ("0", "1", "2", "3"):
                 # Raised only, whatever the charger accepted (check_security refused a lower one).
                 if int(payload["value"]) > (await self.store.chargers.security(cp_id))[0]:
                     await self.store.chargers.set_security(cp_id, int(payload["value"]), None, clock.iso())

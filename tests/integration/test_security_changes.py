@@ -38,6 +38,11 @@ async def test_an_operator_changes_no_security_key_through_any_route(nursery, tm
                           headers=OPERATOR),
                 http.get("/api/ocpp/changeConfiguration/SEC1",
                          params={"key": "AuthorizationKey", "value": NEW_KEY, "wait": "false"}, headers=OPERATOR),
+                # Configuration keys are compared without case (CiString), and chargers may trim them.
+                http.get("/api/ocpp/changeConfiguration/SEC1", params={"key": "securityprofile", "value": "0"},
+                         headers=OPERATOR),
+                http.post("/api/ocpp/call/SEC1/ChangeConfiguration",
+                          json={"key": " AUTHORIZATIONKEY", "value": NEW_KEY}, headers=OPERATOR),
                 http.post("/api/ocpp/call/SEC1/InstallCertificate",
                           json={"certificateType": "CentralSystemRootCertificate", "certificate": "-----BEGIN"},
                           headers=OPERATOR),
@@ -63,8 +68,9 @@ async def test_an_admin_raises_the_profile_by_command_but_lowers_it_only_on_the_
     async with gateway.http() as http:  # protected mode: this machine is admin
         await http.put("/api/chargers/SEC2/security", json={"securityProfile": 1, "authorizationKey": OLD_KEY})
         async with answering(gateway.ocpp_port, "SEC2", headers=_basic("SEC2", OLD_KEY)) as cp:
-            for route in ("/api/ocpp/changeConfiguration/SEC2", "/api/ocpp/call/SEC2/ChangeConfiguration"):
-                r = await http.get(route, params={"key": "SecurityProfile", "value": "0"})
+            for route, key in (("/api/ocpp/changeConfiguration/SEC2", "SecurityProfile"),
+                               ("/api/ocpp/call/SEC2/ChangeConfiguration", "securityProfile")):
+                r = await http.get(route, params={"key": key, "value": "0"})
                 body = assert_error(r, 400, "bad_request")
                 assert "only be raised" in body["message"] and "PUT /api/chargers/SEC2/security" in body["message"]
             assert _changes(cp) == []
@@ -84,10 +90,10 @@ async def test_a_weak_key_is_refused_wherever_a_key_is_set(gateway):
             assert "too easy to guess" in body["message"] and weak not in body["message"]
         assert_error(await http.get("/api/chargers/SEC3/security"), 404, "not_found")  # nothing was kept
         async with answering(gateway.ocpp_port, "SEC3") as cp:
-            r = await http.get("/api/ocpp/changeConfiguration/SEC3",
-                               params={"key": "AuthorizationKey", "value": "a" * 20})
-            body = assert_error(r, 400, "bad_request")
-            assert "too easy to guess" in body["message"]
+            for key in ("AuthorizationKey", "authorizationkey"):
+                r = await http.get("/api/ocpp/changeConfiguration/SEC3", params={"key": key, "value": "a" * 20})
+                body = assert_error(r, 400, "bad_request")
+                assert "too easy to guess" in body["message"]
             assert _changes(cp) == []
             r = await http.get("/api/ocpp/changeConfiguration/SEC3", params={"key": "AuthorizationKey", "value": NEW_KEY})
             assert r.status_code == 200 and r.json()["status"] == "Accepted"

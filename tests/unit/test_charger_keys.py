@@ -25,3 +25,16 @@ def test_weak_keys_are_refused_with_the_reason(key, why):
     assert problem is not None and why in problem
     if isinstance(key, str):
         assert key not in problem
+
+
+def test_security_keys_are_known_whatever_their_case():
+    from gateway.chargepoint.commands import security_key
+    from gateway.ocpp.secrets import redact
+
+    assert security_key({"key": " authorizationKEY", "value": "x"}) == "AuthorizationKey"
+    assert security_key({"key": "SECURITYPROFILE", "value": "0"}) == "SecurityProfile"
+    assert security_key({"key": "HeartbeatInterval", "value": "0"}) is None
+    assert security_key({"key": 5}) is None
+    # A key sent in another case is as secret in the records.
+    assert redact("ChangeConfiguration", "request", {"key": "authorizationkey", "value": "s3cret-key"})["value"] \
+        == "********"
