@@ -25,7 +25,7 @@ from . import auth_api, billing_api, charger_ws, commands_api, errors, ocpp_api,
 from . import console
 from .auth import Auth, required_role
 from .errors import CALLBACKS, ApiError
-from .sameorigin import SAFE_METHODS, cross_site, host_allowed
+from .sameorigin import SAFE_METHODS, cross_site, host_allowed, host_name
 
 
 class _HTTPConnection(TrioASGIHTTPConnection):
@@ -51,7 +51,7 @@ def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
                max_body_bytes: int = 1_048_576, billing: tuple[OrderBook, PaymentService] | None = None,
                max_page_size: int = 500, trusted_proxies: Sequence[str] = (),
                allowed_hosts: Sequence[str] = ()) -> QuartTrio:
-    allowed = frozenset(host.lower() for host in allowed_hosts)
+    allowed = frozenset(host_name(host) for host in allowed_hosts)  # "gw.example.com:8443" names gw.example.com
     app = _App("gateway")
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes  # larger bodies: 413
     app.config["MAX_PAGE_SIZE"] = max_page_size  # larger page sizes: 400

@@ -37,9 +37,10 @@ async def test_dns_rebinding_gets_nothing_with_trust_loopback(nursery, tmp_path)
 
 async def test_names_can_be_allowed(nursery, tmp_path):
     config = make_config(tmp_path)
-    config.http_allowed_hosts = ["gw.example.com"]
+    config.http_allowed_hosts = ["gw.example.com", "Console.Example.com:8443"]
     async with started(nursery, config) as gw, gw.http() as http:
         assert (await http.get("/api/chargers", headers={"Host": "gw.example.com:8080"})).status_code == 200
+        assert (await http.get("/api/chargers", headers={"Host": "console.example.com"})).status_code == 200
         assert_error(await http.get("/api/chargers", headers=REBIND), 421, "misdirected_request")
 
 
