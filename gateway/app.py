@@ -74,7 +74,8 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
         http_stopped = trio.Event()
         async with trio.open_nursery() as nursery:
             app = create_app(chargers, CommandService(chargers, nursery), auth, config.http_max_body_bytes, billing,
-                             config.http_max_page_size, config.trusted_proxies)
+                             config.http_max_page_size, config.trusted_proxies,
+                             (*config.http_allowed_hosts, http_host))
             app.config["BODY_TIMEOUT"] = config.http_body_timeout  # a body sent slower: 408
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)

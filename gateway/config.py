@@ -206,6 +206,7 @@ class Config:
     )
     admin_password: str = attrs.field(default="", repr=False)  # a secret: never printed
     trusted_proxies: list[str] = attrs.field(factory=list)  # reverse proxies believed about X-Forwarded-*
+    http_allowed_hosts: list[str] = attrs.field(factory=list)  # Host names answered besides loopback and IPs
     charger: ChargerConfig = attrs.field(factory=ChargerConfig)
     frames: FramesConfig = attrs.field(factory=FramesConfig)
     auth: AuthConfig = attrs.field(factory=AuthConfig)

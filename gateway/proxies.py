@@ -4,6 +4,11 @@ Only a proxy named in `trusted_proxies` is believed about the client's address
 (X-Forwarded-For) and about TLS (X-Forwarded-Proto). A request that carries forwarding
 headers from anyone else came through a proxy we do not know: its address is the
 proxy's, and it is never taken for a client on this machine.
+
+Only a direct connection from this machine is local (protected mode, trust_loopback). A request
+from a trusted proxy never is, whatever it says: one that adds no X-Forwarded-For stands for
+everyone behind it, and one that passes on the client's own header (nginx without
+`proxy_set_header X-Forwarded-For`) would let anyone claim 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -39,11 +44,13 @@ class Peer:
 def peer(remote: str | None, headers: Mapping[str, str], trusted: Sequence[str]) -> Peer:
     """`headers` with lower-case names."""
     remote = remote or ""
-    forwarded = any(name in headers for name in FORWARDING)
-    if remote not in trusted or "x-forwarded-for" not in headers:
+    if remote not in trusted:
+        forwarded = any(name in headers for name in FORWARDING)
         return Peer(remote, False, is_loopback(remote) and not forwarded)
     # Right to left: the nearest hop first; the first address that is not one of our proxies is the client.
-    hops = [hop.strip() for hop in headers["x-forwarded-for"].split(",") if hop.strip()]
-    client = next((hop for hop in reversed(hops) if hop not in trusted), hops[0] if hops else remote)
+    hops = [hop.strip() for hop in headers.get("x-forwarded-for", "").split(",") if hop.strip()]
+    if not hops:  # the proxy names no client: it is all we know
+        return Peer(remote, False, False)
+    client = next((hop for hop in reversed(hops) if hop not in trusted), hops[0])
     proto = headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-    return Peer(client, proto in ("https", "wss"), is_loopback(client))
+    return Peer(client, proto in ("https", "wss"), False)

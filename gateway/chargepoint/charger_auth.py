@@ -9,6 +9,30 @@ import hmac
 import secrets
 
 
+KEY_LENGTH = (16, 40)
+KEY_MIN_DISTINCT = 6  # 16 random hex digits have fewer than 6 different ones about 3 times in 100,000
+
+
+def key_problem(key: object) -> str | None:
+    """Why `key` cannot be a charger's AuthorizationKey, or None when it can. One rule for every
+    place a key is set. The length is the security whitepaper's (16 to 40 characters, as 20 bytes
+    in hex at most); a key an attacker would try first (one character, or a short sequence,
+    repeated) is refused too. The message never quotes the key."""
+    low, high = KEY_LENGTH
+    if not isinstance(key, str) or not low <= len(key) <= high:
+        return f"an AuthorizationKey must be {low} to {high} characters (OCPP 1.6 security whitepaper)"
+    if not (key.isascii() and key.isprintable()):
+        return "an AuthorizationKey must be printable ASCII characters (hex digits are best)"
+    if len(set(key)) < KEY_MIN_DISTINCT:
+        return (f"this AuthorizationKey is too easy to guess: it has {len(set(key))} different characters, at "
+                f"least {KEY_MIN_DISTINCT} are needed; use a random key such as 20 random bytes in hex")
+    for size in range(1, len(key) // 2 + 1):
+        if (key[:size] * (len(key) // size + 1))[:len(key)] == key:
+            return (f"this AuthorizationKey is too easy to guess: it is {size} characters repeated; "
+                    "use a random key such as 20 random bytes in hex")
+    return None
+
+
 def _canonical(key: str) -> bytes:
     """The key's bytes: the AuthorizationKey is configured as hex, so hex is decoded."""
     try:

@@ -21,7 +21,7 @@ from ..ocpp.actions import CENTRAL_ACTIONS
 from ..ocpp.frames import new_unique_id
 from ..ocpp.secrets import redact
 from ..ocpp.validation import Violation
-from .charger_auth import hash_key
+from .charger_auth import hash_key, key_problem
 from .errors import CallErrorReceived, CallTimeout, CommandError, NotConnected
 from .service import ChargerService
 
@@ -38,6 +38,30 @@ class InvalidPayload(CommandError):
     def __init__(self, violation: Violation):
         super().__init__(violation.message)
         self.violation = violation
+
+
+class SecurityChangeRefused(CommandError):
+    """A change of who may connect as a charger that the caller may not make (HTTP 403)."""
+
+
+class InvalidSecuritySetting(CommandError):
+    """A security setting no charger should be given (HTTP 400)."""
+
+
+# Configuration keys that decide who may connect as the charger (OCPP 1.6 security whitepaper).
+SECURITY_KEYS = ("AuthorizationKey", "SecurityProfile")
+
+
+def security_key(payload: dict[str, Any]) -> str | None:
+    """The security key a ChangeConfiguration payload sets, by its OCPP name, or None. Configuration
+    keys are CiString (compared without case), and a charger may well trim them too."""
+    key = payload.get("key")
+    folded = key.strip().casefold() if isinstance(key, str) else None
+    return next((name for name in SECURITY_KEYS if name.casefold() == folded), None)
+
+
+# Actions that change which certificates a charger trusts or presents: as much the admin's.
+CERTIFICATE_ACTIONS = ("CertificateSigned", "DeleteCertificate", "InstallCertificate")
 
 
 @attrs.frozen
@@ -94,15 +118,18 @@ class CommandService:
             self.check(action, payload)
         return payload
 
-    async def send(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float | None = None) -> Sent:
-        """Send and wait for the answer; raise CallErrorReceived, CallTimeout or NotConnected."""
-        sent = await self.sendable(cp_id, action, payload)
+    async def send(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float | None = None,
+                   *, admin: bool = False) -> Sent:
+        """Send and wait for the answer; raise CallErrorReceived, CallTimeout or NotConnected.
+        `admin`: the caller has the admin role (security keys may be changed, see `check_security`)."""
+        sent = await self.sendable(cp_id, action, payload, admin=admin)
         return await self.deliver(sent, timeout)
 
-    async def start(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float | None = None) -> Sent:
+    async def start(self, cp_id: str, action: str, payload: dict[str, Any], timeout: float | None = None,
+                    *, admin: bool = False) -> Sent:
         """Send without waiting (wait=false): checked and recorded now, answered in the background."""
         assert self._nursery is not None, "start() needs the gateway's nursery"
-        sent = await self.sendable(cp_id, action, payload)
+        sent = await self.sendable(cp_id, action, payload, admin=admin)
 
         async def background() -> None:
             try:
@@ -113,15 +140,54 @@ class CommandService:
         self._nursery.start_soon(background)
         return sent
 
-    async def sendable(self, cp_id: str, action: str, payload: dict[str, Any]) -> Sent:
+    async def sendable(self, cp_id: str, action: str, payload: dict[str, Any], *, admin: bool = False) -> Sent:
         """Checked, completed and recorded as sent; raises before anything is sent."""
         if cp_id not in self.chargers.registry:  # nothing is sent, so nothing is recorded
             raise NotConnected(cp_id)
         payload = await self.prepare(action, cp_id, payload)
+        await self.check_security(cp_id, action, payload, admin)
         request_id = new_unique_id()
         payload = await self._before(cp_id, action, payload, request_id)
         self.store.commands.begin(request_id, cp_id, action, redact(action, "request", payload), clock.iso())
         return Sent(request_id, cp_id, action, payload)
+
+    async def check_security(self, cp_id: str, action: str, payload: dict[str, Any], admin: bool) -> None:
+        """The one gate for security changes sent to a charger, whatever route carries them.
+
+        Only an admin may change AuthorizationKey or SecurityProfile, as only an admin may change
+        them in the gateway's record (PUT /api/chargers/{cpId}/security). The key must be strong
+        (`key_problem`). The profile may only be raised: the whitepaper has a charger reject a
+        lower SecurityProfile, and the gateway would otherwise stop asking for credentials; an
+        admin who must lower it (a charger replaced) sets the record with the PUT route."""
+        if action in CERTIFICATE_ACTIONS and not admin:
+            raise SecurityChangeRefused(f"{action} changes which certificates charger {cp_id!r} trusts or presents: "
+                                        "it needs the admin role")
+        key = security_key(payload) if action == "ChangeConfiguration" else None
+        if key is None:
+            return
+        value = payload.get("value")
+        if not admin:
+            raise SecurityChangeRefused(f"changing {key} decides who may connect as charger {cp_id!r}: "
+                                        "it needs the admin role")
+        if key == "AuthorizationKey":
+            problem = key_problem(value)
+            if problem:
+                raise InvalidSecuritySetting(problem)
+            return
+        profile, key_hash = await self.store.chargers.security(cp_id)
+        if value not in ("0", "1", "2", "3"):
+            raise InvalidSecuritySetting("SecurityProfile must be 0, 1, 2 or 3")
+        if int(value) < profile:
+            raise InvalidSecuritySetting(
+                f"SecurityProfile can only be raised through ChangeConfiguration (charger {cp_id!r} has profile "
+                f"{profile}; OCPP 1.6 security has a charger reject a lower one): to lower the gateway's record, "
+                f"an admin uses PUT /api/chargers/{cp_id}/security")
+        if int(value) >= 2 and int(value) not in self.chargers.tls_profiles:
+            raise InvalidSecuritySetting(f"security profile {value} needs the wss:// listener: configure "
+                                         + ("ocpp_tls with tls_client_ca" if value == "3" else "ocpp_tls"))
+        if int(value) in (1, 2) and key_hash is None:
+            raise InvalidSecuritySetting(f"security profile {value} needs an AuthorizationKey: none is known for "
+                                         f"charger {cp_id!r}; set one first")
 
     async def deliver(self, sent: Sent, timeout: float | None) -> Sent:
         started = time.perf_counter()
@@ -158,10 +224,12 @@ class CommandService:
         if action == "ChangeConfiguration" and _status(result, outcome) in ("Accepted", "RebootRequired"):
             # The charger uses a new key or a higher security profile from its next connection
             # (OCTT TC_073, TC_083): from then on the gateway asks for them.
-            if payload["key"] == "AuthorizationKey":
+            if security_key(payload) == "AuthorizationKey":
                 await self.store.chargers.set_security(cp_id, None, hash_key(payload["value"]), clock.iso())
-            elif payload["key"] == "SecurityProfile" and payload["value"] in ("0", "1", "2", "3"):
-                await self.store.chargers.set_security(cp_id, int(payload["value"]), None, clock.iso())
+            elif security_key(payload) == "SecurityProfile" and payload["value"] in ("0", "1", "2", "3"):
+                # Raised only, whatever the charger accepted (check_security refused a lower one).
+                if int(payload["value"]) > (await self.store.chargers.security(cp_id))[0]:
+                    await self.store.chargers.set_security(cp_id, int(payload["value"]), None, clock.iso())
         hook = _AFTER.get(action)
         if hook is not None:
             await hook(self, cp_id, redact(action, "request", payload), result, outcome, request_id)

@@ -24,7 +24,8 @@ from ..proxies import peer
 from . import auth_api, billing_api, charger_ws, commands_api, errors, hypercorn_limits, ocpp_api, openapi, records_api
 from . import console
 from .auth import Auth, required_role
-from .errors import ApiError
+from .errors import CALLBACKS, ApiError
+from .sameorigin import SAFE_METHODS, cross_site, host_allowed, host_name
 
 
 class _HTTPConnection(TrioASGIHTTPConnection):
@@ -48,7 +49,9 @@ PROTECTED_MODE = ("protected mode: no account exists, so only clients on this ma
 
 def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
                max_body_bytes: int = 1_048_576, billing: tuple[OrderBook, PaymentService] | None = None,
-               max_page_size: int = 500, trusted_proxies: Sequence[str] = ()) -> QuartTrio:
+               max_page_size: int = 500, trusted_proxies: Sequence[str] = (),
+               allowed_hosts: Sequence[str] = ()) -> QuartTrio:
+    allowed = frozenset(host_name(host) for host in allowed_hosts)  # "gw.example.com:8443" names gw.example.com
     app = _App("gateway")
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes  # larger bodies: 413
     app.config["MAX_PAGE_SIZE"] = max_page_size  # larger page sizes: 400
@@ -68,8 +71,21 @@ def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
 
     @app.before_request
     async def authenticate() -> None:
-        g.peer = peer(request.remote_addr, {k.lower(): v for k, v in request.headers.items()}, trusted_proxies)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        g.peer = peer(request.remote_addr, headers, trusted_proxies)
         role = required_role(request.method, request.path)
+        # Payment providers and load balancers call with names of their own; chargers use the WebSocket.
+        if request.path != "/health" and not request.path.startswith(CALLBACKS):
+            if not host_allowed(headers.get("host"), allowed):
+                raise ApiError(421, "misdirected_request",
+                               f"this gateway does not answer to the name {headers.get('host', '')[:200]!r}: use "
+                               "its address, or add the name to http_allowed_hosts (a web page whose DNS name "
+                               "points here must not reach the API)")
+            if request.method not in SAFE_METHODS or role in ("operator", "admin"):  # it changes something
+                why = cross_site(headers, headers.get("host"))
+                if why:
+                    raise ApiError(403, "forbidden", f"{why}: refused because it would change something; "
+                                   "use the gateway's own pages (/web) or a client such as curl")
         if role is None:
             return
         principal = await auth.principal(request.headers, g.peer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import secrets
 import time
 from datetime import timedelta
@@ -78,8 +79,9 @@ class Auth:
         self.store = store
         self.config = config
         self._secret = ""
-        self._basic: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._failures: dict[str, list[float]] = {}
+        self._basic: dict[str, tuple[float, str, str]] = {}  # sha256 of credentials -> (until, user, hash)
+        self._failures: dict[str, list[float]] = {}  # address -> times of its recent failed logins
+        self._checking: dict[str, list[Any]] = {}  # address -> [lock of its password checks, requests using it]
         # argon2 takes 64 MiB and tens of milliseconds per check: a flood of made-up credentials
         # must queue here, not take every core and the memory with it.
         self._slots = trio.CapacityLimiter(2)
@@ -113,16 +115,7 @@ class Auth:
         if scheme.lower() == "bearer" and credentials:
             return await self._bearer(credentials.strip())
         if scheme.lower() == "basic" and credentials:
-            address = client.address or "?"
-            wait = self.throttled(address)
-            if wait > 0:
-                raise ApiError(429, "too_many_requests", f"too many failed logins from {address}: try again in "
-                               f"{wait:.0f} s", headers={"Retry-After": str(int(wait) + 1)})
-            try:
-                return await self._basic_auth(credentials.strip())
-            except ApiError:
-                self.failed(address)
-                raise
+            return await self._basic_auth(credentials.strip(), client.address or "?")
         if header:
             raise ApiError(401, "unauthorized", "use Authorization: Bearer <token> or HTTP Basic")
         if client.local:
@@ -147,23 +140,67 @@ class Auth:
         user = await self.store.users.get(claims["sub"])
         if user is None:
             raise ApiError(401, "unauthorized", "the account of this token no longer exists")
+        if not hmac.compare_digest(str(claims.get("stamp", "")), user["session_stamp"]):
+            raise ApiError(401, "unauthorized", "this login token has ended (logged out, or the password changed): "
+                           "log in again")
         return Principal(user["username"], user["role"], "bearer")
 
-    async def _basic_auth(self, credentials: str) -> Principal:
+    async def _basic_auth(self, credentials: str, address: str) -> Principal:
         try:
             username, _, password = base64.b64decode(credentials, validate=True).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
+            self.refuse_if_throttled(address)
+            self.failed(address)
             raise ApiError(401, "unauthorized", "malformed HTTP Basic credentials") from None
         key = hashlib.sha256(credentials.encode()).hexdigest()
-        cached = self._basic.get(key)
-        if cached and cached[0] > time.monotonic():
-            user = cached[1]
-        else:
-            user = await self.check_password(username, password)
-            if user is None:
-                raise ApiError(401, "unauthorized", "wrong user name or password")
-            self._basic[key] = (time.monotonic() + BASIC_CACHE_SECONDS, user)
+        user = await self.password_login(address, username, password, key)
+        if user is None:
+            raise ApiError(401, "unauthorized", "wrong user name or password")
         return Principal(user["username"], user["role"], "basic")
+
+    async def _cached(self, key: str) -> dict[str, Any] | None:
+        """The account of Basic credentials checked lately, if its password is still the one checked:
+        a password changed or an account deleted (also by `gateway user`) ends the cached entry."""
+        cached = self._basic.get(key)
+        if cached is None or cached[0] <= time.monotonic():
+            self._basic.pop(key, None)
+            return None
+        user = await self.store.users.get(cached[1])
+        if user is None or user["password_hash"] != cached[2]:
+            del self._basic[key]
+            return None
+        return user
+
+    async def password_login(self, address: str, username: str, password: str,
+                             cache_key: str | None = None) -> dict[str, Any] | None:
+        """The account if the password is right, else None (a failed login of `address`); 429 once
+        `address` has failed auth.login_attempts times within auth.lockout_seconds.
+
+        One check per address at a time: the throttle is read after the checks before this one have
+        counted, so a flood of wrong passwords from one address checks at most login_attempts of them,
+        and it holds at most one argon2 slot, leaving the other to everyone else (the slots are
+        handed out in order of arrival, so each address waits its turn)."""
+        if cache_key is not None and (user := await self._cached(cache_key)) is not None:
+            return user
+        self.refuse_if_throttled(address)
+        entry = self._checking.setdefault(address, [trio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                if cache_key is not None and (user := await self._cached(cache_key)) is not None:
+                    return user  # checked while this request waited
+                self.refuse_if_throttled(address)
+                user = await self.check_password(username, password)
+                if user is None:
+                    self.failed(address)
+                elif cache_key is not None:
+                    self._basic[cache_key] = (time.monotonic() + BASIC_CACHE_SECONDS, user["username"],
+                                              user["password_hash"])
+                return user
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._checking[address]
 
     async def check_password(self, username: str, password: str) -> dict[str, Any] | None:
         user = await self.store.users.get(username)
@@ -178,10 +215,19 @@ class Auth:
         """Seconds this client must wait before trying again (0: it may try now)."""
         now = time.monotonic()
         recent = [t for t in self._failures.get(client, []) if t > now - self.config.lockout_seconds]
+        if not recent:
+            self._failures.pop(client, None)
+            return 0.0
         self._failures[client] = recent
         if len(recent) >= self.config.login_attempts:
             return recent[0] + self.config.lockout_seconds - now
         return 0.0
+
+    def refuse_if_throttled(self, client: str) -> None:
+        wait = self.throttled(client)
+        if wait > 0:
+            raise ApiError(429, "too_many_requests", f"too many failed logins from {client}: try again in "
+                           f"{wait:.0f} s", headers={"Retry-After": str(int(wait) + 1)})
 
     def failed(self, client: str) -> None:
         self._failures.setdefault(client, []).append(time.monotonic())
@@ -189,8 +235,8 @@ class Auth:
     def issue(self, user: dict[str, Any]) -> tuple[str, str]:
         """A login token and its expiry time."""
         expires = clock.now() + timedelta(hours=self.config.token_hours)
-        token = jwt.encode({"sub": user["username"], "role": user["role"], "iat": int(time.time()),
-                            "exp": int(expires.timestamp())}, self._secret, algorithm="HS256")
+        token = jwt.encode({"sub": user["username"], "role": user["role"], "stamp": user["session_stamp"],
+                            "iat": int(time.time()), "exp": int(expires.timestamp())}, self._secret, algorithm="HS256")
         return token, clock.iso(expires)
 
     @staticmethod

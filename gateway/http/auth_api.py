@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, current_app, g
+from quart import Blueprint, current_app, g, request
 
 from .. import clock
 from . import params
@@ -26,20 +26,34 @@ def _user_info(user: dict[str, Any]) -> dict[str, Any]:
 async def login() -> Any:
     auth = _auth()
     client = g.peer.address or "?"
-    wait = auth.throttled(client)
-    if wait > 0:
-        raise ApiError(429, "too_many_requests", f"too many failed logins from {client}: try again in {wait:.0f} s",
-                       headers={"Retry-After": str(int(wait) + 1)})
+    auth.refuse_if_throttled(client)
     body = await params.json_body()
     if not isinstance(body, dict) or not isinstance(body.get("username"), str) \
             or not isinstance(body.get("password"), str):
         raise params.bad("the body must be {\"username\": \"...\", \"password\": \"...\"}")
-    user = await auth.check_password(body["username"], body["password"])
+    user = await auth.password_login(client, body["username"], body["password"])
     if user is None:
-        auth.failed(client)
         raise ApiError(401, "unauthorized", "wrong user name or password")
     token, expires = auth.issue(user)
     return evcs({"token": token, "expireTime": expires, "userInfo": _user_info(user)}, "login successful")
+
+
+@bp.post("/logout")
+async def logout() -> Any:
+    """End the credentials this request used: a login token ends with every other login token of the
+    account (they share its session stamp); an API token is revoked."""
+    me = _me()
+    store = current_app.config["CHARGERS"].store
+    if me.via == "bearer":
+        await store.users.end_sessions(me.username)
+        return evcs({"username": me.username, "loggedOut": True}, "logged out: every login token of "
+                    f"{me.username} has ended")
+    if me.via == "token":
+        token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+        await store.users.revoke_hash(token_hash(token), clock.iso())
+        return evcs({"username": me.username, "loggedOut": True}, "logged out: this API token is revoked")
+    raise params.bad("nothing to log out: this request used no token (HTTP Basic is sent anew with every "
+                     "request, and this machine needs none in protected mode or with trust_loopback)")
 
 
 def _me() -> Principal:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import trio
-from quart import Blueprint, current_app, jsonify, request
+from quart import Blueprint, current_app, g, jsonify, request
 
 from .. import clock
 from ..chargepoint.authorization import id_tag_info
@@ -59,9 +59,10 @@ async def _body_payload() -> dict[str, Any]:
 async def _send(cp_id: str, action: str, payload: dict[str, Any]) -> Sent:
     """Send and wait; with wait=false, start it and return at once (then `result` is None)."""
     timeout = params.timeout()
+    admin = g.principal.may("admin")  # security keys are the admin's (CommandService.check_security)
     if not params.flag("wait", True):
-        return await _commands().start(cp_id, action, payload, timeout)
-    return await _commands().send(cp_id, action, payload, timeout)
+        return await _commands().start(cp_id, action, payload, timeout, admin=admin)
+    return await _commands().send(cp_id, action, payload, timeout, admin=admin)
 
 
 def _started(sent: Sent, **extra: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from quart import Quart, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .. import clock
-from ..chargepoint.commands import InvalidPayload, UnknownAction
+from ..chargepoint.commands import InvalidPayload, InvalidSecuritySetting, SecurityChangeRefused, UnknownAction
 from ..chargepoint.errors import CallErrorReceived, CallTimeout, NotConnected, TooManyCommands
 from ..ocpp.query import QueryError
 from ..store.health import StoreUnavailable
@@ -73,6 +73,14 @@ def install(app: Quart) -> None:
     async def invalid_payload(exc: InvalidPayload) -> Response:
         v = exc.violation
         return error_response(400, "bad_request", v.message, field=v.path, errorCode=v.code.value)
+
+    @app.errorhandler(SecurityChangeRefused)
+    async def security_refused(exc: SecurityChangeRefused) -> Response:
+        return error_response(403, "forbidden", str(exc))
+
+    @app.errorhandler(InvalidSecuritySetting)
+    async def security_invalid(exc: InvalidSecuritySetting) -> Response:
+        return error_response(400, "bad_request", str(exc))
 
     @app.errorhandler(NotConnected)
     async def not_connected(exc: NotConnected) -> Response:

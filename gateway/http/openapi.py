@@ -100,8 +100,12 @@ ERRORS = {
     "400": ("BadRequest", "bad_request: a parameter is missing or malformed, the body is not a JSON object, "
                           "or the payload fails the 1.6 schema (field names it)"),
     "401": ("Unauthorized", "unauthorized: no credentials or wrong ones (once an account exists)"),
-    "403": ("Forbidden", "forbidden: the role is too low, or protected mode (no account exists yet) refuses a "
-                         "client that is not on this machine"),
+    "403": ("Forbidden", "forbidden: the role is too low (ChangeConfiguration of SecurityProfile or "
+                         "AuthorizationKey and the certificate actions need admin), protected mode (no account "
+                         "exists yet) refuses a client that is not on this machine, or a browser says a request "
+                         "that would change something comes from another site (Origin, Sec-Fetch-Site)"),
+    "421": ("MisdirectedRequest", "misdirected_request: the Host header names none of the gateway's names "
+                                  "(loopback names, IP addresses, the http address, http_allowed_hosts)"),
     "429": ("TooManyRequests", "too_many_requests: too many failed logins (or HTTP Basic attempts) from this "
                                "address, or too many commands waiting for the charger (Retry-After)"),
     "404": ("NotFound", "not_found: no such record"),
@@ -286,7 +290,7 @@ def op(tag: str, summary: str, ok: Schema | None, *, errors: tuple[str, ...] = (
     if public:
         operation["security"] = []
     else:
-        errors = (*errors, "401", "403", "429")  # 429: failed HTTP Basic attempts count as failed logins
+        errors = (*errors, "401", "403", "421", "429")  # 429: failed HTTP Basic attempts count as failed logins
     if description:
         operation["description"] = description
     if query:
@@ -563,8 +567,12 @@ def _auth_paths() -> dict[str, dict[str, Schema]]:
         "/api/auth/login": {"post": op(
             "auth", "Log in: a signed token (JWT) for Authorization: Bearer", _evcs(
                 _record("token:str expireTime:time", userInfo=user)),
-            errors=("400", "401", "429"), public=True,
+            errors=("400", "401", "403", "421", "429"), public=True,
             body=_record("username:str password:str"))},
+        "/api/auth/logout": {"post": op(
+            "auth", "Log out: a login token ends, with every other login token of the account; an API token "
+                    "is revoked (HTTP Basic has nothing to end: 400)",
+            _evcs(_record("username:str loggedOut:bool")), errors=("400",))},
         "/api/auth/userinfo": {"get": op(
             "auth", "Who the credentials belong to", _evcs(_record("username:str role:str authenticatedBy:str")))},
         "/api/auth/tokens": {

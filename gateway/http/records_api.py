@@ -7,7 +7,7 @@ from typing import Any
 from quart import Blueprint, current_app, jsonify, request
 
 from .. import clock
-from ..chargepoint.charger_auth import hash_key
+from ..chargepoint.charger_auth import hash_key, key_problem
 from ..chargepoint.handshake import check_id
 from ..store import Store
 from . import params
@@ -110,8 +110,8 @@ async def set_security(cp_id: str) -> Any:
     if profile >= 2 and profile not in current_app.config["CHARGERS"].tls_profiles:
         needs = "ocpp_tls with tls_client_ca" if profile == 3 else "ocpp_tls"
         raise params.bad(f"security profile {profile} needs the wss:// listener: configure {needs}")
-    if key is not None and (not isinstance(key, str) or not 16 <= len(key) <= 40):
-        raise params.bad("authorizationKey must be 16 to 40 characters (OCPP 1.6 security whitepaper)")
+    if key is not None and (problem := key_problem(key)):
+        raise params.bad(f"authorizationKey: {problem}")
     cp_id = await _charger_to_set_up(cp_id)
     current = await _store().chargers.security(cp_id)
     if profile in (1, 2) and key is None and current[1] is None:

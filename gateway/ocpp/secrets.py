@@ -9,7 +9,12 @@ MASK = "********"
 
 
 def _is_secret(entry: Any) -> bool:
-    return isinstance(entry, dict) and entry.get("key") in SECRET_KEYS and "value" in entry
+    # Configuration keys are CiString: "authorizationkey" is the same key.
+    key = entry.get("key") if isinstance(entry, dict) else None
+    return isinstance(key, str) and key.strip().casefold() in _FOLDED and "value" in entry
+
+
+_FOLDED = frozenset(k.casefold() for k in SECRET_KEYS)
 
 
 def redact(action: str, kind: str, payload: Any) -> Any:

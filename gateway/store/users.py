@@ -22,13 +22,25 @@ def _by_id(conn: sqlite3.Connection, user_id: int) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+_NEW_STAMP = "lower(hex(randomblob(16)))"
+
+
 def _put(conn: sqlite3.Connection, username: str, password_hash: str, role: str, at: str) -> None:
+    """Create the account, or set its password and role; a new password ends its login tokens."""
     conn.execute(
-        """INSERT INTO users (username, password_hash, role, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
-           ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role,
-               updated_at = excluded.updated_at""",
+        f"""INSERT INTO users (username, password_hash, role, created_at, updated_at, session_stamp)
+            VALUES (?, ?, ?, ?, ?, {_NEW_STAMP})
+            ON CONFLICT (username) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role,
+                updated_at = excluded.updated_at,
+                session_stamp = CASE WHEN users.password_hash = excluded.password_hash THEN users.session_stamp
+                                     ELSE excluded.session_stamp END""",
         (username, password_hash, role, at, at),
     )
+
+
+def _end_sessions(conn: sqlite3.Connection, username: str) -> bool:
+    return conn.execute(f"UPDATE users SET session_stamp = {_NEW_STAMP} WHERE username = ?",
+                        (username,)).rowcount == 1
 
 
 def _remove(conn: sqlite3.Connection, username: str) -> bool:
@@ -54,6 +66,11 @@ def _token_user(conn: sqlite3.Connection, token_hash: str, at: str) -> dict[str,
         return None
     conn.execute("UPDATE api_tokens SET last_used_at = ? WHERE token_hash = ?", (at, token_hash))
     return dict(row)
+
+
+def _revoke_hash(conn: sqlite3.Connection, token_hash: str, at: str) -> bool:
+    return conn.execute("UPDATE api_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+                        (at, token_hash)).rowcount == 1
 
 
 def _tokens(conn: sqlite3.Connection, user_id: int | None) -> list[dict[str, Any]]:
@@ -97,6 +114,10 @@ class Users:
     async def put(self, username: str, password_hash: str, role: str, at: str) -> None:
         await self._db.run(_put, username, password_hash, role, at)
 
+    async def end_sessions(self, username: str) -> bool:
+        """End every login token of the account (a new session stamp)."""
+        return await self._db.run(_end_sessions, username)
+
     async def remove(self, username: str) -> bool:
         return await self._db.run(_remove, username)
 
@@ -114,6 +135,10 @@ class Users:
 
     async def revoke(self, token_id: int, user_id: int | None, at: str) -> bool:
         return await self._db.run(_revoke, token_id, user_id, at)
+
+    async def revoke_hash(self, token_hash: str, at: str) -> bool:
+        """Revoke the API token with this hash."""
+        return await self._db.run(_revoke_hash, token_hash, at)
 
     async def setting(self, key: str, default: str) -> str:
         return await self._db.run(_setting, key, default)

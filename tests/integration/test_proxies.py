@@ -25,7 +25,21 @@ async def test_protected_mode_does_not_take_a_proxied_request_for_a_local_one(nu
 async def test_a_trusted_proxy_tells_who_the_client_is(nursery, tmp_path):
     async with started(nursery, _behind(tmp_path, "127.0.0.1")) as gw, gw.http() as http:
         assert_error(await http.get("/api/chargers", headers={"X-Forwarded-For": "203.0.113.9"}), 403, "forbidden")
-        assert (await http.get("/api/chargers", headers={"X-Forwarded-For": "127.0.0.1"})).status_code == 200
+        # Protected mode opens to this machine only when it connects directly, never through a proxy:
+        # not when the proxy names no client, and not when the client names itself 127.0.0.1.
+        for headers in ({}, {"X-Forwarded-For": "127.0.0.1"}, {"X-Forwarded-For": "127.0.0.1, 127.0.0.1"},
+                        {"X-Forwarded-Proto": "https"}):
+            assert_error(await http.get("/api/chargers", headers=headers), 403, "forbidden")
+
+
+async def test_trust_loopback_does_not_trust_a_proxy(nursery, tmp_path):
+    config = _behind(tmp_path, "127.0.0.1", admin_password="right-password-1")
+    config.auth.trust_loopback = True
+    async with started(nursery, config) as gw, gw.http() as http:
+        for headers in ({}, {"X-Forwarded-For": "127.0.0.1"}):
+            assert_error(await http.get("/api/chargers", headers=headers), 401, "unauthorized")
+        assert (await http.get("/api/chargers", headers={"Authorization": "Basic YWRtaW46cmlnaHQtcGFzc3dvcmQtMQ=="})
+                ).status_code == 200
 
 
 async def test_the_login_limit_counts_per_forwarded_client(nursery, tmp_path):
@@ -45,8 +59,11 @@ async def test_the_login_limit_counts_per_forwarded_client(nursery, tmp_path):
 
 async def test_security_profile_2_through_a_proxy_that_terminates_tls(nursery, tmp_path):
     tls = [(b"X-Forwarded-For", b"203.0.113.9"), (b"X-Forwarded-Proto", b"https")]
-    async with started(nursery, _behind(tmp_path, "127.0.0.1")) as gw, gw.http() as http:
-        r = await http.put("/api/chargers/PX2/security", json={"securityProfile": 2, "authorizationKey": OLD_KEY})
+    config = _behind(tmp_path, "127.0.0.1", admin_password="right-password-1")
+    async with started(nursery, config) as gw, gw.http() as http:
+        # Not local through a proxy's address: an account is needed.
+        r = await http.put("/api/chargers/PX2/security", json={"securityProfile": 2, "authorizationKey": OLD_KEY},
+                           auth=("admin", "right-password-1"))
         assert r.status_code == 200
         assert await _connect_status(gw.ocpp_port, "PX2", _basic("PX2", OLD_KEY) + tls) == 101
         # Over plain ws, or with the wrong key, a profile-2 charger is refused.

@@ -192,14 +192,14 @@ def test_keep_alive_connection_survives_an_early_answer(live_gateway: LiveGatewa
     cancelled the request on the disconnect Hypercorn signals while recycling it)."""
     host, port = live_gateway.address.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=3) as sock:
-        sock.sendall(b"POST /api/id-tags/NO-SUCH-TAG/block HTTP/1.1\r\nHost: gateway\r\n"
+        sock.sendall(b"POST /api/id-tags/NO-SUCH-TAG/block HTTP/1.1\r\nHost: localhost\r\n"
                      b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n")
         assert _read_response(sock).startswith(b"HTTP/1.1 404")  # answered before the body is there
         time.sleep(0.2)  # the body arrives late, as it may from any client on a busy network
         # Then the next request on the same connection: answered, or the connection closed. Not silence.
         try:
             sock.sendall(b"{}")
-            sock.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
             second = _read_response(sock)
         except (ConnectionError, EOFError):
             return  # closed: the client reconnects at once
@@ -211,12 +211,12 @@ def test_keep_alive_connection_survives_an_early_answer(live_gateway: LiveGatewa
 def test_an_oversized_body_closes_the_connection_instead_of_wedging_it(live_gateway: LiveGateway) -> None:
     host, port = live_gateway.address.rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=3) as sock:
-        sock.sendall(b"POST /api/id-tags HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /api/id-tags HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 2000000\r\n\r\n")
         head = _read_response(sock)
         assert head.startswith(b"HTTP/1.1 413") and b"connection: close" in head.lower()
         try:  # then either closed or answered; never silence
-            sock.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
             assert _read_response(sock).startswith(b"HTTP/1.1 200")
         except (ConnectionError, EOFError):
             pass

@@ -32,7 +32,8 @@ def test_a_trusted_proxy_is_believed_about_the_client_and_tls():
     trusted = ("127.0.0.1",)
     assert peer("127.0.0.1", {"x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "https"}, trusted) == \
         Peer("203.0.113.9", True, False)
-    assert peer("127.0.0.1", {"x-forwarded-for": "127.0.0.1"}, trusted) == Peer("127.0.0.1", False, True)
+    # A proxy's word never makes a client local: it may be passing on what the client said.
+    assert peer("127.0.0.1", {"x-forwarded-for": "127.0.0.1"}, trusted) == Peer("127.0.0.1", False, False)
     # Only the first value of a list of protocols, case-blind.
     assert peer("127.0.0.1", {"x-forwarded-for": "a", "x-forwarded-proto": "WSS, http"}, trusted).https
 
@@ -46,3 +47,23 @@ def test_the_client_is_the_nearest_address_that_is_not_one_of_our_proxies():
 
 def test_a_trusted_proxy_without_x_forwarded_for_is_the_client():
     assert peer("127.0.0.1", {"x-forwarded-proto": "https"}, ("127.0.0.1",)) == Peer("127.0.0.1", False, False)
+
+
+def test_a_trusted_proxy_that_names_no_client_stands_for_everyone_behind_it():
+    # Today's nginx on this machine, set up without X-Forwarded-For: every client reaches us from 127.0.0.1.
+    assert peer("127.0.0.1", {}, ("127.0.0.1",)) == Peer("127.0.0.1", False, False)
+    assert peer("::1", {"x-forwarded-for": " , "}, ("::1",)) == Peer("::1", False, False)
+
+
+@pytest.mark.parametrize("header", ["127.0.0.1", "127.0.0.1, 127.0.0.1", "::1", "localhost"])
+def test_a_client_that_claims_to_be_local_is_not(header):
+    trusted = ("127.0.0.1", "10.0.0.2")
+    # Straight to the gateway: not believed at all.
+    assert peer("203.0.113.9", {"x-forwarded-for": header}, trusted) == Peer("203.0.113.9", False, False)
+    # Through our proxy, which appends the address it saw (right to left, that address is the client).
+    assert peer("127.0.0.1", {"x-forwarded-for": f"{header}, 203.0.113.9"}, trusted) == \
+        Peer("203.0.113.9", False, False)
+    # Through a proxy that passes the client's header on unchanged: the claim is all there is, and not enough.
+    assert peer("127.0.0.1", {"x-forwarded-for": header}, trusted).local is False
+    # A client on the proxy's machine, through the second proxy: its loopback is not ours.
+    assert peer("127.0.0.1", {"x-forwarded-for": f"{header}, 10.0.0.2"}, trusted).local is False
