@@ -8,6 +8,7 @@ store keys orders by transaction id and by session id).
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -239,10 +240,11 @@ class OrderBook:
 
     async def _close_or_record(self, order_id: int) -> dict[str, Any] | None:
         """Close one order; if pricing it fails, close it unpriced with the failure in its note and history, for an
-        operator to correct, rather than try it again at every sweep."""
+        operator to correct, rather than try it again at every sweep. A storage fault (locked, full, read-only) is
+        no pricing failure: it goes up to the caller, and a sweep closes the order once the fault clears."""
         try:
             return await self.close(order_id)
-        except StoreClosed:
+        except (StoreClosed, sqlite3.OperationalError):
             raise
         except Exception as exc:
             log.exception("order not priced", order_id=order_id)

@@ -15,6 +15,7 @@ from ..config import ChargerConfig
 from ..events import Hub
 from ..metrics import Metrics
 from ..ocpp.validation import Validator
+from ..proxies import is_loopback
 from ..store import Store
 from .charger_auth import basic_credentials, key_matches
 from .admission import Admission, address_key
@@ -71,7 +72,8 @@ class ChargerService:
             if known.lookalike is not None:
                 raise HandshakeRefused(409, f"charge point id {cp_id!r} looks like the known charger "
                                             f"{known.lookalike!r}: give it an id that cannot be taken for another")
-            if not self.admission.may_add(remote, now):
+            # This machine (a simulator, the benchmark, the operator's tools) adds as many as it likes.
+            if not is_loopback(remote) and not self.admission.may_add(remote, now):
                 raise HandshakeRefused(429, f"more than {self.config.new_chargers_per_minute} new charge points "
                                             f"within a minute from {address_key(remote)}: wait a minute")
         if profile >= 2 and not tls:

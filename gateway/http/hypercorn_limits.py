@@ -26,7 +26,7 @@ from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection, Message, Ping
 from wsproto.frame_protocol import CloseReason
 
-from ..chargepoint.boundary import ConnectionLimits, refuse_connection, stream_socket
+from ..chargepoint.boundary import ConnectionLimits, connection_failed, refuse_connection, stream_socket
 
 
 class GatewayConfig(Config):
@@ -75,7 +75,17 @@ class _CappedTCPServer(TCPServer):
             if refusal is not None:
                 await refuse_connection(self.stream, refusal)
                 return
+            await self._bounded(address)
+
+    async def _bounded(self, address: str) -> None:
+        """Hypercorn's connection, inside a fault boundary: whatever it raises (seen: two of its own tasks
+        sending at once when a client vanished while an early answer went out) ends this connection only,
+        where Hypercorn would let it end the whole HTTP listener."""
+        try:
             await super().run()
+        except* Exception as group:
+            connection_failed(group, address)
+            await trio.aclose_forcefully(self.stream)
 
 
 def install() -> None:

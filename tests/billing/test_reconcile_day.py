@@ -86,7 +86,8 @@ async def _generate(store, standin: BillStandIn, channel: str) -> dict[tuple[str
                 standin.add(channel, Entry("refund", trade_no, their_no, amount // 3, refund_at,
                                            refund_no=f"CONSOLE-{i}", refund_id=f"5030{i:025d}"))
             elif i % 10 == 3 or kind in ("missed_refund", "refund_amount_mismatch", "refund_missing_from_bill"):
-                _, refund, _ = await store.payments.start_refund(payment["id"], "generated", day8, clock.iso(refund_at))
+                _, refund, _ = await store.payments.start_refund(payment["id"], None, "generated", day8,
+                                                                 clock.iso(refund_at))
                 if kind != "missed_refund":
                     await store.payments.settle_refund(refund["id"], "SUCCESS", f"5030{i:025d}", "refunded",
                                                        clock.iso(refund_at))

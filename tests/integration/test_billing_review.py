@@ -84,6 +84,7 @@ async def db_execute(gw, sql: str, *args: Any) -> int:
 @pytest.mark.parametrize("wechat_answer", ["PROCESSING", "SUCCESS"])
 async def test_a_second_payment_is_refunded_apart_and_the_order_keeps_its_own(gw, standin, keys, wechat_answer):
     standin.wechat_refund_status = wechat_answer
+    standin.refuse["alipay.trade.close"] = ("ACQ.SYSTEM_ERROR", "系统错误")  # the first code stays payable
     async with gw.http() as http:
         order, by_alipay = await awaiting(gw, http, "alipay")
         by_wechat, _ = await create_payment(http, order["id"], "wechat")  # the payer switched channels
@@ -499,6 +500,7 @@ async def test_a_refunded_payment_of_a_cancelled_order_is_no_longer_reported(gw,
 async def paid_twice_wechat_refunded(gw, http, standin, keys) -> tuple[dict, dict]:
     """An order paid by Alipay and by WeChat, the WeChat money given back: (Alipay, WeChat payment)."""
     standin.wechat_refund_status = "SUCCESS"
+    standin.refuse["alipay.trade.close"] = ("ACQ.SYSTEM_ERROR", "系统错误")  # the first code stays payable
     order, by_alipay = await awaiting(gw, http, "alipay")
     by_wechat, _ = await create_payment(http, order["id"], "wechat")
     await pay_by_callback(http, standin, keys, by_alipay)

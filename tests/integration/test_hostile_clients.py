@@ -96,20 +96,20 @@ async def test_an_upgrade_abandoned_over_tls_ends_only_that_connection(nursery, 
 
 async def test_a_database_failure_in_a_handshake_is_503_and_ends_only_that_handshake(gateway, monkeypatch):
     chargers = gateway.store.chargers
-    real = chargers.security
+    real = chargers.admission
 
     async def locked(cp_id: str):
         raise sqlite3.OperationalError("database is locked")
 
     for port in (gateway.ocpp_port, gateway.http_port):
-        monkeypatch.setattr(chargers, "security", locked)
+        monkeypatch.setattr(chargers, "admission", locked)
         with pytest.raises(trio_websocket.ConnectionRejected) as refused:
             async with trio_websocket.open_websocket("127.0.0.1", port, "/ocpp/CP-LOCKED", use_ssl=False,
                                                      subprotocols=["ocpp1.6"]):
                 pass
         assert refused.value.status_code == 503
         assert b"database is locked" in refused.value.body and b"try again" in refused.value.body
-        monkeypatch.setattr(chargers, "security", real)  # the lock is gone: the charger is let in
+        monkeypatch.setattr(chargers, "admission", real)  # the lock is gone: the charger is let in
         await still_serving(port, "CP-LOCKED")
 
 
