@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.x509.oid import SignatureAlgorithmOID
 
 from .. import clock
+from ..store import StoreClosed
 from .errors import CallbackRefused, ProviderError
 
 log = structlog.get_logger("gateway.billing")
@@ -220,6 +221,11 @@ async def keep_platform_certificates(service: Any, task_status: Any = trio.TASK_
         except ProviderError as exc:
             wait = RETRY
             log.warning("WeChat Pay platform certificates: download failed", error=str(exc)[:300])
+        except StoreClosed:
+            return
+        except Exception as exc:  # the database locked or failing: a background job never ends the gateway
+            wait = RETRY
+            log.error("WeChat Pay platform certificates: not kept", error=repr(exc)[:300])
         if not started:
             task_status.started()
             started = True

@@ -18,6 +18,7 @@ import structlog
 import trio
 
 from .. import clock
+from ..store import StoreClosed
 from . import bills
 from .bills import BEIJING, Bill, BillLine
 from .errors import ProviderError
@@ -279,12 +280,20 @@ async def run_daily(service: PaymentService, at: time, channels: list[str]) -> N
         now = clock.now().astimezone(service.settings.tz)
         latest = due_days(now, at, None)[0]
         for channel in wanted:
-            last = await service.store.bills.last_reconciled_day(channel, latest.isoformat())
+            try:
+                last = await service.store.bills.last_reconciled_day(channel, latest.isoformat())
+            except StoreClosed:
+                return
+            except Exception as exc:  # the database locked or failing: tried again at the next run
+                log.error("reconciliation failed", channel=channel, error=repr(exc)[:300])
+                continue
             for day in due_days(now, at, date.fromisoformat(last) if last else None):
                 try:
                     report = await execute(service, channel, day)
                     log.info("reconciliation done", channel=channel, day=str(day), source=report["source"],
                              mismatches=len(report["mismatches"]))
+                except StoreClosed:
+                    return
                 except Exception as exc:  # one bad day must not end the schedule
                     log.error("reconciliation failed", channel=channel, day=str(day), error=repr(exc)[:300])
                     break

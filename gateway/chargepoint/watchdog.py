@@ -15,6 +15,10 @@ async def _ping(session: Session) -> None:
     except Closed:
         session.close(None, "connection lost")
         return
+    except Exception as exc:  # whatever one socket raises ends that connection, never the watchdog of all
+        session.log.warning("ping failed", error=repr(exc)[:300])
+        session.close(None, "ping failed")
+        return
     session.last_activity = trio.current_time()
 
 
