@@ -116,6 +116,13 @@ class Connector:
     id_tag: str | None = None
     meter_wh: float = 0.0
     meter_start: int = 0
+
+    @property
+    def register(self) -> int:
+        """The energy register as the meter shows it: whole Wh, never rounded up, so that a meter value and the
+        meterStop read at the same moment agree (rounding one and truncating the other put a sample 1 Wh above
+        the stop)."""
+        return int(self.meter_wh)
     started: Any = None  # datetime of the session start
     stop: trio.Event | None = None
     stop_reason: str = "Local"
@@ -321,7 +328,7 @@ class SimCharger:
             return None
         await self.status(connector, "Preparing")
         await trio.sleep(self.settings.status_delay)
-        connector.meter_start = int(connector.meter_wh)
+        connector.meter_start = connector.register
         connector.started = clock.now()
         connector.id_tag = id_tag
         payload: dict[str, Any] = {"connectorId": connector_id, "idTag": id_tag,
@@ -366,7 +373,7 @@ class SimCharger:
     def _sampled(self, connector: Connector, context: str) -> list[dict[str, Any]]:
         power = self._power(connector) if connector.transaction_id is not None else 0.0
         values = {
-            "Energy.Active.Import.Register": (f"{connector.meter_wh:.0f}", "Wh"),
+            "Energy.Active.Import.Register": (str(connector.register), "Wh"),
             "Power.Active.Import": (f"{power:.0f}", "W"),
             "Current.Import": (f"{power / schedule.VOLTS:.1f}", "A"),
             "Current.Offered": (f"{self.settings.power_w / schedule.VOLTS:.1f}", "A"),
@@ -403,13 +410,13 @@ class SimCharger:
     async def _finish(self, connector: Connector, reason: str) -> None:
         await self.status(connector, "Finishing")
         payload = {"transactionId": connector.transaction_id, "idTag": connector.id_tag,
-                   "meterStop": int(connector.meter_wh), "timestamp": clock.iso(), "reason": reason,
+                   "meterStop": connector.register, "timestamp": clock.iso(), "reason": reason,
                    "transactionData": [
                        {"timestamp": clock.iso(connector.started),
                         "sampledValue": [{"value": str(connector.meter_start), "context": "Transaction.Begin",
                                           "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]},
                        {"timestamp": clock.iso(),
-                        "sampledValue": [{"value": f"{connector.meter_wh:.0f}", "context": "Transaction.End",
+                        "sampledValue": [{"value": str(connector.register), "context": "Transaction.End",
                                           "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]}
         connector.transaction_id, connector.stop, connector.id_tag = None, None, None
         self.profiles = [(c, p) for c, p in self.profiles
