@@ -13,7 +13,7 @@ import trio
 from gateway.app import Running, run_gateway
 from gateway.config import Config, load
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # kept in the repository: the tests need nothing beside it
 
 
 @attrs.define
