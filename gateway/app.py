@@ -61,6 +61,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
         await store.chargers.all_offline("gateway restarted", clock.iso())
         chargers = ChargerService(store, config.charger)
         chargers.metrics.watch_storage(store.health)
+        chargers.metrics.watch_connections(limits)
         chargers.validator.preload()  # every schema read now, while file descriptors are plenty
         chargers.trusted_proxies = tuple(config.trusted_proxies)
         if config.trusted_proxies:  # a proxy in front may terminate TLS for profile 2 (it says so per request)

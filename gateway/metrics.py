@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -54,6 +54,20 @@ class StorageMetrics:
         yield errors
 
 
+class ConnectionMetrics:
+    """The connection caps when scraped: connections open on every listener, the cap, and those refused."""
+
+    def __init__(self, limits: Any) -> None:  # chargepoint.boundary.ConnectionLimits
+        self.limits = limits
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        yield GaugeMetricFamily("gateway_connections_open", "TCP connections held on all listeners",
+                                value=self.limits.open)
+        yield GaugeMetricFamily("gateway_connections_max", "The cap on them (max_connections)", value=self.limits.total)
+        yield CounterMetricFamily("gateway_connections_refused", "Connections answered 503 over a cap (in total or "
+                                  "per address)", value=self.limits.refused)
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -73,6 +87,9 @@ class Metrics:
 
     def watch_storage(self, health: StorageHealth) -> None:
         self.registry.register(StorageMetrics(health))
+
+    def watch_connections(self, limits: Any) -> None:
+        self.registry.register(ConnectionMetrics(limits))
 
     def frame(self, direction: str, message_type: int | None, action: str | None, code: str | None = None) -> None:
         key = (direction, action if action in ACTION_LABELS else "unknown")

@@ -8,6 +8,7 @@ import errno
 import itertools
 import json
 import os
+import re
 import resource
 import signal
 import socket
@@ -284,6 +285,12 @@ async def test_connections_over_the_cap_are_answered_503_on_every_listener(nurse
                 await stream.aclose()
             await eventually_serving(gw.ocpp_port, "CP-LATER")
             await eventually_serving(gw.http_port, "CP-LATER-HTTP")
+            async with gw.http() as http:  # what happened, for whoever scrapes the metrics
+                text = (await http.get("/metrics")).text
+            refused = float(re.search(r"^gateway_connections_refused_total (\S+)$", text, re.M).group(1))
+            assert refused >= 3  # two raw upgrades and the API request, at least
+            assert re.search(r"^gateway_connections_max 8\.0$", text, re.M)
+            assert re.search(r"^gateway_connections_open \d", text, re.M)
 
 
 # --- Everything at once, against one gateway process with few file descriptors ---------------------
