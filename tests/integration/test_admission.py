@@ -170,9 +170,10 @@ async def test_connections_are_paged_on_request(gateway):
             assert [c["chargePointId"] for c in whole] == ["CP-3", "CP-0", "CP-1", "CP-2", "CP-4"]
             first = (await http.get("/api/ocpp/connections", params={"size": 2})).json()
             assert (first["total"], first["page"], first["size"]) == (5, 1, 2)
-            assert first["records"] == whole[:2]
+            ids = [c["chargePointId"] for c in whole]  # (lastSeen may move between two requests)
+            assert [c["chargePointId"] for c in first["records"]] == ids[:2]
             last = (await http.get("/api/ocpp/connections", params={"page": 3, "size": 2})).json()
-            assert last["records"] == whole[4:]
+            assert [c["chargePointId"] for c in last["records"]] == ids[4:]
             assert len((await http.get("/api/ocpp/connections", params={"page": 1})).json()["records"]) == 5
             assert_error(await http.get("/api/ocpp/connections", params={"size": 0}), 400, "bad_request")
 
