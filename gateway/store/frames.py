@@ -17,6 +17,10 @@ from .health import PRUNE, StoreUnavailable
 
 PRUNE_CHUNK = 5000
 PRUNE_RETRY = 60.0  # a prune the file failed is tried again this much later, then twice as late, up to prune_every
+# Frames kept in memory while the file fails the writer (disk full, read-only, locked): about 50 MiB at the
+# usual 500 bytes a frame, some 50 minutes of 1,000 idle chargers. Beyond it the oldest are dropped, counted
+# and logged: the frame log is the record of what was said, and a long outage must not exhaust a small board.
+MAX_HELD_FRAMES = 100_000
 log = structlog.get_logger("gateway.store")
 
 
@@ -68,6 +72,9 @@ class FrameLog:
         self._wake = trio.Event()
         self.written = 0  # frames written
         self.flushes = 0  # jobs that wrote them
+        self.max_held = MAX_HELD_FRAMES
+        self.dropped = 0  # frames dropped because a storage fault lasted past max_held of them
+        self._dropping = False
 
     def record(self, cp_id: str, direction: str, body: str | None, *, message_type: int | None = None,
                unique_id: str | None = None, action: str | None = None, at: str | None = None) -> None:
@@ -75,8 +82,26 @@ class FrameLog:
         if len(self._buffer) >= self._flush_size:
             self._wake.set()
 
-    async def flush(self) -> None:
-        """Return once every frame recorded so far is committed, also those another flush took."""
+    async def flush(self, *, closing: bool = False) -> None:
+        """Return once every frame recorded so far is committed, also those another flush took.
+
+        While the file fails the writer the frames stay here, at most `max_held` of them (the newest), and
+        StoreUnavailable says why; the flush after the fault hands them over. At `closing` they are handed
+        over whatever the fault: the appender's close writes them, or says why it cannot."""
+        fault = None if closing else self._appender.fault
+        if fault is not None:
+            excess = len(self._buffer) - self.max_held
+            if excess > 0:
+                del self._buffer[:excess]
+                if not self._dropping:
+                    log.error("frame log: storage fault outlasted the frames kept in memory; dropping the oldest",
+                              kept=self.max_held, reason=fault)
+                self._dropping = True
+                self.dropped += excess
+            raise StoreUnavailable(fault)
+        if self._dropping:
+            log.warning("frame log: storage fault over; frames dropped while it lasted", dropped=self.dropped)
+            self._dropping = False
         if not self._buffer:
             await self._appender.sync()  # a flush in progress may hold them: a query must not run ahead of it
             return
@@ -130,7 +155,7 @@ class FrameLog:
         finally:
             with trio.CancelScope(shield=True):
                 try:
-                    await self.flush()
+                    await self.flush(closing=True)
                 except StoreUnavailable:  # the appender's close writes them, or says why it cannot
                     pass
 

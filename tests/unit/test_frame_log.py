@@ -293,3 +293,47 @@ async def test_a_prune_the_file_fails_is_reported_and_tried_again_never_fatal(tm
             nursery.cancel_scope.cancel()
     finally:
         await db.close()
+
+
+class _FailingFile:
+    """An appender the file fails while `fault` is set (it says why); it takes whatever batch it is given."""
+
+    def __init__(self) -> None:
+        self.fault: str | None = "the disk is full (database or disk is full)"
+        self.batches: list[list[tuple]] = []
+
+    async def write(self, kind: str, rows: list[tuple]) -> None:
+        self.batches.append(rows)
+
+    async def sync(self) -> None:
+        pass
+
+
+async def test_frames_held_through_a_storage_fault_are_bounded_and_the_newest_kept(db):
+    appender = _FailingFile()
+    log = FrameLog(db, appender=appender)
+    log.max_held = 100
+    for n in range(150):
+        log.record("CP1", "in", f"frame {n}")
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):  # StoreUnavailable says why
+        await log.flush()
+    assert log.dropped == 50
+    for n in range(150, 160):  # the fault goes on: still at most 100, the newest
+        log.record("CP1", "in", f"frame {n}")
+    with pytest.raises(sqlite3.OperationalError):
+        await log.flush()
+    assert log.dropped == 60 and appender.batches == []  # nothing handed over while the file fails
+    appender.fault = None  # the disk has room again
+    await log.flush()
+    [batch] = appender.batches
+    assert [row[-1] for row in batch] == [f"frame {n}" for n in range(60, 160)]
+
+
+async def test_frames_held_through_a_fault_are_handed_over_when_the_gateway_stops(db):
+    appender = _FailingFile()
+    log = FrameLog(db, appender=appender)
+    log.record("CP1", "in", "said during the fault")
+    with pytest.raises(sqlite3.OperationalError):
+        await log.flush()
+    await log.flush(closing=True)  # the fault goes on: the appender's close writes them, or says why it cannot
+    assert [row[-1] for row in appender.batches[0]] == ["said during the fault"]
