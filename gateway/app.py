@@ -59,13 +59,15 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                           check_max_mb=config.db_check_max_mb) as store:
         # Nothing is connected before we start: clear what a crash may have left marked online.
         await store.chargers.all_offline("gateway restarted", clock.iso())
-        chargers = ChargerService(store, config.charger)
+        if config.ocpp_tls:  # the wss:// listener (started below) serves profile 3 if it checks client certificates
+            tls_profiles: tuple[int, ...] = (2, 3) if config.tls_client_ca else (2,)
+        else:  # a proxy in front may terminate TLS for profile 2 (it says so per request)
+            tls_profiles = (2,) if config.trusted_proxies else ()
+        chargers = ChargerService(store, config.charger, tls_profiles=tls_profiles,
+                                  trusted_proxies=config.trusted_proxies)
         chargers.metrics.watch_storage(store.health)
         chargers.metrics.watch_connections(limits)
         chargers.validator.preload()  # every schema read now, while file descriptors are plenty
-        chargers.trusted_proxies = tuple(config.trusted_proxies)
-        if config.trusted_proxies:  # a proxy in front may terminate TLS for profile 2 (it says so per request)
-            chargers.tls_profiles = (2,)
         auth = Auth(store, config.auth)
         await auth.start(config.admin_password)
         billing = None
@@ -96,7 +98,6 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                 tls_host, tls_port = parse_address(config.ocpp_tls)
                 context = tls_context(config.tls_cert, config.tls_key, config.tls_client_ca)
                 bound_tls = await nursery.start(serve_ocpp, chargers, tls_host, tls_port, context, limits)
-                chargers.tls_profiles = (2, 3) if config.tls_client_ca else (2,)
             async with trio.open_nursery() as http:
                 bound_http = await http.start(serve_http, app, http_host, http_port,
                                               config.charger.max_frame_bytes, http_stopped, limits)

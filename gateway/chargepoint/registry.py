@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 import trio
 
 from .errors import NotConnected
-
-if TYPE_CHECKING:
-    from .session import Session
+from .session import Session
 
 
 class Registry:

@@ -1,4 +1,4 @@
-"""What every charger connection shares: settings, store, validator, registry.
+"""What every charger connection shares: settings, store, validator, registry, handler table.
 
 Both listeners (the OCPP port and the HTTP port) go through `handshake()` and
 `serve()`, so one session code stands behind both.
@@ -6,7 +6,9 @@ Both listeners (the OCPP port and the HTTP port) go through `handshake()` and
 
 from __future__ import annotations
 
+import functools
 import unicodedata
+from typing import Mapping, Sequence
 
 import structlog
 import trio
@@ -19,10 +21,11 @@ from ..proxies import is_loopback
 from ..store import Store
 from .charger_auth import basic_credentials, key_matches
 from .admission import Admission, address_key
+from .handlers import HANDLERS, Handler
 from .handshake import HandshakeRefused, accounting_id, charger_id, choose_subprotocol
 from .registry import Registry
 from .remote_starts import RemoteStarts
-from .session import Session
+from .session import NORMAL, Session
 from .transport import Transport
 from .watchdog import watch
 
@@ -31,7 +34,8 @@ log = structlog.get_logger("gateway.charger")
 
 class ChargerService:
     def __init__(self, store: Store, config: ChargerConfig, metrics: Metrics | None = None,
-                 events: Hub | None = None):
+                 events: Hub | None = None, *, tls_profiles: Sequence[int] = (),
+                 trusted_proxies: Sequence[str] = (), handlers: Mapping[str, Handler] = HANDLERS):
         self.store = store
         self.config = config
         self.metrics = metrics or Metrics()
@@ -42,8 +46,17 @@ class ChargerService:
         self.strict = config.validation == "strict"
         self.admission = Admission(config.failed_handshakes, config.failed_handshake_ids,
                                    config.new_chargers_per_minute)
-        self.tls_profiles: tuple[int, ...] = ()  # profiles the wss:// listener serves (set by the app)
-        self.trusted_proxies: tuple[str, ...] = ()  # believed about X-Forwarded-For/-Proto (set by the app)
+        self.tls_profiles = tuple(tls_profiles)  # security profiles a charger can use here (2, 3: over TLS)
+        self.trusted_proxies = tuple(trusted_proxies)  # believed about X-Forwarded-For/-Proto
+        self.handlers = handlers  # the table that answers every charger ...
+        # ... but those named here, per charger id: what replaces some of its handlers (a charger test
+        # run scripts answers this way, e.g. a BootNotification answered Pending). Read when it connects.
+        self.handler_overrides: dict[str, Mapping[str, Handler]] = {}
+
+    def handlers_for(self, cp_id: str) -> Mapping[str, Handler]:
+        """The handler table that answers charger `cp_id`."""
+        overrides = self.handler_overrides.get(cp_id)
+        return {**self.handlers, **overrides} if overrides else self.handlers
 
     async def admit(self, target: str, offered: list[str] | tuple[str, ...], authorization: str | None,
                     remote: str = "", tls: bool = False, client_cn: str | None = None) -> tuple[str, str | None]:
@@ -96,7 +109,15 @@ class ChargerService:
         await watch(self.registry, self.config.ping_interval, self.config.idle_limit)
 
     async def serve(self, transport: Transport, cp_id: str, subprotocol: str | None) -> None:
+        """Serve one charger's connection until it ends; it replaces the charger's previous one."""
+        session = Session(self, cp_id, transport, subprotocol, self.handlers_for(cp_id))
+        previous = self.registry.attach(session)
+        if previous is not None:  # its own task closes its socket; this one does not wait
+            previous.close(NORMAL, "replaced by a new connection with the same id")
         try:
-            await Session(self, cp_id, transport, subprotocol).run()
+            # The session detaches itself once its socket is closed, before it records the disconnect.
+            await session.run(release=functools.partial(self.registry.detach, session))
         except Exception:  # a failure of one session (a bug, the database) must not stop the listener
             log.exception("session failed", cp=cp_id)
+        finally:
+            self.registry.detach(session)  # also when it failed before its teardown (a no-op otherwise)

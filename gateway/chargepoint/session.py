@@ -6,26 +6,31 @@ thousands of chargers pays for. The watchdog of all sessions is one task (watchd
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 import attrs
 import structlog
 import trio
 
 from .. import clock
-from ..ocpp.errors import ErrorCode, OcppError
+from ..ocpp.errors import ErrorCode
 from ..ocpp.frames import Call, CallError, CallResult, Frame, encode, new_unique_id
 from ..ocpp.inbound import BrokenReply, Refusal, Reply, Request, Unreadable, classify
 from ..ocpp.secrets import redact
 from ..ocpp.validation import Violation
+from .context import HandlerContext
 from .errors import CallErrorReceived, CallTimeout, NotConnected, TooManyCommands
-from .handlers import HANDLERS
+from .handlers import Handler, dispatch
 from .rate import TokenBucket
+from .remote_starts import RemoteStarts
 from .transport import Closed, Transport
 
 if TYPE_CHECKING:
-    from .service import ChargerService
+    from ..config import ChargerConfig
+    from ..events import Hub
+    from ..metrics import Metrics
+    from ..ocpp.validation import Validator
+    from ..store import Store
 
 # WebSocket close codes (RFC 6455, section 7.4.1)
 NORMAL, GOING_AWAY, UNSUPPORTED_DATA, MESSAGE_TOO_BIG = 1000, 1001, 1003, 1009
@@ -39,8 +44,21 @@ class _Pending:
     error: Exception | None = None
 
 
+class Shared(Protocol):
+    """What a session uses of what all sessions share (service.py's ChargerService)."""
+
+    store: Store
+    config: ChargerConfig
+    validator: Validator
+    strict: bool
+    metrics: Metrics
+    events: Hub
+    remote_starts: RemoteStarts
+
+
 class Session:
-    def __init__(self, service: ChargerService, cp_id: str, transport: Transport, subprotocol: str | None):
+    def __init__(self, service: Shared, cp_id: str, transport: Transport, subprotocol: str | None,
+                 handlers: Mapping[str, Handler]):
         self.service = service
         self.store = service.store
         self.config = service.config
@@ -48,6 +66,9 @@ class Session:
         self.transport = transport
         self.subprotocol = subprotocol
         self.log = structlog.get_logger("gateway.charger").bind(cp=cp_id)
+        self.handlers = handlers  # what answers this charger's CALLs
+        self.context = HandlerContext(cp_id, service.store, service.config, service.events,
+                                      service.remote_starts, self.log)
         self.connected_at = clock.iso()
         self.last_activity = trio.current_time()
         self._pending: dict[str, _Pending] = {}
@@ -62,12 +83,13 @@ class Session:
 
     # ---- life cycle -------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Serve the charger until it goes away, is replaced, goes silent or the gateway stops."""
-        registry = self.service.registry
-        previous = registry.attach(self)
-        if previous is not None:  # its own task closes its socket; this one does not wait
-            previous.close(NORMAL, "replaced by a new connection with the same id")
+    async def run(self, release: Callable[[], bool]) -> None:
+        """Serve the charger until it goes away, is replaced, goes silent or the gateway stops.
+
+        `release` is called once the socket is closed: it says whether this still was the charger's
+        connection (False: a newer one replaced it and keeps the charger online, so no disconnect is
+        recorded). The service (service.py) attaches and detaches; the session knows no registry.
+        """
         self.log.info("connected", remote=self.transport.remote, subprotocol=self.subprotocol)
         self.store.frames.record(self.cp_id, "event", f"connected from {self.transport.remote}",
                                  action="connect")
@@ -78,7 +100,7 @@ class Session:
                 await self._read_loop()
         finally:
             with trio.CancelScope(shield=True):
-                await self._teardown()
+                await self._teardown(release)
 
     def close(self, code: int | None, reason: str) -> None:
         """End the session; its own task closes the socket with `code` (first reason wins)."""
@@ -86,7 +108,7 @@ class Session:
             self._closing = (code, reason)
         self._cancel_scope.cancel()
 
-    async def _teardown(self) -> None:
+    async def _teardown(self, release: Callable[[], bool]) -> None:
         self.closed = True
         code, reason = self._closing or (None, "connection closed")
         if code is not None:
@@ -97,7 +119,7 @@ class Session:
         for pending in self._pending.values():
             pending.error = NotConnected(self.cp_id)
             pending.done.set()
-        current = self.service.registry.detach(self)
+        current = release()
         self.log.info("disconnected", reason=reason)
         self.store.frames.record(self.cp_id, "event", reason, action="disconnect")
         if current:  # a replacing connection keeps the charger online
@@ -179,20 +201,7 @@ class Session:
             self.log.warning("unreadable frame", why=inbound.reason, frame=text[:200])
 
     async def _dispatch(self, call: Call, violation: Violation | None) -> Frame:
-        handler = HANDLERS[call.action]
-        try:
-            return CallResult(call.unique_id, await handler(self, call.payload))
-        except OcppError as exc:
-            return CallError(call.unique_id, exc.code.value, exc.description, exc.details)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            if violation is not None:  # lenient mode let through a payload the handler cannot use
-                return CallError(call.unique_id, violation.code.value, violation.message,
-                                 {"path": violation.path} if violation.path else {})
-            self.log.exception("handler failed", action=call.action)
-            return CallError(call.unique_id, ErrorCode.INTERNAL_ERROR.value, f"{call.action} could not be handled")
-        except Exception:
-            self.log.exception("handler failed", action=call.action)
-            return CallError(call.unique_id, ErrorCode.INTERNAL_ERROR.value, f"{call.action} could not be handled")
+        return await dispatch(self.handlers, self.context, call, violation)
 
     def _route_reply(self, frame: CallResult | CallError, pending: _Pending | None, text: str) -> None:
         if pending is None:
@@ -213,8 +222,7 @@ class Session:
 
     def record_violation(self, action: str, kind: str, code: str, path: str, message: str,
                          payload: dict[str, Any]) -> None:
-        self.store.chargers.violation(self.cp_id, action, kind, code, path, message,
-                                      json.dumps(payload, ensure_ascii=False), clock.iso())
+        self.context.record_violation(action, kind, code, path, message, payload)
 
     # ---- outbound ---------------------------------------------------------------
 
