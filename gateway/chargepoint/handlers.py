@@ -97,6 +97,14 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _required_text(p: dict[str, Any], field: str) -> str:
+    """A text field the schema requires (kept in a NOT NULL column): lenient mode let it through null."""
+    text = _text(_required(p, field))
+    if text is None:
+        raise Unusable(field, "a required field is null")
+    return text
+
+
 def _integer(field: str, value: Any) -> int | None:
     """Integers, also when lenient mode let '12' or 12.0 through."""
     if value is None:
@@ -192,7 +200,7 @@ async def heartbeat(ctx: HandlerContext, p: dict[str, Any]) -> dict[str, Any]:
 @handles("StatusNotification")
 async def status_notification(ctx: HandlerContext, p: dict[str, Any]) -> dict[str, Any]:
     await ctx.store.chargers.status(
-        ctx.cp_id, _required_int(p, "connectorId"), _text(_required(p, "status")), _text(p.get("errorCode")),
+        ctx.cp_id, _required_int(p, "connectorId"), _required_text(p, "status"), _text(p.get("errorCode")),
         _text(p.get("info")), _text(p.get("vendorId")), _text(p.get("vendorErrorCode")),
         _text(p.get("timestamp")), clock.iso(),
     )
