@@ -464,9 +464,9 @@ async def test_mutated_sessions(tmp_path, validation, frames):
 
 # ---- known bugs: numbers SQLite cannot hold -------------------------------------------------------
 # The 1.6 schemas put no bound on an "integer"; SQLite holds 64 bits. The handlers pass such a number
-# to the store, sqlite3 raises OverflowError, which Session._dispatch does not count among the
-# errors a lenient payload can cause (KeyError, TypeError, ValueError, AttributeError): the charger
-# gets InternalError (and the log "handler failed"), in strict mode for a schema-valid payload.
+# to the store, sqlite3 raises OverflowError, which dispatch (handlers.py) does not count as input a
+# handler cannot use (Unusable): the charger gets InternalError (and the log "handler failed"), in
+# strict mode for a schema-valid payload.
 # Right behaviour: a CALLERROR naming the field (e.g. PropertyConstraintViolation), or the value kept.
 
 HUGE = [
