@@ -110,14 +110,16 @@ class ChargerService:
 
     async def serve(self, transport: Transport, cp_id: str, subprotocol: str | None) -> None:
         """Serve one charger's connection until it ends; it replaces the charger's previous one."""
-        session = Session(self, cp_id, transport, subprotocol, self.handlers_for(cp_id))
-        previous = self.registry.attach(session)
-        if previous is not None:  # its own task closes its socket; this one does not wait
-            previous.close(NORMAL, "replaced by a new connection with the same id")
+        session: Session | None = None
         try:
-            # The session detaches itself once its socket is closed, before it records the disconnect.
+            session = Session(self, cp_id, transport, subprotocol, self.handlers_for(cp_id))
+            previous = self.registry.attach(session)
+            if previous is not None:  # its own task closes its socket; this one does not wait
+                previous.close(NORMAL, "replaced by a new connection with the same id")
+            # Detached once its socket is closed, before the disconnect is recorded (or not: replaced).
             await session.run(release=functools.partial(self.registry.detach, session))
         except Exception:  # a failure of one session (a bug, the database) must not stop the listener
             log.exception("session failed", cp=cp_id)
         finally:
-            self.registry.detach(session)  # also when it failed before its teardown (a no-op otherwise)
+            if session is not None:  # also when it failed before its teardown (else a no-op)
+                self.registry.detach(session)
