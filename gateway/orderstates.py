@@ -56,14 +56,17 @@ def described(status: int) -> str:
 
 def refusal(order_no: str, current: int, target: int) -> str:
     """Why an order in `current` cannot become `target`: the message of the conflict (HTTP 409)."""
+    sources = ALLOWED_FROM.get(OrderStatus(target), ())
+    if not sources:  # created is where every order begins: none goes back to it
+        return f"order {order_no} is {described(current)}: it cannot become {described(target)} again"
     return (f"order {order_no} is {described(current)}: it cannot become {described(target)}; allowed from "
-            f"{', '.join(described(s) for s in ALLOWED_FROM[OrderStatus(target)])}")
+            f"{', '.join(described(s) for s in sources)}")
 
 
 def check(order_no: str, current: int, target: int) -> str | None:
     """None when an order in `current` may become `target` (or already is it: nothing changes);
     else the problem, named as `refusal` names it."""
-    if current == target or current in ALLOWED_FROM[OrderStatus(target)]:
+    if current == target or current in ALLOWED_FROM.get(OrderStatus(target), ()):
         return None
     return refusal(order_no, current, target)
 
