@@ -185,8 +185,9 @@ async def start() -> Any:
     connector_id = body.get("connectorId")
     if connector_id is not None and (type(connector_id) is not int or not 0 < connector_id < 2**31):
         raise params.bad("connectorId must be a positive integer")
+    orders = _orders()
     commands: CommandService = current_app.config["COMMANDS"]
-    started = await start_charging(_orders(), commands, StartRequest(session_id, cp_id, id_tag, connector_id), timeout)
+    started = await start_charging(orders, commands, StartRequest(session_id, cp_id, id_tag, connector_id), timeout)
     if not started.created:
         return evcs({**await _detail(started.order), "remoteStart": None}, started.message)
     return evcs({**await _detail(started.order), "remoteStart": _remote(started.remote_start)}, started.message, 201)
