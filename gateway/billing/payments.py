@@ -395,8 +395,7 @@ class PaymentService:
             raise BillingConflict(f"the refund of {payment['channel']} payment {payment['trade_no']} is settled by "
                                   "the provider's answer or callback, not by hand")
         _, refund = await self.store.payments.settle_refund(pending[-1]["id"], RefundStatus.SUCCESS, None,
-                                                            "refunded (manual)",
-                                                            clock.iso())
+                                                            "refunded (manual)", clock.iso())
         return refund
 
     async def paid_payment(self, order: dict[str, Any]) -> dict[str, Any]:
