@@ -12,6 +12,7 @@ import pytest
 from gateway.orderstates import (ALLOWED_FROM, OPEN_REFUNDS, ClosePayment, NoEffect, OrderStatus, Outcome, Pay,
                                  PaymentStatus, ProviderRefund, RefundStatus, SettleRefund, check, refusal)
 from gateway.store import orders as store_orders
+from gateway.store import payments as store_payments
 from gateway.store.db import connect, migrate
 
 WORDS = {0: "created", 1: "completed", 2: "cancelled", 10: "awaiting payment", 11: "paid", 12: "refunding",
@@ -123,3 +124,42 @@ def test_expired_waiting_orders_are_cancelled_and_only_those(conn):
     assert store_orders._get(conn, waiting)["status"] == 2
     assert store_orders._get(conn, other["id"])["status"] == 1
     assert store_orders._history_of(conn, waiting)[-1]["cause"] == "no transaction started for this order"
+
+
+# ---- a verified callback's effect, applied with its record ----------------------------------------------------------
+
+def _paid_order_and_trade(conn) -> tuple[int, int]:
+    order_id = _order_in(conn, 1)
+    conn.execute("UPDATE orders SET total_amount = 500 WHERE id = ?", (order_id,))
+    result, payment, order = store_payments._create(conn, order_id, "alipay", None, "op", "20260210",
+                                                    "2026-02-10T02:00:00.000Z", "2026-02-10T03:00:00.000Z")
+    assert (result, order["status"]) == (Outcome.CREATED, 10)
+    return order_id, payment["id"]
+
+
+def _apply(conn, notify_id: str, effect) -> tuple[str, str]:
+    callback_id = store_payments._store_callback(conn, "alipay", "payment", {}, b"", None, "2026-02-10T02:10:00.000Z")
+    status = store_payments._apply_callback(conn, callback_id, notify_id, "PAY-1", effect, "2026-02-10T02:10:00.000Z")
+    return status, store_payments._callback(conn, callback_id)["reason"]
+
+
+def test_each_effect_is_recorded_as_the_effect_and_its_outcome_in_words(conn):
+    order_id, payment_id = _paid_order_and_trade(conn)
+    assert _apply(conn, "n1", Pay(payment_id, "T1")) == ("processed", "pay: changed")
+    assert store_orders._get(conn, order_id)["status"] == 11
+    assert _apply(conn, "n1", Pay(payment_id, "T1")) == ("duplicate", "already processed")
+    assert _apply(conn, "n2", Pay(payment_id, "T1")) == ("processed", "pay: same")
+    assert _apply(conn, "n3", ClosePayment(payment_id)) == ("processed", "close: same")
+    assert _apply(conn, "n4", NoEffect()) == ("processed", "none: nothing to do")
+    assert _apply(conn, "n5", ProviderRefund(payment_id, "R-CONSOLE", 200, None, "P1")) == \
+        ("processed", "provider_refund: changed")
+    assert _apply(conn, "n6", ProviderRefund(payment_id, "R-CONSOLE", 200, None, "P1")) == \
+        ("processed", "provider_refund: same")
+    # Alipay's refund_fee is the trade's refunds in all: 200 of it is recorded already
+    assert _apply(conn, "n7", ProviderRefund(payment_id, "R-OTHER", None, 200, "P1")) == \
+        ("processed", "provider_refund: nothing new refunded")
+    refund = store_payments._refund(conn, "refund_no", "R-CONSOLE")
+    assert _apply(conn, "n8", SettleRefund(refund["id"], RefundStatus.SUCCESS, "P1")) == ("processed", "refund: same")
+    assert store_orders._get(conn, order_id)["status"] == 11  # 200 of 500 refunded: paid, with the part shown
+    assert [h["cause"] for h in store_orders._history_of(conn, order_id)][-1] == \
+        "refund notice (alipay callback): refund R-CONSOLE of 200 started at the provider"
