@@ -18,6 +18,7 @@ import trio
 
 from .. import clock
 from ..events import Hub, TransactionStarted, TransactionStopped
+from ..orderstates import ALLOWED_FROM, OrderStatus, Outcome, described, refusal
 from ..store import Store, StoreClosed, StoreUnavailable
 from .errors import BillingConflict
 from .plausible import OPERATOR, SessionTime, session_time
@@ -26,18 +27,11 @@ from .tariffs import Tariff, parse_tariff, price_session, tariff_data
 
 log = structlog.get_logger("gateway.billing")
 
-CREATED, COMPLETED, CANCELLED, AWAITING_PAYMENT, PAID, REFUNDING, REFUNDED = 0, 1, 2, 10, 11, 12, 13
-STATUS_NAMES = {CREATED: "created", COMPLETED: "completed", CANCELLED: "cancelled",
-                AWAITING_PAYMENT: "awaiting payment", PAID: "paid", REFUNDING: "refunding", REFUNDED: "refunded"}
-# The EVCS order rules: the only changes there are; every other one is a conflict (HTTP 409).
-ALLOWED_FROM = {
-    COMPLETED: (CREATED,),
-    AWAITING_PAYMENT: (COMPLETED,),
-    PAID: (AWAITING_PAYMENT,),
-    REFUNDING: (PAID,),
-    REFUNDED: (REFUNDING,),
-    CANCELLED: (CREATED, COMPLETED, AWAITING_PAYMENT),
-}
+# The statuses and their rules live in gateway/orderstates.py; these names are kept for the HTTP layer.
+CREATED, COMPLETED, CANCELLED = OrderStatus.CREATED, OrderStatus.COMPLETED, OrderStatus.CANCELLED
+AWAITING_PAYMENT, PAID = OrderStatus.AWAITING_PAYMENT, OrderStatus.PAID
+REFUNDING, REFUNDED = OrderStatus.REFUNDING, OrderStatus.REFUNDED
+STATUS_NAMES = {int(status): status.word for status in OrderStatus}  # statusName, by number
 SWEEP_SECONDS = 300.0
 RETRY_SECONDS = 5.0  # after a failed step (the database locked, full, ...) a sweep comes this soon, then twice as late
 WAITING_ORDER_SECONDS = 600.0  # an /api/order/start order whose transaction never came is cancelled after this
@@ -45,10 +39,8 @@ REFUSED_CALLBACK_DAYS = 30  # refused provider callbacks are kept this long for 
 
 
 def conflict(order: dict[str, Any], target: int) -> BillingConflict:
-    now = STATUS_NAMES[order["status"]]
-    return BillingConflict(f"order {order['order_no']} is {now} ({order['status']}): it cannot become "
-                           f"{STATUS_NAMES[target]} ({target}); allowed from "
-                           f"{', '.join(f'{STATUS_NAMES[s]} ({s})' for s in ALLOWED_FROM[target])}")
+    """The order cannot become `target` (HTTP 409), saying why."""
+    return BillingConflict(refusal(order["order_no"], order["status"], target))
 
 
 def register_wh(value: str, unit: str | None) -> int | None:
@@ -298,8 +290,8 @@ class OrderBook:
         the charger's meter values carry the clock that needed correcting). ValueError for a correction that
         cannot be priced; BillingConflict unless the order is completed and not yet to pay."""
         if order["status"] != COMPLETED:
-            raise BillingConflict(f"order {order['order_no']} is {STATUS_NAMES[order['status']]} "
-                                  f"({order['status']}): only a completed order (1), not yet to pay, can be corrected")
+            raise BillingConflict(f"order {order['order_no']} is {described(order['status'])}: only a completed "
+                                  "order (1), not yet to pay, can be corrected")
         if energy_wh is None and started_at is None and stopped_at is None:
             raise ValueError("nothing to correct: give energyWh, startedAt and/or stoppedAt")
         start = started_at or clock.parse(order["started_at"] or "")
@@ -337,7 +329,7 @@ class OrderBook:
                              "after": {k: fields.get(k, order[k]) for k in shown}}, separators=(",", ":"))
         result, row = await self.store.orders.correct(order["id"], order["updated_at"], fields,
                                                       f"corrected by {who}: {reason}", detail, clock.iso())
-        if result != "changed":
+        if result is not Outcome.CHANGED:
             raise BillingConflict(f"order {order['order_no']} changed while it was being corrected: look at it again")
         log.info("order corrected", order=row["order_no"], by=who, total=row["total_amount"])
         return row
@@ -345,11 +337,11 @@ class OrderBook:
     async def change(self, order: dict[str, Any], target: int, cause: str,
                      fields: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
         """(order, changed); the same change twice changes nothing; a change the rules forbid raises."""
-        result, row = await self.store.orders.transition(order["id"], target, ALLOWED_FROM[target], cause,
-                                                         clock.iso(), fields)
-        if result == "conflict":
+        result, row = await self.store.orders.transition(order["id"], target, ALLOWED_FROM[OrderStatus(target)],
+                                                         cause, clock.iso(), fields)
+        if result is Outcome.CONFLICT:
             raise conflict(row, target)
-        return row, result == "changed"
+        return row, result is Outcome.CHANGED
 
     async def to_pay(self, order: dict[str, Any], cause: str) -> tuple[dict[str, Any], bool]:
         if order["status"] == COMPLETED and order["total_amount"] is None:

@@ -21,7 +21,9 @@ from .. import clock
 from ..store import Store, StoreClosed
 from . import alipay, wechat
 from .errors import BillingConflict, CallbackRefused, ProviderError, ProviderRefused
-from .orders import STATUS_NAMES, OrderBook
+from ..orderstates import (PROVIDER_SETTLED, CallbackStatus, ClosePayment, Effect, NoEffect, Outcome, Pay,
+                           PaymentStatus, ProviderRefund, RefundStatus, SettleRefund, described)
+from .orders import OrderBook
 from .settings import BillingSettings
 
 log = structlog.get_logger("gateway.billing")
@@ -141,20 +143,19 @@ class PaymentService:
             expires = clock.iso(datetime.now(timezone.utc) + timedelta(minutes=self.settings.trade_expiry_minutes))
             result, payment, current = await self.store.payments.create(
                 order["id"], channel, key, created_by, self.settings.day(), clock.iso(), expires)
-        if result == "conflict":
-            status = current["status"]
-            raise BillingConflict(f"order {current['order_no']} is {STATUS_NAMES[status]} ({status}): "
+        if result is Outcome.CONFLICT:
+            raise BillingConflict(f"order {current['order_no']} is {described(current['status'])}: "
                                   "only a completed order, or one awaiting payment, can be paid")
-        if result == "same":  # /paid twice without a key: the order is paid already
+        if result is Outcome.SAME:  # /paid twice without a key: the order is paid already
             raise BillingConflict(f"order {current['order_no']} is paid already")
         if payment["order_id"] != order["id"] or payment["channel"] != channel:
             raise BillingConflict(f"idempotency key {key!r} was used for payment {payment['trade_no']} "
                                   f"({payment['channel']}) of another order or channel")
         if channel == "manual":
             return payment
-        if payment["status"] == "FAILED":  # the provider could not be reached: a retry with the same key tries again
-            payment = await self.store.payments.update(payment["id"], {"status": "CREATED"}, clock.iso())
-        if payment["status"] == "CREATED" and not payment["pay_url"]:
+        if payment["status"] == PaymentStatus.FAILED:  # the provider could not be reached: a retry with the same key
+            payment = await self.store.payments.update(payment["id"], {"status": PaymentStatus.CREATED}, clock.iso())
+        if payment["status"] == PaymentStatus.CREATED and not payment["pay_url"]:
             payment = await self._open_at_provider(payment, order)
         return payment
 
@@ -238,7 +239,7 @@ class PaymentService:
         provider: dict[str, Any] | None = None
         if payment["channel"] in ("alipay", "wechat") and payment["channel"] in self.settings.channels():
             provider = await self.provider_state(payment)
-            if provider.get("paid") and payment["status"] in ("CREATED", "FAILED"):
+            if provider.get("paid") and payment["status"] in (PaymentStatus.CREATED, PaymentStatus.FAILED):
                 if provider["amount"] == payment["amount"]:
                     await self.store.payments.mark_paid(payment["id"], provider.get("tradeNo"),
                                                         f"paid ({payment['channel']} query)", clock.iso())
@@ -277,21 +278,21 @@ class PaymentService:
         async with self._locks.hold(("payment", payment["id"])):  # parallel refunds: the provider is asked once
             result, refund, payment = await self.store.payments.start_refund(
                 payment["id"], amount, reason, self.settings.day(), clock.iso())
-            if result == "conflict":
+            if result is Outcome.CONFLICT:
                 raise BillingConflict(f"payment {payment['trade_no']} is {payment['status']}: only a paid payment of a "
                                       "paid order can be refunded")
-            if result == "too_much":
+            if result is Outcome.TOO_MUCH:
                 raise BillingConflict(f"payment {payment['trade_no']} of {payment['amount']} has "
                                       f"{refund['remaining']} left to refund (the rest is refunded or being "
                                       f"refunded): a refund of {amount} would exceed it")
-            if result == "done" or refund["status"] != "PROCESSING":
+            if result is Outcome.DONE or refund["status"] != RefundStatus.PROCESSING:
                 return refund
             if payment["channel"] == "manual":
                 if settle_manual:
-                    _, refund = await self.store.payments.settle_refund(refund["id"], "SUCCESS", None,
+                    _, refund = await self.store.payments.settle_refund(refund["id"], RefundStatus.SUCCESS, None,
                                                                         "refunded (manual)", clock.iso())
                 return refund
-            if result == "pending" and not refund["note"]:
+            if result is Outcome.PENDING and not refund["note"]:
                 return refund  # being refunded: asked again only after an unanswered attempt (same refund number)
             return await self._refund_at_provider(refund, payment)
 
@@ -306,7 +307,7 @@ class PaymentService:
             raise BillingInvalid(f"the {payment['channel']} channel is no longer configured")
         async with self._locks.hold(("payment", payment["id"])):
             result, refund = await self.store.payments.retry_refund(refund["id"], who, clock.iso())
-            if result == "conflict":
+            if result is Outcome.CONFLICT:
                 raise BillingConflict(f"refund {refund['refund_no']} is {refund['status']}: only a refund that is "
                                       "processing, failed or abnormal can be asked again")
             return await self._refund_at_provider(refund, payment)
@@ -315,7 +316,7 @@ class PaymentService:
         """The operator gives a failed refund up: its order is back to paid (or refunded, if other
         refunds cover it). A success the provider reports later still settles it."""
         result, refund = await self.store.payments.give_up_refund(refund["id"], who, clock.iso())
-        if result == "conflict":
+        if result is Outcome.CONFLICT:
             raise BillingConflict(f"refund {refund['refund_no']} is {refund['status']}: only a failed, abnormal or "
                                   "closed refund can be given up (query a processing one first)")
         return refund
@@ -327,15 +328,15 @@ class PaymentService:
             if payment["channel"] == "alipay":
                 answer = await self._provider(self.settings.alipay.timeout, self.alipay.refund, payment["trade_no"],
                                               refund["amount"], refund["refund_no"], reason)
-                status = "SUCCESS" if answer["fund_change"] else None
+                status = RefundStatus.SUCCESS if answer["fund_change"] else None
                 if status is None:  # a repeat of a refund asked before (fund_change N): did this one move money?
                     state = await self._refund_state(refund, payment)
-                    status = "SUCCESS" if state.get("status") == "SUCCESS" else None
+                    status = RefundStatus.SUCCESS if state.get("status") == RefundStatus.SUCCESS else None
                 provider_id = answer.get("trade_no")
             else:
                 answer = await self._provider(self.settings.wechat.timeout, self.wechat.refund, payment["trade_no"],
                                               refund["refund_no"], refund["amount"], payment["amount"], reason)
-                status = answer["status"] if answer["status"] in ("SUCCESS", "ABNORMAL", "CLOSED") else None
+                status = RefundStatus(answer["status"]) if answer["status"] in PROVIDER_SETTLED else None
                 provider_id = answer.get("refund_id")
         except ProviderError as exc:
             refused = isinstance(exc, ProviderRefused)
@@ -374,7 +375,7 @@ class PaymentService:
         if payment["channel"] in ("alipay", "wechat") and payment["channel"] in self.settings.channels():
             provider = await self._refund_state(refund, payment)
             state = provider.get("status")
-            if state in ("SUCCESS", "ABNORMAL", "CLOSED") and state != refund["status"]:
+            if state in PROVIDER_SETTLED and state != refund["status"]:
                 if provider["amount"] == refund["amount"]:
                     _, refund = await self.store.payments.settle_refund(
                         refund["id"], state, provider.get("refundId"), f"refund {state} ({payment['channel']} query)",
@@ -386,15 +387,15 @@ class PaymentService:
     async def settle_manual_refund(self, order: dict[str, Any]) -> dict[str, Any]:
         """The operator handed the money back: the order's manual refund succeeded."""
         payments, refunds = await self.store.payments.of_order(order["id"])
-        pending = [r for r in refunds if r["status"] == "PROCESSING"]
+        pending = [r for r in refunds if r["status"] == RefundStatus.PROCESSING]
         if not pending:
             raise BillingConflict(f"order {order['order_no']} has no refund in progress")
         payment = next(p for p in payments if p["id"] == pending[-1]["payment_id"])
         if payment["channel"] != "manual":
             raise BillingConflict(f"the refund of {payment['channel']} payment {payment['trade_no']} is settled by "
                                   "the provider's answer or callback, not by hand")
-        _, refund = await self.store.payments.settle_refund(pending[-1]["id"], "SUCCESS", None, "refunded (manual)",
-                                                            clock.iso())
+        _, refund = await self.store.payments.settle_refund(pending[-1]["id"], RefundStatus.SUCCESS, None,
+                                                            "refunded (manual)", clock.iso())
         return refund
 
     async def paid_payment(self, order: dict[str, Any]) -> dict[str, Any]:
@@ -455,8 +456,8 @@ class PaymentService:
         status = await self.store.payments.apply_callback(callback_id, notify_id, trade_no, effect, clock.iso())
         self._wake_closer.set()  # a payment may have left other open trades to close
         log.info("payment callback", channel=row["channel"], callback=callback_id, status=status, trade_no=trade_no,
-                 effect=effect[0])
-        if status == "refused":
+                 effect=effect.kind)
+        if status is CallbackStatus.REFUSED:
             return CallbackResult(False, "refused")
         return CallbackResult(True, status)
 
@@ -466,7 +467,7 @@ class PaymentService:
             raise CallbackRefused(f"unknown trade {trade_no!r}: no {channel} payment of ours has that number")
         return payment
 
-    async def _check_alipay(self, row: dict[str, Any], seen: dict[str, str]) -> tuple[str, str | None, tuple]:
+    async def _check_alipay(self, row: dict[str, Any], seen: dict[str, str]) -> tuple[str, str | None, Effect]:
         settings = self.settings.alipay
         if settings is None:
             raise CallbackRefused("the alipay channel is not configured")
@@ -500,21 +501,22 @@ class PaymentService:
                                       f"({payment['amount']})")
             refund = await self.store.payments.refund("refund_no", notice.out_biz_no)
             if refund is None:  # started in the merchant console: recorded, the money moved
-                return notice.notify_id, payment["trade_no"], (
-                    "provider_refund", payment["id"], notice.out_biz_no, None, notice.refund_fee, notice.trade_no)
+                return notice.notify_id, payment["trade_no"], ProviderRefund(
+                    payment["id"], notice.out_biz_no, None, notice.refund_fee, notice.trade_no)
             if refund["payment_id"] != payment["id"]:
                 raise CallbackRefused(f"refund {notice.out_biz_no!r} is not one of trade {payment['trade_no']}")
             if notice.refund_fee < refund["amount"]:
                 raise CallbackRefused(f"refund_fee {notice.refund_fee} is less than refund {refund['refund_no']} "
                                       f"({refund['amount']})")
-            return notice.notify_id, payment["trade_no"], ("refund", refund["id"], "SUCCESS", notice.trade_no)
+            return notice.notify_id, payment["trade_no"], SettleRefund(refund["id"], RefundStatus.SUCCESS,
+                                                                       notice.trade_no)
         if notice.trade_status in ("TRADE_SUCCESS", "TRADE_FINISHED"):
-            return notice.notify_id, payment["trade_no"], ("pay", payment["id"], notice.trade_no)
+            return notice.notify_id, payment["trade_no"], Pay(payment["id"], notice.trade_no)
         if notice.trade_status == "TRADE_CLOSED":
-            return notice.notify_id, payment["trade_no"], ("close", payment["id"])
-        return notice.notify_id, payment["trade_no"], ("none",)
+            return notice.notify_id, payment["trade_no"], ClosePayment(payment["id"])
+        return notice.notify_id, payment["trade_no"], NoEffect()
 
-    async def _check_wechat(self, row: dict[str, Any], seen: dict[str, str]) -> tuple[str, str | None, tuple]:
+    async def _check_wechat(self, row: dict[str, Any], seen: dict[str, str]) -> tuple[str, str | None, Effect]:
         settings = self.settings.wechat
         if settings is None:
             raise CallbackRefused("the wechat channel is not configured")
@@ -541,9 +543,9 @@ class PaymentService:
                                       f"({payment['amount']})")
             if plain.get("trade_state") != "SUCCESS":
                 raise CallbackRefused(f"trade_state {plain.get('trade_state')!r} in a TRANSACTION.SUCCESS event")
-            return event.id, trade_no, ("pay", payment["id"], plain.get("transaction_id"))
+            return event.id, trade_no, Pay(payment["id"], plain.get("transaction_id"))
         if event.event_type in ("REFUND.SUCCESS", "REFUND.ABNORMAL", "REFUND.CLOSED"):
-            status = event.event_type.split(".", 1)[1]
+            status = RefundStatus(event.event_type.split(".", 1)[1])
             refund_no = plain.get("out_refund_no")
             refund = await self.store.payments.refund("refund_no", refund_no)
             if refund is None and isinstance(refund_no, str) and refund_no:  # started in the merchant console
@@ -551,13 +553,12 @@ class PaymentService:
                 if amount.get("total") != payment["amount"] or isinstance(money, bool) or not isinstance(money, int) \
                         or not 0 < money <= payment["amount"]:
                     raise CallbackRefused(f"refund amounts {amount!r} do not fit trade {trade_no}")
-                if status != "SUCCESS":  # no money moved: nothing to record
-                    return event.id, trade_no, ("none",)
-                return event.id, trade_no, ("provider_refund", payment["id"], refund_no, money, None,
-                                            plain.get("refund_id"))
+                if status != RefundStatus.SUCCESS:  # no money moved: nothing to record
+                    return event.id, trade_no, NoEffect()
+                return event.id, trade_no, ProviderRefund(payment["id"], refund_no, money, None, plain.get("refund_id"))
             if refund is None or refund["payment_id"] != payment["id"]:
                 raise CallbackRefused(f"unknown refund {refund_no!r} of trade {trade_no}")
             if amount.get("refund") != refund["amount"] or amount.get("total") != payment["amount"]:
                 raise CallbackRefused(f"refund amounts {amount!r} do not match refund {refund['refund_no']}")
-            return event.id, trade_no, ("refund", refund["id"], status, plain.get("refund_id"))
-        return event.id, trade_no, ("none",)
+            return event.id, trade_no, SettleRefund(refund["id"], status, plain.get("refund_id"))
+        return event.id, trade_no, NoEffect()

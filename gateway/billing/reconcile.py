@@ -18,6 +18,7 @@ import structlog
 import trio
 
 from .. import clock
+from ..orderstates import SETTLED_PAYMENTS, PaymentStatus, RefundStatus
 from ..store import StoreClosed
 from . import bills
 from .bills import BEIJING, Bill, BillLine
@@ -53,9 +54,9 @@ def compare(data: dict[str, list[Row]], provider: dict[str, dict[str, Any]] | No
 
     for p in data["payments"]:
         order = orders.get(p["order_id"])
-        settled = p["status"] in ("PAID", "REFUNDED")
+        settled = p["status"] in SETTLED_PAYMENTS
         # Money we hold that the order did not take: paid twice, or paid after it was cancelled.
-        if p["status"] == "PAID" and p["id"] != order["paid_payment_id"]:
+        if p["status"] == PaymentStatus.PAID and p["id"] != order["paid_payment_id"]:
             if order["paid_payment_id"] is not None:
                 report("double_payment", p, order, f"the order was paid by another payment too: refund {p['trade_no']}")
             else:
@@ -64,11 +65,14 @@ def compare(data: dict[str, list[Row]], provider: dict[str, dict[str, Any]] | No
         if p["amount"] != order["total_amount"]:
             report("amount_mismatch", p, order, f"payment {p['amount']} vs order total {order['total_amount']}")
         payment_refunds = refunds.get(p["id"], [])
-        if p["status"] == "REFUNDED" and not any(r["status"] == "SUCCESS" for r in payment_refunds):
+        if (p["status"] == PaymentStatus.REFUNDED
+                and not any(r["status"] == RefundStatus.SUCCESS for r in payment_refunds)):
             report("refund_mismatch", p, order, "payment marked refunded without a successful refund")
-        if any(r["status"] in ("ABNORMAL", "CLOSED", "FAILED") for r in payment_refunds) and p["status"] == "PAID":
+        failed = (RefundStatus.ABNORMAL, RefundStatus.CLOSED, RefundStatus.FAILED)
+        if any(r["status"] in failed for r in payment_refunds) and p["status"] == PaymentStatus.PAID:
             report("refund_failed", p, order, "a refund failed at the provider; the order is still refunding")
-        stale = [r for r in payment_refunds if r["status"] == "PROCESSING" and r["created_at"] < stale_before]
+        stale = [r for r in payment_refunds
+                 if r["status"] == RefundStatus.PROCESSING and r["created_at"] < stale_before]
         if stale:
             report("refund_pending", p, order, f"refund {stale[0]['refund_no']} has been in progress since "
                                                f"{stale[0]['created_at']}: ask again (/refunding) or settle it")
@@ -123,7 +127,7 @@ def compare_bill(bill: Bill, previous: list[BillLine], ours: dict[str, Any]) -> 
             if payment is None or payment["channel"] != bill.channel:
                 report("unknown_trade", line.out_trade_no, f"the bill has a payment of {line.amount} "
                        f"({line.provider_trade_no}) that is none of our {bill.channel} trades", theirs=line.amount)
-            elif payment["status"] not in ("PAID", "REFUNDED"):
+            elif payment["status"] not in SETTLED_PAYMENTS:
                 report("missed_payment", line.out_trade_no, f"the provider was paid {line.amount} but ours is "
                        f"{payment['status']}: its callback was missed", theirs=line.amount, mine=payment["amount"])
             elif line.amount != payment["amount"]:
@@ -135,7 +139,7 @@ def compare_bill(bill: Bill, previous: list[BillLine], ours: dict[str, Any]) -> 
             report("refund_elsewhere", line.out_trade_no, f"a refund of {line.amount} ({line.refund_no or 'no number'})"
                    " that the gateway did not make: made in the merchant console?", refund_no=line.refund_no,
                    theirs=line.amount)
-        elif refund["status"] != "SUCCESS":
+        elif refund["status"] != RefundStatus.SUCCESS:
             report("missed_refund", line.out_trade_no, f"the provider refunded {line.amount} but ours is "
                    f"{refund['status']}: its notice was missed", refund_no=line.refund_no, theirs=line.amount,
                    mine=refund["amount"])
@@ -146,7 +150,7 @@ def compare_bill(bill: Bill, previous: list[BillLine], ours: dict[str, Any]) -> 
     billed = {(x.kind, x.out_trade_no, x.refund_no) for x in (*bill.lines, *previous)}
     since, until = bill_window(bill.day)
     for p in ours["payments"]:
-        if (p["channel"] == bill.channel and p["status"] in ("PAID", "REFUNDED") and since <= (p["paid_at"] or "") < until
+        if (p["channel"] == bill.channel and p["status"] in SETTLED_PAYMENTS and since <= (p["paid_at"] or "") < until
                 and ("payment", p["trade_no"], None) not in billed):
             report("missing_from_bill", p["trade_no"], f"ours is {p['status']} since {p['paid_at']} but no bill "
                    "has it: a payment the provider does not know", mine=p["amount"])
@@ -230,7 +234,7 @@ async def reconcile(service: PaymentService, channel: str, day: date, ask_provid
                   if not (m["kind"] == "refund_pending" and m["tradeNo"] in settled)] + bill_mismatches
     if channel != "manual":  # orders paid with no payment at all are reported once, on the manual channel
         mismatches = [m for m in mismatches if m["kind"] != "paid_order_without_payment"]
-    paid = [p for p in data["payments"] if p["status"] in ("PAID", "REFUNDED")]
+    paid = [p for p in data["payments"] if p["status"] in SETTLED_PAYMENTS]
     ours = {p["id"] for p in data["payments"]}
     return {
         "channel": channel, "day": day.isoformat(), "timezone": str(service.settings.tz), "since": since,
@@ -238,7 +242,7 @@ async def reconcile(service: PaymentService, channel: str, day: date, ask_provid
         "source": "bill" if bill_totals is not None else "queries" if provider is not None else "ours",
         "bill": bill_totals, "billError": bill_error,
         "payments": len(data["payments"]), "paid": len(paid), "paidAmount": sum(p["amount"] for p in paid),
-        "refundedAmount": sum(r["amount"] for r in data["refunds"] if r["status"] == "SUCCESS"
+        "refundedAmount": sum(r["amount"] for r in data["refunds"] if r["status"] == RefundStatus.SUCCESS
                               and r["payment_id"] in ours and since <= r["settled_at"] < until),
         "mismatches": mismatches, "balanced": not mismatches,
     }

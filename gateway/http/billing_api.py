@@ -14,13 +14,13 @@ from quart import Blueprint, Response, current_app, g, request
 
 from .. import clock
 from ..billing.errors import BillingConflict, ProviderError
-from ..billing.orders import CANCELLED, CREATED, PAID, REFUNDED, REFUNDING, STATUS_NAMES, OrderBook, conflict
+from ..billing.charging import RemoteAnswer, StartRequest, start_charging, stop_charging
+from ..billing.orders import CANCELLED, PAID, REFUNDED, REFUNDING, STATUS_NAMES, OrderBook, conflict
 from ..billing.payments import BillingInvalid, PaymentService
 from ..billing.reconcile import as_csv, reconcile
 from ..billing.reconcile import execute as execute_day
 from ..billing.settings import zone_name
 from ..chargepoint.commands import CommandService
-from ..chargepoint.errors import CallTimeout, CommandError, NotConnected
 from . import params
 from .errors import ApiError, error_response, evcs
 
@@ -186,42 +186,11 @@ async def start() -> Any:
     if connector_id is not None and (type(connector_id) is not int or not 0 < connector_id < 2**31):
         raise params.bad("connectorId must be a positive integer")
     orders = _orders()
-    existing = await orders.store.orders.find("session_id", session_id)
-    if existing is not None:
-        if (existing["charge_point_id"], existing["id_tag"]) != (cp_id, id_tag):
-            raise ApiError(409, "conflict", f"session {session_id!r} already belongs to order "
-                           f"{existing['order_no']} of {existing['charge_point_id']} for another id tag or charger")
-        return evcs({**await _detail(existing), "remoteStart": None}, "order exists")
     commands: CommandService = current_app.config["COMMANDS"]
-    if cp_id not in commands.chargers.registry:
-        raise NotConnected(cp_id)
-    order, created = await orders.store.orders.create_external(
-        session_id, cp_id, connector_id, id_tag, orders.settings.tariff_name(cp_id), orders.settings.currency,
-        orders.settings.day(), clock.iso())
-    if not created:  # a concurrent call with the same session won the race
-        return evcs({**await _detail(order), "remoteStart": None}, "order exists")
-    payload = {"idTag": id_tag, **({"connectorId": connector_id} if connector_id else {})}
-    try:
-        sent = await commands.sendable(cp_id, "RemoteStartTransaction", payload)
-    except CommandError as exc:  # gone since the check above: nothing was sent
-        await orders.change(order, CANCELLED, f"remote start not sent: {exc}")
-        raise
-    # Recorded before the charger hears of it: its StartTransaction links to this order, not a new one.
-    await orders.store.orders.set_remote_start(order["id"], sent.request_id, clock.iso())
-    message = "order created"
-    try:
-        sent = await commands.deliver(sent, timeout)
-        status = sent.result.get("status")
-    except CallTimeout:
-        # The charger may still start the transaction: the order waits for it (/api/order/stop cancels it).
-        status, message = "Timeout", "the charger did not answer RemoteStartTransaction: the order waits for a transaction"
-    except CommandError as exc:
-        status = type(exc).__name__
-    if status not in ("Accepted", "Timeout"):
-        order, _ = await orders.change(order, CANCELLED, f"remote start not accepted: {status}")
-        message = f"the charger answered {status}: order cancelled"
-    order = await orders.store.orders.get(order["id"])
-    return evcs({**await _detail(order), "remoteStart": {"requestId": sent.request_id, "status": status}}, message, 201)
+    started = await start_charging(orders, commands, StartRequest(session_id, cp_id, id_tag, connector_id), timeout)
+    if not started.created:
+        return evcs({**await _detail(started.order), "remoteStart": None}, started.message)
+    return evcs({**await _detail(started.order), "remoteStart": _remote(started.remote_start)}, started.message, 201)
 
 
 @orders_bp.post("/stop")
@@ -230,19 +199,13 @@ async def stop() -> Any:
     reports the stop. Idempotent: an order already stopped is answered as it is."""
     orders = _orders()
     order = await _order_from_body(await _body())
-    tx = await orders.store.transactions.get(order["transaction_id"]) if order["transaction_id"] else None
-    charging = tx is not None and tx["stopped_at"] is None
-    if order["status"] != CREATED and not charging:  # a cancelled order's session may still be charging
-        return evcs({**await _detail(order), "remoteStop": None}, "order already stopped")
-    if order["transaction_id"] is None:
-        order, _ = await orders.change(order, CANCELLED, "stopped before the charger started a transaction")
-        return evcs({**await _detail(order), "remoteStop": None}, "order cancelled: no transaction had started")
     commands: CommandService = current_app.config["COMMANDS"]
-    sent = await commands.send(order["charge_point_id"], "RemoteStopTransaction",
-                               {"transactionId": order["transaction_id"]}, params.timeout())
-    status = sent.result.get("status")
-    return evcs({**await _detail(order), "remoteStop": {"requestId": sent.request_id, "status": status}},
-                f"the charger answered {status}")
+    stopped = await stop_charging(orders, commands, order, params.timeout)  # timeoutSeconds: read if a stop is sent
+    return evcs({**await _detail(stopped.order), "remoteStop": _remote(stopped.remote_stop)}, stopped.message)
+
+
+def _remote(answer: RemoteAnswer | None) -> dict[str, Any] | None:
+    return None if answer is None else {"requestId": answer.request_id, "status": answer.status}
 
 
 @orders_bp.get("/<order_ref>")

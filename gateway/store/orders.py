@@ -1,8 +1,8 @@
 """Orders: one per charging session, their state changes and history.
 
-The rules (which change is allowed) live in gateway/billing/orders.py; these functions
-apply a change atomically and report what they found, so a rule checked against a row
-read earlier can never be applied to a row that has changed since.
+The rules (which change is allowed) live in gateway/orderstates.py; these functions
+apply a change atomically and report what they found (an Outcome), so a rule checked against
+a row read earlier can never be applied to a row that has changed since.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Iterable, NamedTuple
 
+from ..orderstates import OrderStatus, Outcome, RefundStatus
 from . import tariffs
 from .db import Database
 from .paging import Filters, page
@@ -20,6 +21,12 @@ _READINGS = """SELECT timestamp, value, unit FROM meter_values
                  AND phase IS NULL AND (location IS NULL OR location = 'Outlet')
                  AND (format IS NULL OR format = 'Raw')
                ORDER BY id"""
+
+
+class Change(NamedTuple):
+    """What a change of one order found and did, and the order as it is now (None: missing)."""
+    outcome: Outcome
+    order: dict[str, Any] | None
 
 
 class PricingInput(NamedTuple):
@@ -51,12 +58,12 @@ def _history(conn: sqlite3.Connection, order_id: int, from_status: int | None, t
 
 def _insert(conn: sqlite3.Connection, session_id: str, day: str, fields: dict[str, Any], cause: str,
             at: str) -> dict[str, Any]:
-    columns = {"session_id": session_id, "status": 0, "created_at": at, "updated_at": at, **fields}
+    columns = {"session_id": session_id, "status": OrderStatus.CREATED, "created_at": at, "updated_at": at, **fields}
     cur = conn.execute(f"INSERT INTO orders ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                        tuple(columns.values()))
     order_id = cur.lastrowid
     conn.execute("UPDATE orders SET order_no = ? WHERE id = ?", (f"ORD-{day}-{order_id:06d}", order_id))
-    _history(conn, order_id, None, 0, cause, at)
+    _history(conn, order_id, None, OrderStatus.CREATED, cause, at)
     return _get(conn, order_id)
 
 
@@ -82,8 +89,8 @@ def _open_for_transaction(conn: sqlite3.Connection, transaction_id: int, tariff:
     if tx["remote_start_request_id"]:
         waiting = conn.execute(
             # A cancelled order does not take the session: it gets an order of its own, to be paid.
-            "SELECT * FROM orders WHERE remote_start_request_id = ? AND transaction_id IS NULL AND status = 0",
-            (tx["remote_start_request_id"],)).fetchone()
+            "SELECT * FROM orders WHERE remote_start_request_id = ? AND transaction_id IS NULL AND status = ?",
+            (tx["remote_start_request_id"], OrderStatus.CREATED)).fetchone()
         if waiting is not None:
             version = tariffs.in_force(conn, waiting["tariff"], version_at)
             sets = {"transaction_id": transaction_id, "connector_id": tx["connector_id"],
@@ -137,29 +144,29 @@ def _pricing_input(conn: sqlite3.Connection, order_id: int) -> PricingInput | No
 
 
 def _correct(conn: sqlite3.Connection, order_id: int, expected: str, fields: dict[str, Any], cause: str,
-             detail: str, at: str) -> tuple[str, dict[str, Any] | None]:
+             detail: str, at: str) -> Change:
     """An operator's correction of a completed order: applied only if the order is still completed and
     unchanged since `expected` (its updated_at), so a correction judged on one row never lands on another.
-    ("changed" | "conflict" | "missing", order)."""
+    CHANGED, CONFLICT or MISSING."""
     order = _get(conn, order_id)
     if order is None:
-        return "missing", None
-    if order["status"] != 1 or order["updated_at"] != expected:
-        return "conflict", order
+        return Change(Outcome.MISSING, None)
+    if order["status"] != OrderStatus.COMPLETED or order["updated_at"] != expected:
+        return Change(Outcome.CONFLICT, order)
     sets = {**fields, "updated_at": at}
     conn.execute(f"UPDATE orders SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?", (*sets.values(), order_id))
-    _history(conn, order_id, 1, 1, cause, at, detail)
-    return "changed", _get(conn, order_id)
+    _history(conn, order_id, OrderStatus.COMPLETED, OrderStatus.COMPLETED, cause, at, detail)
+    return Change(Outcome.CHANGED, _get(conn, order_id))
 
 
 def _close(conn: sqlite3.Connection, order_id: int, fields: dict[str, Any], cause: str,
            at: str) -> dict[str, Any] | None:
-    """Record the metered and priced session; status 0 becomes 1. A cancelled order keeps its
+    """Record the metered and priced session; created becomes completed. A cancelled order keeps its
     status (the session is recorded all the same); an order already closed is left alone."""
     order = _get(conn, order_id)
     if order is None or order["stopped_at"] is not None:
         return order
-    status = 1 if order["status"] == 0 else order["status"]
+    status = OrderStatus.COMPLETED if order["status"] == OrderStatus.CREATED else order["status"]
     sets = {**fields, "status": status, "updated_at": at}
     conn.execute(f"UPDATE orders SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?", (*sets.values(), order_id))
     _history(conn, order_id, order["status"], status, cause, at)
@@ -175,31 +182,33 @@ def _close_failed(conn: sqlite3.Connection, order_id: int, note: str, at: str) -
 
 
 def transition(conn: sqlite3.Connection, order_id: int, target: int, allowed_from: Iterable[int], cause: str,
-               at: str, fields: dict[str, Any] | None = None) -> tuple[str, dict[str, Any] | None]:
-    """Move an order to `target` if it is in one of `allowed_from`.
+               at: str, fields: dict[str, Any] | None = None) -> Change:
+    """Move an order to `target` if it is in one of `allowed_from` (billing passes the rule of
+    gateway/orderstates.py; the store's own jobs pass theirs).
 
-    Returns ("changed" | "same" | "conflict" | "missing", order). "same": it already was in
-    `target`, so a repeated call changes nothing. Callable inside other store jobs.
+    CHANGED, SAME (it already was in `target`, so a repeated call changes nothing), CONFLICT or
+    MISSING. Callable inside other store jobs.
     """
     order = _get(conn, order_id)
     if order is None:
-        return "missing", None
+        return Change(Outcome.MISSING, None)
     if order["status"] == target:
-        return "same", order
+        return Change(Outcome.SAME, order)
     if order["status"] not in tuple(allowed_from):
-        return "conflict", order
-    sets = {**(fields or {}), "status": target, "updated_at": at}
+        return Change(Outcome.CONFLICT, order)
+    sets = {**(fields or {}), "status": OrderStatus(target), "updated_at": at}
     conn.execute(f"UPDATE orders SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?", (*sets.values(), order_id))
     _history(conn, order_id, order["status"], target, cause, at)
-    return "changed", _get(conn, order_id)
+    return Change(Outcome.CHANGED, _get(conn, order_id))
 
 
 def _expire_waiting(conn: sqlite3.Connection, before: str, at: str) -> int:
     """Orders of /api/order/start whose charger never started a transaction: cancelled."""
-    waiting = conn.execute("SELECT id FROM orders WHERE status = 0 AND transaction_id IS NULL AND created_at < ?",
-                           (before,)).fetchall()
+    waiting = conn.execute("SELECT id FROM orders WHERE status = ? AND transaction_id IS NULL AND created_at < ?",
+                           (OrderStatus.CREATED, before)).fetchall()
     for (order_id,) in waiting:
-        transition(conn, order_id, 2, (0,), "no transaction started for this order", at)
+        transition(conn, order_id, OrderStatus.CANCELLED, (OrderStatus.CREATED,),
+                   "no transaction started for this order", at)
     return len(waiting)
 
 
@@ -232,8 +241,8 @@ def _for_stats(conn: sqlite3.Connection, cp_id: str | None, since: str | None,
                    (SELECT COALESCE(SUM(amount), 0) FROM payments p
                      WHERE p.order_id = orders.id AND p.paid_at IS NOT NULL) AS received,
                    (SELECT COALESCE(SUM(r.amount), 0) FROM payments p JOIN refunds r ON r.payment_id = p.id
-                     WHERE p.order_id = orders.id AND r.status = 'SUCCESS') AS refunded
-            FROM orders{filters.where} ORDER BY id""", filters.args)]
+                     WHERE p.order_id = orders.id AND r.status = ?) AS refunded
+            FROM orders{filters.where} ORDER BY id""", (RefundStatus.SUCCESS, *filters.args))]
 
 
 class Orders:

@@ -8,16 +8,40 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import Any, NamedTuple
 
+from ..orderstates import (ALLOWED_FROM, OPEN_REFUNDS, PAYABLE, REFUND_STATES, SETTLED_PAYMENTS, CallbackStatus,
+                           ClosePayment, CloseState, Effect, OrderStatus, Outcome, Pay, PaymentStatus, ProviderRefund,
+                           RefundStatus, SettleRefund)
 from .db import Database
 from .orders import _history, transition
 
 Row = dict[str, Any]
-_STATUS_WORDS = {0: "charging", 1: "completed", 2: "cancelled", 10: "awaiting payment", 11: "paid",
-                 12: "refunding", 13: "refunded"}
-# Refunds that are not settled: the order stays refunding (12) while one of its payment's is open.
-OPEN_REFUNDS = ("PROCESSING", "ABNORMAL", "CLOSED", "FAILED")
+
+
+class PaymentChange(NamedTuple):
+    """What a change of a payment found and did, the payment and its order as they are now."""
+    outcome: Outcome
+    payment: Row | None
+    order: Row | None
+
+
+class RefundChange(NamedTuple):
+    outcome: Outcome
+    refund: Row | None
+
+
+class RefundStart(NamedTuple):
+    """A refund started (or the one that answers for it), and its payment; TOO_MUCH carries
+    {"remaining"} instead of a refund."""
+    outcome: Outcome
+    refund: Row | None
+    payment: Row | None
+
+
+def _marks(values: tuple) -> str:
+    """The placeholders of an IN list of bound values."""
+    return ",".join("?" * len(values))
 
 
 def _one(conn: sqlite3.Connection, sql: str, args: tuple) -> Row | None:
@@ -34,20 +58,20 @@ def _order(conn: sqlite3.Connection, order_id: int) -> Row | None:
     return _one(conn, "SELECT * FROM orders WHERE id = ?", (order_id,))
 
 
-def _keyed_or_missing(conn: sqlite3.Connection, order_id: int, key: str | None) -> tuple | None:
+def _keyed_or_missing(conn: sqlite3.Connection, order_id: int, key: str | None) -> PaymentChange | None:
     """The answer when the idempotency key was used before, or the order does not exist; else None."""
     if key is not None:
         existing = _payment(conn, "idempotency_key", key)
         if existing is not None:
-            return "existing", existing, _order(conn, existing["order_id"])
+            return PaymentChange(Outcome.EXISTING, existing, _order(conn, existing["order_id"]))
     if _order(conn, order_id) is None:
-        return "missing", None, None
+        return PaymentChange(Outcome.MISSING, None, None)
     return None
 
 
 def _create(conn: sqlite3.Connection, order_id: int, channel: str, key: str | None, created_by: str | None,
-            day: str, at: str, expires_at: str | None = None) -> tuple[str, Row | None, Row | None]:
-    """("created" | "existing" | "conflict" | "missing", payment, order).
+            day: str, at: str, expires_at: str | None = None) -> PaymentChange:
+    """CREATED, EXISTING, CONFLICT or MISSING.
 
     An order that is completed moves to awaiting payment; one already awaiting payment may get
     another payment (the payer switched channels: the other channels' open trades are closed). An
@@ -55,22 +79,27 @@ def _create(conn: sqlite3.Connection, order_id: int, channel: str, key: str | No
     handed back instead of a second one; never an open one of an order that can no longer be paid."""
     found = _keyed_or_missing(conn, order_id, key)
     if found is not None:
-        if found[0] == "existing" and found[1]["status"] == "CREATED" and found[2]["status"] not in (1, 10):
-            return "conflict", None, found[2]  # a live payment link for a cancelled or paid order: never
+        if (found.outcome is Outcome.EXISTING and found.payment["status"] == PaymentStatus.CREATED
+                and found.order["status"] not in PAYABLE):
+            # a live payment link for a cancelled or paid order: never
+            return PaymentChange(Outcome.CONFLICT, None, found.order)
         return found
     order = _order(conn, order_id)
-    if order["status"] not in (1, 10):
-        return "conflict", None, order
+    if order["status"] not in PAYABLE:
+        return PaymentChange(Outcome.CONFLICT, None, order)
     # An open trade past its expiry was closed by the provider: it is not handed out again.
-    conn.execute("UPDATE payments SET status = 'CLOSED', close_state = 'closed', close_note = 'expired unpaid', "
-                 "updated_at = ? WHERE order_id = ? AND status = 'CREATED' AND expires_at <= ?", (at, order_id, at))
+    conn.execute("UPDATE payments SET status = ?, close_state = ?, close_note = 'expired unpaid', "
+                 "updated_at = ? WHERE order_id = ? AND status = ? AND expires_at <= ?",
+                 (PaymentStatus.CLOSED, CloseState.CLOSED, at, order_id, PaymentStatus.CREATED, at))
     if key is None:
-        open_one = _one(conn, "SELECT * FROM payments WHERE order_id = ? AND channel = ? AND status = 'CREATED' "
-                              "AND close_state IS NULL ORDER BY id DESC LIMIT 1", (order_id, channel))
+        open_one = _one(conn, "SELECT * FROM payments WHERE order_id = ? AND channel = ? AND status = ? "
+                              "AND close_state IS NULL ORDER BY id DESC LIMIT 1",
+                        (order_id, channel, PaymentStatus.CREATED))
         if open_one is not None:
-            return "existing", open_one, order
-    if order["status"] == 1:
-        _, order = transition(conn, order_id, 10, (1,), f"payment requested ({channel})", at)
+            return PaymentChange(Outcome.EXISTING, open_one, order)
+    if order["status"] == OrderStatus.COMPLETED:
+        _, order = transition(conn, order_id, OrderStatus.AWAITING_PAYMENT, ALLOWED_FROM[OrderStatus.AWAITING_PAYMENT],
+                              f"payment requested ({channel})", at)
     cur = conn.execute(
         """INSERT INTO payments (order_id, channel, amount, currency, idempotency_key, created_by, created_at,
                                  updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -79,22 +108,22 @@ def _create(conn: sqlite3.Connection, order_id: int, channel: str, key: str | No
     trade_no = f"PAY-{day}-{cur.lastrowid:06d}"
     conn.execute("UPDATE payments SET trade_no = ? WHERE id = ?", (trade_no, cur.lastrowid))
     _close_open_trades(conn, order_id, f"replaced by {channel} payment {trade_no}", at, keep_channel=channel)
-    return "created", _payment(conn, "id", cur.lastrowid), order
+    return PaymentChange(Outcome.CREATED, _payment(conn, "id", cur.lastrowid), order)
 
 
 def _close_open_trades(conn: sqlite3.Connection, order_id: int, cause: str, at: str,
                        keep_channel: str | None = None) -> int:
     """Mark the order's open provider trades (other than `keep_channel`'s) to be closed at the
     provider, each with a line in the order's history; the payment service's closer does it."""
-    rows = conn.execute("SELECT id, trade_no, channel FROM payments WHERE order_id = ? AND status = 'CREATED' "
+    rows = conn.execute("SELECT id, trade_no, channel FROM payments WHERE order_id = ? AND status = ? "
                         "AND channel != 'manual' AND channel IS NOT ? AND close_state IS NULL",
-                        (order_id, keep_channel)).fetchall()
+                        (order_id, PaymentStatus.CREATED, keep_channel)).fetchall()
     if not rows:
         return 0
     order = _order(conn, order_id)
     for payment_id, trade_no, channel in rows:
-        conn.execute("UPDATE payments SET close_state = 'pending', close_note = ?, updated_at = ? WHERE id = ?",
-                     (f"to be closed: {cause}", at, payment_id))
+        conn.execute("UPDATE payments SET close_state = ?, close_note = ?, updated_at = ? WHERE id = ?",
+                     (CloseState.PENDING, f"to be closed: {cause}", at, payment_id))
         _history(conn, order_id, order["status"], order["status"],
                  f"{channel} trade {trade_no} to be closed at the provider: {cause}", at)
     return len(rows)
@@ -102,8 +131,8 @@ def _close_open_trades(conn: sqlite3.Connection, order_id: int, cause: str, at: 
 
 def _closing(conn: sqlite3.Connection, new_only: bool) -> list[Row]:
     """Trades waiting to be closed at the provider (`new_only`: those not tried yet)."""
-    sql = "SELECT * FROM payments WHERE close_state = 'pending'" + (" AND close_attempts = 0" if new_only else "")
-    return [dict(r) for r in conn.execute(sql + " ORDER BY id LIMIT 200")]
+    sql = "SELECT * FROM payments WHERE close_state = ?" + (" AND close_attempts = 0" if new_only else "")
+    return [dict(r) for r in conn.execute(sql + " ORDER BY id LIMIT 200", (CloseState.PENDING,))]
 
 
 def _close_outcome(conn: sqlite3.Connection, payment_id: int, closed: bool, note: str, max_attempts: int,
@@ -111,13 +140,13 @@ def _close_outcome(conn: sqlite3.Connection, payment_id: int, closed: bool, note
     """The provider closed the trade (it can no longer be paid), or the attempt failed: tried again
     later, up to `max_attempts`, then left `failed` with the last error for an operator to see."""
     payment = _payment(conn, "id", payment_id)
-    if payment is None or payment["close_state"] != "pending":
+    if payment is None or payment["close_state"] != CloseState.PENDING:
         return payment
-    if closed:
-        status = "CLOSED" if payment["status"] == "CREATED" else payment["status"]  # paid meanwhile: stays paid
-        return _update(conn, payment_id, {"status": status, "close_state": "closed", "close_note": note}, at)
+    if closed:  # paid meanwhile: stays paid
+        status = PaymentStatus.CLOSED if payment["status"] == PaymentStatus.CREATED else payment["status"]
+        return _update(conn, payment_id, {"status": status, "close_state": CloseState.CLOSED, "close_note": note}, at)
     attempts = payment["close_attempts"] + 1
-    state = "failed" if attempts >= max_attempts else "pending"
+    state = CloseState.FAILED if attempts >= max_attempts else CloseState.PENDING
     return _update(conn, payment_id, {"close_attempts": attempts, "close_state": state,
                                       "close_note": f"close attempt {attempts} of {max_attempts} failed: {note}"}, at)
 
@@ -130,53 +159,56 @@ def _update(conn: sqlite3.Connection, payment_id: int, fields: dict[str, Any], a
 
 
 def mark_paid(conn: sqlite3.Connection, payment_id: int, provider_trade_no: str | None, cause: str,
-              at: str) -> tuple[str, Row | None, Row | None]:
-    """("changed" | "same" | "order_not_payable", payment, order). The money arrived either way,
+              at: str) -> PaymentChange:
+    """CHANGED, SAME, ORDER_ALREADY_PAID, ORDER_NOT_PAYABLE or MISSING. The money arrived either way,
     so the payment is recorded as paid even when its order can no longer take it (it was
     cancelled): reconciliation reports that one for a refund."""
     payment = _payment(conn, "id", payment_id)
     if payment is None:
-        return "missing", None, None
-    if payment["status"] in ("PAID", "REFUNDED"):
-        return "same", payment, _order(conn, payment["order_id"])
-    payment = _update(conn, payment_id, {"status": "PAID", "paid_at": at, "provider_trade_no":
+        return PaymentChange(Outcome.MISSING, None, None)
+    if payment["status"] in SETTLED_PAYMENTS:
+        return PaymentChange(Outcome.SAME, payment, _order(conn, payment["order_id"]))
+    payment = _update(conn, payment_id, {"status": PaymentStatus.PAID, "paid_at": at, "provider_trade_no":
                                          provider_trade_no or payment["provider_trade_no"]}, at)
-    if payment["close_state"] == "pending":  # paid before it could be closed: nothing left to close
-        payment = _update(conn, payment_id, {"close_state": "closed", "close_note": "paid before it was closed"}, at)
-    result, order = transition(conn, payment["order_id"], 11, (10,), f"{cause}: {payment['trade_no']}", at,
+    if payment["close_state"] == CloseState.PENDING:  # paid before it could be closed: nothing left to close
+        payment = _update(conn, payment_id, {"close_state": CloseState.CLOSED,
+                                             "close_note": "paid before it was closed"}, at)
+    result, order = transition(conn, payment["order_id"], OrderStatus.PAID, ALLOWED_FROM[OrderStatus.PAID],
+                               f"{cause}: {payment['trade_no']}", at,
                                {"paid_amount": payment["amount"], "paid_payment_id": payment_id})
-    if result == "changed":
+    if result is Outcome.CHANGED:
         _close_open_trades(conn, order["id"], f"order paid by {payment['trade_no']}", at)
-        return "changed", payment, order
+        return PaymentChange(Outcome.CHANGED, payment, order)
     # Paid twice (two channels), or after the order was cancelled: the order keeps what it was; the
     # money is on record here and in the order's history, for a refund (reconciliation reports it too).
     _history(conn, order["id"], order["status"], order["status"],
              f"money received that the order did not take: {payment['channel']} payment {payment['trade_no']} "
-             f"of {payment['amount']} ({cause}) while the order is {_STATUS_WORDS.get(order['status'], order['status'])}"
-             ": refund it", at)
-    return ("order_already_paid" if result == "same" else "order_not_payable"), payment, order
+             f"of {payment['amount']} ({cause}) while the order is {OrderStatus(order['status']).word}: refund it", at)
+    return PaymentChange(Outcome.ORDER_ALREADY_PAID if result is Outcome.SAME else Outcome.ORDER_NOT_PAYABLE,
+                         payment, order)
 
 
-def _close_payment(conn: sqlite3.Connection, payment_id: int, at: str) -> str:
+def _close_payment(conn: sqlite3.Connection, payment_id: int, at: str) -> Outcome:
     payment = _payment(conn, "id", payment_id)
-    if payment is None or payment["status"] != "CREATED":
-        return "same"
-    _update(conn, payment_id, {"status": "CLOSED"}, at)
-    return "changed"
+    if payment is None or payment["status"] != PaymentStatus.CREATED:
+        return Outcome.SAME
+    _update(conn, payment_id, {"status": PaymentStatus.CLOSED}, at)
+    return Outcome.CHANGED
 
 
 def _paid_manually(conn: sqlite3.Connection, order_id: int, created_by: str | None, note: str | None,
-                   key: str | None, from_completed: bool, day: str, at: str) -> tuple[str, Row | None, Row | None]:
+                   key: str | None, from_completed: bool, day: str, at: str) -> PaymentChange:
     """The operator took the money (cash, a card terminal): a manual payment, paid, in one job.
     `from_completed`: a completed order goes through awaiting payment on the way."""
     found = _keyed_or_missing(conn, order_id, key)
     if found is not None:
         return found
     order = _order(conn, order_id)
-    if order["status"] == 11 and key is None:
-        return "same", None, order
-    if not (order["status"] == 10 or (from_completed and order["status"] == 1)):
-        return "conflict", None, order
+    if order["status"] == OrderStatus.PAID and key is None:
+        return PaymentChange(Outcome.SAME, None, order)
+    if not (order["status"] == OrderStatus.AWAITING_PAYMENT
+            or (from_completed and order["status"] == OrderStatus.COMPLETED)):
+        return PaymentChange(Outcome.CONFLICT, None, order)
     result, payment, order = _create(conn, order_id, "manual", key, created_by, day, at)
     if note:
         _update(conn, payment["id"], {"note": note}, at)
@@ -185,29 +217,30 @@ def _paid_manually(conn: sqlite3.Connection, order_id: int, created_by: str | No
 
 def _fail_unopened(conn: sqlite3.Connection, payment_id: int, note: str, at: str) -> Row | None:
     """The provider could not open the trade; a concurrent attempt that did open it wins."""
-    conn.execute("UPDATE payments SET status = 'FAILED', note = ?, updated_at = ? "
-                 "WHERE id = ? AND status = 'CREATED' AND pay_url IS NULL", (note, at, payment_id))
+    conn.execute("UPDATE payments SET status = ?, note = ?, updated_at = ? "
+                 "WHERE id = ? AND status = ? AND pay_url IS NULL",
+                 (PaymentStatus.FAILED, note, at, payment_id, PaymentStatus.CREATED))
     return _payment(conn, "id", payment_id)
 
 
 def _committed(conn: sqlite3.Connection, payment_id: int) -> int:
     """What the payment's refunds have taken or may still take: all but the given-up ones."""
-    return conn.execute("SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE payment_id = ? AND status != 'CANCELLED'",
-                        (payment_id,)).fetchone()[0]
+    return conn.execute("SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE payment_id = ? AND status != ?",
+                        (payment_id, RefundStatus.CANCELLED)).fetchone()[0]
 
 
 def _sync_refunds(conn: sqlite3.Connection, payment_id: int, cause: str, at: str) -> None:
     """The one home of the refund rules for a payment and its order, after any refund changed:
     the payment is REFUNDED once its successful refunds cover it (PAID before); the order that took
-    it is refunding (12) while any of its refunds is open, refunded (13) when they cover the whole
-    amount, else paid (11) with the refunded part in refunded_amount. A payment the order did not
-    take changes only the order's history."""
+    it is refunding while any of its refunds is open, refunded when they cover the whole amount,
+    else paid with the refunded part in refunded_amount: between these three (REFUND_STATES) the
+    refunds decide. A payment the order did not take changes only the order's history."""
     payment = _payment(conn, "id", payment_id)
     refunded, open_count = conn.execute(
-        f"SELECT COALESCE(SUM(CASE WHEN status = 'SUCCESS' THEN amount END), 0), "
-        f"COUNT(CASE WHEN status IN ({','.join('?' * len(OPEN_REFUNDS))}) THEN 1 END) "
-        f"FROM refunds WHERE payment_id = ?", (*OPEN_REFUNDS, payment_id)).fetchone()
-    status = "REFUNDED" if refunded >= payment["amount"] else "PAID"
+        f"SELECT COALESCE(SUM(CASE WHEN status = ? THEN amount END), 0), "
+        f"COUNT(CASE WHEN status IN ({_marks(OPEN_REFUNDS)}) THEN 1 END) "
+        f"FROM refunds WHERE payment_id = ?", (RefundStatus.SUCCESS, *OPEN_REFUNDS, payment_id)).fetchone()
+    status = PaymentStatus.REFUNDED if refunded >= payment["amount"] else PaymentStatus.PAID
     if payment["status"] != status:
         _update(conn, payment_id, {"status": status}, at)
     order = _order(conn, payment["order_id"])
@@ -215,136 +248,138 @@ def _sync_refunds(conn: sqlite3.Connection, payment_id: int, cause: str, at: str
         _history(conn, order["id"], order["status"], order["status"],
                  f"{cause} (payment {payment['trade_no']}, which the order did not take)", at)
         return
-    if order["status"] not in (11, 12, 13):
+    if order["status"] not in REFUND_STATES:
         return
-    target = 12 if open_count else 13 if refunded >= payment["amount"] else 11
-    result, _ = transition(conn, order["id"], target, (11, 12, 13), cause, at, {"refunded_amount": refunded})
-    if result == "same":
+    target = (OrderStatus.REFUNDING if open_count else OrderStatus.REFUNDED if refunded >= payment["amount"]
+              else OrderStatus.PAID)
+    result, _ = transition(conn, order["id"], target, REFUND_STATES, cause, at, {"refunded_amount": refunded})
+    if result is Outcome.SAME:
         if order["refunded_amount"] != refunded:
             conn.execute("UPDATE orders SET refunded_amount = ?, updated_at = ? WHERE id = ?", (refunded, at, order["id"]))
         _history(conn, order["id"], order["status"], order["status"], cause, at)
 
 
 def _start_refund(conn: sqlite3.Connection, payment_id: int, amount: int | None, reason: str | None, day: str,
-                  at: str) -> tuple[str, Row | None, Row | None]:
-    """("created" | "pending" | "done" | "too_much" | "conflict" | "missing", refund, payment).
+                  at: str) -> RefundStart:
+    """CREATED, PENDING, DONE, TOO_MUCH, CONFLICT or MISSING.
 
     `amount` None is what is left to refund. The sum of the payment's refunds (all but the given-up
     ones) is checked against its amount here, in the job that inserts: parallel refunds cannot
-    exceed it. With nothing left, the newest open refund ("pending") or the last one ("done") is
-    the answer; "too_much" carries {"remaining"} instead of a refund."""
+    exceed it. With nothing left, the newest open refund (PENDING) or the last one (DONE) is
+    the answer; TOO_MUCH carries {"remaining"} instead of a refund."""
     payment = _payment(conn, "id", payment_id)
     if payment is None:
-        return "missing", None, None
-    if payment["status"] not in ("PAID", "REFUNDED"):
-        return "conflict", None, payment
+        return RefundStart(Outcome.MISSING, None, None)
+    if payment["status"] not in SETTLED_PAYMENTS:
+        return RefundStart(Outcome.CONFLICT, None, payment)
     order = _order(conn, payment["order_id"])
     taken = order["paid_payment_id"] == payment_id
-    if taken and order["status"] not in (11, 12, 13):
-        return "conflict", None, payment
+    if taken and order["status"] not in REFUND_STATES:
+        return RefundStart(Outcome.CONFLICT, None, payment)
     remaining = payment["amount"] - _committed(conn, payment_id)
     if amount is None and remaining <= 0:
-        pending = _one(conn, f"SELECT * FROM refunds WHERE payment_id = ? AND status IN "
-                             f"({','.join('?' * len(OPEN_REFUNDS))}) ORDER BY id DESC LIMIT 1",
-                       (payment_id, *OPEN_REFUNDS))
+        pending = _one(conn, f"SELECT * FROM refunds WHERE payment_id = ? AND status IN ({_marks(OPEN_REFUNDS)}) "
+                             "ORDER BY id DESC LIMIT 1", (payment_id, *OPEN_REFUNDS))
         if pending is not None:
-            return "pending", pending, payment
-        return "done", _one(conn, "SELECT * FROM refunds WHERE payment_id = ? ORDER BY id DESC LIMIT 1",
-                            (payment_id,)), payment
+            return RefundStart(Outcome.PENDING, pending, payment)
+        return RefundStart(Outcome.DONE, _one(conn, "SELECT * FROM refunds WHERE payment_id = ? ORDER BY id DESC "
+                                                    "LIMIT 1", (payment_id,)), payment)
     if amount is None:
         amount = remaining
     if amount > remaining:
-        return "too_much", {"remaining": max(remaining, 0)}, payment
+        return RefundStart(Outcome.TOO_MUCH, {"remaining": max(remaining, 0)}, payment)
     cur = conn.execute(
         """INSERT INTO refunds (payment_id, order_id, amount, reason, created_at, updated_at)
            VALUES (?, ?, ?, ?, ?, ?)""", (payment_id, payment["order_id"], amount, reason, at, at))
     refund_no = f"REF-{day}-{cur.lastrowid:06d}"
     conn.execute("UPDATE refunds SET refund_no = ? WHERE id = ?", (refund_no, cur.lastrowid))
     _sync_refunds(conn, payment_id, f"refund {refund_no} of {amount} requested: {reason or 'no reason given'}", at)
-    return "created", _one(conn, "SELECT * FROM refunds WHERE id = ?", (cur.lastrowid,)), payment
+    return RefundStart(Outcome.CREATED, _one(conn, "SELECT * FROM refunds WHERE id = ?", (cur.lastrowid,)), payment)
 
 
 def settle_refund(conn: sqlite3.Connection, refund_id: int, status: str, provider_refund_id: str | None,
-                  cause: str, at: str) -> tuple[str, Row | None]:
+                  cause: str, at: str) -> RefundChange:
     """A refund's word from the provider (or the operator, for manual ones). SUCCESS settles it
     whatever it was before (a late success after ABNORMAL, a failure or a give-up: the money moved);
     ABNORMAL, CLOSED and FAILED only an open one, which stays open for the operator to retry or
     give up."""
     refund = _one(conn, "SELECT * FROM refunds WHERE id = ?", (refund_id,))
     if refund is None:
-        return "missing", None
-    if refund["status"] == status or refund["status"] == "SUCCESS":
-        return "same", refund
-    if status != "SUCCESS" and refund["status"] not in ("PROCESSING", "ABNORMAL"):
-        return "same", refund
+        return RefundChange(Outcome.MISSING, None)
+    if refund["status"] == status or refund["status"] == RefundStatus.SUCCESS:
+        return RefundChange(Outcome.SAME, refund)
+    if status != RefundStatus.SUCCESS and refund["status"] not in (RefundStatus.PROCESSING, RefundStatus.ABNORMAL):
+        return RefundChange(Outcome.SAME, refund)
     conn.execute("UPDATE refunds SET status = ?, provider_refund_id = COALESCE(?, provider_refund_id), "
                  "settled_at = ?, updated_at = ? WHERE id = ?",
-                 (status, provider_refund_id, at if status == "SUCCESS" else None, at, refund_id))
+                 (RefundStatus(status), provider_refund_id, at if status == RefundStatus.SUCCESS else None, at,
+                  refund_id))
     _sync_refunds(conn, refund["payment_id"], f"{cause}: {refund['refund_no']}", at)
-    return "changed", _one(conn, "SELECT * FROM refunds WHERE id = ?", (refund_id,))
+    return RefundChange(Outcome.CHANGED, _one(conn, "SELECT * FROM refunds WHERE id = ?", (refund_id,)))
 
 
 def _refund_not_done(conn: sqlite3.Connection, refund_id: int, note: str, refused: bool, at: str) -> Row | None:
     """The provider refused the refund (FAILED: the operator retries or gives up), or could not be
     asked (it stays PROCESSING with the note; asking again uses the same refund number)."""
     refund = _one(conn, "SELECT * FROM refunds WHERE id = ?", (refund_id,))
-    if refund is None or refund["status"] != "PROCESSING":
+    if refund is None or refund["status"] != RefundStatus.PROCESSING:
         return refund
     conn.execute("UPDATE refunds SET status = ?, note = ?, updated_at = ? WHERE id = ?",
-                 ("FAILED" if refused else "PROCESSING", note, at, refund_id))
+                 (RefundStatus.FAILED if refused else RefundStatus.PROCESSING, note, at, refund_id))
     if refused:
         _sync_refunds(conn, refund["payment_id"], f"refund {refund['refund_no']} refused by the provider: {note}", at)
     return _one(conn, "SELECT * FROM refunds WHERE id = ?", (refund_id,))
 
 
-def _retry_refund(conn: sqlite3.Connection, refund_id: int, who: str, at: str) -> tuple[str, Row | None]:
+def _retry_refund(conn: sqlite3.Connection, refund_id: int, who: str, at: str) -> RefundChange:
     """An operator asks again (same refund number): FAILED or ABNORMAL back to PROCESSING."""
     refund = _one(conn, "SELECT * FROM refunds WHERE id = ?", (refund_id,))
     if refund is None:
-        return "missing", None
-    if refund["status"] not in ("PROCESSING", "FAILED", "ABNORMAL"):
-        return "conflict", refund
-    conn.execute("UPDATE refunds SET status = 'PROCESSING', note = NULL, updated_at = ? WHERE id = ?", (at, refund_id))
+        return RefundChange(Outcome.MISSING, None)
+    if refund["status"] not in (RefundStatus.PROCESSING, RefundStatus.FAILED, RefundStatus.ABNORMAL):
+        return RefundChange(Outcome.CONFLICT, refund)
+    conn.execute("UPDATE refunds SET status = ?, note = NULL, updated_at = ? WHERE id = ?",
+                 (RefundStatus.PROCESSING, at, refund_id))
     _sync_refunds(conn, refund["payment_id"], f"refund {refund['refund_no']} asked again by {who}", at)
-    return "changed", _one(conn, "SELECT * FROM refunds WHERE id = ?", (refund_id,))
+    return RefundChange(Outcome.CHANGED, _one(conn, "SELECT * FROM refunds WHERE id = ?", (refund_id,)))
 
 
-def _give_up_refund(conn: sqlite3.Connection, refund_id: int, who: str, at: str) -> tuple[str, Row | None]:
+def _give_up_refund(conn: sqlite3.Connection, refund_id: int, who: str, at: str) -> RefundChange:
     """An operator gives a failed refund up: CANCELLED, its amount refundable again, and the order
     back to paid (11), or refunded (13) if other refunds cover it."""
     refund = _one(conn, "SELECT * FROM refunds WHERE id = ?", (refund_id,))
     if refund is None:
-        return "missing", None
-    if refund["status"] == "CANCELLED":
-        return "same", refund
-    if refund["status"] not in ("FAILED", "ABNORMAL", "CLOSED"):
-        return "conflict", refund
-    conn.execute("UPDATE refunds SET status = 'CANCELLED', updated_at = ? WHERE id = ?", (at, refund_id))
+        return RefundChange(Outcome.MISSING, None)
+    if refund["status"] == RefundStatus.CANCELLED:
+        return RefundChange(Outcome.SAME, refund)
+    if refund["status"] not in (RefundStatus.FAILED, RefundStatus.ABNORMAL, RefundStatus.CLOSED):
+        return RefundChange(Outcome.CONFLICT, refund)
+    conn.execute("UPDATE refunds SET status = ?, updated_at = ? WHERE id = ?", (RefundStatus.CANCELLED, at, refund_id))
     _sync_refunds(conn, refund["payment_id"], f"refund {refund['refund_no']} given up by {who}", at)
-    return "changed", _one(conn, "SELECT * FROM refunds WHERE id = ?", (refund_id,))
+    return RefundChange(Outcome.CHANGED, _one(conn, "SELECT * FROM refunds WHERE id = ?", (refund_id,)))
 
 
 def _record_provider_refund(conn: sqlite3.Connection, payment_id: int, refund_no: str, amount: int | None,
-                            refunded_total: int | None, provider_refund_id: str | None, cause: str, at: str) -> str:
+                            refunded_total: int | None, provider_refund_id: str | None, cause: str, at: str) -> Outcome:
     """A successful refund we did not ask for (started in the merchant console), learnt from its
     notice: recorded as it is, since the money moved. `refunded_total` (Alipay's refund_fee: the
     trade's refunds so far) gives the amount when the notice has no amount of its own."""
     if _one(conn, "SELECT id FROM refunds WHERE refund_no = ?", (refund_no,)) is not None:
-        return "same"
+        return Outcome.SAME
     payment = _payment(conn, "id", payment_id)
     if amount is None:
-        done = conn.execute("SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE payment_id = ? AND status = 'SUCCESS'",
-                            (payment_id,)).fetchone()[0]
+        done = conn.execute("SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE payment_id = ? AND status = ?",
+                            (payment_id, RefundStatus.SUCCESS)).fetchone()[0]
         amount = (refunded_total or 0) - done
     if amount <= 0:
-        return "nothing new refunded"
+        return Outcome.NOTHING_NEW
     conn.execute(
         """INSERT INTO refunds (refund_no, payment_id, order_id, amount, status, provider_refund_id, reason, source,
                                 created_at, settled_at, updated_at)
-           VALUES (?, ?, ?, ?, 'SUCCESS', ?, 'started at the provider', 'provider', ?, ?, ?)""",
-        (refund_no, payment_id, payment["order_id"], amount, provider_refund_id, at, at, at))
+           VALUES (?, ?, ?, ?, ?, ?, 'started at the provider', 'provider', ?, ?, ?)""",
+        (refund_no, payment_id, payment["order_id"], amount, RefundStatus.SUCCESS, provider_refund_id, at, at, at))
     _sync_refunds(conn, payment_id, f"{cause}: refund {refund_no} of {amount} started at the provider", at)
-    return "changed"
+    return Outcome.CHANGED
 
 
 def _set_refund_provider_id(conn: sqlite3.Connection, refund_id: int, provider_refund_id: str, at: str) -> Row | None:
@@ -371,7 +406,8 @@ def _callback(conn: sqlite3.Connection, callback_id: int) -> Row | None:
 
 
 def _pending_callbacks(conn: sqlite3.Connection) -> list[int]:
-    return [r[0] for r in conn.execute("SELECT id FROM payment_callbacks WHERE status = 'received' ORDER BY id")]
+    return [r[0] for r in conn.execute("SELECT id FROM payment_callbacks WHERE status = ? ORDER BY id",
+                                       (CallbackStatus.RECEIVED,))]
 
 
 def _finish(conn: sqlite3.Connection, callback_id: int, status: str, notify_id: str | None, trade_no: str | None,
@@ -381,36 +417,41 @@ def _finish(conn: sqlite3.Connection, callback_id: int, status: str, notify_id: 
 
 
 def _apply_callback(conn: sqlite3.Connection, callback_id: int, notify_id: str, trade_no: str | None,
-                    effect: tuple, at: str) -> str:
+                    effect: Effect, at: str) -> CallbackStatus:
     """Apply a verified callback's effect and mark it processed, in one transaction; a callback
     whose notify id was processed before is marked duplicate and changes nothing."""
     callback = _callback(conn, callback_id)
-    if callback["status"] != "received":
-        return callback["status"]  # processed before a restart could tell the provider
+    if callback["status"] != CallbackStatus.RECEIVED:
+        return CallbackStatus(callback["status"])  # processed before a restart could tell the provider
     earlier = conn.execute("SELECT 1 FROM payment_callbacks WHERE channel = ? AND notify_id = ? "
-                           "AND status = 'processed' AND id != ?", (callback["channel"], notify_id, callback_id))
+                           "AND status = ? AND id != ?",
+                           (callback["channel"], notify_id, CallbackStatus.PROCESSED, callback_id))
     if earlier.fetchone():
-        _finish(conn, callback_id, "duplicate", notify_id, trade_no, "already processed", at)
-        return "duplicate"
-    kind, *args = effect
-    if kind == "pay":
-        result, _, _ = mark_paid(conn, args[0], args[1], f"paid ({callback['channel']} callback)", at)
-    elif kind == "refund":
-        result, _ = settle_refund(conn, args[0], args[1], args[2], f"refund {args[1]} ({callback['channel']} callback)",
-                                  at)
-    elif kind == "close":
-        result = _close_payment(conn, args[0], at)
-    elif kind == "provider_refund":
-        result = _record_provider_refund(conn, *args, f"refund notice ({callback['channel']} callback)", at)
-    else:
-        result = "nothing to do"
-    _finish(conn, callback_id, "processed", notify_id, trade_no, f"{kind}: {result}", at)
-    return "processed"
+        _finish(conn, callback_id, CallbackStatus.DUPLICATE, notify_id, trade_no, "already processed", at)
+        return CallbackStatus.DUPLICATE
+    via = f"({callback['channel']} callback)"
+    match effect:
+        case Pay():
+            result = mark_paid(conn, effect.payment_id, effect.provider_trade_no, f"paid {via}", at).outcome
+        case SettleRefund():
+            result = settle_refund(conn, effect.refund_id, effect.status, effect.provider_refund_id,
+                                   f"refund {effect.status} {via}", at).outcome
+        case ClosePayment():
+            result = _close_payment(conn, effect.payment_id, at)
+        case ProviderRefund():
+            result = _record_provider_refund(conn, effect.payment_id, effect.refund_no, effect.amount,
+                                             effect.refunded_total, effect.provider_refund_id,
+                                             f"refund notice {via}", at)
+        case _:
+            result = Outcome.NOTHING_TO_DO
+    # The record keeps the effect and its outcome in words: "pay: changed", "refund: same", ...
+    _finish(conn, callback_id, CallbackStatus.PROCESSED, notify_id, trade_no, f"{effect.kind}: {result}", at)
+    return CallbackStatus.PROCESSED
 
 
 def _refuse(conn: sqlite3.Connection, callback_id: int, notify_id: str | None, trade_no: str | None, reason: str,
             at: str, budget: int | None = None) -> None:
-    _finish(conn, callback_id, "refused", notify_id, trade_no, reason, at)
+    _finish(conn, callback_id, CallbackStatus.REFUSED, notify_id, trade_no, reason, at)
     if budget is not None:
         _within_budget(conn, budget)
 
@@ -421,8 +462,8 @@ def _within_budget(conn: sqlite3.Connection, budget: int) -> int:
     return conn.execute(
         """DELETE FROM payment_callbacks WHERE id IN (
                SELECT id FROM (SELECT id, SUM(length(body) + length(headers)) OVER (ORDER BY id DESC) AS kept
-                               FROM payment_callbacks WHERE status = 'refused')
-               WHERE kept > ?)""", (budget,)).rowcount
+                               FROM payment_callbacks WHERE status = ?)
+               WHERE kept > ?)""", (CallbackStatus.REFUSED, budget)).rowcount
 
 
 # ---- reading ---------------------------------------------------------------------------
@@ -448,18 +489,19 @@ def _for_reconciliation(conn: sqlite3.Connection, channel: str, since: str, unti
                                                        OR id IN (SELECT payment_id FROM refunds
                                                                  WHERE (created_at >= ? AND created_at < ?)
                                                                     OR (settled_at >= ? AND settled_at < ?)
-                                                                    OR (status = 'PROCESSING' AND created_at < ?)))
+                                                                    OR (status = ? AND created_at < ?)))
            ORDER BY id""",
-        (channel, since, until, since, until, since, until, since, until, until))]
+        (channel, since, until, since, until, since, until, since, until, RefundStatus.PROCESSING, until))]
     order_ids = sorted({p["order_id"] for p in payments})
     marks = ",".join("?" * len(order_ids))
     orders = [dict(r) for r in conn.execute(f"SELECT * FROM orders WHERE id IN ({marks})", order_ids)]
     refunds = [dict(r) for r in conn.execute(f"SELECT * FROM refunds WHERE order_id IN ({marks})", order_ids)]
     paid_without_payment = [dict(r) for r in conn.execute(
-        """SELECT o.* FROM orders o WHERE o.status IN (11, 12, 13)
-             AND o.id IN (SELECT order_id FROM order_history WHERE to_status = 11 AND at >= ? AND at < ?)
-             AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id AND p.status IN ('PAID', 'REFUNDED'))""",
-        (since, until))]
+        f"""SELECT o.* FROM orders o WHERE o.status IN ({_marks(REFUND_STATES)})
+             AND o.id IN (SELECT order_id FROM order_history WHERE to_status = ? AND at >= ? AND at < ?)
+             AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id
+                                                       AND p.status IN ({_marks(SETTLED_PAYMENTS)}))""",
+        (*REFUND_STATES, OrderStatus.PAID, since, until, *SETTLED_PAYMENTS))]
     return {"payments": payments, "orders": orders, "refunds": refunds,
             "paid_without_payment": paid_without_payment}
 
@@ -477,8 +519,8 @@ def _latest_report(conn: sqlite3.Connection, channel: str, day: str) -> dict[str
 
 def _prune_refused(conn: sqlite3.Connection, before: str) -> int:
     """Refused callbacks are kept for inspection a while, then dropped: anyone may send one."""
-    return conn.execute("DELETE FROM payment_callbacks WHERE status = 'refused' AND received_at < ?",
-                        (before,)).rowcount
+    return conn.execute("DELETE FROM payment_callbacks WHERE status = ? AND received_at < ?",
+                        (CallbackStatus.REFUSED, before)).rowcount
 
 
 def _callbacks(conn: sqlite3.Connection, limit: int) -> list[Row]:
@@ -566,7 +608,7 @@ class Payments:
     async def pending_callbacks(self) -> list[int]:
         return await self._db.run(_pending_callbacks)
 
-    async def apply_callback(self, callback_id: int, notify_id: str, trade_no: str | None, effect: tuple,
+    async def apply_callback(self, callback_id: int, notify_id: str, trade_no: str | None, effect: Effect,
                              at: str) -> str:
         return await self._db.run(_apply_callback, callback_id, notify_id, trade_no, effect, at)
 
