@@ -1,5 +1,5 @@
 """Commands over HTTP beyond the seed routes: the GET shortcuts, the generic /api/ocpp/call route,
-what the gateway remembers from the answers, and how failures reach the caller (API.md 2 and 3).
+what the gateway remembers from the answers, and how failures reach the caller (docs/api.md sections 2 and 3).
 
 Payloads are checked three ways: against the dict written out by hand (compared as JSON text, so
 1, 1.0, "1" and true differ), against the action's 1.6 request schema with the independent

@@ -1,4 +1,4 @@
-"""REST records read from SQLite (API.md section 4): chargers, transactions with meter values, the frame
+"""REST records read from SQLite (docs/api.md section 4): chargers, transactions with meter values, the frame
 log, commands; paging, filters, and the 400 of a bad parameter."""
 
 from __future__ import annotations

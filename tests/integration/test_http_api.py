@@ -1,4 +1,4 @@
-"""GET /health, /api/ocpp/connections and /api/ocpp/status/{cpId} with the shapes of API.md."""
+"""GET /health, /api/ocpp/connections and /api/ocpp/status/{cpId} with the shapes of docs/api.md section 1."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The seed-compatible GET API (API.md section 1) against a charger that answers like a real one."""
+"""The seed-compatible GET API (docs/api.md section 1) against a charger that answers like a real one."""
 
 from __future__ import annotations
 
