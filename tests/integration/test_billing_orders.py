@@ -30,6 +30,7 @@ from gateway.http.auth import hash_password
 from tests.conftest import make_config, started
 from tests.helpers import BOOT, ISO, Charger, charger
 from tests.responder import SILENCE, answering
+from tests.waiting import until
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TARIFFS = {
@@ -83,16 +84,6 @@ async def meter_value(cp: Any, tx_id: int, at: str, *sampled: dict, connector: i
                                     "meterValue": [{"timestamp": at, "sampledValue": list(sampled)}]})
 
 
-async def eventually(fn: Any, timeout: float = 3.0) -> Any:
-    """fn()'s first truthy value: orders are opened and closed by a background task."""
-    with trio.fail_after(timeout):
-        while True:
-            value = await fn()
-            if value:
-                return value
-            await trio.sleep(0.01)
-
-
 async def order_of(store: Any, tx_id: int, closed: bool = False) -> dict:
     """The order of transaction tx_id once it exists (and, with closed, once it is closed)."""
     async def look() -> dict | None:
@@ -100,7 +91,7 @@ async def order_of(store: Any, tx_id: int, closed: bool = False) -> dict:
         if order is not None and (not closed or order["stopped_at"] is not None):
             return order
         return None
-    return await eventually(look)
+    return await until(look)
 
 
 def _rows(conn: Any, sql: str, args: tuple) -> list[dict]:
@@ -507,7 +498,7 @@ async def test_order_start_sends_a_remote_start_and_the_chargers_transaction_is_
         async def linked() -> dict | None:
             order = await gw.store.orders.find("session_id", "S-1")
             return order if order["transaction_id"] is not None else None
-        order = await eventually(linked)
+        order = await until(linked)
         tx = order["transaction_id"]
         await trio.sleep(0.1)  # room for a second (wrong) order from the transaction event
         [only] = await all_orders(gw.store)
@@ -559,7 +550,7 @@ async def test_concurrent_order_starts_of_one_session_make_one_order_and_one_rem
         async def linked() -> dict | None:
             order = await gw.store.orders.find("session_id", "S-3")
             return order if order["transaction_id"] is not None else None
-        await eventually(linked)
+        await until(linked)
         await trio.sleep(0.1)
         assert len(await all_orders(gw.store)) == 1
 
@@ -639,7 +630,7 @@ async def test_a_start_transaction_sent_before_the_remote_start_answer_is_linked
                                                                      "idTag": "TAG1"}))
         async with trio.open_nursery() as requests:
             requests.start_soon(post)
-            await eventually(lambda: _received(cp))
+            await until(lambda: _received(cp))
             unique_id = cp.received[0][0]
             tx = (await cp.result("StartTransaction", {"connectorId": 2, "idTag": "TAG1", "meterStart": 0,
                                                        "timestamp": START}))["transactionId"]
@@ -766,7 +757,7 @@ async def test_a_restart_opens_orders_for_transactions_that_have_none_and_closes
         stopped = await start_tx(cp, connector=2)
         await meter_value(cp, stopped, TEN_PM, {"value": "5000"}, connector=2)
         await stop_tx(cp, stopped, 12000)
-        await trio.sleep(0.1)  # the meter values are written in the background
+        await until(lambda: gw.store.transactions.samples(stopped))  # the meter value is committed
     async with started(nursery, billing_config(tmp_path)) as gw, booted(gw.ocpp_port) as cp:
         first = await order_of(gw.store, running)
         second = await order_of(gw.store, stopped, closed=True)

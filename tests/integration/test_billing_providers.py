@@ -22,6 +22,7 @@ import trio
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from gateway import clock
+from tests.billing.fixtures import provider_config
 from tests.billing.standin import (
     ProviderKeys,
     alipay_content,
@@ -34,9 +35,9 @@ from tests.billing.standin import (
     wechat_transaction,
     yuan_text,
 )
-from tests.billing.fixtures import provider_config
 from tests.conftest import Gateway, started
 from tests.helpers import BOOT, assert_error, charger
+from tests.waiting import until
 
 FORM = "application/x-www-form-urlencoded; charset=utf-8"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -70,13 +71,11 @@ async def completed_order(gw: Gateway, http) -> dict[str, Any]:
         tx_id = started_tx["transactionId"]
         await cp.result("StopTransaction", {"transactionId": tx_id, "meterStop": 13345, "idTag": "TAG1",
                                             "timestamp": start_at.replace("T02:", "T03:")})
-    with trio.fail_after(5):
-        while True:
-            r = await http.get("/api/order/by-session", params={"transactionId": tx_id})
-            if r.status_code == 200 and r.json()["data"]["status"] == 1:
-                order = r.json()["data"]
-                break
-            await trio.sleep(0.02)
+
+    async def closed() -> dict[str, Any] | None:
+        r = await http.get("/api/order/by-session", params={"transactionId": tx_id})
+        return r.json()["data"] if r.status_code == 200 and r.json()["data"]["status"] == 1 else None
+    order = await until(closed)
     assert order["totalAmount"] and order["totalAmount"] > 0, order
     return order
 

@@ -33,13 +33,14 @@ from tests.billing.standin import closed_url, wechat_refund, yuan_text
 from tests.conftest import started
 from tests.helpers import BOOT, charger
 from tests.integration.test_billing_orders import (
-    START, STOP, eventually, ok, refused, start_after_remote_start, stop_tx,
+    START, STOP, ok, refused, start_after_remote_start, stop_tx,
 )
 from tests.integration.test_billing_providers import (
     SHANGHAI, awaiting, callbacks, completed_order, create_payment, data, order_detail,
     paid_at_provider, pay_by_callback, post_wechat, to_status, wechat_pay_event,
 )
 from tests.responder import answering
+from tests.waiting import until
 
 _numbers = itertools.count(1)
 
@@ -250,7 +251,7 @@ async def zero_order(gw, http) -> dict:
     async def closed() -> dict | None:
         r = await http.get("/api/order/by-session", params={"transactionId": tx})
         return r.json()["data"] if r.status_code == 200 and r.json()["data"]["status"] == 1 else None
-    return await eventually(closed)
+    return await until(closed)
 
 
 async def test_an_order_that_costs_nothing_is_not_sent_to_a_provider_and_manual_pays_it(gw, standin):
@@ -369,7 +370,7 @@ async def test_an_order_start_order_without_a_transaction_is_cancelled_by_the_sw
             async def opened() -> dict | None:
                 r = await http.get("/api/order/by-session", params={"transactionId": tx})
                 return r.json()["data"] if r.status_code == 200 else None
-            charging = await eventually(opened)
+            charging = await until(opened)
 
             # The app's OrderBook is not reachable from the test's Gateway: the same class on the same store.
             book = OrderBook(gw.store, billing_settings(gw.config.billing), gw.running.chargers.events)
@@ -400,7 +401,7 @@ async def test_order_stop_of_a_cancelled_order_still_charging_sends_a_remote_sto
         async def linked() -> dict | None:
             detail = await order_detail(http, created["id"])
             return detail if detail["transactionId"] is not None else None
-        tx = (await eventually(linked))["transactionId"]
+        tx = (await until(linked))["transactionId"]
         assert ok(await http.post(f"/api/order/{created['id']}/cancel", json={"reason": "wrong car"}))["status"] == 2
 
         r = await http.post("/api/order/stop", json={"sessionId": "S-STOP"})
@@ -416,7 +417,7 @@ async def test_order_stop_of_a_cancelled_order_still_charging_sends_a_remote_sto
         async def stopped() -> dict | None:
             detail = await order_detail(http, created["id"])
             return detail if detail["stoppedAt"] is not None else None
-        detail = await eventually(stopped)
+        detail = await until(stopped)
         assert detail["status"] == 2
         r = await http.post("/api/order/stop", json={"orderId": created["id"]})
         assert ok(r)["remoteStop"] is None and r.json()["message"] == "order already stopped"

@@ -36,6 +36,7 @@ from tests.integration.test_billing_providers import (
     post_wechat,
     wechat_pay_event,
 )
+from tests.waiting import until
 
 
 
@@ -54,10 +55,10 @@ async def payment_of(http, order_id: int, trade_no: str) -> dict[str, Any]:
 
 
 async def wait_close(http, order_id: int, trade_no: str, state: str) -> dict[str, Any]:
-    with trio.fail_after(10):
-        while (payment := await payment_of(http, order_id, trade_no))["closeState"] != state:
-            await trio.sleep(0.02)
-    return payment
+    async def closed() -> dict[str, Any] | None:
+        payment = await payment_of(http, order_id, trade_no)
+        return payment if payment["closeState"] == state else None
+    return await until(closed, timeout=10)
 
 
 def close_calls(standin: StandIn, trade_no: str) -> list:

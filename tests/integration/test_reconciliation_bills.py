@@ -10,7 +10,6 @@ from datetime import date, datetime, timedelta
 from typing import Iterator
 
 import pytest
-import trio
 
 from tests.billing.standin import BEIJING, ProviderKeys
 from tests.billing.standin_bills import BillStandIn, Entry
@@ -20,6 +19,7 @@ from tests.integration.test_billing_providers import (
     data,
     paid_at_provider,
 )
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -82,12 +82,10 @@ async def test_without_a_bill_each_trade_is_asked_instead(gw, standin, provider_
 
 async def _stored(http, channel: str, day: date) -> dict:
     """The stored report of a day, once the daily run has made it (a computed one says source "ours")."""
-    with trio.fail_after(20):
-        while True:
-            report = data(await http.get(f"/api/reconciliation/daily/{channel}", params={"date": day.isoformat()}))
-            if report["source"] != "ours":
-                return report
-            await trio.sleep(0.05)
+    async def stored() -> dict | None:
+        report = data(await http.get(f"/api/reconciliation/daily/{channel}", params={"date": day.isoformat()}))
+        return report if report["source"] != "ours" else None
+    return await until(stored, timeout=20)
 
 
 async def test_the_daily_run_catches_up_the_days_missed_while_stopped(nursery, billing_config, standin):
