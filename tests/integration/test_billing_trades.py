@@ -54,6 +54,10 @@ async def payment_of(http, order_id: int, trade_no: str) -> dict[str, Any]:
     return payment
 
 
+async def _paid(http, order_id: int, trade_no: str) -> bool:
+    return (await payment_of(http, order_id, trade_no))["status"] == "PAID"
+
+
 async def wait_close(http, order_id: int, trade_no: str, state: str) -> dict[str, Any]:
     async def closed() -> dict[str, Any] | None:
         payment = await payment_of(http, order_id, trade_no)
@@ -156,9 +160,8 @@ async def test_a_close_that_failed_is_closed_by_a_later_attempt(nursery, billing
     async with started(nursery, billing_config) as gw, gw.http() as http:
         order, payment = await awaiting(gw, http, "alipay")
         await http.post(f"/api/order/{order['id']}/cancel")
-        with trio.fail_after(10):
-            while not close_calls(standin, payment["tradeNo"]):  # recorded once its refusal was answered
-                await trio.sleep(0.01)
+        # recorded once its refusal was answered
+        await until(lambda: close_calls(standin, payment["tradeNo"]), timeout=10)
         del standin.refuse["alipay.trade.close"]
         closed = await wait_close(http, order["id"], payment["tradeNo"], "closed")
         assert closed["status"] == "CLOSED" and closed["closeAttempts"] >= 1
@@ -170,9 +173,7 @@ async def test_a_trade_paid_before_it_could_be_closed_is_recorded_in_the_orders_
         order, payment = await awaiting(gw, http, "wechat")
         standin.pay(payment["tradeNo"])  # the payer paid; the callback has not come yet
         await http.post(f"/api/order/{order['id']}/cancel")
-        with trio.fail_after(10):
-            while (await payment_of(http, order["id"], payment["tradeNo"]))["status"] != "PAID":
-                await trio.sleep(0.02)
+        await until(lambda: _paid(http, order["id"], payment["tradeNo"]), timeout=10)
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 2
         [note] = [h for h in detail["history"] if "money received" in h["cause"]]
