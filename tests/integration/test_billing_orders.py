@@ -10,7 +10,6 @@ figure is worked out by hand in the comments.
 
 from __future__ import annotations
 
-import base64
 import copy
 import re
 from contextlib import asynccontextmanager
@@ -26,9 +25,9 @@ from gateway import clock
 from gateway.billing.orders import OrderBook
 from gateway.billing.settings import from_config as billing_settings
 from gateway.config import Config
-from gateway.http.auth import hash_password
 from tests.conftest import make_config, started
 from tests.helpers import BOOT, ISO, Charger, charger
+from tests.integration.test_auth import viewer_and_operator
 from tests.responder import SILENCE, answering
 from tests.waiting import until
 
@@ -385,15 +384,20 @@ WAY_TO = {  # how an order reaches each status from completed
 }
 
 
+async def order_at(gw, cp, http, status: int) -> dict:
+    """An order brought to `status` the allowed way (WAY_TO); a created one is still charging."""
+    if status == CREATED:
+        return await order_of(gw.store, await start_tx(cp))
+    order = await closed_order(gw, cp)
+    for step in WAY_TO[status]:
+        ok(await http.post(f"/api/order/{order['id']}/{step}"))
+    return order
+
+
 @pytest.mark.parametrize("status", [CREATED, COMPLETED, AWAITING, PAID, REFUNDING, REFUNDED, CANCELLED])
 async def test_every_change_the_rules_do_not_allow_is_a_409_that_changes_nothing(nursery, tmp_path, status):
     async with started(nursery, billing_config(tmp_path)) as gw, booted(gw.ocpp_port) as cp, gw.http() as http:
-        if status == CREATED:
-            order = await order_of(gw.store, await start_tx(cp))
-        else:
-            order = await closed_order(gw, cp)
-            for step in WAY_TO[status]:
-                ok(await http.post(f"/api/order/{order['id']}/{step}"))
+        order = await order_at(gw, cp, http, status)
         before = ok(await http.get(f"/api/order/{order['id']}"))
         assert before["status"] == status
         for action, target in TARGET.items():
@@ -414,12 +418,7 @@ async def test_every_change_the_rules_do_not_allow_is_a_409_that_changes_nothing
 @pytest.mark.parametrize("status", [CREATED, COMPLETED, AWAITING])
 async def test_cancel_is_allowed_from_created_completed_and_awaiting_payment(nursery, tmp_path, status):
     async with started(nursery, billing_config(tmp_path)) as gw, booted(gw.ocpp_port) as cp, gw.http() as http:
-        if status == CREATED:
-            order = await order_of(gw.store, await start_tx(cp))
-        else:
-            order = await closed_order(gw, cp)
-            for step in WAY_TO[status]:
-                ok(await http.post(f"/api/order/{order['id']}/{step}"))
+        order = await order_at(gw, cp, http, status)
         r = await http.post(f"/api/order/{order['id']}/cancel", json={"reason": "driver left"})
         data = ok(r)
         assert data["status"] == CANCELLED and r.json()["message"] == "cancelled"
@@ -884,17 +883,11 @@ async def test_out_of_range_order_references_are_a_4xx_not_a_500(nursery, tmp_pa
 
 # ---- who may do what -------------------------------------------------------------------
 
-def basic(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
 async def test_a_viewer_reads_orders_an_operator_changes_them_and_callbacks_need_no_credentials(nursery, tmp_path):
     config = billing_config(tmp_path)
     config.admin_password = "s3cret-pass"
     async with started(nursery, config) as gw, booted(gw.ocpp_port) as cp, gw.http() as http:
-        for name, role in (("val", "viewer"), ("oscar", "operator")):
-            await gw.store.users.put(name, await hash_password("password-" + name), role, clock.iso())
-        viewer, operator = basic("val", "password-val"), basic("oscar", "password-oscar")
+        viewer, operator = await viewer_and_operator(gw)
         order = await closed_order(gw, cp)
 
         refused(await http.get("/api/order"), 401, "unauthorized")  # no credentials, even from this machine

@@ -127,6 +127,13 @@ async def post_wechat(http, headers: dict[str, str], body: bytes, path: str = "/
         return await own.post(path, content=body, headers=headers)
 
 
+async def post_wechat_refund(http, keys: ProviderKeys, payment: dict[str, Any], plain: dict[str, Any],
+                             event_type: str = "REFUND.SUCCESS"):
+    """A WeChat Pay refund notification about `payment`, its resource `plain` (wechat_refund)."""
+    return await post_wechat(http, *wechat_pay_event(keys, payment, event_type=event_type, plain=plain),
+                             path="/api/payment/callback/wechat/refund")
+
+
 def to_status(history: list[dict], status: int) -> list[dict]:
     """The changes to `status` (notes that leave the status as it is are not changes)."""
     return [h for h in history if h["toStatus"] == status and h["fromStatus"] != status]
@@ -455,8 +462,7 @@ async def test_wechat_refund_processing_then_settled_by_the_refund_success_callb
         assert standin.wechat_trades[payment["tradeNo"]].refunded == payment["amount"]
 
         plain = wechat_refund(payment["tradeNo"], refund["refundNo"], payment["amount"], payment["amount"])
-        r = await post_wechat(http, *wechat_pay_event(provider_keys, payment, event_type="REFUND.SUCCESS", plain=plain),
-                              path="/api/payment/callback/wechat/refund")
+        r = await post_wechat_refund(http, provider_keys, payment, plain)
         assert r.status_code == 204
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 13 and detail["refundedAmount"] == payment["amount"]
@@ -481,8 +487,7 @@ async def test_wechat_refund_abnormal_callback_leaves_the_order_refunding(gw, st
         refund = data(await http.post("/api/payment/refund", json={"orderId": order["id"]}))["refund"]
         plain = wechat_refund(payment["tradeNo"], refund["refundNo"], payment["amount"], payment["amount"],
                               refund_status="ABNORMAL")
-        event = wechat_pay_event(provider_keys, payment, event_type="REFUND.ABNORMAL", plain=plain)
-        r = await post_wechat(http, *event, path="/api/payment/callback/wechat/refund")
+        r = await post_wechat_refund(http, provider_keys, payment, plain, "REFUND.ABNORMAL")
         assert r.status_code == 204  # received and recorded: WeChat need not repeat it
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 12 and detail["refundedAmount"] == 0
@@ -674,14 +679,20 @@ async def test_unreachable_provider_fails_the_payment_and_a_later_create_works(n
 
 # ---- more refunds, concurrency, reconciliation after refunds ---------------------------------------------------------
 
+async def alipay_refund_with_a_lost_answer(gw, http, standin, keys: ProviderKeys) -> tuple[dict, dict]:
+    """A paid Alipay order refunded at Alipay, whose answer is altered on the way: the signature fails, the
+    gateway cannot trust it (502). The order and its payment."""
+    order, payment = await paid_at_provider(gw, http, standin, keys, "alipay")
+    standin.tamper = lambda answer: answer.replace(b'"fund_change":"Y"', b'"fund_change":"N"')
+    r = await http.post("/api/payment/refund", json={"orderId": order["id"]})
+    standin.tamper = None
+    assert_error(r, 502, "provider_error")
+    return order, payment
+
+
 async def test_alipay_refund_retried_after_a_lost_answer_moves_the_money_once(gw, standin, provider_keys):
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, provider_keys, "alipay")
-        # Alipay refunds, but its answer is altered on the way: the signature fails, the gateway cannot trust it.
-        standin.tamper = lambda answer: answer.replace(b'"fund_change":"Y"', b'"fund_change":"N"')
-        r = await http.post("/api/payment/refund", json={"orderId": order["id"]})
-        standin.tamper = None
-        assert_error(r, 502, "provider_error")
+        order, payment = await alipay_refund_with_a_lost_answer(gw, http, standin, provider_keys)
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 12 and detail["refunds"][0]["status"] == "PROCESSING"
         assert standin.alipay_trades[payment["tradeNo"]].refunded == payment["amount"]  # the money did move
@@ -751,11 +762,7 @@ async def test_reconciliation_balanced_after_a_refund(gw, standin, provider_keys
 
 async def test_alipay_refund_notification_settles_a_refund_whose_answer_was_lost(gw, standin, provider_keys):
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, provider_keys, "alipay")
-        standin.tamper = lambda answer: answer.replace(b'"fund_change":"Y"', b'"fund_change":"N"')
-        r = await http.post("/api/payment/refund", json={"orderId": order["id"]})
-        standin.tamper = None
-        assert_error(r, 502, "provider_error")
+        order, payment = await alipay_refund_with_a_lost_answer(gw, http, standin, provider_keys)
         [refund] = (await order_detail(http, order["id"]))["refunds"]
         trade = standin.alipay_trades[payment["tradeNo"]]
         amount = yuan_text(payment["amount"])

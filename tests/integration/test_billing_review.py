@@ -37,7 +37,7 @@ from tests.integration.test_billing_orders import (
 )
 from tests.integration.test_billing_providers import (
     SHANGHAI, awaiting, callbacks, completed_order, create_payment, data, order_detail,
-    paid_at_provider, pay_by_callback, post_wechat, to_status, wechat_pay_event,
+    paid_at_provider, pay_by_callback, post_wechat_refund, to_status,
 )
 from tests.responder import answering
 from tests.waiting import until
@@ -62,8 +62,7 @@ def refund_calls(standin, channel: str) -> list[dict]:
 
 async def wechat_refund_success(http, provider_keys, payment: dict, refund_no: str) -> None:
     plain = wechat_refund(payment["tradeNo"], refund_no, payment["amount"], payment["amount"])
-    r = await post_wechat(http, *wechat_pay_event(provider_keys, payment, event_type="REFUND.SUCCESS", plain=plain),
-                          path="/api/payment/callback/wechat/refund")
+    r = await post_wechat_refund(http, provider_keys, payment, plain)
     assert r.status_code == 204, r.text
 
 

@@ -34,6 +34,7 @@ from tests.integration.test_billing_providers import (
     paid_at_provider,
     post_alipay,
     post_wechat,
+    post_wechat_refund,
     wechat_pay_event,
 )
 from tests.waiting import until
@@ -246,8 +247,7 @@ async def test_a_wechat_partial_refund_is_refunding_until_its_callback_then_paid
         [call] = refund_calls(standin)
         assert call.json()["amount"] == {"refund": 300, "total": payment["amount"], "currency": "CNY"}
         plain = wechat_refund(payment["tradeNo"], body["refund"]["refundNo"], 300, payment["amount"])
-        r = await post_wechat(http, *wechat_pay_event(provider_keys, payment, event_type="REFUND.SUCCESS", plain=plain),
-                              path="/api/payment/callback/wechat/refund")
+        r = await post_wechat_refund(http, provider_keys, payment, plain)
         assert r.status_code == 204
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 11 and detail["refundedAmount"] == 300
@@ -309,16 +309,14 @@ async def test_a_wechat_abnormal_refund_is_settled_by_its_later_success(gw, stan
         made = data(await refund(http, orderId=order["id"]))["refund"]
         abnormal = wechat_refund(payment["tradeNo"], made["refundNo"], payment["amount"], payment["amount"],
                                  refund_status="ABNORMAL")
-        r = await post_wechat(http, *wechat_pay_event(provider_keys, payment, event_type="REFUND.ABNORMAL", plain=abnormal),
-                              path="/api/payment/callback/wechat/refund")
+        r = await post_wechat_refund(http, provider_keys, payment, abnormal, "REFUND.ABNORMAL")
         assert r.status_code == 204
         assert (await order_detail(http, order["id"]))["refunds"][0]["status"] == "ABNORMAL"
         # /refunding again does not send WeChat a second refund under a new number.
         data(await http.post(f"/api/order/{order['id']}/refunding"))
         assert len(refund_calls(standin)) == 1
         success = wechat_refund(payment["tradeNo"], made["refundNo"], payment["amount"], payment["amount"])
-        r = await post_wechat(http, *wechat_pay_event(provider_keys, payment, event_type="REFUND.SUCCESS", plain=success),
-                              path="/api/payment/callback/wechat/refund")
+        r = await post_wechat_refund(http, provider_keys, payment, success)
         assert r.status_code == 204
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 13 and detail["refundedAmount"] == payment["amount"]
@@ -358,8 +356,7 @@ async def test_refunds_started_in_the_merchant_console_are_recorded_from_their_n
     async with gw.http() as http:
         order, by_wechat = await paid_at_provider(gw, http, standin, provider_keys, "wechat")
         plain = wechat_refund(by_wechat["tradeNo"], "CONSOLE-0001", 300, by_wechat["amount"])
-        r = await post_wechat(http, *wechat_pay_event(provider_keys, by_wechat, event_type="REFUND.SUCCESS", plain=plain),
-                              path="/api/payment/callback/wechat/refund")
+        r = await post_wechat_refund(http, provider_keys, by_wechat, plain)
         assert r.status_code == 204, r.text
         detail = await order_detail(http, order["id"])
         [console] = detail["refunds"]
