@@ -657,8 +657,7 @@ async def test_silence_is_a_504_while_the_chargers_own_calls_are_answered(gatewa
         with trio.fail_after(5):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(command)
-                while not cp.received:  # the command is out and waiting
-                    await trio.sleep(0.005)
+                await until(lambda: cp.received)  # the command is out and waiting
                 await cp.result("Heartbeat", {})
                 events.append("heartbeat answered")
         assert events == ["heartbeat answered", "command ended"]
