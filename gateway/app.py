@@ -1,4 +1,4 @@
-"""Wiring: open the store, start both listeners, stop cleanly."""
+"""Wiring: open the store, start the OCPP and HTTP listeners and the background jobs, stop cleanly."""
 
 from __future__ import annotations
 

@@ -13,6 +13,8 @@ import trio
 from gateway.app import Running, run_gateway
 from gateway.config import Config, load
 
+pytest_plugins = ("tests.billing.fixtures",)  # the payment providers' keys and stand-in, for every billing test
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"  # kept in the repository: the tests need nothing beside it
 
 

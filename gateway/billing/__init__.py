@@ -1,1 +1,2 @@
-"""Orders, tariffs, payments and refunds: pure rules plus store calls, fed by transaction events."""
+"""Orders, tariffs, payments, refunds and the daily reconciliation with the providers: pure rules plus
+store calls, fed by transaction events."""

@@ -1,4 +1,4 @@
-"""Commands over HTTP: the seed-compatible GET API (API.md section 1), every central-system
+"""Commands over HTTP: the seed-compatible GET API (docs/api.md section 1), every central-system
 action through /api/ocpp/call/{cpId}/{Action} (section 2), and GET shortcuts for everyday ones."""
 
 from __future__ import annotations

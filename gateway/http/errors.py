@@ -1,4 +1,4 @@
-"""The one error envelope of the API (API.md, section 3)."""
+"""The one error envelope of the API (docs/api.md section 3)."""
 
 from __future__ import annotations
 

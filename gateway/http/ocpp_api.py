@@ -1,4 +1,4 @@
-"""The seed-compatible GET API under /api/ocpp (API.md, section 1)."""
+"""The seed-compatible GET API under /api/ocpp (docs/api.md section 1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""REST records read from SQLite (API.md section 4), and id-tag management."""
+"""REST records read from SQLite (docs/api.md section 4), and id-tag management."""
 
 from __future__ import annotations
 

@@ -1,30 +1,12 @@
 from __future__ import annotations
 
-from typing import Iterator
-
 import pytest
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from gateway.billing.alipay import AlipaySettings
 from gateway.billing.wechat import WechatSettings
-from tests.billing.standin import ProviderKeys, StandIn, new_rsa_key
+from tests.billing.standin import ProviderKeys, StandIn
 
-
-@pytest.fixture(scope="session")
-def provider_keys() -> ProviderKeys:
-    return ProviderKeys.generate()  # four RSA-2048 keys: once per session, they take a moment
-
-
-@pytest.fixture(scope="session")
-def other_key() -> RSAPrivateKey:
-    """A valid RSA key that is nobody's: signatures made with it must be refused."""
-    return new_rsa_key()
-
-
-@pytest.fixture
-def standin(provider_keys: ProviderKeys) -> Iterator[StandIn]:
-    with StandIn(provider_keys) as running:
-        yield running
+# provider_keys, other_key and standin: tests/billing/fixtures.py
 
 
 @pytest.fixture

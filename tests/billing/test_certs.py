@@ -25,6 +25,7 @@ from gateway.billing.settings import from_config
 from gateway.billing.wechat import WechatClient
 from gateway.config import AlipayConfig, BillingConfig, ConfigError
 from gateway.store import open_store
+from tests.billing.fixtures import pem_file
 from tests.billing.standin_certs import CertStandIn, alipay_cert_files, issue, name, pem
 
 NOW = datetime.now(timezone.utc)
@@ -114,9 +115,8 @@ def _write(tmp_path: Path, name_: str, data: bytes) -> str:
 
 
 def _alipay_config(tmp_path: Path, provider_keys, cert_files, **more) -> BillingConfig:
-    from tests.integration.test_billing_providers import _pem
     fields = {"app_id": provider_keys.app_id, "seller_id": provider_keys.seller_id,
-              "app_private_key": _pem(tmp_path / "app.pem", provider_keys.app_private),
+              "app_private_key": pem_file(tmp_path / "app.pem", provider_keys.app_private),
               "app_cert": _write(tmp_path, "appCertPublicKey.crt", cert_files.app_cert),
               "alipay_root_cert": _write(tmp_path, "alipayRootCert.crt", cert_files.root_file),
               "alipay_cert": _write(tmp_path, "alipayCertPublicKey_RSA2.crt", cert_files.alipay_cert_file)} | more

@@ -13,10 +13,10 @@ import trio
 from tests.conftest import make_config, started
 from tests.helpers import BOOT, charger
 from tests.responder import SILENCE, CallErrorAnswer
+from tests.waiting import until
 
 from .support import (add_tag, ago, charger_status, get_ok, is_recent_utc, notifications, now, octt,
-                      online_again, simulated, start_transaction, status, stopped, transaction, transactions,
-                      wait_until)
+                      online_again, simulated, start_transaction, status, stopped, transaction, transactions)
 
 pytestmark = pytest.mark.octt("Core")
 
@@ -162,7 +162,7 @@ async def test_TC_010_remote_start_charging_session_cable_plugged_in_first(gatew
         assert started_tx["idTagInfo"]["status"] == "Accepted"
         tx = await transaction(http, body["transactionId"])
         assert tx["remoteStartRequestId"] == body["requestId"] and tx["connectorId"] == 1
-        await wait_until(lambda: _connector_is(http, "TC010", "1", "Charging"))
+        await until(lambda: _connector_is(http, "TC010", "1", "Charging"))
 
 
 async def _connector_is(http, cp_id: str, connector: str, state: str) -> bool:
@@ -177,12 +177,12 @@ async def test_TC_011_1_remote_start_charging_session_remote_start_first(gateway
         assert body["status"] == "Accepted"
         tx_id = body["transactionId"]
         assert isinstance(tx_id, int) and tx_id > 0
-        await wait_until(lambda: sim.connectors[1].status == "Charging")
+        await until(lambda: sim.connectors[1].status == "Charging")
         assert sim.connectors[1].transaction_id == tx_id
         tx = await transaction(http, tx_id)
         assert (tx["idTag"], tx["idTagStatus"], tx["remoteStartRequestId"]) == ("TAG0111", "Accepted",
                                                                                 body["requestId"])
-        await wait_until(lambda: _connector_is(http, "TC0111", "1", "Charging"))
+        await until(lambda: _connector_is(http, "TC0111", "1", "Charging"))
 
 
 async def test_TC_011_2_remote_start_charging_session_time_out(gateway):
@@ -210,16 +210,16 @@ async def test_TC_012_remote_stop_charging_session(gateway):
         body = await get_ok(http, "/api/ocpp/remoteStop/TC012", transactionId=tx_id)
         assert body["status"] == "Accepted" and body["result"] == {"status": "Accepted"}
         assert sim.received("RemoteStopTransaction") == [{"transactionId": tx_id}]
-        await wait_until(lambda: stopped(http, tx_id))
+        await until(lambda: stopped(http, tx_id))
         tx = await transaction(http, tx_id)
         assert tx["stopReason"] == "Remote" and tx["energyWh"] == tx["meterStop"] - tx["meterStart"]
-        await wait_until(lambda: _connector_is(http, "TC012", "1", "Available"))
+        await until(lambda: _connector_is(http, "TC012", "1", "Available"))
 
         def statuses() -> list[str]:
             return [p["status"] for a, p, answer in sim.sent
                     if a == "StatusNotification" and p["connectorId"] == 1 and answer == {}]
 
-        await wait_until(lambda: statuses()[-1:] == ["Available"])
+        await until(lambda: statuses()[-1:] == ["Available"])
         assert statuses()[-3:] == ["Charging", "Finishing", "Available"]
 
 
@@ -232,7 +232,7 @@ async def _reset(gateway, cp_id: str, kind: str) -> None:
         assert sim.received("Reset") == [{"type": kind}]
         await online_again(sim, boots)
         assert [a["status"] for a in sim.answers("BootNotification")] == ["Accepted", "Accepted"]
-        await wait_until(lambda: _booted_again(http, cp_id, booted_before))
+        await until(lambda: _booted_again(http, cp_id, booted_before))
         view = await charger_status(http, cp_id)
         assert view["online"] is True and view["connectors"] == {"1": "Available"}
 
@@ -268,9 +268,9 @@ async def test_TC_018_1_unlock_connector_with_charging_session(gateway):
         tx_id = await sim.start_session(1, "TAG0181")
         body = await get_ok(http, "/api/ocpp/unlock/TC0181", connectorId=1)
         assert body["status"] == "Unlocked"
-        await wait_until(lambda: stopped(http, tx_id))
+        await until(lambda: stopped(http, tx_id))
         assert (await transaction(http, tx_id))["stopReason"] == "UnlockCommand"
-        await wait_until(lambda: _connector_is(http, "TC0181", "1", "Available"))
+        await until(lambda: _connector_is(http, "TC0181", "1", "Available"))
 
 
 async def test_TC_019_1_retrieve_all_configuration_keys(gateway):
@@ -445,13 +445,13 @@ async def test_TC_037_1_offline_start_transaction_valid_idtag(gateway):
     async with simulated(gateway, "TC0371") as sim, gateway.http() as http:
         await add_tag(http, "TAG0371")
         sim.go_offline()
-        await wait_until(lambda: sim.link is None)
+        await until(lambda: sim.link is None)
         temp_id = await sim.start_session(1, "TAG0371")
         assert temp_id is not None and temp_id < 0  # offline: no id from the central system yet
         boots = sim.stats.boots
         sim.go_online()
         await online_again(sim, boots)
-        await wait_until(lambda: sim.connectors[1].transaction_id not in (None, temp_id))
+        await until(lambda: sim.connectors[1].transaction_id not in (None, temp_id))
         tx_id = sim.connectors[1].transaction_id
         assert tx_id > 0
         start = [(p, a) for action, p, a in sim.sent if action == "StartTransaction"]
@@ -460,7 +460,7 @@ async def test_TC_037_1_offline_start_transaction_valid_idtag(gateway):
         assert tx["startTimestamp"] == start[0][0]["timestamp"]  # as the charger gave it
         assert tx["startTimestamp"] < tx["startedAt"]  # from before it reached the gateway
         assert tx["idTagStatus"] == "Accepted" and tx["stoppedAt"] is None
-        await wait_until(lambda: _connector_is(http, "TC0371", "1", "Charging"))
+        await until(lambda: _connector_is(http, "TC0371", "1", "Charging"))
 
 
 async def test_TC_037_3_offline_start_transaction_invalid_idtag(nursery, tmp_path):

@@ -6,8 +6,9 @@ import pytest
 
 from gateway.simulator.charger import Faults
 from tests.helpers import BOOT
+from tests.waiting import until
 
-from .support import ahead, charger_status, get_ok, notifications, octt, simulated, status, wait_until
+from .support import ahead, charger_status, get_ok, notifications, octt, simulated, status
 
 pytestmark = pytest.mark.octt("Firmware management")
 
@@ -38,7 +39,7 @@ async def test_TC_044_1_firmware_update_download_and_install(gateway):
             assert body["result"] == {} and body["action"] == "UpdateFirmware"
             assert cp.received[0][1:] == ["UpdateFirmware", {"location": FIRMWARE_URL, "retrieveDate": retrieve,
                                                              "retries": 2, "retryInterval": 30}]
-            await wait_until(lambda: _has(http, "TC0441", "FirmwareStatusNotification", 3))
+            await until(lambda: _has(http, "TC0441", "FirmwareStatusNotification", 3))
         # The charger reboots into the new firmware.
         async with octt(gateway, "TC0441", boot=False) as cp:
             boot = await cp.result("BootNotification", {**BOOT, "firmwareVersion": "2.0.0"})
@@ -56,7 +57,7 @@ async def test_TC_044_2_firmware_update_download_failed(gateway):
         assert body["result"] == {}
         [sent] = sim.received("UpdateFirmware")
         assert sent["location"] == FIRMWARE_URL and "retrieveDate" in sent
-        await wait_until(lambda: _has(http, "TC0442", "FirmwareStatusNotification", 2))
+        await until(lambda: _has(http, "TC0442", "FirmwareStatusNotification", 2))
         assert await statuses(http, "TC0442", "FirmwareStatusNotification") == ["Downloading", "DownloadFailed"]
 
 
@@ -65,10 +66,10 @@ async def test_TC_044_3_firmware_update_installation_failed(gateway):
             gateway.http() as http:
         body = await get_ok(http, "/api/ocpp/updateFirmware/TC0443", location=FIRMWARE_URL)
         assert body["result"] == {}
-        await wait_until(lambda: _has(http, "TC0443", "FirmwareStatusNotification", 4))
+        await until(lambda: _has(http, "TC0443", "FirmwareStatusNotification", 4))
         assert await statuses(http, "TC0443", "FirmwareStatusNotification") == [
             "Downloading", "Downloaded", "Installing", "InstallationFailed"]
-        await wait_until(lambda: len(sim.answers("FirmwareStatusNotification")) == 4)
+        await until(lambda: len(sim.answers("FirmwareStatusNotification")) == 4)
         assert sim.answers("FirmwareStatusNotification") == [{}, {}, {}, {}]
 
 
@@ -77,7 +78,7 @@ async def test_TC_045_1_get_diagnostics(gateway):
         body = await get_ok(http, "/api/ocpp/getDiagnostics/TC0451", location=DIAGNOSTICS_URL, retries=1)
         assert body["result"] == {"fileName": "diagnostics-TC0451.log"}
         assert sim.received("GetDiagnostics") == [{"location": DIAGNOSTICS_URL, "retries": 1}]
-        await wait_until(lambda: _has(http, "TC0451", "DiagnosticsStatusNotification", 2))
+        await until(lambda: _has(http, "TC0451", "DiagnosticsStatusNotification", 2))
         assert await statuses(http, "TC0451", "DiagnosticsStatusNotification") == ["Uploading", "Uploaded"]
 
 
@@ -85,5 +86,5 @@ async def test_TC_045_2_get_diagnostics_upload_failed(gateway):
     async with simulated(gateway, "TC0452", Faults({"DiagnosticsUpload": "reject"})), gateway.http() as http:
         body = await get_ok(http, "/api/ocpp/getDiagnostics/TC0452", location=DIAGNOSTICS_URL)
         assert body["result"]["fileName"]
-        await wait_until(lambda: _has(http, "TC0452", "DiagnosticsStatusNotification", 2))
+        await until(lambda: _has(http, "TC0452", "DiagnosticsStatusNotification", 2))
         assert await statuses(http, "TC0452", "DiagnosticsStatusNotification") == ["Uploading", "UploadFailed"]

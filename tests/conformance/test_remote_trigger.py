@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from tests.waiting import until
 
-from .support import get_ok, notifications, octt, simulated, wait_until
+from .support import get_ok, notifications, octt, simulated
 
 pytestmark = pytest.mark.octt("Remote trigger")
 
@@ -20,7 +21,7 @@ async def test_TC_054_trigger_message(gateway):
             assert body["status"] == "Accepted", (message, body)
             assert sim.received("TriggerMessage")[-1] == {"requestedMessage": message, "connectorId": 1}
             # The charger sends the message it was asked for; the gateway answers it (schema-checked).
-            await wait_until(lambda: len(sim.answers(message)) > before)
+            await until(lambda: len(sim.answers(message)) > before)
             assert sim.answers(message)[-1] is not None
         assert sim.answers("BootNotification")[-1]["status"] == "Accepted"
         assert [n["status"] for n in await notifications(http, "TC054", "DiagnosticsStatusNotification")] == ["Idle"]

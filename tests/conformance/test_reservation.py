@@ -6,9 +6,10 @@ import pytest
 import trio
 
 from gateway.simulator.charger import Faults
+from tests.waiting import until
 
 from .support import (add_tag, ahead, charger_status, get_ok, octt, simulated, start_transaction, status,
-                      transaction, transactions, wait_until)
+                      transaction, transactions)
 
 pytestmark = pytest.mark.octt("Reservation")
 
@@ -37,7 +38,7 @@ async def test_TC_046_reservation_of_a_connector_transaction(gateway):
         rid = body["reservationId"]
         assert sim.received("ReserveNow") == [{"connectorId": 1, "idTag": "TAG046", "expiryDate": expiry,
                                                "reservationId": rid}]
-        await wait_until(lambda: _connector_is(http, "TC046", "1", "Reserved"))
+        await until(lambda: _connector_is(http, "TC046", "1", "Reserved"))
         stored = await reservation(http, rid)
         assert (stored["status"], stored["connectorId"], stored["idTag"], stored["expiryDate"]) == \
             ("Accepted", 1, "TAG046", expiry)
@@ -48,7 +49,7 @@ async def test_TC_046_reservation_of_a_connector_transaction(gateway):
         assert (await transaction(http, tx_id))["reservationId"] == rid
         stored = await reservation(http, rid)
         assert (stored["status"], stored["transactionId"]) == ("Used", tx_id)
-        await wait_until(lambda: _connector_is(http, "TC046", "1", "Charging"))
+        await until(lambda: _connector_is(http, "TC046", "1", "Charging"))
 
 
 async def test_TC_047_reservation_of_a_connector_expire(gateway):
@@ -78,7 +79,7 @@ async def _refused(gateway, cp_id: str, expected: str, prepare, faults: Faults |
 async def test_TC_048_1_reservation_of_a_connector_faulted(gateway):
     async def fault(sim, http):
         await sim.status(sim.connectors[1], "Faulted", "GroundFailure")
-        await wait_until(lambda: _connector_is(http, "TC0481", "1", "Faulted"))
+        await until(lambda: _connector_is(http, "TC0481", "1", "Faulted"))
 
     await _refused(gateway, "TC0481", "Faulted", fault)
 
@@ -94,7 +95,7 @@ async def test_TC_048_3_reservation_of_a_connector_unavailable(gateway):
     async def inoperative(sim, http):
         body = await get_ok(http, "/api/ocpp/changeAvailability/TC0483", connectorId=1, type="Inoperative")
         assert body["status"] == "Accepted"
-        await wait_until(lambda: _connector_is(http, "TC0483", "1", "Unavailable"))
+        await until(lambda: _connector_is(http, "TC0483", "1", "Unavailable"))
 
     await _refused(gateway, "TC0483", "Unavailable", inoperative)
 
@@ -126,12 +127,12 @@ async def test_TC_049_reservation_of_a_charge_point_transaction(gateway):
 async def test_TC_051_cancel_reservation(gateway):
     async with simulated(gateway, "TC051") as sim, gateway.http() as http:
         rid = (await reserve(http, "TC051", 1, "TAG051"))["reservationId"]
-        await wait_until(lambda: _connector_is(http, "TC051", "1", "Reserved"))
+        await until(lambda: _connector_is(http, "TC051", "1", "Reserved"))
         body = await get_ok(http, "/api/ocpp/cancelReservation/TC051", reservationId=rid)
         assert body["status"] == "Accepted" and body["result"] == {"status": "Accepted"}
         assert sim.received("CancelReservation") == [{"reservationId": rid}]
         assert (await reservation(http, rid))["status"] == "Cancelled"
-        await wait_until(lambda: _connector_is(http, "TC051", "1", "Available"))
+        await until(lambda: _connector_is(http, "TC051", "1", "Available"))
 
 
 async def test_TC_052_cancel_reservation_rejected(gateway):

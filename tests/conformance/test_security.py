@@ -18,8 +18,9 @@ from tests.conftest import started
 from tests.helpers import BOOT, charger
 from tests.tls import make_pki
 from tests.responder import answering
+from tests.waiting import until
 
-from .support import get_ok, notifications, now, octt, post_ok, simulated, wait_until
+from .support import get_ok, notifications, now, octt, post_ok, simulated
 
 pytestmark = pytest.mark.octt("Security")
 
@@ -115,7 +116,7 @@ async def test_TC_077_invalid_chargepointcertificate_security_event(gateway):
                              {"requestedMessage": "SignChargePointCertificate"})
         assert body["result"] == {"status": "Accepted"}
         assert cp.received[0][1:] == ["ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"}]
-        await wait_until(lambda: bool(signed))
+        await until(lambda: bool(signed))
         # Answered and kept. (Accepted needs a certificate authority, which is not built: see TC_074.)
         assert signed[0]["status"] in ("Accepted", "Rejected")
         [csr] = await notifications(http, "TC077", "SignCertificate")
@@ -157,7 +158,7 @@ async def test_TC_079_get_security_log(gateway):
         body = await post_ok(http, "/api/ocpp/call/TC079/GetLog", request)
         assert body["result"] == {"status": "Accepted", "filename": "securitylog-TC079.log"}
         assert sim.received("GetLog") == [request]
-        await wait_until(lambda: len(sim.answers("LogStatusNotification")) >= 2)
+        await until(lambda: len(sim.answers("LogStatusNotification")) >= 2)
         stored = await notifications(http, "TC079", "LogStatusNotification")
         assert [(n["status"], n["requestId"]) for n in stored] == [("Uploading", 79), ("Uploaded", 79)]
 

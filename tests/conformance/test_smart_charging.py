@@ -7,8 +7,9 @@ import json
 import pytest
 
 from tests.helpers import assert_schema_valid
+from tests.waiting import until
 
-from .support import get_ok, now, post_ok, simulated, transaction, tx_profile, wait_until
+from .support import get_ok, now, post_ok, simulated, transaction, tx_profile
 
 pytestmark = pytest.mark.octt("Smart charging")
 
@@ -39,7 +40,7 @@ async def test_TC_056_central_smart_charging_txdefaultprofile(gateway):
 
         # A transaction now charges under the default profile.
         await sim.start_session(1, "TAG056")
-        await wait_until(lambda: len(_power_samples(sim)) >= 1)
+        await until(lambda: len(_power_samples(sim)) >= 1)
         assert _power_samples(sim)[0] == SIX_AMPS_W
 
 
@@ -54,7 +55,7 @@ async def test_TC_057_central_smart_charging_txprofile(gateway):
         [stored] = await profiles(http, "TC057", active=True)
         assert (stored["connectorId"], stored["purpose"], stored["profile"]["transactionId"]) == (1, "TxProfile", tx_id)
         before = len(_power_samples(sim))
-        await wait_until(lambda: len(_power_samples(sim)) > before)
+        await until(lambda: len(_power_samples(sim)) > before)
         assert _power_samples(sim)[-1] == SIX_AMPS_W
 
 
@@ -72,7 +73,7 @@ async def test_TC_059_remote_start_transaction_with_charging_profile(gateway):
         assert (stored["connectorId"], stored["purpose"], stored["status"], stored["requestId"]) == \
             (1, "TxProfile", "Accepted", body["requestId"])
         assert (await transaction(http, body["transactionId"]))["remoteStartRequestId"] == body["requestId"]
-        await wait_until(lambda: len(_power_samples(sim)) >= 1)
+        await until(lambda: len(_power_samples(sim)) >= 1)
         assert _power_samples(sim)[0] == SIX_AMPS_W
 
 

@@ -1,5 +1,5 @@
 """Commands over HTTP beyond the seed routes: the GET shortcuts, the generic /api/ocpp/call route,
-what the gateway remembers from the answers, and how failures reach the caller (API.md 2 and 3).
+what the gateway remembers from the answers, and how failures reach the caller (docs/api.md sections 2 and 3).
 
 Payloads are checked three ways: against the dict written out by hand (compared as JSON text, so
 1, 1.0, "1" and true differ), against the action's 1.6 request schema with the independent
@@ -21,6 +21,7 @@ from gateway import clock
 from gateway.http.commands_api import SHORTCUTS
 from gateway.ocpp.actions import CENTRAL_ACTIONS
 from tests.responder import DEFAULT_ANSWERS, SILENCE, CallErrorAnswer, answering
+from tests.waiting import until
 
 
 
@@ -269,9 +270,7 @@ async def test_generic_reserve_now_without_an_id_reports_the_one_it_got(gateway,
     async with answering(gateway.ocpp_port, "CP1") as cp, gateway.http() as http:
         answers = [(await http.post("/api/ocpp/call/CP1/ReserveNow", params={"wait": wait}, json=body)).json()
                    for _ in range(2)]
-        with trio.fail_after(5):
-            while len(cp.received) < 2:
-                await trio.sleep(0.01)
+        await until(lambda: len(cp.received) >= 2)
     ids = [a["reservationId"] for a in answers]
     assert all(isinstance(i, int) and i > 0 for i in ids) and ids[0] != ids[1]
     assert [(r[0], r[2]["reservationId"]) for r in cp.received] == [(a["requestId"], a["reservationId"])
@@ -286,9 +285,7 @@ async def test_reserve_now_shortcut_with_wait_false_reports_the_id_too(gateway):
                                                                "expiryDate": "2030-01-01T10:00:00Z", "wait": "false"})
         body = r.json()
         assert set(body) == {"requestId", "cpId", "action", "reservationId"} and body["reservationId"] > 0
-        with trio.fail_after(5):
-            while not cp.received:
-                await trio.sleep(0.01)
+        await until(lambda: cp.received)
     assert cp.received[0][0] == body["requestId"] and cp.received[0][2]["reservationId"] == body["reservationId"]
 
 
@@ -298,9 +295,7 @@ async def test_generic_send_local_list_without_a_version_reports_the_one_it_got(
         answers = [(await http.post("/api/ocpp/call/CP1/SendLocalList", params={"wait": wait},
                                     json={"updateType": "Full", "localAuthorizationList": []})).json()
                    for _ in range(2)]
-        with trio.fail_after(5):
-            while len(cp.received) < 2:
-                await trio.sleep(0.01)
+        await until(lambda: len(cp.received) >= 2)
     assert [r[2]["listVersion"] for r in cp.received] == [1, 2]
     assert [a.get("listVersion") for a in answers] == [1, 2]
 
@@ -337,9 +332,7 @@ async def test_route_parameters_never_reach_the_payload(gateway):
         assert r.status_code == 200
         body = r.json()
         assert set(body) == {"requestId", "cpId", "action"} and body["action"] == "UnlockConnector"
-        with trio.fail_after(5):
-            while len(cp.received) < 3:
-                await trio.sleep(0.01)
+        await until(lambda: len(cp.received) >= 3)
         assert cp.received[-1][0] == body["requestId"]
         assert_same_json(cp.received[-1][1:], ["UnlockConnector", {"connectorId": 2}])
 
@@ -664,8 +657,7 @@ async def test_silence_is_a_504_while_the_chargers_own_calls_are_answered(gatewa
         with trio.fail_after(5):
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(command)
-                while not cp.received:  # the command is out and waiting
-                    await trio.sleep(0.005)
+                await until(lambda: cp.received)  # the command is out and waiting
                 await cp.result("Heartbeat", {})
                 events.append("heartbeat answered")
         assert events == ["heartbeat answered", "command ended"]
@@ -683,9 +675,7 @@ async def test_silence_is_a_504_while_the_chargers_own_calls_are_answered(gatewa
 async def test_offline_and_never_seen_chargers_are_404(gateway, route):
     async with answering(gateway.ocpp_port, "CP1"):
         pass
-    with trio.fail_after(5):
-        while "CP1" in gateway.registry:
-            await trio.sleep(0.01)
+    await until(lambda: "CP1" not in gateway.registry)
     async with gateway.http() as http:
         body = assert_error(await request(http, route, "CP1"), 404, "not_connected")
         assert body["cpId"] == "CP1" and ISO.match(body["lastSeen"])
@@ -698,9 +688,7 @@ async def test_offline_and_never_seen_chargers_are_404(gateway, route):
 async def test_reserve_now_to_an_offline_charger_hands_out_no_reservation(gateway):
     async with answering(gateway.ocpp_port, "CP1"):
         pass
-    with trio.fail_after(5):
-        while "CP1" in gateway.registry:
-            await trio.sleep(0.01)
+    await until(lambda: "CP1" not in gateway.registry)
     async with gateway.http() as http:
         query = {"connectorId": "1", "idTag": "T", "expiryDate": "2030-01-01T00:00:00Z"}
         assert_error(await http.get("/api/ocpp/reserveNow/CP1", params=query), 404, "not_connected")

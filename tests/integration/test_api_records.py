@@ -1,4 +1,4 @@
-"""REST records read from SQLite (API.md section 4): chargers, transactions with meter values, the frame
+"""REST records read from SQLite (docs/api.md section 4): chargers, transactions with meter values, the frame
 log, commands; paging, filters, and the 400 of a bad parameter."""
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ import trio
 from gateway import clock
 from tests.helpers import ISO, assert_error, BOOT, charger, status
 from tests.responder import answering
+from tests.waiting import until
 
 
 
 
 async def wait_offline(gateway, cp_id: str) -> None:
-    with trio.fail_after(5):
-        while cp_id in gateway.registry:
-            await trio.sleep(0.01)
+    await until(lambda: cp_id not in gateway.registry)
 
 
 # ---- chargers -----------------------------------------------------------------------------------------------

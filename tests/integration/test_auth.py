@@ -32,6 +32,13 @@ def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
+async def viewer_and_operator(gw) -> tuple[dict[str, str], dict[str, str]]:
+    """Accounts val (viewer) and oscar (operator); their HTTP Basic headers."""
+    for name, role in (("val", "viewer"), ("oscar", "operator")):
+        await gw.store.users.put(name, await hash_password("password-" + name), role, clock.iso())
+    return basic("val", "password-val"), basic("oscar", "password-oscar")
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -109,9 +116,7 @@ async def test_expired_login_token_is_refused(nursery, tmp_path):
 
 async def test_roles(nursery, tmp_path):
     async with started(nursery, config_with(tmp_path, admin_password="s3cret-pass")) as gw, gw.http() as http:
-        for name, role in (("val", "viewer"), ("oscar", "operator")):
-            await gw.store.users.put(name, await hash_password("password-" + name), role, clock.iso())
-        viewer, operator = basic("val", "password-val"), basic("oscar", "password-oscar")
+        viewer, operator = await viewer_and_operator(gw)
         assert (await http.get("/api/chargers", headers=viewer)).status_code == 200
         assert (await http.get("/api/ocpp/connections", headers=viewer)).status_code == 200
         body = assert_error(await http.post("/api/id-tags", json={"idTag": "A"}, headers=viewer), 403, "forbidden")

@@ -23,7 +23,6 @@ from tests.integration.test_billing_orders import (
     billing_config,
     booted,
     closed_order,
-    eventually,
     meter_value,
     ok,
     order_of,
@@ -31,6 +30,7 @@ from tests.integration.test_billing_orders import (
     start_tx,
     stop_tx,
 )
+from tests.waiting import until
 
 FLAT = {"charger_tariffs": {"CP1": "flat"}}
 
@@ -45,7 +45,7 @@ async def closed(store, tx_id: int) -> dict:
     async def look() -> dict | None:
         order = await store.orders.find("transaction_id", tx_id)
         return order if order is not None and order["stopped_at"] is not None else None
-    return await eventually(look, timeout=20)
+    return await until(look, timeout=20)
 
 
 def iso_in(seconds: float) -> str:

@@ -18,11 +18,10 @@ from typing import Any
 import pytest
 import trio
 
-from gateway import clock
-from gateway.http.auth import hash_password
 from tests.conftest import started
+from tests.integration.test_auth import viewer_and_operator
 from tests.integration.test_billing_orders import (
-    AWAITING, CANCELLED, COMPLETED, PAID, REFUNDED, REFUNDING, SHANGHAI, all_orders, basic, billing_config, booted,
+    AWAITING, CANCELLED, COMPLETED, PAID, REFUNDED, REFUNDING, SHANGHAI, all_orders, billing_config, booted,
     closed_order, history, ok, order_of, refused, rows, start_tx, today_in,
 )
 
@@ -358,9 +357,7 @@ async def test_a_viewer_cannot_pay_or_refund_an_operator_can(nursery, tmp_path):
     config = billing_config(tmp_path)
     config.admin_password = "s3cret-pass"
     async with started(nursery, config) as gw, booted(gw.ocpp_port) as cp, gw.http() as http:
-        for name, role in (("val", "viewer"), ("oscar", "operator")):
-            await gw.store.users.put(name, await hash_password("password-" + name), role, clock.iso())
-        viewer, operator = basic("val", "password-val"), basic("oscar", "password-oscar")
+        viewer, operator = await viewer_and_operator(gw)
         order = await closed_order(gw, cp)
         body = {"orderId": order["id"], "channel": "manual"}
         refused(await http.post("/api/payment/create", json=body, headers=viewer), 403, "forbidden")

@@ -10,7 +10,6 @@ figure is worked out by hand in the comments.
 
 from __future__ import annotations
 
-import base64
 import copy
 import re
 from contextlib import asynccontextmanager
@@ -26,10 +25,11 @@ from gateway import clock
 from gateway.billing.orders import OrderBook
 from gateway.billing.settings import from_config as billing_settings
 from gateway.config import Config
-from gateway.http.auth import hash_password
 from tests.conftest import make_config, started
 from tests.helpers import BOOT, ISO, Charger, charger
+from tests.integration.test_auth import viewer_and_operator
 from tests.responder import SILENCE, answering
+from tests.waiting import until
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TARIFFS = {
@@ -83,16 +83,6 @@ async def meter_value(cp: Any, tx_id: int, at: str, *sampled: dict, connector: i
                                     "meterValue": [{"timestamp": at, "sampledValue": list(sampled)}]})
 
 
-async def eventually(fn: Any, timeout: float = 3.0) -> Any:
-    """fn()'s first truthy value: orders are opened and closed by a background task."""
-    with trio.fail_after(timeout):
-        while True:
-            value = await fn()
-            if value:
-                return value
-            await trio.sleep(0.01)
-
-
 async def order_of(store: Any, tx_id: int, closed: bool = False) -> dict:
     """The order of transaction tx_id once it exists (and, with closed, once it is closed)."""
     async def look() -> dict | None:
@@ -100,7 +90,7 @@ async def order_of(store: Any, tx_id: int, closed: bool = False) -> dict:
         if order is not None and (not closed or order["stopped_at"] is not None):
             return order
         return None
-    return await eventually(look)
+    return await until(look)
 
 
 def _rows(conn: Any, sql: str, args: tuple) -> list[dict]:
@@ -394,15 +384,20 @@ WAY_TO = {  # how an order reaches each status from completed
 }
 
 
+async def order_at(gw, cp, http, status: int) -> dict:
+    """An order brought to `status` the allowed way (WAY_TO); a created one is still charging."""
+    if status == CREATED:
+        return await order_of(gw.store, await start_tx(cp))
+    order = await closed_order(gw, cp)
+    for step in WAY_TO[status]:
+        ok(await http.post(f"/api/order/{order['id']}/{step}"))
+    return order
+
+
 @pytest.mark.parametrize("status", [CREATED, COMPLETED, AWAITING, PAID, REFUNDING, REFUNDED, CANCELLED])
 async def test_every_change_the_rules_do_not_allow_is_a_409_that_changes_nothing(nursery, tmp_path, status):
     async with started(nursery, billing_config(tmp_path)) as gw, booted(gw.ocpp_port) as cp, gw.http() as http:
-        if status == CREATED:
-            order = await order_of(gw.store, await start_tx(cp))
-        else:
-            order = await closed_order(gw, cp)
-            for step in WAY_TO[status]:
-                ok(await http.post(f"/api/order/{order['id']}/{step}"))
+        order = await order_at(gw, cp, http, status)
         before = ok(await http.get(f"/api/order/{order['id']}"))
         assert before["status"] == status
         for action, target in TARGET.items():
@@ -423,12 +418,7 @@ async def test_every_change_the_rules_do_not_allow_is_a_409_that_changes_nothing
 @pytest.mark.parametrize("status", [CREATED, COMPLETED, AWAITING])
 async def test_cancel_is_allowed_from_created_completed_and_awaiting_payment(nursery, tmp_path, status):
     async with started(nursery, billing_config(tmp_path)) as gw, booted(gw.ocpp_port) as cp, gw.http() as http:
-        if status == CREATED:
-            order = await order_of(gw.store, await start_tx(cp))
-        else:
-            order = await closed_order(gw, cp)
-            for step in WAY_TO[status]:
-                ok(await http.post(f"/api/order/{order['id']}/{step}"))
+        order = await order_at(gw, cp, http, status)
         r = await http.post(f"/api/order/{order['id']}/cancel", json={"reason": "driver left"})
         data = ok(r)
         assert data["status"] == CANCELLED and r.json()["message"] == "cancelled"
@@ -507,7 +497,7 @@ async def test_order_start_sends_a_remote_start_and_the_chargers_transaction_is_
         async def linked() -> dict | None:
             order = await gw.store.orders.find("session_id", "S-1")
             return order if order["transaction_id"] is not None else None
-        order = await eventually(linked)
+        order = await until(linked)
         tx = order["transaction_id"]
         await trio.sleep(0.1)  # room for a second (wrong) order from the transaction event
         [only] = await all_orders(gw.store)
@@ -559,7 +549,7 @@ async def test_concurrent_order_starts_of_one_session_make_one_order_and_one_rem
         async def linked() -> dict | None:
             order = await gw.store.orders.find("session_id", "S-3")
             return order if order["transaction_id"] is not None else None
-        await eventually(linked)
+        await until(linked)
         await trio.sleep(0.1)
         assert len(await all_orders(gw.store)) == 1
 
@@ -639,7 +629,7 @@ async def test_a_start_transaction_sent_before_the_remote_start_answer_is_linked
                                                                      "idTag": "TAG1"}))
         async with trio.open_nursery() as requests:
             requests.start_soon(post)
-            await eventually(lambda: _received(cp))
+            await until(lambda: _received(cp))
             unique_id = cp.received[0][0]
             tx = (await cp.result("StartTransaction", {"connectorId": 2, "idTag": "TAG1", "meterStart": 0,
                                                        "timestamp": START}))["transactionId"]
@@ -766,7 +756,7 @@ async def test_a_restart_opens_orders_for_transactions_that_have_none_and_closes
         stopped = await start_tx(cp, connector=2)
         await meter_value(cp, stopped, TEN_PM, {"value": "5000"}, connector=2)
         await stop_tx(cp, stopped, 12000)
-        await trio.sleep(0.1)  # the meter values are written in the background
+        await until(lambda: gw.store.transactions.samples(stopped))  # the meter value is committed
     async with started(nursery, billing_config(tmp_path)) as gw, booted(gw.ocpp_port) as cp:
         first = await order_of(gw.store, running)
         second = await order_of(gw.store, stopped, closed=True)
@@ -893,17 +883,11 @@ async def test_out_of_range_order_references_are_a_4xx_not_a_500(nursery, tmp_pa
 
 # ---- who may do what -------------------------------------------------------------------
 
-def basic(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
 async def test_a_viewer_reads_orders_an_operator_changes_them_and_callbacks_need_no_credentials(nursery, tmp_path):
     config = billing_config(tmp_path)
     config.admin_password = "s3cret-pass"
     async with started(nursery, config) as gw, booted(gw.ocpp_port) as cp, gw.http() as http:
-        for name, role in (("val", "viewer"), ("oscar", "operator")):
-            await gw.store.users.put(name, await hash_password("password-" + name), role, clock.iso())
-        viewer, operator = basic("val", "password-val"), basic("oscar", "password-oscar")
+        viewer, operator = await viewer_and_operator(gw)
         order = await closed_order(gw, cp)
 
         refused(await http.get("/api/order"), 401, "unauthorized")  # no credentials, even from this machine

@@ -13,25 +13,21 @@ import json
 import time
 import urllib.parse
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 import trio
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from gateway import clock
-from gateway.config import AlipayConfig, Config, WechatConfig
+from tests.billing.fixtures import provider_config
 from tests.billing.standin import (
     ProviderKeys,
-    StandIn,
     alipay_content,
     alipay_notification,
     closed_url,
-    new_rsa_key,
     rsa_verifies,
     wechat_headers,
     wechat_notification,
@@ -39,73 +35,17 @@ from tests.billing.standin import (
     wechat_transaction,
     yuan_text,
 )
-from tests.conftest import Gateway, make_config, started
+from tests.conftest import Gateway, started
 from tests.helpers import BOOT, assert_error, charger
+from tests.waiting import until
 
 FORM = "application/x-www-form-urlencoded; charset=utf-8"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _charger_numbers = itertools.count(1)
 
 
-# ---- fixtures ----------------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def keys() -> ProviderKeys:
-    return ProviderKeys.generate()  # four RSA-2048 keys: once per session
-
-
-@pytest.fixture(scope="session")
-def other_key() -> RSAPrivateKey:
-    """A valid RSA key that is nobody's: what it signs must be refused."""
-    return new_rsa_key()
-
-
-@pytest.fixture
-def standin(keys: ProviderKeys) -> Iterator[StandIn]:
-    with StandIn(keys) as running:
-        yield running
-
-
-def _pem(path: Path, key: Any) -> str:
-    if isinstance(key, RSAPrivateKey):
-        data = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                 serialization.NoEncryption())
-    else:
-        data = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    path.write_bytes(data)
-    return str(path)
-
-
-def provider_config(tmp_path: Path, keys: ProviderKeys, standin: StandIn, *, alipay_url: str | None = None) -> Config:
-    """Both providers configured from PEM files, as config.toml would name them; the same database each time."""
-    config = make_config(tmp_path)
-    pem = tmp_path / "pem"
-    pem.mkdir(exist_ok=True)
-    config.billing.timezone = "Asia/Shanghai"
-    config.billing.alipay = AlipayConfig(
-        app_id=keys.app_id, seller_id=keys.seller_id,
-        app_private_key=_pem(pem / "app_private.pem", keys.app_private),
-        alipay_public_key=_pem(pem / "alipay_public.pem", keys.alipay_public),
-        gateway_url=alipay_url or standin.alipay_url, notify_url="https://gw.example/api/payment/callback/alipay",
-        timeout=2.0)
-    config.billing.wechat = WechatConfig(
-        mchid=keys.mchid, appid=keys.appid, merchant_serial=keys.merchant_serial,
-        merchant_private_key=_pem(pem / "merchant_private.pem", keys.merchant_private),
-        apiv3_key=keys.apiv3_key.decode("ascii"),
-        platform_keys={keys.platform_serial: _pem(pem / "platform_public.pem", keys.platform_public)},
-        base_url=standin.url, notify_url="https://gw.example/api/payment/callback/wechat", timeout=2.0)
-    return config
-
-
-@pytest.fixture
-def billing_config(tmp_path: Path, keys: ProviderKeys, standin: StandIn) -> Config:
-    return provider_config(tmp_path, keys, standin)
-
-
-@pytest.fixture
-async def gw(nursery: trio.Nursery, billing_config: Config) -> AsyncIterator[Gateway]:
-    async with started(nursery, billing_config) as gateway:
-        yield gateway
+# provider_keys, other_key and standin come from tests/billing/fixtures.py, billing_config and gw (a gateway
+# with both providers) from tests/integration/conftest.py.
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------------
@@ -131,13 +71,11 @@ async def completed_order(gw: Gateway, http) -> dict[str, Any]:
         tx_id = started_tx["transactionId"]
         await cp.result("StopTransaction", {"transactionId": tx_id, "meterStop": 13345, "idTag": "TAG1",
                                             "timestamp": start_at.replace("T02:", "T03:")})
-    with trio.fail_after(5):
-        while True:
-            r = await http.get("/api/order/by-session", params={"transactionId": tx_id})
-            if r.status_code == 200 and r.json()["data"]["status"] == 1:
-                order = r.json()["data"]
-                break
-            await trio.sleep(0.02)
+
+    async def closed() -> dict[str, Any] | None:
+        r = await http.get("/api/order/by-session", params={"transactionId": tx_id})
+        return r.json()["data"] if r.status_code == 200 and r.json()["data"]["status"] == 1 else None
+    order = await until(closed)
     assert order["totalAmount"] and order["totalAmount"] > 0, order
     return order
 
@@ -162,10 +100,10 @@ async def callbacks(http) -> list[dict[str, Any]]:
     return data(await http.get("/api/payment/callbacks"))  # newest first
 
 
-def alipay_form(keys: ProviderKeys, payment: dict, signer: RSAPrivateKey | None = None, **fields: Any) -> dict:
+def alipay_form(provider_keys: ProviderKeys, payment: dict, signer: RSAPrivateKey | None = None, **fields: Any) -> dict:
     fields.setdefault("out_trade_no", payment["tradeNo"])
     fields.setdefault("total_amount", yuan_text(payment["amount"]))
-    return alipay_notification(signer or keys.alipay_private, **fields)
+    return alipay_notification(signer or provider_keys.alipay_private, **fields)
 
 
 async def post_alipay(http, form: dict[str, str] | bytes, path: str = "/api/payment/callback/alipay"):
@@ -173,13 +111,13 @@ async def post_alipay(http, form: dict[str, str] | bytes, path: str = "/api/paym
     return await http.post(path, content=body, headers={"Content-Type": FORM})
 
 
-def wechat_pay_event(keys: ProviderKeys, payment: dict, *, signer: RSAPrivateKey | None = None,
+def wechat_pay_event(provider_keys: ProviderKeys, payment: dict, *, signer: RSAPrivateKey | None = None,
                      serial: str | None = None, apiv3_key: bytes | None = None, event_type: str = "TRANSACTION.SUCCESS",
                      plain: dict | None = None, **options: Any) -> tuple[dict[str, str], bytes]:
     if plain is None:
         plain = wechat_transaction(payment["tradeNo"], payment["amount"])
-    return wechat_notification(signer or keys.platform_private, serial or keys.platform_serial,
-                               apiv3_key or keys.apiv3_key, event_type, plain, **options)
+    return wechat_notification(signer or provider_keys.platform_private, serial or provider_keys.platform_serial,
+                               apiv3_key or provider_keys.apiv3_key, event_type, plain, **options)
 
 
 async def post_wechat(http, headers: dict[str, str], body: bytes, path: str = "/api/payment/callback/wechat"):
@@ -187,6 +125,13 @@ async def post_wechat(http, headers: dict[str, str], body: bytes, path: str = "/
     # test_wechat_success_answer_keeps_the_connection_usable), which would break the next request on `http`.
     async with httpx.AsyncClient(base_url=http.base_url, timeout=10) as own:
         return await own.post(path, content=body, headers=headers)
+
+
+async def post_wechat_refund(http, keys: ProviderKeys, payment: dict[str, Any], plain: dict[str, Any],
+                             event_type: str = "REFUND.SUCCESS"):
+    """A WeChat Pay refund notification about `payment`, its resource `plain` (wechat_refund)."""
+    return await post_wechat(http, *wechat_pay_event(keys, payment, event_type=event_type, plain=plain),
+                             path="/api/payment/callback/wechat/refund")
 
 
 def to_status(history: list[dict], status: int) -> list[dict]:
@@ -205,7 +150,7 @@ async def assert_unchanged(http, order: dict, payment: dict, history_len: int) -
 
 # ---- creating a payment, and a valid callback ------------------------------------------------------------------
 
-async def test_alipay_payment_created_signed_and_paid_by_a_valid_callback(gw, standin, keys):
+async def test_alipay_payment_created_signed_and_paid_by_a_valid_callback(gw, standin, provider_keys):
     async with gw.http() as http:
         order = await completed_order(gw, http)
         payment, after = await create_payment(http, order["id"], "alipay")
@@ -217,15 +162,15 @@ async def test_alipay_payment_created_signed_and_paid_by_a_valid_callback(gw, st
         assert call.verified
         form = call.form
         assert form["method"] == "alipay.trade.precreate" and form["sign_type"] == "RSA2"
-        assert form["app_id"] == keys.app_id and form["notify_url"].endswith("/callback/alipay")
-        assert rsa_verifies(keys.app_public, alipay_content(form, without=("sign",)).encode(), form["sign"])
+        assert form["app_id"] == provider_keys.app_id and form["notify_url"].endswith("/callback/alipay")
+        assert rsa_verifies(provider_keys.app_public, alipay_content(form, without=("sign",)).encode(), form["sign"])
         assert call.biz["out_trade_no"] == payment["tradeNo"]
         assert call.biz["total_amount"] == yuan_text(order["totalAmount"])
         assert payment["payUrl"] == standin.alipay_trades[payment["tradeNo"]].pay_url
 
         standin.pay(payment["tradeNo"])
         trade_no = standin.alipay_trades[payment["tradeNo"]].trade_no
-        r = await post_alipay(http, alipay_form(keys, payment, trade_no=trade_no))
+        r = await post_alipay(http, alipay_form(provider_keys, payment, trade_no=trade_no))
         assert r.status_code == 200 and r.text == "success"
 
         detail = await order_detail(http, order["id"])
@@ -242,7 +187,7 @@ async def test_alipay_payment_created_signed_and_paid_by_a_valid_callback(gw, st
         assert len(standin.received()) == 1  # verifying a callback calls nobody
 
 
-async def test_wechat_payment_created_signed_and_paid_by_a_valid_callback(gw, standin, keys):
+async def test_wechat_payment_created_signed_and_paid_by_a_valid_callback(gw, standin, provider_keys):
     async with gw.http() as http:
         order = await completed_order(gw, http)
         payment, after = await create_payment(http, order["id"], "wechat")
@@ -251,7 +196,8 @@ async def test_wechat_payment_created_signed_and_paid_by_a_valid_callback(gw, st
         assert call.verified and call.method == "POST"
         assert call.headers["Authorization"].startswith("WECHATPAY2-SHA256-RSA2048 ")
         sent = call.json()
-        assert (sent["mchid"], sent["appid"], sent["out_trade_no"]) == (keys.mchid, keys.appid, payment["tradeNo"])
+        assert (sent["mchid"], sent["appid"], sent["out_trade_no"]) == (provider_keys.mchid, provider_keys.appid,
+                                                                        payment["tradeNo"])
         assert sent["amount"] == {"total": order["totalAmount"], "currency": "CNY"}
         assert payment["payUrl"] == standin.wechat_trades[payment["tradeNo"]].pay_url
         assert payment["payUrl"].startswith("weixin://")
@@ -259,7 +205,7 @@ async def test_wechat_payment_created_signed_and_paid_by_a_valid_callback(gw, st
         standin.pay(payment["tradeNo"])
         transaction_id = standin.wechat_trades[payment["tradeNo"]].trade_no
         plain = wechat_transaction(payment["tradeNo"], payment["amount"], transaction_id=transaction_id)
-        r = await post_wechat(http, *wechat_pay_event(keys, payment, plain=plain))
+        r = await post_wechat(http, *wechat_pay_event(provider_keys, payment, plain=plain))
         assert r.status_code == 204 and r.content == b""
 
         detail = await order_detail(http, order["id"])
@@ -275,8 +221,8 @@ async def test_wechat_payment_created_signed_and_paid_by_a_valid_callback(gw, st
 
 # ---- refused callbacks change nothing ------------------------------------------------------------------------------
 
-def _alipay_tampered(keys, payment, other):
-    form = alipay_form(keys, payment)
+def _alipay_tampered(provider_keys, payment, other):
+    form = alipay_form(provider_keys, payment)
     form["total_amount"] = "0.01"  # after signing
     return form
 
@@ -302,13 +248,13 @@ ALIPAY_REFUSALS: dict[str, tuple[Callable[..., dict | bytes], str]] = {
 
 
 @pytest.mark.parametrize("case", ALIPAY_REFUSALS)
-async def test_alipay_callback_refused_changes_nothing(gw, standin, keys, other_key, case):
+async def test_alipay_callback_refused_changes_nothing(gw, standin, provider_keys, other_key, case):
     build, reason = ALIPAY_REFUSALS[case]
     async with gw.http() as http:
         order, payment = await awaiting(gw, http, "alipay")
         history_len = len((await order_detail(http, order["id"]))["history"])
         calls = len(standin.received())
-        r = await post_alipay(http, build(keys, payment, other_key))
+        r = await post_alipay(http, build(provider_keys, payment, other_key))
         assert r.status_code == 200 and r.text == "fail"  # Alipay reads the body; anything but "success" is a no
         await assert_unchanged(http, order, payment, history_len)
         [cb] = await callbacks(http)
@@ -316,35 +262,35 @@ async def test_alipay_callback_refused_changes_nothing(gw, standin, keys, other_
         assert reason in cb["reason"], cb["reason"]
         assert len(standin.received()) == calls
         # The refusal poisoned nothing: the genuine notification still pays the order.
-        r = await post_alipay(http, alipay_form(keys, payment))
+        r = await post_alipay(http, alipay_form(provider_keys, payment))
         assert r.text == "success"
         assert (await order_detail(http, order["id"]))["status"] == 11
 
 
-def _wechat_tampered(keys, payment, other):
-    headers, body = wechat_pay_event(keys, payment)
+def _wechat_tampered(provider_keys, payment, other):
+    headers, body = wechat_pay_event(provider_keys, payment)
     doc = json.loads(body)
     doc["id"] = doc["id"][:-1] + ("0" if doc["id"][-1] != "0" else "1")
     return headers, json.dumps(doc, ensure_ascii=False).encode()
 
 
-def _wechat_plain(keys, payment, **changes):
+def _wechat_plain(provider_keys, payment, **changes):
     plain = wechat_transaction(payment["tradeNo"], payment["amount"])
     for name, value in changes.items():
         if name == "total":
             plain["amount"]["total"] = value
         else:
             plain[name] = value
-    return wechat_pay_event(keys, payment, plain=plain)
+    return wechat_pay_event(provider_keys, payment, plain=plain)
 
 
-def _wechat_signed_body(keys, body: bytes):
-    headers = wechat_headers(keys.platform_private, keys.platform_serial, body)
+def _wechat_signed_body(provider_keys, body: bytes):
+    headers = wechat_headers(provider_keys.platform_private, provider_keys.platform_serial, body)
     return {**headers, "Content-Type": "application/json"}, body
 
 
-def _wechat_without(keys, payment, header):
-    headers, body = wechat_pay_event(keys, payment)
+def _wechat_without(provider_keys, payment, header):
+    headers, body = wechat_pay_event(provider_keys, payment)
     return {k: v for k, v in headers.items() if k != header}, body
 
 
@@ -378,13 +324,13 @@ WECHAT_REFUSALS: dict[str, tuple[Callable[..., tuple[dict, bytes]], str]] = {
 
 
 @pytest.mark.parametrize("case", WECHAT_REFUSALS)
-async def test_wechat_callback_refused_changes_nothing(gw, standin, keys, other_key, case):
+async def test_wechat_callback_refused_changes_nothing(gw, standin, provider_keys, other_key, case):
     build, reason = WECHAT_REFUSALS[case]
     async with gw.http() as http:
         order, payment = await awaiting(gw, http, "wechat")
         history_len = len((await order_detail(http, order["id"]))["history"])
         calls = len(standin.received())
-        headers, body = build(keys, payment, other_key)
+        headers, body = build(provider_keys, payment, other_key)
         r = await post_wechat(http, headers, body)
         assert 400 <= r.status_code < 500, r.text
         assert r.headers["content-type"].startswith("application/json")
@@ -396,17 +342,17 @@ async def test_wechat_callback_refused_changes_nothing(gw, standin, keys, other_
         assert reason in cb["reason"], cb["reason"]
         await trio.sleep(0.05)  # whatever the refusal might have set off
         assert len(standin.received()) == calls  # no outgoing call: nothing fetched (certificates or otherwise)
-        r = await post_wechat(http, *wechat_pay_event(keys, payment))
+        r = await post_wechat(http, *wechat_pay_event(provider_keys, payment))
         assert r.status_code == 204
         assert (await order_detail(http, order["id"]))["status"] == 11
 
 
 # ---- replays ---------------------------------------------------------------------------------------------------------
 
-async def test_alipay_replayed_notification_is_a_duplicate_and_changes_nothing_twice(gw, keys):
+async def test_alipay_replayed_notification_is_a_duplicate_and_changes_nothing_twice(gw, provider_keys):
     async with gw.http() as http:
         order, payment = await awaiting(gw, http, "alipay")
-        form = alipay_form(keys, payment)
+        form = alipay_form(provider_keys, payment)
         first = await post_alipay(http, form)
         second = await post_alipay(http, form)  # Alipay retries until it reads "success"
         assert first.text == "success" and second.text == "success"
@@ -414,23 +360,23 @@ async def test_alipay_replayed_notification_is_a_duplicate_and_changes_nothing_t
         assert oldest["status"] == "processed" and newest["status"] == "duplicate"
         assert newest["notifyId"] == oldest["notifyId"] == form["notify_id"]
         # Another notification of the same trade (a new notify_id) is processed but changes nothing either.
-        again = await post_alipay(http, alipay_form(keys, payment, trade_no=form["trade_no"]))
+        again = await post_alipay(http, alipay_form(provider_keys, payment, trade_no=form["trade_no"]))
         assert again.text == "success"
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 11 and detail["paidAmount"] == payment["amount"]
         assert len(to_status(detail["history"], 11)) == 1
 
 
-async def test_wechat_replayed_event_is_a_duplicate_and_changes_nothing_twice(gw, keys):
+async def test_wechat_replayed_event_is_a_duplicate_and_changes_nothing_twice(gw, provider_keys):
     async with gw.http() as http:
         order, payment = await awaiting(gw, http, "wechat")
         plain = wechat_transaction(payment["tradeNo"], payment["amount"])
-        headers, body = wechat_pay_event(keys, payment, plain=plain)
+        headers, body = wechat_pay_event(provider_keys, payment, plain=plain)
         event_id = json.loads(body)["id"]
         assert (await post_wechat(http, headers, body)).status_code == 204
         assert (await post_wechat(http, headers, body)).status_code == 204  # the same delivery again
         # WeChat's own redelivery: the same event id, newly signed.
-        redelivered = wechat_pay_event(keys, payment, plain=plain, event_id=event_id)
+        redelivered = wechat_pay_event(provider_keys, payment, plain=plain, event_id=event_id)
         assert redelivered[1] != body
         r = await post_wechat(http, *redelivered)
         assert r.status_code == 204 and r.content == b""
@@ -442,29 +388,29 @@ async def test_wechat_replayed_event_is_a_duplicate_and_changes_nothing_twice(gw
 
 # ---- refunds ---------------------------------------------------------------------------------------------------------
 
-async def pay_by_callback(http, standin, keys, payment: dict) -> None:
+async def pay_by_callback(http, standin, provider_keys, payment: dict) -> None:
     """The buyer pays `payment` at the stand-in and its provider's callback arrives."""
     standin.pay(payment["tradeNo"])
     if payment["channel"] == "alipay":
         trade = standin.alipay_trades[payment["tradeNo"]]
-        assert (await post_alipay(http, alipay_form(keys, payment, trade_no=trade.trade_no))).text == "success"
+        assert (await post_alipay(http, alipay_form(provider_keys, payment, trade_no=trade.trade_no))).text == "success"
     else:
         trade = standin.wechat_trades[payment["tradeNo"]]
         plain = wechat_transaction(payment["tradeNo"], payment["amount"], transaction_id=trade.trade_no)
-        assert (await post_wechat(http, *wechat_pay_event(keys, payment, plain=plain))).status_code == 204
+        assert (await post_wechat(http, *wechat_pay_event(provider_keys, payment, plain=plain))).status_code == 204
 
 
-async def paid_at_provider(gw, http, standin, keys, channel: str) -> tuple[dict, dict]:
+async def paid_at_provider(gw, http, standin, provider_keys, channel: str) -> tuple[dict, dict]:
     """An order paid through `channel`: the buyer paid at the stand-in, and its callback arrived."""
     order, payment = await awaiting(gw, http, channel)
-    await pay_by_callback(http, standin, keys, payment)
+    await pay_by_callback(http, standin, provider_keys, payment)
     assert (await order_detail(http, order["id"]))["status"] == 11
     return order, payment
 
 
-async def test_alipay_refund_is_signed_settles_at_once_and_is_not_repeated(gw, standin, keys):
+async def test_alipay_refund_is_signed_settles_at_once_and_is_not_repeated(gw, standin, provider_keys):
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, "alipay")
+        order, payment = await paid_at_provider(gw, http, standin, provider_keys, "alipay")
         r = await http.post("/api/payment/refund", json={"orderId": order["id"], "reason": "charger fault"})
         body = data(r)
         assert r.json()["message"] == "refund succeeded"
@@ -493,10 +439,10 @@ async def test_alipay_refund_is_signed_settles_at_once_and_is_not_repeated(gw, s
         assert len(detail["refunds"]) == 1 and len(to_status(detail["history"], 13)) == 1
 
 
-async def test_wechat_refund_processing_then_settled_by_the_refund_success_callback(gw, standin, keys):
+async def test_wechat_refund_processing_then_settled_by_the_refund_success_callback(gw, standin, provider_keys):
     assert standin.wechat_refund_status == "PROCESSING"  # WeChat's usual first answer
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, "wechat")
+        order, payment = await paid_at_provider(gw, http, standin, provider_keys, "wechat")
         r = await http.post("/api/payment/refund", json={"orderId": order["id"]})
         body = data(r)
         assert r.json()["message"] == "refund processing"
@@ -516,8 +462,7 @@ async def test_wechat_refund_processing_then_settled_by_the_refund_success_callb
         assert standin.wechat_trades[payment["tradeNo"]].refunded == payment["amount"]
 
         plain = wechat_refund(payment["tradeNo"], refund["refundNo"], payment["amount"], payment["amount"])
-        r = await post_wechat(http, *wechat_pay_event(keys, payment, event_type="REFUND.SUCCESS", plain=plain),
-                              path="/api/payment/callback/wechat/refund")
+        r = await post_wechat_refund(http, provider_keys, payment, plain)
         assert r.status_code == 204
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 13 and detail["refundedAmount"] == payment["amount"]
@@ -536,14 +481,13 @@ async def test_wechat_refund_processing_then_settled_by_the_refund_success_callb
         assert len(standin.received("/v3/refund/domestic/refunds")) == calls
 
 
-async def test_wechat_refund_abnormal_callback_leaves_the_order_refunding(gw, standin, keys):
+async def test_wechat_refund_abnormal_callback_leaves_the_order_refunding(gw, standin, provider_keys):
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, "wechat")
+        order, payment = await paid_at_provider(gw, http, standin, provider_keys, "wechat")
         refund = data(await http.post("/api/payment/refund", json={"orderId": order["id"]}))["refund"]
         plain = wechat_refund(payment["tradeNo"], refund["refundNo"], payment["amount"], payment["amount"],
                               refund_status="ABNORMAL")
-        r = await post_wechat(http, *wechat_pay_event(keys, payment, event_type="REFUND.ABNORMAL", plain=plain),
-                              path="/api/payment/callback/wechat/refund")
+        r = await post_wechat_refund(http, provider_keys, payment, plain, "REFUND.ABNORMAL")
         assert r.status_code == 204  # received and recorded: WeChat need not repeat it
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 12 and detail["refundedAmount"] == 0
@@ -556,12 +500,12 @@ async def test_wechat_refund_abnormal_callback_leaves_the_order_refunding(gw, st
         assert [m["kind"] for m in report["mismatches"]] == ["refund_failed"]
 
 
-async def test_wechat_refund_callback_with_a_wrong_amount_is_refused(gw, standin, keys):
+async def test_wechat_refund_callback_with_a_wrong_amount_is_refused(gw, standin, provider_keys):
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, "wechat")
+        order, payment = await paid_at_provider(gw, http, standin, provider_keys, "wechat")
         refund = data(await http.post("/api/payment/refund", json={"orderId": order["id"]}))["refund"]
         plain = wechat_refund(payment["tradeNo"], refund["refundNo"], payment["amount"] - 1, payment["amount"])
-        r = await post_wechat(http, *wechat_pay_event(keys, payment, event_type="REFUND.SUCCESS", plain=plain))
+        r = await post_wechat(http, *wechat_pay_event(provider_keys, payment, event_type="REFUND.SUCCESS", plain=plain))
         assert r.status_code == 400 and r.json()["code"] == "FAIL"
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 12 and detail["refunds"][0]["status"] == "PROCESSING"
@@ -591,11 +535,12 @@ async def test_query_applies_a_payment_whose_callback_never_came(gw, standin, ch
 
 # ---- a stop between a callback's arrival and its processing ---------------------------------------------------------
 
-async def test_callback_stored_before_a_stop_is_processed_once_after_restart(nursery, billing_config, standin, keys):
+async def test_callback_stored_before_a_stop_is_processed_once_after_restart(nursery, billing_config, standin,
+                                                                              provider_keys):
     async with started(nursery, billing_config) as first, first.http() as http:
         order, payment = await awaiting(first, http, "alipay")
         standin.pay(payment["tradeNo"])
-        form = alipay_form(keys, payment, trade_no=standin.alipay_trades[payment["tradeNo"]].trade_no)
+        form = alipay_form(provider_keys, payment, trade_no=standin.alipay_trades[payment["tradeNo"]].trade_no)
         body = urllib.parse.urlencode(form).encode("ascii")
         headers = {"Host": f"127.0.0.1:{first.http_port}", "Content-Type": FORM, "Content-Length": str(len(body)),
                    "User-Agent": "Mozilla/4.0"}
@@ -625,11 +570,11 @@ async def test_callback_stored_before_a_stop_is_processed_once_after_restart(nur
         assert len(to_status((await order_detail(http, order["id"]))["history"], 11)) == 1
 
 
-async def test_wechat_callback_is_judged_by_its_arrival_not_its_late_processing(nursery, billing_config, keys):
+async def test_wechat_callback_is_judged_by_its_arrival_not_its_late_processing(nursery, billing_config, provider_keys):
     ten_minutes_ago = time.time() - 600
     async with started(nursery, billing_config) as first, first.http() as http:
         order, payment = await awaiting(first, http, "wechat")
-        headers, body = wechat_pay_event(keys, payment, timestamp=int(ten_minutes_ago))
+        headers, body = wechat_pay_event(provider_keys, payment, timestamp=int(ten_minutes_ago))
         # Live, a 10-minute-old timestamp is refused...
         r = await post_wechat(http, headers, body)
         assert r.status_code == 400 and r.json()["code"] == "FAIL"
@@ -651,10 +596,10 @@ async def test_wechat_callback_is_judged_by_its_arrival_not_its_late_processing(
 
 # ---- reconciliation --------------------------------------------------------------------------------------------------
 
-async def test_reconciliation_balanced_then_reports_a_missed_payment(gw, standin, keys):
+async def test_reconciliation_balanced_then_reports_a_missed_payment(gw, standin, provider_keys):
     today = datetime.now(SHANGHAI).date().isoformat()
     async with gw.http() as http:
-        paid_order, paid = await paid_at_provider(gw, http, standin, keys, "alipay")
+        paid_order, paid = await paid_at_provider(gw, http, standin, provider_keys, "alipay")
         r = await http.post("/api/reconciliation/execute", json={"channel": "alipay", "day": today})
         [report] = data(r)
         assert r.json()["message"] == "balanced"
@@ -700,8 +645,9 @@ async def test_idempotency_key_answers_the_same_payment_and_calls_the_provider_o
         assert len((await order_detail(http, order["id"]))["payments"]) == 1
 
 
-async def test_unreachable_provider_fails_the_payment_and_a_later_create_works(nursery, tmp_path, keys, standin):
-    down = provider_config(tmp_path, keys, standin, alipay_url=closed_url() + "/gateway.do")
+async def test_unreachable_provider_fails_the_payment_and_a_later_create_works(nursery, tmp_path, provider_keys,
+                                                                                standin):
+    down = provider_config(tmp_path, provider_keys, standin, alipay_url=closed_url() + "/gateway.do")
     async with started(nursery, down) as first, first.http() as http:
         plain_order = await completed_order(first, http)
         keyed_order = await completed_order(first, http)
@@ -720,27 +666,33 @@ async def test_unreachable_provider_fails_the_payment_and_a_later_create_works(n
     assert standin.received() == []
 
     # The provider is reachable again.
-    async with started(nursery, provider_config(tmp_path, keys, standin)) as second, second.http() as http:
+    async with started(nursery, provider_config(tmp_path, provider_keys, standin)) as second, second.http() as http:
         payment, order = await create_payment(http, plain_order["id"], "alipay")
         assert payment["status"] == "CREATED" and payment["payUrl"] and order["status"] == 10
         retried, order = await create_payment(http, keyed_order["id"], "alipay", key="retry-me")
         assert retried["tradeNo"] == failed_trade  # the same payment, opened this time
         assert retried["status"] == "CREATED" and retried["payUrl"] and order["status"] == 10
         assert {c.biz["out_trade_no"] for c in standin.received("/gateway.do")} == {payment["tradeNo"], failed_trade}
-        assert (await post_alipay(http, alipay_form(keys, retried))).text == "success"
+        assert (await post_alipay(http, alipay_form(provider_keys, retried))).text == "success"
         assert (await order_detail(http, keyed_order["id"]))["status"] == 11
 
 
 # ---- more refunds, concurrency, reconciliation after refunds ---------------------------------------------------------
 
-async def test_alipay_refund_retried_after_a_lost_answer_moves_the_money_once(gw, standin, keys):
+async def alipay_refund_with_a_lost_answer(gw, http, standin, keys: ProviderKeys) -> tuple[dict, dict]:
+    """A paid Alipay order refunded at Alipay, whose answer is altered on the way: the signature fails, the
+    gateway cannot trust it (502). The order and its payment."""
+    order, payment = await paid_at_provider(gw, http, standin, keys, "alipay")
+    standin.tamper = lambda answer: answer.replace(b'"fund_change":"Y"', b'"fund_change":"N"')
+    r = await http.post("/api/payment/refund", json={"orderId": order["id"]})
+    standin.tamper = None
+    assert_error(r, 502, "provider_error")
+    return order, payment
+
+
+async def test_alipay_refund_retried_after_a_lost_answer_moves_the_money_once(gw, standin, provider_keys):
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, "alipay")
-        # Alipay refunds, but its answer is altered on the way: the signature fails, the gateway cannot trust it.
-        standin.tamper = lambda answer: answer.replace(b'"fund_change":"Y"', b'"fund_change":"N"')
-        r = await http.post("/api/payment/refund", json={"orderId": order["id"]})
-        standin.tamper = None
-        assert_error(r, 502, "provider_error")
+        order, payment = await alipay_refund_with_a_lost_answer(gw, http, standin, provider_keys)
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 12 and detail["refunds"][0]["status"] == "PROCESSING"
         assert standin.alipay_trades[payment["tradeNo"]].refunded == payment["amount"]  # the money did move
@@ -755,25 +707,25 @@ async def test_alipay_refund_retried_after_a_lost_answer_moves_the_money_once(gw
         assert [(h["fromStatus"], h["toStatus"]) for h in detail["history"]][-2:] == [(11, 12), (12, 13)]
 
 
-async def test_wechat_refund_answered_success_at_once_then_its_callback_changes_nothing(gw, standin, keys):
+async def test_wechat_refund_answered_success_at_once_then_its_callback_changes_nothing(gw, standin, provider_keys):
     standin.wechat_refund_status = "SUCCESS"
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, "wechat")
+        order, payment = await paid_at_provider(gw, http, standin, provider_keys, "wechat")
         body = data(await http.post("/api/payment/refund", json={"orderId": order["id"]}))
         refund = body["refund"]
         assert refund["status"] == "SUCCESS" and body["order"]["status"] == 13
         plain = wechat_refund(payment["tradeNo"], refund["refundNo"], payment["amount"], payment["amount"])
-        r = await post_wechat(http, *wechat_pay_event(keys, payment, event_type="REFUND.SUCCESS", plain=plain))
+        r = await post_wechat(http, *wechat_pay_event(provider_keys, payment, event_type="REFUND.SUCCESS", plain=plain))
         assert r.status_code == 204
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 13 and len(to_status(detail["history"], 13)) == 1
         assert detail["refundedAmount"] == payment["amount"]
 
 
-async def test_concurrent_copies_of_one_notification_are_applied_once(gw, keys):
+async def test_concurrent_copies_of_one_notification_are_applied_once(gw, provider_keys):
     async with gw.http() as http:
         order, payment = await awaiting(gw, http, "alipay")
-        form = alipay_form(keys, payment)
+        form = alipay_form(provider_keys, payment)
         answers: list[str] = []
 
         async def deliver() -> None:
@@ -790,14 +742,15 @@ async def test_concurrent_copies_of_one_notification_are_applied_once(gw, keys):
 
 
 @pytest.mark.parametrize("channel", ["alipay", "wechat"])
-async def test_reconciliation_balanced_after_a_refund(gw, standin, keys, channel):
+async def test_reconciliation_balanced_after_a_refund(gw, standin, provider_keys, channel):
     today = datetime.now(SHANGHAI).date().isoformat()
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, channel)
+        order, payment = await paid_at_provider(gw, http, standin, provider_keys, channel)
         refund = data(await http.post("/api/payment/refund", json={"orderId": order["id"]}))["refund"]
         if channel == "wechat":
             plain = wechat_refund(payment["tradeNo"], refund["refundNo"], payment["amount"], payment["amount"])
-            r = await post_wechat(http, *wechat_pay_event(keys, payment, event_type="REFUND.SUCCESS", plain=plain))
+            r = await post_wechat(http, *wechat_pay_event(provider_keys, payment, event_type="REFUND.SUCCESS",
+                                                          plain=plain))
             assert r.status_code == 204
         assert (await order_detail(http, order["id"]))["status"] == 13
         [report] = data(await http.post("/api/reconciliation/execute", json={"channel": channel, "day": today}))
@@ -807,24 +760,20 @@ async def test_reconciliation_balanced_after_a_refund(gw, standin, keys, channel
 
 
 
-async def test_alipay_refund_notification_settles_a_refund_whose_answer_was_lost(gw, standin, keys):
+async def test_alipay_refund_notification_settles_a_refund_whose_answer_was_lost(gw, standin, provider_keys):
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, "alipay")
-        standin.tamper = lambda answer: answer.replace(b'"fund_change":"Y"', b'"fund_change":"N"')
-        r = await http.post("/api/payment/refund", json={"orderId": order["id"]})
-        standin.tamper = None
-        assert_error(r, 502, "provider_error")
+        order, payment = await alipay_refund_with_a_lost_answer(gw, http, standin, provider_keys)
         [refund] = (await order_detail(http, order["id"]))["refunds"]
         trade = standin.alipay_trades[payment["tradeNo"]]
         amount = yuan_text(payment["amount"])
         common = {"trade_no": trade.trade_no, "trade_status": "TRADE_CLOSED", "out_biz_no": refund["refundNo"]}
         # A refund notification with the wrong refund_fee is refused...
-        wrong = alipay_form(keys, payment, refund_fee="0.01", **common)
+        wrong = alipay_form(provider_keys, payment, refund_fee="0.01", **common)
         assert (await post_alipay(http, wrong, "/api/payment/callback/alipay/refund")).text == "fail"
         assert "refund_fee" in (await callbacks(http))[0]["reason"]
         assert (await order_detail(http, order["id"]))["status"] == 12
         # ...the right one settles the refund.
-        right = alipay_form(keys, payment, refund_fee=amount, **common)
+        right = alipay_form(provider_keys, payment, refund_fee=amount, **common)
         assert (await post_alipay(http, right, "/api/payment/callback/alipay/refund")).text == "success"
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 13 and detail["refunds"][0]["status"] == "SUCCESS"
@@ -844,7 +793,7 @@ async def test_query_does_not_apply_a_payment_of_another_amount(gw, standin):
         assert (await order_detail(http, order["id"]))["status"] == 10
 
 
-async def test_order_paid_through_both_channels_is_paid_once_and_reported(gw, standin, keys):
+async def test_order_paid_through_both_channels_is_paid_once_and_reported(gw, standin, provider_keys):
     today = datetime.now(SHANGHAI).date().isoformat()
     async with gw.http() as http:
         # Closing trades fails at both providers (their systems are down), so both codes stay payable.
@@ -854,8 +803,8 @@ async def test_order_paid_through_both_channels_is_paid_once_and_reported(gw, st
         assert by_wechat["tradeNo"] != by_alipay["tradeNo"] and by_wechat["status"] == "CREATED"
         for payment in (by_alipay, by_wechat):
             standin.pay(payment["tradeNo"])
-        assert (await post_alipay(http, alipay_form(keys, by_alipay))).text == "success"
-        assert (await post_wechat(http, *wechat_pay_event(keys, by_wechat))).status_code == 204
+        assert (await post_alipay(http, alipay_form(provider_keys, by_alipay))).text == "success"
+        assert (await post_wechat(http, *wechat_pay_event(provider_keys, by_wechat))).status_code == 204
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 11 and detail["paidAmount"] == by_alipay["amount"]
         assert len(to_status(detail["history"], 11)) == 1
@@ -865,13 +814,13 @@ async def test_order_paid_through_both_channels_is_paid_once_and_reported(gw, st
 
 
 
-async def test_payment_for_a_cancelled_order_is_recorded_and_reported(gw, standin, keys):
+async def test_payment_for_a_cancelled_order_is_recorded_and_reported(gw, standin, provider_keys):
     async with gw.http() as http:
         order, payment = await awaiting(gw, http, "alipay")
         standin.pay(payment["tradeNo"])  # paid just before the cancel: too late to close the trade
         assert data(await http.post(f"/api/order/{order['id']}/cancel", json={"reason": "left"}))["status"] == 2
         # The money arrived all the same: Alipay is told so, the payment is recorded, the order stays cancelled.
-        assert (await post_alipay(http, alipay_form(keys, payment))).text == "success"
+        assert (await post_alipay(http, alipay_form(provider_keys, payment))).text == "success"
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 2 and detail["payments"][0]["status"] == "PAID"
         today = datetime.now(SHANGHAI).date().isoformat()
@@ -879,20 +828,20 @@ async def test_payment_for_a_cancelled_order_is_recorded_and_reported(gw, standi
         assert [m["kind"] for m in report["mismatches"]] == ["payment_without_paid_order"]
 
 
-async def test_wechat_timestamp_just_inside_five_minutes_is_accepted(gw, keys):
+async def test_wechat_timestamp_just_inside_five_minutes_is_accepted(gw, provider_keys):
     async with gw.http() as http:
         order, payment = await awaiting(gw, http, "wechat")
-        r = await post_wechat(http, *wechat_pay_event(keys, payment, timestamp=int(time.time()) - 290))
+        r = await post_wechat(http, *wechat_pay_event(provider_keys, payment, timestamp=int(time.time()) - 290))
         assert r.status_code == 204
         assert (await order_detail(http, order["id"]))["status"] == 11
 
 
 # ---- found broken once ---------------------------------------------------------------------------------------------------------
 
-async def test_wechat_success_answer_keeps_the_connection_usable(gw, keys):
+async def test_wechat_success_answer_keeps_the_connection_usable(gw, provider_keys):
     async with gw.http() as http:
         order, payment = await awaiting(gw, http, "wechat")
-        headers, body = wechat_pay_event(keys, payment)
+        headers, body = wechat_pay_event(provider_keys, payment)
         r = await http.post("/api/payment/callback/wechat", content=body, headers=headers)
         assert r.status_code == 204 and r.content == b""
         # The same keep-alive connection, as a provider's HTTP client reuses it, serves the next request.
@@ -902,10 +851,11 @@ async def test_wechat_success_answer_keeps_the_connection_usable(gw, keys):
 HUGE_TIMESTAMP = "1" * 5000  # digits only; more than int() converts (4300 digits) since Python 3.11
 
 
-async def test_wechat_callback_with_an_absurd_timestamp_is_refused(gw, keys):
+async def test_wechat_callback_with_an_absurd_timestamp_is_refused(gw, provider_keys):
     async with gw.http() as http:
         order, payment = await awaiting(gw, http, "wechat")
-        headers, body = wechat_pay_event(keys, payment)  # the platform serial is public: every callback carries it
+        # the platform serial is public: every callback carries it
+        headers, body = wechat_pay_event(provider_keys, payment)
         headers["Wechatpay-Timestamp"] = HUGE_TIMESTAMP
         r = await post_wechat(http, headers, body)
         assert r.status_code == 400 and r.json()["code"] == "FAIL"
@@ -914,10 +864,10 @@ async def test_wechat_callback_with_an_absurd_timestamp_is_refused(gw, keys):
         assert (await order_detail(http, order["id"]))["status"] == 10
 
 
-async def test_gateway_starts_again_after_a_callback_with_an_absurd_timestamp(nursery, billing_config, keys):
+async def test_gateway_starts_again_after_a_callback_with_an_absurd_timestamp(nursery, billing_config, provider_keys):
     async with started(nursery, billing_config) as first, first.http() as http:
         order, payment = await awaiting(first, http, "wechat")
-        headers, body = wechat_pay_event(keys, payment)
+        headers, body = wechat_pay_event(provider_keys, payment)
         headers["Wechatpay-Timestamp"] = HUGE_TIMESTAMP
         await post_wechat(http, headers, body)
     with trio.fail_after(15):

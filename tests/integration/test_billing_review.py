@@ -28,25 +28,19 @@ from gateway.billing import orders as billing_orders
 from gateway.billing.orders import OrderBook
 from gateway.billing.settings import from_config as billing_settings
 from gateway.config import AlipayConfig
+from tests.billing.fixtures import provider_config
 from tests.billing.standin import closed_url, wechat_refund, yuan_text
 from tests.conftest import started
 from tests.helpers import BOOT, charger
 from tests.integration.test_billing_orders import (
-    START, STOP, eventually, ok, refused, start_after_remote_start, stop_tx,
+    START, STOP, ok, refused, start_after_remote_start, stop_tx,
 )
-from tests.integration import test_billing_providers as providers
 from tests.integration.test_billing_providers import (
     SHANGHAI, awaiting, callbacks, completed_order, create_payment, data, order_detail,
-    paid_at_provider, pay_by_callback, post_wechat, provider_config, to_status, wechat_pay_event,
+    paid_at_provider, pay_by_callback, post_wechat_refund, to_status,
 )
 from tests.responder import answering
-
-# The fixtures of test_billing_providers, used here by name: the session's provider keys, the stand-in
-# providers, the billing config naming them, and a gateway running with it.
-keys = providers.keys
-standin = providers.standin
-billing_config = providers.billing_config
-gw = providers.gw
+from tests.waiting import until
 
 _numbers = itertools.count(1)
 
@@ -66,10 +60,9 @@ def refund_calls(standin, channel: str) -> list[dict]:
     return [c.json() for c in standin.received("/v3/refund/domestic/refunds")]
 
 
-async def wechat_refund_success(http, keys, payment: dict, refund_no: str) -> None:
+async def wechat_refund_success(http, provider_keys, payment: dict, refund_no: str) -> None:
     plain = wechat_refund(payment["tradeNo"], refund_no, payment["amount"], payment["amount"])
-    r = await post_wechat(http, *wechat_pay_event(keys, payment, event_type="REFUND.SUCCESS", plain=plain),
-                          path="/api/payment/callback/wechat/refund")
+    r = await post_wechat_refund(http, provider_keys, payment, plain)
     assert r.status_code == 204, r.text
 
 
@@ -82,14 +75,14 @@ async def db_execute(gw, sql: str, *args: Any) -> int:
 # ---- 1. a second payment, which the order did not take, is refunded apart --------------------------------------
 
 @pytest.mark.parametrize("wechat_answer", ["PROCESSING", "SUCCESS"])
-async def test_a_second_payment_is_refunded_apart_and_the_order_keeps_its_own(gw, standin, keys, wechat_answer):
+async def test_a_second_payment_is_refunded_apart_and_the_order_keeps_its_own(gw, standin, provider_keys, wechat_answer):
     standin.wechat_refund_status = wechat_answer
     standin.refuse["alipay.trade.close"] = ("ACQ.SYSTEM_ERROR", "系统错误")  # the first code stays payable
     async with gw.http() as http:
         order, by_alipay = await awaiting(gw, http, "alipay")
         by_wechat, _ = await create_payment(http, order["id"], "wechat")  # the payer switched channels
-        await pay_by_callback(http, standin, keys, by_alipay)
-        await pay_by_callback(http, standin, keys, by_wechat)  # ...and paid twice
+        await pay_by_callback(http, standin, provider_keys, by_alipay)
+        await pay_by_callback(http, standin, provider_keys, by_wechat)  # ...and paid twice
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 11 and detail["paidAmount"] == by_alipay["amount"]
         assert detail["paidPaymentId"] == by_alipay["id"]  # the order took the first payment
@@ -108,7 +101,7 @@ async def test_a_second_payment_is_refunded_apart_and_the_order_keeps_its_own(gw
         assert call["notify_url"].endswith("/api/payment/callback/wechat/refund")
         assert refund_calls(standin, "alipay") == []
         if wechat_answer == "PROCESSING":
-            await wechat_refund_success(http, keys, by_wechat, refund["refundNo"])
+            await wechat_refund_success(http, provider_keys, by_wechat, refund["refundNo"])
 
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 11 and detail["refundedAmount"] == 0
@@ -146,14 +139,14 @@ async def test_a_second_payment_is_refunded_apart_and_the_order_keeps_its_own(gw
 # ---- 2. money received after the order was cancelled -------------------------------------------------------------
 
 @pytest.mark.parametrize("channel", ["alipay", "wechat"])
-async def test_a_payment_after_the_order_was_cancelled_is_reported_then_refunded(gw, standin, keys, channel):
+async def test_a_payment_after_the_order_was_cancelled_is_reported_then_refunded(gw, standin, provider_keys, channel):
     standin.wechat_refund_status = "SUCCESS"
     # Closing the trade at the cancel fails at both providers, so the code stays payable.
     standin.refuse.update({"alipay.trade.close": ("ACQ.SYSTEM_ERROR", "系统错误"), "close": ("SYSTEM_ERROR", "系统错误")})
     async with gw.http() as http:
         order, payment = await awaiting(gw, http, channel)
         assert data(await http.post(f"/api/order/{order['id']}/cancel", json={"reason": "left"}))["status"] == 2
-        await pay_by_callback(http, standin, keys, payment)  # the money arrived all the same
+        await pay_by_callback(http, standin, provider_keys, payment)  # the money arrived all the same
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 2 and detail["paidPaymentId"] is None
         [paid] = detail["payments"]
@@ -192,10 +185,10 @@ def _break_wechat_refund_answer(answer: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("channel", ["alipay", "wechat"])
-async def test_refunding_again_after_a_tampered_answer_asks_with_the_same_refund_number(gw, standin, keys, channel):
+async def test_refunding_again_after_a_tampered_answer_asks_with_the_same_refund_number(gw, standin, provider_keys, channel):
     standin.wechat_refund_status = "SUCCESS"
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, channel)
+        order, payment = await paid_at_provider(gw, http, standin, provider_keys, channel)
         standin.tamper = _break_alipay_refund_answer if channel == "alipay" else _break_wechat_refund_answer
         r = await http.post(f"/api/order/{order['id']}/refunding")
         standin.tamper = None
@@ -221,10 +214,10 @@ async def test_refunding_again_after_a_tampered_answer_asks_with_the_same_refund
         assert trade.refunded == payment["amount"]  # the money moved once
 
 
-async def test_refunding_again_after_an_unreachable_provider_asks_it_again(nursery, tmp_path, keys, standin):
-    async with started(nursery, provider_config(tmp_path, keys, standin)) as first, first.http() as http:
-        order, payment = await paid_at_provider(first, http, standin, keys, "alipay")
-    down = provider_config(tmp_path, keys, standin, alipay_url=closed_url() + "/gateway.do")
+async def test_refunding_again_after_an_unreachable_provider_asks_it_again(nursery, tmp_path, provider_keys, standin):
+    async with started(nursery, provider_config(tmp_path, provider_keys, standin)) as first, first.http() as http:
+        order, payment = await paid_at_provider(first, http, standin, provider_keys, "alipay")
+    down = provider_config(tmp_path, provider_keys, standin, alipay_url=closed_url() + "/gateway.do")
     async with started(nursery, down) as second, second.http() as http:
         refused(await http.post(f"/api/order/{order['id']}/refunding", json={"reason": "fault"}),
                 502, "provider_error")
@@ -233,7 +226,7 @@ async def test_refunding_again_after_an_unreachable_provider_asks_it_again(nurse
         [refund] = detail["refunds"]
         assert refund["status"] == "PROCESSING"
     assert refund_calls(standin, "alipay") == []
-    async with started(nursery, provider_config(tmp_path, keys, standin)) as third, third.http() as http:
+    async with started(nursery, provider_config(tmp_path, provider_keys, standin)) as third, third.http() as http:
         assert ok(await http.post(f"/api/order/{order['id']}/refunding"))["status"] == 13
         [call] = refund_calls(standin, "alipay")
         assert call["out_request_no"] == refund["refundNo"] and call["out_trade_no"] == payment["tradeNo"]
@@ -257,7 +250,7 @@ async def zero_order(gw, http) -> dict:
     async def closed() -> dict | None:
         r = await http.get("/api/order/by-session", params={"transactionId": tx})
         return r.json()["data"] if r.status_code == 200 and r.json()["data"]["status"] == 1 else None
-    return await eventually(closed)
+    return await until(closed)
 
 
 async def test_an_order_that_costs_nothing_is_not_sent_to_a_provider_and_manual_pays_it(gw, standin):
@@ -334,10 +327,10 @@ async def test_reconciliation_days_out_of_range_are_a_400(gw, day):
         assert report["balanced"] is True
 
 
-async def test_a_refund_in_progress_for_more_than_a_day_is_reported_pending(gw, standin, keys):
+async def test_a_refund_in_progress_for_more_than_a_day_is_reported_pending(gw, standin, provider_keys):
     assert standin.wechat_refund_status == "PROCESSING"
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, "wechat")
+        order, payment = await paid_at_provider(gw, http, standin, provider_keys, "wechat")
         refund = data(await http.post("/api/payment/refund", json={"orderId": order["id"]}))["refund"]
         assert refund["status"] == "PROCESSING"
         [report] = data(await http.post("/api/reconciliation/execute", json={"channel": "wechat", "day": today()}))
@@ -376,7 +369,7 @@ async def test_an_order_start_order_without_a_transaction_is_cancelled_by_the_sw
             async def opened() -> dict | None:
                 r = await http.get("/api/order/by-session", params={"transactionId": tx})
                 return r.json()["data"] if r.status_code == 200 else None
-            charging = await eventually(opened)
+            charging = await until(opened)
 
             # The app's OrderBook is not reachable from the test's Gateway: the same class on the same store.
             book = OrderBook(gw.store, billing_settings(gw.config.billing), gw.running.chargers.events)
@@ -407,7 +400,7 @@ async def test_order_stop_of_a_cancelled_order_still_charging_sends_a_remote_sto
         async def linked() -> dict | None:
             detail = await order_detail(http, created["id"])
             return detail if detail["transactionId"] is not None else None
-        tx = (await eventually(linked))["transactionId"]
+        tx = (await until(linked))["transactionId"]
         assert ok(await http.post(f"/api/order/{created['id']}/cancel", json={"reason": "wrong car"}))["status"] == 2
 
         r = await http.post("/api/order/stop", json={"sessionId": "S-STOP"})
@@ -423,7 +416,7 @@ async def test_order_stop_of_a_cancelled_order_still_charging_sends_a_remote_sto
         async def stopped() -> dict | None:
             detail = await order_detail(http, created["id"])
             return detail if detail["stoppedAt"] is not None else None
-        detail = await eventually(stopped)
+        detail = await until(stopped)
         assert detail["status"] == 2
         r = await http.post("/api/order/stop", json={"orderId": created["id"]})
         assert ok(r)["remoteStop"] is None and r.json()["message"] == "order already stopped"
@@ -467,10 +460,10 @@ async def test_manual_create_pays_a_completed_order(gw, standin):
 # ---- 10. a refund through a channel that is no longer configured -----------------------------------------------
 
 async def test_a_refund_through_a_channel_no_longer_configured_is_a_400_and_changes_nothing(
-        nursery, tmp_path, keys, standin):
-    async with started(nursery, provider_config(tmp_path, keys, standin)) as first, first.http() as http:
-        order, payment = await paid_at_provider(first, http, standin, keys, "alipay")
-    without_alipay = provider_config(tmp_path, keys, standin)
+        nursery, tmp_path, provider_keys, standin):
+    async with started(nursery, provider_config(tmp_path, provider_keys, standin)) as first, first.http() as http:
+        order, payment = await paid_at_provider(first, http, standin, provider_keys, "alipay")
+    without_alipay = provider_config(tmp_path, provider_keys, standin)
     without_alipay.billing.alipay = AlipayConfig()  # the [billing.alipay] section emptied
     async with started(nursery, without_alipay) as second, second.http() as http:
         before = await order_detail(http, order["id"])
@@ -488,40 +481,40 @@ async def test_a_refund_through_a_channel_no_longer_configured_is_a_400_and_chan
 
 # ---- found in review: reconciliation after a payment the order did not take was refunded -----------------------
 
-async def test_a_refunded_payment_of_a_cancelled_order_is_no_longer_reported(gw, standin, keys):
+async def test_a_refunded_payment_of_a_cancelled_order_is_no_longer_reported(gw, standin, provider_keys):
     standin.refuse["alipay.trade.close"] = ("ACQ.SYSTEM_ERROR", "系统错误")  # the code stays payable after the cancel
     async with gw.http() as http:
         order, payment = await awaiting(gw, http, "alipay")
         data(await http.post(f"/api/order/{order['id']}/cancel"))
-        await pay_by_callback(http, standin, keys, payment)
+        await pay_by_callback(http, standin, provider_keys, payment)
         assert data(await http.post("/api/payment/refund", json={"tradeNo": payment["tradeNo"]}))[
             "refund"]["status"] == "SUCCESS"
         [report] = data(await http.post("/api/reconciliation/execute", json={"channel": "alipay", "day": today()}))
         assert report["mismatches"] == []
 
 
-async def paid_twice_wechat_refunded(gw, http, standin, keys) -> tuple[dict, dict]:
+async def paid_twice_wechat_refunded(gw, http, standin, provider_keys) -> tuple[dict, dict]:
     """An order paid by Alipay and by WeChat, the WeChat money given back: (Alipay, WeChat payment)."""
     standin.wechat_refund_status = "SUCCESS"
     standin.refuse["alipay.trade.close"] = ("ACQ.SYSTEM_ERROR", "系统错误")  # the first code stays payable
     order, by_alipay = await awaiting(gw, http, "alipay")
     by_wechat, _ = await create_payment(http, order["id"], "wechat")
-    await pay_by_callback(http, standin, keys, by_alipay)
-    await pay_by_callback(http, standin, keys, by_wechat)
+    await pay_by_callback(http, standin, provider_keys, by_alipay)
+    await pay_by_callback(http, standin, provider_keys, by_wechat)
     data(await http.post("/api/payment/refund", json={"tradeNo": by_wechat["tradeNo"]}))
     return by_alipay, by_wechat
 
 
-async def test_a_second_payment_refunded_apart_is_no_longer_a_double_payment(gw, standin, keys):
+async def test_a_second_payment_refunded_apart_is_no_longer_a_double_payment(gw, standin, provider_keys):
     async with gw.http() as http:
-        await paid_twice_wechat_refunded(gw, http, standin, keys)
+        await paid_twice_wechat_refunded(gw, http, standin, provider_keys)
         [report] = data(await http.post("/api/reconciliation/execute", json={"channel": "wechat", "day": today()}))
         assert [m["kind"] for m in report["mismatches"]] == []
 
 
-async def test_a_channels_report_counts_only_its_own_refunds(gw, standin, keys):
+async def test_a_channels_report_counts_only_its_own_refunds(gw, standin, provider_keys):
     async with gw.http() as http:
-        _, by_wechat = await paid_twice_wechat_refunded(gw, http, standin, keys)
+        _, by_wechat = await paid_twice_wechat_refunded(gw, http, standin, provider_keys)
         [alipay] = data(await http.post("/api/reconciliation/execute", json={"channel": "alipay", "day": today()}))
         [wechat] = data(await http.post("/api/reconciliation/execute", json={"channel": "wechat", "day": today()}))
         assert wechat["refundedAmount"] == by_wechat["amount"]

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import urllib.parse
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
 import trio
 
 from gateway import clock
+from gateway.config import Config
 from gateway.http.auth import hash_password
-from tests.billing.standin import ProviderKeys, StandIn, wechat_refund, wechat_transaction, yuan_text
-from tests.conftest import Gateway, started
+from tests.billing.standin import StandIn, wechat_refund, wechat_transaction, yuan_text
+from tests.conftest import started
 from tests.helpers import assert_error
 from tests.integration.test_billing_providers import (
     alipay_form,
@@ -34,36 +34,20 @@ from tests.integration.test_billing_providers import (
     paid_at_provider,
     post_alipay,
     post_wechat,
-    provider_config,
+    post_wechat_refund,
     wechat_pay_event,
 )
+from tests.waiting import until
 
-
-
-@pytest.fixture(scope="session")
-def keys() -> ProviderKeys:
-    return ProviderKeys.generate()
 
 
 @pytest.fixture
-def standin(keys: ProviderKeys) -> Iterator[StandIn]:
-    with StandIn(keys) as running:
-        yield running
-
-
-@pytest.fixture
-def trades_config(tmp_path: Path, keys: ProviderKeys, standin: StandIn):
-    config = provider_config(tmp_path, keys, standin)
-    config.billing.trade_expiry_minutes = 7
-    config.billing.close_retry_seconds = 0.05  # failed closes are tried again at once: the test need not wait
-    config.billing.close_attempts = 3
-    return config
-
-
-@pytest.fixture
-async def gw(nursery: trio.Nursery, trades_config) -> AsyncIterator[Gateway]:
-    async with started(nursery, trades_config) as gateway:
-        yield gateway
+def billing_config(billing_config: Config) -> Config:
+    """Both providers, with trades that expire and closes that are retried at once."""
+    billing_config.billing.trade_expiry_minutes = 7
+    billing_config.billing.close_retry_seconds = 0.05  # failed closes are tried again at once: the test need not wait
+    billing_config.billing.close_attempts = 3
+    return billing_config
 
 
 async def payment_of(http, order_id: int, trade_no: str) -> dict[str, Any]:
@@ -71,11 +55,15 @@ async def payment_of(http, order_id: int, trade_no: str) -> dict[str, Any]:
     return payment
 
 
+async def _paid(http, order_id: int, trade_no: str) -> bool:
+    return (await payment_of(http, order_id, trade_no))["status"] == "PAID"
+
+
 async def wait_close(http, order_id: int, trade_no: str, state: str) -> dict[str, Any]:
-    with trio.fail_after(10):
-        while (payment := await payment_of(http, order_id, trade_no))["closeState"] != state:
-            await trio.sleep(0.02)
-    return payment
+    async def closed() -> dict[str, Any] | None:
+        payment = await payment_of(http, order_id, trade_no)
+        return payment if payment["closeState"] == state else None
+    return await until(closed, timeout=10)
 
 
 def close_calls(standin: StandIn, trade_no: str) -> list:
@@ -167,15 +155,14 @@ async def test_a_close_that_fails_is_retried_a_bounded_number_of_times_and_shown
         assert len(close_calls(standin, payment["tradeNo"])) == 3
 
 
-async def test_a_close_that_failed_is_closed_by_a_later_attempt(nursery, trades_config, standin):
-    trades_config.billing.close_attempts = 1_000_000  # never given up while the test looks
+async def test_a_close_that_failed_is_closed_by_a_later_attempt(nursery, billing_config, standin):
+    billing_config.billing.close_attempts = 1_000_000  # never given up while the test looks
     standin.refuse["alipay.trade.close"] = ("ACQ.SYSTEM_ERROR", "系统繁忙")
-    async with started(nursery, trades_config) as gw, gw.http() as http:
+    async with started(nursery, billing_config) as gw, gw.http() as http:
         order, payment = await awaiting(gw, http, "alipay")
         await http.post(f"/api/order/{order['id']}/cancel")
-        with trio.fail_after(10):
-            while not close_calls(standin, payment["tradeNo"]):  # recorded once its refusal was answered
-                await trio.sleep(0.01)
+        # recorded once its refusal was answered
+        await until(lambda: close_calls(standin, payment["tradeNo"]), timeout=10)
         del standin.refuse["alipay.trade.close"]
         closed = await wait_close(http, order["id"], payment["tradeNo"], "closed")
         assert closed["status"] == "CLOSED" and closed["closeAttempts"] >= 1
@@ -187,9 +174,7 @@ async def test_a_trade_paid_before_it_could_be_closed_is_recorded_in_the_orders_
         order, payment = await awaiting(gw, http, "wechat")
         standin.pay(payment["tradeNo"])  # the payer paid; the callback has not come yet
         await http.post(f"/api/order/{order['id']}/cancel")
-        with trio.fail_after(10):
-            while (await payment_of(http, order["id"], payment["tradeNo"]))["status"] != "PAID":
-                await trio.sleep(0.02)
+        await until(lambda: _paid(http, order["id"], payment["tradeNo"]), timeout=10)
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 2
         [note] = [h for h in detail["history"] if "money received" in h["cause"]]
@@ -215,9 +200,9 @@ async def test_parallel_creates_for_one_order_ask_the_provider_once(gw, standin)
 
 # ---- refunds -----------------------------------------------------------------------------------------------------------
 
-async def test_partial_refunds_up_to_the_paid_amount_each_with_its_own_number(gw, standin, keys):
+async def test_partial_refunds_up_to_the_paid_amount_each_with_its_own_number(gw, standin, provider_keys):
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, "alipay")
+        order, payment = await paid_at_provider(gw, http, standin, provider_keys, "alipay")
         total = payment["amount"]
         first = data(await refund(http, tradeNo=payment["tradeNo"], amount=500, reason="short session"))
         assert first["refund"]["status"] == "SUCCESS" and first["refund"]["amount"] == 500
@@ -244,9 +229,9 @@ async def test_partial_refunds_up_to_the_paid_amount_each_with_its_own_number(gw
     ({"amount": 1, "amout": 2}, "amout"),
     ({"amount": 1, "refundAll": True, "currency": "CNY"}, "currency, refundAll"),
 ])
-async def test_unknown_refund_fields_are_a_400_naming_them(gw, standin, keys, body, named):
+async def test_unknown_refund_fields_are_a_400_naming_them(gw, standin, provider_keys, body, named):
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, "alipay")
+        order, payment = await paid_at_provider(gw, http, standin, provider_keys, "alipay")
         error = assert_error(await refund(http, tradeNo=payment["tradeNo"], **body), 400, "bad_request")
         assert named in error["message"]
         for amount in (0, -5, 1.5, "100", True):
@@ -254,16 +239,15 @@ async def test_unknown_refund_fields_are_a_400_naming_them(gw, standin, keys, bo
         assert refund_calls(standin) == [] and (await order_detail(http, order["id"]))["status"] == 11
 
 
-async def test_a_wechat_partial_refund_is_refunding_until_its_callback_then_paid_again(gw, standin, keys):
+async def test_a_wechat_partial_refund_is_refunding_until_its_callback_then_paid_again(gw, standin, provider_keys):
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, "wechat")
+        order, payment = await paid_at_provider(gw, http, standin, provider_keys, "wechat")
         body = data(await refund(http, orderId=order["id"], amount=300))
         assert body["refund"]["status"] == "PROCESSING" and body["order"]["status"] == 12
         [call] = refund_calls(standin)
         assert call.json()["amount"] == {"refund": 300, "total": payment["amount"], "currency": "CNY"}
         plain = wechat_refund(payment["tradeNo"], body["refund"]["refundNo"], 300, payment["amount"])
-        r = await post_wechat(http, *wechat_pay_event(keys, payment, event_type="REFUND.SUCCESS", plain=plain),
-                              path="/api/payment/callback/wechat/refund")
+        r = await post_wechat_refund(http, provider_keys, payment, plain)
         assert r.status_code == 204
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 11 and detail["refundedAmount"] == 300
@@ -271,9 +255,9 @@ async def test_a_wechat_partial_refund_is_refunding_until_its_callback_then_paid
 
 
 @pytest.mark.parametrize("channel", ["alipay", "wechat"])
-async def test_parallel_refunds_of_one_trade_ask_the_provider_once(gw, standin, keys, channel):
+async def test_parallel_refunds_of_one_trade_ask_the_provider_once(gw, standin, provider_keys, channel):
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, channel)
+        order, payment = await paid_at_provider(gw, http, standin, provider_keys, channel)
         answers: list[httpx.Response] = []
 
         async def ask() -> None:
@@ -288,9 +272,9 @@ async def test_parallel_refunds_of_one_trade_ask_the_provider_once(gw, standin, 
         assert len((await order_detail(http, order["id"]))["refunds"]) == 1
 
 
-async def test_a_refused_refund_is_failed_then_given_up_back_to_paid_or_retried_with_its_number(gw, standin, keys):
+async def test_a_refused_refund_is_failed_then_given_up_back_to_paid_or_retried_with_its_number(gw, standin, provider_keys):
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, "alipay")
+        order, payment = await paid_at_provider(gw, http, standin, provider_keys, "alipay")
         standin.refuse["alipay.trade.refund"] = ("ACQ.SELLER_BALANCE_NOT_ENOUGH", "卖家余额不足")
         r = await refund(http, tradeNo=payment["tradeNo"], reason="fault")
         assert "SELLER_BALANCE_NOT_ENOUGH" in assert_error(r, 502, "provider_error")["message"]
@@ -319,22 +303,20 @@ async def test_a_refused_refund_is_failed_then_given_up_back_to_paid_or_retried_
         assert standin.alipay_trades[payment["tradeNo"]].refunded == payment["amount"]
 
 
-async def test_a_wechat_abnormal_refund_is_settled_by_its_later_success(gw, standin, keys):
+async def test_a_wechat_abnormal_refund_is_settled_by_its_later_success(gw, standin, provider_keys):
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, "wechat")
+        order, payment = await paid_at_provider(gw, http, standin, provider_keys, "wechat")
         made = data(await refund(http, orderId=order["id"]))["refund"]
         abnormal = wechat_refund(payment["tradeNo"], made["refundNo"], payment["amount"], payment["amount"],
                                  refund_status="ABNORMAL")
-        r = await post_wechat(http, *wechat_pay_event(keys, payment, event_type="REFUND.ABNORMAL", plain=abnormal),
-                              path="/api/payment/callback/wechat/refund")
+        r = await post_wechat_refund(http, provider_keys, payment, abnormal, "REFUND.ABNORMAL")
         assert r.status_code == 204
         assert (await order_detail(http, order["id"]))["refunds"][0]["status"] == "ABNORMAL"
         # /refunding again does not send WeChat a second refund under a new number.
         data(await http.post(f"/api/order/{order['id']}/refunding"))
         assert len(refund_calls(standin)) == 1
         success = wechat_refund(payment["tradeNo"], made["refundNo"], payment["amount"], payment["amount"])
-        r = await post_wechat(http, *wechat_pay_event(keys, payment, event_type="REFUND.SUCCESS", plain=success),
-                              path="/api/payment/callback/wechat/refund")
+        r = await post_wechat_refund(http, provider_keys, payment, success)
         assert r.status_code == 204
         detail = await order_detail(http, order["id"])
         assert detail["status"] == 13 and detail["refundedAmount"] == payment["amount"]
@@ -342,9 +324,9 @@ async def test_a_wechat_abnormal_refund_is_settled_by_its_later_success(gw, stan
         assert settled["status"] == "SUCCESS" and settled["refundNo"] == made["refundNo"]
 
 
-async def test_the_refund_query_asks_the_provider_and_applies_its_answer(gw, standin, keys):
+async def test_the_refund_query_asks_the_provider_and_applies_its_answer(gw, standin, provider_keys):
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, "wechat")
+        order, payment = await paid_at_provider(gw, http, standin, provider_keys, "wechat")
         made = data(await refund(http, orderId=order["id"]))["refund"]
         asked = data(await http.get(f"/api/payment/refund/{made['refundNo']}"))
         assert asked["provider"]["status"] == "PROCESSING" and asked["refund"]["status"] == "PROCESSING"
@@ -360,9 +342,9 @@ async def test_the_refund_query_asks_the_provider_and_applies_its_answer(gw, sta
         assert_error(await http.get("/api/payment/refund/REF-20000101-999999"), 404, "not_found")
 
 
-async def test_an_alipay_refund_query_reads_the_refund_it_names(gw, standin, keys):
+async def test_an_alipay_refund_query_reads_the_refund_it_names(gw, standin, provider_keys):
     async with gw.http() as http:
-        order, payment = await paid_at_provider(gw, http, standin, keys, "alipay")
+        order, payment = await paid_at_provider(gw, http, standin, provider_keys, "alipay")
         made = data(await refund(http, orderId=order["id"], amount=100))["refund"]
         asked = data(await http.get(f"/api/payment/refund/{made['refundNo']}"))
         assert asked["provider"]["status"] == "SUCCESS" and asked["provider"]["amount"] == 100
@@ -370,12 +352,11 @@ async def test_an_alipay_refund_query_reads_the_refund_it_names(gw, standin, key
         assert query.verified and query.biz["out_request_no"] == made["refundNo"]
 
 
-async def test_refunds_started_in_the_merchant_console_are_recorded_from_their_notice(gw, standin, keys):
+async def test_refunds_started_in_the_merchant_console_are_recorded_from_their_notice(gw, standin, provider_keys):
     async with gw.http() as http:
-        order, by_wechat = await paid_at_provider(gw, http, standin, keys, "wechat")
+        order, by_wechat = await paid_at_provider(gw, http, standin, provider_keys, "wechat")
         plain = wechat_refund(by_wechat["tradeNo"], "CONSOLE-0001", 300, by_wechat["amount"])
-        r = await post_wechat(http, *wechat_pay_event(keys, by_wechat, event_type="REFUND.SUCCESS", plain=plain),
-                              path="/api/payment/callback/wechat/refund")
+        r = await post_wechat_refund(http, provider_keys, by_wechat, plain)
         assert r.status_code == 204, r.text
         detail = await order_detail(http, order["id"])
         [console] = detail["refunds"]
@@ -383,9 +364,9 @@ async def test_refunds_started_in_the_merchant_console_are_recorded_from_their_n
             "CONSOLE-0001", 300, "SUCCESS", "provider")
         assert detail["status"] == 11 and detail["refundedAmount"] == 300
 
-        other, by_alipay = await paid_at_provider(gw, http, standin, keys, "alipay")
+        other, by_alipay = await paid_at_provider(gw, http, standin, provider_keys, "alipay")
         trade = standin.alipay_trades[by_alipay["tradeNo"]]
-        form = alipay_form(keys, by_alipay, trade_no=trade.trade_no, out_biz_no="CONSOLE-0002",
+        form = alipay_form(provider_keys, by_alipay, trade_no=trade.trade_no, out_biz_no="CONSOLE-0002",
                            refund_fee=yuan_text(by_alipay["amount"]), trade_status="TRADE_CLOSED")
         assert (await post_alipay(http, form, "/api/payment/callback/alipay/refund")).text == "success"
         detail = await order_detail(http, other["id"])
@@ -395,23 +376,23 @@ async def test_refunds_started_in_the_merchant_console_are_recorded_from_their_n
 
 # ---- callbacks -------------------------------------------------------------------------------------------------------
 
-async def test_a_genuinely_signed_callback_that_is_refused_shows_its_trade_number(gw, standin, keys):
+async def test_a_genuinely_signed_callback_that_is_refused_shows_its_trade_number(gw, standin, provider_keys):
     async with gw.http() as http:
         _, payment = await awaiting(gw, http, "wechat")
         plain = wechat_transaction(payment["tradeNo"], 1)  # signed by WeChat, but not our amount
-        r = await post_wechat(http, *wechat_pay_event(keys, payment, plain=plain))
+        r = await post_wechat(http, *wechat_pay_event(provider_keys, payment, plain=plain))
         assert r.status_code == 400
         _, by_alipay = await awaiting(gw, http, "alipay")
-        assert (await post_alipay(http, alipay_form(keys, by_alipay, app_id="2021000000009999"))).text == "fail"
+        assert (await post_alipay(http, alipay_form(provider_keys, by_alipay, app_id="2021000000009999"))).text == "fail"
         wechat_cb, alipay_cb = (await callbacks(http))[1], (await callbacks(http))[0]
         assert wechat_cb["status"] == "refused" and wechat_cb["tradeNo"] == payment["tradeNo"]
         assert alipay_cb["status"] == "refused" and alipay_cb["tradeNo"] == by_alipay["tradeNo"]
         assert wechat_cb["notifyId"] and alipay_cb["notifyId"]
 
 
-async def test_one_raw_callback_is_readable_by_an_operator_not_a_viewer(nursery, trades_config, keys, standin):
-    trades_config.admin_password = "s3cret-pass"
-    async with started(nursery, trades_config) as gw, gw.http() as http:
+async def test_one_raw_callback_is_readable_by_an_operator_not_a_viewer(nursery, billing_config, provider_keys, standin):
+    billing_config.admin_password = "s3cret-pass"
+    async with started(nursery, billing_config) as gw, gw.http() as http:
         await gw.store.users.put("val", await hash_password("password-val"), "viewer", clock.iso())
         await gw.store.users.put("oscar", await hash_password("password-oscar"), "operator", clock.iso())
         viewer, operator = httpx.BasicAuth("val", "password-val"), httpx.BasicAuth("oscar", "password-oscar")
@@ -429,11 +410,11 @@ async def test_one_raw_callback_is_readable_by_an_operator_not_a_viewer(nursery,
         assert_error(await http.get("/api/payment/callbacks/999999", auth=operator), 404, "not_found")
 
 
-async def test_refused_callbacks_from_one_address_are_rate_limited(nursery, trades_config, keys, standin):
-    trades_config.billing.callback_refusals_per_minute = 5
-    async with started(nursery, trades_config) as gw, gw.http() as http:
+async def test_refused_callbacks_from_one_address_are_rate_limited(nursery, billing_config, provider_keys, standin):
+    billing_config.billing.callback_refusals_per_minute = 5
+    async with started(nursery, billing_config) as gw, gw.http() as http:
         _, payment = await awaiting(gw, http, "alipay")
-        forged = alipay_form(keys, payment, signer=keys.app_private)  # a valid key, but not Alipay's
+        forged = alipay_form(provider_keys, payment, signer=provider_keys.app_private)  # a valid key, but not Alipay's
         for _ in range(5):
             assert (await post_alipay(http, forged)).text == "fail"
         r = await post_alipay(http, forged)
@@ -444,12 +425,12 @@ async def test_refused_callbacks_from_one_address_are_rate_limited(nursery, trad
 
 
 async def test_refused_callbacks_are_kept_within_their_budget_accepted_ones_never_dropped(
-        nursery, trades_config, keys, standin):
-    trades_config.billing.refused_callbacks_max_bytes = 20_000
-    async with started(nursery, trades_config) as gw, gw.http() as http:
+        nursery, billing_config, provider_keys, standin):
+    billing_config.billing.refused_callbacks_max_bytes = 20_000
+    async with started(nursery, billing_config) as gw, gw.http() as http:
         order, payment = await awaiting(gw, http, "alipay")
         standin.pay(payment["tradeNo"])
-        assert (await post_alipay(http, alipay_form(keys, payment))).text == "success"
+        assert (await post_alipay(http, alipay_form(provider_keys, payment))).text == "success"
         filler = "x" * 4000
         for n in range(30):
             assert (await post_alipay(http, {"notify_id": str(n), "padding": filler})).text == "fail"

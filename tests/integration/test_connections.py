@@ -8,6 +8,7 @@ import trio_websocket
 
 from tests.conftest import make_config, started
 from tests.helpers import BOOT, charger
+from tests.waiting import until
 
 
 async def refused_status(port: int, path: str, subprotocols: list[str]) -> int:
@@ -64,9 +65,7 @@ async def test_second_connection_replaces_the_first(gateway):
             assert gateway.registry.get("CP-D") is not first and len(gateway.registry) == 1
             # The old session's teardown did not mark the charger offline.
             assert (await gateway.store.chargers.get("CP-D"))["online"] == 1
-    with trio.fail_after(5):
-        while len(gateway.registry):
-            await trio.sleep(0.01)
+    await until(lambda: len(gateway.registry) == 0)
     assert (await gateway.store.chargers.get("CP-D"))["online"] == 0
 
 
@@ -77,9 +76,7 @@ async def test_silent_charger_is_closed_and_marked_offline(nursery, tmp_path):
             await cp.result("BootNotification", BOOT)
             with pytest.raises(trio_websocket.ConnectionClosed):
                 await cp.receive(timeout=5)  # says nothing more: the gateway hangs up
-        with trio.fail_after(5):
-            while "CP-Q" in gw.registry:
-                await trio.sleep(0.01)
+        await until(lambda: "CP-Q" not in gw.registry)
         stored = await gw.store.chargers.get("CP-Q")
         assert stored["online"] == 0 and "no frame or pong" in stored["disconnect_reason"]
 
@@ -124,9 +121,7 @@ async def test_charger_can_connect_on_the_http_port_too(gateway):
             result = await gateway.registry.call("CP-H", "RemoteStopTransaction",
                                                  {"transactionId": start["transactionId"]}, timeout=5)
         assert result == {"status": "Accepted"}
-    with trio.fail_after(5):
-        while "CP-H" in gateway.registry:
-            await trio.sleep(0.01)
+    await until(lambda: "CP-H" not in gateway.registry)
     assert (await gateway.store.chargers.get("CP-H"))["online"] == 0
 
 

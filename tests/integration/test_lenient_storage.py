@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import json
 
-import trio
 
 from tests.conftest import make_config, started
 from tests.helpers import charger
+from tests.waiting import until
 
 T = "2025-08-14T08:00:00Z"
 
 
 async def _samples_of(gw, tx: int) -> list[tuple]:
-    with trio.fail_after(5):
-        while True:  # meter values ride on the next batch, not before the charger's answer
-            rows = [(r["value"], r["measurand"], r["phase"], r["unit"]) for r in await gw.store.transactions.samples(tx)]
-            if len(rows) >= 2:
-                return rows
-            await trio.sleep(0.02)
+    async def rows() -> list[tuple] | None:  # meter values ride on the next batch, not before the charger's answer
+        found = [(r["value"], r["measurand"], r["phase"], r["unit"]) for r in await gw.store.transactions.samples(tx)]
+        return found if len(found) >= 2 else None
+    return await until(rows)
 
 
 async def test_objects_where_strings_belong_are_stored_as_json_text(nursery, tmp_path):

@@ -11,6 +11,7 @@ from gateway.http.app import create_app
 from gateway.http.auth import Auth
 from tests.conftest import started
 from tests.integration.test_auth import basic, config_with
+from tests.waiting import until
 
 FLOOD = 40
 
@@ -54,11 +55,6 @@ async def test_a_flood_from_one_address_holds_one_password_check(nursery, tmp_pa
             checking.remove(password)
         return password == "s3cret-pass"
 
-    async def until(condition) -> None:
-        with trio.fail_after(10):
-            while not condition():
-                await trio.sleep(0.01)
-
     config = config_with(tmp_path, admin_password="s3cret-pass")
     async with started(nursery, config) as gw:
         monkeypatch.setattr(auth_module, "password_ok", password_ok)
@@ -75,9 +71,9 @@ async def test_a_flood_from_one_address_holds_one_password_check(nursery, tmp_pa
         async with trio.open_nursery() as requests:
             for n in range(10):
                 requests.start_soon(login, "flood", "192.0.2.7", f"guess-{n}")
-            await until(lambda: checking)
+            await until(lambda: checking, timeout=10)
             requests.start_soon(login, "user", "198.51.100.20", "s3cret-pass")
-            await until(lambda: "s3cret-pass" in checking)  # checked beside the flood, not behind it
+            await until(lambda: "s3cret-pass" in checking, timeout=10)  # checked beside the flood, not behind it
             assert len(checking) == 2  # the flood's one check and the user's
             release.set()
         assert statuses["user"] == [200]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import clock
 from tests.helpers import BOOT, charger
 from tests.responder import SILENCE, CallErrorAnswer, answering
+from tests.waiting import until
 
 
 async def scrape(http) -> dict[tuple[str, frozenset], float]:
@@ -47,13 +47,9 @@ async def test_chargers_connected_follows_the_sockets(gateway):
             async with charger(gateway.ocpp_port, "CP2") as cp2:
                 await cp2.result("Heartbeat", {})
                 assert value(await scrape(http), "ocpp_chargers_connected") == 2
-            with trio.fail_after(5):
-                while "CP2" in gateway.registry:
-                    await trio.sleep(0.01)
+            await until(lambda: "CP2" not in gateway.registry)
             assert value(await scrape(http), "ocpp_chargers_connected") == 1
-        with trio.fail_after(5):
-            while "CP1" in gateway.registry:
-                await trio.sleep(0.01)
+        await until(lambda: "CP1" not in gateway.registry)
         assert value(await scrape(http), "ocpp_chargers_connected") == 0
 
 

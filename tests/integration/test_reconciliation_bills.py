@@ -7,44 +7,25 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, datetime, timedelta
-from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import Iterator
 
 import pytest
-import trio
 
-from gateway.config import Config
 from tests.billing.standin import BEIJING, ProviderKeys
 from tests.billing.standin_bills import BillStandIn, Entry
-from tests.conftest import Gateway, started
+from tests.conftest import started
 from tests.helpers import assert_error
 from tests.integration.test_billing_providers import (
     data,
     paid_at_provider,
-    provider_config,
 )
-
-
-@pytest.fixture(scope="module")
-def keys() -> ProviderKeys:
-    return ProviderKeys.generate()
+from tests.waiting import until
 
 
 @pytest.fixture
-def standin(keys: ProviderKeys) -> Iterator[BillStandIn]:
-    with BillStandIn(keys) as running:
+def standin(provider_keys: ProviderKeys) -> Iterator[BillStandIn]:
+    with BillStandIn(provider_keys) as running:
         yield running
-
-
-@pytest.fixture
-def billing_config(tmp_path: Path, keys: ProviderKeys, standin: BillStandIn) -> Config:
-    return provider_config(tmp_path, keys, standin)
-
-
-@pytest.fixture
-async def gw(nursery: trio.Nursery, billing_config: Config) -> AsyncIterator[Gateway]:
-    async with started(nursery, billing_config) as gateway:
-        yield gateway
 
 
 def today() -> str:
@@ -59,9 +40,9 @@ def bill_requests(standin: BillStandIn, channel: str) -> int:
 
 
 @pytest.mark.parametrize("channel", ["alipay", "wechat"])
-async def test_console_refund_and_foreign_trade_are_reported_from_the_bill_and_exported(gw, standin, keys, channel):
+async def test_console_refund_and_foreign_trade_are_reported_from_the_bill_and_exported(gw, standin, provider_keys, channel):
     async with gw.http() as http:
-        _, payment = await paid_at_provider(gw, http, standin, keys, channel)
+        _, payment = await paid_at_provider(gw, http, standin, provider_keys, channel)
         now = datetime.now(BEIJING)
         standin.add(channel, Entry("refund", payment["tradeNo"], "T1", 100, now, refund_no="CONSOLE-1",
                                    refund_id="5030000000000000000000000001"))
@@ -88,9 +69,9 @@ async def test_console_refund_and_foreign_trade_are_reported_from_the_bill_and_e
                      "bad_request")
 
 
-async def test_without_a_bill_each_trade_is_asked_instead(gw, standin, keys):
+async def test_without_a_bill_each_trade_is_asked_instead(gw, standin, provider_keys):
     async with gw.http() as http:
-        _, payment = await paid_at_provider(gw, http, standin, keys, "wechat")
+        _, payment = await paid_at_provider(gw, http, standin, provider_keys, "wechat")
         standin.not_ready.add(("wechat", date.fromisoformat(today())))
         [report] = data(await http.post("/api/reconciliation/execute", json={"channel": "wechat", "day": today()}))
         assert report["source"] == "queries"
@@ -101,12 +82,10 @@ async def test_without_a_bill_each_trade_is_asked_instead(gw, standin, keys):
 
 async def _stored(http, channel: str, day: date) -> dict:
     """The stored report of a day, once the daily run has made it (a computed one says source "ours")."""
-    with trio.fail_after(20):
-        while True:
-            report = data(await http.get(f"/api/reconciliation/daily/{channel}", params={"date": day.isoformat()}))
-            if report["source"] != "ours":
-                return report
-            await trio.sleep(0.05)
+    async def stored() -> dict | None:
+        report = data(await http.get(f"/api/reconciliation/daily/{channel}", params={"date": day.isoformat()}))
+        return report if report["source"] != "ours" else None
+    return await until(stored, timeout=20)
 
 
 async def test_the_daily_run_catches_up_the_days_missed_while_stopped(nursery, billing_config, standin):

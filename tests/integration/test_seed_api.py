@@ -1,4 +1,4 @@
-"""The seed-compatible GET API (API.md section 1) against a charger that answers like a real one."""
+"""The seed-compatible GET API (docs/api.md section 1) against a charger that answers like a real one."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import trio
 from gateway import clock
 from tests.helpers import assert_schema_valid
 from tests.responder import SILENCE, CallErrorAnswer, answering
+from tests.waiting import until
 
 
 async def test_remote_start_waits_for_the_transaction_it_causes(gateway):
@@ -53,9 +54,11 @@ async def test_remote_stop_and_wait_false(gateway):
         r = await http.get("/api/ocpp/remoteStop/CP1", params={"transactionId": "43", "wait": "false"})
         assert r.status_code == 200 and set(r.json()) == {"requestId", "cpId"}
         request_id = r.json()["requestId"]
-        with trio.fail_after(5):
-            while (await gateway.store.commands.get(request_id) or {}).get("outcome") != "answered":
-                await trio.sleep(0.02)
+        await until(lambda: _answered(gateway, request_id))
+
+
+async def _answered(gateway, request_id: str) -> bool:
+    return (await gateway.store.commands.get(request_id) or {}).get("outcome") == "answered"
 
 
 async def test_local_list_full_is_built_from_the_id_tag_table(gateway):

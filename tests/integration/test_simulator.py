@@ -2,43 +2,31 @@
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
+from functools import partial
 
 import trio
 
-from gateway.simulator.charger import Faults, Settings, SimCharger
+from tests.conformance import support
+from tests.waiting import until
 
-
-@asynccontextmanager
-async def simulated(gateway, cp_id: str = "SIM1", faults: Faults | None = None, **settings):
-    sim = SimCharger(Settings(f"ws://127.0.0.1:{gateway.ocpp_port}/ocpp", cp_id, meter_interval=0.1,
-                              reconnect_delay=0.05, **settings), faults)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(sim.run)
-        with trio.fail_after(5):
-            await sim.online.wait()
-        try:
-            yield sim
-        finally:
-            nursery.cancel_scope.cancel()
-
-
-async def wait_until(predicate, timeout: float = 5) -> None:
-    with trio.fail_after(timeout):
-        while not await predicate():
-            await trio.sleep(0.02)
+# A simulated charger for the block; what the gateway answers is checked by the cases here, not by the
+# conformance rules (schema-valid, no CALLERROR).
+simulated = partial(support.simulated, checked=False)
 
 
 async def test_remote_start_and_stop_through_the_api(gateway):
-    async with simulated(gateway, connectors=2, power_w=360_000), gateway.http() as http:
+    async with simulated(gateway, "SIM1", connectors=2, power_w=360_000) as sim, gateway.http() as http:
         r = await http.get("/api/ocpp/remoteStart/SIM1", params={"idTag": "T1", "connectorId": "2",
                                                                "waitForTransactionSeconds": "5"})
         assert r.status_code == 200, r.text
         tx_id = r.json()["transactionId"]
-        await wait_until(lambda: _has_samples(gateway, tx_id, 3))
+        await until(lambda: _has_samples(gateway, tx_id, 3))
+        available = _available_reports(sim, 2)
         r = await http.get("/api/ocpp/remoteStop/SIM1", params={"transactionId": str(tx_id)})
         assert r.json()["status"] == "Accepted"
-        await wait_until(lambda: _stopped(gateway, tx_id))
+        await until(lambda: _stopped(gateway, tx_id))
+        # the charger reports the connector free after the stop; once that report is answered, it is stored
+        await until(lambda: _available_reports(sim, 2) > available)
         tx = await gateway.store.transactions.get(tx_id)
         assert tx["connector_id"] == 2 and tx["stop_reason"] == "Remote"
         samples = await gateway.store.transactions.samples(tx_id)
@@ -58,17 +46,22 @@ async def _stopped(gateway, tx_id: int) -> bool:
     return (await gateway.store.transactions.get(tx_id))["stopped_at"] is not None
 
 
+def _available_reports(sim, connector: int) -> int:
+    """StatusNotifications saying `connector` is Available that the gateway has answered."""
+    return sum(1 for action, payload, answer in sim.sent if action == "StatusNotification" and answer is not None
+               and payload["connectorId"] == connector and payload["status"] == "Available")
+
+
 async def test_offline_transactions_are_sent_on_reconnect_with_their_old_timestamps(gateway):
     async with simulated(gateway, "SIM-OFF") as sim:
         sim.go_offline()
-        await trio.sleep(0.1)
+        await until(lambda: not sim.online.is_set())  # the connection is dropped
         assert await sim.start_session(1, "OFFTAG", duration=0.35) < 0
-        while sim.connectors[1].transaction_id is not None:
-            await trio.sleep(0.05)
+        await until(lambda: sim.connectors[1].transaction_id is None)  # the session ended while offline
         sim.go_online()
         with trio.fail_after(5):
             await sim.online.wait()
-        await wait_until(lambda: _closed_count(gateway, "SIM-OFF", 1))
+        await until(lambda: _closed_count(gateway, "SIM-OFF", 1))
         page = await gateway.store.transactions.list("SIM-OFF")
         tx = page["records"][0]
         assert tx["id"] > 0 and tx["id_tag"] == "OFFTAG"
@@ -84,9 +77,7 @@ async def test_reset_reboots_and_boots_again(gateway):
         boots = sim.stats.boots
         r = await http.get("/api/ocpp/reset/SIM-R", params={"type": "Soft"})
         assert r.json()["status"] == "Accepted"
-        with trio.fail_after(5):
-            while sim.stats.boots == boots or not sim.online.is_set():
-                await trio.sleep(0.02)
+        await support.online_again(sim, boots)
         assert sim.stats.connects == 2
 
 
@@ -102,7 +93,8 @@ async def test_fleet_boots_and_charges_and_the_gateway_agrees(gateway):
         async def run():
             seen.append(await run_fleet(options, stop, on_progress=seen.append, every=0.2))
         nursery.start_soon(run)
-        await trio.sleep(1.5)
+        # until every charger is online and has stopped a session, as the progress reports say
+        await until(lambda: seen and seen[-1]["online"] == 5 and seen[-1]["transactionsStopped"] >= 5, timeout=15)
         stop.set()
     final = seen[-1]
     assert final["chargers"] == 5 and final["online"] == 5 and final["boots"] == 5
@@ -126,9 +118,7 @@ async def test_firmware_update_reboots_into_the_new_version(gateway):
     async with simulated(gateway, "SIM-FW") as sim, gateway.http() as http:
         r = await http.get("/api/ocpp/updateFirmware/SIM-FW", params={"location": "http://fw.example/1.bin"})
         assert r.status_code == 200
-        with trio.fail_after(5):
-            while sim.stats.boots < 2 or not sim.online.is_set():
-                await trio.sleep(0.02)
+        await support.online_again(sim, 1)
         reports = await gateway.store.notifications.list("SIM-FW", "FirmwareStatusNotification")
         assert [n["status"] for n in reports] == ["Downloading", "Downloaded", "Installing", "Installed"]
         assert (await gateway.store.chargers.get("SIM-FW"))["firmware_version"] == "1.0.0+1"
@@ -143,9 +133,6 @@ async def test_reservation_expires_on_the_charger(gateway):
         r = await http.get("/api/ocpp/reserveNow/SIM-RES",
                            params={"connectorId": "1", "idTag": "T", "expiryDate": expiry})
         assert r.json()["status"] == "Accepted"
-        await trio.sleep(0.1)
-        assert sim.connectors[1].status == "Reserved"
-        with trio.fail_after(3):
-            while sim.connectors[1].status != "Available":
-                await trio.sleep(0.02)
+        await until(lambda: sim.connectors[1].status == "Reserved")
+        await until(lambda: sim.connectors[1].status == "Available", timeout=3)
         assert sim.connectors[1].reserved is None

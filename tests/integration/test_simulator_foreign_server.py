@@ -11,6 +11,7 @@ import trio_websocket
 
 from gateway.simulator.charger import Settings, SimCharger
 from tests.helpers import assert_schema_valid
+from tests.waiting import until
 
 
 class TinyCentralSystem:
@@ -67,17 +68,13 @@ async def test_simulator_charges_against_a_foreign_central_system():
 
         await central.ws.send_message(json.dumps([2, "rs-1", "RemoteStartTransaction",
                                                   {"idTag": "FOREIGN", "connectorId": 2}]))
-        with trio.fail_after(5):
-            while "MeterValues" not in central.actions():
-                await trio.sleep(0.02)
+        await until(lambda: "MeterValues" in central.actions())
         assert central.answers["rs-1"] == {"status": "Accepted"}
         start = next(p for a, p in central.received if a == "StartTransaction")
         assert (start["connectorId"], start["idTag"]) == (2, "FOREIGN")
 
         await central.ws.send_message(json.dumps([2, "stop-1", "RemoteStopTransaction", {"transactionId": 1000}]))
-        with trio.fail_after(5):
-            while "StopTransaction" not in central.actions():
-                await trio.sleep(0.02)
+        await until(lambda: "StopTransaction" in central.actions())
         stop = next(p for a, p in central.received if a == "StopTransaction")
         assert stop["transactionId"] == 1000 and stop["reason"] == "Remote"
         energy = [float(sv["value"]) for a, p in central.received if a == "MeterValues"

@@ -26,6 +26,7 @@ from gateway.store import appender as appender_module
 from gateway.store import connection
 from tests.conftest import started
 from tests.helpers import BOOT, charger, status
+from tests.waiting import until
 
 FILLER = [{"value": "230.0", "measurand": "Voltage", "phase": f"L{k % 3 + 1}", "unit": "V",
            "context": "Sample.Periodic", "location": "Outlet"} for k in range(40)]
@@ -106,9 +107,9 @@ async def until_accepted(cp, transaction_id: int, reading: int) -> None:
 
 
 async def until_healthy(gw) -> None:
-    with trio.fail_after(30):
-        while (await health(gw))["status"] != "ok":
-            await trio.sleep(0.1)
+    async def healthy() -> bool:
+        return (await health(gw))["status"] == "ok"
+    await until(healthy, timeout=30)
 
 
 @pytest.mark.parametrize("name, value, cleared, words", [
@@ -209,12 +210,11 @@ async def test_an_order_caught_by_a_storage_fault_is_closed_once_it_clears(nurse
                                                        "timestamp": "2026-12-01T09:00:00Z"}))["transactionId"]
             await cp.result("StopTransaction", {"transactionId": tx, "meterStop": 3000,
                                                 "timestamp": "2026-12-01T10:00:00Z"})
-        with trio.fail_after(30):
-            while failed < 2:  # the event's attempt, and a sweep's
-                await trio.sleep(0.05)
+        await until(lambda: failed >= 2, timeout=30)  # the event's attempt, and a sweep's
         assert (await store_orders.find("transaction_id", tx))["status"] == 0  # still charging
         fault.set()
-        with trio.fail_after(30):  # well before the regular sweep (SWEEP_SECONDS), without a restart
-            while (order := await store_orders.find("transaction_id", tx))["status"] != 1:
-                await trio.sleep(0.05)
+        async def completed() -> dict | None:
+            order = await store_orders.find("transaction_id", tx)
+            return order if order["status"] == 1 else None
+        order = await until(completed, timeout=30)  # well before the regular sweep (SWEEP_SECONDS), without a restart
         assert order["energy_wh"] == 2000 and order["total_amount"] is not None

@@ -13,6 +13,7 @@ from gateway import clock
 from gateway.store import frames as frames_module
 from gateway.store.db import Database
 from gateway.store.frames import FrameLog
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -231,9 +232,7 @@ async def test_prune_works_through_several_chunks(db, monkeypatch):
 
 
 async def _wait_written(log: FrameLog, count: int) -> None:
-    with trio.fail_after(10):
-        while log.written < count:
-            await trio.sleep(0.01)
+    await until(lambda: log.written >= count, timeout=10)
 
 
 async def test_run_flushes_as_soon_as_flush_size_frames_wait(db):
@@ -265,11 +264,12 @@ async def test_run_prunes_on_its_first_round(db):
     def remaining(conn):
         return [r[0] for r in conn.execute("SELECT charge_point_id FROM frames")]
 
+    async def only_new() -> bool:
+        return await db.run(remaining) == ["new"]
+
     async with trio.open_nursery() as nursery:
         nursery.start_soon(log.run)
-        with trio.fail_after(10):
-            while await db.run(remaining) != ["new"]:
-                await trio.sleep(0.01)
+        await until(only_new, timeout=10)
         nursery.cancel_scope.cancel()
 
 
@@ -285,9 +285,7 @@ async def test_a_prune_the_file_fails_is_reported_and_tried_again_never_fatal(tm
         frame_log = FrameLog(db, flush_interval=0.01, retention_days=1)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(frame_log.run)
-            with trio.fail_after(10):
-                while PRUNE not in db.health.faults:
-                    await trio.sleep(0.01)
+            await until(lambda: PRUNE in db.health.faults, timeout=10)
             assert db.health.faults[PRUNE].startswith("the database file is damaged (database disk image is malformed)")
             await trio.sleep(0.05)  # more rounds of the loop: still running
             nursery.cancel_scope.cancel()
