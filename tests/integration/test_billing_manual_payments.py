@@ -19,7 +19,7 @@ import pytest
 import trio
 
 from gateway import clock
-from gateway.http.auth import hash_password
+from gateway.http.accounts import hash_password
 from tests.conftest import started
 from tests.integration.test_billing_orders import (
     AWAITING, CANCELLED, COMPLETED, PAID, REFUNDED, REFUNDING, SHANGHAI, all_orders, basic, billing_config, booted,

@@ -26,7 +26,7 @@ from gateway import clock
 from gateway.billing.orders import OrderBook
 from gateway.billing.settings import from_config as billing_settings
 from gateway.config import Config
-from gateway.http.auth import hash_password
+from gateway.http.accounts import hash_password
 from tests.conftest import make_config, started
 from tests.helpers import BOOT, ISO, Charger, charger
 from tests.responder import SILENCE, answering

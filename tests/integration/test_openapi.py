@@ -12,6 +12,7 @@ from gateway.cli import main
 from gateway.http.app import create_app
 from gateway.http.commands_api import SHORTCUTS
 from gateway.http.openapi import document
+from gateway.http.services import Services
 
 KEPT = Path(__file__).resolve().parents[2] / "schemas" / "openapi.json"
 REGENERATE = "regenerate it: .venv/bin/gateway openapi > schemas/openapi.json"
@@ -24,7 +25,7 @@ def _template(rule: str) -> str:
 
 
 def _served_routes() -> set[tuple[str, str]]:
-    app = create_app(None, None, None)  # the handlers are not run: only the url_map is read
+    app = create_app(Services(None, None, None))  # the handlers are not run: only the url_map is read
     return {(_template(rule.rule), method.lower())
             for rule in app.url_map.iter_rules() if rule.endpoint != "static"
             for method in rule.methods - {"HEAD", "OPTIONS"}}
