@@ -560,7 +560,7 @@ def _callbacks_op(limits: Limits) -> dict[str, Any]:
 
 @payment_routes.route("/callbacks", role=VIEWER, get=_callbacks_op)
 async def callbacks() -> Any:
-    limit = params.integer("limit", min(100, params.max_page_size()), low=1, high=params.max_page_size())
+    limit = params.limit()
     return evcs([params.camel(c) for c in await _payments().store.payments.callbacks(limit)])
 
 

@@ -13,7 +13,8 @@ from .services import services
 
 TIMEOUT_DEFAULT = 10.0
 TIMEOUT_MAX = 120.0
-PAGE_SIZE_DEFAULT = 50  # or http_max_page_size, if smaller
+PAGE_SIZE_DEFAULT = 50  # size=, or http_max_page_size if smaller
+LIMIT_DEFAULT = 100  # limit= (frames, callbacks), or http_max_page_size if smaller
 ROUTE_PARAMS = ("timeoutSeconds", "wait", "waitForTransactionSeconds")
 
 
@@ -83,6 +84,11 @@ def time(name: str) -> str | None:
 def max_page_size() -> int:
     """http_max_page_size: the most records one answer may hold."""
     return services().limits.max_page_size
+
+
+def limit() -> int:
+    """limit: how many records, for the routes that answer no pages."""
+    return integer("limit", min(LIMIT_DEFAULT, max_page_size()), low=1, high=max_page_size())
 
 
 def paging() -> tuple[int, int]:

@@ -209,12 +209,13 @@ def _frames_op(limits: Limits) -> dict[str, Any]:
                      query("before", "only frames older than this frame (paging back: the nextBefore of the last "
                            "page)", {"type": "integer", "minimum": 1}),
                      query("limit", "frames per answer", {"type": "integer", "minimum": 1,
-                                                          "maximum": limits.max_page_size, "default": 100})])
+                                                          "maximum": limits.max_page_size,
+                                                          "default": min(params.LIMIT_DEFAULT, limits.max_page_size)})])
 
 
 @routes.route("/frames", role=VIEWER, get=_frames_op)
 async def frames() -> Any:
-    limit = params.integer("limit", min(100, params.max_page_size()), low=1, high=params.max_page_size())
+    limit = params.limit()
     rows = await _store().frames.recent(request.args.get("cpId") or None, params.time("since"),
                                         params.time("until"), params.integer("before", None, low=1), limit)
     return jsonify({"records": [params.camel(r) for r in rows],
