@@ -86,8 +86,8 @@ _PATH: dict[str, Schema] = {
 # ---- success shapes ------------------------------------------------------------------
 
 CONNECTION = record("chargePointId:str status:str? currentTransactionId:int? lastSeen:time? online:bool "
-                     "vendor:str? model:str? firmwareVersion:str?",
-                     connectors={"type": "object", "additionalProperties": {"type": "string"},
+                    "vendor:str? model:str? firmwareVersion:str?",
+                    connectors={"type": "object", "additionalProperties": {"type": "string"},
                                  "description": "connector id -> its last status (connector 0 excluded)"})
 VIOLATION = record("action:str kind:str code:str path:str message:str count:int firstSeen:time lastSeen:time")
 STATUS = record("", **CONNECTION["properties"], **{
@@ -95,9 +95,9 @@ STATUS = record("", **CONNECTION["properties"], **{
                "additionalProperties": True,
                "description": "BootNotification's fields, and any the charger added (customData, ...)"},
     **record("bootedAt:time? registrationStatus:str? securityProfile:int connectedAt:time? disconnectedAt:time? "
-              "disconnectReason:str?")["properties"],
+             "disconnectReason:str?")["properties"],
     "connectorDetails": list_of(record("connectorId:int status:str errorCode:str? info:str? vendorId:str? "
-                                      "vendorErrorCode:str? timestamp:str? updatedAt:time")),
+                                       "vendorErrorCode:str? timestamp:str? updatedAt:time")),
     "violations": list_of(ref("Violation")),
 })
 STATUS["required"].remove("violations")  # left out of list pages, where nobody reads them
@@ -117,32 +117,32 @@ SCHEMAS: dict[str, Schema] = {
     "Violation": VIOLATION,
     "ViolationRecord": record("chargePointId:str example:str?", **VIOLATION["properties"]),
     "LocalList": record("id:int chargePointId:str listVersion:int updateType:str entries:list status:str? "
-                         "requestId:str sentAt:time"),
+                        "requestId:str sentAt:time"),
     "ChargingProfile": record("id:int chargePointId:str connectorId:int profileId:int stackLevel:int? "
-                               "purpose:str? profile:obj status:str? requestId:str sentAt:time clearedAt:time?"),
+                              "purpose:str? profile:obj status:str? requestId:str sentAt:time clearedAt:time?"),
     "Notification": record("id:int chargePointId:str action:str status:str? requestId:int? timestamp:str? "
-                            "payload:obj receivedAt:time"),
+                           "payload:obj receivedAt:time"),
     "Transaction": record("id:int chargePointId:str connectorId:int? idTag:str? idTagStatus:str? meterStart:int? "
-                           "startTimestamp:str? reservationId:int? startedAt:time? meterStop:int? "
-                           "stopTimestamp:str? stopReason:str? stopIdTag:str? stoppedAt:time? energyWh:int? "
-                           "remoteStartRequestId:str?",
-                           "startTimestamp and stopTimestamp are the charger's clock, as sent; startedAt and "
-                           "stoppedAt the gateway's"),
+                          "startTimestamp:str? reservationId:int? startedAt:time? meterStop:int? "
+                          "stopTimestamp:str? stopReason:str? stopIdTag:str? stoppedAt:time? energyWh:int? "
+                          "remoteStartRequestId:str?",
+                          "startTimestamp and stopTimestamp are the charger's clock, as sent; startedAt and "
+                          "stoppedAt the gateway's"),
     "MeterValue": record("id:int chargePointId:str connectorId:int? transactionId:int? timestamp:str value:str "
-                          "measurand:str? phase:str? unit:str? context:str? location:str? format:str? source:str "
-                          "receivedAt:time",
-                          "One sampled value. id is the message it came in (MeterValues, or StopTransaction's "
-                          "transactionData): the values of one message share it and come in the order sent"),
+                         "measurand:str? phase:str? unit:str? context:str? location:str? format:str? source:str "
+                         "receivedAt:time",
+                         "One sampled value. id is the message it came in (MeterValues, or StopTransaction's "
+                         "transactionData): the values of one message share it and come in the order sent"),
     "Frame": record("id:int at:time chargePointId:str direction:str messageType:int? uniqueId:str? action:str? "
-                     "body:str?"),
+                    "body:str?"),
     "Command": record("id:int requestId:str chargePointId:str action:str payload:obj outcome:str result:obj? "
-                       "errorCode:str? errorDescription:str? errorDetails:any sentAt:time finishedAt:time? "
-                       "latencyMs:num?"),
+                      "errorCode:str? errorDescription:str? errorDetails:any sentAt:time finishedAt:time? "
+                      "latencyMs:num?"),
     "Reservation": record("id:int chargePointId:str connectorId:int idTag:str parentIdTag:str? expiryDate:str "
-                           "status:str transactionId:int? requestId:str? createdAt:time updatedAt:time "
-                           "effectiveStatus:str"),
+                          "status:str transactionId:int? requestId:str? createdAt:time updatedAt:time "
+                          "effectiveStatus:str"),
     "IdTag": record("idTag:str status:str expiryDate:time? parentIdTag:str? createdAt:time updatedAt:time "
-                     "effectiveStatus:str"),
+                    "effectiveStatus:str"),
     "CommandStarted": {**record("requestId:str cpId:str", "wait=false: the command was checked and sent; its "
                                                             "answer is recorded", action=kind("str"),
                                 listVersion=kind("int"), reservationId=kind("int")),
@@ -152,9 +152,9 @@ for _name in ("ChargerStatus", "Transaction", "Command", "Reservation", "IdTag",
               "Notification"):
     SCHEMAS[f"{_name}Page"] = paged(_name)
 SCHEMAS["TransactionWithMeterValues"] = record("", **SCHEMAS["Transaction"]["properties"],
-                                                meterValues=list_of(ref("MeterValue")))
+                                               meterValues=list_of(ref("MeterValue")))
 SCHEMAS["FramePage"] = record("nextBefore:int?", "nextBefore: pass it as before= for the next, older page",
-                               records=list_of(ref("Frame")))
+                              records=list_of(ref("Frame")))
 
 ID_TAG_FIELDS = {
     "status": {"type": "string", "enum": list(ID_TAG_STATUSES), "default": "Accepted"},

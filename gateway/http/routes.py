@@ -20,9 +20,11 @@ from typing import Any, Callable, Union
 import attrs
 from quart import Blueprint
 
+from .services import Limits
+
 Schema = dict[str, Any]
-# An operation, or one built from the configured limits (services.Limits) when the document is made.
-Operation = Union[Schema, Callable[[Any], Schema]]
+# An operation, or one built from the configured limits when the document is made.
+Operation = Union[Schema, Callable[[Limits], Schema]]
 METHODS = ("get", "put", "post", "patch", "delete")  # the order operations are listed in
 
 

@@ -204,24 +204,24 @@ ORDER = record(
     "chargerStartedAt and chargerStoppedAt are what the charger sent. timezone: the zone of the tariff periods.",
     status=ORDER_STATUS)
 PAYMENT = record("id:int tradeNo:str orderId:int channel:str amount:int currency:str status:str "
-                  "idempotencyKey:str? providerTradeNo:str? payUrl:str? note:str? createdBy:str? createdAt:time "
-                  "paidAt:time? updatedAt:time expiresAt:time? closeState:str? closeAttempts:int closeNote:str?",
-                  "A payment; payUrl is what the payer's QR code holds (alipay, wechat) until expiresAt. status "
-                  "CREATED, PAID, CLOSED, FAILED (never opened), REFUNDED (refunds cover it). closeState: null, or "
-                  "pending / closed / failed for a trade closed at the provider because its order was cancelled, "
-                  "paid another way or switched channel (closeNote: the last error)")
+                 "idempotencyKey:str? providerTradeNo:str? payUrl:str? note:str? createdBy:str? createdAt:time "
+                 "paidAt:time? updatedAt:time expiresAt:time? closeState:str? closeAttempts:int closeNote:str?",
+                 "A payment; payUrl is what the payer's QR code holds (alipay, wechat) until expiresAt. status "
+                 "CREATED, PAID, CLOSED, FAILED (never opened), REFUNDED (refunds cover it). closeState: null, or "
+                 "pending / closed / failed for a trade closed at the provider because its order was cancelled, "
+                 "paid another way or switched channel (closeNote: the last error)")
 REFUND = record("id:int refundNo:str paymentId:int orderId:int amount:int status:str providerRefundId:str? "
-                 "reason:str? source:str note:str? createdAt:time settledAt:time? updatedAt:time",
-                 "A refund. status PROCESSING, SUCCESS, ABNORMAL (WeChat: stuck; a later success settles it), "
-                 "CLOSED (WeChat closed it), FAILED (the provider refused: note says why), CANCELLED (given up). "
-                 "source: gateway, or provider (started in the merchant console, learnt from its notice)")
+                "reason:str? source:str note:str? createdAt:time settledAt:time? updatedAt:time",
+                "A refund. status PROCESSING, SUCCESS, ABNORMAL (WeChat: stuck; a later success settles it), "
+                "CLOSED (WeChat closed it), FAILED (the provider refused: note says why), CANCELLED (given up). "
+                "source: gateway, or provider (started in the merchant console, learnt from its notice)")
 ORDER_DETAIL = record("", **ORDER["properties"], history=list_of(record(
     "fromStatus:int? toStatus:int cause:str at:time detail:obj?",
     "detail: for a correction {by, reason, before, after}")),
                        payments=list_of(ref("Payment")), refunds=list_of(ref("Refund")))
 STATS_BUCKET = "orders:int energyWh:int amount:int paid:int refunded:int revenue:int"
 BILL_TOTALS = record("payments:int paidAmount:int refunds:int refundedAmount:int fees:int settlement:int",
-                      "the provider's bill for the day, summed (minor units): fees kept, amounts settled")
+                     "the provider's bill for the day, summed (minor units): fees kept, amounts settled")
 REPORT = record(
     "channel:str day:str timezone:str since:time until:time generatedAt:time providerQueried:bool source:str "
     "billError:str? payments:int paid:int paidAmount:int refundedAmount:int balanced:bool",
@@ -233,4 +233,4 @@ REPORT = record(
     "provider_unreachable",
     bill={"oneOf": [BILL_TOTALS, {"type": "null"}]},
     mismatches=list_of(record("kind:str tradeNo:str? orderNo:str? refundNo:str? providerAmount:int? ourAmount:int? "
-                             "detail:str")))
+                              "detail:str")))

@@ -10,10 +10,10 @@ from quart import Blueprint
 
 from gateway import clock
 from gateway.config import load
-from gateway.http.accounts import hash_password
+from gateway.http.accounts import ROLES, hash_password
 from gateway.http.app import ROUTES, create_app
 from gateway.http.openapi import document
-from gateway.http.routes import ADMIN, OPERATOR, PUBLIC, VIEWER, Routes, unrouted_role
+from gateway.http.routes import ADMIN, OPERATOR, PUBLIC, VIEWER, Role, Routes, unrouted_role
 from gateway.http.services import Limits, Services
 from tests.conftest import started
 from tests.helpers import assert_error
@@ -75,6 +75,7 @@ def test_a_declaration_needs_an_explicit_role_and_its_methods():
     with pytest.raises(TypeError, match="name the methods"):
         routes.route("/a", role=VIEWER, fetch={})(handler)
     assert routes.declared == [] and isinstance(routes.blueprint, Blueprint)
+    assert [role.value for role in Role if role is not PUBLIC] == list(ROLES)  # what Principal.may() ranks
 
 
 async def test_a_running_gateway_asks_each_route_its_declared_role(nursery, tmp_path):
