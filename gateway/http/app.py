@@ -23,7 +23,8 @@ from .errors import CALLBACKS, ApiError
 from .routes import ADMIN, OPERATOR, PUBLIC, VIEWER, Role, Routes, unrouted_role
 from .sameorigin import SAFE_METHODS, cross_site, host_allowed, host_name
 from .schemas import op, ref
-from .services import Services, services
+from .services import Services
+from .services import services as current_services  # create_app() takes a `services`
 
 
 class _HTTPConnection(TrioASGIHTTPConnection):
@@ -54,7 +55,7 @@ async def health() -> Any:
     # Degraded is still 200: the gateway answers chargers and serves what it has, and a 503 would
     # make a supervisor restart it (or a balancer drop it), which mends no disk. Monitors read
     # "status" and "reasons", or gateway_storage_degraded in /metrics.
-    chargers = services().chargers
+    chargers = current_services().chargers
     reasons = chargers.store.health.reasons()
     body = {"status": "degraded" if reasons else "ok", "version": __version__, "time": clock.iso(),
             "chargersConnected": len(chargers.registry)}
@@ -66,7 +67,7 @@ async def health() -> Any:
 @gateway.route("/metrics", role=VIEWER, get=op("gateway", "Prometheus metrics (text format)", {"type": "string"},
                                                media="text/plain"))
 async def metrics() -> Response:
-    chargers = services().chargers
+    chargers = current_services().chargers
     chargers.metrics.chargers_connected.set(len(chargers.registry))
     chargers.metrics.transactions_open.set(await chargers.store.transactions.count_open())
     return Response(chargers.metrics.render(), content_type=CONTENT_TYPE)
@@ -74,7 +75,7 @@ async def metrics() -> Response:
 
 @gateway.route("/openapi.json", role=VIEWER, get=op("gateway", "This OpenAPI document", {"type": "object"}))
 async def openapi_json() -> Any:
-    return jsonify(openapi.document(services().limits))
+    return jsonify(openapi.document(current_services().limits))
 
 
 @gateway.route("/docs", role=VIEWER, get=op("gateway", "This document, rendered (self-contained HTML)",
