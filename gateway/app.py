@@ -23,7 +23,8 @@ from .chargepoint.service import ChargerService
 from .chargepoint.session import GOING_AWAY
 from .config import Config, parse_address
 from .http.app import create_app, serve_http
-from .http.auth import Auth
+from .http.services import Billing, Limits, Services
+from .http.accounts import Auth
 from .store import open_store
 
 YOUNG_GENERATION_THRESHOLD = 50_000
@@ -76,9 +77,9 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
             billing = (orders, PaymentService(store, billing_settings, orders))
         http_stopped = trio.Event()
         async with trio.open_nursery() as nursery:
-            app = create_app(chargers, CommandService(chargers, nursery), auth, config.http_max_body_bytes, billing,
-                             config.http_max_page_size, config.trusted_proxies,
-                             (*config.http_allowed_hosts, http_host))
+            app = create_app(Services(chargers, CommandService(chargers, nursery), auth,
+                                      None if billing is None else Billing(*billing), Limits.from_config(config)),
+                             config.trusted_proxies, (*config.http_allowed_hosts, http_host))
             app.config["BODY_TIMEOUT"] = config.http_body_timeout  # a body sent slower: 408
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)

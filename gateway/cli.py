@@ -14,6 +14,7 @@ from . import __version__, logs
 from .app import run_gateway
 from .config import ConfigError, load
 from .http.openapi import document
+from .http.services import Limits
 from .store.appender import WriterFailed
 from .store.db import StoreOpenError
 from .store.health import StoreUnavailable
@@ -35,7 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--ocpp", metavar="HOST:PORT", help="charger WebSocket address")
     serve.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
     users_cli.add_commands(sub, common)
-    sub.add_parser("openapi", help="print the HTTP API's OpenAPI document (> schemas/openapi.json)")
+    openapi = sub.add_parser("openapi", help="print the HTTP API's OpenAPI document (> schemas/openapi.json)")
+    # Only a file named here: the copy in schemas/ must not depend on a config.toml lying about.
+    openapi.add_argument("--config", metavar="PATH", help="state this config file's limits (page sizes) "
+                                                         "instead of the defaults")
     simulator.add_commands(sub)
     bench = sub.add_parser("bench", help="benchmark the gateway: chargers held, throughput, latency, ceiling")
     bench.add_argument("--quick", action="store_true", help="the short run (under two minutes)")
@@ -54,7 +58,12 @@ def _config_path(given: str | None) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "openapi":
-        print(json.dumps(document(), indent=2))
+        try:
+            limits = Limits.from_config(load(args.config)) if args.config else Limits()
+        except ConfigError as exc:
+            print(f"gateway: configuration error: {exc}", file=sys.stderr)
+            return 2
+        print(json.dumps(document(limits), indent=2))
         return 0
     if args.command == "bench":
         from .benchmark.runner import Plan, run

@@ -10,7 +10,7 @@ import trio
 
 from . import clock
 from .config import Config
-from .http.auth import ROLES, hash_password
+from .http.accounts import ROLES, hash_password
 from .store import open_store
 
 

@@ -14,18 +14,17 @@ from quart_trio import QuartTrio
 from quart_trio.asgi import TrioASGIHTTPConnection
 
 from .. import __version__, clock
-from ..billing.orders import OrderBook
-from ..billing.payments import PaymentService
 from ..chargepoint.boundary import ConnectionLimits
-from ..chargepoint.commands import CommandService
-from ..chargepoint.service import ChargerService
 from ..metrics import CONTENT_TYPE
 from ..proxies import peer
 from . import auth_api, billing_api, charger_ws, commands_api, errors, hypercorn_limits, ocpp_api, openapi, records_api
 from . import console
-from .auth import Auth, required_role
 from .errors import CALLBACKS, ApiError
+from .routes import ADMIN, OPERATOR, PUBLIC, VIEWER, Role, Routes, unrouted_role
 from .sameorigin import SAFE_METHODS, cross_site, host_allowed, host_name
+from .schemas import op, ref
+from .services import Services
+from .services import services as current_services  # create_app() takes a `services`
 
 
 class _HTTPConnection(TrioASGIHTTPConnection):
@@ -40,6 +39,7 @@ class _HTTPConnection(TrioASGIHTTPConnection):
 
 class _App(QuartTrio):
     asgi_http_class = _HTTPConnection
+    services: Services  # what the handlers work with (services.services())
 
 
 PROTECTED_MODE = ("protected mode: no account exists, so only clients on this machine may use the API. "
@@ -47,18 +47,57 @@ PROTECTED_MODE = ("protected mode: no account exists, so only clients on this ma
                   "`gateway user add NAME --role admin`, then authenticate.")
 
 
-def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
-               max_body_bytes: int = 1_048_576, billing: tuple[OrderBook, PaymentService] | None = None,
-               max_page_size: int = 500, trusted_proxies: Sequence[str] = (),
+gateway = Routes("gateway", __name__)
+
+
+@gateway.route("/health", role=PUBLIC, get=op("gateway", "Liveness and version", ref("Health"), public=True))
+async def health() -> Any:
+    # Degraded is still 200: the gateway answers chargers and serves what it has, and a 503 would
+    # make a supervisor restart it (or a balancer drop it), which mends no disk. Monitors read
+    # "status" and "reasons", or gateway_storage_degraded in /metrics.
+    chargers = current_services().chargers
+    reasons = chargers.store.health.reasons()
+    body = {"status": "degraded" if reasons else "ok", "version": __version__, "time": clock.iso(),
+            "chargersConnected": len(chargers.registry)}
+    if reasons:
+        body["reasons"] = reasons
+    return jsonify(body)
+
+
+@gateway.route("/metrics", role=VIEWER, get=op("gateway", "Prometheus metrics (text format)", {"type": "string"},
+                                               media="text/plain"))
+async def metrics() -> Response:
+    chargers = current_services().chargers
+    chargers.metrics.chargers_connected.set(len(chargers.registry))
+    chargers.metrics.transactions_open.set(await chargers.store.transactions.count_open())
+    return Response(chargers.metrics.render(), content_type=CONTENT_TYPE)
+
+
+@gateway.route("/openapi.json", role=VIEWER, get=op("gateway", "This OpenAPI document", {"type": "object"}))
+async def openapi_json() -> Any:
+    return jsonify(openapi.document(current_services().limits))
+
+
+@gateway.route("/docs", role=VIEWER, get=op("gateway", "This document, rendered (self-contained HTML)",
+                                            {"type": "string"}, media="text/html"))
+async def docs() -> Response:
+    return Response(openapi.docs_page(), content_type="text/html; charset=utf-8")
+
+
+# Every route the app serves, in the order the OpenAPI document lists them.
+ROUTES: tuple[Routes, ...] = (gateway, console.routes, charger_ws.routes, auth_api.routes, ocpp_api.routes,
+                              commands_api.routes, records_api.routes, *billing_api.ROUTES)
+
+
+def create_app(services: Services, trusted_proxies: Sequence[str] = (),
                allowed_hosts: Sequence[str] = ()) -> QuartTrio:
     allowed = frozenset(host_name(host) for host in allowed_hosts)  # "gw.example.com:8443" names gw.example.com
-    app = _App("gateway")
-    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes  # larger bodies: 413
-    app.config["MAX_PAGE_SIZE"] = max_page_size  # larger page sizes: 400
-    app.config["CHARGERS"] = chargers
-    app.config["COMMANDS"] = commands
-    app.config["AUTH"] = auth
-    app.config["BILLING"] = billing
+    roles: dict[str, Role] = {route.endpoint: route.role for group in ROUTES for route in group.declared}
+    app = _App("gateway", static_folder=None)  # no /static: every page is served by a declared route
+    app.services = services
+    app.config["MAX_CONTENT_LENGTH"] = services.limits.max_body_bytes  # larger bodies: 413
+    # Read by the bodies of billing_api's start() and stop() until the order workflow moves to gateway/billing.
+    app.config["COMMANDS"] = services.commands
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False
     errors.install(app)
@@ -69,11 +108,19 @@ def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
             response.headers["Connection"] = "close"
         return response
 
+    def required_role() -> Role:
+        """The role the matched route was declared with; a request no route takes (404, 405) and OPTIONS
+        are asked what the routes under their path ask."""
+        rule = request.url_rule
+        if rule is None or request.routing_exception is not None or request.method == "OPTIONS":
+            return unrouted_role(request.method, request.path)
+        return roles[rule.endpoint]
+
     @app.before_request
     async def authenticate() -> None:
         headers = {k.lower(): v for k, v in request.headers.items()}
         g.peer = peer(request.remote_addr, headers, trusted_proxies)
-        role = required_role(request.method, request.path)
+        role = required_role()
         # Payment providers and load balancers call with names of their own; chargers use the WebSocket.
         if request.path != "/health" and not request.path.startswith(CALLBACKS):
             if not host_allowed(headers.get("host"), allowed):
@@ -81,13 +128,14 @@ def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
                                f"this gateway does not answer to the name {headers.get('host', '')[:200]!r}: use "
                                "its address, or add the name to http_allowed_hosts (a web page whose DNS name "
                                "points here must not reach the API)")
-            if request.method not in SAFE_METHODS or role in ("operator", "admin"):  # it changes something
+            if request.method not in SAFE_METHODS or role in (OPERATOR, ADMIN):  # it changes something
                 why = cross_site(headers, headers.get("host"))
                 if why:
                     raise ApiError(403, "forbidden", f"{why}: refused because it would change something; "
                                    "use the gateway's own pages (/web) or a client such as curl")
-        if role is None:
+        if role is PUBLIC:
             return
+        auth = services.auth
         principal = await auth.principal(request.headers, g.peer)
         if principal is None:
             if await auth.accounts() == 0:
@@ -95,44 +143,14 @@ def create_app(chargers: ChargerService, commands: CommandService, auth: Auth,
             raise ApiError(401, "unauthorized", "authenticate: HTTP Basic (curl -u user:password), "
                            "a token from POST /api/auth/login, or an API token, as Authorization: Bearer",
                            headers={"WWW-Authenticate": 'Basic realm="gateway"'})
-        if not principal.may(role):
-            raise ApiError(403, "forbidden", f"this needs the {role} role; {principal.username} is {principal.role}")
+        if not principal.may(role.value):
+            raise ApiError(403, "forbidden", f"this needs the {role.value} role; {principal.username} is "
+                           f"{principal.role}")
         g.principal = principal
 
-    app.register_blueprint(auth_api.bp)
-    app.register_blueprint(ocpp_api.bp)
-    app.register_blueprint(commands_api.bp)
-    app.register_blueprint(records_api.bp)
-    app.register_blueprint(charger_ws.bp)
-    app.register_blueprint(console.bp)
+    for group in ROUTES:
+        app.register_blueprint(group.blueprint)
     billing_api.install(app)
-
-    @app.get("/health")
-    async def health() -> Any:
-        # Degraded is still 200: the gateway answers chargers and serves what it has, and a 503 would
-        # make a supervisor restart it (or a balancer drop it), which mends no disk. Monitors read
-        # "status" and "reasons", or gateway_storage_degraded in /metrics.
-        reasons = chargers.store.health.reasons()
-        body = {"status": "degraded" if reasons else "ok", "version": __version__, "time": clock.iso(),
-                "chargersConnected": len(chargers.registry)}
-        if reasons:
-            body["reasons"] = reasons
-        return jsonify(body)
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        chargers.metrics.chargers_connected.set(len(chargers.registry))
-        chargers.metrics.transactions_open.set(await chargers.store.transactions.count_open())
-        return Response(chargers.metrics.render(), content_type=CONTENT_TYPE)
-
-    @app.get("/openapi.json")
-    async def openapi_json() -> Any:
-        return jsonify(openapi.document())
-
-    @app.get("/docs")
-    async def docs() -> Response:
-        return Response(openapi.docs_page(), content_type="text/html; charset=utf-8")
-
     return app
 
 

@@ -4,25 +4,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, current_app, g, request
+from quart import g, request
 
 from .. import clock
+from ..store.users import Users
 from . import params
-from .auth import Auth, Principal, token_hash
+from .accounts import Auth, Principal, token_hash
 from .errors import ApiError, evcs
+from .routes import PUBLIC, VIEWER, Routes
+from .schemas import enveloped, list_of, op, record
+from .services import services
 
-bp = Blueprint("auth_api", __name__, url_prefix="/api/auth")
+routes = Routes("auth_api", __name__, "/api/auth")
+USER = record("id:int username:str role:str")
+TOKEN = record("id:int username:str name:str prefix:str createdAt:time lastUsedAt:time? revokedAt:time?")
 
 
 def _auth() -> Auth:
-    return current_app.config["AUTH"]
+    return services().auth
+
+
+def _users() -> Users:
+    return services().chargers.store.users
 
 
 def _user_info(user: dict[str, Any]) -> dict[str, Any]:
     return {"id": user["id"], "username": user["username"], "role": user["role"]}
 
 
-@bp.post("/login")
+@routes.route("/login", role=PUBLIC, post=op(
+    "auth", "Log in: a signed token (JWT) for Authorization: Bearer", enveloped(
+        record("token:str expireTime:time", userInfo=USER)),
+    errors=("400", "401", "403", "421", "429"), public=True, body=record("username:str password:str")))
 async def login() -> Any:
     auth = _auth()
     client = g.peer.address or "?"
@@ -38,19 +51,21 @@ async def login() -> Any:
     return evcs({"token": token, "expireTime": expires, "userInfo": _user_info(user)}, "login successful")
 
 
-@bp.post("/logout")
+@routes.route("/logout", role=VIEWER, post=op(
+    "auth", "Log out: a login token ends, with every other login token of the account; an API token "
+            "is revoked (HTTP Basic has nothing to end: 400)",
+    enveloped(record("username:str loggedOut:bool")), errors=("400",)))
 async def logout() -> Any:
     """End the credentials this request used: a login token ends with every other login token of the
     account (they share its session stamp); an API token is revoked."""
     me = _me()
-    store = current_app.config["CHARGERS"].store
     if me.via == "bearer":
-        await store.users.end_sessions(me.username)
+        await _users().end_sessions(me.username)
         return evcs({"username": me.username, "loggedOut": True}, "logged out: every login token of "
                     f"{me.username} has ended")
     if me.via == "token":
         token = request.headers.get("Authorization", "").partition(" ")[2].strip()
-        await store.users.revoke_hash(token_hash(token), clock.iso())
+        await _users().revoke_hash(token_hash(token), clock.iso())
         return evcs({"username": me.username, "loggedOut": True}, "logged out: this API token is revoked")
     raise params.bad("nothing to log out: this request used no token (HTTP Basic is sent anew with every "
                      "request, and this machine needs none in protected mode or with trust_loopback)")
@@ -61,20 +76,24 @@ def _me() -> Principal:
 
 
 async def _account() -> dict[str, Any]:
-    user = await current_app.config["CHARGERS"].store.users.get(_me().username)
+    user = await _users().get(_me().username)
     if user is None:
         raise params.bad("this needs an account: with no credentials configured the API has none "
                          "(set GATEWAY_ADMIN_PASSWORD or run gateway user add)")
     return user
 
 
-@bp.get("/userinfo")
+@routes.route("/userinfo", role=VIEWER, get=op(
+    "auth", "Who the credentials belong to", enveloped(record("username:str role:str authenticatedBy:str"))))
 async def userinfo() -> Any:
     me = _me()
     return evcs({"username": me.username, "role": me.role, "authenticatedBy": me.via})
 
 
-@bp.post("/tokens")
+@routes.route("/tokens", role=VIEWER, post=op(
+    "auth", "Create an API token for scripts; it is shown once", enveloped(
+        record("id:int name:str token:str prefix:str note:str")), errors=("400",), status="201",
+    body=record("name:str")))
 async def create_token() -> Any:
     user = await _account()
     body = await params.json_body() or {}
@@ -82,23 +101,25 @@ async def create_token() -> Any:
     if not isinstance(name, str) or not 0 < len(name) <= 100:
         raise params.bad("the body must be {\"name\": \"what the token is for\"} (1 to 100 characters)")
     token = Auth.new_api_token()
-    token_id = await current_app.config["CHARGERS"].store.users.add_token(
+    token_id = await _users().add_token(
         user["id"], name, token_hash(token), token[:10], clock.iso())
     return evcs({"id": token_id, "name": name, "token": token, "prefix": token[:10],
                  "note": "the token is shown this once; it is stored hashed"}, "token created", 201)
 
 
-@bp.get("/tokens")
+@routes.route("/tokens", role=VIEWER, get=op(
+    "auth", "API tokens (an admin sees everyone's)", enveloped(list_of(TOKEN)), errors=("400",)))
 async def tokens() -> Any:
     user = await _account()
-    rows = await current_app.config["CHARGERS"].store.users.tokens(None if user["role"] == "admin" else user["id"])
+    rows = await _users().tokens(None if user["role"] == "admin" else user["id"])
     return evcs([params.camel(r) for r in rows])
 
 
-@bp.delete("/tokens/<int(max=9223372036854775807):token_id>")
+@routes.route("/tokens/<int(max=9223372036854775807):token_id>", role=VIEWER, delete=op(
+    "auth", "Revoke an API token", enveloped(record("id:int revoked:bool")), errors=("400", "404")))
 async def revoke_token(token_id: int) -> Any:
     user = await _account()
-    done = await current_app.config["CHARGERS"].store.users.revoke(
+    done = await _users().revoke(
         token_id, None if user["role"] == "admin" else user["id"], clock.iso())
     if not done:
         raise ApiError(404, "not_found", f"no active token {token_id} of yours")

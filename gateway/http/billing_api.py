@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import trio
-from quart import Blueprint, Response, current_app, g, request
+from quart import Response, current_app, g, request
 
 from .. import clock
 from ..billing.errors import BillingConflict, ProviderError
@@ -23,25 +23,48 @@ from ..billing.settings import zone_name
 from ..chargepoint.commands import CommandService
 from . import params
 from .errors import ApiError, error_response, evcs
+from .routes import OPERATOR, PUBLIC, VIEWER, Routes
+from .schemas import (ORDER_DETAIL, ORDER_STATUS, PAGING, STATS_BUCKET, enveloped, list_of, op, param, query, record,
+                      ref, with_csv)
+from .services import Billing, Limits, services
 
-orders_bp = Blueprint("orders_api", __name__, url_prefix="/api/order")
-payments_bp = Blueprint("payments_api", __name__, url_prefix="/api/payment")
-reconciliation_bp = Blueprint("reconciliation_api", __name__, url_prefix="/api/reconciliation")
-BLUEPRINTS = (orders_bp, payments_bp, reconciliation_bp)
+order_routes = Routes("orders_api", __name__, "/api/order")
+payment_routes = Routes("payments_api", __name__, "/api/payment")
+reconciliation_routes = Routes("reconciliation_api", __name__, "/api/reconciliation")
+ROUTES = (order_routes, payment_routes, reconciliation_routes)
 
 _SESSION_ID = re.compile(r"[\x21-\x7e]{1,64}")  # printable ASCII, no spaces
 
 
-def _orders() -> OrderBook:
-    billing = current_app.config.get("BILLING")
+def _billing() -> Billing:
+    billing = services().billing
     if billing is None:
         raise ApiError(404, "not_found", "billing is switched off (billing.enabled = false)")
-    return billing[0]
+    return billing
+
+
+def _orders() -> OrderBook:
+    return _billing().orders
 
 
 def _payments() -> PaymentService:
-    _orders()
-    return current_app.config["BILLING"][1]
+    return _billing().payments
+
+
+def _q(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return query(name, description, schema, required=False)
+
+
+ORDER_ANSWER = enveloped(ref("OrderDetail"))
+REFUND_ANSWER = enveloped(record("", refund=ref("Refund"), order=ref("Order")))
+REASON = {"type": "object", "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 200}}}
+BY_ORDER = {"type": "object", "description": "orderId (id or ORD-... number) or sessionId", "properties": {
+    "orderId": {"type": ["integer", "string"]}, "sessionId": {"type": "string", "minLength": 1, "maxLength": 64}}}
+
+
+def _change(summary: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The operation of a route that moves an order from one status to another."""
+    return op("orders", summary, ORDER_ANSWER, errors=("400", "404", "409", "502p"), body=body, body_required=False)
 
 
 def _who() -> str | None:
@@ -127,7 +150,10 @@ def payment_view(payment: dict[str, Any]) -> dict[str, Any]:
 
 # ---- orders ------------------------------------------------------------------------
 
-@orders_bp.get("")
+@order_routes.route("", role=VIEWER, get=op(
+    "orders", "Orders, newest first", enveloped(record("total:int page:int size:int", records=list_of(ref("Order")))),
+    errors=("400", "404"), query=PAGING + [param("cpId"), param("since"), param("until"),
+                                            _q("status", "only orders in this status", ORDER_STATUS)]))
 async def list_orders() -> Any:
     page, size = params.paging()
     status = params.integer("status")
@@ -138,12 +164,25 @@ async def list_orders() -> Any:
     return evcs({**result, "records": [order_view(o) for o in result["records"]]})
 
 
-@orders_bp.get("/statistics")
+@order_routes.route("/statistics", role=VIEWER, get=op(
+    "orders", "Count, energy and money by day (billing time zone) and by charger; cancelled orders count "
+    "in orders, paid and refunded only. paid: money received for the orders (also a second payment, or one "
+    "for a cancelled order); refunded: refunds that succeeded; revenue = paid - refunded",
+    enveloped(record("currency:str timezone:str", total=record(STATS_BUCKET),
+                     byDay=list_of(record("day:str " + STATS_BUCKET)),
+                     byCharger=list_of(record("chargePointId:str " + STATS_BUCKET)))),
+    errors=("400", "404"), query=[param("cpId"), param("since"), param("until")]))
 async def statistics() -> Any:
     return evcs(await _orders().stats(request.args.get("cpId") or None, params.time("since"), params.time("until")))
 
 
-@orders_bp.get("/tariffs")
+@order_routes.route("/tariffs", role=VIEWER, get=op(
+    "orders", "Every recorded version of every tariff, and the zone of their periods",
+    enveloped(record("timezone:str defaultTariff:str", versions=list_of(record(
+        "name:str version:int currency:str definition:obj effectiveFrom:time configured:bool",
+        "definition: periods and service_fee as in the config; a version applies to sessions that start "
+        "at or after effectiveFrom (the start that first read it)")))),
+    errors=("404",)))
 async def tariffs() -> Any:
     """Every recorded version of every tariff, and the zone their periods are read in."""
     orders = _orders()
@@ -155,7 +194,10 @@ async def tariffs() -> Any:
                  "versions": versions})
 
 
-@orders_bp.get("/by-session")
+@order_routes.route("/by-session", role=VIEWER, get=op(
+    "orders", "The order of a charging session", ORDER_ANSWER, errors=("400", "404"),
+    query=[_q("sessionId", "the session id given to /api/order/start, or tx-<transactionId>", {"type": "string"}),
+           _q("transactionId", "or the OCPP transaction id", {"type": "integer"})]))
 async def by_session() -> Any:
     session_id = request.args.get("sessionId")
     transaction_id = params.integer("transactionId")
@@ -171,7 +213,17 @@ async def by_session() -> Any:
     return evcs(await _detail(order))
 
 
-@orders_bp.post("/start")
+@order_routes.route("/start", role=OPERATOR, post=op(
+    "orders", "Open an order and start charging (RemoteStartTransaction); idempotent by sessionId",
+    enveloped(record("", **ORDER_DETAIL["properties"], remoteStart=record("requestId:str status:str"))),
+    errors=("400", "404c", "409"), status="201", query=[param("timeoutSeconds")],
+    description="A repeated call with the same sessionId answers 200 with the order and sends nothing. The "
+                "order is cancelled (2) when the charger does not accept. It is linked to the transaction "
+                "the charger starts, and closed and priced when that stops.",
+    body={"type": "object", "required": ["sessionId", "cpId", "idTag"], "properties": {
+        "sessionId": {"type": "string", "minLength": 1, "maxLength": 64},
+        "cpId": {"type": "string"}, "idTag": {"type": "string", "minLength": 1, "maxLength": 20},
+        "connectorId": {"type": "integer", "minimum": 1}}}))
 async def start() -> Any:
     """Open an order for a session and start charging (RemoteStartTransaction); idempotent by sessionId."""
     timeout = params.timeout()  # read first: nothing may be refused once the order exists
@@ -193,7 +245,10 @@ async def start() -> Any:
     return evcs({**await _detail(started.order), "remoteStart": _remote(started.remote_start)}, started.message, 201)
 
 
-@orders_bp.post("/stop")
+@order_routes.route("/stop", role=OPERATOR, post=op(
+    "orders", "Stop the session's charging (RemoteStopTransaction); idempotent",
+    enveloped(record("", **ORDER_DETAIL["properties"], remoteStop=record("requestId:str status:str"))),
+    errors=("400", "404", "502", "504"), body=BY_ORDER, query=[param("timeoutSeconds")]))
 async def stop() -> Any:
     """Stop the session's charging (RemoteStopTransaction); the order closes when the charger
     reports the stop. Idempotent: an order already stopped is answered as it is."""
@@ -208,7 +263,8 @@ def _remote(answer: RemoteAnswer | None) -> dict[str, Any] | None:
     return None if answer is None else {"requestId": answer.request_id, "status": answer.status}
 
 
-@orders_bp.get("/<order_ref>")
+@order_routes.route("/<order_ref>", role=VIEWER, get=op(
+    "orders", "One order with its history, payments and refunds", ORDER_ANSWER, errors=("404",)))
 async def get_order(order_ref: str) -> Any:
     return evcs(await _detail(await _order(order_ref)))
 
@@ -238,7 +294,18 @@ def _operator_time(body: dict[str, Any], name: str) -> datetime | None:
     return moment
 
 
-@orders_bp.post("/<order_ref>/correct")
+@order_routes.route("/<order_ref>/correct", role=OPERATOR, post=op(
+    "orders", "Correct a completed order's energy and/or times, and price it again", ORDER_ANSWER,
+    errors=("400", "404", "409"),
+    description="For a completed order (1) not yet to pay, priced or not (a charger's bad clock or meter): "
+                "the given fields replace the order's, it is priced again by time with the tariff version it "
+                "recorded, and the correction (by, reason, before, after) goes into its history. A time "
+                "without a zone is read in billing.timezone (a charger's, per OCPP, in UTC).",
+    body={"type": "object", "required": ["reason"], "additionalProperties": False, "properties": {
+        "energyWh": {"type": "integer", "minimum": 0},
+        "startedAt": {"type": "string", "description": "ISO 8601"},
+        "stoppedAt": {"type": "string", "description": "ISO 8601"},
+        "reason": {"type": "string", "minLength": 1, "maxLength": 200}}}))
 async def correct(order_ref: str) -> Any:
     """An operator corrects a completed order's energy and/or times (a charger's bad clock or meter); it is priced
     again, and the correction (who, before, after, reason) goes into its history."""
@@ -258,23 +325,15 @@ async def correct(order_ref: str) -> Any:
     return evcs(await _detail(order), "order corrected and priced again")
 
 
-@orders_bp.post("/<order_ref>/to-pay")
+@order_routes.route("/<order_ref>/to-pay", role=OPERATOR, post=_change("Completed (1) -> awaiting payment (10)"))
 async def to_pay(order_ref: str) -> Any:
     order, changed = await _orders().to_pay(await _order(order_ref), f"to-pay by {_who() or 'api'}")
     return await _change_answer(order, changed, "awaiting payment")
 
 
-@orders_bp.post("/<order_ref>/cancel")
-async def cancel(order_ref: str) -> Any:
-    reason = _text(await _body(), "reason")
-    order, changed = await _orders().change(await _order(order_ref), CANCELLED,
-                                            f"cancelled by {_who() or 'api'}" + (f": {reason}" if reason else ""))
-    if changed:  # its QR codes must stop being payable
-        await _payments().close_open_trades(order, "order cancelled")
-    return await _change_answer(order, changed, "cancelled")
-
-
-@orders_bp.post("/<order_ref>/paid")
+@order_routes.route("/<order_ref>/paid", role=OPERATOR, post=_change(
+    "Awaiting payment (10) -> paid (11): the operator took the money (a manual payment is recorded)",
+    {"type": "object", "properties": {"note": {"type": "string", "minLength": 1, "maxLength": 200}}}))
 async def paid(order_ref: str) -> Any:
     """The operator took the money (cash, a card terminal): a manual payment, paid."""
     note = _text(await _body(), "note")
@@ -288,7 +347,19 @@ async def paid(order_ref: str) -> Any:
     return await _change_answer(await _order(order["id"]), result != "same", "paid")
 
 
-@orders_bp.post("/<order_ref>/refunding")
+@order_routes.route("/<order_ref>/cancel", role=OPERATOR, post=_change(
+    "Created (0), completed (1) or awaiting payment (10) -> cancelled (2)", REASON))
+async def cancel(order_ref: str) -> Any:
+    reason = _text(await _body(), "reason")
+    order, changed = await _orders().change(await _order(order_ref), CANCELLED,
+                                            f"cancelled by {_who() or 'api'}" + (f": {reason}" if reason else ""))
+    if changed:  # its QR codes must stop being payable
+        await _payments().close_open_trades(order, "order cancelled")
+    return await _change_answer(order, changed, "cancelled")
+
+
+@order_routes.route("/<order_ref>/refunding", role=OPERATOR, post=_change(
+    "Paid (11) -> refunding (12): refunds the payment (through the provider for alipay and wechat)", REASON))
 async def refunding(order_ref: str) -> Any:
     """Refund the order's payment: through the provider for alipay and wechat, by hand for manual
     payments (settled with /refunded once the money is back with the payer)."""
@@ -305,7 +376,8 @@ async def refunding(order_ref: str) -> Any:
     return await _change_answer(after, order["status"] == PAID, "refunding")
 
 
-@orders_bp.post("/<order_ref>/refunded")
+@order_routes.route("/<order_ref>/refunded", role=OPERATOR, post=_change(
+    "Refunding (12) -> refunded (13), for manual payments"))
 async def refunded(order_ref: str) -> Any:
     order = await _order(order_ref)
     if order["status"] == REFUNDED:
@@ -318,7 +390,14 @@ async def refunded(order_ref: str) -> Any:
 
 # ---- payments ------------------------------------------------------------------------
 
-@payments_bp.post("/create")
+@payment_routes.route("/create", role=OPERATOR, post=op(
+    "payments", "A payment for an order: manual (paid at once), alipay or wechat (a QR code to pay)",
+    enveloped(record("", payment=ref("Payment"), order=ref("Order"))), errors=("400", "404", "409", "502p"),
+    description="Idempotent by the Idempotency-Key header (or idempotencyKey): the same key answers the "
+                "same payment.",
+    body={**BY_ORDER, "required": ["channel"], "properties": {
+        **BY_ORDER["properties"], "channel": {"type": "string", "enum": ["manual", "alipay", "wechat"]},
+        "idempotencyKey": {"type": "string", "minLength": 1, "maxLength": 100}}}))
 async def create_payment() -> Any:
     body = await _body()
     order = await _order_from_body(body)
@@ -331,7 +410,9 @@ async def create_payment() -> Any:
                 "payment created")
 
 
-@payments_bp.get("/query/<trade_no>")
+@payment_routes.route("/query/<trade_no>", role=VIEWER, get=op(
+    "payments", "A payment, and the provider's view of it (a payment it reports paid is applied)",
+    enveloped(record("", payment=ref("Payment"), provider={"type": ["object", "null"]})), errors=("404",)))
 async def query_payment(trade_no: str) -> Any:
     payments = _payments()
     payment = await payments.store.payments.get("trade_no", trade_no)
@@ -341,7 +422,17 @@ async def query_payment(trade_no: str) -> Any:
     return evcs({"payment": payment_view(result["payment"]), "provider": result["provider"]})
 
 
-@payments_bp.post("/refund")
+@payment_routes.route("/refund", role=OPERATOR, post=op(
+    "payments", "Refund a paid payment, in full or in part", REFUND_ANSWER, errors=("400", "404", "409", "502p"),
+    description="amount (minor units) defaults to what is left to refund; several refunds of one payment "
+                "may not exceed it (409 says what is left). The order is refunding (12) while a refund is "
+                "open, refunded (13) once refunds cover the payment, else paid (11) with refundedAmount. "
+                "Asked again while a refund is open, the same refund answers and nothing is sent again. "
+                "Unknown body fields are a 400.",
+    body={"type": "object", "additionalProperties": False, "properties": {
+        **BY_ORDER["properties"], "tradeNo": {"type": "string"},
+        "amount": {"type": "integer", "minimum": 1},
+        "reason": {"type": "string", "minLength": 1, "maxLength": 200}}}))
 async def refund_payment() -> Any:
     """Refund `amount` (minor units; all that is left when absent) of a payment, by tradeNo or by its order."""
     body = await _body()
@@ -375,34 +466,38 @@ async def _refund(refund_no: str) -> dict[str, Any]:
     return refund
 
 
-@payments_bp.get("/refund/<refund_no>")
+@payment_routes.route("/refund/<refund_no>", role=VIEWER, get=op(
+    "payments", "A refund, and the provider's view of it (a refund it reports settled is applied)",
+    enveloped(record("", refund=ref("Refund"), provider={"type": ["object", "null"]})), errors=("404",)))
 async def query_refund(refund_no: str) -> Any:
     """A refund, and the provider's view of it (a refund it reports settled is applied)."""
     result = await _payments().query_refund(await _refund(refund_no))
     return evcs({"refund": params.camel(result["refund"]), "provider": result["provider"]})
 
 
-@payments_bp.post("/refund/<refund_no>/retry")
+@payment_routes.route("/refund/<refund_no>/retry", role=OPERATOR, post=op(
+    "payments", "Ask the provider again for a failed or abnormal refund, with the same refund number "
+    "(the providers deduplicate by it)", REFUND_ANSWER, errors=("400", "404", "409", "502p")))
 async def retry_refund(refund_no: str) -> Any:
     """Ask the provider again for a failed or abnormal refund, under the same refund number."""
     _only(await _body())
     return await _refund_answer(await _payments().retry_refund(await _refund(refund_no), _who() or "api"))
 
 
-@payments_bp.post("/refund/<refund_no>/give-up")
+@payment_routes.route("/refund/<refund_no>/give-up", role=OPERATOR, post=op(
+    "payments", "Give a failed, abnormal or closed refund up (CANCELLED): the order is back to paid (11), "
+    "or refunded (13) if other refunds cover it", REFUND_ANSWER, errors=("400", "404", "409")))
 async def give_up_refund(refund_no: str) -> Any:
     """Give a failed, abnormal or closed refund up: the order is back to paid (the money stays)."""
     _only(await _body())
     return await _refund_answer(await _payments().give_up_refund(await _refund(refund_no), _who() or "api"))
 
 
-@payments_bp.get("/callbacks")
-async def callbacks() -> Any:
-    limit = params.integer("limit", min(100, params.max_page_size()), low=1, high=params.max_page_size())
-    return evcs([params.camel(c) for c in await _payments().store.payments.callbacks(limit)])
-
-
-@payments_bp.get("/callbacks/<int:callback_id>")
+@payment_routes.route("/callbacks/<int:callback_id>", role=OPERATOR, get=op(  # payers' trades: not for viewers
+    "payments", "One callback as received (operator): headers without credentials, body as UTF-8 text or "
+    "base64", enveloped(record("id:int channel:str kind:str headers:obj body:str bodyEncoding:str "
+                               "remoteAddr:str? receivedAt:time status:str notifyId:str? tradeNo:str? "
+                               "reason:str? processedAt:time?")), errors=("404",)))
 async def raw_callback(callback_id: int) -> Any:
     """One callback as it was received: its headers (less credentials, never stored) and its body."""
     row = await _payments().store.payments.callback(callback_id) if callback_id < 2**63 else None  # SQLite's range
@@ -417,7 +512,42 @@ async def raw_callback(callback_id: int) -> Any:
     return evcs(params.camel(row))
 
 
+def _callbacks_op(limits: Limits) -> dict[str, Any]:
+    return op("payments", "Provider callbacks as received, newest first, with what became of them (refused ones "
+              "are kept within billing.refused_callbacks_max_bytes)",
+              enveloped(list_of(record("id:int channel:str kind:str remoteAddr:str? receivedAt:time status:str "
+                                       "notifyId:str? tradeNo:str? reason:str? processedAt:time?"))),
+              errors=("400", "404"), query=[_q("limit", "how many", {"type": "integer", "minimum": 1,
+                                                                     "maximum": limits.max_page_size})])
+
+
+@payment_routes.route("/callbacks", role=VIEWER, get=_callbacks_op)
+async def callbacks() -> Any:
+    limit = params.limit()
+    return evcs([params.camel(c) for c in await _payments().store.payments.callbacks(limit)])
+
+
 CALLBACK_MAX_BYTES = 64 * 1024  # a provider's notification is a few KiB; anyone may post here
+
+
+def _callback_op(summary: str, media: str) -> dict[str, Any]:
+    """A provider's notification: answered as the provider expects, not in the gateway's envelopes."""
+    if media == "form":
+        body, answers = "application/x-www-form-urlencoded", {"200": {
+            "description": "exactly success (processed, or a repeat of one processed), otherwise fail",
+            "content": {"text/plain": {"schema": {"type": "string", "enum": ["success", "fail"]}}}}}
+    else:
+        body, answers = "application/json", {
+            "204": {"description": "processed, or a repeat of one processed"},
+            "400": {"description": "refused", "content": {"application/json": {
+                "schema": record("code:str message:str")}}},
+            "500": {"description": "not processed now (kept: processed at the next start, or on retry)",
+                    "content": {"application/json": {"schema": record("code:str message:str")}}}}
+    answers["429"] = {"description": "too many refused callbacks from this address in the last minute "
+                                     "(billing.callback_refusals_per_minute): not stored, try again later",
+                      "content": {"application/json": {"schema": record("code:str message:str")}}}
+    return {"tags": ["payments"], "summary": summary, "security": [],
+            "requestBody": {"required": True, "content": {body: {"schema": {}}}}, "responses": answers}
 
 
 async def _callback(channel: str, kind: str) -> Any:
@@ -444,22 +574,26 @@ async def _callback(channel: str, kind: str) -> Any:
                     content_type="application/json")
 
 
-@payments_bp.post("/callback/alipay")
+@payment_routes.route("/callback/alipay", role=PUBLIC, post=_callback_op(
+    "Alipay asynchronous notification (RSA2-signed form)", "form"))
 async def alipay_callback() -> Any:
     return await _callback("alipay", "payment")
 
 
-@payments_bp.post("/callback/alipay/refund")
+@payment_routes.route("/callback/alipay/refund", role=PUBLIC, post=_callback_op(
+    "Alipay refund notification (RSA2-signed form)", "form"))
 async def alipay_refund_callback() -> Any:
     return await _callback("alipay", "refund")
 
 
-@payments_bp.post("/callback/wechat")
+@payment_routes.route("/callback/wechat", role=PUBLIC, post=_callback_op(
+    "WeChat Pay v3 payment notification (signed, encrypted JSON)", "json"))
 async def wechat_callback() -> Any:
     return await _callback("wechat", "payment")
 
 
-@payments_bp.post("/callback/wechat/refund")
+@payment_routes.route("/callback/wechat/refund", role=PUBLIC, post=_callback_op(
+    "WeChat Pay v3 refund notification", "json"))
 async def wechat_refund_callback() -> Any:
     return await _callback("wechat", "refund")
 
@@ -486,7 +620,11 @@ def _channel(channel: str) -> str:
     return channel
 
 
-@reconciliation_bp.post("/execute")
+@reconciliation_routes.route("/execute", role=OPERATOR, post=op(
+    "reconciliation", "Reconcile a day (default yesterday) for one channel or every configured one, asking "
+    "the providers; the reports are kept", enveloped(list_of(ref("ReconciliationReport"))),
+    errors=("400", "404"), body={"type": "object", "properties": {
+        "day": {"type": "string", "format": "date"}, "channel": {"type": "string"}}}, body_required=False))
 async def execute() -> Any:
     """Reconcile one day (default yesterday) for one channel or all configured ones, asking the
     providers for their view of every trade, and keep the reports."""
@@ -501,7 +639,12 @@ async def execute() -> Any:
     return evcs(reports, "balanced" if all(r["balanced"] for r in reports) else "mismatches found")
 
 
-@reconciliation_bp.get("/daily/<channel>")
+@reconciliation_routes.route("/daily/<channel>", role=VIEWER, get=with_csv(op(
+    "reconciliation", "The day's last executed report (or one computed now from our records alone)",
+    enveloped(ref("ReconciliationReport")), errors=("400", "404"),
+    query=[_q("date", "the day (billing time zone); default yesterday", {"type": "string", "format": "date"}),
+           _q("format", "json (default), or csv: the mismatches, one line each (amounts in minor units)",
+              {"type": "string", "enum": ["json", "csv"]})])))
 async def daily(channel: str) -> Any:
     """The day's last executed report; if none was executed, one computed now from our own records.
     format=csv: its mismatches as a CSV file, one line each."""
@@ -520,9 +663,7 @@ async def daily(channel: str) -> Any:
 
 
 def install(app: Any) -> None:
-    for bp in BLUEPRINTS:
-        app.register_blueprint(bp)
-
+    """The billing errors' answers (the routes are registered with the others)."""
     @app.errorhandler(BillingConflict)
     async def billing_conflict(exc: BillingConflict) -> Response:
         return error_response(409, "conflict", str(exc))

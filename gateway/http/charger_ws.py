@@ -5,20 +5,45 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from quart import Blueprint, Response, current_app, websocket
+from quart import Response, websocket
 
 from ..chargepoint.boundary import handshake_failed
 from ..chargepoint.handshake import HandshakeRefused
 from ..chargepoint.transport import QuartTransport
 from ..proxies import peer
+from .routes import PUBLIC, Routes
+from .schemas import ref
+from .services import services
 
-bp = Blueprint("charger_ws", __name__)
+routes = Routes("charger_ws", __name__)
 log = structlog.get_logger("gateway.listener")
+_REFUSAL = {"text/html": {"schema": {"type": "string", "description": "the reason, a sentence"}}}
 
 
-@bp.websocket("/ocpp/<path:rest>")
+@routes.route("/ocpp/<path:rest>", role=PUBLIC, websocket=True, get={  # chargers are not API users
+    "tags": ["charger-socket"],
+    "security": [],
+    "summary": "Charger WebSocket (OCPP 1.6J), for chargers set up for the original server",
+    "description": "The same as the OCPP port's ws://host:9000/ocpp/{chargePointId}. Subprotocol ocpp1.6; "
+                   "a charger offering none is accepted unless charger.require_subprotocol is set.",
+    "parameters": [
+        {"name": "Upgrade", "in": "header", "required": True, "schema": {"const": "websocket"}},
+        {"name": "Sec-WebSocket-Protocol", "in": "header", "schema": {"type": "string", "example": "ocpp1.6"}},
+    ],
+    "responses": {
+        "101": {"description": "Switching Protocols: the charger's OCPP-J session (the header is left out "
+                               "when the charger offered no subprotocol)",
+                "headers": {"Sec-WebSocket-Protocol": {"schema": {"type": "string", "const": "ocpp1.6"}}}},
+        "400": {"description": "refused: the id is blank, too long (48), not UTF-8 or has control characters, "
+                               "or the subprotocols offered lack ocpp1.6; bad_request (JSON) for a plain "
+                               "HTTP request",
+                "content": {**_REFUSAL, "application/json": {"schema": ref("Error")}}},
+        "404": {"description": "refused: the URL does not end with a charge point id", "content": _REFUSAL},
+        "405": {"$ref": "#/components/responses/MethodNotAllowed"},
+    },
+})
 async def charger_socket(rest: str) -> Any:
-    service = current_app.config["CHARGERS"]
+    service = services().chargers
     raw = websocket.scope.get("raw_path") or websocket.path.encode()
     target = raw.decode("latin-1")
     client = peer(websocket.remote_addr, {k.lower(): v for k, v in websocket.headers.items()},

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import trio
-from quart import Blueprint, current_app, g, jsonify, request
+from quart import g, jsonify, request
 
 from .. import clock
 from ..chargepoint.authorization import id_tag_info
@@ -15,8 +15,11 @@ from ..events import TransactionStarted
 from ..ocpp.query import payload_from_query
 from . import params
 from .errors import ApiError
+from .routes import OPERATOR, Routes
+from .schemas import COMMAND_ERRORS, COMMAND_QUERY, command_answer, kind, ocpp_schema, op, payload_query, ref
+from .services import services
 
-bp = Blueprint("commands_api", __name__, url_prefix="/api/ocpp")
+routes = Routes("commands_api", __name__, "/api/ocpp")
 
 # GET /api/ocpp/{shortcut}/{cpId}?...  ->  the action it sends
 SHORTCUTS = {
@@ -39,7 +42,7 @@ SHORTCUTS = {
 
 
 def _commands() -> CommandService:
-    return current_app.config["COMMANDS"]
+    return services().commands
 
 
 def _query_payload(action: str, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -84,34 +87,19 @@ def _allocated(sent: Sent, given: dict[str, Any]) -> dict[str, Any]:
     return {field: sent.payload[field]} if field and field not in given else {}
 
 
-@bp.route("/call/<cp_id>/<action>", methods=["GET", "POST"])
-async def call(cp_id: str, action: str) -> Any:
-    _commands().check_action(action)
-    payload = await _body_payload() if request.method == "POST" else _query_payload(action)
-    sent = await _send(cp_id, action, payload)
-    if sent.result is None:
-        return jsonify(_started(sent, action=action, **_allocated(sent, payload)))
-    return jsonify({"cpId": cp_id, "action": action, "requestId": sent.request_id, "result": sent.result,
-                    **_allocated(sent, payload)})
+REMOTE = "requestId:str cpId:str status:str?"
 
 
-def _shortcut(action: str):
-    async def route(cp_id: str) -> Any:
-        payload = await _body_payload() if request.method == "POST" else _query_payload(action)
-        sent = await _send(cp_id, action, payload)
-        if sent.result is None:
-            return jsonify(_started(sent, action=action, **_allocated(sent, payload)))
-        # `status` is null when the charger's answer has none (GetConfiguration, GetDiagnostics, ...).
-        return jsonify({**_answer(sent), "action": action, **_allocated(sent, payload)})
-
-    return route
-
-
-for _name, _action in SHORTCUTS.items():
-    bp.add_url_rule(f"/{_name}/<cp_id>", f"shortcut_{_name}", _shortcut(_action), methods=["GET", "POST"])
-
-
-@bp.get("/remoteStart/<cp_id>")
+@routes.route("/remoteStart/<cp_id>", role=OPERATOR, get=op(
+    "ocpp", "RemoteStartTransaction", command_answer(REMOTE, ("transactionId",),
+                                                     result=ref("RemoteStartTransactionResponse"),
+                                                     transactionId=kind("int")),
+    errors=COMMAND_ERRORS,
+    query=payload_query("RemoteStartTransaction") + COMMAND_QUERY + [{
+        "name": "waitForTransactionSeconds", "in": "query",
+        "description": "also wait this long for the StartTransaction that follows and answer its "
+                       "transactionId; 504 when none comes (wait is then ignored)",
+        "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": params.TIMEOUT_MAX}}]))
 async def remote_start(cp_id: str) -> Any:
     if not request.args.get("idTag"):
         raise params.bad("the query parameter idTag is required")
@@ -121,7 +109,7 @@ async def remote_start(cp_id: str) -> Any:
         sent = await _send(cp_id, "RemoteStartTransaction", payload)
         return jsonify(_started(sent) if sent.result is None else _answer(sent))
     # Listen before sending: a charger may start the transaction before it answers the command.
-    with current_app.config["CHARGERS"].events.subscribe() as events:
+    with services().chargers.events.subscribe() as events:
         sent = await _commands().send(cp_id, "RemoteStartTransaction", payload, params.timeout())
         body = _answer(sent)
         if body["status"] != "Accepted":
@@ -135,14 +123,18 @@ async def remote_start(cp_id: str) -> Any:
                    **body, transactionId=None)
 
 
-@bp.get("/remoteStop/<cp_id>")
+@routes.route("/remoteStop/<cp_id>", role=OPERATOR, get=op(
+    "ocpp", "RemoteStopTransaction", command_answer(REMOTE, result=ref("RemoteStopTransactionResponse")),
+    errors=COMMAND_ERRORS, query=payload_query("RemoteStopTransaction") + COMMAND_QUERY))
 async def remote_stop(cp_id: str) -> Any:
     params.integer("transactionId", required=True)
     sent = await _send(cp_id, "RemoteStopTransaction", _query_payload("RemoteStopTransaction"))
     return jsonify(_started(sent) if sent.result is None else _answer(sent))
 
 
-@bp.get("/localList/version/<cp_id>")
+@routes.route("/localList/version/<cp_id>", role=OPERATOR, get=op(
+    "ocpp", "GetLocalListVersion", command_answer("cpId:str requestId:str", result=ref("GetLocalListVersionResponse")),
+    errors=COMMAND_ERRORS, query=COMMAND_QUERY))
 async def local_list_version(cp_id: str) -> Any:
     sent = await _send(cp_id, "GetLocalListVersion", {})
     if sent.result is None:
@@ -150,9 +142,14 @@ async def local_list_version(cp_id: str) -> Any:
     return jsonify({"result": sent.result, "cpId": cp_id, "requestId": sent.request_id})
 
 
-@bp.get("/localList/full/<cp_id>")
+@routes.route("/localList/full/<cp_id>", role=OPERATOR, get=op(
+    "ocpp", "SendLocalList Full from the id-tag table", command_answer(
+        "cpId:str message:str listVersion:int entries:int requestId:str",
+        status={"type": "string", "enum": ["success", "failed"]}, result=ref("SendLocalListResponse")),
+    errors=COMMAND_ERRORS, query=COMMAND_QUERY,
+    description="Every id tag of the gateway's table, as the charger's next list version."))
 async def local_list_full(cp_id: str) -> Any:
-    store = current_app.config["CHARGERS"].store
+    store = services().chargers.store
     now = clock.now()
     entries = [{"idTag": row["id_tag"], "idTagInfo": id_tag_info(row, False, now)} for row in await store.id_tags.all()]
     # No listVersion: the gateway takes this charger's next one as it sends the list.
@@ -169,7 +166,18 @@ async def local_list_full(cp_id: str) -> Any:
     })
 
 
-@bp.post("/localList/diff/<cp_id>")
+_ENTRIES = ocpp_schema("SendLocalList", "request")["properties"]["localAuthorizationList"]
+
+
+@routes.route("/localList/diff/<cp_id>", role=OPERATOR, post=op(
+    "ocpp", "SendLocalList Differential", command_answer("cpId:str listVersion:int requestId:str",
+                                                         result=ref("SendLocalListResponse")),
+    errors=COMMAND_ERRORS, query=COMMAND_QUERY, body={
+        "type": "object",
+        "description": "localAuthorisationList (or OCPP's spelling localAuthorizationList) is required "
+                       "and not empty; listVersion defaults to the charger's next",
+        "properties": {"listVersion": {"type": "integer"}, "localAuthorisationList": _ENTRIES,
+                       "localAuthorizationList": _ENTRIES}}))
 async def local_list_diff(cp_id: str) -> Any:
     body = await _body_payload()
     # API.md spells it localAuthorisationList; OCPP spells it localAuthorizationList. Take either.
@@ -184,3 +192,61 @@ async def local_list_diff(cp_id: str) -> Any:
     if sent.result is None:
         return jsonify(_started(sent, listVersion=version))
     return jsonify({"result": sent.result, "cpId": cp_id, "listVersion": version, "requestId": sent.request_id})
+
+
+def _shortcut(action: str):
+    async def route(cp_id: str) -> Any:
+        payload = await _body_payload() if request.method == "POST" else _query_payload(action)
+        sent = await _send(cp_id, action, payload)
+        if sent.result is None:
+            return jsonify(_started(sent, action=action, **_allocated(sent, payload)))
+        # `status` is null when the charger's answer has none (GetConfiguration, GetDiagnostics, ...).
+        return jsonify({**_answer(sent), "action": action, **_allocated(sent, payload)})
+
+    return route
+
+
+def _shortcut_ops(action: str) -> dict[str, Any]:
+    """GET (payload in the query) and POST (payload as the JSON body) of one shortcut route."""
+    extra = {"reservationId": kind("int")} if action == "ReserveNow" else {}
+    answer = command_answer("cpId:str requestId:str status:str?", action={"const": action},
+                            result=ref(f"{action}Response"), **extra)
+    summary = f"{action} (shortcut)"
+    return {
+        "get": op("shortcuts", summary, answer, errors=COMMAND_ERRORS, query=payload_query(action) + COMMAND_QUERY,
+                  description=f"Sends {action}; the query parameters are its payload (objects as JSON)."),
+        "post": op("shortcuts", summary, answer, errors=COMMAND_ERRORS, query=COMMAND_QUERY,
+                   body=ref(f"{action}Request"), body_required=False,
+                   description=f"Sends {action}; the body is its payload (none: {{}})."),
+    }
+
+
+for _name, _action in SHORTCUTS.items():
+    routes.route(f"/{_name}/<cp_id>", role=OPERATOR, endpoint=f"shortcut_{_name}",
+                 **_shortcut_ops(_action))(_shortcut(_action))
+
+
+_CALL_ANSWER = command_answer("cpId:str action:str requestId:str", result={
+    "type": "object", "description": "the charger's payload (components.schemas.{action}Response)"})
+
+
+@routes.route("/call/<cp_id>/<action>", role=OPERATOR, get=op(
+    "call", "Send any central-system action, payload in the query", _CALL_ANSWER, errors=COMMAND_ERRORS,
+    query=COMMAND_QUERY + [{
+        "name": "payload", "in": "query", "style": "form", "explode": True,
+        "description": "the payload's fields, typed by the action's 1.6 schema: ?type=Soft; "
+                       "objects and arrays as JSON",
+        "schema": {"type": "object", "additionalProperties": True}}]), post=op(
+    "call", "Send any central-system action, payload as the body", _CALL_ANSWER, errors=COMMAND_ERRORS,
+    query=COMMAND_QUERY, body_required=False, body={
+        "type": "object",
+        "description": "the OCPP payload, checked against the action's 1.6 schema "
+                       "(components.schemas.{action}Request); an empty body is {}"}))
+async def call(cp_id: str, action: str) -> Any:
+    _commands().check_action(action)
+    payload = await _body_payload() if request.method == "POST" else _query_payload(action)
+    sent = await _send(cp_id, action, payload)
+    if sent.result is None:
+        return jsonify(_started(sent, action=action, **_allocated(sent, payload)))
+    return jsonify({"cpId": cp_id, "action": action, "requestId": sent.request_id, "result": sent.result,
+                    **_allocated(sent, payload)})

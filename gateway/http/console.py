@@ -6,9 +6,12 @@ from __future__ import annotations
 import secrets
 from importlib import resources
 
-from quart import Blueprint, Response
+from quart import Response
 
-bp = Blueprint("console", __name__)
+from .routes import PUBLIC, Routes
+from .schemas import op
+
+routes = Routes("console", __name__)
 
 NONCE = "__CSP_NONCE__"  # the page's placeholder, replaced on every response
 
@@ -25,7 +28,9 @@ def policy(nonce: str) -> str:
             "require-trusted-types-for 'script'; trusted-types 'none'")
 
 
-@bp.get("/web")
+@routes.route("/web", role=PUBLIC, get=op(
+    "gateway", "The web console (self-contained HTML); it logs in with the API's accounts", {"type": "string"},
+    media="text/html", public=True))
 async def console() -> Response:
     nonce = secrets.token_urlsafe(18)
     response = Response(_page().replace(NONCE, nonce), content_type="text/html; charset=utf-8")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Quart, Response, current_app, jsonify, request
+from quart import Quart, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .. import clock
@@ -12,6 +12,7 @@ from ..chargepoint.commands import InvalidPayload, InvalidSecuritySetting, Secur
 from ..chargepoint.errors import CallErrorReceived, CallTimeout, NotConnected, TooManyCommands
 from ..ocpp.query import QueryError
 from ..store.health import StoreUnavailable
+from .services import services
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 429: "too_many_requests"}
@@ -84,7 +85,7 @@ def install(app: Quart) -> None:
 
     @app.errorhandler(NotConnected)
     async def not_connected(exc: NotConnected) -> Response:
-        known = await current_app.config["CHARGERS"].store.chargers.get(exc.cp_id)
+        known = await services().chargers.store.chargers.get(exc.cp_id)
         if known is None:
             return error_response(404, "not_found", f"charge point {exc.cp_id!r} has never connected",
                                   cpId=exc.cp_id)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, current_app, jsonify, request
+from quart import jsonify, request
 
 from ..store.chargers import DEVICE_FIELDS
 from . import params
 from .errors import ApiError
+from .routes import VIEWER, Routes
+from .schemas import list_of, op, paged, param, ref
+from .services import services
 
-bp = Blueprint("ocpp_api", __name__, url_prefix="/api/ocpp")
+routes = Routes("ocpp_api", __name__, "/api/ocpp")
 
 # The API names the device fields as BootNotification does, but for these three.
 RENAMED = {"chargePointVendor": "vendor", "chargePointModel": "model", "chargePointSerialNumber": "serialNumber"}
@@ -70,11 +73,16 @@ def status_view(cp: dict[str, Any], online: bool, violations: list[dict[str, Any
     return view
 
 
-@bp.get("/connections")
+@routes.route("/connections", role=VIEWER, get=op(
+    "ocpp", "Every charger known, online first", {"oneOf": [list_of(ref("Connection")), paged("Connection")]},
+    errors=("400",), query=[{**param("page"), "description": "page number, from 1; with page or size the answer is "
+                                                             "one page ({records, total, page, size}), without both "
+                                                             "the whole list"},
+                            param("size")]))
 async def connections() -> Any:
     """Every charger known, online first: the seed's plain list; with `page` or `size`, one page of it in the
     records routes' shape ({records, total, page, size}), for fleets too large to list in one answer."""
-    service = current_app.config["CHARGERS"]
+    service = services().chargers
     if "page" in request.args or "size" in request.args:
         number, size = params.paging()
         result = await service.store.chargers.page(None, number, size)  # online first, as the store knows it
@@ -85,9 +93,10 @@ async def connections() -> Any:
     return jsonify([connection_view(cp, cp["id"] in service.registry) for cp in chargers])
 
 
-@bp.get("/status/<cp_id>")
+@routes.route("/status/<cp_id>", role=VIEWER, get=op(
+    "ocpp", "One charger: device, connectors, violations", ref("ChargerStatus"), errors=("404",)))
 async def status(cp_id: str) -> Any:
-    service = current_app.config["CHARGERS"]
+    service = services().chargers
     cp = await service.store.chargers.get(cp_id)
     if cp is None:
         raise ApiError(404, "not_found", f"charge point {cp_id!r} is not known", cpId=cp_id)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from quart import current_app, request
+from quart import request
 
 from .. import clock
 from .errors import ApiError
+from .services import services
 
 TIMEOUT_DEFAULT = 10.0
 TIMEOUT_MAX = 120.0
-PAGE_SIZE_DEFAULT = 50
-PAGE_SIZE_MAX = 500  # the default of http_max_page_size
+PAGE_SIZE_DEFAULT = 50  # size=, or http_max_page_size if smaller
+LIMIT_DEFAULT = 100  # limit= (frames, callbacks), or http_max_page_size if smaller
 ROUTE_PARAMS = ("timeoutSeconds", "wait", "waitForTransactionSeconds")
 
 
@@ -82,7 +83,12 @@ def time(name: str) -> str | None:
 
 def max_page_size() -> int:
     """http_max_page_size: the most records one answer may hold."""
-    return current_app.config.get("MAX_PAGE_SIZE", PAGE_SIZE_MAX)
+    return services().limits.max_page_size
+
+
+def limit() -> int:
+    """limit: how many records, for the routes that answer no pages."""
+    return integer("limit", min(LIMIT_DEFAULT, max_page_size()), low=1, high=max_page_size())
 
 
 def paging() -> tuple[int, int]:

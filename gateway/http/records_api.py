@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, current_app, jsonify, request
+from quart import jsonify, request
 
 from .. import clock
 from ..chargepoint.charger_auth import hash_key, key_problem
@@ -13,18 +13,22 @@ from ..store import Store
 from . import params
 from .errors import ApiError
 from .ocpp_api import status_view
+from .routes import ADMIN, OPERATOR, VIEWER, Routes
+from .schemas import PAGING, also, list_of, op, param, query, record, ref
+from .services import Limits, services
 
-bp = Blueprint("records_api", __name__, url_prefix="/api")
+routes = Routes("records_api", __name__, "/api")
 
 ID_TAG_STATUSES = ("Accepted", "Blocked", "Expired", "Invalid", "ConcurrentTx")
+SECURITY = record("chargePointId:str securityProfile:int hasAuthorizationKey:bool")
 
 
 def _store() -> Store:
-    return current_app.config["CHARGERS"].store
+    return services().chargers.store
 
 
 def _online(cp_id: str) -> bool:
-    return cp_id in current_app.config["CHARGERS"].registry
+    return cp_id in services().chargers.registry
 
 
 def _paged(result: dict, shape=params.camel) -> Any:
@@ -57,7 +61,10 @@ async def _charger_to_set_up(cp_id: str) -> str:
 
 # ---- chargers -----------------------------------------------------------------
 
-@bp.get("/chargers")
+@routes.route("/chargers", role=VIEWER, get=op(
+    "chargers", "Chargers, a page at a time", ref("ChargerStatusPage"), errors=("400",),
+    query=PAGING + [query("online", "only online (true) or offline (false) chargers", {"type": "boolean"})],
+    description="violations are left out here: GET /api/chargers/{cp_id} has them."))
 async def chargers() -> Any:
     page, size = params.paging()
     online = params.flag("online", None)
@@ -65,7 +72,8 @@ async def chargers() -> Any:
     return _paged(result, lambda cp: status_view(cp, _online(cp["id"]), None))
 
 
-@bp.get("/chargers/<cp_id>")
+@routes.route("/chargers/<cp_id>", role=VIEWER, get=op(
+    "chargers", "One charger with its configuration snapshot", ref("Charger"), errors=("404",)))
 async def charger(cp_id: str) -> Any:
     cp = await _charger(cp_id)
     view = status_view(cp, _online(cp_id), await _store().chargers.violations(cp_id))
@@ -73,13 +81,19 @@ async def charger(cp_id: str) -> Any:
     return jsonify(view)
 
 
-@bp.get("/chargers/<cp_id>/configuration")
+@routes.route("/chargers/<cp_id>/configuration", role=VIEWER, get=op(
+    "chargers", "Configuration snapshot (last GetConfiguration, accepted changes applied)",
+    list_of(ref("ConfigurationKey")), errors=("404",)))
 async def configuration(cp_id: str) -> Any:
     await _charger(cp_id)
     return jsonify([params.camel(k) for k in await _store().configuration.get(cp_id)])
 
 
-@bp.put("/chargers/<cp_id>/registration")
+@routes.route("/chargers/<cp_id>/registration", role=OPERATOR, put=op(
+    "chargers", "How the charger's next BootNotification is answered (accept a Pending charger)",
+    record("chargePointId:str registrationStatus:str"), errors=("400", "409"),
+    body={"type": "object", "required": ["status"], "properties": {
+        "status": {"type": "string", "enum": ["Accepted", "Pending", "Rejected"]}}}))
 async def set_registration(cp_id: str) -> Any:
     """Accept (or reject) a charger: its next BootNotification is answered so. Chargers the policy
     `charger.unknown_chargers = "pending"` answered Pending wait for this."""
@@ -91,14 +105,19 @@ async def set_registration(cp_id: str) -> Any:
     return jsonify({"chargePointId": cp_id, "registrationStatus": status})
 
 
-@bp.get("/chargers/<cp_id>/security")
+@routes.route("/chargers/<cp_id>/security", role=VIEWER, get=op(
+    "chargers", "The charger's OCPP security profile (the key itself is never shown)", SECURITY, errors=("404",)))
 async def security(cp_id: str) -> Any:
     cp = await _charger(cp_id)
     return jsonify({"chargePointId": cp_id, "securityProfile": cp["security_profile"],
                     "hasAuthorizationKey": cp["has_authorization_key"]})
 
 
-@bp.put("/chargers/<cp_id>/security")
+@routes.route("/chargers/<cp_id>/security", role=ADMIN, put=op(  # who may connect as a charger
+    "chargers", "Set the security profile and/or the AuthorizationKey (admin); 2 and 3 need the wss:// listener",
+    SECURITY, errors=("400", "404", "409"), body={**record("securityProfile:int"), "properties": {
+        "securityProfile": {"type": "integer", "enum": [0, 1, 2, 3]},
+        "authorizationKey": {"type": "string", "minLength": 16, "maxLength": 40}}}))
 async def set_security(cp_id: str) -> Any:
     """Security profile 0 (none) or 1 (HTTP Basic with the AuthorizationKey); a charger may be set up
     before it first connects. The key is kept hashed and never shown."""
@@ -107,7 +126,7 @@ async def set_security(cp_id: str) -> Any:
     key = body.get("authorizationKey")
     if profile not in (0, 1, 2, 3):
         raise params.bad("securityProfile must be 0, 1, 2 or 3")
-    if profile >= 2 and profile not in current_app.config["CHARGERS"].tls_profiles:
+    if profile >= 2 and profile not in services().chargers.tls_profiles:
         needs = "ocpp_tls with tls_client_ca" if profile == 3 else "ocpp_tls"
         raise params.bad(f"security profile {profile} needs the wss:// listener: configure {needs}")
     if key is not None and (problem := key_problem(key)):
@@ -120,20 +139,24 @@ async def set_security(cp_id: str) -> Any:
     return await security(cp_id)
 
 
-@bp.get("/chargers/<cp_id>/violations")
+@routes.route("/chargers/<cp_id>/violations", role=VIEWER, get=op(
+    "chargers", "Protocol violations, latest first", list_of(ref("ViolationRecord")), errors=("404",)))
 async def violations(cp_id: str) -> Any:
     await _charger(cp_id)
     return jsonify([params.camel(v) for v in await _store().chargers.violations(cp_id)])
 
 
-@bp.get("/chargers/<cp_id>/local-lists")
+@routes.route("/chargers/<cp_id>/local-lists", role=VIEWER, get=op(
+    "chargers", "Local lists sent, latest first", ref("LocalListPage"), errors=("400", "404"), query=PAGING))
 async def local_lists(cp_id: str) -> Any:
     await _charger(cp_id)
     page, size = params.paging()
     return _paged(await _store().local_lists.page(cp_id, page, size))
 
 
-@bp.get("/chargers/<cp_id>/charging-profiles")
+@routes.route("/chargers/<cp_id>/charging-profiles", role=VIEWER, get=op(
+    "chargers", "Charging profiles sent, latest first", ref("ChargingProfilePage"), errors=("400", "404"),
+    query=PAGING + [query("active", "only accepted profiles not cleared", {"type": "boolean", "default": False})]))
 async def charging_profiles(cp_id: str) -> Any:
     await _charger(cp_id)
     active = params.flag("active", False)
@@ -141,7 +164,9 @@ async def charging_profiles(cp_id: str) -> Any:
     return _paged(await _store().charging_profiles.page(cp_id, active, page, size))
 
 
-@bp.get("/chargers/<cp_id>/notifications")
+@routes.route("/chargers/<cp_id>/notifications", role=VIEWER, get=op(
+    "chargers", "Firmware, diagnostics, log and security reports, DataTransfers", ref("NotificationPage"),
+    errors=("400", "404"), query=PAGING + [query("action", "only this action's reports", {"type": "string"})]))
 async def notifications(cp_id: str) -> Any:
     """Firmware, diagnostics, log and security reports, and the charger's DataTransfers."""
     await _charger(cp_id)
@@ -151,7 +176,10 @@ async def notifications(cp_id: str) -> Any:
 
 # ---- transactions -------------------------------------------------------------
 
-@bp.get("/transactions")
+@routes.route("/transactions", role=VIEWER, get=op(
+    "transactions", "Transactions, newest first", ref("TransactionPage"), errors=("400",),
+    query=PAGING + [param("cpId"), query("state", "open or closed", {"type": "string", "enum": ["open", "closed"]}),
+                    param("since"), param("until")]))
 async def transactions() -> Any:
     page, size = params.paging()
     state = request.args.get("state") or None
@@ -162,7 +190,8 @@ async def transactions() -> Any:
     return _paged(result)
 
 
-@bp.get("/transactions/<int(max=9223372036854775807):transaction_id>")
+@routes.route("/transactions/<int(max=9223372036854775807):transaction_id>", role=VIEWER, get=op(
+    "transactions", "One transaction with its meter values", ref("TransactionWithMeterValues"), errors=("404",)))
 async def transaction(transaction_id: int) -> Any:
     tx = await _store().transactions.get(transaction_id)
     if tx is None:
@@ -173,16 +202,29 @@ async def transaction(transaction_id: int) -> Any:
 
 # ---- frames and commands -----------------------------------------------------
 
-@bp.get("/frames")
+def _frames_op(limits: Limits) -> dict[str, Any]:
+    return op("frames", "The frame log, newest first (by the time the gateway received each frame, then id)",
+              ref("FramePage"), errors=("400",),
+              query=[param("cpId"), param("since"), param("until"),
+                     query("before", "only frames older than this frame (paging back: the nextBefore of the last "
+                           "page)", {"type": "integer", "minimum": 1}),
+                     query("limit", "frames per answer", {"type": "integer", "minimum": 1,
+                                                          "maximum": limits.max_page_size,
+                                                          "default": min(params.LIMIT_DEFAULT, limits.max_page_size)})])
+
+
+@routes.route("/frames", role=VIEWER, get=_frames_op)
 async def frames() -> Any:
-    limit = params.integer("limit", min(100, params.max_page_size()), low=1, high=params.max_page_size())
+    limit = params.limit()
     rows = await _store().frames.recent(request.args.get("cpId") or None, params.time("since"),
                                         params.time("until"), params.integer("before", None, low=1), limit)
     return jsonify({"records": [params.camel(r) for r in rows],
                     "nextBefore": rows[-1]["id"] if len(rows) == limit else None})
 
 
-@bp.get("/commands")
+@routes.route("/commands", role=VIEWER, get=op(
+    "commands", "Commands sent, newest first", ref("CommandPage"), errors=("400",),
+    query=PAGING + [param("cpId"), query("action", "only this action", {"type": "string"})]))
 async def commands() -> Any:
     page, size = params.paging()
     result = await _store().commands.list(request.args.get("cpId") or None, request.args.get("action") or None,
@@ -190,7 +232,8 @@ async def commands() -> Any:
     return _paged(result)
 
 
-@bp.get("/commands/<request_id>")
+@routes.route("/commands/<request_id>", role=VIEWER, get=op(
+    "commands", "One command with its answer or error", ref("Command"), errors=("404",)))
 async def command(request_id: str) -> Any:
     row = await _store().commands.get(request_id)
     if row is None:
@@ -209,7 +252,10 @@ def _reservation_view(row: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-@bp.get("/reservations")
+@routes.route("/reservations", role=VIEWER, get=op(
+    "reservations", "Reservations, newest first", ref("ReservationPage"), errors=("400",),
+    query=PAGING + [param("cpId"), query("status", "only this status (Requested, Accepted, Cancelled, Used, ...)",
+                                         {"type": "string"})]))
 async def reservations() -> Any:
     page, size = params.paging()
     result = await _store().reservations.list(request.args.get("cpId") or None,
@@ -217,7 +263,8 @@ async def reservations() -> Any:
     return _paged(result, _reservation_view)
 
 
-@bp.get("/reservations/<int(max=9223372036854775807):reservation_id>")
+@routes.route("/reservations/<int(max=9223372036854775807):reservation_id>", role=VIEWER, get=op(
+    "reservations", "One reservation", ref("Reservation"), errors=("404",)))
 async def reservation(reservation_id: int) -> Any:
     row = await _store().reservations.get(reservation_id)
     if row is None:
@@ -263,7 +310,9 @@ async def _json_object() -> dict[str, Any]:
     return body
 
 
-@bp.get("/id-tags")
+@routes.route("/id-tags", role=VIEWER, get=op(
+    "id-tags", "Id tags", ref("IdTagPage"), errors=("400",),
+    query=PAGING + [query("status", "only this status", {"type": "string", "enum": list(ID_TAG_STATUSES)})]))
 async def id_tags() -> Any:
     page, size = params.paging()
     status = request.args.get("status") or None
@@ -272,7 +321,8 @@ async def id_tags() -> Any:
     return _paged(await _store().id_tags.list(status, page, size), _id_tag_view)
 
 
-@bp.post("/id-tags")
+@routes.route("/id-tags", role=OPERATOR, post=op(
+    "id-tags", "Add an id tag", ref("IdTag"), status="201", errors=("400", "409"), body=ref("IdTagCreate")))
 async def create_id_tag() -> Any:
     body = await _json_object()
     id_tag = body.get("idTag")
@@ -288,7 +338,7 @@ async def create_id_tag() -> Any:
     return response
 
 
-@bp.get("/id-tags/<id_tag>")
+@routes.route("/id-tags/<id_tag>", role=VIEWER, get=op("id-tags", "One id tag", ref("IdTag"), errors=("404",)))
 async def id_tag(id_tag: str) -> Any:
     row = await _store().id_tags.get(id_tag)
     if row is None:
@@ -296,7 +346,10 @@ async def id_tag(id_tag: str) -> Any:
     return jsonify(_id_tag_view(row))
 
 
-@bp.route("/id-tags/<id_tag>", methods=["PUT", "PATCH"])
+@routes.route("/id-tags/<id_tag>", role=OPERATOR, put=also(op(
+    "id-tags", "Set an id tag (created when missing: 201; fields left out take their defaults)", ref("IdTag"),
+    errors=("400",), body=ref("IdTagChange")), "201", "Created", ref("IdTag")), patch=op(
+    "id-tags", "Change the given fields of an id tag", ref("IdTag"), errors=("400", "404"), body=ref("IdTagChange")))
 async def update_id_tag(id_tag: str) -> Any:
     _check_tag(id_tag)
     current = await _store().id_tags.get(id_tag)
@@ -320,22 +373,26 @@ async def _set_tag(id_tag: str, **change: Any) -> Any:
     return jsonify(_id_tag_view(await _store().id_tags.get(id_tag)))
 
 
-@bp.post("/id-tags/<id_tag>/block")
+@routes.route("/id-tags/<id_tag>/block", role=OPERATOR, post=op(
+    "id-tags", "Block an id tag", ref("IdTag"), errors=("404",)))
 async def block_id_tag(id_tag: str) -> Any:
     return await _set_tag(id_tag, status="Blocked")
 
 
-@bp.post("/id-tags/<id_tag>/unblock")
+@routes.route("/id-tags/<id_tag>/unblock", role=OPERATOR, post=op(
+    "id-tags", "Set an id tag Accepted again", ref("IdTag"), errors=("404",)))
 async def unblock_id_tag(id_tag: str) -> Any:
     return await _set_tag(id_tag, status="Accepted")
 
 
-@bp.post("/id-tags/<id_tag>/expire")
+@routes.route("/id-tags/<id_tag>/expire", role=OPERATOR, post=op(
+    "id-tags", "Expire an id tag now", ref("IdTag"), errors=("404",)))
 async def expire_id_tag(id_tag: str) -> Any:
     return await _set_tag(id_tag, expiry_date=clock.iso())
 
 
-@bp.delete("/id-tags/<id_tag>")
+@routes.route("/id-tags/<id_tag>", role=OPERATOR, delete=op(
+    "id-tags", "Delete an id tag", None, status="204", errors=("404",)))
 async def delete_id_tag(id_tag: str) -> Any:
     if not await _store().id_tags.delete(id_tag):
         raise _not_found("id tag", id_tag)

@@ -14,8 +14,9 @@ import jwt
 from gateway import clock
 from gateway.chargepoint.commands import CommandService
 from gateway.config import load
+from gateway.http.accounts import Auth, hash_password
 from gateway.http.app import create_app
-from gateway.http.auth import Auth, hash_password
+from gateway.http.services import Services
 from tests.conftest import started
 from tests.helpers import assert_error
 
@@ -47,7 +48,7 @@ def remote_client(gw):
     """A test client whose requests come from a non-loopback address."""
     auth = Auth(gw.store, gw.config.auth)
     auth._secret = gw.running.auth._secret
-    app = create_app(gw.running.chargers, CommandService(gw.running.chargers), auth)
+    app = create_app(Services(gw.running.chargers, CommandService(gw.running.chargers), auth))
     return app.test_client()
 
 

@@ -19,7 +19,7 @@ import trio
 
 from gateway import clock
 from gateway.config import Config
-from gateway.http.auth import hash_password
+from gateway.http.accounts import hash_password
 from tests.billing.standin import StandIn, wechat_refund, wechat_transaction, yuan_text
 from tests.conftest import started
 from tests.helpers import assert_error

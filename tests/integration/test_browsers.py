@@ -4,7 +4,7 @@ no answer, and nothing changes for a request another site makes, while curl and 
 from __future__ import annotations
 
 from gateway import clock
-from gateway.http.auth import hash_password
+from gateway.http.accounts import hash_password
 from tests.conftest import make_config, started
 from tests.helpers import assert_error
 from tests.integration.test_auth import basic, config_with

@@ -10,9 +10,10 @@ from pathlib import Path
 from gateway import clock
 from gateway.chargepoint.commands import CommandService
 from gateway.config import load
+from gateway.http.accounts import Auth, hash_password
 from gateway.http.app import create_app
-from gateway.http.auth import Auth, hash_password
 from gateway.http.openapi import document
+from gateway.http.services import Services
 from tests.conftest import started
 
 REMOTE = {"client": ("192.0.2.7", 40000)}  # a documentation address: the request never leaves the test client
@@ -67,8 +68,8 @@ async def test_served_without_credentials_with_a_strict_policy_and_a_fresh_nonce
 
 
 async def test_a_client_on_another_machine_gets_the_page_in_protected_mode(gateway):
-    app = create_app(gateway.running.chargers, CommandService(gateway.running.chargers),
-                     Auth(gateway.store, gateway.config.auth))
+    app = create_app(Services(gateway.running.chargers, CommandService(gateway.running.chargers),
+                              Auth(gateway.store, gateway.config.auth)))
     client = app.test_client()
     assert (await client.get("/api/chargers", scope_base=REMOTE)).status_code == 403
     r = await client.get("/web", scope_base=REMOTE)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import attrs
 import trio
 
-import gateway.http.auth as auth_module
+import gateway.http.accounts as auth_module
 from gateway.chargepoint.commands import CommandService
+from gateway.http.accounts import Auth
 from gateway.http.app import create_app
-from gateway.http.auth import Auth
+from gateway.http.services import Services
 from tests.conftest import started
 from tests.integration.test_auth import basic, config_with
 from tests.waiting import until
@@ -60,7 +61,7 @@ async def test_a_flood_from_one_address_holds_one_password_check(nursery, tmp_pa
         monkeypatch.setattr(auth_module, "password_ok", password_ok)
         auth = Auth(gw.store, attrs.evolve(gw.config.auth, login_attempts=3))
         auth._secret = "a signing key for this test only, long enough"
-        client = create_app(gw.running.chargers, CommandService(gw.running.chargers), auth).test_client()
+        client = create_app(Services(gw.running.chargers, CommandService(gw.running.chargers), auth)).test_client()
         statuses: dict[str, list[int]] = {"flood": [], "user": []}
 
         async def login(who: str, address: str, password: str) -> None:

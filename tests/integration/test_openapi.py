@@ -9,9 +9,12 @@ from pathlib import Path
 from openapi_spec_validator import validate
 
 from gateway.cli import main
+from gateway.config import load
 from gateway.http.app import create_app
 from gateway.http.commands_api import SHORTCUTS
 from gateway.http.openapi import document
+from gateway.http.services import Services
+from tests.conftest import started
 
 KEPT = Path(__file__).resolve().parents[2] / "schemas" / "openapi.json"
 REGENERATE = "regenerate it: .venv/bin/gateway openapi > schemas/openapi.json"
@@ -24,7 +27,7 @@ def _template(rule: str) -> str:
 
 
 def _served_routes() -> set[tuple[str, str]]:
-    app = create_app(None, None, None)  # the handlers are not run: only the url_map is read
+    app = create_app(Services(None, None, None))  # the handlers are not run: only the url_map is read
     return {(_template(rule.rule), method.lower())
             for rule in app.url_map.iter_rules() if rule.endpoint != "static"
             for method in rule.methods - {"HEAD", "OPTIONS"}}
@@ -82,3 +85,23 @@ async def test_docs_page_is_self_contained(gateway):
     assert not re.findall(r"https?://", page), "the docs page must not load anything from outside the gateway"
     assert not re.findall(r"""(?:src|href)\s*=\s*["']?//""", page)
     assert not re.findall(r"@import|url\(", page)
+
+
+async def test_the_served_document_states_the_configured_page_sizes(nursery, tmp_path):
+    """http_max_page_size = 3: the document says what the gateway then answers (size and limit up to 3,
+    default 3), not the defaults."""
+    config = load(None, env={}, overrides={"http": "127.0.0.1:0", "ocpp": "127.0.0.1:0",
+                                           "db": str(tmp_path / "pages.db"), "http_max_page_size": 3,
+                                           "billing": {"reconcile_at": ""}})
+    async with started(nursery, config) as gw, gw.http() as http:
+        doc = (await http.get("/openapi.json")).json()
+        assert (await http.get("/api/chargers", params={"size": "4"})).status_code == 400
+        assert (await http.get("/api/chargers")).json()["size"] == 3
+        assert (await http.get("/api/frames", params={"limit": "4"})).status_code == 400
+    assert doc["components"]["parameters"]["size"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 3,
+                                                                 "default": 3}
+    frames = {p.get("name"): p for p in doc["paths"]["/api/frames"]["get"]["parameters"]}
+    assert frames["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 3, "default": 3}
+    callbacks = {p.get("name"): p for p in doc["paths"]["/api/payment/callbacks"]["get"]["parameters"]}
+    assert callbacks["limit"]["schema"]["maximum"] == 3
+    assert doc["paths"].keys() == document()["paths"].keys()

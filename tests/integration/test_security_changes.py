@@ -5,7 +5,7 @@ profile, and a key must be hard to guess."""
 from __future__ import annotations
 
 from gateway import clock
-from gateway.http.auth import hash_password
+from gateway.http.accounts import hash_password
 from tests.conformance.test_security import NEW_KEY, OLD_KEY, _basic, _connect_status
 from tests.helpers import assert_error
 from tests.integration.test_auth import basic, config_with

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway import clock
-from gateway.http.auth import hash_password
+from gateway.http.accounts import hash_password
 from tests.conftest import started
 from tests.helpers import assert_error
 from tests.integration.test_auth import basic, bearer, config_with

@@ -58,22 +58,6 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-
-def required_role(method: str, path: str) -> str | None:
-    """The least role a request needs; None for what anyone may reach."""
-    if path in ("/health", "/web", "/api/auth/login") or path.startswith(("/ocpp/", "/api/payment/callback/")):
-        return None  # payment callbacks prove themselves with the provider's signature
-    if path.startswith("/api/auth/"):
-        return "viewer"
-    if path.endswith("/security") and method not in ("GET", "HEAD"):
-        return "admin"  # who may connect as a charger
-    if path.startswith("/api/ocpp/") and not path.startswith(("/api/ocpp/connections", "/api/ocpp/status/")):
-        return "operator"  # every other /api/ocpp route sends a command to a charger
-    if method not in ("GET", "HEAD", "OPTIONS") or path.startswith("/api/payment/callbacks/"):
-        return "operator"  # a raw callback names payers' trades: not for viewers
-    return "viewer"
-
-
 class Auth:
     def __init__(self, store: Store, config: AuthConfig):
         self.store = store
