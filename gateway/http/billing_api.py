@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import trio
-from quart import Response, current_app, g, request
+from quart import Response, g, request
 
 from .. import clock
 from ..billing.errors import BillingConflict, ProviderError
@@ -20,7 +20,6 @@ from ..billing.payments import BillingInvalid, PaymentService
 from ..billing.reconcile import as_csv, reconcile
 from ..billing.reconcile import execute as execute_day
 from ..billing.settings import zone_name
-from ..chargepoint.commands import CommandService
 from . import params
 from .errors import ApiError, error_response, evcs
 from .routes import OPERATOR, PUBLIC, VIEWER, Routes
@@ -238,7 +237,7 @@ async def start() -> Any:
     if connector_id is not None and (type(connector_id) is not int or not 0 < connector_id < 2**31):
         raise params.bad("connectorId must be a positive integer")
     orders = _orders()
-    commands: CommandService = current_app.config["COMMANDS"]
+    commands = services().commands
     started = await start_charging(orders, commands, StartRequest(session_id, cp_id, id_tag, connector_id), timeout)
     if not started.created:
         return evcs({**await _detail(started.order), "remoteStart": None}, started.message)
@@ -254,7 +253,7 @@ async def stop() -> Any:
     reports the stop. Idempotent: an order already stopped is answered as it is."""
     orders = _orders()
     order = await _order_from_body(await _body())
-    commands: CommandService = current_app.config["COMMANDS"]
+    commands = services().commands
     stopped = await stop_charging(orders, commands, order, params.timeout)  # timeoutSeconds: read if a stop is sent
     return evcs({**await _detail(stopped.order), "remoteStop": _remote(stopped.remote_stop)}, stopped.message)
 
