@@ -96,7 +96,6 @@ def create_app(services: Services, trusted_proxies: Sequence[str] = (),
     app = _App("gateway", static_folder=None)  # no /static: every page is served by a declared route
     app.services = services
     app.config["MAX_CONTENT_LENGTH"] = services.limits.max_body_bytes  # larger bodies: 413
-    # Read by the bodies of billing_api's start() and stop() until the order workflow moves to gateway/billing.
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False
     errors.install(app)
