@@ -65,7 +65,8 @@ class Answered:
 @attrs.frozen
 class Failed:
     """Our pending CALL answered with a CALLERROR, or with a reply too malformed to read
-    (`malformed`: then `code` and `description` say what was wrong with it)."""
+    (`malformed`: then `code` and `description` say what was wrong with it), or never answered
+    because the connection closed (from `close()`, with the code "NotConnected")."""
 
     unique_id: str
     action: str
