@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from importlib import resources
@@ -17,6 +16,9 @@ from typing import Any, AsyncIterator
 import jsonschema
 import trio
 import trio_websocket
+
+from gateway.ocpp.connection import Answered, Connection, Event, Failed, Request, Role, Unmatched
+from gateway.ocpp.frames import CallResult
 
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")  # the gateway's times
@@ -43,19 +45,46 @@ def assert_schema_valid(action: str, payload: dict, kind: str = "response") -> N
     jsonschema.validate(payload, _schema(action, kind))
 
 
+def as_list(event: Event, text: str) -> list:
+    """The frame an event was read from, as the JSON array the tests look at."""
+    if isinstance(event, Request):
+        return [2, event.call.unique_id, event.call.action, event.call.payload]
+    if isinstance(event, Answered):
+        return [3, event.unique_id, event.payload]
+    if isinstance(event, Failed) and not event.malformed:
+        return [4, event.unique_id, event.code, event.description, event.details]
+    if isinstance(event, Unmatched):
+        frame = event.frame
+        if isinstance(frame, CallResult):
+            return [3, frame.unique_id, frame.payload]
+        return [4, frame.unique_id, frame.code, frame.description, frame.details]
+    return json.loads(text)  # what the charger's end refuses or cannot read: the tests see it as sent
+
+
 class Charger:
-    """Speaks raw OCPP-J over a trio-websocket client connection."""
+    """Speaks OCPP-J over a trio-websocket client connection, through the charger end of a Connection.
+
+    `send()` stays raw: any list or text (malformed too) goes out as is, outside the connection's
+    bookkeeping, so a test may send what no compliant charger would.
+    """
 
     def __init__(self, ws: trio_websocket.WebSocketConnection):
         self.ws = ws
+        self.conn = Connection(Role.CHARGER, strict=False)
         self.inbox: list[list] = []  # frames received while waiting for something else
+        self.calling = trio.Lock()  # one CALL of ours in flight (OCPP-J 4.1.1): the others queue
 
     async def send(self, frame: list | str) -> None:
         await self.ws.send_message(frame if isinstance(frame, str) else json.dumps(frame))
 
+    async def read(self) -> list:
+        """The next frame from the gateway, whatever it is."""
+        text = await self.ws.get_message()
+        return as_list(self.conn.receive(text), text)
+
     async def receive(self, timeout: float = 5) -> list:
         with trio.fail_after(timeout):
-            return json.loads(await self.ws.get_message())
+            return await self.read()
 
     async def wait_for(self, unique_id: str, timeout: float = 5) -> list:
         """The reply with this unique id; other frames are kept in `inbox`."""
@@ -65,16 +94,20 @@ class Charger:
                 return frame
         with trio.fail_after(timeout):
             while True:
-                frame = json.loads(await self.ws.get_message())
+                frame = await self.read()
                 if frame[1] == unique_id:
                     return frame
                 self.inbox.append(frame)
 
     async def call(self, action: str, payload: dict, timeout: float = 5) -> list:
         """Send a CALL and return the whole reply frame."""
-        unique_id = str(uuid.uuid4())
-        await self.send([2, unique_id, action, payload])
-        return await self.wait_for(unique_id, timeout)
+        async with self.calling:
+            out = self.conn.send_call(action, payload)
+            try:
+                await self.ws.send_message(out.text)
+                return await self.wait_for(out.unique_id, timeout)
+            finally:
+                self.conn.forget(out.unique_id)
 
     async def result(self, action: str, payload: dict) -> dict:
         """Send a CALL, insist on a schema-valid CALLRESULT, return its payload."""
@@ -91,7 +124,7 @@ class Charger:
                 return frame
         with trio.fail_after(timeout):
             while True:
-                frame = json.loads(await self.ws.get_message())
+                frame = await self.read()
                 if frame[0] == 2:
                     return frame
                 self.inbox.append(frame)

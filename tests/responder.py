@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-import json
-import uuid
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import attrs
@@ -81,8 +79,9 @@ class AnsweringCharger:
 
     async def _serve(self) -> None:
         """The only reader of the socket: answers CALLs, files replies for call()."""
+        conn = self.charger.conn
         while True:
-            frame = json.loads(await self.charger.ws.get_message())
+            frame = await self.charger.read()
             if frame[0] != 2:
                 self._replies[frame[1]] = frame
                 self._arrived.set()
@@ -94,21 +93,26 @@ class AnsweringCharger:
             if answer is SILENCE:
                 continue
             if isinstance(answer, CallErrorAnswer):
-                await self.charger.send([4, unique_id, answer.code, answer.description, answer.details])
+                await self.charger.send(conn.error(unique_id, answer.code, answer.description, answer.details))
             else:
-                await self.charger.send([3, unique_id, answer(payload) if callable(answer) else answer])
+                await self.charger.send(conn.answer(unique_id, answer(payload) if callable(answer) else answer))
             follow = self.after.get(action)
             if follow is not None and self._nursery is not None:
                 self._nursery.start_soon(follow, payload)
 
     async def call(self, action: str, payload: dict, timeout: float = 5) -> list:
         """A CALL from the charger while the answering loop runs; returns the reply frame."""
-        unique_id = str(uuid.uuid4())
-        await self.charger.send([2, unique_id, action, payload])
-        with trio.fail_after(timeout):
-            while unique_id not in self._replies:
-                await self._arrived.wait()
-        return self._replies.pop(unique_id)
+        conn = self.charger.conn
+        async with self.charger.calling:  # one in flight: a CALL of an `after` waits for the test's
+            out = conn.send_call(action, payload)
+            try:
+                await self.charger.send(out.text)
+                with trio.fail_after(timeout):
+                    while out.unique_id not in self._replies:
+                        await self._arrived.wait()
+                return self._replies.pop(out.unique_id)
+            finally:
+                conn.forget(out.unique_id)
 
     async def result(self, action: str, payload: dict) -> dict:
         reply = await self.call(action, payload)

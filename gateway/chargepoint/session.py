@@ -14,9 +14,9 @@ import trio
 
 from .. import clock
 from ..ocpp.errors import ErrorCode
-from ..ocpp.frames import Call, CallError, CallResult, Frame, encode, new_unique_id
-from ..ocpp.inbound import BrokenReply, Refusal, Reply, Request, Unreadable, classify
-from ..ocpp.secrets import redact
+from ..ocpp.connection import (Answered, BrokenReply, Connection, Failed, Outgoing, Refusal, Request, Role,
+                               Unmatched, Unreadable)
+from ..ocpp.frames import Call, CallError, CallResult, Frame
 from ..ocpp.validation import Violation
 from .context import HandlerContext
 from .errors import CallErrorReceived, CallTimeout, NotConnected, TooManyCommands
@@ -38,6 +38,8 @@ NORMAL, GOING_AWAY, UNSUPPORTED_DATA, MESSAGE_TOO_BIG = 1000, 1001, 1003, 1009
 
 @attrs.define
 class _Pending:
+    """The task waiting for the answer to our CALL in flight (its protocol state is in Connection)."""
+
     action: str
     done: trio.Event = attrs.field(factory=trio.Event)
     result: dict[str, Any] | None = None
@@ -71,6 +73,7 @@ class Session:
                                       service.remote_starts, self.log)
         self.connected_at = clock.iso()
         self.last_activity = trio.current_time()
+        self._conn = Connection(Role.CENTRAL, service.validator, service.strict)
         self._pending: dict[str, _Pending] = {}
         self._waiting_commands = 0
         rate = self.config.max_calls_per_second
@@ -116,7 +119,8 @@ class Session:
                 await self.transport.close(code, reason)
             except Exception as exc:  # the socket may already be broken
                 self.log.debug("close failed", error=repr(exc))
-        for pending in self._pending.values():
+        for failed in self._conn.close():
+            pending = self._pending[failed.unique_id]
             pending.error = NotConnected(self.cp_id)
             pending.done.set()
         current = release()
@@ -158,9 +162,9 @@ class Session:
         self.service.metrics.frame("in", message_type, action, code)
 
     async def _receive_text(self, text: str) -> None:
-        inbound = classify(text, self.service.validator, self.service.strict)
-        if isinstance(inbound, Request):
-            call = inbound.call
+        event = self._conn.receive(text)
+        if isinstance(event, Request):
+            call = event.call
             self._log_in(text, 2, call.unique_id, call.action)
             if not self._calls.take(trio.current_time()):
                 limit = f"at most {self.config.max_calls_per_second:g} CALLs per second"
@@ -168,52 +172,50 @@ class Session:
                 await self._send(CallError(call.unique_id, ErrorCode.GENERIC_ERROR.value,
                                            f"too many CALLs: {limit}; not processed, send it again"), call.action)
                 return
-            if inbound.violation is not None:
-                self._violation(inbound.violation, text)
-            await self._send(await self._dispatch(call, inbound.violation), call.action)
-        elif isinstance(inbound, Reply):
-            frame = inbound.frame
-            pending = self._pending.get(frame.unique_id)
-            if pending is not None and isinstance(frame, CallResult):
-                masked = redact(pending.action, "response", frame.payload)
-                if masked is not frame.payload:  # never keep a secret the charger reports
-                    text = encode(CallResult(frame.unique_id, masked))
-            self._log_in(text, frame.message_type, frame.unique_id, pending.action if pending else None,
-                         frame.code if isinstance(frame, CallError) else None)
-            self._route_reply(frame, pending, text)
-        elif isinstance(inbound, Refusal):
-            answer = inbound.answer
-            self._log_in(text, 2, answer.unique_id, inbound.action)
-            if inbound.violation is not None:
-                self._violation(inbound.violation, text)
-            self.log.warning("refused", action=inbound.action, code=answer.code, why=answer.description)
-            await self._send(answer, inbound.action)
-        elif isinstance(inbound, BrokenReply):
-            pending = self._pending.get(inbound.unique_id)
-            self._log_in(text, None, inbound.unique_id, pending.action if pending else None)
-            self.log.warning("malformed reply", unique_id=inbound.unique_id, why=inbound.description)
-            if pending is not None:
-                pending.error = CallErrorReceived(pending.action, inbound.code.value, inbound.description, {})
-                pending.done.set()
+            if event.violation is not None:
+                self._violation(event.violation, text)
+            await self._send(await self._dispatch(call, event.violation), call.action)
+        elif isinstance(event, (Answered, Failed, Unmatched)):
+            self._route_reply(event, text)
+        elif isinstance(event, Refusal):
+            answer = event.answer
+            self._log_in(text, 2, answer.unique_id, event.action)
+            if event.violation is not None:
+                self._violation(event.violation, text)
+            self.log.warning("refused", action=event.action, code=answer.code, why=answer.description)
+            await self._send(answer, event.action)
+        elif isinstance(event, BrokenReply):  # to no pending call
+            self._log_in(text, None, event.unique_id, None)
+            self.log.warning("malformed reply", unique_id=event.unique_id, why=event.description)
         else:
-            assert isinstance(inbound, Unreadable)
+            assert isinstance(event, Unreadable)
             self._log_in(text[:10000], action="unreadable")
-            self.log.warning("unreadable frame", why=inbound.reason, frame=text[:200])
+            self.log.warning("unreadable frame", why=event.reason, frame=text[:200])
 
     async def _dispatch(self, call: Call, violation: Violation | None) -> Frame:
         return await dispatch(self.handlers, self.context, call, violation)
 
-    def _route_reply(self, frame: CallResult | CallError, pending: _Pending | None, text: str) -> None:
-        if pending is None:
+    def _route_reply(self, event: Answered | Failed | Unmatched, text: str) -> None:
+        """Log a reply and wake the task waiting for it."""
+        if isinstance(event, Unmatched):
+            frame = event.frame
+            self._log_in(text, frame.message_type, frame.unique_id, None,
+                         frame.code if isinstance(frame, CallError) else None)
             self.log.warning("reply to no pending call", unique_id=frame.unique_id)
             return
-        if isinstance(frame, CallError):
-            pending.error = CallErrorReceived(pending.action, frame.code, frame.description, frame.details)
+        pending = self._pending[event.unique_id]
+        if isinstance(event, Answered):
+            self._log_in(event.logged, 3, event.unique_id, event.action)  # secrets masked
+            if event.violation is not None:
+                self._violation(event.violation, event.logged)
+            pending.result = event.payload
+        elif event.malformed:
+            self._log_in(text, None, event.unique_id, event.action)
+            self.log.warning("malformed reply", unique_id=event.unique_id, why=event.description)
+            pending.error = CallErrorReceived(event.action, event.code, event.description, {})
         else:
-            violation = self.service.validator.check(pending.action, "response", frame.payload)
-            if violation is not None:
-                self._violation(violation, text)
-            pending.result = frame.payload
+            self._log_in(text, 4, event.unique_id, event.action, event.code)
+            pending.error = CallErrorReceived(event.action, event.code, event.description, event.details)
         pending.done.set()
 
     def _violation(self, violation: Violation, text: str) -> None:
@@ -226,16 +228,20 @@ class Session:
 
     # ---- outbound ---------------------------------------------------------------
 
-    async def _send(self, frame: Frame, action: str | None) -> None:
-        text = logged = encode(frame)
-        if isinstance(frame, Call):
-            masked = redact(frame.action, "request", frame.payload)
-            if masked is not frame.payload:  # the charger gets the secret; the frame log does not
-                logged = encode(Call(frame.unique_id, frame.action, masked))
-        self.store.frames.record(self.cp_id, "out", logged, message_type=frame.message_type,
-                                 unique_id=frame.unique_id, action=action)
-        self.service.metrics.frame("out", frame.message_type, action,
-                                   frame.code if isinstance(frame, CallError) else None)
+    async def _send(self, frame: CallResult | CallError, action: str | None) -> None:
+        """Answer a CALL received."""
+        if isinstance(frame, CallResult):
+            text = self._conn.answer(frame.unique_id, frame.payload)
+            await self._transmit(text, text, 3, frame.unique_id, action)
+        else:
+            text = self._conn.error(frame.unique_id, frame.code, frame.description, frame.details)
+            await self._transmit(text, text, 4, frame.unique_id, action, frame.code)
+
+    async def _transmit(self, text: str, logged: str, message_type: int, unique_id: str, action: str | None,
+                        code: str | None = None) -> None:
+        self.store.frames.record(self.cp_id, "out", logged, message_type=message_type, unique_id=unique_id,
+                                 action=action)
+        self.service.metrics.frame("out", message_type, action, code)
         try:
             await self.transport.send(text)
         except Closed:
@@ -264,14 +270,15 @@ class Session:
             async with self._call_lock:
                 if self.closed:
                     raise NotConnected(self.cp_id)
-                unique_id = unique_id or new_unique_id()
-                pending = self._pending[unique_id] = _Pending(action)
+                out: Outgoing = self._conn.send_call(action, payload, unique_id)  # the lock keeps it alone
+                pending = self._pending[out.unique_id] = _Pending(action)
                 try:
-                    await self._send(Call(unique_id, action, payload), action)
+                    await self._transmit(out.text, out.logged, Call.message_type, out.unique_id, action)
                     sent = True
                     await pending.done.wait()
                 finally:
-                    del self._pending[unique_id]
+                    del self._pending[out.unique_id]
+                    self._conn.forget(out.unique_id)
                 if pending.error is not None:
                     raise pending.error
                 assert pending.result is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Any, Union
 
@@ -56,6 +57,20 @@ class Unreadable:
 Inbound = Union[Request, Reply, Refusal, BrokenReply, Unreadable]
 
 
+class Role(enum.Enum):
+    """Which end of the connection reads the frames: the CALLs it takes are those of the other end."""
+
+    CENTRAL = "central system"
+    CHARGER = "charge point"
+
+
+# role -> (the actions it takes, those it sends itself, why one of those is refused)
+_SIDES = {
+    Role.CENTRAL: (CHARGER_ACTIONS, CENTRAL_ACTIONS, "is sent by the central system, not by a charge point"),
+    Role.CHARGER: (CENTRAL_ACTIONS, CHARGER_ACTIONS, "is sent by a charge point, not by the central system"),
+}
+
+
 def unstorable(value: Any, path: str = "") -> tuple[str, Any] | None:
     """(path, value) of the first number in `value` that is not a 64-bit integer's worth, or None."""
     if isinstance(value, bool):
@@ -77,7 +92,7 @@ def unstorable(value: Any, path: str = "") -> tuple[str, Any] | None:
     return None
 
 
-def classify(text: str, validator: Validator, strict: bool) -> Inbound:
+def classify(text: str, validator: Validator, strict: bool, role: Role = Role.CENTRAL) -> Inbound:
     try:
         frame = parse(text)
     except FrameError as exc:
@@ -91,9 +106,10 @@ def classify(text: str, validator: Validator, strict: bool) -> Inbound:
         return Reply(frame)
 
     action = frame.action
-    if action not in CHARGER_ACTIONS:
-        if action in CENTRAL_ACTIONS:
-            why = f"{action} is sent by the central system, not by a charge point"
+    takes, sends, sent_by_us = _SIDES[role]
+    if action not in takes:
+        if action in sends:
+            why = f"{action} {sent_by_us}"
             return Refusal(CallError(frame.unique_id, ErrorCode.NOT_SUPPORTED.value, why), action)
         why = f"unknown action {action!r}"
         return Refusal(CallError(frame.unique_id, ErrorCode.NOT_IMPLEMENTED.value, why), action)

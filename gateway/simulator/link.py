@@ -8,8 +8,9 @@ import attrs
 import trio
 import trio_websocket
 
+from ..ocpp.connection import Answered, Connection, Failed, Refusal, Request, Role
 from ..ocpp.errors import ErrorCode
-from ..ocpp.frames import Call, CallError, CallResult, FrameError, encode, new_unique_id, parse
+from ..ocpp.frames import Call
 
 Handler = Callable[[str, dict[str, Any]], Awaitable["dict[str, Any] | Reply"]]
 
@@ -35,9 +36,8 @@ class Reply:
 
 @attrs.define
 class _Waiter:
-    action: str
     done: trio.Event = attrs.field(factory=trio.Event)
-    frame: Any = None
+    event: Answered | Failed | None = None
 
 
 class Link:
@@ -46,6 +46,9 @@ class Link:
     def __init__(self, ws: trio_websocket.WebSocketConnection, handler: Handler):
         self.ws = ws
         self._handler = handler
+        # The central system's CALLs reach the handler even when their payload breaks its schema:
+        # the simulator answers what it can, as a lenient charger does.
+        self._conn = Connection(Role.CHARGER, strict=False)
         self._waiters: dict[str, _Waiter] = {}
         self._call_lock = trio.Lock()
         self.sent = 0
@@ -58,45 +61,55 @@ class Link:
 
     async def call(self, action: str, payload: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
         async with self._call_lock:  # one CALL in flight (OCPP-J 4.1.1)
-            unique_id = new_unique_id()
-            waiter = self._waiters[unique_id] = _Waiter(action)
+            if self._conn.closed:
+                self.errors += 1
+                raise CallFailed(action, "NotConnected", "the connection is closed")
+            out = self._conn.send_call(action, payload)
+            waiter = self._waiters[out.unique_id] = _Waiter()
             try:
-                await self.send_text(encode(Call(unique_id, action, payload)))
+                await self.send_text(out.text)
                 with trio.move_on_after(timeout):
                     await waiter.done.wait()
             finally:
-                del self._waiters[unique_id]
-        frame = waiter.frame
-        if frame is None:
+                del self._waiters[out.unique_id]
+                self._conn.forget(out.unique_id)
+        event = waiter.event
+        if event is None:
             self.errors += 1
             raise CallFailed(action, "Timeout", f"no answer in {timeout:g} s")
-        if isinstance(frame, CallError):
+        if isinstance(event, Failed):
             self.errors += 1
-            raise CallFailed(action, frame.code, frame.description)
-        return frame.payload
+            raise CallFailed(action, event.code, event.description)
+        return event.payload
 
     async def run(self) -> None:
         """Read until the connection closes (raises trio_websocket.ConnectionClosed)."""
-        async with trio.open_nursery() as nursery:
-            while True:
-                text = await self.ws.get_message()
-                self.received += 1
-                if isinstance(text, bytes):
-                    continue
-                try:
-                    frame = parse(text)
-                except FrameError as exc:
-                    if exc.unique_id and exc.message_type == 2:
-                        await self.send_text(encode(CallError(exc.unique_id, exc.code.value, exc.description)))
-                    continue
-                if isinstance(frame, Call):
-                    # Answer in its own task: a handler may itself wait (e.g. for a StopTransaction).
-                    nursery.start_soon(self._answer, frame)
-                else:
-                    waiter = self._waiters.get(frame.unique_id)
-                    if waiter is not None:
-                        waiter.frame = frame
-                        waiter.done.set()
+        try:
+            async with trio.open_nursery() as nursery:
+                while True:
+                    text = await self.ws.get_message()
+                    self.received += 1
+                    if isinstance(text, bytes):
+                        continue
+                    event = self._conn.receive(text)
+                    if isinstance(event, Request):
+                        # Answer in its own task: a handler may itself wait (e.g. for a StopTransaction).
+                        nursery.start_soon(self._answer, event.call)
+                    elif isinstance(event, Refusal):  # unreadable CALL, unknown action, ...
+                        await self.send_text(self._conn.error(event.answer.unique_id, event.answer.code,
+                                                              event.answer.description, event.answer.details))
+                    elif isinstance(event, (Answered, Failed)):
+                        self._wake(event)
+                    # anything else (unreadable, a reply to nothing) is dropped
+        finally:
+            for failed in self._conn.close():
+                self._wake(failed)
+
+    def _wake(self, event: Answered | Failed) -> None:
+        waiter = self._waiters.get(event.unique_id)
+        if waiter is not None:
+            waiter.event = event
+            waiter.done.set()
 
     async def _answer(self, call: Call) -> None:
         try:
@@ -110,8 +123,8 @@ class Link:
                 if reply.raw is not None:
                     await self.send_text(reply.raw)
                 elif reply.error is not None:
-                    await self.send_text(encode(CallError(call.unique_id, *reply.error)))
+                    await self.send_text(self._conn.error(call.unique_id, *reply.error))
                 return
-            await self.send_text(encode(CallResult(call.unique_id, reply)))
+            await self.send_text(self._conn.answer(call.unique_id, reply))
         except trio_websocket.ConnectionClosed:
             pass
