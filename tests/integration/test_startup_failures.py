@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from gateway.store import appends
-from gateway.store.connection import PRAGMAS_ENV, connect
+from gateway.writer import rows as appends
+from gateway.writer.connection import PRAGMAS_ENV, connect
 from gateway.store.db import migrate
 
 

@@ -17,7 +17,7 @@ import trio
 from gateway.store import open_store
 from gateway.store import appender as appender_module
 from gateway.jsontext import to_json
-from gateway.store import writer
+from gateway.writer import process as writer
 from gateway.store.appender import ProcessAppender, ThreadAppender, appender_for
 from gateway.store.db import Database
 
@@ -270,7 +270,7 @@ def test_the_writer_reads_messages_split_anywhere_in_the_pipe():
 
 
 def test_the_writer_commits_a_backlog_in_pieces_and_acknowledges_each(tmp_path, monkeypatch):
-    from gateway.store.connection import connect, for_writing
+    from gateway.writer.connection import connect, for_writing
     from gateway.store.db import migrate
     monkeypatch.setattr(writer, "MAX_ROWS", 100)
     path = str(tmp_path / "gateway.db")
@@ -297,8 +297,8 @@ def test_the_writer_commits_a_backlog_in_pieces_and_acknowledges_each(tmp_path, 
 
 def test_a_file_that_stays_locked_is_not_taken_for_bad_rows(tmp_path, monkeypatch):
     """Rows are dropped only when they are at fault; a locked file ends the writer, and the gateway resends."""
-    from gateway.store import connection
-    from gateway.store.connection import connect, for_writing
+    from gateway.writer import connection
+    from gateway.writer.connection import connect, for_writing
     from gateway.store.db import migrate
     monkeypatch.setattr(connection, "LOCK_TIMEOUT", 0.05)
     path = str(tmp_path / "gateway.db")
@@ -316,7 +316,7 @@ def test_a_file_that_stays_locked_is_not_taken_for_bad_rows(tmp_path, monkeypatc
 
 async def test_a_query_waits_for_frames_another_flush_has_taken(tmp_path):
     """The frame log's own flush holds the buffer while the writer commits it: a query must still see them."""
-    from gateway.store.frames import FrameLog
+    from gateway.store.frame_log import FrameLog
     async with writing(str(tmp_path / "gateway.db")) as (db, appender):
         log = FrameLog(db, appender=appender)
         for i in range(5):
