@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any, Iterable
 
-from .calls import Table, committed
+from .calls import Table
 
 Row = dict[str, Any]
 _LINE_COLUMNS = ("kind", "out_trade_no", "provider_trade_no", "amount", "settlement", "fee", "refund_no",
@@ -72,8 +72,5 @@ def _last_day(conn: sqlite3.Connection, channel: str, up_to: str) -> str | None:
     return row[0]
 
 
-class Bills(Table):
-    save = committed(_save_bill)
-    lines = committed(_bill_lines)
-    ours = committed(_ours)
-    last_reconciled_day = committed(_last_day)
+class Bills(Table, committed=dict(save=_save_bill, lines=_bill_lines, ours=_ours, last_reconciled_day=_last_day)):
+    pass

@@ -1,9 +1,12 @@
 """Table methods declared by how durable their call is; the store package's docstring says what each means.
 
-    class IdTags(Table):
-        get = committed(_get)                     # async; returns once the batch that ran it is committed
-        violation = batched(_violation)           # queued for the next batch; returns at once
-        add_meter_values = appended("meter_values", _meter_value_rows)   # handed to the writer
+    class Chargers(Table, committed=dict(get=_get, boot=_boot), batched=dict(violation=_violation)):
+        samples = committed(_samples, after_appended=True)  # a declaration with something more to say
+        add_meter_values = appended("meter_values", _meter_value_rows)
+
+- committed: an async method; returns once the batch that ran it is committed (reads too).
+- batched: queued for the next batch; returns at once.
+- appended: rows handed to the writer; returns at once.
 
 A job function `fn(conn, ...)` becomes a method with fn's signature minus `conn` (and fn's docstring):
 `help()` shows it, and wrong arguments fail in the caller, naming the method, before anything is queued.
@@ -34,8 +37,15 @@ class Table:
         file fails the writer): what a reader of the frame log or meter values waits for first."""
         await self._appender.sync()
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, committed: dict[str, Callable] | None = None,
+                          batched: dict[str, Callable] | None = None, **kwargs: Any) -> None:
+        """`committed` and `batched`: method name -> job function, for the methods that only forward."""
         super().__init_subclass__(**kwargs)
+        for kind, jobs in ((_committed, committed), (_batched, batched)):
+            for name, fn in (jobs or {}).items():
+                if name in vars(cls):
+                    raise TypeError(f"{cls.__qualname__}.{name} is declared twice")
+                setattr(cls, name, kind(fn))
         for name, method in vars(cls).items():  # a generated method takes the name it is given here
             if getattr(method, "generated", False):
                 method.__name__, method.__qualname__ = name, f"{cls.__qualname__}.{name}"
@@ -119,6 +129,9 @@ def batched(fn: Callable, *, doc: str | None = None, **defaults: Any) -> Callabl
         args, kwargs = arguments(method.__qualname__, args, kwargs)
         self._db.submit(fn, *args, **kwargs)
     return _dress(method, fn, signature, BATCHED, doc)
+
+
+_committed, _batched = committed, batched  # for Table.__init_subclass__, whose keywords have these names
 
 
 def appended(kind: str, rows: Callable[..., list[tuple]]) -> Callable:

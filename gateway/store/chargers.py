@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import structlog
 
 from ..chargepoint.handshake import id_key  # pure: the one home of the id rules, kept with the handshake
-from .calls import COMMITTED, Table, batched, committed, durability
+from .calls import COMMITTED, Table, durability
 from .health import StoreUnavailable
 from .paging import Filters, page as page_of
 
@@ -194,7 +194,10 @@ def _set_registration(conn: sqlite3.Connection, cp_id: str, status: str, at: str
     conn.execute("UPDATE charge_points SET registration_status = ? WHERE id = ?", (status, cp_id))
 
 
-class Chargers(Table):
+class Chargers(Table, batched=dict(violation=_violation), committed=dict(
+        disconnected=_disconnected, all_offline=_all_offline, registration=_registration, boot=_boot, status=_status,
+        get=_get, list=_list, page=_page, violations=_violations, security=_security, admission=_admission,
+        set_security=_set_security, set_registration=_set_registration)):
     @durability(COMMITTED)
     async def connected(self, cp_id: str, address: str, subprotocol: str | None, at: str) -> None:
         """Record a connection (committed). While the file takes no writes the charger is served all the same
@@ -205,17 +208,3 @@ class Chargers(Table):
         except StoreUnavailable as exc:
             log.warning("connection not recorded", cp=cp_id, reason=str(exc))
 
-    disconnected = committed(_disconnected)
-    all_offline = committed(_all_offline)
-    registration = committed(_registration)
-    boot = committed(_boot)
-    status = committed(_status)
-    violation = batched(_violation)
-    get = committed(_get)
-    list = committed(_list)
-    page = committed(_page)
-    violations = committed(_violations)
-    security = committed(_security)
-    admission = committed(_admission)
-    set_security = committed(_set_security)
-    set_registration = committed(_set_registration)

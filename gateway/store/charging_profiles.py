@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-from .calls import Table, committed
+from .calls import Table
 from .paging import Filters, page as page_of
 
 
@@ -65,8 +65,5 @@ def _page(conn: sqlite3.Connection, cp_id: str, active_only: bool = False, page:
                 lambda r: dict(r, profile=json.loads(r["profile"])))
 
 
-class ChargingProfiles(Table):
-    record = committed(_record)
-    clear = committed(_clear)
-    list = committed(_list)
-    page = committed(_page)
+class ChargingProfiles(Table, committed=dict(record=_record, clear=_clear, list=_list, page=_page)):
+    pass

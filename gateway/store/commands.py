@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-from .calls import Table, batched, committed
+from .calls import Table
 from .paging import Filters, page as page_of
 
 
@@ -53,8 +53,5 @@ def _get(conn: sqlite3.Connection, request_id: str) -> dict[str, Any] | None:
     return _shape(row) if row else None
 
 
-class Commands(Table):
-    begin = batched(_begin)
-    finish = batched(_finish)
-    list = committed(_list)
-    get = committed(_get)
+class Commands(Table, committed=dict(list=_list, get=_get), batched=dict(begin=_begin, finish=_finish)):
+    pass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .calls import Table, committed
+from .calls import Table
 
 
 def _replace(conn: sqlite3.Connection, cp_id: str, keys: list[dict[str, Any]], unknown: list[str],
@@ -39,7 +39,5 @@ def _get(conn: sqlite3.Connection, cp_id: str) -> list[dict[str, Any]]:
     return [{**dict(r), "readonly": None if r["readonly"] is None else bool(r["readonly"])} for r in rows]
 
 
-class Configuration(Table):
-    replace = committed(_replace)
-    set = committed(_set)
-    get = committed(_get)
+class Configuration(Table, committed=dict(replace=_replace, set=_set, get=_get)):
+    pass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .calls import Table, committed
+from .calls import Table
 from .paging import Filters, page as page_of
 
 
@@ -39,9 +39,5 @@ def _list(conn: sqlite3.Connection, status: str | None = None, page: int = 1, si
     return page_of(conn, "id_tags", filters, "id_tag", page, size)
 
 
-class IdTags(Table):
-    get = committed(_get)
-    put = committed(_put)
-    delete = committed(_delete)
-    all = committed(_all)
-    list = committed(_list)
+class IdTags(Table, committed=dict(get=_get, put=_put, delete=_delete, all=_all, list=_list)):
+    pass

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-from .calls import Table, committed
+from .calls import Table
 from .paging import Filters, page as page_of
 
 
@@ -46,9 +46,6 @@ def _page(conn: sqlite3.Connection, cp_id: str, page: int = 1, size: int = 50) -
                 lambda r: dict(r, entries=json.loads(r["entries"])))
 
 
-class LocalLists(Table):
-    next_version = committed(_next_version)
-    record_sent = committed(_record_sent)
-    set_status = committed(_set_status)
-    list = committed(_list)
-    page = committed(_page)
+class LocalLists(Table, committed=dict(
+        next_version=_next_version, record_sent=_record_sent, set_status=_set_status, list=_list, page=_page)):
+    pass

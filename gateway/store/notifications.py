@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-from .calls import Table, committed
+from .calls import Table
 from .paging import Filters, page as page_of
 
 
@@ -42,7 +42,5 @@ def _page(conn: sqlite3.Connection, cp_id: str, action: str | None = None, page:
     return page_of(conn, "notifications", filters, "id DESC", page, size, _shape)
 
 
-class Notifications(Table):
-    add = committed(_add)
-    list = committed(_list)
-    page = committed(_page)
+class Notifications(Table, committed=dict(add=_add, list=_list, page=_page)):
+    pass

@@ -236,19 +236,16 @@ def _for_stats(conn: sqlite3.Connection, cp_id: str | None, since: str | None,
             FROM orders{filters.where} ORDER BY id""", filters.args)]
 
 
-class Orders(Table):
-    get = committed(_get)
+class Orders(Table, committed=dict(
+        get=_get, open_for_transaction=_open_for_transaction, set_remote_start=_set_remote_start,
+        close_failed=_close_failed, correct=_correct, close=_close, expire_waiting=_expire_waiting, history=_history_of,
+        for_stats=_for_stats)):
     find = committed(_find, doc='By "id", "order_no", "session_id" or "transaction_id".')
     unbilled_transactions = committed(_unbilled, limit=500)
-    open_for_transaction = committed(_open_for_transaction)
     create_external = committed(_create_external,
                                 doc="(order, created): an existing order of this session is returned unchanged.")
-    set_remote_start = committed(_set_remote_start)
     stopped_unpriced = committed(_stopped_unpriced, limit=500)
     pricing_input = committed(_pricing_input, after_appended=True)  # it reads the session's meter values
-    close_failed = committed(_close_failed)
-    correct = committed(_correct)
-    close = committed(_close)
 
     @durability(COMMITTED)
     async def transition(self, order_id: int, target: int, allowed_from: Iterable[int], cause: str, at: str,
@@ -256,13 +253,9 @@ class Orders(Table):
         """Committed: see transition() above (allowed_from is taken as a tuple: the job may run later)."""
         return await self._db.run(transition, order_id, target, tuple(allowed_from), cause, at, fields)
 
-    expire_waiting = committed(_expire_waiting)
-
     @durability(COMMITTED)
     async def list(self, cp_id: str | None = None, status: int | None = None, since: str | None = None,
                    until: str | None = None, page: int = 1, size: int = 50) -> dict:
         """Committed; newest first."""
         return await self._db.run(_list, cp_id, status, since, until, page, size)
 
-    history = committed(_history_of)
-    for_stats = committed(_for_stats)

@@ -487,22 +487,20 @@ def _callbacks(conn: sqlite3.Connection, limit: int) -> list[Row]:
         "FROM payment_callbacks ORDER BY id DESC LIMIT ?", (limit,))]
 
 
-class Payments(Table):
-    create = committed(_create)
-
+class Payments(Table, committed=dict(
+        create=_create, close_outcome=_close_outcome, refund_not_done=_refund_not_done, retry_refund=_retry_refund,
+        give_up_refund=_give_up_refund, update=_update, mark_paid=mark_paid, fail_unopened=_fail_unopened,
+        set_refund_provider_id=_set_refund_provider_id, prune_refused=_prune_refused, close=_close_payment,
+        start_refund=_start_refund, settle_refund=settle_refund, refund=_refund, of_order=_of_order, callback=_callback,
+        pending_callbacks=_pending_callbacks, apply_callback=_apply_callback, for_reconciliation=_for_reconciliation,
+        save_report=_save_report, latest_report=_latest_report)):
     @durability(COMMITTED)
     async def close_open_trades(self, order_id: int, cause: str, at: str) -> int:
         """Committed: see _close_open_trades (every channel's trades)."""
         return await self._db.run(_close_open_trades, order_id, cause, at)
 
     closing = committed(_closing, new_only=False)
-    close_outcome = committed(_close_outcome)
-    refund_not_done = committed(_refund_not_done)
-    retry_refund = committed(_retry_refund)
-    give_up_refund = committed(_give_up_refund)
     get = committed(_payment, doc='By "id", "trade_no" or "idempotency_key".')
-    update = committed(_update)
-    mark_paid = committed(mark_paid)
 
     @durability(COMMITTED)
     async def paid_manually(self, order_id: int, created_by: str | None, note: str | None, day: str, at: str, *,
@@ -510,20 +508,6 @@ class Payments(Table):
         """Committed: see _paid_manually."""
         return await self._db.run(_paid_manually, order_id, created_by, note, key, from_completed, day, at)
 
-    fail_unopened = committed(_fail_unopened)
-    set_refund_provider_id = committed(_set_refund_provider_id)
-    prune_refused = committed(_prune_refused)
-    close = committed(_close_payment)
-    start_refund = committed(_start_refund)
-    settle_refund = committed(settle_refund)
-    refund = committed(_refund)
-    of_order = committed(_of_order)
     store_callback = committed(_store_callback, doc="Committed before it is processed: a crash in between loses nothing.")
-    callback = committed(_callback)
-    pending_callbacks = committed(_pending_callbacks)
-    apply_callback = committed(_apply_callback)
     refuse_callback = committed(_refuse, budget=None)
     callbacks = committed(_callbacks, limit=100)
-    for_reconciliation = committed(_for_reconciliation)
-    save_report = committed(_save_report)
-    latest_report = committed(_latest_report)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .calls import Table, committed
+from .calls import Table
 
 Row = dict[str, Any]
 
@@ -27,7 +27,5 @@ def _drop(conn: sqlite3.Connection, serials: list[str]) -> int:
     return conn.executemany("DELETE FROM wechat_platform_certs WHERE serial = ?", [(s,) for s in serials]).rowcount
 
 
-class ProviderCerts(Table):
-    save_wechat = committed(_save)
-    wechat = committed(_all)
-    drop_wechat = committed(_drop)
+class ProviderCerts(Table, committed=dict(save_wechat=_save, wechat=_all, drop_wechat=_drop)):
+    pass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .calls import Table, committed
+from .calls import Table
 from .paging import Filters, page as page_of
 
 
@@ -43,8 +43,5 @@ def _list(conn: sqlite3.Connection, cp_id: str | None = None, status: str | None
     return page_of(conn, "reservations", filters, "id DESC", page, size)
 
 
-class Reservations(Table):
-    create = committed(_create)
-    set_status = committed(_set_status)
-    get = committed(_get)
-    list = committed(_list)
+class Reservations(Table, committed=dict(create=_create, set_status=_set_status, get=_get, list=_list)):
+    pass

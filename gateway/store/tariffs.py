@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .calls import Table, committed
+from .calls import Table
 
 
 def _latest(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
@@ -47,7 +47,5 @@ def _all(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute("SELECT * FROM tariff_versions ORDER BY name, version")]
 
 
-class Tariffs(Table):
-    record = committed(_record)
-    in_force = committed(in_force)
-    all = committed(_all)
+class Tariffs(Table, committed=dict(record=_record, in_force=in_force, all=_all)):
+    pass

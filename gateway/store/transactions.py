@@ -144,11 +144,7 @@ def _samples(conn: sqlite3.Connection, transaction_id: int) -> list[dict[str, An
     )]
 
 
-class Transactions(Table):
-    start = committed(_start)
+class Transactions(Table, committed=dict(start=_start, get=_get, list=_list, count_open=_count_open)):
     stop = committed(_stop_with_data, after_appended=True)
     add_meter_values = appended("meter_values", _meter_value_rows)
-    get = committed(_get)
     samples = committed(_samples, after_appended=True)
-    list = committed(_list)
-    count_open = committed(_count_open)

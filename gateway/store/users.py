@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .calls import Table, committed
+from .calls import Table
 
 
 def _count(conn: sqlite3.Connection) -> int:
@@ -100,17 +100,8 @@ def _setting(conn: sqlite3.Connection, key: str, default: str) -> str:
     return conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()[0]
 
 
-class Users(Table):
-    count = committed(_count)
-    get = committed(_get)
-    by_id = committed(_by_id)
-    put = committed(_put)
-    end_sessions = committed(_end_sessions)
-    remove = committed(_remove)
-    list = committed(_list)
-    add_token = committed(_add_token)
-    token_user = committed(_token_user)
-    tokens = committed(_tokens)
-    revoke = committed(_revoke)
-    revoke_hash = committed(_revoke_hash)
-    setting = committed(_setting)
+class Users(Table, committed=dict(
+        count=_count, get=_get, by_id=_by_id, put=_put, end_sessions=_end_sessions, remove=_remove, list=_list,
+        add_token=_add_token, token_user=_token_user, tokens=_tokens, revoke=_revoke, revoke_hash=_revoke_hash,
+        setting=_setting)):
+    pass

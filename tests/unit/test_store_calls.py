@@ -156,3 +156,9 @@ async def test_frame_log_readers_see_every_frame_recorded_before_the_call(tmp_pa
         assert [f["body"] for f in await store.frames.query("CP1")] == ["frame 0", "frame 1", "frame 2"]
         store.frames.record("CP1", "out", "frame 3")
         assert [f["body"] for f in await store.frames.recent("CP1", limit=2)] == ["frame 3", "frame 2"]
+
+
+def test_a_method_declared_twice_is_refused():
+    with pytest.raises(TypeError, match=r"Twice\.get is declared twice"):
+        class Twice(Table, committed=dict(get=_put)):
+            get = committed(_put)
