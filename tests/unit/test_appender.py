@@ -6,6 +6,8 @@ import marshal
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
@@ -347,3 +349,12 @@ async def test_the_writer_yields_to_the_event_loop(tmp_path):
     async with writing(str(tmp_path / "gateway.db")) as (_db, appender):
         assert os.sched_getscheduler(appender.pid) == os.SCHED_BATCH
         assert os.getpriority(os.PRIO_PROCESS, appender.pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + writer.NICENESS)
+
+
+def test_the_writer_process_imports_neither_the_store_nor_trio():
+    """It starts small: its package is standard library only (gateway/writer/)."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, gateway.writer.process; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True).stdout.split()
+    assert "gateway.writer.process" in loaded
+    assert [m for m in loaded if m.startswith(("gateway.store", "trio", "structlog", "outcome"))] == []
