@@ -1,7 +1,7 @@
 """Table methods declared by how durable their call is; the store package's docstring says what each means.
 
-    class Chargers(Table, committed=dict(get=_get, boot=_boot), batched=dict(violation=_violation)):
-        samples = committed(_samples, after_appended=True)  # a declaration with something more to say
+    class Transactions(Table, committed=dict(get=_get, start=_start), batched=dict(touch=_touch)):
+        samples = committed(_samples, after_appended=True)  # a declaration with more to say stands alone
         add_meter_values = appended("meter_values", _meter_value_rows)
 
 - committed: an async method; returns once the batch that ran it is committed (reads too).

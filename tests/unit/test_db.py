@@ -367,7 +367,7 @@ def test_the_meter_values_view_reads_fields_as_the_old_table_kept_them():
     import json
 
     from gateway.jsontext import to_json
-    from gateway.writer import rows as appends
+    from gateway.writer import rows as writer_rows
     from gateway.store.db import connect
 
     conn = connect(":memory:")
@@ -377,7 +377,7 @@ def test_the_meter_values_view_reads_fields_as_the_old_table_kept_them():
                 {"value": 2.5, "measurand": {"odd": [1, "x"]}, "phase": None, "unit": 7, "format": True}]},
             {"timestamp": "2026-03-01T10:16:00Z"},  # no sampled value: no row
             {"timestamp": "2026-03-01T10:17:00Z", "sampledValue": [{"value": "3", "location": "Inlet"}]}]
-    appends.meter_values(conn, [("CP1", 1, 9, "MeterValues", "2026-03-01T10:17:00.500Z", to_json(sent))])
+    writer_rows.meter_values(conn, [("CP1", 1, 9, "MeterValues", "2026-03-01T10:17:00.500Z", to_json(sent))])
     rows = [dict(r) for r in conn.execute("SELECT * FROM meter_values WHERE transaction_id = 9 ORDER BY id")]
     fields = ("timestamp", "value", "measurand", "phase", "unit", "location", "format")
     assert [tuple(r[f] for f in fields) for r in rows] == [
