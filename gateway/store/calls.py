@@ -60,9 +60,10 @@ def durability(kind: str) -> Callable[[Callable], Callable]:
 
 
 def _arguments(fn: Callable, defaults: dict[str, Any],
-               skip: int = 1) -> tuple[inspect.Signature, Callable[..., tuple]]:
-    """The method's signature (fn's, `conn` (the first `skip` parameters) replaced by `self`, with `defaults`),
-    and a function that checks a call's arguments against it and returns them as (args, kwargs) for fn."""
+               skip: int = 1) -> tuple[inspect.Signature, int, Callable[..., tuple]]:
+    """The method's signature (fn's, `conn` (the first `skip` parameters) replaced by `self`, with `defaults`);
+    how many positional arguments a call may give, and nothing else, to need no check (the hot path: -1 for
+    none); and a function that checks a call's arguments and returns them as (args, kwargs) for fn."""
     signature = inspect.signature(fn)
     params = list(signature.parameters.values())[skip:]
     unknown = set(defaults) - {p.name for p in params}
@@ -70,12 +71,9 @@ def _arguments(fn: Callable, defaults: dict[str, Any],
         raise TypeError(f"{fn.__name__} has no parameter {', '.join(sorted(unknown))}")
     params = [p.replace(default=defaults[p.name]) if p.name in defaults else p for p in params]
     own = signature.replace(parameters=params)
-    # A call that gives every positional parameter by position, and nothing else, needs no binding (the hot path).
     plain = len(params) if all(p.kind == p.POSITIONAL_OR_KEYWORD for p in params) else -1
 
-    def arguments(name: str, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
-        if len(args) == plain and not kwargs:
-            return args, kwargs
+    def bind(name: str, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]]:
         try:
             bound = own.bind(*args, **kwargs)
         except TypeError as exc:
@@ -84,7 +82,7 @@ def _arguments(fn: Callable, defaults: dict[str, Any],
         return bound.args, bound.kwargs
 
     self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return own.replace(parameters=[self_param, *params]), arguments
+    return own.replace(parameters=[self_param, *params]), plain, bind
 
 
 def _dress(method: Callable, fn: Callable, signature: inspect.Signature, kind: str, doc: str | None) -> Callable:
@@ -106,16 +104,18 @@ def committed(fn: Callable, *, after_appended: bool = False, doc: str | None = N
 
     after_appended: first wait until the rows appended before the call (frames, meter values) are committed;
     for whatever reads them. `defaults` give parameters of fn a default in the method."""
-    signature, arguments = _arguments(fn, defaults)
+    signature, plain, bind = _arguments(fn, defaults)
 
     if after_appended:
         async def method(self: Table, *args: Any, **kwargs: Any) -> Any:
-            args, kwargs = arguments(method.__qualname__, args, kwargs)
+            if kwargs or len(args) != plain:
+                args, kwargs = bind(method.__qualname__, args, kwargs)
             await self.appended_committed()
             return await self._db.run(fn, *args, **kwargs)
     else:
         async def method(self: Table, *args: Any, **kwargs: Any) -> Any:
-            args, kwargs = arguments(method.__qualname__, args, kwargs)
+            if kwargs or len(args) != plain:
+                args, kwargs = bind(method.__qualname__, args, kwargs)
             return await self._db.run(fn, *args, **kwargs)
     return _dress(method, fn, signature, COMMITTED, doc)
 
@@ -123,10 +123,11 @@ def committed(fn: Callable, *, after_appended: bool = False, doc: str | None = N
 def batched(fn: Callable, *, doc: str | None = None, **defaults: Any) -> Callable:
     """A plain method that queues fn(conn, ...) for the database thread's next batch and returns at once: it is
     committed with that batch, before any later call is run; a failure is logged, not raised."""
-    signature, arguments = _arguments(fn, defaults)
+    signature, plain, bind = _arguments(fn, defaults)
 
     def method(self: Table, *args: Any, **kwargs: Any) -> None:
-        args, kwargs = arguments(method.__qualname__, args, kwargs)
+        if kwargs or len(args) != plain:
+            args, kwargs = bind(method.__qualname__, args, kwargs)
         self._db.submit(fn, *args, **kwargs)
     return _dress(method, fn, signature, BATCHED, doc)
 
@@ -138,10 +139,11 @@ def appended(kind: str, rows: Callable[..., list[tuple]]) -> Callable:
     """A plain method that hands rows(...) (rows of `kind`, see gateway/writer/rows.py) to the writer and
     returns at once: committed by the writer soon after, not before the call returns. Raises StoreUnavailable,
     keeping nothing, while the file fails the writer (the caller can still say it was not kept)."""
-    signature, arguments = _arguments(rows, {}, skip=0)
+    signature, plain, bind = _arguments(rows, {}, skip=0)
 
-    def method(self: Table, *args: Any, **kwargs: Any) -> None:
-        args, kwargs = arguments(method.__qualname__, args, kwargs)
+    def method(self: Table, *args: Any, **kwargs: Any) -> None:  # on the hot path: every MeterValues
+        if kwargs or len(args) != plain:
+            args, kwargs = bind(method.__qualname__, args, kwargs)
         made = rows(*args, **kwargs)
         if made:
             if (fault := self._appender.fault) is not None:
