@@ -1,26 +1,25 @@
 """All SQL lives in this room. Callers await typed functions on a `Store` (store.py).
 
-The names below are imported on first use: the writer process (writer.py) imports this package for
-its standard-library modules only, and starts without Trio and the table modules.
+Every store method is one of three durabilities, declared where the method is (calls.py):
+
+- committed: `await` it; it runs in the database thread's next batch and returns once that batch is
+  committed. Reads are committed calls too: they see every write queued before them. A reader of the
+  frame log or of meter values first waits until what was appended before the call is committed.
+- batched: not awaited; queued for the next batch and committed with it, before any later call runs. The
+  caller is not told of a failure (it is logged): for records nobody is answered on.
+- appended: not awaited; frames and meter values are handed to the writer process (gateway/writer/), or to
+  the database thread for a database without a file, and committed soon after in batches of their own.
+  While the file fails the writer, meter values are refused at once (StoreUnavailable) and frames wait in
+  memory (frame_log.py).
+
+A call the file cannot take (locked, full, read-only, damaged) raises StoreUnavailable: nothing of it was kept.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .db import StoreClosed
-    from .health import StorageHealth, StoreUnavailable
-    from .store import Store, open_store
-    from .transactions import MeterValue, StopOutcome
+from .db import StoreClosed
+from .health import StorageHealth, StoreUnavailable
+from .store import Store, open_store
+from .transactions import MeterValue, StopOutcome
 
 __all__ = ["Store", "open_store", "MeterValue", "StopOutcome", "StoreClosed", "StorageHealth", "StoreUnavailable"]
-_HOMES = {"Store": "store", "open_store": "store", "MeterValue": "transactions", "StopOutcome": "transactions",
-          "StoreClosed": "db", "StorageHealth": "health", "StoreUnavailable": "health"}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)

@@ -1,7 +1,7 @@
 """Where the frame log and meter values are written: the writer process, or the database thread.
 
 Both take rows from the event loop without waiting (`submit`) and can be awaited until everything
-submitted so far is committed (`sync`). Kinds of rows and their SQL: appends.py.
+submitted so far is committed (`sync`). Kinds of rows and their SQL: gateway/writer/rows.py.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import sys
 import structlog
 import trio
 
-from . import appends
+from ..writer.rows import apply as apply_rows
+from ..writer.process import FAULT, HEADER, encode
 from .db import Database, StoreClosed, bulk
 from .health import DATABASE, WRITER, StoreUnavailable
-from .writer import FAULT, HEADER, encode
 
 log = structlog.get_logger("gateway.store")
 
@@ -34,7 +34,7 @@ CLOSE_TIMEOUT = 30.0
 
 @bulk
 def _append(conn, calls: list[tuple[str, list[tuple]]]) -> list[None]:
-    appends.apply(conn, calls)
+    apply_rows(conn, calls)
     return [None] * len(calls)
 
 
@@ -74,7 +74,7 @@ class WriterFault(WriterFailed):
 
 
 class ProcessAppender:
-    """Hands batches of rows to a writer process (writer.py) through a pipe.
+    """Hands batches of rows to a writer process (gateway/writer/process.py) through a pipe.
 
     A batch is kept until the process says it is committed. If the process dies, another is started
     and given again what it had not acknowledged (a batch committed in the instant before a death
@@ -207,7 +207,7 @@ class ProcessAppender:
 
     async def _spawn(self) -> trio.Process:
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "gateway.store.writer", self._db.path],
+            [sys.executable, "-m", "gateway.writer.process", self._db.path],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             start_new_session=True)  # out of the terminal's group: Ctrl-C is for the gateway to handle
         self._process, self.pid, self._inbox = process, process.pid, bytearray()
@@ -341,5 +341,8 @@ class ProcessAppender:
         self._acked = trio.Event()
 
 
-def appender_for(db: Database) -> ThreadAppender | ProcessAppender:
+Appender = ThreadAppender | ProcessAppender
+
+
+def appender_for(db: Database) -> Appender:
     return ThreadAppender(db) if db.path == ":memory:" else ProcessAppender(db)

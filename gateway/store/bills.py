@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Any, Iterable
 
-from .db import Database
+from .calls import Table
 
 Row = dict[str, Any]
 _LINE_COLUMNS = ("kind", "out_trade_no", "provider_trade_no", "amount", "settlement", "fee", "refund_no",
@@ -26,6 +26,7 @@ def _save_bill(conn: sqlite3.Connection, channel: str, day: str, lines: list[Row
 
 
 def _bill_lines(conn: sqlite3.Connection, channel: str, day: str) -> list[Row] | None:
+    """The stored lines of a day's bill, or None when it was never read."""
     bill = conn.execute("SELECT id FROM provider_bills WHERE channel = ? AND day = ?", (channel, day)).fetchone()
     if bill is None:
         return None
@@ -65,25 +66,11 @@ def _ours(conn: sqlite3.Connection, channel: str, trade_nos: list[str], since: s
 
 
 def _last_day(conn: sqlite3.Connection, channel: str, up_to: str) -> str | None:
+    """The latest day up to `up_to` (YYYY-MM-DD) with a kept report."""
     row = conn.execute("SELECT MAX(day) FROM reconciliation_reports WHERE channel = ? AND day <= ?",
                        (channel, up_to)).fetchone()
     return row[0]
 
 
-class Bills:
-    def __init__(self, db: Database):
-        self._db = db
-
-    async def save(self, channel: str, day: str, lines: list[Row], totals: dict[str, int], at: str) -> int:
-        return await self._db.run(_save_bill, channel, day, lines, totals, at)
-
-    async def lines(self, channel: str, day: str) -> list[Row] | None:
-        """The stored lines of a day's bill, or None when it was never read."""
-        return await self._db.run(_bill_lines, channel, day)
-
-    async def ours(self, channel: str, trade_nos: list[str], since: str, until: str) -> dict[str, Any]:
-        return await self._db.run(_ours, channel, trade_nos, since, until)
-
-    async def last_reconciled_day(self, channel: str, up_to: str) -> str | None:
-        """The latest day up to `up_to` (YYYY-MM-DD) with a kept report."""
-        return await self._db.run(_last_day, channel, up_to)
+class Bills(Table, committed=dict(save=_save_bill, lines=_bill_lines, ours=_ours, last_reconciled_day=_last_day)):
+    pass

@@ -9,9 +9,9 @@ from typing import Any, NamedTuple
 import structlog
 
 from ..chargepoint.handshake import id_key  # pure: the one home of the id rules, kept with the handshake
-from .db import Database
+from .calls import COMMITTED, Table, durability
 from .health import StoreUnavailable
-from .paging import Filters, page
+from .paging import Filters, page as page_of
 
 log = structlog.get_logger("gateway.store")
 
@@ -95,6 +95,7 @@ def _status(conn: sqlite3.Connection, cp_id: str, connector_id: int, status: str
 
 def _violation(conn: sqlite3.Connection, cp_id: str, action: str, kind: str, code: str, path: str,
                message: str, example: str, at: str) -> None:
+    """Record a protocol violation (not awaited: it rides on the next commit)."""
     conn.execute(
         """INSERT INTO violations (charge_point_id, action, kind, code, path, message, example, first_seen, last_seen)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -132,10 +133,10 @@ def _list(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return _with_details(conn, rows)
 
 
-def _page(conn: sqlite3.Connection, online: bool | None, number: int, size: int) -> dict:
+def _page(conn: sqlite3.Connection, online: bool | None = None, page: int = 1, size: int = 50) -> dict:
     filters = Filters()
     filters.add("online = ?", None if online is None else int(online))
-    result = page(conn, "charge_points", filters, "online DESC, id", number, size, lambda row: row)
+    result = page_of(conn, "charge_points", filters, "online DESC, id", page, size, lambda row: row)
     return {**result, "records": _with_details(conn, result["records"])}
 
 
@@ -146,6 +147,7 @@ def _violations(conn: sqlite3.Connection, cp_id: str) -> list[dict[str, Any]]:
 
 
 def _security(conn: sqlite3.Connection, cp_id: str) -> tuple[int, str | None]:
+    """(security profile, hashed AuthorizationKey or None); (0, None) for a charger never seen."""
     row = conn.execute("SELECT security_profile, authorization_key FROM charge_points WHERE id = ?",
                        (cp_id,)).fetchone()
     return (row[0], row[1]) if row else (0, None)
@@ -165,6 +167,7 @@ class Known(NamedTuple):
 
 
 def _admission(conn: sqlite3.Connection, cp_id: str) -> Known:
+    """Whether the id is known, its security, and for a new id a known charger it looks like."""
     row = conn.execute("SELECT security_profile, authorization_key FROM charge_points WHERE id = ?",
                        (cp_id,)).fetchone()
     if row:
@@ -186,70 +189,22 @@ def _set_security(conn: sqlite3.Connection, cp_id: str, profile: int | None, key
 
 
 def _set_registration(conn: sqlite3.Connection, cp_id: str, status: str, at: str) -> None:
+    """Decide how the charger's next BootNotification is answered (also before it first connects)."""
     _register(conn, cp_id, at)
     conn.execute("UPDATE charge_points SET registration_status = ? WHERE id = ?", (status, cp_id))
 
 
-class Chargers:
-    def __init__(self, db: Database):
-        self._db = db
-
+class Chargers(Table, batched=dict(violation=_violation), committed=dict(
+        disconnected=_disconnected, all_offline=_all_offline, registration=_registration, boot=_boot, status=_status,
+        get=_get, list=_list, page=_page, violations=_violations, security=_security, admission=_admission,
+        set_security=_set_security, set_registration=_set_registration)):
+    @durability(COMMITTED)
     async def connected(self, cp_id: str, address: str, subprotocol: str | None, at: str) -> None:
-        """Record a connection. While the file takes no writes the charger is served all the same (its
-        messages are answered, or refused, one by one) and this record is left out, with a warning:
+        """Record a connection (committed). While the file takes no writes the charger is served all the same
+        (its messages are answered, or refused, one by one) and this record is left out, with a warning:
         who is online is the registry's to say, and the next connection records it again."""
         try:
             await self._db.run(_connected, cp_id, address, subprotocol, at)
         except StoreUnavailable as exc:
             log.warning("connection not recorded", cp=cp_id, reason=str(exc))
 
-    async def disconnected(self, cp_id: str, reason: str, at: str) -> None:
-        await self._db.run(_disconnected, cp_id, reason, at)
-
-    async def all_offline(self, reason: str, at: str) -> int:
-        return await self._db.run(_all_offline, reason, at)
-
-    async def registration(self, cp_id: str) -> str | None:
-        return await self._db.run(_registration, cp_id)
-
-    async def boot(self, cp_id: str, device: dict[str, Any], extra: dict[str, Any] | None,
-                   status: str, at: str) -> None:
-        await self._db.run(_boot, cp_id, device, extra, status, at)
-
-    async def status(self, cp_id: str, connector_id: int, status: str, error_code: str | None,
-                     info: str | None, vendor_id: str | None, vendor_error_code: str | None,
-                     timestamp: str | None, at: str) -> None:
-        await self._db.run(_status, cp_id, connector_id, status, error_code, info, vendor_id,
-                           vendor_error_code, timestamp, at)
-
-    def violation(self, cp_id: str, action: str, kind: str, code: str, path: str, message: str,
-                  example: str, at: str) -> None:
-        """Record a protocol violation (not awaited: it rides on the next commit)."""
-        self._db.submit(_violation, cp_id, action, kind, code, path, message, example, at)
-
-    async def get(self, cp_id: str) -> dict[str, Any] | None:
-        return await self._db.run(_get, cp_id)
-
-    async def list(self) -> list[dict[str, Any]]:
-        return await self._db.run(_list)
-
-    async def page(self, online: bool | None = None, page: int = 1, size: int = 50) -> dict:
-        return await self._db.run(_page, online, page, size)
-
-    async def violations(self, cp_id: str) -> list[dict[str, Any]]:
-        return await self._db.run(_violations, cp_id)
-
-    async def security(self, cp_id: str) -> tuple[int, str | None]:
-        """(security profile, hashed AuthorizationKey or None); (0, None) for a charger never seen."""
-        return await self._db.run(_security, cp_id)
-
-    async def admission(self, cp_id: str) -> Known:
-        """Whether the id is known, its security, and for a new id a known charger it looks like."""
-        return await self._db.run(_admission, cp_id)
-
-    async def set_security(self, cp_id: str, profile: int | None, key_hash: str | None, at: str) -> None:
-        await self._db.run(_set_security, cp_id, profile, key_hash, at)
-
-    async def set_registration(self, cp_id: str, status: str, at: str) -> None:
-        """Decide how the charger's next BootNotification is answered (also before it first connects)."""
-        await self._db.run(_set_registration, cp_id, status, at)

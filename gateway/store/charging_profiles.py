@@ -6,8 +6,8 @@ import json
 import sqlite3
 from typing import Any
 
-from .db import Database
-from .paging import Filters, page
+from .calls import Table
+from .paging import Filters, page as page_of
 
 
 def _record(conn: sqlite3.Connection, cp_id: str, connector_id: int, profile: dict, status: str,
@@ -47,7 +47,7 @@ def _clear(conn: sqlite3.Connection, cp_id: str, profile_id: int | None, connect
     return conn.execute(sql, args).rowcount
 
 
-def _list(conn: sqlite3.Connection, cp_id: str, active_only: bool) -> list[dict[str, Any]]:
+def _list(conn: sqlite3.Connection, cp_id: str, active_only: bool = False) -> list[dict[str, Any]]:
     sql = "SELECT * FROM charging_profiles WHERE charge_point_id = ?"
     if active_only:
         sql += " AND cleared_at IS NULL AND status = 'Accepted'"
@@ -55,30 +55,15 @@ def _list(conn: sqlite3.Connection, cp_id: str, active_only: bool) -> list[dict[
     return [dict(r, profile=json.loads(r["profile"])) for r in rows]
 
 
-def _page(conn: sqlite3.Connection, cp_id: str, active_only: bool, number: int, size: int) -> dict:
+def _page(conn: sqlite3.Connection, cp_id: str, active_only: bool = False, page: int = 1, size: int = 50) -> dict:
+    """Newest first."""
     filters = Filters()
     filters.add("charge_point_id = ?", cp_id)
     if active_only:
         filters.clauses.append("cleared_at IS NULL AND status = 'Accepted'")
-    return page(conn, "charging_profiles", filters, "id DESC", number, size,
+    return page_of(conn, "charging_profiles", filters, "id DESC", page, size,
                 lambda r: dict(r, profile=json.loads(r["profile"])))
 
 
-class ChargingProfiles:
-    def __init__(self, db: Database):
-        self._db = db
-
-    async def record(self, cp_id: str, connector_id: int, profile: dict, status: str, request_id: str,
-                     at: str) -> None:
-        await self._db.run(_record, cp_id, connector_id, profile, status, request_id, at)
-
-    async def clear(self, cp_id: str, profile_id: int | None, connector_id: int | None, purpose: str | None,
-                    stack_level: int | None, at: str) -> int:
-        return await self._db.run(_clear, cp_id, profile_id, connector_id, purpose, stack_level, at)
-
-    async def list(self, cp_id: str, active_only: bool = False) -> list[dict[str, Any]]:
-        return await self._db.run(_list, cp_id, active_only)
-
-    async def page(self, cp_id: str, active_only: bool = False, page: int = 1, size: int = 50) -> dict:
-        """Newest first."""
-        return await self._db.run(_page, cp_id, active_only, page, size)
+class ChargingProfiles(Table, committed=dict(record=_record, clear=_clear, list=_list, page=_page)):
+    pass

@@ -6,11 +6,12 @@ import json
 import sqlite3
 from typing import Any
 
-from .db import Database
-from .paging import Filters, page
+from .calls import Table
+from .paging import Filters, page as page_of
 
 
 def _begin(conn: sqlite3.Connection, request_id: str, cp_id: str, action: str, payload: dict, at: str) -> None:
+    """Note a command as sent (rides on the next commit; finish() always lands after it)."""
     conn.execute(
         "INSERT INTO commands (request_id, charge_point_id, action, payload, sent_at) VALUES (?, ?, ?, ?, ?)",
         (request_id, cp_id, action, json.dumps(payload, ensure_ascii=False), at),
@@ -19,6 +20,8 @@ def _begin(conn: sqlite3.Connection, request_id: str, cp_id: str, action: str, p
 
 def _finish(conn: sqlite3.Connection, request_id: str, outcome: str, result: dict | None,
             error: tuple[str, str, dict] | None, at: str, latency_ms: float) -> None:
+    """Note the command's outcome. Like begin(), it rides on the next commit instead of holding
+    the operator's answer for one: every later read sees it (one connection, jobs in order)."""
     code, description, details = error or (None, None, None)
     conn.execute(
         """UPDATE commands SET outcome = ?, result = ?, error_code = ?, error_description = ?,
@@ -37,11 +40,12 @@ def _shape(row: sqlite3.Row) -> dict[str, Any]:
     return out
 
 
-def _list(conn: sqlite3.Connection, cp_id: str | None, action: str | None, number: int, size: int) -> dict:
+def _list(conn: sqlite3.Connection, cp_id: str | None = None, action: str | None = None, page: int = 1,
+          size: int = 50) -> dict:
     filters = Filters()
     filters.add("charge_point_id = ?", cp_id)
     filters.add("action = ?", action)
-    return page(conn, "commands", filters, "id DESC", number, size, _shape)
+    return page_of(conn, "commands", filters, "id DESC", page, size, _shape)
 
 
 def _get(conn: sqlite3.Connection, request_id: str) -> dict[str, Any] | None:
@@ -49,23 +53,5 @@ def _get(conn: sqlite3.Connection, request_id: str) -> dict[str, Any] | None:
     return _shape(row) if row else None
 
 
-class Commands:
-    def __init__(self, db: Database):
-        self._db = db
-
-    def begin(self, request_id: str, cp_id: str, action: str, payload: dict, at: str) -> None:
-        """Note a command as sent (rides on the next commit; finish() always lands after it)."""
-        self._db.submit(_begin, request_id, cp_id, action, payload, at)
-
-    def finish(self, request_id: str, outcome: str, result: dict | None,
-               error: tuple[str, str, dict] | None, at: str, latency_ms: float) -> None:
-        """Note the command's outcome. Like begin(), it rides on the next commit instead of holding
-        the operator's answer for one: every later read sees it (one connection, jobs in order)."""
-        self._db.submit(_finish, request_id, outcome, result, error, at, latency_ms)
-
-    async def list(self, cp_id: str | None = None, action: str | None = None, page: int = 1,
-                   size: int = 50) -> dict:
-        return await self._db.run(_list, cp_id, action, page, size)
-
-    async def get(self, request_id: str) -> dict[str, Any] | None:
-        return await self._db.run(_get, request_id)
+class Commands(Table, committed=dict(list=_list, get=_get), batched=dict(begin=_begin, finish=_finish)):
+    pass

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .db import Database
+from .calls import Table
 
 
 def _replace(conn: sqlite3.Connection, cp_id: str, keys: list[dict[str, Any]], unknown: list[str],
              complete: bool, at: str) -> None:
+    """Store a GetConfiguration answer; keys the charger says it does not know are dropped."""
     if complete:  # an answer to "all keys" is the whole truth
         conn.execute("DELETE FROM configuration WHERE charge_point_id = ?", (cp_id,))
     conn.executemany("DELETE FROM configuration WHERE charge_point_id = ? AND key = ?",
@@ -38,17 +39,5 @@ def _get(conn: sqlite3.Connection, cp_id: str) -> list[dict[str, Any]]:
     return [{**dict(r), "readonly": None if r["readonly"] is None else bool(r["readonly"])} for r in rows]
 
 
-class Configuration:
-    def __init__(self, db: Database):
-        self._db = db
-
-    async def replace(self, cp_id: str, keys: list[dict[str, Any]], unknown: list[str], complete: bool,
-                      at: str) -> None:
-        """Store a GetConfiguration answer; keys the charger says it does not know are dropped."""
-        await self._db.run(_replace, cp_id, keys, unknown, complete, at)
-
-    async def set(self, cp_id: str, key: str, value: str, at: str) -> None:
-        await self._db.run(_set, cp_id, key, value, at)
-
-    async def get(self, cp_id: str) -> list[dict[str, Any]]:
-        return await self._db.run(_get, cp_id)
+class Configuration(Table, committed=dict(replace=_replace, set=_set, get=_get)):
+    pass

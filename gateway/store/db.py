@@ -24,7 +24,7 @@ import outcome
 import structlog
 import trio
 
-from .connection import begin_immediate, connect, for_writing, insert_rows, storage_fault
+from ..writer.connection import begin_immediate, connect, for_writing, insert_rows, storage_fault
 from .health import DATABASE, StorageHealth, StoreUnavailable
 
 __all__ = ["Database", "StoreClosed", "StoreOpenError", "StoreUnavailable", "bulk", "connect", "insert_rows", "migrate",
@@ -111,11 +111,12 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 
 class _Job:
-    __slots__ = ("fn", "args", "done", "result")
+    __slots__ = ("fn", "args", "kwargs", "done", "result")
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, done: trio.Event | None):
+    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any], done: trio.Event | None):
         self.fn = fn
         self.args = args
+        self.kwargs = kwargs  # not for a bulk function, which takes its calls' args
         self.done = done  # None: nobody waits (submit)
         self.result: outcome.Outcome | None = None
 
@@ -276,7 +277,7 @@ class Database:
                     result = outcome.capture(jobs[i].fn, conn, [job.args for job in group])
                     values = [outcome.Value(v) for v in result.unwrap()] if isinstance(result, outcome.Value) else None
                 else:
-                    result = outcome.capture(jobs[i].fn, conn, *jobs[i].args)
+                    result = outcome.capture(jobs[i].fn, conn, *jobs[i].args, **jobs[i].kwargs)
                     values = [result] if isinstance(result, outcome.Value) else None
                 if values is None:
                     jobs[i].result = result
@@ -295,25 +296,25 @@ class Database:
         self.jobs += len(jobs)
         return results
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run fn(conn, *args) on the database thread; return once it is committed.
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run fn(conn, *args, **kwargs) on the database thread; return once it is committed.
 
         Raises StoreUnavailable when the file failed it (locked for longer than LOCK_TIMEOUT, full,
         read-only, damaged): nothing of it was kept, and it may succeed later."""
         if self._closed:
             raise StoreClosed("the database is closed")
-        job = _Job(fn, args, trio.Event())
+        job = _Job(fn, args, kwargs, trio.Event())
         self._queue.put(job)
         await job.done.wait()
         if isinstance(job.result, outcome.Error) and (reason := storage_fault(job.result.error)):
             raise StoreUnavailable(reason) from job.result.error
         return job.result.unwrap()
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Queue a write without waiting for it (failures are logged)."""
         if self._closed:
             raise StoreClosed("the database is closed")
-        self._queue.put(_Job(fn, args, None))
+        self._queue.put(_Job(fn, args, kwargs, None))
 
     async def close(self) -> None:
         """Finish every queued job, commit, and stop the thread."""

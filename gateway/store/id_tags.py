@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .db import Database
-from .paging import Filters, page
+from .calls import Table
+from .paging import Filters, page as page_of
 
 
 def _get(conn: sqlite3.Connection, id_tag: str) -> dict[str, Any] | None:
@@ -14,8 +14,8 @@ def _get(conn: sqlite3.Connection, id_tag: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-def _put(conn: sqlite3.Connection, id_tag: str, status: str, expiry_date: str | None,
-         parent_id_tag: str | None, at: str) -> None:
+def _put(conn: sqlite3.Connection, id_tag: str, status: str = "Accepted", expiry_date: str | None = None,
+         parent_id_tag: str | None = None, *, at: str) -> None:
     conn.execute(
         """INSERT INTO id_tags (id_tag, status, expiry_date, parent_id_tag, created_at, updated_at)
            VALUES (?, ?, ?, ?, ?, ?)
@@ -33,28 +33,11 @@ def _all(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute("SELECT * FROM id_tags ORDER BY id_tag")]
 
 
-def _list(conn: sqlite3.Connection, status: str | None, number: int, size: int) -> dict:
+def _list(conn: sqlite3.Connection, status: str | None = None, page: int = 1, size: int = 50) -> dict:
     filters = Filters()
     filters.add("status = ?", status)
-    return page(conn, "id_tags", filters, "id_tag", number, size)
+    return page_of(conn, "id_tags", filters, "id_tag", page, size)
 
 
-class IdTags:
-    def __init__(self, db: Database):
-        self._db = db
-
-    async def get(self, id_tag: str) -> dict[str, Any] | None:
-        return await self._db.run(_get, id_tag)
-
-    async def put(self, id_tag: str, status: str = "Accepted", expiry_date: str | None = None,
-                  parent_id_tag: str | None = None, *, at: str) -> None:
-        await self._db.run(_put, id_tag, status, expiry_date, parent_id_tag, at)
-
-    async def delete(self, id_tag: str) -> bool:
-        return await self._db.run(_delete, id_tag)
-
-    async def all(self) -> list[dict[str, Any]]:
-        return await self._db.run(_all)
-
-    async def list(self, status: str | None = None, page: int = 1, size: int = 50) -> dict:
-        return await self._db.run(_list, status, page, size)
+class IdTags(Table, committed=dict(get=_get, put=_put, delete=_delete, all=_all, list=_list)):
+    pass

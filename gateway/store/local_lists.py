@@ -6,8 +6,8 @@ import json
 import sqlite3
 from typing import Any
 
-from .db import Database
-from .paging import Filters, page
+from .calls import Table
+from .paging import Filters, page as page_of
 
 
 def _next_version(conn: sqlite3.Connection, cp_id: str) -> int:
@@ -38,30 +38,14 @@ def _list(conn: sqlite3.Connection, cp_id: str) -> list[dict[str, Any]]:
     return [dict(r, entries=json.loads(r["entries"])) for r in rows]
 
 
-def _page(conn: sqlite3.Connection, cp_id: str, number: int, size: int) -> dict:
+def _page(conn: sqlite3.Connection, cp_id: str, page: int = 1, size: int = 50) -> dict:
+    """Newest first."""
     filters = Filters()
     filters.add("charge_point_id = ?", cp_id)
-    return page(conn, "local_lists", filters, "id DESC", number, size,
+    return page_of(conn, "local_lists", filters, "id DESC", page, size,
                 lambda r: dict(r, entries=json.loads(r["entries"])))
 
 
-class LocalLists:
-    def __init__(self, db: Database):
-        self._db = db
-
-    async def next_version(self, cp_id: str) -> int:
-        return await self._db.run(_next_version, cp_id)
-
-    async def record_sent(self, cp_id: str, version: int | None, update_type: str, entries: list,
-                          request_id: str, at: str) -> int:
-        return await self._db.run(_record_sent, cp_id, version, update_type, entries, request_id, at)
-
-    async def set_status(self, request_id: str, status: str) -> None:
-        await self._db.run(_set_status, request_id, status)
-
-    async def list(self, cp_id: str) -> list[dict[str, Any]]:
-        return await self._db.run(_list, cp_id)
-
-    async def page(self, cp_id: str, page: int = 1, size: int = 50) -> dict:
-        """Newest first."""
-        return await self._db.run(_page, cp_id, page, size)
+class LocalLists(Table, committed=dict(
+        next_version=_next_version, record_sent=_record_sent, set_status=_set_status, list=_list, page=_page)):
+    pass

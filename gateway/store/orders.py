@@ -12,7 +12,7 @@ from typing import Any, Iterable, NamedTuple
 
 from ..orderstates import OrderStatus, Outcome, RefundStatus
 from . import tariffs
-from .db import Database
+from .calls import COMMITTED, Table, committed, durability
 from .paging import Filters, page
 
 # Which energy readings price a session: the main import register, all phases together.
@@ -245,63 +245,26 @@ def _for_stats(conn: sqlite3.Connection, cp_id: str | None, since: str | None,
             FROM orders{filters.where} ORDER BY id""", (RefundStatus.SUCCESS, *filters.args))]
 
 
-class Orders:
-    def __init__(self, db: Database):
-        self._db = db
+class Orders(Table, committed=dict(
+        get=_get, open_for_transaction=_open_for_transaction, set_remote_start=_set_remote_start,
+        close_failed=_close_failed, correct=_correct, close=_close, expire_waiting=_expire_waiting, history=_history_of,
+        for_stats=_for_stats)):
+    find = committed(_find, doc='By "id", "order_no", "session_id" or "transaction_id".')
+    unbilled_transactions = committed(_unbilled, limit=500)
+    create_external = committed(_create_external,
+                                doc="(order, created): an existing order of this session is returned unchanged.")
+    stopped_unpriced = committed(_stopped_unpriced, limit=500)
+    pricing_input = committed(_pricing_input, after_appended=True)  # it reads the session's meter values
 
-    async def get(self, order_id: int) -> dict[str, Any] | None:
-        return await self._db.run(_get, order_id)
-
-    async def find(self, column: str, value: Any) -> dict[str, Any] | None:
-        """By "id", "order_no", "session_id" or "transaction_id"."""
-        return await self._db.run(_find, column, value)
-
-    async def unbilled_transactions(self, limit: int = 500) -> list[dict[str, Any]]:
-        return await self._db.run(_unbilled, limit)
-
-    async def open_for_transaction(self, transaction_id: int, tariff: str, currency: str, day: str,
-                                   at: str, start: dict[str, Any], version_at: str) -> dict[str, Any] | None:
-        return await self._db.run(_open_for_transaction, transaction_id, tariff, currency, day, at, start,
-                                  version_at)
-
-    async def create_external(self, session_id: str, cp_id: str, connector_id: int | None, id_tag: str,
-                              tariff: str, currency: str, day: str, at: str) -> tuple[dict[str, Any], bool]:
-        """(order, created): an existing order of this session is returned unchanged."""
-        return await self._db.run(_create_external, session_id, cp_id, connector_id, id_tag, tariff, currency,
-                                  day, at)
-
-    async def set_remote_start(self, order_id: int, request_id: str, at: str) -> None:
-        await self._db.run(_set_remote_start, order_id, request_id, at)
-
-    async def stopped_unpriced(self, limit: int = 500) -> list[int]:
-        return await self._db.run(_stopped_unpriced, limit)
-
-    async def pricing_input(self, order_id: int) -> PricingInput | None:
-        return await self._db.run(_pricing_input, order_id)
-
-    async def close_failed(self, order_id: int, note: str, at: str) -> dict[str, Any] | None:
-        return await self._db.run(_close_failed, order_id, note, at)
-
-    async def correct(self, order_id: int, expected: str, fields: dict[str, Any], cause: str, detail: str,
-                      at: str) -> tuple[str, dict[str, Any] | None]:
-        return await self._db.run(_correct, order_id, expected, fields, cause, detail, at)
-
-    async def close(self, order_id: int, fields: dict[str, Any], cause: str, at: str) -> dict[str, Any] | None:
-        return await self._db.run(_close, order_id, fields, cause, at)
-
+    @durability(COMMITTED)
     async def transition(self, order_id: int, target: int, allowed_from: Iterable[int], cause: str, at: str,
                          fields: dict[str, Any] | None = None) -> tuple[str, dict[str, Any] | None]:
+        """Committed: see transition() above (allowed_from is taken as a tuple: the job may run later)."""
         return await self._db.run(transition, order_id, target, tuple(allowed_from), cause, at, fields)
 
-    async def expire_waiting(self, before: str, at: str) -> int:
-        return await self._db.run(_expire_waiting, before, at)
-
+    @durability(COMMITTED)
     async def list(self, cp_id: str | None = None, status: int | None = None, since: str | None = None,
                    until: str | None = None, page: int = 1, size: int = 50) -> dict:
+        """Committed; newest first."""
         return await self._db.run(_list, cp_id, status, since, until, page, size)
 
-    async def history(self, order_id: int) -> list[dict[str, Any]]:
-        return await self._db.run(_history_of, order_id)
-
-    async def for_stats(self, cp_id: str | None, since: str | None, until: str | None) -> list[dict[str, Any]]:
-        return await self._db.run(_for_stats, cp_id, since, until)

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from ..orderstates import (ALLOWED_FROM, OPEN_REFUNDS, PAYABLE, REFUND_STATES, SETTLED_PAYMENTS, CallbackStatus,
                            ClosePayment, CloseState, Effect, OrderStatus, Outcome, Pay, PaymentStatus, ProviderRefund,
                            RefundStatus, SettleRefund)
-from .db import Database
+from .calls import COMMITTED, Table, committed, durability
 from .orders import _history, transition
 
 Row = dict[str, Any]
@@ -529,101 +529,27 @@ def _callbacks(conn: sqlite3.Connection, limit: int) -> list[Row]:
         "FROM payment_callbacks ORDER BY id DESC LIMIT ?", (limit,))]
 
 
-class Payments:
-    def __init__(self, db: Database):
-        self._db = db
-
-    async def create(self, order_id: int, channel: str, key: str | None, created_by: str | None, day: str,
-                     at: str, expires_at: str | None = None) -> tuple[str, Row | None, Row | None]:
-        return await self._db.run(_create, order_id, channel, key, created_by, day, at, expires_at)
-
+class Payments(Table, committed=dict(
+        create=_create, close_outcome=_close_outcome, refund_not_done=_refund_not_done, retry_refund=_retry_refund,
+        give_up_refund=_give_up_refund, update=_update, mark_paid=mark_paid, fail_unopened=_fail_unopened,
+        set_refund_provider_id=_set_refund_provider_id, prune_refused=_prune_refused, close=_close_payment,
+        start_refund=_start_refund, settle_refund=settle_refund, refund=_refund, of_order=_of_order, callback=_callback,
+        pending_callbacks=_pending_callbacks, apply_callback=_apply_callback, for_reconciliation=_for_reconciliation,
+        save_report=_save_report, latest_report=_latest_report)):
+    @durability(COMMITTED)
     async def close_open_trades(self, order_id: int, cause: str, at: str) -> int:
+        """Committed: see _close_open_trades (every channel's trades)."""
         return await self._db.run(_close_open_trades, order_id, cause, at)
 
-    async def closing(self, new_only: bool = False) -> list[Row]:
-        return await self._db.run(_closing, new_only)
+    closing = committed(_closing, new_only=False)
+    get = committed(_payment, doc='By "id", "trade_no" or "idempotency_key".')
 
-    async def close_outcome(self, payment_id: int, closed: bool, note: str, max_attempts: int,
-                            at: str) -> Row | None:
-        return await self._db.run(_close_outcome, payment_id, closed, note, max_attempts, at)
-
-    async def refund_not_done(self, refund_id: int, note: str, refused: bool, at: str) -> Row | None:
-        return await self._db.run(_refund_not_done, refund_id, note, refused, at)
-
-    async def retry_refund(self, refund_id: int, who: str, at: str) -> tuple[str, Row | None]:
-        return await self._db.run(_retry_refund, refund_id, who, at)
-
-    async def give_up_refund(self, refund_id: int, who: str, at: str) -> tuple[str, Row | None]:
-        return await self._db.run(_give_up_refund, refund_id, who, at)
-
-    async def get(self, column: str, value: Any) -> Row | None:
-        """By "id", "trade_no" or "idempotency_key"."""
-        return await self._db.run(_payment, column, value)
-
-    async def update(self, payment_id: int, fields: dict[str, Any], at: str) -> Row | None:
-        return await self._db.run(_update, payment_id, fields, at)
-
-    async def mark_paid(self, payment_id: int, provider_trade_no: str | None, cause: str,
-                        at: str) -> tuple[str, Row | None, Row | None]:
-        return await self._db.run(mark_paid, payment_id, provider_trade_no, cause, at)
-
+    @durability(COMMITTED)
     async def paid_manually(self, order_id: int, created_by: str | None, note: str | None, day: str, at: str, *,
                             key: str | None = None, from_completed: bool = False) -> tuple[str, Row | None, Row | None]:
+        """Committed: see _paid_manually."""
         return await self._db.run(_paid_manually, order_id, created_by, note, key, from_completed, day, at)
 
-    async def fail_unopened(self, payment_id: int, note: str, at: str) -> Row | None:
-        return await self._db.run(_fail_unopened, payment_id, note, at)
-
-    async def set_refund_provider_id(self, refund_id: int, provider_refund_id: str, at: str) -> Row | None:
-        return await self._db.run(_set_refund_provider_id, refund_id, provider_refund_id, at)
-
-    async def prune_refused(self, before: str) -> int:
-        return await self._db.run(_prune_refused, before)
-
-    async def close(self, payment_id: int, at: str) -> str:
-        return await self._db.run(_close_payment, payment_id, at)
-
-    async def start_refund(self, payment_id: int, amount: int | None, reason: str | None, day: str,
-                           at: str) -> tuple[str, Row | None, Row | None]:
-        return await self._db.run(_start_refund, payment_id, amount, reason, day, at)
-
-    async def settle_refund(self, refund_id: int, status: str, provider_refund_id: str | None, cause: str,
-                            at: str) -> tuple[str, Row | None]:
-        return await self._db.run(settle_refund, refund_id, status, provider_refund_id, cause, at)
-
-    async def refund(self, column: str, value: Any) -> Row | None:
-        return await self._db.run(_refund, column, value)
-
-    async def of_order(self, order_id: int) -> tuple[list[Row], list[Row]]:
-        return await self._db.run(_of_order, order_id)
-
-    async def store_callback(self, channel: str, kind: str, headers: dict[str, str], body: bytes,
-                             remote_addr: str | None, at: str) -> int:
-        """Committed before it is processed: a crash in between loses nothing."""
-        return await self._db.run(_store_callback, channel, kind, headers, body, remote_addr, at)
-
-    async def callback(self, callback_id: int) -> Row | None:
-        return await self._db.run(_callback, callback_id)
-
-    async def pending_callbacks(self) -> list[int]:
-        return await self._db.run(_pending_callbacks)
-
-    async def apply_callback(self, callback_id: int, notify_id: str, trade_no: str | None, effect: Effect,
-                             at: str) -> str:
-        return await self._db.run(_apply_callback, callback_id, notify_id, trade_no, effect, at)
-
-    async def refuse_callback(self, callback_id: int, notify_id: str | None, trade_no: str | None, reason: str,
-                              at: str, budget: int | None = None) -> None:
-        await self._db.run(_refuse, callback_id, notify_id, trade_no, reason, at, budget)
-
-    async def callbacks(self, limit: int = 100) -> list[Row]:
-        return await self._db.run(_callbacks, limit)
-
-    async def for_reconciliation(self, channel: str, since: str, until: str) -> dict[str, list[Row]]:
-        return await self._db.run(_for_reconciliation, channel, since, until)
-
-    async def save_report(self, channel: str, day: str, report: dict[str, Any], at: str) -> int:
-        return await self._db.run(_save_report, channel, day, report, at)
-
-    async def latest_report(self, channel: str, day: str) -> dict[str, Any] | None:
-        return await self._db.run(_latest_report, channel, day)
+    store_callback = committed(_store_callback, doc="Committed before it is processed: a crash in between loses nothing.")
+    refuse_callback = committed(_refuse, budget=None)
+    callbacks = committed(_callbacks, limit=100)

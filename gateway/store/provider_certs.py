@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .db import Database
+from .calls import Table
 
 Row = dict[str, Any]
 
@@ -27,15 +27,5 @@ def _drop(conn: sqlite3.Connection, serials: list[str]) -> int:
     return conn.executemany("DELETE FROM wechat_platform_certs WHERE serial = ?", [(s,) for s in serials]).rowcount
 
 
-class ProviderCerts:
-    def __init__(self, db: Database):
-        self._db = db
-
-    async def save_wechat(self, certs: list[Row], at: str) -> None:
-        await self._db.run(_save, certs, at)
-
-    async def wechat(self) -> list[Row]:
-        return await self._db.run(_all)
-
-    async def drop_wechat(self, serials: list[str]) -> int:
-        return await self._db.run(_drop, serials)
+class ProviderCerts(Table, committed=dict(save_wechat=_save, wechat=_all, drop_wechat=_drop)):
+    pass

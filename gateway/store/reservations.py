@@ -5,12 +5,13 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .db import Database
-from .paging import Filters, page
+from .calls import Table
+from .paging import Filters, page as page_of
 
 
 def _create(conn: sqlite3.Connection, reservation_id: int | None, cp_id: str, connector_id: int, id_tag: str,
             parent_id_tag: str | None, expiry_date: str, request_id: str, at: str) -> int:
+    """Record a reservation as requested; with no id, a new one that was never handed out."""
     cur = conn.execute(
         """INSERT INTO reservations (id, charge_point_id, connector_id, id_tag, parent_id_tag, expiry_date, status,
                                      request_id, created_at, updated_at)
@@ -34,29 +35,13 @@ def _get(conn: sqlite3.Connection, reservation_id: int) -> dict[str, Any] | None
     return dict(row) if row else None
 
 
-def _list(conn: sqlite3.Connection, cp_id: str | None, status: str | None, number: int, size: int) -> dict:
+def _list(conn: sqlite3.Connection, cp_id: str | None = None, status: str | None = None, page: int = 1,
+          size: int = 50) -> dict:
     filters = Filters()
     filters.add("charge_point_id = ?", cp_id)
     filters.add("status = ?", status)
-    return page(conn, "reservations", filters, "id DESC", number, size)
+    return page_of(conn, "reservations", filters, "id DESC", page, size)
 
 
-class Reservations:
-    def __init__(self, db: Database):
-        self._db = db
-
-    async def create(self, reservation_id: int | None, cp_id: str, connector_id: int, id_tag: str,
-                     parent_id_tag: str | None, expiry_date: str, request_id: str, at: str) -> int:
-        """Record a reservation as requested; with no id, a new one that was never handed out."""
-        return await self._db.run(_create, reservation_id, cp_id, connector_id, id_tag, parent_id_tag,
-                                  expiry_date, request_id, at)
-
-    async def set_status(self, reservation_id: int, status: str, at: str) -> None:
-        await self._db.run(_set_status, reservation_id, status, at)
-
-    async def get(self, reservation_id: int) -> dict[str, Any] | None:
-        return await self._db.run(_get, reservation_id)
-
-    async def list(self, cp_id: str | None = None, status: str | None = None, page: int = 1,
-                   size: int = 50) -> dict:
-        return await self._db.run(_list, cp_id, status, page, size)
+class Reservations(Table, committed=dict(create=_create, set_status=_set_status, get=_get, list=_list)):
+    pass

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 import trio
 
-from .appender import ProcessAppender, ThreadAppender, appender_for
+from .appender import Appender, ThreadAppender, appender_for
 from .bills import Bills
+from .calls import Table
 from .chargers import Chargers
 from .charging_profiles import ChargingProfiles
 from .commands import Commands
 from .configuration import Configuration
 from .db import Database
-from .frames import FrameLog
+from .frame_log import FrameLog
 from .id_tags import IdTags
 from .local_lists import LocalLists
 from .notifications import Notifications
@@ -28,26 +30,36 @@ from .users import Users
 
 
 class Store:
-    def __init__(self, db: Database, frames: FrameLog, appender: ProcessAppender | ThreadAppender | None = None):
+    """The database, its health, the appender (frames and meter values), and a Table per family of tables."""
+
+    chargers: Chargers
+    transactions: Transactions
+    id_tags: IdTags
+    notifications: Notifications
+    commands: Commands
+    configuration: Configuration
+    local_lists: LocalLists
+    reservations: Reservations
+    charging_profiles: ChargingProfiles
+    users: Users
+    orders: Orders
+    payments: Payments
+    bills: Bills
+    provider_certs: ProviderCerts
+    tariffs: Tariffs
+
+    def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):
         self.db = db
         self.health = db.health  # whether the file takes writes now: /health, /metrics, the handlers
         self.appender = appender or ThreadAppender(db)
         self.frames = frames
-        self.chargers = Chargers(db)
-        self.transactions = Transactions(db, self.appender)
-        self.id_tags = IdTags(db)
-        self.notifications = Notifications(db)
-        self.commands = Commands(db)
-        self.configuration = Configuration(db)
-        self.local_lists = LocalLists(db)
-        self.reservations = Reservations(db)
-        self.charging_profiles = ChargingProfiles(db)
-        self.users = Users(db)
-        self.orders = Orders(db)
-        self.payments = Payments(db)
-        self.bills = Bills(db)
-        self.provider_certs = ProviderCerts(db)
-        self.tariffs = Tariffs(db)
+        for name, table in TABLES.items():
+            setattr(self, name, table(db, self.appender))
+
+
+# The table families, by the attribute that holds each (read from the annotations above, in their order).
+TABLES: dict[str, type[Table]] = {name: kind for name, kind in inspect.get_annotations(Store, eval_str=True).items()
+                                  if isinstance(kind, type) and issubclass(kind, Table)}
 
 
 @asynccontextmanager

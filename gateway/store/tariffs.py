@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .db import Database
+from .calls import Table
 
 
 def _latest(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
@@ -15,7 +15,7 @@ def _latest(conn: sqlite3.Connection, name: str) -> dict[str, Any] | None:
 
 
 def _record(conn: sqlite3.Connection, tariffs: dict[str, tuple[str, str]], at: str) -> dict[str, dict[str, Any]]:
-    """A new version of every tariff whose (currency, definition JSON) differs from its latest one, in force
+    """tariffs: name -> (currency, definition JSON). A new version of every tariff whose (currency, definition JSON) differs from its latest one, in force
     from `at`; the latest version of each, by name."""
     latest = {}
     for name, (currency, definition) in tariffs.items():
@@ -47,16 +47,5 @@ def _all(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute("SELECT * FROM tariff_versions ORDER BY name, version")]
 
 
-class Tariffs:
-    def __init__(self, db: Database):
-        self._db = db
-
-    async def record(self, tariffs: dict[str, tuple[str, str]], at: str) -> dict[str, dict[str, Any]]:
-        """tariffs: name -> (currency, definition JSON)."""
-        return await self._db.run(_record, tariffs, at)
-
-    async def in_force(self, name: str, at: str) -> dict[str, Any] | None:
-        return await self._db.run(in_force, name, at)
-
-    async def all(self) -> list[dict[str, Any]]:
-        return await self._db.run(_all)
+class Tariffs(Table, committed=dict(record=_record, in_force=in_force, all=_all)):
+    pass

@@ -7,11 +7,9 @@ import sqlite3
 from typing import Any
 
 from ..jsontext import to_json
-from . import appends
-from .appender import ProcessAppender, ThreadAppender
-from .db import Database
-from .health import StoreUnavailable
-from .paging import Filters, page
+from ..writer.rows import meter_values
+from .calls import Table, appended, committed
+from .paging import Filters, page as page_of
 
 
 # A MeterValues' meterValue (or a StopTransaction's transactionData) as the charger sent it:
@@ -35,7 +33,8 @@ MAX_RECORDED_ID = 2**31 - 1
 
 def _start(conn: sqlite3.Connection, cp_id: str, connector_id: int, id_tag: str, id_tag_status: str,
            meter_start: int | None, timestamp: str | None, reservation_id: int | None,
-           remote_start_request_id: str | None, at: str) -> int:
+           at: str, remote_start_request_id: str | None = None) -> int:
+    """Insert and commit a transaction; return its id (always > 0, never reused)."""
     if timestamp is not None:
         # A charger that missed our answer sends the same StartTransaction again: while that
         # transaction is open it is the same session, so it gets the same id (and the same order),
@@ -100,10 +99,12 @@ def _stop(conn: sqlite3.Connection, cp_id: str, transaction_id: int, meter_stop:
 def _stop_with_data(conn: sqlite3.Connection, cp_id: str, transaction_id: int, meter_stop: int | None,
                     timestamp: str | None, reason: str | None, id_tag: str | None,
                     transaction_data: MeterValue, at: str) -> StopOutcome:
+    """Record a StopTransaction and its transactionData. What the charger said before the stop is committed
+    before it (after_appended): billing prices the session from the meter values as soon as the stop is recorded."""
     result = _stop(conn, cp_id, transaction_id, meter_stop, timestamp, reason, id_tag, at)
     if transaction_data and result not in (StopOutcome.OTHER_CHARGER, StopOutcome.NOT_RECORDED):
         connector = conn.execute("SELECT connector_id FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
-        appends.meter_values(conn, [(cp_id, connector[0] if connector else None, transaction_id, "StopTransaction",
+        meter_values(conn, [(cp_id, connector[0] if connector else None, transaction_id, "StopTransaction",
                                      at, to_json(transaction_data))])
     return result
 
@@ -113,21 +114,28 @@ def _get(conn: sqlite3.Connection, transaction_id: int) -> dict[str, Any] | None
     return dict(row) if row else None
 
 
-def _list(conn: sqlite3.Connection, cp_id: str | None, state: str | None, since: str | None,
-          until: str | None, number: int, size: int) -> dict:
+def _list(conn: sqlite3.Connection, cp_id: str | None = None, state: str | None = None, since: str | None = None,
+          until: str | None = None, page: int = 1, size: int = 50) -> dict:
     filters = Filters()
     filters.add("charge_point_id = ?", cp_id)
+    filters.clauses += {"open": ["stopped_at IS NULL"], "closed": ["stopped_at IS NOT NULL"]}.get(state, [])
+    # A transaction recorded from its stop alone has no start: its stop places it in time.
     filters.add("COALESCE(started_at, stopped_at) >= ?", since)
     filters.add("COALESCE(started_at, stopped_at) < ?", until)
-    if state == "open":
-        filters.clauses.append("stopped_at IS NULL")
-    elif state == "closed":
-        filters.clauses.append("stopped_at IS NOT NULL")
-    return page(conn, "transactions", filters, "id DESC", number, size)
+    return page_of(conn, "transactions", filters, "id DESC", page, size)
 
 
 def _count_open(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT COUNT(*) FROM transactions WHERE stopped_at IS NULL").fetchone()[0]
+
+
+def _meter_value_rows(cp_id: str, connector_id: int | None, transaction_id: int | None, meter_value: MeterValue,
+                      at: str) -> list[tuple]:
+    """Queue a MeterValues message's values; they are committed with the next batch, not before the
+    charger's answer (ARCHITECTURE.md: frames and meter values are batched, transaction starts and
+    stops are not). Raises StoreUnavailable, keeping nothing, while the file fails the appender:
+    the charger is told to send them again rather than told they were kept."""
+    return [(cp_id, connector_id, transaction_id, "MeterValues", at, to_json(meter_value))] if meter_value else []
 
 
 def _samples(conn: sqlite3.Connection, transaction_id: int) -> list[dict[str, Any]]:
@@ -136,48 +144,7 @@ def _samples(conn: sqlite3.Connection, transaction_id: int) -> list[dict[str, An
     )]
 
 
-class Transactions:
-    def __init__(self, db: Database, appender: ProcessAppender | ThreadAppender | None = None):
-        self._db = db
-        self._appender = appender or ThreadAppender(db)
-
-    async def start(self, cp_id: str, connector_id: int, id_tag: str, id_tag_status: str,
-                    meter_start: int | None, timestamp: str | None, reservation_id: int | None,
-                    at: str, remote_start_request_id: str | None = None) -> int:
-        """Insert and commit a transaction; return its id (always > 0, never reused)."""
-        return await self._db.run(_start, cp_id, connector_id, id_tag, id_tag_status, meter_start,
-                                  timestamp, reservation_id, remote_start_request_id, at)
-
-    async def stop(self, cp_id: str, transaction_id: int, meter_stop: int | None, timestamp: str | None,
-                   reason: str | None, id_tag: str | None, transaction_data: MeterValue, at: str) -> StopOutcome:
-        # What the charger said before the stop is committed before it: billing prices the session
-        # from the meter values as soon as the stop is recorded.
-        await self._appender.sync()
-        return await self._db.run(_stop_with_data, cp_id, transaction_id, meter_stop, timestamp,
-                                  reason, id_tag, transaction_data, at)
-
-    def add_meter_values(self, cp_id: str, connector_id: int | None, transaction_id: int | None,
-                         meter_value: MeterValue, at: str) -> None:
-        """Queue a MeterValues message's values; they are committed with the next batch, not before the
-        charger's answer (ARCHITECTURE.md: frames and meter values are batched, transaction starts and
-        stops are not). Raises StoreUnavailable, keeping nothing, while the file fails the appender:
-        the charger is told to send them again rather than told they were kept."""
-        if meter_value:
-            if (fault := self._appender.fault) is not None:
-                raise StoreUnavailable(fault)
-            self._appender.submit("meter_values", [(cp_id, connector_id, transaction_id, "MeterValues", at,
-                                                    to_json(meter_value))])
-
-    async def get(self, transaction_id: int) -> dict[str, Any] | None:
-        return await self._db.run(_get, transaction_id)
-
-    async def samples(self, transaction_id: int) -> list[dict[str, Any]]:
-        await self._appender.sync()
-        return await self._db.run(_samples, transaction_id)
-
-    async def list(self, cp_id: str | None = None, state: str | None = None, since: str | None = None,
-                   until: str | None = None, page: int = 1, size: int = 50) -> dict:
-        return await self._db.run(_list, cp_id, state, since, until, page, size)
-
-    async def count_open(self) -> int:
-        return await self._db.run(_count_open)
+class Transactions(Table, committed=dict(start=_start, get=_get, list=_list, count_open=_count_open)):
+    stop = committed(_stop_with_data, after_appended=True)
+    add_meter_values = appended("meter_values", _meter_value_rows)
+    samples = committed(_samples, after_appended=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .db import Database
+from .calls import Table
 
 
 def _count(conn: sqlite3.Connection) -> int:
@@ -39,6 +39,7 @@ def _put(conn: sqlite3.Connection, username: str, password_hash: str, role: str,
 
 
 def _end_sessions(conn: sqlite3.Connection, username: str) -> bool:
+    """End every login token of the account (a new session stamp)."""
     return conn.execute(f"UPDATE users SET session_stamp = {_NEW_STAMP} WHERE username = ?",
                         (username,)).rowcount == 1
 
@@ -69,6 +70,7 @@ def _token_user(conn: sqlite3.Connection, token_hash: str, at: str) -> dict[str,
 
 
 def _revoke_hash(conn: sqlite3.Connection, token_hash: str, at: str) -> bool:
+    """Revoke the API token with this hash."""
     return conn.execute("UPDATE api_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
                         (at, token_hash)).rowcount == 1
 
@@ -98,47 +100,8 @@ def _setting(conn: sqlite3.Connection, key: str, default: str) -> str:
     return conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()[0]
 
 
-class Users:
-    def __init__(self, db: Database):
-        self._db = db
-
-    async def count(self) -> int:
-        return await self._db.run(_count)
-
-    async def get(self, username: str) -> dict[str, Any] | None:
-        return await self._db.run(_get, username)
-
-    async def by_id(self, user_id: int) -> dict[str, Any] | None:
-        return await self._db.run(_by_id, user_id)
-
-    async def put(self, username: str, password_hash: str, role: str, at: str) -> None:
-        await self._db.run(_put, username, password_hash, role, at)
-
-    async def end_sessions(self, username: str) -> bool:
-        """End every login token of the account (a new session stamp)."""
-        return await self._db.run(_end_sessions, username)
-
-    async def remove(self, username: str) -> bool:
-        return await self._db.run(_remove, username)
-
-    async def list(self) -> list[dict[str, Any]]:
-        return await self._db.run(_list)
-
-    async def add_token(self, user_id: int, name: str, token_hash: str, prefix: str, at: str) -> int:
-        return await self._db.run(_add_token, user_id, name, token_hash, prefix, at)
-
-    async def token_user(self, token_hash: str, at: str) -> dict[str, Any] | None:
-        return await self._db.run(_token_user, token_hash, at)
-
-    async def tokens(self, user_id: int | None) -> list[dict[str, Any]]:
-        return await self._db.run(_tokens, user_id)
-
-    async def revoke(self, token_id: int, user_id: int | None, at: str) -> bool:
-        return await self._db.run(_revoke, token_id, user_id, at)
-
-    async def revoke_hash(self, token_hash: str, at: str) -> bool:
-        """Revoke the API token with this hash."""
-        return await self._db.run(_revoke_hash, token_hash, at)
-
-    async def setting(self, key: str, default: str) -> str:
-        return await self._db.run(_setting, key, default)
+class Users(Table, committed=dict(
+        count=_count, get=_get, by_id=_by_id, put=_put, end_sessions=_end_sessions, remove=_remove, list=_list,
+        add_token=_add_token, token_user=_token_user, tokens=_tokens, revoke=_revoke, revoke_hash=_revoke_hash,
+        setting=_setting)):
+    pass

@@ -95,7 +95,6 @@ async def test_a_nul_character_in_a_meter_value_is_refused_not_read_back_cut(nur
         reply = await cp.call("MeterValues", {"connectorId": 1, "transactionId": tx, "meterValue": [
             {"timestamp": T, "sampledValue": [{"value": "12"}]}]})
         assert reply[0] == 3
-        await gw.store.appender.sync()
         assert [s["value"] for s in await gw.store.transactions.samples(tx)] == ["12"]
 
 

@@ -25,7 +25,6 @@ async def test_frame_log_is_written_in_batches_not_per_frame(nursery, tmp_path):
         async with charger(gw.ocpp_port, "CP-B") as cp:
             for _ in range(200):
                 await cp.result("Heartbeat", {})
-        await gw.store.frames.flush()
         logged = await gw.store.frames.query("CP-B")
         assert sum(1 for r in logged if r["direction"] in ("in", "out")) == 400
         assert gw.store.frames.flushes < 40  # 400 frames, a handful of writes

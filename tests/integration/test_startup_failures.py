@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from gateway.store import appends
-from gateway.store.connection import PRAGMAS_ENV, connect
+from gateway.writer import rows as writer_rows
+from gateway.writer.connection import PRAGMAS_ENV, connect
 from gateway.store.db import migrate
 
 
@@ -36,7 +36,7 @@ def damaged(path: Path) -> Path:
     conn = connect(str(path))
     migrate(conn)
     conn.execute("BEGIN")
-    appends.frames(conn, [(f"2026-11-01T00:{i // 60 % 60:02d}:{i % 60:02d}.000Z", "CP1", "in", 2, f"u{i}",
+    writer_rows.frames(conn, [(f"2026-11-01T00:{i // 60 % 60:02d}:{i % 60:02d}.000Z", "CP1", "in", 2, f"u{i}",
                            "Heartbeat", "[2,\"u\",\"Heartbeat\",{}]") for i in range(5000)])
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -6,6 +6,8 @@ import marshal
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
@@ -17,7 +19,7 @@ import trio
 from gateway.store import open_store
 from gateway.store import appender as appender_module
 from gateway.jsontext import to_json
-from gateway.store import writer
+from gateway.writer import process as writer
 from gateway.store.appender import ProcessAppender, ThreadAppender, appender_for
 from gateway.store.db import Database
 
@@ -270,7 +272,7 @@ def test_the_writer_reads_messages_split_anywhere_in_the_pipe():
 
 
 def test_the_writer_commits_a_backlog_in_pieces_and_acknowledges_each(tmp_path, monkeypatch):
-    from gateway.store.connection import connect, for_writing
+    from gateway.writer.connection import connect, for_writing
     from gateway.store.db import migrate
     monkeypatch.setattr(writer, "MAX_ROWS", 100)
     path = str(tmp_path / "gateway.db")
@@ -297,8 +299,8 @@ def test_the_writer_commits_a_backlog_in_pieces_and_acknowledges_each(tmp_path, 
 
 def test_a_file_that_stays_locked_is_not_taken_for_bad_rows(tmp_path, monkeypatch):
     """Rows are dropped only when they are at fault; a locked file ends the writer, and the gateway resends."""
-    from gateway.store import connection
-    from gateway.store.connection import connect, for_writing
+    from gateway.writer import connection
+    from gateway.writer.connection import connect, for_writing
     from gateway.store.db import migrate
     monkeypatch.setattr(connection, "LOCK_TIMEOUT", 0.05)
     path = str(tmp_path / "gateway.db")
@@ -316,7 +318,7 @@ def test_a_file_that_stays_locked_is_not_taken_for_bad_rows(tmp_path, monkeypatc
 
 async def test_a_query_waits_for_frames_another_flush_has_taken(tmp_path):
     """The frame log's own flush holds the buffer while the writer commits it: a query must still see them."""
-    from gateway.store.frames import FrameLog
+    from gateway.store.frame_log import FrameLog
     async with writing(str(tmp_path / "gateway.db")) as (db, appender):
         log = FrameLog(db, appender=appender)
         for i in range(5):
@@ -347,3 +349,12 @@ async def test_the_writer_yields_to_the_event_loop(tmp_path):
     async with writing(str(tmp_path / "gateway.db")) as (_db, appender):
         assert os.sched_getscheduler(appender.pid) == os.SCHED_BATCH
         assert os.getpriority(os.PRIO_PROCESS, appender.pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + writer.NICENESS)
+
+
+def test_the_writer_process_imports_neither_the_store_nor_trio():
+    """It starts small: its package is standard library only (gateway/writer/)."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, gateway.writer.process; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True).stdout.split()
+    assert "gateway.writer.process" in loaded
+    assert [m for m in loaded if m.startswith(("gateway.store", "trio", "structlog", "outcome"))] == []

@@ -367,7 +367,7 @@ def test_the_meter_values_view_reads_fields_as_the_old_table_kept_them():
     import json
 
     from gateway.jsontext import to_json
-    from gateway.store import appends
+    from gateway.writer import rows as writer_rows
     from gateway.store.db import connect
 
     conn = connect(":memory:")
@@ -377,7 +377,7 @@ def test_the_meter_values_view_reads_fields_as_the_old_table_kept_them():
                 {"value": 2.5, "measurand": {"odd": [1, "x"]}, "phase": None, "unit": 7, "format": True}]},
             {"timestamp": "2026-03-01T10:16:00Z"},  # no sampled value: no row
             {"timestamp": "2026-03-01T10:17:00Z", "sampledValue": [{"value": "3", "location": "Inlet"}]}]
-    appends.meter_values(conn, [("CP1", 1, 9, "MeterValues", "2026-03-01T10:17:00.500Z", to_json(sent))])
+    writer_rows.meter_values(conn, [("CP1", 1, 9, "MeterValues", "2026-03-01T10:17:00.500Z", to_json(sent))])
     rows = [dict(r) for r in conn.execute("SELECT * FROM meter_values WHERE transaction_id = 9 ORDER BY id")]
     fields = ("timestamp", "value", "measurand", "phase", "unit", "location", "format")
     assert [tuple(r[f] for f in fields) for r in rows] == [
@@ -392,7 +392,7 @@ def test_the_meter_values_view_reads_fields_as_the_old_table_kept_them():
 def test_frames_are_read_in_the_order_of_an_index_without_sorting_them_all():
     """The console pages frames newest first, by charger or not, in a time window or not: the index by
     (charger, time) or by time gives that order, so LIMIT stops early instead of sorting every frame."""
-    from gateway.store import frames
+    from gateway.store import frame_log as frames
     from gateway.store.db import connect
 
     conn = connect(":memory:")
@@ -412,7 +412,7 @@ def test_frames_are_read_in_the_order_of_an_index_without_sorting_them_all():
 def test_paging_back_through_frames_sees_each_once_even_after_the_clock_stepped_back():
     """Newest first is by the time the gateway stamped, then id; the cursor is a frame: every page
     continues exactly where the last one stopped, also across a clock set back (NTP at boot)."""
-    from gateway.store import frames
+    from gateway.store import frame_log as frames
     from gateway.store.db import connect, insert_rows
 
     conn = connect(":memory:")
@@ -428,7 +428,7 @@ def test_paging_back_through_frames_sees_each_once_even_after_the_clock_stepped_
 
 
 def test_sqlite_pragmas_from_the_environment_are_name_value_pairs_only():
-    from gateway.store.connection import extra_pragmas
+    from gateway.writer.connection import extra_pragmas
     assert extra_pragmas("max_page_count=10; query_only = 1;") == ["PRAGMA max_page_count = 10",
                                                                   "PRAGMA query_only = 1"]
     assert extra_pragmas("") == []

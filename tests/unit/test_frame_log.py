@@ -1,4 +1,4 @@
-"""gateway.store.frames.FrameLog: batched frame writes, queries and pruning."""
+"""gateway.store.frame_log.FrameLog: batched frame writes, queries and pruning."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import trio
 
 from gateway import clock
-from gateway.store import frames as frames_module
+from gateway.store import frame_log as frames_module
 from gateway.store.db import Database
-from gateway.store.frames import FrameLog
+from gateway.store.frame_log import FrameLog
 from tests.waiting import until
 
 

@@ -1,6 +1,6 @@
 """The append-only writes of the hot path: the frame log and meter values.
 
-Standard library only: they run in the writer process (writer.py), or on the database thread when
+Standard library only: they run in the writer process (process.py), or on the database thread when
 the database has no file of its own (":memory:"). A batch is a list of (kind, rows).
 """
 

@@ -1,6 +1,7 @@
 """Opening the SQLite file, taking its write lock, and inserting many rows at once.
 
-Standard library only: the database thread (db.py) and the writer process (writer.py) both use it.
+Standard library only: the store's database thread (gateway/store/db.py) and the writer process (process.py) both
+use it.
 """
 
 from __future__ import annotations

@@ -6,13 +6,13 @@ process has its own interpreter: the gateway hands it batches of rows through a 
 
 Pipe protocol, both ways: a 4-byte little-endian length, then a `marshal` of the message (the same
 interpreter writes and reads it; five times cheaper than a pickle, whose memo of every string is
-pure cost here). In: (seq, batch), a batch being a list of (kind, rows) as in appends.py. Out:
+pure cost here). In: (seq, batch), a batch being a list of (kind, rows) as in rows.py. Out:
 (0, []) once the database is open, then (seq, errors) once every batch up to seq is committed
 (errors: rows that could not be written, for the gateway's log). When the file fails it (locked,
 full, read-only, damaged), it sends (FAULT, [why]) and ends, having committed nothing more: the
 gateway keeps the rows and starts another writer once the fault may have cleared.
 
-Standard library only, so that it starts small (14 MiB); run as `python -m gateway.store.writer DB_PATH`.
+Standard library only, so that it starts small (14 MiB); run as `python -m gateway.writer.process DB_PATH`.
 It ignores SIGINT and SIGTERM (a terminal or systemd signals the whole group): it stops when the
 gateway closes the pipe, after committing everything it was sent.
 """
@@ -28,7 +28,7 @@ import struct
 import sys
 from typing import Iterator
 
-from .appends import apply
+from .rows import apply
 from .connection import begin_immediate, connect, for_writing, storage_fault
 
 HEADER = struct.Struct("<I")

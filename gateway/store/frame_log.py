@@ -1,4 +1,8 @@
-"""The frame log: every frame in and out, and connection events, written in batches."""
+"""The frame log: every frame in and out, and connection events, written in batches.
+
+record() is appended (kept in memory, handed to the writer on size or interval, never awaited); query() and
+recent() are committed reads that first hand over and wait for every frame recorded before the call.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ import structlog
 import trio
 
 from .. import clock
-from .appender import ProcessAppender, ThreadAppender
-from .connection import storage_fault
+from ..writer.connection import storage_fault
+from .appender import Appender
+from .calls import APPENDED, COMMITTED, Table, committed, durability
 from .db import Database
 from .health import PRUNE, StoreUnavailable
 
@@ -30,8 +35,9 @@ def _prune(conn: sqlite3.Connection, before: str) -> int:
     ).rowcount
 
 
-def _query(conn: sqlite3.Connection, cp_id: str | None, since: str | None, until: str | None,
-           limit: int) -> list[dict[str, Any]]:
+def _query(conn: sqlite3.Connection, cp_id: str | None = None, since: str | None = None, until: str | None = None,
+           limit: int = 1000) -> list[dict[str, Any]]:
+    """Oldest first, every frame recorded before the call included."""
     sql, args = "SELECT * FROM frames WHERE 1 = 1", []
     if cp_id is not None:
         sql += " AND charge_point_id = ?"
@@ -46,8 +52,9 @@ def _query(conn: sqlite3.Connection, cp_id: str | None, since: str | None, until
     return [dict(r) for r in rows]
 
 
-def _recent(conn: sqlite3.Connection, cp_id: str | None, since: str | None, until: str | None,
-            before: int | None, limit: int) -> list[dict[str, Any]]:
+def _recent(conn: sqlite3.Connection, cp_id: str | None = None, since: str | None = None, until: str | None = None,
+            before: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Newest first; `before` (a frame id) pages back in time. Every frame recorded before the call included."""
     sql, args = "SELECT * FROM frames WHERE 1 = 1", []
     for clause, value in (("charge_point_id = ?", cp_id), ("at >= ?", since), ("at < ?", until),
                           ("(at, id) < (SELECT at, id FROM frames WHERE id = ?)", before)):
@@ -58,13 +65,12 @@ def _recent(conn: sqlite3.Connection, cp_id: str | None, since: str | None, unti
     return [dict(r) for r in rows]
 
 
-class FrameLog:
+class FrameLog(Table):
     """Buffers frames in memory and writes them in one batch per flush, never one commit per frame."""
 
     def __init__(self, db: Database, flush_interval: float = 0.5, flush_size: int = 500,
-                 retention_days: float = 30.0, appender: ProcessAppender | ThreadAppender | None = None):
-        self._db = db
-        self._appender = appender or ThreadAppender(db)
+                 retention_days: float = 30.0, appender: Appender | None = None):
+        super().__init__(db, appender)
         self._flush_interval = flush_interval
         self._flush_size = flush_size
         self._retention = timedelta(days=retention_days) if retention_days > 0 else None
@@ -76,12 +82,15 @@ class FrameLog:
         self.dropped = 0  # frames dropped because a storage fault lasted past max_held of them
         self._dropping = False
 
+    @durability(APPENDED)
     def record(self, cp_id: str, direction: str, body: str | None, *, message_type: int | None = None,
                unique_id: str | None = None, action: str | None = None, at: str | None = None) -> None:
+        """Keep a frame for the next flush: never waits (the hot path); query() and recent() see it."""
         self._buffer.append((at or clock.iso(), cp_id, direction, message_type, unique_id, action, body))
         if len(self._buffer) >= self._flush_size:
             self._wake.set()
 
+    @durability(COMMITTED)
     async def flush(self, *, closing: bool = False) -> None:
         """Return once every frame recorded so far is committed, also those another flush took.
 
@@ -110,8 +119,13 @@ class FrameLog:
         self.written += len(batch)
         self.flushes += 1
 
+    async def appended_committed(self) -> None:
+        """What a reader of the frame log waits for: the frames recorded so far handed over and committed."""
+        await self.flush()
+
+    @durability(COMMITTED)
     async def prune(self) -> int:
-        """Delete frames older than the retention, a chunk per job so writers are not held up."""
+        """Delete frames older than the retention, a chunk per committed job so writers are not held up."""
         if self._retention is None:
             return 0
         before = clock.iso(clock.now() - self._retention)
@@ -159,13 +173,5 @@ class FrameLog:
                 except StoreUnavailable:  # the appender's close writes them, or says why it cannot
                     pass
 
-    async def query(self, cp_id: str | None = None, since: str | None = None, until: str | None = None,
-                    limit: int = 1000) -> list[dict[str, Any]]:
-        await self.flush()  # what was just said is part of the answer
-        return await self._db.run(_query, cp_id, since, until, limit)
-
-    async def recent(self, cp_id: str | None = None, since: str | None = None, until: str | None = None,
-                     before: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Newest first; `before` (a frame id) pages back in time."""
-        await self.flush()
-        return await self._db.run(_recent, cp_id, since, until, before, limit)
+    query = committed(_query, after_appended=True)
+    recent = committed(_recent, after_appended=True)
