@@ -25,7 +25,7 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")  # the gateway's t
 
 
 def assert_error(r, status: int, error: str) -> dict:
-    """The one error envelope of API.md section 3; returns the body."""
+    """The one error envelope of docs/api.md section 3; returns the body."""
     assert r.status_code == status, r.text
     body = r.json()
     assert body["error"] == error

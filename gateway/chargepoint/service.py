@@ -1,6 +1,6 @@
 """What every charger connection shares: settings, store, validator, registry, handler table.
 
-Both listeners (the OCPP port and the HTTP port) go through `handshake()` and
+Both listeners (the OCPP port and the HTTP port) go through `admit()` and
 `serve()`, so one session code stands behind both.
 """
 

@@ -1,5 +1,5 @@
 """Commands over HTTP: the seed-compatible GET API (docs/api.md section 1), every central-system
-action through /api/ocpp/call/{cpId}/{Action} (section 2), and GET shortcuts for everyday ones."""
+action through /api/ocpp/call/{cpId}/{Action} (section 2), and shortcuts for everyday ones."""
 
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ _ENTRIES = ocpp_schema("SendLocalList", "request")["properties"]["localAuthoriza
                        "localAuthorizationList": _ENTRIES}}))
 async def local_list_diff(cp_id: str) -> Any:
     body = await _body_payload()
-    # API.md spells it localAuthorisationList; OCPP spells it localAuthorizationList. Take either.
+    # The original API spells it localAuthorisationList; OCPP spells it localAuthorizationList. Take either.
     entries = body.get("localAuthorisationList", body.get("localAuthorizationList"))
     if not isinstance(entries, list) or not entries:
         raise params.bad("the body must hold localAuthorisationList: a non-empty list of {idTag, idTagInfo}")

@@ -29,7 +29,7 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-# Routes answering in the EVCS envelope (API.md section 5); provider callbacks answer as each provider specifies.
+# Routes answering in the EVCS envelope (docs/api.md section 5); provider callbacks answer as each provider specifies.
 EVCS_FAMILIES = ("/api/auth/", "/api/order", "/api/payment/", "/api/reconciliation/")
 CALLBACKS = "/api/payment/callback/"
 

@@ -29,7 +29,7 @@ from .services import Limits
 
 ERROR = {**record(
     "error:str message:str path:str timestamp:time",
-    "The one error envelope (API.md section 3). error: bad_request, not_found, not_connected, "
+    "The one error envelope (docs/api.md section 3). error: bad_request, not_found, not_connected, "
     "method_not_allowed, conflict, call_error, timeout, internal_error, ... Some errors add context: "
     "cpId and lastSeen (not_connected), field and errorCode (a payload failing its 1.6 schema), "
     "errorCode, errorDescription and errorDetails (call_error), timeoutSeconds and sent (timeout), action "
@@ -169,9 +169,9 @@ SCHEMAS.update({"Order": ORDER, "OrderDetail": ORDER_DETAIL, "Payment": PAYMENT,
 
 TAGS = [
     ("gateway", "Health, metrics and this documentation"),
-    ("ocpp", "The seed-compatible GET API (API.md section 1)"),
+    ("ocpp", "The seed-compatible GET API (docs/api.md section 1)"),
     ("shortcuts", "Everyday commands: GET with the payload in the query, or POST with it as the body"),
-    ("call", "Every central-system action (API.md section 2)"),
+    ("call", "Every central-system action (docs/api.md section 2)"),
     ("chargers", "Records: chargers and what they reported"),
     ("transactions", "Records: transactions and meter values"),
     ("frames", "Records: the frame log"),

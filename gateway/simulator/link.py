@@ -1,4 +1,5 @@
-"""The charger's end of an OCPP-J connection: answers CALLs, sends its own, one at a time."""
+"""The simulator's socket: the charger end of an OCPP-J Connection (gateway/ocpp/connection.py) over a
+WebSocket, answering CALLs in tasks of their own and sending its own, one at a time."""
 
 from __future__ import annotations
 
