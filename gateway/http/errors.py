@@ -30,7 +30,9 @@ class ApiError(Exception):
 
 
 # Routes answering in the EVCS envelope (docs/api.md section 5); provider callbacks answer as each provider specifies.
-EVCS_FAMILIES = ("/api/auth/", "/api/order", "/api/payment/", "/api/reconciliation/")
+EVCS_FAMILIES = ("/api/auth/", "/api/order", "/api/payment/", "/api/reconciliation/", "/api/station/",
+                 "/api/charger/")
+EVCS_ROOTS = ("/api/station", "/api/charger")  # exactly: /api/chargers/... is not in the envelope
 CALLBACKS = "/api/payment/callback/"
 
 
@@ -48,7 +50,7 @@ def error_response(status: int, error: str, message: str, /, **context: Any) -> 
         response = jsonify({"code": "FAIL", "message": message})
         response.status_code = status
         return response
-    if request.path.startswith(EVCS_FAMILIES):
+    if request.path.startswith(EVCS_FAMILIES) or request.path in EVCS_ROOTS:
         body = {"code": status, "data": None, **body}
     response = jsonify(body)
     response.status_code = status

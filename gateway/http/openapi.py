@@ -63,6 +63,7 @@ _PATH: dict[str, Schema] = {
     "cp_id": {"description": "the charge point id, as the charger connected with", "schema": {"type": "string"}},
     "action": {"description": "the OCPP 1.6 central-system action (an unknown one is a 400)",
                "schema": {"type": "string", "enum": sorted(CENTRAL_ACTIONS)}},
+    "station_id": {"description": "the station id", "schema": {"type": "integer", "minimum": 0}},
     "transaction_id": {"description": "the transaction id", "schema": {"type": "integer", "minimum": 0}},
     "reservation_id": {"description": "the reservation id", "schema": {"type": "integer", "minimum": 0}},
     "request_id": {"description": "the command's requestId (its OCPP unique id)", "schema": {"type": "string"}},
@@ -182,6 +183,7 @@ TAGS = [
     ("orders", "Orders, one per charging session, in the EVCS envelope"),
     ("payments", "Payments, refunds and the providers' callbacks, in the EVCS envelope (callbacks excepted)"),
     ("reconciliation", "Mismatches between payments, refunds, orders and the providers"),
+    ("stations", "Stations: the sites an operator runs, in the EVCS envelope"),
     ("charger-socket", "Where chargers connect"),
 ]
 

@@ -24,6 +24,7 @@ from .orders import Orders
 from .payments import Payments
 from .provider_certs import ProviderCerts
 from .reservations import Reservations
+from .stations import Stations
 from .tariffs import Tariffs
 from .transactions import Transactions
 from .users import Users
@@ -47,6 +48,7 @@ class Store:
     bills: Bills
     provider_certs: ProviderCerts
     tariffs: Tariffs
+    stations: Stations
 
     def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):
         self.db = db
