@@ -23,6 +23,7 @@ from .notifications import Notifications
 from .orders import Orders
 from .payments import Payments
 from .provider_certs import ProviderCerts
+from .registry import ChargerRegistry
 from .reservations import Reservations
 from .tariffs import Tariffs
 from .transactions import Transactions
@@ -47,6 +48,7 @@ class Store:
     bills: Bills
     provider_certs: ProviderCerts
     tariffs: Tariffs
+    registry: ChargerRegistry
 
     def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):
         self.db = db
