@@ -23,6 +23,7 @@ from .notifications import Notifications
 from .orders import Orders
 from .payments import Payments
 from .provider_certs import ProviderCerts
+from .registry import ChargerRegistry
 from .reservations import Reservations
 from .stations import Stations
 from .tariffs import Tariffs
@@ -49,6 +50,7 @@ class Store:
     provider_certs: ProviderCerts
     tariffs: Tariffs
     stations: Stations
+    registry: ChargerRegistry
 
     def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):
         self.db = db

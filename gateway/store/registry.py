@@ -1,0 +1,226 @@
+"""The charger registry (charger_registry, 014): the chargers the operator knows by a numeric id, joined
+with what the gateway knows of each live (charge_points, connectors, status_notifications).
+
+A registry entry is keyed by its charge point id; the charger's history (transactions, orders, frames)
+keeps pointing at that id, so deleting an entry loses none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+from .. import clock
+from ..chargepoint import evcs_status as evcs
+from ..chargepoint.handshake import id_key  # pure: the one home of the id rules
+from .calls import Table, committed
+
+Row = dict[str, Any]
+
+_SELECT = """SELECT r.*, s.name AS station_name, cp.online, cp.connected_at, cp.disconnected_at, cp.last_seen,
+                    cp.registration_status, cp.vendor, cp.model, cp.serial_number, cp.charge_box_serial_number,
+                    cp.firmware_version, cp.id AS seen
+             FROM charger_registry r LEFT JOIN stations s ON s.id = r.station_id
+                                     LEFT JOIN charge_points cp ON cp.id = r.charge_point_id"""
+
+
+def _details(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[Row]:
+    """Registry rows with their connectors (declared and reported, connector 0 apart) and EVCS statuses:
+    one query for the connectors however many chargers."""
+    chargers = {row["charge_point_id"]: dict(row) for row in rows}
+    reported: dict[str, dict[int, Row]] = {cp_id: {} for cp_id in chargers}
+    ids = json.dumps(list(chargers))
+    for c in conn.execute("SELECT * FROM connectors WHERE charge_point_id IN (SELECT value FROM json_each(?))",
+                          (ids,)):
+        reported[c["charge_point_id"]][c["connector_id"]] = dict(c)
+    for cp_id, cp in chargers.items():
+        online = bool(cp["online"])
+        declared = {c["connectorNo"]: c for c in json.loads(cp["connectors"])}
+        whole = reported[cp_id].pop(0, None)
+        connectors = []
+        for no in sorted(set(declared) | set(reported[cp_id])):
+            d, r = declared.get(no, {}), reported[cp_id].get(no) or {}
+            code = evcs.connector_status(online, r.get("status"), r.get("error_code"))
+            connectors.append({"connector_no": no, "type": d.get("type"), "power_kw": d.get("powerKw"),
+                               "ocpp_status": r.get("status"), "error_code": r.get("error_code"),
+                               "info": r.get("info"), "vendor_error_code": r.get("vendor_error_code"),
+                               "status_code": code, "updated_at": r.get("updated_at")})
+        cp["connectors"] = connectors
+        cp["whole"] = whole  # connector 0: the charger as a whole
+        cp["status_code"] = evcs.charger_status(
+            online, (whole["status"], whole["error_code"]) if whole else None, (c["status_code"] for c in connectors))
+    return list(chargers.values())
+
+
+def _filtered(conn: sqlite3.Connection, station_id: int | None = None, charge_point_id: str | None = None,
+              q: str | None = None, enabled: bool | None = None, status_code: int | None = None) -> list[Row]:
+    clauses, args = [], []
+    for clause, value in (("r.station_id = ?", station_id), ("r.charge_point_id = ?", charge_point_id),
+                          ("r.enabled = ?", None if enabled is None else int(enabled))):
+        if value is not None:
+            clauses.append(clause)
+            args.append(value)
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clauses.append("(r.charge_point_id LIKE ? ESCAPE '\\' OR r.name LIKE ? ESCAPE '\\')")
+        args += [pattern, pattern]
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    rows = _details(conn, conn.execute(f"{_SELECT}{where} ORDER BY r.id", args).fetchall())
+    return [r for r in rows if status_code is None or r["status_code"] == status_code]
+
+
+def _page(conn: sqlite3.Connection, station_id: int | None = None, status_code: int | None = None,
+          charge_point_id: str | None = None, q: str | None = None, enabled: bool | None = None,
+          page: int = 1, size: int = 50) -> Row:
+    """A page of chargers by id. The status is computed, not stored, so the filtered list is paged here
+    (a registry holds thousands of chargers at most)."""
+    rows = _filtered(conn, station_id, charge_point_id, q, enabled, status_code)
+    start = (page - 1) * size
+    return {"records": rows[start:start + size], "total": len(rows), "page": page, "size": size}
+
+
+def _get(conn: sqlite3.Connection, charger_id: int) -> Row | None:
+    rows = conn.execute(f"{_SELECT} WHERE r.id = ?", (charger_id,)).fetchall()
+    return _details(conn, rows)[0] if rows else None
+
+
+def _station_known(conn: sqlite3.Connection, station_id: int | None) -> bool:
+    return station_id is None or conn.execute("SELECT 1 FROM stations WHERE id = ?", (station_id,)).fetchone() is not None
+
+
+def _create(conn: sqlite3.Connection, cp_id: str, name: str | None, station_id: int | None,
+            connectors: list[Row], at: str) -> tuple[str, Any]:
+    """("created", charger), ("exists", the registered id it is or looks like) or ("no_station", None)."""
+    key = id_key(cp_id)
+    for (known,) in conn.execute("SELECT charge_point_id FROM charger_registry"):
+        if known == cp_id or id_key(known) == key:
+            return "exists", known
+    if not _station_known(conn, station_id):
+        return "no_station", None
+    charger_id = conn.execute(
+        "INSERT INTO charger_registry (charge_point_id, station_id, name, connectors, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)", (cp_id, station_id, name, json.dumps(connectors), at, at)).lastrowid
+    return "created", _get(conn, charger_id)
+
+
+_COLUMNS = {"name": "name", "station_id": "station_id", "connectors": "connectors", "enabled": "enabled",
+            "operator_status": "operator_status"}
+
+
+def _update(conn: sqlite3.Connection, charger_id: int, changes: Row, at: str) -> tuple[str, Row | None]:
+    """Change the named fields (name, station_id, connectors, enabled, operator_status):
+    ("updated", charger), ("not_found", None) or ("no_station", None)."""
+    if conn.execute("SELECT 1 FROM charger_registry WHERE id = ?", (charger_id,)).fetchone() is None:
+        return "not_found", None
+    if "station_id" in changes and not _station_known(conn, changes["station_id"]):
+        return "no_station", None
+    values = {_COLUMNS[k]: json.dumps(v) if k == "connectors" else v for k, v in changes.items()}
+    sets = "".join(f"{column} = ?, " for column in values)
+    conn.execute(f"UPDATE charger_registry SET {sets}updated_at = ? WHERE id = ?", (*values.values(), at, charger_id))
+    return "updated", _get(conn, charger_id)
+
+
+def _delete(conn: sqlite3.Connection, charger_id: int) -> bool:
+    return conn.execute("DELETE FROM charger_registry WHERE id = ?", (charger_id,)).rowcount > 0
+
+
+def _offline(conn: sqlite3.Connection) -> list[Row]:
+    return [r for r in _filtered(conn) if not r["online"]]
+
+
+def _faults(conn: sqlite3.Connection) -> list[Row]:
+    """One row per faulted connector (0 included) of a connected charger, `since` the first of the
+    StatusNotifications in a row that reported the fault."""
+    out = []
+    for cp in _filtered(conn):
+        if not cp["online"]:
+            continue
+        whole = cp["whole"]
+        candidates = ([{"connector_no": 0, "ocpp_status": whole["status"], **whole}] if whole else []) + cp["connectors"]
+        for c in candidates:
+            if not evcs.is_fault(c["ocpp_status"], c["error_code"]):
+                continue
+            since = conn.execute(
+                """SELECT MIN(received_at) FROM status_notifications WHERE charge_point_id = ? AND connector_id = ?
+                   AND id > COALESCE((SELECT MAX(id) FROM status_notifications WHERE charge_point_id = ?
+                       AND connector_id = ? AND status != 'Faulted' AND COALESCE(error_code, 'NoError') = 'NoError'), 0)""",
+                (cp["charge_point_id"], c["connector_no"], cp["charge_point_id"], c["connector_no"])).fetchone()[0]
+            out.append({"charger_id": cp["id"], "charge_point_id": cp["charge_point_id"], "station_id": cp["station_id"],
+                        "connector_no": c["connector_no"], "ocpp_status": c["ocpp_status"],
+                        "error_code": c["error_code"], "info": c["info"], "vendor_error_code": c["vendor_error_code"],
+                        "since": since})
+    return out
+
+
+def _open_transaction(conn: sqlite3.Connection, cp_id: str, connector_no: int) -> int | None:
+    row = conn.execute("SELECT MAX(id) FROM transactions WHERE charge_point_id = ? AND connector_id = ? "
+                       "AND stopped_at IS NULL", (cp_id, connector_no)).fetchone()
+    return row[0]
+
+
+def _time(text: str | None) -> datetime | None:
+    return clock.parse(text) if text else None
+
+
+def _busy(conn: sqlite3.Connection, cp_id: str, since: str, until: str) -> tuple[float, float]:
+    """(seconds online, seconds charging while online) of one charger over [since, until).
+
+    Online: from the frame log's connect and disconnect events (kept frames.retention_days; a period
+    older than that counts as offline). Charging: from the StatusNotifications (gateway receipt time),
+    a connector counting from a report of a charging status (Charging, SuspendedEV, SuspendedEVSE,
+    Finishing, Preparing) to its next report; the charger is charging while any connector is, and
+    only while it is online."""
+    start, end = clock.parse(since), clock.parse(until)
+    events = conn.execute(
+        "SELECT at, action FROM frames WHERE charge_point_id = ? AND direction = 'event' "
+        "AND action IN ('connect', 'disconnect') AND at < ? ORDER BY at, id", (cp_id, until)).fetchall()
+    before = [a == "connect" for at, a in events if at < since]
+    online = evcs.spans(bool(before and before[-1]),
+                        [(clock.parse(at), a == "connect") for at, a in events if at >= since], start, end)
+    charging = []
+    for (connector_no,) in conn.execute("SELECT DISTINCT connector_id FROM status_notifications "
+                                        "WHERE charge_point_id = ? AND connector_id > 0", (cp_id,)).fetchall():
+        reports = conn.execute(
+            "SELECT received_at, status FROM status_notifications WHERE charge_point_id = ? AND connector_id = ? "
+            "AND received_at < ? ORDER BY received_at, id", (cp_id, connector_no, until)).fetchall()
+        earlier = [s in evcs.CHARGING_STATUSES for at, s in reports if at < since]
+        charging += evcs.spans(bool(earlier and earlier[-1]), [(clock.parse(at), s in evcs.CHARGING_STATUSES)
+                                                               for at, s in reports if at >= since], start, end)
+    return evcs.seconds(online), evcs.seconds(evcs.overlap(online, evcs.union(charging)))
+
+
+def _statistics(conn: sqlite3.Connection, since: str, until: str, station_id: int | None = None) -> Row:
+    """Counts by status and station now; sessions (transactions started in [since, until), by the gateway's
+    clock) and their energy; utilisation = seconds charging / seconds online of the chargers over the
+    period (_busy says how each is counted), 0 when none was online."""
+    chargers = _filtered(conn, station_id)
+    by_status = {name: 0 for name in evcs.NAMES.values()}
+    stations: dict[Any, Row] = {}
+    for cp in chargers:
+        by_status[evcs.NAMES[cp["status_code"]]] += 1
+        group = stations.setdefault(cp["station_id"], {"station_id": cp["station_id"],
+                                                       "station_name": cp["station_name"], "total": 0, "online": 0})
+        group["total"] += 1
+        group["online"] += bool(cp["online"])
+    ids = json.dumps([cp["charge_point_id"] for cp in chargers])
+    sessions, energy = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(energy_wh), 0) FROM transactions WHERE started_at >= ? AND started_at < ? "
+        "AND charge_point_id IN (SELECT value FROM json_each(?))", (since, until, ids)).fetchone()
+    online = charging = 0.0
+    for cp in chargers:
+        up, busy = _busy(conn, cp["charge_point_id"], since, until)
+        online += up
+        charging += busy
+    return {"total": len(chargers), "by_status": by_status,
+            "by_station": sorted(stations.values(), key=lambda s: (s["station_id"] is None, s["station_id"] or 0)),
+            "sessions": sessions, "energy_wh": energy, "online_seconds": online, "charging_seconds": charging,
+            "utilisation": charging / online if online else 0}
+
+
+class ChargerRegistry(Table, committed=dict(
+        page=_page, get=_get, create=_create, update=_update, delete=_delete, offline=_offline, faults=_faults,
+        open_transaction=_open_transaction)):
+    # reads the frame log's connect and disconnect events: waits for the frames recorded before the call
+    statistics = committed(_statistics, after_appended=True)
