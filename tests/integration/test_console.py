@@ -181,3 +181,35 @@ async def test_protected_mode_needs_no_login_and_says_so(gateway):
         r = await http.get("/api/auth/userinfo")
     assert r.status_code == 200
     assert r.json()["data"]["authenticatedBy"] == "loopback"  # the page then skips its login form
+
+
+async def test_the_stations_and_registry_views_call_their_routes(gateway):
+    page = await _page(gateway)
+    for view in ("stations", "registry"):
+        assert f'data-view="{view}"' in page and f'id="view-{view}"' in page
+    paths, calls = _calls(_script(page))
+    doc_paths = document()["paths"]
+    documented = {(m, _documented(p, doc_paths)) for m, p in calls}
+    assert documented >= {
+        ("get", "/api/station"), ("post", "/api/station"), ("put", "/api/station/{station_id}"),
+        ("put", "/api/station/{station_id}/status"), ("delete", "/api/station/{station_id}"),
+        ("get", "/api/charger"), ("post", "/api/charger"), ("put", "/api/charger/{charger_id}"),
+        ("delete", "/api/charger/{charger_id}"), ("get", "/api/charger/offline"), ("get", "/api/charger/fault"),
+        ("put", "/api/charger/{charger_id}/enable"), ("put", "/api/charger/{charger_id}/status"),
+        ("post", "/api/charger/{charger_id}/connectors/{connector_no}/start"),
+        ("post", "/api/charger/{charger_id}/connectors/{connector_no}/stop"),
+        ("post", "/api/charger/{charger_id}/reset"),
+    }
+
+
+async def test_a_refused_station_delete_answers_the_message_the_page_shows(gateway):
+    async with gateway.http() as http:
+        station = (await http.post("/api/station", json={"stationCode": "S1", "stationName": "One"})).json()["data"]
+
+        def place(conn):
+            conn.execute("INSERT INTO charger_registry (charge_point_id, station_id, created_at, updated_at) "
+                         "VALUES ('CP-9', ?, ?, ?)", (station["stationId"], clock.iso(), clock.iso()))
+        await gateway.store.db.run(place)
+        refused = await http.delete(f"/api/station/{station['stationId']}")
+    assert refused.status_code == 409
+    assert "CP-9" in refused.json()["message"]  # what the page puts beside the Delete button
