@@ -271,3 +271,12 @@ async def test_a_viewer_reads_an_operator_writes(nursery, tmp_path):
             refused(await http.request(method, path, headers=viewer, **kwargs), 403, "forbidden")
         assert ok(await http.get(f"/api/station/{sid}", headers=viewer))["stationName"] == "Station O-1"
         assert ok(await http.delete(f"/api/station/{sid}", headers=operator)) is None
+
+
+async def test_errors_are_in_the_evcs_envelope_and_the_records_routes_keep_theirs(gateway):
+    async with gateway.http() as http:
+        for path in ("/api/station/999", "/api/station/nope"):
+            refused(await http.get(path), 404, "not_found")
+        refused(await http.delete("/api/station"), 405, "method_not_allowed")
+        plain = assert_error(await http.get("/api/chargers/never-seen"), 404, "not_found")
+        assert "code" not in plain and "data" not in plain  # /api/chargers is section 4's, not the EVCS family
