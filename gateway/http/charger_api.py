@@ -161,7 +161,7 @@ def _business(cp: dict[str, Any], message: str, current: int, order_id: int | No
 # ---- the registry ----------------------------------------------------------------------------
 
 def _list_op(summary: str) -> dict[str, Any]:
-    return op("chargers", summary, PAGE, errors=("400",), query=FILTERS)
+    return op("registry", summary, PAGE, errors=("400",), query=FILTERS)
 
 
 async def _list() -> Any:
@@ -189,7 +189,7 @@ async def chargers_list() -> Any:
 
 
 @routes.route("", role=OPERATOR, endpoint="register", post=op(
-    "chargers", "Register a charger (before it first connects)", enveloped(CHARGER), errors=("400", "404", "409"),
+    "registry", "Register a charger (before it first connects)", enveloped(CHARGER), errors=("400", "404", "409"),
     status="201", body={**BODY, "required": ["chargePointId"]},
     description="chargePointId follows the WebSocket handshake's rules; one registered already, or one that "
                 "looks the same (case, width, accents), is a 409 naming it."))
@@ -234,7 +234,7 @@ async def _update(charger_id: int, body: dict[str, Any]) -> Any:
 
 
 @routes.route("", role=OPERATOR, endpoint="update", put=op(
-    "chargers", "Change a charger's name, station or connectors (chargerId in the body)", enveloped(CHARGER),
+    "registry", "Change a charger's name, station or connectors (chargerId in the body)", enveloped(CHARGER),
     errors=("400", "404"), body={**BODY, "required": ["chargerId"],
                                  "properties": {"chargerId": {"type": "integer"}, **BODY["properties"]}}))
 async def update() -> Any:
@@ -246,7 +246,7 @@ async def update() -> Any:
 
 
 @routes.route("/<int:charger_id>", role=OPERATOR, put=op(
-    "chargers", "Change a charger's name, station or connectors", enveloped(CHARGER), errors=("400", "404"),
+    "registry", "Change a charger's name, station or connectors", enveloped(CHARGER), errors=("400", "404"),
     body=BODY))
 async def update_one(charger_id: int) -> Any:
     body = await _body()
@@ -256,13 +256,13 @@ async def update_one(charger_id: int) -> Any:
 
 
 @routes.route("/<int:charger_id>", role=VIEWER, get=op(
-    "chargers", "One charger with its live state", enveloped(CHARGER), errors=("404",)))
+    "registry", "One charger with its live state", enveloped(CHARGER), errors=("404",)))
 async def charger(charger_id: int) -> Any:
     return envelope(charger_view(await _charger(charger_id)))
 
 
 @routes.route("/<int:charger_id>", role=OPERATOR, delete=op(
-    "chargers", "Remove a charger from the registry; its history stays, and a connected charger stays "
+    "registry", "Remove a charger from the registry; its history stays, and a connected charger stays "
                 "connected", enveloped({"type": "null"}), errors=("404",)))
 async def delete(charger_id: int) -> Any:
     await _charger(charger_id)
@@ -273,7 +273,7 @@ async def delete(charger_id: int) -> Any:
 # ---- lists and statistics --------------------------------------------------------------------
 
 @routes.route("/offline", role=VIEWER, get=op(
-    "chargers", "Registered chargers not connected now", enveloped(list_of(record(
+    "registry", "Registered chargers not connected now", enveloped(list_of(record(
         "", **CHARGER["properties"], offlineSeconds={"type": ["number", "null"],
                                                      "description": "since the charger was last seen; null: never"})))))
 async def offline() -> Any:
@@ -286,7 +286,7 @@ async def offline() -> Any:
 
 
 @routes.route("/fault", role=VIEWER, get=op(
-    "chargers", "One row per faulted connector (0: the charger as a whole) of a connected charger",
+    "registry", "One row per faulted connector (0: the charger as a whole) of a connected charger",
     enveloped(list_of(record("chargerId:int chargePointId:str stationId:int? connectorNo:int ocppStatus:str "
                              "errorCode:str? info:str? vendorErrorCode:str? since:time?")))))
 async def fault() -> Any:
@@ -294,7 +294,7 @@ async def fault() -> Any:
 
 
 @routes.route("/statistics", role=VIEWER, get=op(
-    "chargers", "Chargers by status and station now; sessions, energy and utilisation over a period",
+    "registry", "Chargers by status and station now; sessions, energy and utilisation over a period",
     enveloped(record(
         "total:int sessions:int energyWh:int utilisation:num since:time until:time",
         byStatus=record("offline:int idle:int charging:int fault:int"),
@@ -341,7 +341,7 @@ def _billing_off() -> ApiError:
 
 
 @routes.route("/<int:charger_id>/connectors/<int:connector_no>/start", role=OPERATOR, post=_with_business_error(op(
-    "chargers", "Open an order and start charging on this connector, as POST /api/order/start does",
+    "registry", "Open an order and start charging on this connector, as POST /api/order/start does",
     enveloped(record("", **ORDER_DETAIL["properties"], remoteStart=record("requestId:str status:str"))),
     errors=("400", "404c"), status="201", query=[param("timeoutSeconds")],
     description="Refused with 2003 (HTTP 409), before anything is sent, when the charger or connector is offline, "
@@ -387,7 +387,7 @@ async def start(charger_id: int, connector_no: int) -> Any:
 
 
 @routes.route("/<int:charger_id>/connectors/<int:connector_no>/stop", role=OPERATOR, post=op(
-    "chargers", "Stop the connector's open transaction's order, as POST /api/order/stop does",
+    "registry", "Stop the connector's open transaction's order, as POST /api/order/stop does",
     enveloped(record("", **ORDER_DETAIL["properties"], remoteStop=record("requestId:str status:str"))),
     errors=("404", "409", "502", "504"), query=[param("timeoutSeconds")]))
 async def stop(charger_id: int, connector_no: int) -> Any:
@@ -404,7 +404,7 @@ async def stop(charger_id: int, connector_no: int) -> Any:
 
 
 @routes.route("/<int:charger_id>/reset", role=OPERATOR, post=op(
-    "chargers", "Reset the charger (Soft by default)", enveloped(record("requestId:str status:str")),
+    "registry", "Reset the charger (Soft by default)", enveloped(record("requestId:str status:str")),
     errors=("400", "404c", "502", "504"), query=[
         query("type", "Soft or Hard", {"type": "string", "enum": ["Soft", "Hard"], "default": "Soft"}),
         param("timeoutSeconds")]))
@@ -451,7 +451,7 @@ async def _argument(name: str) -> Any:
 
 
 @routes.route("/<int:charger_id>/enable", role=OPERATOR, put=op(
-    "chargers", "Enable or disable a charger; a connected one is sent ChangeAvailability", enveloped(COMMANDED),
+    "registry", "Enable or disable a charger; a connected one is sent ChangeAvailability", enveloped(COMMANDED),
     errors=("400", "404"), query=[query("enabled", "true or false (or a body {enabled})", {"type": "boolean"}),
                                   param("timeoutSeconds")],
     body={"type": "object", "properties": {"enabled": {"type": "boolean"}}}, body_required=False))
@@ -465,7 +465,7 @@ async def enable(charger_id: int) -> Any:
 
 
 @routes.route("/<int:charger_id>/status", role=OPERATOR, put=op(
-    "chargers", "Set the operator status; a connected charger is sent ChangeAvailability", enveloped(COMMANDED),
+    "registry", "Set the operator status; a connected charger is sent ChangeAvailability", enveloped(COMMANDED),
     errors=("400", "404"), query=[query("status", "in_service, maintenance or retired (or a body {status})",
                                         {"type": "string", "enum": list(OPERATOR_STATUSES)}), param("timeoutSeconds")],
     body={"type": "object", "properties": {"status": {"type": "string", "enum": list(OPERATOR_STATUSES)}}},

@@ -78,6 +78,8 @@ _PATH: dict[str, Schema] = {
                     "schema": {"type": "integer", "minimum": 0}},
     "channel": {"description": "the payment channel", "schema": {"type": "string",
                                                                  "enum": ["manual", "alipay", "wechat"]}},
+    "charger_id": {"description": "the registered charger's id (chargerId)", "schema": {"type": "integer", "minimum": 0}},
+    "connector_no": {"description": "the connector number, from 1", "schema": {"type": "integer", "minimum": 0}},
     "rest": {"description": "the charge point id, URL-encoded; the gateway takes the last path segment, "
                             "so /ocpp/site/CP1 connects as CP1", "schema": {"type": "string"}},
 }
@@ -184,6 +186,7 @@ TAGS = [
     ("payments", "Payments, refunds and the providers' callbacks, in the EVCS envelope (callbacks excepted)"),
     ("reconciliation", "Mismatches between payments, refunds, orders and the providers"),
     ("stations", "Stations: the sites an operator runs, in the EVCS envelope"),
+    ("registry", "The charger registry (/api/charger): live state, commands per connector, in the EVCS envelope"),
     ("charger-socket", "Where chargers connect"),
 ]
 
