@@ -213,3 +213,34 @@ async def test_a_refused_station_delete_answers_the_message_the_page_shows(gatew
         refused = await http.delete(f"/api/station/{station['stationId']}")
     assert refused.status_code == 409
     assert "CP-9" in refused.json()["message"]  # what the page puts beside the Delete button
+
+
+async def test_the_registry_view_s_requests_are_taken_as_the_page_sends_them(gateway):
+    """The bodies and queries the page builds (empty fields as null, connectors parsed from "1:CCS2:60, 2")."""
+    async with gateway.http() as http:
+        def data(r, status=200):
+            assert r.status_code == status, r.text
+            return r.json()["data"]
+
+        station = data(await http.post("/api/station", json={
+            "stationCode": "S1", "stationName": "One", "address": None, "city": None, "latitude": None,
+            "longitude": None, "openingHours": None}), 201)
+        form = {"chargerName": None, "stationId": station["stationId"],
+                "connectors": [{"connectorNo": 1, "type": "CCS2", "powerKw": 60}, {"connectorNo": 2}]}
+        cp = data(await http.post("/api/charger", json={"chargePointId": "CP-CONSOLE", **form}), 201)
+        assert [c["connectorNo"] for c in cp["connectors"]] == [1, 2] and cp["stationId"] == station["stationId"]
+        cp = data(await http.put(f"/api/charger/{cp['chargerId']}", json={**form, "chargerName": "Bay 1",
+                                                                          "stationId": None}))
+        assert cp["chargerName"] == "Bay 1" and cp["stationId"] is None
+        assert data(await http.put(f"/api/charger/{cp['chargerId']}/enable", params={"enabled": "false"}))[
+            "enabled"] is False
+        assert data(await http.put(f"/api/charger/{cp['chargerId']}/status", params={"status": "maintenance"}))[
+            "operatorStatus"] == "maintenance"
+        assert [c["chargePointId"] for c in data(await http.get("/api/charger/offline"))] == ["CP-CONSOLE"]
+        assert data(await http.get("/api/charger/fault")) == []
+        page = data(await http.get("/api/charger", params={"q": "console", "page": 1, "size": 50}))
+        assert [c["chargerId"] for c in page["records"]] == [cp["chargerId"]]
+        bad = await http.put(f"/api/charger/{cp['chargerId']}", json={**form, "connectors": [{"connectorNo": "x"}]})
+        assert bad.status_code == 400 and "connectorNo" in bad.json()["message"]  # shown as the page's message
+        assert data(await http.delete(f"/api/charger/{cp['chargerId']}")) is None
+        assert data(await http.delete(f"/api/station/{station['stationId']}")) is None
