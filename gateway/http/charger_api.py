@@ -319,7 +319,7 @@ async def statistics() -> Any:
 
 # ---- commands --------------------------------------------------------------------------------
 
-async def _connector(cp: dict[str, Any], connector_no: int) -> dict[str, Any]:
+def _connector(cp: dict[str, Any], connector_no: int) -> dict[str, Any]:
     for c in cp["connectors"]:
         if c["connector_no"] == connector_no:
             return c
@@ -364,9 +364,7 @@ async def start(charger_id: int, connector_no: int) -> Any:
                                    or session_id.startswith("tx-")):  # /api/order/start's rule
         raise params.bad("sessionId must be 1 to 64 printable ASCII characters without spaces, not starting with tx-")
     cp = await _charger(charger_id)
-    connector = await _connector(cp, connector_no) if connector_no < 2**31 else None
-    if connector is None:
-        raise ApiError(404, "not_found", f"charger {charger_id} has no connector {connector_no}")
+    connector = _connector(cp, connector_no)
     if not cp["enabled"] or cp["operator_status"] != "in_service":
         why = "disabled" if not cp["enabled"] else f"{cp['operator_status'].replace('_', ' ')}, not in service"
         return _business(cp, f"charger {charger_id} is {why}", cp["status_code"])
