@@ -17,7 +17,7 @@ from ..chargepoint.errors import CommandError
 from ..chargepoint.handshake import check_id
 from ..store import Store
 from . import params
-from .billing_api import _detail, _only, _remote
+from .billing_api import _SESSION_ID, _detail, _only, _remote
 from .errors import ApiError, evcs as envelope
 from .routes import OPERATOR, VIEWER, Routes
 from .schemas import ORDER_DETAIL, PAGING, enveloped, list_of, op, param, query, record
@@ -319,7 +319,7 @@ async def statistics() -> Any:
 
 # ---- commands --------------------------------------------------------------------------------
 
-async def _connector(cp: dict[str, Any], connector_no: int) -> dict[str, Any]:
+def _connector(cp: dict[str, Any], connector_no: int) -> dict[str, Any]:
     for c in cp["connectors"]:
         if c["connector_no"] == connector_no:
             return c
@@ -360,14 +360,11 @@ async def start(charger_id: int, connector_no: int) -> Any:
     id_tag, session_id = body.get("idTag"), body.get("sessionId")
     if not isinstance(id_tag, str) or not 0 < len(id_tag) <= 20:
         raise params.bad("idTag is required: a string of 1 to 20 characters")
-    if session_id is not None and (not isinstance(session_id, str) or not 0 < len(session_id) <= 64
-                                   or not session_id.isascii() or not session_id.isprintable() or " " in session_id
-                                   or session_id.startswith("tx-")):
+    if session_id is not None and (not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id)
+                                   or session_id.startswith("tx-")):  # /api/order/start's rule
         raise params.bad("sessionId must be 1 to 64 printable ASCII characters without spaces, not starting with tx-")
     cp = await _charger(charger_id)
-    connector = await _connector(cp, connector_no) if connector_no < 2**31 else None
-    if connector is None:
-        raise ApiError(404, "not_found", f"charger {charger_id} has no connector {connector_no}")
+    connector = _connector(cp, connector_no)
     if not cp["enabled"] or cp["operator_status"] != "in_service":
         why = "disabled" if not cp["enabled"] else f"{cp['operator_status'].replace('_', ' ')}, not in service"
         return _business(cp, f"charger {charger_id} is {why}", cp["status_code"])
