@@ -17,7 +17,7 @@ from .billing.orders import OrderBook
 from .billing.payments import PaymentService
 from .billing.reconcile import run_daily
 from .chargepoint.boundary import ConnectionLimits, raise_open_file_limit
-from .chargepoint.commands import CommandService
+from .chargepoint.commands import CommandService, keep_out_of_service
 from .chargepoint.listener import serve_ocpp, tls_context
 from .chargepoint.service import ChargerService
 from .chargepoint.session import GOING_AWAY
@@ -77,13 +77,15 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
             billing = (orders, PaymentService(store, billing_settings, orders))
         http_stopped = trio.Event()
         async with trio.open_nursery() as nursery:
-            app = create_app(Services(chargers, CommandService(chargers, nursery), auth,
+            commands = CommandService(chargers, nursery)
+            app = create_app(Services(chargers, commands, auth,
                                       None if billing is None else Billing(*billing), Limits.from_config(config)),
                              config.trusted_proxies, (*config.http_allowed_hosts, http_host))
             app.config["BODY_TIMEOUT"] = config.http_body_timeout  # a body sent slower: 408
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)
             nursery.start_soon(chargers.watchdog)
+            await nursery.start(keep_out_of_service, commands)  # listening before chargers connect
             if billing is not None:
                 await nursery.start(billing[0].run)  # listening for transactions before chargers connect
                 if billing_settings.wechat is not None and billing_settings.wechat.fetch_certificates:

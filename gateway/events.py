@@ -28,6 +28,13 @@ class TransactionStopped:
     transaction_id: int
 
 
+@attrs.frozen
+class OutOfService:
+    """A charger the operator keeps out of service connected or booted: it is to be made Inoperative."""
+    cp_id: str
+    why: str  # "disabled", "maintenance", "retired"
+
+
 class Hub:
     def __init__(self) -> None:
         self._subscribers: set[trio.MemorySendChannel] = set()

@@ -80,8 +80,8 @@ class AnsweringCharger:
     async def _serve(self) -> None:
         """The only reader of the socket: answers CALLs, files replies for call()."""
         conn = self.charger.conn
-        while True:
-            frame = await self.charger.read()
+        while True:  # first what came while it booted (a gateway may send a CALL then)
+            frame = self.charger.inbox.pop(0) if self.charger.inbox else await self.charger.read()
             if frame[0] != 2:
                 self._replies[frame[1]] = frame
                 self._arrived.set()

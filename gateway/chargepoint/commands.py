@@ -17,12 +17,14 @@ import structlog
 import trio
 
 from .. import clock
+from ..events import OutOfService
 from ..ocpp.actions import CENTRAL_ACTIONS
 from ..ocpp.frames import new_unique_id
 from ..ocpp.secrets import redact
 from ..ocpp.validation import Violation
 from .charger_auth import hash_key, key_problem
-from .errors import CallErrorReceived, CallTimeout, CommandError, NotConnected
+from ..store import StoreClosed
+from .errors import CallErrorReceived, CallTimeout, ChargerUnavailable, CommandError, NotConnected
 from .service import ChargerService
 
 log = structlog.get_logger("gateway.commands")
@@ -144,6 +146,10 @@ class CommandService:
         """Checked, completed and recorded as sent; raises before anything is sent."""
         if cp_id not in self.chargers.registry:  # nothing is sent, so nothing is recorded
             raise NotConnected(cp_id)
+        if action == "RemoteStartTransaction":
+            why = await self.store.chargers.availability(cp_id)
+            if why is not None:
+                raise ChargerUnavailable(cp_id, why)
         payload = await self.prepare(action, cp_id, payload)
         await self.check_security(cp_id, action, payload, admin)
         request_id = new_unique_id()
@@ -251,6 +257,33 @@ class CommandService:
             # Before sending: some chargers send StartTransaction before answering the command.
             self.chargers.remote_starts.expect(cp_id, payload.get("connectorId"), payload["idTag"], request_id)
         return payload
+
+
+INOPERATIVE = {"connectorId": 0, "type": "Inoperative"}  # the whole charger
+
+
+async def keep_out_of_service(commands: CommandService,
+                              task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Make Inoperative again each charger the operator keeps out of service, once it has connected or
+    booted (OutOfService events): ChangeAvailability sent and recorded like any command, its answer
+    awaited in the background. Handlers publish the events: they never await a CALL themselves."""
+    with commands.chargers.events.subscribe(buffer=1000) as events:
+        task_status.started()  # subscribed before any charger connects
+        async for event in events:
+            if not isinstance(event, OutOfService):
+                continue
+            try:
+                # Read again: the operator may have put it back in service since the event.
+                why = await commands.store.chargers.availability(event.cp_id)
+                if why is not None:
+                    await commands.start(event.cp_id, "ChangeAvailability", INOPERATIVE)
+                    log.info("kept out of service", cp=event.cp_id, why=why)
+            except StoreClosed:  # the gateway is stopping
+                return
+            except CommandError as exc:  # gone again, or too many commands waiting: its next connection retries
+                log.info("not kept out of service", cp=event.cp_id, error=str(exc))
+            except Exception:  # one charger's failure must not stop the others' (nor the gateway)
+                log.exception("keeping a charger out of service failed", cp=event.cp_id)
 
 
 def _status(result: dict | None, outcome: str) -> str:

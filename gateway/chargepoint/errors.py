@@ -40,3 +40,13 @@ class TooManyCommands(CommandError):
         super().__init__(f"{limit} commands are already waiting for charge point {cp_id!r}: try again later")
         self.cp_id = cp_id
         self.limit = limit
+
+
+class ChargerUnavailable(CommandError):
+    """The operator keeps the charger out of service: no remote start is sent to it."""
+
+    def __init__(self, cp_id: str, why: str):
+        super().__init__(f"charge point {cp_id!r} is out of service ({why}): remote starts are refused until "
+                         "the operator puts it back in service")
+        self.cp_id = cp_id
+        self.why = why

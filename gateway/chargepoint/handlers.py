@@ -11,12 +11,12 @@ import json
 from typing import Any, Awaitable, Callable, Mapping
 
 from .. import clock
-from ..events import TransactionStarted, TransactionStopped
+from ..events import OutOfService, TransactionStarted, TransactionStopped
 from ..ocpp.errors import ErrorCode, OcppError
 from ..ocpp.frames import INT64, Call, CallError, CallResult, Frame
 from ..ocpp.validation import Violation
 from ..store import MeterValue, StopOutcome, StoreUnavailable
-from ..store.chargers import DEVICE_FIELDS
+from ..store.chargers import DEVICE_FIELDS, Registration
 from .authorization import id_tag_info
 from .context import HandlerContext
 
@@ -24,6 +24,17 @@ Handler = Callable[[HandlerContext, dict[str, Any]], Awaitable[dict[str, Any]]]
 HANDLERS: dict[str, Handler] = {}  # the default table (ChargerService.handlers); filled by @handles
 
 REGISTRATION = {"accept": "Accepted", "pending": "Pending", "reject": "Rejected"}
+
+
+def boot_answer(known: Registration, unknown_chargers: str) -> str:
+    """How a BootNotification is answered: as the operator decided (PUT /api/chargers/{cpId}/registration);
+    else Accepted for a charger the operator registered (POST /api/charger); else as it was answered
+    before; else as `unknown_chargers` says."""
+    if known.decided and known.status is not None:
+        return known.status
+    if known.registered:
+        return "Accepted"
+    return known.status or REGISTRATION[unknown_chargers]
 
 
 class Unusable(Exception):
@@ -183,12 +194,12 @@ async def authorize(ctx: HandlerContext, id_tag: Any) -> dict[str, Any]:
 async def boot_notification(ctx: HandlerContext, p: dict[str, Any]) -> dict[str, Any]:
     device = {k: _text(p.get(k)) for k in DEVICE_FIELDS}
     extra = {k: v for k, v in p.items() if k not in DEVICE_FIELDS} or None
-    status = await ctx.store.chargers.registration(ctx.cp_id)
-    if status is None:
-        status = REGISTRATION[ctx.config.unknown_chargers]
-    await ctx.store.chargers.boot(ctx.cp_id, device, extra, status, clock.iso())
+    status = boot_answer(await ctx.store.chargers.registration(ctx.cp_id), ctx.config.unknown_chargers)
+    out_of_service = await ctx.store.chargers.boot(ctx.cp_id, device, extra, status, clock.iso())
     ctx.log.info("boot", status=status, vendor=device["chargePointVendor"],
                  model=device["chargePointModel"], firmware=device["firmwareVersion"])
+    if status == "Accepted" and out_of_service is not None:  # made Inoperative again, in the background
+        ctx.events.publish(OutOfService(ctx.cp_id, out_of_service))
     return {"status": status, "currentTime": clock.iso(), "interval": ctx.config.heartbeat_interval}
 
 

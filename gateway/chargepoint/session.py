@@ -13,6 +13,7 @@ import structlog
 import trio
 
 from .. import clock
+from ..events import OutOfService
 from ..ocpp.errors import ErrorCode
 from ..ocpp.connection import (Answered, BrokenReply, Connection, Failed, Outgoing, Refusal, Request, Role,
                                Unmatched, Unreadable)
@@ -97,8 +98,12 @@ class Session:
         self.store.frames.record(self.cp_id, "event", f"connected from {self.transport.remote}",
                                  action="connect")
         try:
-            await self.store.chargers.connected(self.cp_id, self.transport.remote, self.subprotocol,
-                                                self.connected_at)
+            recorded = await self.store.chargers.connected(self.cp_id, self.transport.remote, self.subprotocol,
+                                                           self.connected_at)
+            if recorded.adopted:
+                self.log.info("adopted into the registry")
+            if recorded.out_of_service is not None and recorded.registration == "Accepted":  # else at its boot
+                self.service.events.publish(OutOfService(self.cp_id, recorded.out_of_service))
             with self._cancel_scope:  # the watchdog (watchdog.py) pings and closes from outside
                 await self._read_loop()
         finally:

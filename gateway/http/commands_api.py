@@ -94,7 +94,7 @@ REMOTE = "requestId:str cpId:str status:str?"
     "ocpp", "RemoteStartTransaction", command_answer(REMOTE, ("transactionId",),
                                                      result=ref("RemoteStartTransactionResponse"),
                                                      transactionId=kind("int")),
-    errors=COMMAND_ERRORS,
+    errors=(*COMMAND_ERRORS, "409"),  # 409: the charger is out of service
     query=payload_query("RemoteStartTransaction") + COMMAND_QUERY + [{
         "name": "waitForTransactionSeconds", "in": "query",
         "description": "also wait this long for the StartTransaction that follows and answer its "
@@ -231,13 +231,15 @@ _CALL_ANSWER = command_answer("cpId:str action:str requestId:str", result={
 
 
 @routes.route("/call/<cp_id>/<action>", role=OPERATOR, get=op(
-    "call", "Send any central-system action, payload in the query", _CALL_ANSWER, errors=COMMAND_ERRORS,
+    "call", "Send any central-system action, payload in the query", _CALL_ANSWER,
+    errors=(*COMMAND_ERRORS, "409"),  # 409: a remote start to a charger out of service
     query=COMMAND_QUERY + [{
         "name": "payload", "in": "query", "style": "form", "explode": True,
         "description": "the payload's fields, typed by the action's 1.6 schema: ?type=Soft; "
                        "objects and arrays as JSON",
         "schema": {"type": "object", "additionalProperties": True}}]), post=op(
-    "call", "Send any central-system action, payload as the body", _CALL_ANSWER, errors=COMMAND_ERRORS,
+    "call", "Send any central-system action, payload as the body", _CALL_ANSWER,
+    errors=(*COMMAND_ERRORS, "409"),
     query=COMMAND_QUERY, body_required=False, body={
         "type": "object",
         "description": "the OCPP payload, checked against the action's 1.6 schema "

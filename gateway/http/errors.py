@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import clock
 from ..chargepoint.commands import InvalidPayload, InvalidSecuritySetting, SecurityChangeRefused, UnknownAction
-from ..chargepoint.errors import CallErrorReceived, CallTimeout, NotConnected, TooManyCommands
+from ..chargepoint.errors import CallErrorReceived, CallTimeout, ChargerUnavailable, NotConnected, TooManyCommands
 from ..ocpp.query import QueryError
 from ..store.health import StoreUnavailable
 from .services import services
@@ -93,6 +93,10 @@ def install(app: Quart) -> None:
                                   cpId=exc.cp_id)
         return error_response(404, "not_connected", f"charge point {exc.cp_id!r} is not connected",
                               cpId=exc.cp_id, lastSeen=known["last_seen"])
+
+    @app.errorhandler(ChargerUnavailable)
+    async def unavailable(exc: ChargerUnavailable) -> Response:
+        return error_response(409, "conflict", str(exc), cpId=exc.cp_id, reason=exc.why)
 
     @app.errorhandler(CallErrorReceived)
     async def call_error(exc: CallErrorReceived) -> Response:

@@ -29,7 +29,28 @@ DEVICE_FIELDS = {
 }
 
 
-def _connected(conn: sqlite3.Connection, cp_id: str, address: str, subprotocol: str | None, at: str) -> None:
+class Connected(NamedTuple):
+    """What recording a connection found out, read in the same transaction."""
+    adopted: bool  # the charger had no registry entry: one was added
+    out_of_service: str | None  # why the operator keeps it Inoperative (see out_of_service), or None
+    registration: str | None  # how its last BootNotification was answered (None: it never booted)
+
+
+def out_of_service(enabled: int | bool, operator_status: str) -> str | None:
+    """Why a registry entry keeps its charger Inoperative ("disabled", "maintenance", "retired"), or None."""
+    if not enabled:
+        return "disabled"
+    return None if operator_status == "in_service" else operator_status
+
+
+def _availability(conn: sqlite3.Connection, cp_id: str) -> str | None:
+    """Why the charger is kept out of service, or None (also for a charger the registry does not hold)."""
+    row = conn.execute("SELECT enabled, operator_status FROM charger_registry WHERE charge_point_id = ?",
+                       (cp_id,)).fetchone()
+    return out_of_service(*row) if row else None
+
+
+def _connected(conn: sqlite3.Connection, cp_id: str, address: str, subprotocol: str | None, at: str) -> Connected:
     conn.execute(
         """INSERT INTO charge_points (id, online, first_seen, last_seen, connected_at, remote_address, subprotocol,
                                      id_key)
@@ -39,6 +60,12 @@ def _connected(conn: sqlite3.Connection, cp_id: str, address: str, subprotocol: 
                subprotocol = excluded.subprotocol""",
         (cp_id, at, at, at, address, subprotocol, id_key(cp_id)),
     )
+    # A charger the registry does not hold is adopted: whatever unknown_chargers says, the operator sees it.
+    adopted = conn.execute(
+        """INSERT INTO charger_registry (charge_point_id, adopted, created_at, updated_at) VALUES (?, 1, ?, ?)
+           ON CONFLICT (charge_point_id) DO NOTHING""", (cp_id, at, at)).rowcount == 1
+    registration = conn.execute("SELECT registration_status FROM charge_points WHERE id = ?", (cp_id,)).fetchone()
+    return Connected(adopted, _availability(conn, cp_id), registration[0])
 
 
 def _disconnected(conn: sqlite3.Connection, cp_id: str, reason: str, at: str) -> None:
@@ -55,13 +82,24 @@ def _all_offline(conn: sqlite3.Connection, reason: str, at: str) -> int:
     ).rowcount
 
 
-def _registration(conn: sqlite3.Connection, cp_id: str) -> str | None:
-    row = conn.execute("SELECT registration_status FROM charge_points WHERE id = ?", (cp_id,)).fetchone()
-    return row[0] if row else None
+class Registration(NamedTuple):
+    """What decides how a charger's BootNotification is answered."""
+    status: str | None  # as last answered, or as the operator set it (None: never)
+    decided: bool  # the operator set it (PUT /api/chargers/{cpId}/registration): it wins
+    registered: bool  # the operator registered the charger (a registry entry not adopted): it is known
+
+
+def _registration(conn: sqlite3.Connection, cp_id: str) -> Registration:
+    row = conn.execute(
+        """SELECT cp.registration_status, cp.registration_decided, r.adopted = 0
+           FROM (SELECT ? AS id) AS asked LEFT JOIN charge_points AS cp ON cp.id = asked.id
+           LEFT JOIN charger_registry AS r ON r.charge_point_id = asked.id""", (cp_id,)).fetchone()
+    return Registration(row[0], bool(row[1]), bool(row[2]))
 
 
 def _boot(conn: sqlite3.Connection, cp_id: str, device: dict[str, Any], extra: dict[str, Any] | None,
-          status: str, at: str) -> None:
+          status: str, at: str) -> str | None:
+    """Record the boot and the answer it gets; return why the charger is kept out of service, or None."""
     columns = [DEVICE_FIELDS[k] for k in DEVICE_FIELDS]
     values = [device.get(k) for k in DEVICE_FIELDS]
     sets = ", ".join(f"{c} = ?" for c in columns)
@@ -69,6 +107,7 @@ def _boot(conn: sqlite3.Connection, cp_id: str, device: dict[str, Any], extra: d
         f"UPDATE charge_points SET {sets}, extra = ?, registration_status = ?, booted_at = ?, last_seen = ? WHERE id = ?",
         (*values, json.dumps(extra, ensure_ascii=False) if extra else None, status, at, at, cp_id),
     )
+    return _availability(conn, cp_id)
 
 
 def _status(conn: sqlite3.Connection, cp_id: str, connector_id: int, status: str, error_code: str | None,
@@ -191,20 +230,33 @@ def _set_security(conn: sqlite3.Connection, cp_id: str, profile: int | None, key
 def _set_registration(conn: sqlite3.Connection, cp_id: str, status: str, at: str) -> None:
     """Decide how the charger's next BootNotification is answered (also before it first connects)."""
     _register(conn, cp_id, at)
-    conn.execute("UPDATE charge_points SET registration_status = ? WHERE id = ?", (status, cp_id))
+    conn.execute("UPDATE charge_points SET registration_status = ?, registration_decided = 1 WHERE id = ?",
+                 (status, cp_id))
+
+
+def _set_availability(conn: sqlite3.Connection, cp_id: str, enabled: bool | None, operator_status: str | None,
+                      at: str) -> bool:
+    """Enable or disable the charger's registry entry and/or set its operator status (None leaves it);
+    False if the registry does not hold the charger."""
+    return conn.execute(
+        """UPDATE charger_registry SET enabled = COALESCE(?, enabled), operator_status = COALESCE(?, operator_status),
+               updated_at = ? WHERE charge_point_id = ?""",
+        (None if enabled is None else int(enabled), operator_status, at, cp_id)).rowcount == 1
 
 
 class Chargers(Table, batched=dict(violation=_violation), committed=dict(
         disconnected=_disconnected, all_offline=_all_offline, registration=_registration, boot=_boot, status=_status,
         get=_get, list=_list, page=_page, violations=_violations, security=_security, admission=_admission,
-        set_security=_set_security, set_registration=_set_registration)):
+        set_security=_set_security, set_registration=_set_registration, availability=_availability,
+        set_availability=_set_availability)):
     @durability(COMMITTED)
-    async def connected(self, cp_id: str, address: str, subprotocol: str | None, at: str) -> None:
-        """Record a connection (committed). While the file takes no writes the charger is served all the same
+    async def connected(self, cp_id: str, address: str, subprotocol: str | None, at: str) -> Connected:
+        """Record a connection (committed), adopting a charger the registry does not hold. While the file takes no writes the charger is served all the same
         (its messages are answered, or refused, one by one) and this record is left out, with a warning:
-        who is online is the registry's to say, and the next connection records it again."""
+        who is online is the registry's to say, and the next connection records it again (and adopts it)."""
         try:
-            await self._db.run(_connected, cp_id, address, subprotocol, at)
+            return await self._db.run(_connected, cp_id, address, subprotocol, at)
         except StoreUnavailable as exc:
             log.warning("connection not recorded", cp=cp_id, reason=str(exc))
+            return Connected(False, None, None)
 
