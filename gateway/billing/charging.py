@@ -73,6 +73,7 @@ async def start_charging(orders: OrderBook, commands: CommandService, asked: Sta
         return Started(existing, False, "order exists")
     if asked.cp_id not in commands.chargers.registry:
         raise NotConnected(asked.cp_id)
+    await commands.check_startable(asked.cp_id)  # out of service: refused before any order exists
     settings = orders.settings
     order, created = await orders.store.orders.create_external(
         asked.session_id, asked.cp_id, asked.connector_id, asked.id_tag, settings.tariff_name(asked.cp_id),

@@ -147,15 +147,20 @@ class CommandService:
         if cp_id not in self.chargers.registry:  # nothing is sent, so nothing is recorded
             raise NotConnected(cp_id)
         if action == "RemoteStartTransaction":
-            why = await self.store.chargers.availability(cp_id)
-            if why is not None:
-                raise ChargerUnavailable(cp_id, why)
+            await self.check_startable(cp_id)
         payload = await self.prepare(action, cp_id, payload)
         await self.check_security(cp_id, action, payload, admin)
         request_id = new_unique_id()
         payload = await self._before(cp_id, action, payload, request_id)
         self.store.commands.begin(request_id, cp_id, action, redact(action, "request", payload), clock.iso())
         return Sent(request_id, cp_id, action, payload)
+
+    async def check_startable(self, cp_id: str) -> None:
+        """ChargerUnavailable while the operator keeps the charger out of service (disabled, maintenance,
+        retired): no remote start is sent to it."""
+        why = await self.store.chargers.availability(cp_id)
+        if why is not None:
+            raise ChargerUnavailable(cp_id, why)
 
     async def check_security(self, cp_id: str, action: str, payload: dict[str, Any], admin: bool) -> None:
         """The one gate for security changes sent to a charger, whatever route carries them.

@@ -92,13 +92,23 @@ def _station_known(conn: sqlite3.Connection, station_id: int | None) -> bool:
 
 def _create(conn: sqlite3.Connection, cp_id: str, name: str | None, station_id: int | None,
             connectors: list[Row], at: str) -> tuple[str, Any]:
-    """("created", charger), ("exists", the registered id it is or looks like) or ("no_station", None)."""
+    """("created", charger), ("exists", the registered id it is or looks like) or ("no_station", None).
+
+    A charger adopted when it connected unregistered is registered by this call: the operator's fields
+    replace the empty ones it was adopted with, and it is no longer marked adopted."""
     key = id_key(cp_id)
-    for (known,) in conn.execute("SELECT charge_point_id FROM charger_registry"):
-        if known == cp_id or id_key(known) == key:
+    adopted = None
+    for known, was_adopted, known_id in conn.execute("SELECT charge_point_id, adopted, id FROM charger_registry"):
+        if known == cp_id and was_adopted:
+            adopted = known_id
+        elif known == cp_id or id_key(known) == key:
             return "exists", known
     if not _station_known(conn, station_id):
         return "no_station", None
+    if adopted is not None:
+        conn.execute("UPDATE charger_registry SET station_id = ?, name = ?, connectors = ?, adopted = 0, updated_at = ? "
+                     "WHERE id = ?", (station_id, name, json.dumps(connectors), at, adopted))
+        return "created", _get(conn, adopted)
     charger_id = conn.execute(
         "INSERT INTO charger_registry (charge_point_id, station_id, name, connectors, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?)", (cp_id, station_id, name, json.dumps(connectors), at, at)).lastrowid

@@ -16,7 +16,7 @@ from gateway.billing.errors import BillingConflict
 from gateway.billing.orders import OrderBook
 from gateway.billing.settings import from_config
 from gateway.chargepoint.commands import Sent
-from gateway.chargepoint.errors import CallErrorReceived, CallTimeout, NotConnected
+from gateway.chargepoint.errors import CallErrorReceived, CallTimeout, ChargerUnavailable, NotConnected
 from gateway.config import Config
 from gateway.events import Hub
 from gateway.store import open_store
@@ -31,6 +31,11 @@ class Charger:
         self.answer = answer if answer is not None else {"status": "Accepted"}
         self.sent: list[tuple[str, str, dict[str, Any], float | None]] = []
         self.gone_before_sending = False
+        self.out_of_service: str | None = None  # why the operator keeps it out of service
+
+    async def check_startable(self, cp_id: str) -> None:
+        if self.out_of_service is not None:
+            raise ChargerUnavailable(cp_id, self.out_of_service)
 
     async def sendable(self, cp_id: str, action: str, payload: dict[str, Any]) -> Sent:
         if self.gone_before_sending or cp_id not in self.registry:
@@ -62,6 +67,14 @@ async def history(book: OrderBook, order: dict[str, Any]) -> list[tuple[int | No
 
 
 ASKED = StartRequest("app-1", "CP1", "TAG1", 2)
+
+
+async def test_a_charger_out_of_service_is_refused_before_any_order_exists(book):
+    charger = Charger("CP1")
+    charger.out_of_service = "maintenance"
+    with pytest.raises(ChargerUnavailable):
+        await start_charging(book, charger, ASKED, 7.0)
+    assert charger.sent == [] and await book.store.orders.find("session_id", "app-1") is None
 
 
 async def test_an_accepted_start_opens_the_order_and_records_the_request_its_transaction_will_take(book):

@@ -119,6 +119,19 @@ async def test_with_reject_an_unknown_charger_is_added_all_the_same_and_rejected
 # ---- known chargers --------------------------------------------------------------------------------
 
 
+async def test_registering_an_adopted_charger_makes_it_known_under_the_same_charger_id(nursery, tmp_path):
+    async with started(nursery, make_config(tmp_path, unknown_chargers="pending")) as gw, gw.http() as http:
+        assert await boot(gw.ocpp_port, "CP-CLAIM") == "Pending"
+        adopted = await registry_entry(gw, "CP-CLAIM")
+        r = await http.post("/api/charger", json={"chargePointId": "CP-CLAIM", "chargerName": "Bay 1"})
+        assert r.status_code == 201, r.text
+        data = r.json()["data"]
+        assert (data["chargerId"], data["chargerName"], data["adopted"]) == (adopted["id"], "Bay 1", False)
+        assert await boot(gw.ocpp_port, "CP-CLAIM") == "Accepted"  # registered now: known
+        r = await http.post("/api/charger", json={"chargePointId": "CP-CLAIM"})
+        assert r.status_code == 409, r.text  # registered by the operator: once
+
+
 async def test_a_registered_charger_is_accepted_whatever_unknown_chargers_says(nursery, tmp_path):
     async with started(nursery, make_config(tmp_path, unknown_chargers="pending")) as gw, gw.http() as http:
         await register(gw, "CP-REG")
@@ -227,6 +240,7 @@ async def test_remote_starts_to_a_charger_kept_out_of_service_are_refused_before
             r = await http.post("/api/order/start", json={"sessionId": "S-OFF", "cpId": "CP-OFF", "idTag": "TAG1",
                                                           "connectorId": 1})
             assert "disabled" in refused(r, 409, "conflict")["message"]
+            assert await gw.store.orders.find("session_id", "S-OFF") is None  # refused before any order exists
 
             assert await gw.store.chargers.set_availability("CP-OFF", True, "maintenance", clock.iso())
             r = await http.get("/api/ocpp/remoteStart/CP-OFF", params={"idTag": "TAG1"})
