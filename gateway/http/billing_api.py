@@ -79,15 +79,6 @@ def order_view(order: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-async def _body() -> dict[str, Any]:
-    body = await params.json_body()
-    if body is None and not (await request.get_data()).strip():
-        return {}
-    if not isinstance(body, dict):
-        raise params.bad("the body must be a JSON object")
-    return body
-
-
 def _only(body: dict[str, Any], *names: str) -> None:
     """A body naming a field this route does not know is refused, not half-understood."""
     unknown = sorted(set(body) - set(names))
@@ -226,7 +217,7 @@ async def by_session() -> Any:
 async def start() -> Any:
     """Open an order for a session and start charging (RemoteStartTransaction); idempotent by sessionId."""
     timeout = params.timeout()  # read first: nothing may be refused once the order exists
-    body = await _body()
+    body = await params.json_object()
     session_id = _text(body, "sessionId", required=True, limit=64)
     if not _SESSION_ID.fullmatch(session_id) or session_id.startswith("tx-"):
         raise params.bad("sessionId must be 1 to 64 printable ASCII characters without spaces, not starting "
@@ -252,7 +243,7 @@ async def stop() -> Any:
     """Stop the session's charging (RemoteStopTransaction); the order closes when the charger
     reports the stop. Idempotent: an order already stopped is answered as it is."""
     orders = _orders()
-    order = await _order_from_body(await _body())
+    order = await _order_from_body(await params.json_object())
     commands = services().commands
     stopped = await stop_charging(orders, commands, order, params.timeout)  # timeoutSeconds: read if a stop is sent
     return evcs({**await _detail(stopped.order), "remoteStop": _remote(stopped.remote_stop)}, stopped.message)
@@ -308,7 +299,7 @@ def _operator_time(body: dict[str, Any], name: str) -> datetime | None:
 async def correct(order_ref: str) -> Any:
     """An operator corrects a completed order's energy and/or times (a charger's bad clock or meter); it is priced
     again, and the correction (who, before, after, reason) goes into its history."""
-    body = await _body()
+    body = await params.json_object()
     unknown = sorted(set(body) - _CORRECTION)
     if unknown:
         raise params.bad(f"unknown field(s) {', '.join(unknown)}; expected {', '.join(sorted(_CORRECTION))}")
@@ -335,7 +326,7 @@ async def to_pay(order_ref: str) -> Any:
     {"type": "object", "properties": {"note": {"type": "string", "minLength": 1, "maxLength": 200}}}))
 async def paid(order_ref: str) -> Any:
     """The operator took the money (cash, a card terminal): a manual payment, paid."""
-    note = _text(await _body(), "note")
+    note = _text(await params.json_object(), "note")
     order = await _order(order_ref)
     orders = _orders()
     result, _, order = await orders.store.payments.paid_manually(order["id"], _who(), note, orders.settings.day(),
@@ -349,7 +340,7 @@ async def paid(order_ref: str) -> Any:
 @order_routes.route("/<order_ref>/cancel", role=OPERATOR, post=_change(
     "Created (0), completed (1) or awaiting payment (10) -> cancelled (2)", REASON))
 async def cancel(order_ref: str) -> Any:
-    reason = _text(await _body(), "reason")
+    reason = _text(await params.json_object(), "reason")
     order, changed = await _orders().change(await _order(order_ref), CANCELLED,
                                             f"cancelled by {_who() or 'api'}" + (f": {reason}" if reason else ""))
     if changed:  # its QR codes must stop being payable
@@ -362,7 +353,7 @@ async def cancel(order_ref: str) -> Any:
 async def refunding(order_ref: str) -> Any:
     """Refund the order's payment: through the provider for alipay and wechat, by hand for manual
     payments (settled with /refunded once the money is back with the payer)."""
-    reason = _text(await _body(), "reason")
+    reason = _text(await params.json_object(), "reason")
     order = await _order(order_ref)
     if order["status"] not in (PAID, REFUNDING):
         raise conflict(order, REFUNDING)
@@ -398,7 +389,7 @@ async def refunded(order_ref: str) -> Any:
         **BY_ORDER["properties"], "channel": {"type": "string", "enum": ["manual", "alipay", "wechat"]},
         "idempotencyKey": {"type": "string", "minLength": 1, "maxLength": 100}}}))
 async def create_payment() -> Any:
-    body = await _body()
+    body = await params.json_object()
     order = await _order_from_body(body)
     channel = _text(body, "channel", required=True, limit=20)
     key = request.headers.get("Idempotency-Key") or _text(body, "idempotencyKey", limit=100)
@@ -434,7 +425,7 @@ async def query_payment(trade_no: str) -> Any:
         "reason": {"type": "string", "minLength": 1, "maxLength": 200}}}))
 async def refund_payment() -> Any:
     """Refund `amount` (minor units; all that is left when absent) of a payment, by tradeNo or by its order."""
-    body = await _body()
+    body = await params.json_object()
     _only(body, "tradeNo", "orderId", "sessionId", "amount", "reason")
     amount = body.get("amount")
     if amount is not None and (type(amount) is not int or not 0 < amount < 2**53):
@@ -479,7 +470,7 @@ async def query_refund(refund_no: str) -> Any:
     "(the providers deduplicate by it)", REFUND_ANSWER, errors=("400", "404", "409", "502p")))
 async def retry_refund(refund_no: str) -> Any:
     """Ask the provider again for a failed or abnormal refund, under the same refund number."""
-    _only(await _body())
+    _only(await params.json_object())
     return await _refund_answer(await _payments().retry_refund(await _refund(refund_no), _who() or "api"))
 
 
@@ -488,7 +479,7 @@ async def retry_refund(refund_no: str) -> Any:
     "or refunded (13) if other refunds cover it", REFUND_ANSWER, errors=("400", "404", "409")))
 async def give_up_refund(refund_no: str) -> Any:
     """Give a failed, abnormal or closed refund up: the order is back to paid (the money stays)."""
-    _only(await _body())
+    _only(await params.json_object())
     return await _refund_answer(await _payments().give_up_refund(await _refund(refund_no), _who() or "api"))
 
 
@@ -627,7 +618,7 @@ def _channel(channel: str) -> str:
 async def execute() -> Any:
     """Reconcile one day (default yesterday) for one channel or all configured ones, asking the
     providers for their view of every trade, and keep the reports."""
-    body = await _body()
+    body = await params.json_object()
     day = _day(_text(body, "day", limit=10), "day")
     channel = _text(body, "channel", limit=20)
     channels = [_channel(channel)] if channel else _orders().settings.channels()

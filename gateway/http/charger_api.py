@@ -98,15 +98,6 @@ async def _charger(charger_id: int) -> dict[str, Any]:
     return cp
 
 
-async def _body() -> dict[str, Any]:
-    body = await params.json_body()
-    if body is None and not (await request.get_data()).strip():
-        return {}
-    if not isinstance(body, dict):
-        raise params.bad("the body must be a JSON object")
-    return body
-
-
 def _name(body: dict[str, Any]) -> str | None:
     name = body.get("chargerName")
     if name is not None and (not isinstance(name, str) or not 0 < len(name) <= 100):
@@ -194,7 +185,7 @@ async def chargers_list() -> Any:
     description="chargePointId follows the WebSocket handshake's rules; one registered already, or one that "
                 "looks the same (case, width, accents), is a 409 naming it."))
 async def register() -> Any:
-    body = await _body()
+    body = await params.json_object()
     _only(body, *_FIELDS)
     raw = body.get("chargePointId")
     if not isinstance(raw, str):
@@ -238,7 +229,7 @@ async def _update(charger_id: int, body: dict[str, Any]) -> Any:
     errors=("400", "404"), body={**BODY, "required": ["chargerId"],
                                  "properties": {"chargerId": {"type": "integer"}, **BODY["properties"]}}))
 async def update() -> Any:
-    body = await _body()
+    body = await params.json_object()
     charger_id = body.get("chargerId")
     if type(charger_id) is not int or charger_id < 1:
         raise params.bad("chargerId is required: the registered charger's id")
@@ -249,7 +240,7 @@ async def update() -> Any:
     "registry", "Change a charger's name, station or connectors", enveloped(CHARGER), errors=("400", "404"),
     body=BODY))
 async def update_one(charger_id: int) -> Any:
-    body = await _body()
+    body = await params.json_object()
     if "chargerId" in body and body["chargerId"] != charger_id:
         raise params.bad("chargerId in the body is not the one in the path")
     return await _update(charger_id, body)
@@ -355,7 +346,7 @@ async def start(charger_id: int, connector_no: int) -> Any:
     billing = services().billing
     if billing is None:
         raise _billing_off()
-    body = await _body()
+    body = await params.json_object()
     _only(body, "idTag", "sessionId")
     id_tag, session_id = body.get("idTag"), body.get("sessionId")
     if not isinstance(id_tag, str) or not 0 < len(id_tag) <= 20:
@@ -440,7 +431,7 @@ async def _argument(name: str) -> Any:
     """A value given as ?name= or in the body {name: ...}."""
     if name in request.args:
         return request.args[name]
-    body = await _body()
+    body = await params.json_object()
     _only(body, name)
     if name not in body:
         raise params.bad(f"{name} is required (?{name}= or a body {{\"{name}\": ...}})")

@@ -113,6 +113,16 @@ async def json_body() -> Any:
     return data
 
 
+async def json_object() -> dict[str, Any]:
+    """The body as a JSON object; an empty body is {}; anything else is a 400."""
+    body = await json_body()
+    if body is None and not (await request.get_data()).strip():
+        return {}
+    if not isinstance(body, dict):
+        raise bad("the body must be a JSON object")
+    return body
+
+
 def camel(row: dict) -> dict:
     """snake_case record keys -> the API's camelCase (top level only: payloads keep their own keys)."""
     out = {}

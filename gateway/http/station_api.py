@@ -101,15 +101,6 @@ def _coordinate(name: str, value: Any, bound: int) -> float | None:
     return float(value)
 
 
-async def _object() -> dict[str, Any]:
-    body = await params.json_body()
-    if body is None and not (await request.get_data()).strip():
-        return {}
-    if not isinstance(body, dict):
-        raise params.bad("the body must be a JSON object")
-    return body
-
-
 def _fields(body: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
     """The columns a station body sets (all of them for a new station: current None), checked."""
     unknown = sorted(set(body) - set(_BODY))
@@ -246,7 +237,7 @@ async def station(station_id: int) -> Any:
     body={**STATION_BODY, "required": ["stationCode", "stationName"]},
     description="409: the code is taken in the tenant. latitude and longitude go together."))
 async def create() -> Any:
-    fields = _fields(await _object(), None)
+    fields = _fields(await params.json_object(), None)
     row, holder = await _store().stations.create(fields, clock.iso())
     if row is None:
         raise _taken(fields["code"], holder)
@@ -257,7 +248,7 @@ async def create() -> Any:
     "stations", "Change the given fields of a station", enveloped(STATION), errors=("400", "404", "409"),
     body=STATION_BODY))
 async def update(station_id: int) -> Any:
-    fields = _fields(await _object(), await _station(station_id))
+    fields = _fields(await params.json_object(), await _station(station_id))
     return await _change(station_id, fields)
 
 
@@ -277,7 +268,7 @@ async def _change(station_id: int, fields: dict[str, Any]) -> Any:
 async def set_status(station_id: int) -> Any:
     status = _status_query()
     if status is None:
-        body = await _object()
+        body = await params.json_object()
         if "status" not in body:
             raise params.bad("status is required (?status=0|1, or the body {\"status\": 0|1})")
         status = _status(body["status"])
