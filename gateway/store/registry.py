@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from .. import clock
 from ..chargepoint import evcs_status as evcs
 from ..chargepoint.handshake import id_key  # pure: the one home of the id rules
-from .calls import Table, committed
+from .calls import COMMITTED, Table, committed, durability
 
 Row = dict[str, Any]
 
@@ -230,7 +230,25 @@ def _statistics(conn: sqlite3.Connection, since: str, until: str, station_id: in
 
 
 class ChargerRegistry(Table, committed=dict(
-        page=_page, get=_get, create=_create, update=_update, delete=_delete, offline=_offline, faults=_faults,
-        open_transaction=_open_transaction)):
+        page=_page, get=_get, create=_create, offline=_offline, faults=_faults, open_transaction=_open_transaction)):
+    # Set by the Store: the chargers' table keeps in memory who is out of service, and forgets it on a change.
+    _changed: Callable[[], None] = staticmethod(lambda: None)
+
+    @durability(COMMITTED)
+    async def update(self, charger_id: int, changes: dict[str, Any], at: str) -> tuple[str, dict[str, Any] | None]:
+        """Committed: see _update."""
+        try:
+            return await self._db.run(_update, charger_id, changes, at)
+        finally:
+            self._changed()
+
+    @durability(COMMITTED)
+    async def delete(self, charger_id: int) -> bool:
+        """Committed: see _delete (the history stays)."""
+        try:
+            return await self._db.run(_delete, charger_id)
+        finally:
+            self._changed()
+
     # reads the frame log's connect and disconnect events: waits for the frames recorded before the call
     statistics = committed(_statistics, after_appended=True)

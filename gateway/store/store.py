@@ -59,6 +59,7 @@ class Store:
         self.frames = frames
         for name, table in TABLES.items():
             setattr(self, name, table(db, self.appender))
+        self.registry._changed = self.chargers._forget_availability
 
 
 # The table families, by the attribute that holds each (read from the annotations above, in their order).

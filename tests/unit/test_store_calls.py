@@ -162,3 +162,18 @@ def test_a_method_declared_twice_is_refused():
     with pytest.raises(TypeError, match=r"Twice\.get is declared twice"):
         class Twice(Table, committed=dict(get=_put)):
             get = committed(_put)
+
+
+async def test_who_is_out_of_service_is_read_once_and_forgotten_on_every_change(tmp_path):
+    from gateway import clock
+    from gateway.store import open_store
+    async with open_store(str(tmp_path / "g.db")) as store:
+        created, entry = await store.registry.create("CP1", None, None, [], clock.iso())
+        assert created == "created" and await store.chargers.availability("CP1") is None  # now held in memory
+        await store.registry.update(entry["id"],
+                                    {"enabled": False}, clock.iso())
+        assert await store.chargers.availability("CP1") == "disabled"
+        assert await store.chargers.set_availability("CP1", True, "maintenance", clock.iso())
+        assert await store.chargers.availability("CP1") == "maintenance"
+        await store.registry.delete(entry["id"])
+        assert await store.chargers.availability("CP1") is None  # no entry: in service
