@@ -25,7 +25,7 @@ from .config import Config, parse_address
 from .http.app import create_app, serve_http
 from .http.services import Billing, Limits, Services
 from .http.accounts import Auth
-from .store import open_store
+from .store.store import open_store
 
 YOUNG_GENERATION_THRESHOLD = 50_000
 log = structlog.get_logger("gateway")

@@ -11,7 +11,7 @@ import trio
 from . import clock
 from .config import Config
 from .http.accounts import ROLES, hash_password
-from .store import open_store
+from .store.store import open_store
 
 
 def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

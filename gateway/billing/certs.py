@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.x509.oid import SignatureAlgorithmOID
 
 from .. import clock
-from ..store import StoreClosed
+from ..store.db import StoreClosed
 from .errors import CallbackRefused, ProviderError
 
 log = structlog.get_logger("gateway.billing")

@@ -19,7 +19,9 @@ import trio
 from .. import clock
 from ..events import Hub, TransactionStarted, TransactionStopped
 from ..orderstates import ALLOWED_FROM, OrderStatus, Outcome, described, refusal
-from ..store import Store, StoreClosed, StoreUnavailable
+from ..store.store import Store
+from ..store.db import StoreClosed
+from ..store.health import StoreUnavailable
 from .errors import BillingConflict
 from .plausible import OPERATOR, SessionTime, session_time
 from .settings import BillingSettings, zone_name

@@ -18,7 +18,8 @@ import structlog
 import trio
 
 from .. import clock
-from ..store import Store, StoreClosed
+from ..store.store import Store
+from ..store.db import StoreClosed
 from . import alipay, wechat
 from .errors import BillingConflict, CallbackRefused, ProviderError, ProviderRefused
 from ..orderstates import (PROVIDER_SETTLED, CallbackStatus, ClosePayment, Effect, NoEffect, Outcome, Pay,

@@ -19,7 +19,7 @@ import trio
 
 from .. import clock
 from ..orderstates import SETTLED_PAYMENTS, PaymentStatus, RefundStatus
-from ..store import StoreClosed
+from ..store.db import StoreClosed
 from . import bills
 from .bills import BEIJING, Bill, BillLine
 from .errors import ProviderError

@@ -23,7 +23,7 @@ from ..ocpp.frames import new_unique_id
 from ..ocpp.secrets import redact
 from ..ocpp.validation import Violation
 from .charger_auth import hash_key, key_problem
-from ..store import StoreClosed
+from ..store.db import StoreClosed
 from .errors import CallErrorReceived, CallTimeout, ChargerUnavailable, CommandError, NotConnected
 from .service import ChargerService
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from ..config import ChargerConfig
     from ..events import Hub
-    from ..store import Store
+    from ..store.store import Store
 
 
 @attrs.frozen

@@ -15,7 +15,8 @@ from ..events import OutOfService, TransactionStarted, TransactionStopped
 from ..ocpp.errors import ErrorCode, OcppError
 from ..ocpp.frames import INT64, Call, CallError, CallResult, Frame
 from ..ocpp.validation import Violation
-from ..store import MeterValue, StopOutcome, StoreUnavailable
+from ..store.transactions import MeterValue, StopOutcome
+from ..store.health import StoreUnavailable
 from ..store.chargers import DEVICE_FIELDS, Registration
 from .authorization import id_tag_info
 from .context import HandlerContext

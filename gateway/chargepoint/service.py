@@ -18,7 +18,7 @@ from ..events import Hub
 from ..metrics import Metrics
 from ..ocpp.validation import Validator
 from ..proxies import is_loopback
-from ..store import Store
+from ..store.store import Store
 from .charger_auth import basic_credentials, key_matches
 from .admission import Admission, address_key
 from .handlers import HANDLERS, Handler

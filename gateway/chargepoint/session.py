@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ..events import Hub
     from ..metrics import Metrics
     from ..ocpp.validation import Validator
-    from ..store import Store
+    from ..store.store import Store
 
 # WebSocket close codes (RFC 6455, section 7.4.1)
 NORMAL, GOING_AWAY, UNSUPPORTED_DATA, MESSAGE_TOO_BIG = 1000, 1001, 1003, 1009

@@ -19,7 +19,7 @@ import trio
 from .. import clock
 from ..proxies import Peer
 from ..config import AuthConfig
-from ..store import Store
+from ..store.store import Store
 from .errors import ApiError
 
 ROLES = ("viewer", "operator", "admin")  # each may do what the ones before it may

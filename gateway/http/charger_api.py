@@ -15,7 +15,7 @@ from ..billing.charging import StartRequest, start_charging, stop_charging
 from ..chargepoint import evcs_status as evcs
 from ..chargepoint.errors import CommandError
 from ..chargepoint.handshake import check_id
-from ..store import Store
+from ..store.store import Store
 from . import params
 from .billing_api import _SESSION_ID, _detail, _only, _remote
 from .errors import ApiError, evcs as envelope

@@ -9,7 +9,7 @@ from quart import jsonify, request
 from .. import clock
 from ..chargepoint.charger_auth import hash_key, key_problem
 from ..chargepoint.handshake import check_id
-from ..store import Store
+from ..store.store import Store
 from . import params
 from .errors import ApiError
 from .ocpp_api import status_view

@@ -9,7 +9,7 @@ from typing import Any, Iterable
 from quart import request
 
 from .. import clock
-from ..store import Store
+from ..store.store import Store
 from . import params
 from .errors import ApiError, evcs
 from .routes import OPERATOR, VIEWER, Routes

@@ -1,7 +1,7 @@
 """Where the frame log and meter values are written: the writer process, or the database thread.
 
 Both take rows from the event loop without waiting (`submit`) and can be awaited until everything
-submitted so far is committed (`sync`). Kinds of rows and their SQL: gateway/writer/rows.py.
+submitted so far is committed (`sync`). Kinds of rows and their SQL: gateway/store/writer/rows.py.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sys
 import structlog
 import trio
 
-from ..writer.rows import apply as apply_rows
-from ..writer.process import FAULT, HEADER, encode
+from .writer.rows import apply as apply_rows
+from .writer.process import FAULT, HEADER, encode
 from .db import Database, StoreClosed, bulk
 from .health import DATABASE, WRITER, StoreUnavailable
 
@@ -74,7 +74,7 @@ class WriterFault(WriterFailed):
 
 
 class ProcessAppender:
-    """Hands batches of rows to a writer process (gateway/writer/process.py) through a pipe.
+    """Hands batches of rows to a writer process (gateway/store/writer/process.py) through a pipe.
 
     A batch is kept until the process says it is committed. If the process dies, another is started
     and given again what it had not acknowledged (a batch committed in the instant before a death
@@ -207,7 +207,7 @@ class ProcessAppender:
 
     async def _spawn(self) -> trio.Process:
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "gateway.writer.process", self._db.path],
+            [sys.executable, "-m", "gateway.store.writer.process", self._db.path],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             start_new_session=True)  # out of the terminal's group: Ctrl-C is for the gateway to handle
         self._process, self.pid, self._inbox = process, process.pid, bytearray()

@@ -136,7 +136,7 @@ _committed, _batched = committed, batched  # for Table.__init_subclass__, whose 
 
 
 def appended(kind: str, rows: Callable[..., list[tuple]]) -> Callable:
-    """A plain method that hands rows(...) (rows of `kind`, see gateway/writer/rows.py) to the writer and
+    """A plain method that hands rows(...) (rows of `kind`, see gateway/store/writer/rows.py) to the writer and
     returns at once: committed by the writer soon after, not before the call returns. Raises StoreUnavailable,
     keeping nothing, while the file fails the writer (the caller can still say it was not kept)."""
     signature, plain, bind = _arguments(rows, {}, skip=0)

@@ -24,7 +24,7 @@ import outcome
 import structlog
 import trio
 
-from ..writer.connection import begin_immediate, connect, for_writing, insert_rows, storage_fault
+from .writer.connection import begin_immediate, connect, for_writing, insert_rows, storage_fault
 from .health import DATABASE, StorageHealth, StoreUnavailable
 
 __all__ = ["Database", "StoreClosed", "StoreOpenError", "StoreUnavailable", "bulk", "connect", "insert_rows", "migrate",

@@ -14,7 +14,7 @@ import structlog
 import trio
 
 from .. import clock
-from ..writer.connection import storage_fault
+from .writer.connection import storage_fault
 from .appender import Appender
 from .calls import APPENDED, COMMITTED, Table, committed, durability
 from .db import Database

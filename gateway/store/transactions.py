@@ -7,7 +7,7 @@ import sqlite3
 from typing import Any
 
 from ..jsontext import to_json
-from ..writer.rows import meter_values
+from .writer.rows import meter_values
 from .calls import Table, appended, committed
 from .paging import Filters, page as page_of
 

@@ -24,7 +24,7 @@ from gateway.billing.errors import ProviderError
 from gateway.billing.settings import from_config
 from gateway.billing.wechat import WechatClient
 from gateway.config import AlipayConfig, BillingConfig, ConfigError
-from gateway.store import open_store
+from gateway.store.store import open_store
 from tests.billing.fixtures import pem_file
 from tests.billing.standin_certs import CertStandIn, alipay_cert_files, issue, name, pem
 

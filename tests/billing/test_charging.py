@@ -19,7 +19,7 @@ from gateway.chargepoint.commands import Sent
 from gateway.chargepoint.errors import CallErrorReceived, CallTimeout, ChargerUnavailable, NotConnected
 from gateway.config import Config
 from gateway.events import Hub
-from gateway.store import open_store
+from gateway.store.store import open_store
 
 
 class Charger:

@@ -19,7 +19,7 @@ from gateway import clock
 from gateway.billing.payments import PaymentService
 from gateway.billing.reconcile import reconcile
 from gateway.billing.settings import BillingSettings
-from gateway.store import open_store
+from gateway.store.store import open_store
 from tests.billing.standin import BEIJING
 from tests.billing.standin_bills import BillStandIn, Entry, fee_of, provider_no
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from gateway.writer import rows as writer_rows
-from gateway.writer.connection import PRAGMAS_ENV, connect
+from gateway.store.writer import rows as writer_rows
+from gateway.store.writer.connection import PRAGMAS_ENV, connect
 from gateway.store.db import migrate
 
 

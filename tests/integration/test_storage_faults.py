@@ -23,7 +23,7 @@ import pytest
 import trio
 
 from gateway.store import appender as appender_module
-from gateway.writer import connection
+from gateway.store.writer import connection
 from tests.conftest import started
 from tests.helpers import BOOT, charger, status
 from tests.waiting import until

@@ -12,7 +12,7 @@ import trio
 
 from gateway.billing import certs, reconcile
 from gateway.chargepoint import watchdog
-from gateway.store import StoreUnavailable
+from gateway.store.health import StoreUnavailable
 
 
 def _locked(*args: Any) -> Any:

@@ -64,7 +64,7 @@ import typing
 import gateway.chargepoint.errors
 from . import rate
 from ..chargepoint.transport import Closed
-from ..store import Store
+from ..store.store import Store
 if typing.TYPE_CHECKING:
     from .session import Session
 """

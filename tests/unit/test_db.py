@@ -367,7 +367,7 @@ def test_the_meter_values_view_reads_fields_as_the_old_table_kept_them():
     import json
 
     from gateway.jsontext import to_json
-    from gateway.writer import rows as writer_rows
+    from gateway.store.writer import rows as writer_rows
     from gateway.store.db import connect
 
     conn = connect(":memory:")
@@ -428,7 +428,7 @@ def test_paging_back_through_frames_sees_each_once_even_after_the_clock_stepped_
 
 
 def test_sqlite_pragmas_from_the_environment_are_name_value_pairs_only():
-    from gateway.writer.connection import extra_pragmas
+    from gateway.store.writer.connection import extra_pragmas
     assert extra_pragmas("max_page_count=10; query_only = 1;") == ["PRAGMA max_page_count = 10",
                                                                   "PRAGMA query_only = 1"]
     assert extra_pragmas("") == []

@@ -17,7 +17,7 @@ from gateway.events import Hub, TransactionStarted
 from gateway.ocpp.actions import CHARGER_ACTIONS
 from gateway.ocpp.frames import Call, CallError, CallResult
 from gateway.ocpp.validation import Validator
-from gateway.store import open_store
+from gateway.store.store import open_store
 
 T = "2025-08-14T08:00:00Z"
 BOOT = {"chargePointVendor": "Vendor", "chargePointModel": "Model", "firmwareVersion": "1.2"}
@@ -149,7 +149,7 @@ async def test_an_action_without_a_handler_is_answered_not_implemented(tmp_path)
 
 
 async def test_a_store_that_cannot_keep_the_request_is_not_acknowledged(tmp_path, monkeypatch):
-    from gateway.store import StoreUnavailable
+    from gateway.store.health import StoreUnavailable
     from gateway.store.notifications import Notifications
 
     async def unavailable(*args: Any, **kwargs: Any) -> None:

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from gateway.store import StoreUnavailable, open_store
+from gateway.store.health import StoreUnavailable
+
+from gateway.store.store import open_store
 from gateway.store.calls import APPENDED, BATCHED, COMMITTED, Table, batched, committed
 from gateway.store.commands import Commands, _begin
 from gateway.store.db import Database
@@ -166,7 +168,7 @@ def test_a_method_declared_twice_is_refused():
 
 async def test_who_is_out_of_service_is_read_once_and_forgotten_on_every_change(tmp_path):
     from gateway import clock
-    from gateway.store import open_store
+    from gateway.store.store import open_store
     async with open_store(str(tmp_path / "g.db")) as store:
         created, entry = await store.registry.create("CP1", None, None, [], clock.iso())
         assert created == "created" and await store.chargers.availability("CP1") is None  # now held in memory

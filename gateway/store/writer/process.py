@@ -12,7 +12,7 @@ pure cost here). In: (seq, batch), a batch being a list of (kind, rows) as in ro
 full, read-only, damaged), it sends (FAULT, [why]) and ends, having committed nothing more: the
 gateway keeps the rows and starts another writer once the fault may have cleared.
 
-Standard library only, so that it starts small (14 MiB); run as `python -m gateway.writer.process DB_PATH`.
+Standard library only, so that it starts small (14 MiB); run as `python -m gateway.store.writer.process DB_PATH`.
 It ignores SIGINT and SIGTERM (a terminal or systemd signals the whole group): it stops when the
 gateway closes the pipe, after committing everything it was sent.
 """
