@@ -11,6 +11,8 @@
 A job function `fn(conn, ...)` becomes a method with fn's signature minus `conn` (and fn's docstring):
 `help()` shows it, and wrong arguments fail in the caller, naming the method, before anything is queued.
 A method with logic of its own stays written out and says its durability with `@durability(...)`.
+A job function with a keyword-only `scope` parameter reads or changes a tenant's records: the method
+passes it the caller's scope (scope.py), so no caller can forget or forge it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Callable
 from .appender import Appender, ThreadAppender
 from .db import Database
 from .health import StoreUnavailable
+from .scope import current as current_scope
 
 COMMITTED, BATCHED, APPENDED = "committed", "batched", "appended"
 
@@ -65,7 +68,8 @@ def _arguments(fn: Callable, defaults: dict[str, Any],
     how many positional arguments a call may give, and nothing else, to need no check (the hot path: -1 for
     none); and a function that checks a call's arguments and returns them as (args, kwargs) for fn."""
     signature = inspect.signature(fn)
-    params = list(signature.parameters.values())[skip:]
+    # A keyword-only `scope` is the caller's tenant scope (scope.py), filled by the method, never passed.
+    params = [p for p in list(signature.parameters.values())[skip:] if not _is_scope(p)]
     unknown = set(defaults) - {p.name for p in params}
     if unknown:
         raise TypeError(f"{fn.__name__} has no parameter {', '.join(sorted(unknown))}")
@@ -83,6 +87,16 @@ def _arguments(fn: Callable, defaults: dict[str, Any],
 
     self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     return own.replace(parameters=[self_param, *params]), plain, bind
+
+
+def _is_scope(p: inspect.Parameter) -> bool:
+    return p.name == "scope" and p.kind == p.KEYWORD_ONLY
+
+
+def _takes_scope(fn: Callable) -> bool:
+    """Whether fn reads or changes a tenant's records: the method then passes it the scope of the task that
+    calls it (read there, before the job crosses to the database thread, where no request's scope is)."""
+    return any(_is_scope(p) for p in inspect.signature(fn).parameters.values())
 
 
 def _dress(method: Callable, fn: Callable, signature: inspect.Signature, kind: str, doc: str | None) -> Callable:
@@ -106,7 +120,13 @@ def committed(fn: Callable, *, after_appended: bool = False, doc: str | None = N
     for whatever reads them. `defaults` give parameters of fn a default in the method."""
     signature, plain, bind = _arguments(fn, defaults)
 
-    if after_appended:
+    if _takes_scope(fn):
+        async def method(self: Table, *args: Any, **kwargs: Any) -> Any:
+            args, kwargs = bind(method.__qualname__, args, kwargs)
+            if after_appended:
+                await self.appended_committed()
+            return await self._db.run(fn, *args, scope=current_scope(), **kwargs)
+    elif after_appended:
         async def method(self: Table, *args: Any, **kwargs: Any) -> Any:
             if kwargs or len(args) != plain:
                 args, kwargs = bind(method.__qualname__, args, kwargs)
@@ -124,10 +144,13 @@ def batched(fn: Callable, *, doc: str | None = None, **defaults: Any) -> Callabl
     """A plain method that queues fn(conn, ...) for the database thread's next batch and returns at once: it is
     committed with that batch, before any later call is run; a failure is logged, not raised."""
     signature, plain, bind = _arguments(fn, defaults)
+    scoped = _takes_scope(fn)
 
     def method(self: Table, *args: Any, **kwargs: Any) -> None:
         if kwargs or len(args) != plain:
             args, kwargs = bind(method.__qualname__, args, kwargs)
+        if scoped:
+            kwargs["scope"] = current_scope()
         self._db.submit(fn, *args, **kwargs)
     return _dress(method, fn, signature, BATCHED, doc)
 
