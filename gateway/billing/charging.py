@@ -73,11 +73,15 @@ async def start_charging(orders: OrderBook, commands: CommandService, asked: Sta
         return Started(existing, False, "order exists")
     if asked.cp_id not in commands.chargers.registry:
         raise NotConnected(asked.cp_id)
+    await commands.check_visible(asked.cp_id)  # another tenant's charger: as if it never connected
     await commands.check_startable(asked.cp_id)  # out of service: refused before any order exists
     settings = orders.settings
     order, created = await orders.store.orders.create_external(
         asked.session_id, asked.cp_id, asked.connector_id, asked.id_tag, settings.tariff_name(asked.cp_id),
         settings.currency, settings.day(), clock.iso())
+    if not created and await orders.store.orders.find("id", order["id"]) is None:
+        # the session id is taken by an order of a tenant the caller does not see: nothing of it is shown
+        raise BillingConflict(f"session {asked.session_id!r} is in use: choose another session id")
     if not created:  # a concurrent call with the same session won the race
         return Started(order, False, "order exists")
     payload = {"idTag": asked.id_tag, **({"connectorId": asked.connector_id} if asked.connector_id else {})}

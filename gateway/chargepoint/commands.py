@@ -23,6 +23,7 @@ from ..ocpp.frames import new_unique_id
 from ..ocpp.secrets import redact
 from ..ocpp.validation import Violation
 from .charger_auth import hash_key, key_problem
+from ..store import scope
 from ..store.db import StoreClosed
 from .errors import CallErrorReceived, CallTimeout, ChargerUnavailable, CommandError, NotConnected
 from .service import ChargerService
@@ -143,9 +144,11 @@ class CommandService:
         return sent
 
     async def sendable(self, cp_id: str, action: str, payload: dict[str, Any], *, admin: bool = False) -> Sent:
-        """Checked, completed and recorded as sent; raises before anything is sent."""
+        """Checked, completed and recorded as sent; raises before anything is sent. A charger outside the
+        caller's tenant scope is answered as one never seen (NotConnected, whose answer reads it scoped)."""
         if cp_id not in self.chargers.registry:  # nothing is sent, so nothing is recorded
             raise NotConnected(cp_id)
+        await self.check_visible(cp_id)
         if action == "RemoteStartTransaction":
             await self.check_startable(cp_id)
         payload = await self.prepare(action, cp_id, payload)
@@ -154,6 +157,12 @@ class CommandService:
         payload = await self._before(cp_id, action, payload, request_id)
         self.store.commands.begin(request_id, cp_id, action, redact(action, "request", payload), clock.iso())
         return Sent(request_id, cp_id, action, payload)
+
+    async def check_visible(self, cp_id: str) -> None:
+        """NotConnected for a charger of a tenant outside the caller's scope: a command to it is refused exactly
+        like one to a charger that never connected. Free outside requests and for the platform (no query)."""
+        if scope.current().tenants is not None and not await self.store.registry.visible(cp_id):
+            raise NotConnected(cp_id)
 
     async def check_startable(self, cp_id: str) -> None:
         """ChargerUnavailable while the operator keeps the charger out of service (disabled, maintenance,

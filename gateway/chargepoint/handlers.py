@@ -187,8 +187,8 @@ def _no_nul(value: Any) -> None:
 async def authorize(ctx: HandlerContext, id_tag: Any) -> dict[str, Any]:
     if not isinstance(id_tag, str):  # lenient mode let a number or an object through: no tag is that
         return {"status": "Invalid"}
-    row = await ctx.store.id_tags.get(id_tag)
-    return id_tag_info(row, ctx.config.unknown_id_tags == "accept", clock.now())
+    row, known = await ctx.store.id_tags.for_charger(id_tag, ctx.cp_id)
+    return id_tag_info(row, ctx.config.unknown_id_tags == "accept", clock.now(), elsewhere=known)
 
 
 @handles("BootNotification")

@@ -20,6 +20,7 @@ from ..billing.payments import BillingInvalid, PaymentService
 from ..billing.reconcile import as_csv, reconcile
 from ..billing.reconcile import execute as execute_day
 from ..billing.settings import zone_name
+from ..store import scope
 from . import params
 from .errors import ApiError, error_response, evcs
 from .routes import OPERATOR, PUBLIC, VIEWER, Routes
@@ -602,8 +603,14 @@ def _day(raw: str | None, name: str) -> date:
     return day
 
 
+def _channels() -> list[str]:
+    """The payment channels the caller may reconcile: the merchant accounts are the platform's, so a tenant
+    below it has none (a channel named is answered as not configured)."""
+    return _orders().settings.channels() if scope.current().sees(scope.PLATFORM) else []
+
+
 def _channel(channel: str) -> str:
-    channels = _orders().settings.channels()
+    channels = _channels()
     if channel not in channels:
         raise ApiError(404, "not_found", f"channel {channel!r} is not configured: expected one of "
                        f"{', '.join(channels)}")
@@ -621,7 +628,7 @@ async def execute() -> Any:
     body = await params.json_object()
     day = _day(_text(body, "day", limit=10), "day")
     channel = _text(body, "channel", limit=20)
-    channels = [_channel(channel)] if channel else _orders().settings.channels()
+    channels = [_channel(channel)] if channel else _channels()
     payments = _payments()
     reports = []
     for name in channels:

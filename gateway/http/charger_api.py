@@ -27,7 +27,7 @@ routes = Routes("charger_api", __name__, "/api/charger")
 
 BUSINESS = 2003  # the EVCS business error: the charger cannot take the command now
 OPERATOR_STATUSES = ("in_service", "maintenance", "retired")
-_FIELDS = ("chargePointId", "chargerName", "stationId", "connectors")
+_FIELDS = ("chargePointId", "chargerName", "stationId", "connectors", "tenantId")
 
 # ---- OpenAPI shapes --------------------------------------------------------------------------
 
@@ -48,7 +48,9 @@ CONNECTORS_BODY = {"type": "array", "items": {"type": "object", "required": ["co
     "powerKw": {"type": ["number", "null"], "exclusiveMinimum": 0}}}}
 BODY = {"type": "object", "properties": {
     "chargePointId": {"type": "string"}, "chargerName": {"type": ["string", "null"], "maxLength": 100},
-    "stationId": {"type": ["integer", "null"]}, "connectors": CONNECTORS_BODY}}
+    "stationId": {"type": ["integer", "null"]}, "connectors": CONNECTORS_BODY,
+    "tenantId": {"type": "integer", "description": "the tenant the charger belongs to: the caller's own or one "
+                                                   "below it (default: the acting tenant)"}}}
 PAGE = enveloped(record("total:int page:int size:int", records=list_of(CHARGER)))
 FILTERS = PAGING + [
     query("stationId", "only chargers placed at this station", {"type": "integer"}),
@@ -110,6 +112,24 @@ def _station(body: dict[str, Any]) -> int | None:
     if station is not None and (type(station) is not int or not 0 < station < 2**63):
         raise params.bad("stationId must be a station's id (a positive integer)")
     return station
+
+
+def _tenant(body: dict[str, Any]) -> int | None:
+    tenant = body.get("tenantId")
+    if tenant is not None and (type(tenant) is not int or not 0 < tenant < 2**63):
+        raise params.bad("tenantId must be a tenant's id (a positive integer)")
+    return tenant
+
+
+def _placement_refused(outcome: str, station_id: int | None, tenant_id: int | None, detail: Any = None) -> ApiError:
+    """The answer to a registry change the store refused (registry._placement, the tenant's quota)."""
+    if outcome == "no_tenant":
+        return ApiError(404, "not_found", f"tenant {tenant_id} is not known")
+    if outcome == "other_tenant":
+        return params.bad(f"station {station_id} belongs to another tenant than the charger")
+    if outcome == "quota":
+        return ApiError(409, "quota_exceeded", detail)
+    return _no_station(station_id)
 
 
 def _connectors(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -183,7 +203,10 @@ async def chargers_list() -> Any:
     "registry", "Register a charger (before it first connects)", enveloped(CHARGER), errors=("400", "404", "409"),
     status="201", body={**BODY, "required": ["chargePointId"]},
     description="chargePointId follows the WebSocket handshake's rules; one registered already, or one that "
-                "looks the same (case, width, accents), is a 409 naming it."))
+                "looks the same (case, width, accents), is a 409 naming it (not naming a charger of a tenant "
+                "the caller does not see). The charger belongs to tenantId (the acting tenant by default; 404 "
+                "for a tenant outside the caller's), within the tenant's quota of chargers (409 "
+                "quota_exceeded); a station given must be of the same tenant (400)."))
 async def register() -> Any:
     body = await params.json_object()
     _only(body, *_FIELDS)
@@ -194,13 +217,15 @@ async def register() -> Any:
         cp_id = check_id(raw)
     except ValueError as bad:
         raise params.bad(str(bad)) from None
-    name, station, connectors = _name(body), _station(body), _connectors(body)
-    outcome, found = await _store().registry.create(cp_id, name, station, connectors, clock.iso())
+    name, station, connectors, tenant = _name(body), _station(body), _connectors(body), _tenant(body)
+    outcome, found = await _store().registry.create(cp_id, name, station, connectors, clock.iso(), tenant)
+    if outcome == "exists" and found is None:  # a charger of a tenant the caller does not see: not named
+        raise ApiError(409, "conflict", f"charge point id {cp_id!r} is in use: choose another id")
     if outcome == "exists":
         raise ApiError(409, "conflict", f"charge point {found!r} is registered already" if found == cp_id else
                        f"charge point id {cp_id!r} looks like the registered charger {found!r}", existing=found)
-    if outcome == "no_station":
-        raise _no_station(station)
+    if outcome != "created":
+        raise _placement_refused(outcome, station, tenant, found)
     return envelope(charger_view(found), "charger registered", 201)
 
 
@@ -216,17 +241,22 @@ async def _update(charger_id: int, body: dict[str, Any]) -> Any:
         changes["station_id"] = _station(body)
     if "connectors" in body:
         changes["connectors"] = _connectors(body)
+    if "tenantId" in body:
+        changes["tenant_id"] = _tenant(body)
+        if changes["tenant_id"] is None:
+            raise params.bad("tenantId cannot be null: a charger belongs to a tenant")
     outcome, updated = await _store().registry.update(charger_id, changes, clock.iso())
     if outcome == "not_found":  # deleted meanwhile
         raise ApiError(404, "not_found", f"charger {charger_id} is not registered")
-    if outcome == "no_station":
-        raise _no_station(changes["station_id"])
+    if outcome != "updated":
+        raise _placement_refused(outcome, changes.get("station_id", cp["station_id"]), changes.get("tenant_id"),
+                                 updated)
     return envelope(charger_view(updated), "charger updated")
 
 
 @routes.route("", role=OPERATOR, endpoint="update", put=op(
-    "registry", "Change a charger's name, station or connectors (chargerId in the body)", enveloped(CHARGER),
-    errors=("400", "404"), body={**BODY, "required": ["chargerId"],
+    "registry", "Change a charger's name, station, connectors or tenant (chargerId in the body)",
+    enveloped(CHARGER), errors=("400", "404", "409"), body={**BODY, "required": ["chargerId"],
                                  "properties": {"chargerId": {"type": "integer"}, **BODY["properties"]}}))
 async def update() -> Any:
     body = await params.json_object()
@@ -237,8 +267,11 @@ async def update() -> Any:
 
 
 @routes.route("/<int:charger_id>", role=OPERATOR, put=op(
-    "registry", "Change a charger's name, station or connectors", enveloped(CHARGER), errors=("400", "404"),
-    body=BODY))
+    "registry", "Change a charger's name, station, connectors or tenant", enveloped(CHARGER),
+    errors=("400", "404", "409"), body=BODY,
+    description="tenantId moves the charger, and its history, to another tenant of the caller's scope (404 "
+                "outside it; 409 quota_exceeded when that tenant has no place for it); it leaves its station "
+                "unless stationId names one of the new tenant."))
 async def update_one(charger_id: int) -> Any:
     body = await params.json_object()
     if "chargerId" in body and body["chargerId"] != charger_id:

@@ -147,11 +147,13 @@ async def local_list_version(cp_id: str) -> Any:
         "cpId:str message:str listVersion:int entries:int requestId:str",
         status={"type": "string", "enum": ["success", "failed"]}, result=ref("SendLocalListResponse")),
     errors=COMMAND_ERRORS, query=COMMAND_QUERY,
-    description="Every id tag of the gateway's table, as the charger's next list version."))
+    description="Every id tag of the gateway's table valid on the charger (of its tenant and the tenants above "
+                "it), as the charger's next list version."))
 async def local_list_full(cp_id: str) -> Any:
     store = services().chargers.store
     now = clock.now()
-    entries = [{"idTag": row["id_tag"], "idTagInfo": id_tag_info(row, False, now)} for row in await store.id_tags.all()]
+    entries = [{"idTag": row["id_tag"], "idTagInfo": id_tag_info(row, False, now)}
+               for row in await store.id_tags.valid_on(cp_id)]
     # No listVersion: the gateway takes this charger's next one as it sends the list.
     sent = await _send(cp_id, "SendLocalList", {"updateType": "Full", "localAuthorizationList": entries})
     version = sent.payload["listVersion"]

@@ -52,6 +52,8 @@ async def _charger_to_set_up(cp_id: str) -> str:
         cp_id = check_id(cp_id)
     except ValueError as bad:
         raise params.bad(str(bad)) from None
+    if not await _store().registry.visible(cp_id):  # another tenant's charger, or one only the platform may set up
+        raise _not_found("charge point", cp_id)
     known = await _store().chargers.admission(cp_id)
     if known.lookalike is not None:
         raise ApiError(409, "conflict", f"charge point id {cp_id!r} looks like the known charger "

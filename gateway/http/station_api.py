@@ -235,10 +235,13 @@ async def station(station_id: int) -> Any:
 @routes.route("", role=OPERATOR, post=op(
     "stations", "Add a station", enveloped(STATION), status="201", errors=("400", "409"),
     body={**STATION_BODY, "required": ["stationCode", "stationName"]},
-    description="409: the code is taken in the tenant. latitude and longitude go together."))
+    description="409: the code is taken in the tenant, or the tenant's quota of stations is reached "
+                "(error quota_exceeded). latitude and longitude go together."))
 async def create() -> Any:
     fields = _fields(await params.json_object(), None)
-    row, holder = await _store().stations.create(fields, clock.iso())
+    row, holder, refusal = await _store().stations.create(fields, clock.iso())
+    if refusal is not None:
+        raise ApiError(409, "quota_exceeded", refusal)
     if row is None:
         raise _taken(fields["code"], holder)
     return evcs(station_view(row), status=201)

@@ -12,6 +12,8 @@ from ..chargepoint.handshake import id_key  # pure: the one home of the id rules
 from .calls import COMMITTED, Table, durability
 from .health import StoreUnavailable
 from .paging import Filters, page as page_of
+from .registry import charger_where
+from .scope import Scope
 
 log = structlog.get_logger("gateway.store")
 
@@ -162,26 +164,31 @@ def _with_details(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[dic
     return list(chargers.values())
 
 
-def _get(conn: sqlite3.Connection, cp_id: str) -> dict[str, Any] | None:
-    row = conn.execute("SELECT * FROM charge_points WHERE id = ?", (cp_id,)).fetchone()
+def _get(conn: sqlite3.Connection, cp_id: str, *, scope: Scope) -> dict[str, Any] | None:
+    where, args = charger_where(scope, "id")
+    row = conn.execute(f"SELECT * FROM charge_points WHERE id = ? AND {where}", (cp_id, *args)).fetchone()
     return _with_details(conn, [row])[0] if row else None
 
 
-def _list(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    rows = conn.execute("SELECT * FROM charge_points ORDER BY online DESC, id").fetchall()
+def _list(conn: sqlite3.Connection, *, scope: Scope) -> list[dict[str, Any]]:
+    where, args = charger_where(scope, "id")
+    rows = conn.execute(f"SELECT * FROM charge_points WHERE {where} ORDER BY online DESC, id", args).fetchall()
     return _with_details(conn, rows)
 
 
-def _page(conn: sqlite3.Connection, online: bool | None = None, page: int = 1, size: int = 50) -> dict:
+def _page(conn: sqlite3.Connection, online: bool | None = None, page: int = 1, size: int = 50,
+          *, scope: Scope) -> dict:
     filters = Filters()
+    filters.within(charger_where(scope, "id"))
     filters.add("online = ?", None if online is None else int(online))
     result = page_of(conn, "charge_points", filters, "online DESC, id", page, size, lambda row: row)
     return {**result, "records": _with_details(conn, result["records"])}
 
 
-def _violations(conn: sqlite3.Connection, cp_id: str) -> list[dict[str, Any]]:
+def _violations(conn: sqlite3.Connection, cp_id: str, *, scope: Scope) -> list[dict[str, Any]]:
+    where, args = charger_where(scope, "charge_point_id")
     return [dict(r) for r in conn.execute(
-        "SELECT * FROM violations WHERE charge_point_id = ? ORDER BY last_seen DESC", (cp_id,)
+        f"SELECT * FROM violations WHERE charge_point_id = ? AND {where} ORDER BY last_seen DESC", (cp_id, *args)
     )]
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from .calls import Table
 from .paging import Filters, page as page_of
+from .registry import charger_where
+from .scope import Scope
 
 
 def _record(conn: sqlite3.Connection, cp_id: str, connector_id: int, profile: dict, status: str,
@@ -55,9 +57,11 @@ def _list(conn: sqlite3.Connection, cp_id: str, active_only: bool = False) -> li
     return [dict(r, profile=json.loads(r["profile"])) for r in rows]
 
 
-def _page(conn: sqlite3.Connection, cp_id: str, active_only: bool = False, page: int = 1, size: int = 50) -> dict:
+def _page(conn: sqlite3.Connection, cp_id: str, active_only: bool = False, page: int = 1, size: int = 50,
+          *, scope: Scope) -> dict:
     """Newest first."""
     filters = Filters()
+    filters.within(charger_where(scope, "charge_point_id"))
     filters.add("charge_point_id = ?", cp_id)
     if active_only:
         filters.clauses.append("cleared_at IS NULL AND status = 'Accepted'")

@@ -8,6 +8,8 @@ from typing import Any
 
 from .calls import Table
 from .paging import Filters, page as page_of
+from .registry import charger_where
+from .scope import Scope
 
 
 def _begin(conn: sqlite3.Connection, request_id: str, cp_id: str, action: str, payload: dict, at: str) -> None:
@@ -41,15 +43,17 @@ def _shape(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def _list(conn: sqlite3.Connection, cp_id: str | None = None, action: str | None = None, page: int = 1,
-          size: int = 50) -> dict:
+          size: int = 50, *, scope: Scope) -> dict:
     filters = Filters()
+    filters.within(charger_where(scope, "charge_point_id"))
     filters.add("charge_point_id = ?", cp_id)
     filters.add("action = ?", action)
     return page_of(conn, "commands", filters, "id DESC", page, size, _shape)
 
 
-def _get(conn: sqlite3.Connection, request_id: str) -> dict[str, Any] | None:
-    row = conn.execute("SELECT * FROM commands WHERE request_id = ?", (request_id,)).fetchone()
+def _get(conn: sqlite3.Connection, request_id: str, *, scope: Scope) -> dict[str, Any] | None:
+    where, args = charger_where(scope, "charge_point_id")
+    row = conn.execute(f"SELECT * FROM commands WHERE request_id = ? AND {where}", (request_id, *args)).fetchone()
     return _shape(row) if row else None
 
 

@@ -6,6 +6,8 @@ import sqlite3
 from typing import Any
 
 from .calls import Table
+from .registry import charger_where
+from .scope import Scope
 
 
 def _replace(conn: sqlite3.Connection, cp_id: str, keys: list[dict[str, Any]], unknown: list[str],
@@ -32,10 +34,11 @@ def _set(conn: sqlite3.Connection, cp_id: str, key: str, value: str, at: str) ->
     )
 
 
-def _get(conn: sqlite3.Connection, cp_id: str) -> list[dict[str, Any]]:
+def _get(conn: sqlite3.Connection, cp_id: str, *, scope: Scope) -> list[dict[str, Any]]:
+    where, args = charger_where(scope, "charge_point_id")
     rows = conn.execute(
-        "SELECT key, value, readonly, updated_at FROM configuration WHERE charge_point_id = ? ORDER BY key", (cp_id,)
-    )
+        f"SELECT key, value, readonly, updated_at FROM configuration WHERE charge_point_id = ? AND {where} ORDER BY key",
+        (cp_id, *args))
     return [{**dict(r), "readonly": None if r["readonly"] is None else bool(r["readonly"])} for r in rows]
 
 

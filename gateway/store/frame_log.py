@@ -19,6 +19,8 @@ from .appender import Appender
 from .calls import APPENDED, COMMITTED, Table, committed, durability
 from .db import Database
 from .health import PRUNE, StoreUnavailable
+from .registry import charger_where
+from .scope import Scope
 
 PRUNE_CHUNK = 5000
 PRUNE_RETRY = 60.0  # a prune the file failed is tried again this much later, then twice as late, up to prune_every
@@ -36,9 +38,10 @@ def _prune(conn: sqlite3.Connection, before: str) -> int:
 
 
 def _query(conn: sqlite3.Connection, cp_id: str | None = None, since: str | None = None, until: str | None = None,
-           limit: int = 1000) -> list[dict[str, Any]]:
+           limit: int = 1000, *, scope: Scope) -> list[dict[str, Any]]:
     """Oldest first, every frame recorded before the call included."""
-    sql, args = "SELECT * FROM frames WHERE 1 = 1", []
+    where, scoped = charger_where(scope, "charge_point_id")
+    sql, args = f"SELECT * FROM frames WHERE {where}", list(scoped)
     if cp_id is not None:
         sql += " AND charge_point_id = ?"
         args.append(cp_id)
@@ -53,9 +56,10 @@ def _query(conn: sqlite3.Connection, cp_id: str | None = None, since: str | None
 
 
 def _recent(conn: sqlite3.Connection, cp_id: str | None = None, since: str | None = None, until: str | None = None,
-            before: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+            before: int | None = None, limit: int = 100, *, scope: Scope) -> list[dict[str, Any]]:
     """Newest first; `before` (a frame id) pages back in time. Every frame recorded before the call included."""
-    sql, args = "SELECT * FROM frames WHERE 1 = 1", []
+    where, scoped = charger_where(scope, "charge_point_id")
+    sql, args = f"SELECT * FROM frames WHERE {where}", list(scoped)
     for clause, value in (("charge_point_id = ?", cp_id), ("at >= ?", since), ("at < ?", until),
                           ("(at, id) < (SELECT at, id FROM frames WHERE id = ?)", before)):
         if value is not None:

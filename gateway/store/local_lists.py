@@ -8,6 +8,8 @@ from typing import Any
 
 from .calls import Table
 from .paging import Filters, page as page_of
+from .registry import charger_where
+from .scope import Scope
 
 
 def _next_version(conn: sqlite3.Connection, cp_id: str) -> int:
@@ -38,9 +40,10 @@ def _list(conn: sqlite3.Connection, cp_id: str) -> list[dict[str, Any]]:
     return [dict(r, entries=json.loads(r["entries"])) for r in rows]
 
 
-def _page(conn: sqlite3.Connection, cp_id: str, page: int = 1, size: int = 50) -> dict:
+def _page(conn: sqlite3.Connection, cp_id: str, page: int = 1, size: int = 50, *, scope: Scope) -> dict:
     """Newest first."""
     filters = Filters()
+    filters.within(charger_where(scope, "charge_point_id"))
     filters.add("charge_point_id = ?", cp_id)
     return page_of(conn, "local_lists", filters, "id DESC", page, size,
                 lambda r: dict(r, entries=json.loads(r["entries"])))

@@ -8,6 +8,8 @@ from typing import Any
 
 from .calls import Table
 from .paging import Filters, page as page_of
+from .registry import charger_where
+from .scope import Scope
 
 
 def _add(conn: sqlite3.Connection, cp_id: str, action: str, status: str | None, payload: dict[str, Any], *,
@@ -34,9 +36,11 @@ def _shape(row: sqlite3.Row) -> dict[str, Any]:
     return dict(row, payload=json.loads(row["payload"]))
 
 
-def _page(conn: sqlite3.Connection, cp_id: str, action: str | None = None, page: int = 1, size: int = 50) -> dict:
+def _page(conn: sqlite3.Connection, cp_id: str, action: str | None = None, page: int = 1, size: int = 50,
+          *, scope: Scope) -> dict:
     """Newest first."""
     filters = Filters()
+    filters.within(charger_where(scope, "charge_point_id"))
     filters.add("charge_point_id = ?", cp_id)
     filters.add("action = ?", action)
     return page_of(conn, "notifications", filters, "id DESC", page, size, _shape)

@@ -14,6 +14,8 @@ from ..orderstates import OrderStatus, Outcome, RefundStatus
 from . import tariffs
 from .calls import COMMITTED, Table, committed, durability
 from .paging import Filters, page
+from .registry import charger_where
+from .scope import EVERYTHING, Scope, current as current_scope
 
 # Which energy readings price a session: the main import register, all phases together.
 _READINGS = """SELECT timestamp, value, unit FROM meter_values
@@ -44,9 +46,21 @@ def _get(conn: sqlite3.Connection, order_id: int) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
-def _find(conn: sqlite3.Connection, column: str, value: Any) -> dict[str, Any] | None:
+def _get_visible(conn: sqlite3.Connection, order_id: int, *, scope: Scope) -> dict[str, Any] | None:
+    return _find(conn, "id", order_id, scope=scope)
+
+
+def _find_row(conn: sqlite3.Connection, column: str, value: Any) -> dict[str, Any] | None:
     assert column in ("id", "order_no", "session_id", "transaction_id")
     row = conn.execute(f"SELECT * FROM orders WHERE {column} = ?", (value,)).fetchone()
+    return dict(row) if row else None
+
+
+def _find(conn: sqlite3.Connection, column: str, value: Any, *, scope: Scope) -> dict[str, Any] | None:
+    """An order of a charger of the caller's scope (an order belongs to its charger's tenant)."""
+    assert column in ("id", "order_no", "session_id", "transaction_id")
+    where, args = charger_where(scope, "charge_point_id")
+    row = conn.execute(f"SELECT * FROM orders WHERE {column} = ? AND {where}", (value, *args)).fetchone()
     return dict(row) if row else None
 
 
@@ -80,7 +94,7 @@ def _open_for_transaction(conn: sqlite3.Connection, transaction_id: int, tariff:
     began it), or created. None when the transaction does not exist. `start`: the order's start fields as
     billing judged them (started_at, start_source, charger_started_at); the order takes the version of its
     tariff in force at `version_at`."""
-    existing = _find(conn, "transaction_id", transaction_id)
+    existing = _find_row(conn, "transaction_id", transaction_id)
     if existing is not None:
         return existing
     tx = conn.execute("SELECT * FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
@@ -111,7 +125,7 @@ def _open_for_transaction(conn: sqlite3.Connection, transaction_id: int, tariff:
 
 def _create_external(conn: sqlite3.Connection, session_id: str, cp_id: str, connector_id: int | None,
                      id_tag: str, tariff: str, currency: str, day: str, at: str) -> tuple[dict[str, Any], bool]:
-    existing = _find(conn, "session_id", session_id)
+    existing = _find_row(conn, "session_id", session_id)
     if existing is not None:
         return existing, False
     return _insert(conn, session_id, day, {
@@ -213,8 +227,9 @@ def _expire_waiting(conn: sqlite3.Connection, before: str, at: str) -> int:
 
 
 def _list(conn: sqlite3.Connection, cp_id: str | None, status: int | None, since: str | None,
-          until: str | None, number: int, size: int) -> dict:
+          until: str | None, number: int, size: int, *, scope: Scope) -> dict:
     filters = Filters()
+    filters.within(charger_where(scope, "charge_point_id"))
     filters.add("charge_point_id = ?", cp_id)
     filters.add("status = ?", status)
     filters.add("created_at >= ?", since)
@@ -223,16 +238,22 @@ def _list(conn: sqlite3.Connection, cp_id: str | None, status: int | None, since
 
 
 def _history_of(conn: sqlite3.Connection, order_id: int) -> list[dict[str, Any]]:
+    return _history_visible(conn, order_id, scope=EVERYTHING)
+
+
+def _history_visible(conn: sqlite3.Connection, order_id: int, *, scope: Scope) -> list[dict[str, Any]]:
+    where, args = charger_where(scope, "o.charge_point_id")
     return [dict(r) for r in conn.execute(
-        "SELECT from_status, to_status, cause, at, detail FROM order_history WHERE order_id = ? ORDER BY id",
-        (order_id,))]
+        f"SELECT h.from_status, h.to_status, h.cause, h.at, h.detail FROM order_history h "
+        f"JOIN orders o ON o.id = h.order_id WHERE h.order_id = ? AND {where} ORDER BY h.id", (order_id, *args))]
 
 
 def _for_stats(conn: sqlite3.Connection, cp_id: str | None, since: str | None,
-               until: str | None) -> list[dict[str, Any]]:
+               until: str | None, *, scope: Scope) -> list[dict[str, Any]]:
     """Orders with the money actually received for each (every payment that was paid, also one its order did not
     take: a second payment, or one for a cancelled order) and actually refunded (refunds that succeeded)."""
     filters = Filters()
+    filters.within(charger_where(scope, "charge_point_id"))
     filters.add("charge_point_id = ?", cp_id)
     filters.add("created_at >= ?", since)
     filters.add("created_at < ?", until)
@@ -246,8 +267,8 @@ def _for_stats(conn: sqlite3.Connection, cp_id: str | None, since: str | None,
 
 
 class Orders(Table, committed=dict(
-        get=_get, open_for_transaction=_open_for_transaction, set_remote_start=_set_remote_start,
-        close_failed=_close_failed, correct=_correct, close=_close, expire_waiting=_expire_waiting, history=_history_of,
+        get=_get_visible, open_for_transaction=_open_for_transaction, set_remote_start=_set_remote_start,
+        close_failed=_close_failed, correct=_correct, close=_close, expire_waiting=_expire_waiting, history=_history_visible,
         for_stats=_for_stats)):
     find = committed(_find, doc='By "id", "order_no", "session_id" or "transaction_id".')
     unbilled_transactions = committed(_unbilled, limit=500)
@@ -266,5 +287,5 @@ class Orders(Table, committed=dict(
     async def list(self, cp_id: str | None = None, status: int | None = None, since: str | None = None,
                    until: str | None = None, page: int = 1, size: int = 50) -> dict:
         """Committed; newest first."""
-        return await self._db.run(_list, cp_id, status, since, until, page, size)
+        return await self._db.run(_list, cp_id, status, since, until, page, size, scope=current_scope())
 

@@ -20,6 +20,12 @@ class Filters:
             self.clauses.append(clause)
             self.args.append(value)
 
+    def within(self, condition: tuple[str, tuple]) -> None:
+        """Keep only the rows of the caller's scope: a condition and its arguments from Scope.where or
+        registry.charger_where."""
+        self.clauses.append(condition[0])
+        self.args.extend(condition[1])
+
     @property
     def where(self) -> str:
         return (" WHERE " + " AND ".join(self.clauses)) if self.clauses else ""

@@ -15,6 +15,8 @@ from ..orderstates import (ALLOWED_FROM, OPEN_REFUNDS, PAYABLE, REFUND_STATES, S
                            RefundStatus, SettleRefund)
 from .calls import COMMITTED, Table, committed, durability
 from .orders import _history, transition
+from .registry import charger_where
+from .scope import EVERYTHING, PLATFORM, Scope
 
 Row = dict[str, Any]
 
@@ -49,9 +51,22 @@ def _one(conn: sqlite3.Connection, sql: str, args: tuple) -> Row | None:
     return dict(row) if row else None
 
 
-def _payment(conn: sqlite3.Connection, column: str, value: Any) -> Row | None:
+def _of_scope(scope: Scope, column: str = "order_id") -> tuple[str, tuple[int, ...]]:
+    """A condition keeping the payments or refunds of orders of the caller's scope (an order belongs to its
+    charger's tenant)."""
+    where, args = charger_where(scope, "charge_point_id")
+    return ("1", ()) if where == "1" else (f"{column} IN (SELECT id FROM orders WHERE {where})", args)
+
+
+def _payment_row(conn: sqlite3.Connection, column: str, value: Any) -> Row | None:
     assert column in ("id", "trade_no", "idempotency_key")
     return _one(conn, f"SELECT * FROM payments WHERE {column} = ?", (value,))
+
+
+def _payment(conn: sqlite3.Connection, column: str, value: Any, *, scope: Scope) -> Row | None:
+    assert column in ("id", "trade_no", "idempotency_key")
+    where, args = _of_scope(scope)
+    return _one(conn, f"SELECT * FROM payments WHERE {column} = ? AND {where}", (value, *args))
 
 
 def _order(conn: sqlite3.Connection, order_id: int) -> Row | None:
@@ -61,7 +76,7 @@ def _order(conn: sqlite3.Connection, order_id: int) -> Row | None:
 def _keyed_or_missing(conn: sqlite3.Connection, order_id: int, key: str | None) -> PaymentChange | None:
     """The answer when the idempotency key was used before, or the order does not exist; else None."""
     if key is not None:
-        existing = _payment(conn, "idempotency_key", key)
+        existing = _payment_row(conn, "idempotency_key", key)
         if existing is not None:
             return PaymentChange(Outcome.EXISTING, existing, _order(conn, existing["order_id"]))
     if _order(conn, order_id) is None:
@@ -108,7 +123,7 @@ def _create(conn: sqlite3.Connection, order_id: int, channel: str, key: str | No
     trade_no = f"PAY-{day}-{cur.lastrowid:06d}"
     conn.execute("UPDATE payments SET trade_no = ? WHERE id = ?", (trade_no, cur.lastrowid))
     _close_open_trades(conn, order_id, f"replaced by {channel} payment {trade_no}", at, keep_channel=channel)
-    return PaymentChange(Outcome.CREATED, _payment(conn, "id", cur.lastrowid), order)
+    return PaymentChange(Outcome.CREATED, _payment_row(conn, "id", cur.lastrowid), order)
 
 
 def _close_open_trades(conn: sqlite3.Connection, order_id: int, cause: str, at: str,
@@ -139,7 +154,7 @@ def _close_outcome(conn: sqlite3.Connection, payment_id: int, closed: bool, note
                    at: str) -> Row | None:
     """The provider closed the trade (it can no longer be paid), or the attempt failed: tried again
     later, up to `max_attempts`, then left `failed` with the last error for an operator to see."""
-    payment = _payment(conn, "id", payment_id)
+    payment = _payment_row(conn, "id", payment_id)
     if payment is None or payment["close_state"] != CloseState.PENDING:
         return payment
     if closed:  # paid meanwhile: stays paid
@@ -155,7 +170,7 @@ def _update(conn: sqlite3.Connection, payment_id: int, fields: dict[str, Any], a
     sets = {**fields, "updated_at": at}
     conn.execute(f"UPDATE payments SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
                  (*sets.values(), payment_id))
-    return _payment(conn, "id", payment_id)
+    return _payment_row(conn, "id", payment_id)
 
 
 def mark_paid(conn: sqlite3.Connection, payment_id: int, provider_trade_no: str | None, cause: str,
@@ -163,7 +178,7 @@ def mark_paid(conn: sqlite3.Connection, payment_id: int, provider_trade_no: str 
     """CHANGED, SAME, ORDER_ALREADY_PAID, ORDER_NOT_PAYABLE or MISSING. The money arrived either way,
     so the payment is recorded as paid even when its order can no longer take it (it was
     cancelled): reconciliation reports that one for a refund."""
-    payment = _payment(conn, "id", payment_id)
+    payment = _payment_row(conn, "id", payment_id)
     if payment is None:
         return PaymentChange(Outcome.MISSING, None, None)
     if payment["status"] in SETTLED_PAYMENTS:
@@ -189,7 +204,7 @@ def mark_paid(conn: sqlite3.Connection, payment_id: int, provider_trade_no: str 
 
 
 def _close_payment(conn: sqlite3.Connection, payment_id: int, at: str) -> Outcome:
-    payment = _payment(conn, "id", payment_id)
+    payment = _payment_row(conn, "id", payment_id)
     if payment is None or payment["status"] != PaymentStatus.CREATED:
         return Outcome.SAME
     _update(conn, payment_id, {"status": PaymentStatus.CLOSED}, at)
@@ -220,7 +235,7 @@ def _fail_unopened(conn: sqlite3.Connection, payment_id: int, note: str, at: str
     conn.execute("UPDATE payments SET status = ?, note = ?, updated_at = ? "
                  "WHERE id = ? AND status = ? AND pay_url IS NULL",
                  (PaymentStatus.FAILED, note, at, payment_id, PaymentStatus.CREATED))
-    return _payment(conn, "id", payment_id)
+    return _payment_row(conn, "id", payment_id)
 
 
 def _committed(conn: sqlite3.Connection, payment_id: int) -> int:
@@ -235,7 +250,7 @@ def _sync_refunds(conn: sqlite3.Connection, payment_id: int, cause: str, at: str
     it is refunding while any of its refunds is open, refunded when they cover the whole amount,
     else paid with the refunded part in refunded_amount: between these three (REFUND_STATES) the
     refunds decide. A payment the order did not take changes only the order's history."""
-    payment = _payment(conn, "id", payment_id)
+    payment = _payment_row(conn, "id", payment_id)
     refunded, open_count = conn.execute(
         f"SELECT COALESCE(SUM(CASE WHEN status = ? THEN amount END), 0), "
         f"COUNT(CASE WHEN status IN ({_marks(OPEN_REFUNDS)}) THEN 1 END) "
@@ -267,7 +282,7 @@ def _start_refund(conn: sqlite3.Connection, payment_id: int, amount: int | None,
     ones) is checked against its amount here, in the job that inserts: parallel refunds cannot
     exceed it. With nothing left, the newest open refund (PENDING) or the last one (DONE) is
     the answer; TOO_MUCH carries {"remaining"} instead of a refund."""
-    payment = _payment(conn, "id", payment_id)
+    payment = _payment_row(conn, "id", payment_id)
     if payment is None:
         return RefundStart(Outcome.MISSING, None, None)
     if payment["status"] not in SETTLED_PAYMENTS:
@@ -366,7 +381,7 @@ def _record_provider_refund(conn: sqlite3.Connection, payment_id: int, refund_no
     trade's refunds so far) gives the amount when the notice has no amount of its own."""
     if _one(conn, "SELECT id FROM refunds WHERE refund_no = ?", (refund_no,)) is not None:
         return Outcome.SAME
-    payment = _payment(conn, "id", payment_id)
+    payment = _payment_row(conn, "id", payment_id)
     if amount is None:
         done = conn.execute("SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE payment_id = ? AND status = ?",
                             (payment_id, RefundStatus.SUCCESS)).fetchone()[0]
@@ -403,6 +418,11 @@ def _callback(conn: sqlite3.Connection, callback_id: int) -> Row | None:
     if row is not None:
         row["headers"] = json.loads(row["headers"])
     return row
+
+
+def _callback_visible(conn: sqlite3.Connection, callback_id: int, *, scope: Scope) -> Row | None:
+    """A provider's callback: the platform's (its merchant accounts), like every record of the providers."""
+    return _callback(conn, callback_id) if scope.sees(PLATFORM) else None
 
 
 def _pending_callbacks(conn: sqlite3.Connection) -> list[int]:
@@ -475,8 +495,13 @@ def _of_order(conn: sqlite3.Connection, order_id: int) -> tuple[list[Row], list[
 
 
 def _refund(conn: sqlite3.Connection, column: str, value: Any) -> Row | None:
+    return _refund_visible(conn, column, value, scope=EVERYTHING)
+
+
+def _refund_visible(conn: sqlite3.Connection, column: str, value: Any, *, scope: Scope) -> Row | None:
     assert column in ("id", "refund_no")
-    return _one(conn, f"SELECT * FROM refunds WHERE {column} = ?", (value,))
+    where, args = _of_scope(scope)
+    return _one(conn, f"SELECT * FROM refunds WHERE {column} = ? AND {where}", (value, *args))
 
 
 def _for_reconciliation(conn: sqlite3.Connection, channel: str, since: str, until: str) -> dict[str, list[Row]]:
@@ -511,7 +536,10 @@ def _save_report(conn: sqlite3.Connection, channel: str, day: str, report: dict[
                         (channel, day, at, json.dumps(report))).lastrowid
 
 
-def _latest_report(conn: sqlite3.Connection, channel: str, day: str) -> dict[str, Any] | None:
+def _latest_report(conn: sqlite3.Connection, channel: str, day: str, *, scope: Scope) -> dict[str, Any] | None:
+    """The platform's (reconciliation compares its merchant accounts' bills with its records)."""
+    if not scope.sees(PLATFORM):
+        return None
     row = conn.execute("SELECT report FROM reconciliation_reports WHERE channel = ? AND day = ? "
                        "ORDER BY id DESC LIMIT 1", (channel, day)).fetchone()
     return json.loads(row[0]) if row else None
@@ -523,7 +551,9 @@ def _prune_refused(conn: sqlite3.Connection, before: str) -> int:
                         (CallbackStatus.REFUSED, before)).rowcount
 
 
-def _callbacks(conn: sqlite3.Connection, limit: int) -> list[Row]:
+def _callbacks(conn: sqlite3.Connection, limit: int, *, scope: Scope) -> list[Row]:
+    if not scope.sees(PLATFORM):
+        return []
     return [dict(r) for r in conn.execute(
         "SELECT id, channel, kind, remote_addr, received_at, status, notify_id, trade_no, reason, processed_at "
         "FROM payment_callbacks ORDER BY id DESC LIMIT ?", (limit,))]
@@ -533,7 +563,7 @@ class Payments(Table, committed=dict(
         create=_create, close_outcome=_close_outcome, refund_not_done=_refund_not_done, retry_refund=_retry_refund,
         give_up_refund=_give_up_refund, update=_update, mark_paid=mark_paid, fail_unopened=_fail_unopened,
         set_refund_provider_id=_set_refund_provider_id, prune_refused=_prune_refused, close=_close_payment,
-        start_refund=_start_refund, settle_refund=settle_refund, refund=_refund, of_order=_of_order, callback=_callback,
+        start_refund=_start_refund, settle_refund=settle_refund, refund=_refund_visible, of_order=_of_order, callback=_callback_visible,
         pending_callbacks=_pending_callbacks, apply_callback=_apply_callback, for_reconciliation=_for_reconciliation,
         save_report=_save_report, latest_report=_latest_report)):
     @durability(COMMITTED)

@@ -3,6 +3,11 @@ with what the gateway knows of each live (charge_points, connectors, status_noti
 
 A registry entry is keyed by its charge point id; the charger's history (transactions, orders, frames)
 keeps pointing at that id, so deleting an entry loses none of it.
+
+A charger belongs to the tenant of its registry entry (charger_registry.tenant_id), and so does its history:
+every record named by a charge point id is scoped through `charger_where` (a charger the registry does not
+hold is the platform's). A charger adopted when it connects is the platform's until the platform (or a
+tenant above the one it goes to) assigns it with `tenant_id`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from .. import clock
 from ..chargepoint import evcs_status as evcs
 from ..chargepoint.handshake import id_key  # pure: the one home of the id rules
 from .calls import COMMITTED, Table, committed, durability
+from .scope import PLATFORM, Scope, current as current_scope
 
 Row = dict[str, Any]
 
@@ -24,6 +30,23 @@ _SELECT = """SELECT r.*, s.name AS station_name, cp.online, cp.connected_at, cp.
                     cp.firmware_version, cp.id AS seen
              FROM charger_registry r LEFT JOIN stations s ON s.id = r.station_id
                                      LEFT JOIN charge_points cp ON cp.id = r.charge_point_id"""
+
+
+def charger_where(scope: Scope, column: str) -> tuple[str, tuple[int, ...]]:
+    """An SQL condition keeping the rows whose `column` (a charge point id) names a charger the caller may see,
+    and its parameters: ("1", ()) when it sees every tenant, so the gateway's own reads pay nothing. A charger
+    the registry does not hold is the platform's. The tenant's chargers are read once, by the registry's
+    index by tenant."""
+    if scope.tenants is None:
+        return "1", ()
+    ids = tuple(sorted(scope.tenants))
+    # "+": a filter on each row, not an index lookup by charger: the index that gives a list its order (by time,
+    # by id) stays the one read, so a page stops early instead of sorting every record of the tenant.
+    sql = (f"+{column} IN (SELECT charge_point_id FROM charger_registry "
+           f"WHERE tenant_id IN ({', '.join('?' * len(ids))}))")
+    if PLATFORM in scope.tenants:
+        sql = f"({sql} OR {column} NOT IN (SELECT charge_point_id FROM charger_registry))"
+    return sql, ids
 
 
 def _details(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[Row]:
@@ -54,9 +77,11 @@ def _details(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[Row]:
     return list(chargers.values())
 
 
-def _filtered(conn: sqlite3.Connection, station_id: int | None = None, charge_point_id: str | None = None,
-              q: str | None = None, enabled: bool | None = None, status_code: int | None = None) -> list[Row]:
-    clauses, args = [], []
+def _filtered(conn: sqlite3.Connection, scope: Scope, station_id: int | None = None,
+              charge_point_id: str | None = None, q: str | None = None, enabled: bool | None = None,
+              status_code: int | None = None) -> list[Row]:
+    where, scoped = scope.where("r.tenant_id")
+    clauses, args = [where], list(scoped)
     for clause, value in (("r.station_id = ?", station_id), ("r.charge_point_id = ?", charge_point_id),
                           ("r.enabled = ?", None if enabled is None else int(enabled))):
         if value is not None:
@@ -73,78 +98,115 @@ def _filtered(conn: sqlite3.Connection, station_id: int | None = None, charge_po
 
 def _page(conn: sqlite3.Connection, station_id: int | None = None, status_code: int | None = None,
           charge_point_id: str | None = None, q: str | None = None, enabled: bool | None = None,
-          page: int = 1, size: int = 50) -> Row:
+          page: int = 1, size: int = 50, *, scope: Scope) -> Row:
     """A page of chargers by id. The status is computed, not stored, so the filtered list is paged here
     (a registry holds thousands of chargers at most)."""
-    rows = _filtered(conn, station_id, charge_point_id, q, enabled, status_code)
+    rows = _filtered(conn, scope, station_id, charge_point_id, q, enabled, status_code)
     start = (page - 1) * size
     return {"records": rows[start:start + size], "total": len(rows), "page": page, "size": size}
 
 
-def _get(conn: sqlite3.Connection, charger_id: int) -> Row | None:
-    rows = conn.execute(f"{_SELECT} WHERE r.id = ?", (charger_id,)).fetchall()
+def _get(conn: sqlite3.Connection, charger_id: int, *, scope: Scope) -> Row | None:
+    where, args = scope.where("r.tenant_id")
+    rows = conn.execute(f"{_SELECT} WHERE r.id = ? AND {where}", (charger_id, *args)).fetchall()
     return _details(conn, rows)[0] if rows else None
 
 
-def _station_known(conn: sqlite3.Connection, station_id: int | None) -> bool:
-    return station_id is None or conn.execute("SELECT 1 FROM stations WHERE id = ?", (station_id,)).fetchone() is not None
+def _visible(conn: sqlite3.Connection, cp_id: str, *, scope: Scope) -> bool:
+    """Whether the charger is the caller's to see, read and command (any charger outside a request)."""
+    where, args = charger_where(scope, "?")
+    return conn.execute(f"SELECT {where}", (cp_id, *args)).fetchone()[0] == 1
+
+
+def _placement(conn: sqlite3.Connection, scope: Scope, tenant_id: int, station_id: int | None) -> str | None:
+    """Why a charger of `tenant_id` cannot be placed at `station_id` (None: no station) by the caller, or None:
+    "no_tenant" (a tenant outside the caller's scope, as if it did not exist), "no_station" (likewise), or
+    "other_tenant" (a station of another tenant than the charger's)."""
+    if not scope.sees(tenant_id):
+        return "no_tenant"
+    if station_id is None:
+        return None
+    where, args = scope.where("tenant_id")
+    row = conn.execute(f"SELECT tenant_id FROM stations WHERE id = ? AND {where}", (station_id, *args)).fetchone()
+    if row is None:
+        return "no_station"
+    return None if row[0] == tenant_id else "other_tenant"
 
 
 def _create(conn: sqlite3.Connection, cp_id: str, name: str | None, station_id: int | None,
-            connectors: list[Row], at: str) -> tuple[str, Any]:
-    """("created", charger), ("exists", the registered id it is or looks like) or ("no_station", None).
+            connectors: list[Row], at: str, tenant_id: int | None = None, *, scope: Scope) -> tuple[str, Any]:
+    """("created", charger); ("exists", the registered id it is or looks like; None when that charger is
+    outside the caller's scope); ("no_tenant" | "no_station" | "other_tenant", None) (see _placement); or
+    ("quota", why the tenant has no place for one more charger).
 
-    A charger adopted when it connected unregistered is registered by this call: the operator's fields
-    replace the empty ones it was adopted with, and it is no longer marked adopted."""
+    The charger belongs to `tenant_id` (the acting tenant when None). A charger adopted when it connected
+    unregistered (the platform's) is registered by this call by a caller who sees the platform's chargers:
+    the operator's fields replace the empty ones it was adopted with, and it is no longer marked adopted."""
+    tenant = scope.tenant_id if tenant_id is None else tenant_id
     key = id_key(cp_id)
     adopted = None
-    for known, was_adopted, known_id in conn.execute("SELECT charge_point_id, adopted, id FROM charger_registry"):
-        if known == cp_id and was_adopted:
+    for known, was_adopted, known_id, owner in conn.execute(
+            "SELECT charge_point_id, adopted, id, tenant_id FROM charger_registry"):
+        if known == cp_id and was_adopted and scope.sees(owner):
             adopted = known_id
         elif known == cp_id or id_key(known) == key:
-            return "exists", known
-    if not _station_known(conn, station_id):
-        return "no_station", None
+            return "exists", known if scope.sees(owner) else None
+    refused = _placement(conn, scope, tenant, station_id)
+    if refused is not None:
+        return refused, None
     if adopted is not None:
-        conn.execute("UPDATE charger_registry SET station_id = ?, name = ?, connectors = ?, adopted = 0, updated_at = ? "
-                     "WHERE id = ?", (station_id, name, json.dumps(connectors), at, adopted))
-        return "created", _get(conn, adopted)
+        conn.execute("UPDATE charger_registry SET station_id = ?, name = ?, connectors = ?, adopted = 0, tenant_id = ?, "
+                     "updated_at = ? WHERE id = ?", (station_id, name, json.dumps(connectors), tenant, at, adopted))
+        return "created", _get(conn, adopted, scope=scope)
     charger_id = conn.execute(
-        "INSERT INTO charger_registry (charge_point_id, station_id, name, connectors, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)", (cp_id, station_id, name, json.dumps(connectors), at, at)).lastrowid
-    return "created", _get(conn, charger_id)
+        "INSERT INTO charger_registry (charge_point_id, tenant_id, station_id, name, connectors, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)", (cp_id, tenant, station_id, name, json.dumps(connectors), at, at)).lastrowid
+    return "created", _get(conn, charger_id, scope=scope)
 
 
 _COLUMNS = {"name": "name", "station_id": "station_id", "connectors": "connectors", "enabled": "enabled",
-            "operator_status": "operator_status"}
+            "operator_status": "operator_status", "tenant_id": "tenant_id"}
 
 
-def _update(conn: sqlite3.Connection, charger_id: int, changes: Row, at: str) -> tuple[str, Row | None]:
-    """Change the named fields (name, station_id, connectors, enabled, operator_status):
-    ("updated", charger), ("not_found", None) or ("no_station", None)."""
-    if conn.execute("SELECT 1 FROM charger_registry WHERE id = ?", (charger_id,)).fetchone() is None:
+def _update(conn: sqlite3.Connection, charger_id: int, changes: Row, at: str, *, scope: Scope) -> tuple[str, Any]:
+    """Change the named fields (name, station_id, connectors, enabled, operator_status, tenant_id):
+    ("updated", charger), ("not_found", None) (also outside the caller's scope), ("no_tenant" | "no_station" |
+    "other_tenant", None) (see _placement) or ("quota", why the tenant it moves to has no place for it).
+
+    A charger moves to another tenant of the caller's scope with tenant_id; it leaves its station unless the
+    station moves with it in the same change."""
+    where, args = scope.where("tenant_id")
+    row = conn.execute(f"SELECT tenant_id, station_id FROM charger_registry WHERE id = ? AND {where}",
+                       (charger_id, *args)).fetchone()
+    if row is None:
         return "not_found", None
-    if "station_id" in changes and not _station_known(conn, changes["station_id"]):
-        return "no_station", None
+    tenant = changes.get("tenant_id", row["tenant_id"])
+    if tenant != row["tenant_id"]:
+        changes = {"station_id": None, **changes}
+    if "station_id" in changes or tenant != row["tenant_id"]:
+        refused = _placement(conn, scope, tenant, changes.get("station_id", row["station_id"]))
+        if refused is not None:
+            return refused, None
     values = {_COLUMNS[k]: json.dumps(v) if k == "connectors" else v for k, v in changes.items()}
     sets = "".join(f"{column} = ?, " for column in values)
     conn.execute(f"UPDATE charger_registry SET {sets}updated_at = ? WHERE id = ?", (*values.values(), at, charger_id))
-    return "updated", _get(conn, charger_id)
+    return "updated", _get(conn, charger_id, scope=scope)
 
 
-def _delete(conn: sqlite3.Connection, charger_id: int) -> bool:
-    return conn.execute("DELETE FROM charger_registry WHERE id = ?", (charger_id,)).rowcount > 0
+def _delete(conn: sqlite3.Connection, charger_id: int, *, scope: Scope) -> bool:
+    where, args = scope.where("tenant_id")
+    return conn.execute(f"DELETE FROM charger_registry WHERE id = ? AND {where}", (charger_id, *args)).rowcount > 0
 
 
-def _offline(conn: sqlite3.Connection) -> list[Row]:
-    return [r for r in _filtered(conn) if not r["online"]]
+def _offline(conn: sqlite3.Connection, *, scope: Scope) -> list[Row]:
+    return [r for r in _filtered(conn, scope) if not r["online"]]
 
 
-def _faults(conn: sqlite3.Connection) -> list[Row]:
+def _faults(conn: sqlite3.Connection, *, scope: Scope) -> list[Row]:
     """One row per faulted connector (0 included) of a connected charger, `since` the first of the
     StatusNotifications in a row that reported the fault."""
     out = []
-    for cp in _filtered(conn):
+    for cp in _filtered(conn, scope):
         if not cp["online"]:
             continue
         whole = cp["whole"]
@@ -201,11 +263,12 @@ def _busy(conn: sqlite3.Connection, cp_id: str, since: str, until: str) -> tuple
     return evcs.seconds(online), evcs.seconds(evcs.overlap(online, evcs.union(charging)))
 
 
-def _statistics(conn: sqlite3.Connection, since: str, until: str, station_id: int | None = None) -> Row:
+def _statistics(conn: sqlite3.Connection, since: str, until: str, station_id: int | None = None,
+                *, scope: Scope) -> Row:
     """Counts by status and station now; sessions (transactions started in [since, until), by the gateway's
     clock) and their energy; utilisation = seconds charging / seconds online of the chargers over the
     period (_busy says how each is counted), 0 when none was online."""
-    chargers = _filtered(conn, station_id)
+    chargers = _filtered(conn, scope, station_id)
     by_status = {name: 0 for name in evcs.NAMES.values()}
     stations: dict[Any, Row] = {}
     for cp in chargers:
@@ -230,7 +293,8 @@ def _statistics(conn: sqlite3.Connection, since: str, until: str, station_id: in
 
 
 class ChargerRegistry(Table, committed=dict(
-        page=_page, get=_get, create=_create, offline=_offline, faults=_faults, open_transaction=_open_transaction)):
+        page=_page, get=_get, create=_create, offline=_offline, faults=_faults, open_transaction=_open_transaction,
+        visible=_visible)):
     # Set by the Store: the chargers' table keeps in memory who is out of service, and forgets it on a change.
     _changed: Callable[[], None] = staticmethod(lambda: None)
 
@@ -238,7 +302,7 @@ class ChargerRegistry(Table, committed=dict(
     async def update(self, charger_id: int, changes: dict[str, Any], at: str) -> tuple[str, dict[str, Any] | None]:
         """Committed: see _update."""
         try:
-            return await self._db.run(_update, charger_id, changes, at)
+            return await self._db.run(_update, charger_id, changes, at, scope=current_scope())
         finally:
             self._changed()
 
@@ -246,7 +310,7 @@ class ChargerRegistry(Table, committed=dict(
     async def delete(self, charger_id: int) -> bool:
         """Committed: see _delete (the history stays)."""
         try:
-            return await self._db.run(_delete, charger_id)
+            return await self._db.run(_delete, charger_id, scope=current_scope())
         finally:
             self._changed()
 

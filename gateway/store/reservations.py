@@ -7,6 +7,8 @@ from typing import Any
 
 from .calls import Table
 from .paging import Filters, page as page_of
+from .registry import charger_where
+from .scope import Scope
 
 
 def _create(conn: sqlite3.Connection, reservation_id: int | None, cp_id: str, connector_id: int, id_tag: str,
@@ -30,14 +32,16 @@ def _set_status(conn: sqlite3.Connection, reservation_id: int, status: str, at: 
     conn.execute("UPDATE reservations SET status = ?, updated_at = ? WHERE id = ?", (status, at, reservation_id))
 
 
-def _get(conn: sqlite3.Connection, reservation_id: int) -> dict[str, Any] | None:
-    row = conn.execute("SELECT * FROM reservations WHERE id = ?", (reservation_id,)).fetchone()
+def _get(conn: sqlite3.Connection, reservation_id: int, *, scope: Scope) -> dict[str, Any] | None:
+    where, args = charger_where(scope, "charge_point_id")
+    row = conn.execute(f"SELECT * FROM reservations WHERE id = ? AND {where}", (reservation_id, *args)).fetchone()
     return dict(row) if row else None
 
 
 def _list(conn: sqlite3.Connection, cp_id: str | None = None, status: str | None = None, page: int = 1,
-          size: int = 50) -> dict:
+          size: int = 50, *, scope: Scope) -> dict:
     filters = Filters()
+    filters.within(charger_where(scope, "charge_point_id"))
     filters.add("charge_point_id = ?", cp_id)
     filters.add("status = ?", status)
     return page_of(conn, "reservations", filters, "id DESC", page, size)

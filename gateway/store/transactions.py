@@ -10,6 +10,8 @@ from ..jsontext import to_json
 from .writer.rows import meter_values
 from .calls import Table, appended, committed
 from .paging import Filters, page as page_of
+from .registry import charger_where
+from .scope import Scope
 
 
 # A MeterValues' meterValue (or a StopTransaction's transactionData) as the charger sent it:
@@ -109,14 +111,16 @@ def _stop_with_data(conn: sqlite3.Connection, cp_id: str, transaction_id: int, m
     return result
 
 
-def _get(conn: sqlite3.Connection, transaction_id: int) -> dict[str, Any] | None:
-    row = conn.execute("SELECT * FROM transactions WHERE id = ?", (transaction_id,)).fetchone()
+def _get(conn: sqlite3.Connection, transaction_id: int, *, scope: Scope) -> dict[str, Any] | None:
+    where, args = charger_where(scope, "charge_point_id")
+    row = conn.execute(f"SELECT * FROM transactions WHERE id = ? AND {where}", (transaction_id, *args)).fetchone()
     return dict(row) if row else None
 
 
 def _list(conn: sqlite3.Connection, cp_id: str | None = None, state: str | None = None, since: str | None = None,
-          until: str | None = None, page: int = 1, size: int = 50) -> dict:
+          until: str | None = None, page: int = 1, size: int = 50, *, scope: Scope) -> dict:
     filters = Filters()
+    filters.within(charger_where(scope, "charge_point_id"))
     filters.add("charge_point_id = ?", cp_id)
     filters.clauses += {"open": ["stopped_at IS NULL"], "closed": ["stopped_at IS NOT NULL"]}.get(state, [])
     # A transaction recorded from its stop alone has no start: its stop places it in time.
@@ -138,9 +142,10 @@ def _meter_value_rows(cp_id: str, connector_id: int | None, transaction_id: int 
     return [(cp_id, connector_id, transaction_id, "MeterValues", at, to_json(meter_value))] if meter_value else []
 
 
-def _samples(conn: sqlite3.Connection, transaction_id: int) -> list[dict[str, Any]]:
+def _samples(conn: sqlite3.Connection, transaction_id: int, *, scope: Scope) -> list[dict[str, Any]]:
+    where, args = charger_where(scope, "charge_point_id")
     return [dict(r) for r in conn.execute(
-        "SELECT * FROM meter_values WHERE transaction_id = ? ORDER BY id", (transaction_id,)
+        f"SELECT * FROM meter_values WHERE transaction_id = ? AND {where} ORDER BY id", (transaction_id, *args)
     )]
 
 

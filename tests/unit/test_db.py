@@ -11,6 +11,7 @@ import trio
 import trio.testing
 
 from gateway.store.db import Database, StoreClosed, StoreOpenError, migrate, migration_files
+from gateway.store.scope import EVERYTHING
 
 
 def _insert(conn: sqlite3.Connection, cp_id: str) -> int:
@@ -390,20 +391,23 @@ def test_the_meter_values_view_reads_fields_as_the_old_table_kept_them():
 
 
 def test_frames_are_read_in_the_order_of_an_index_without_sorting_them_all():
-    """The console pages frames newest first, by charger or not, in a time window or not: the index by
-    (charger, time) or by time gives that order, so LIMIT stops early instead of sorting every frame."""
+    """The console pages frames newest first, by charger or not, in a time window or not, for the platform or
+    a tenant: the index by (charger, time) or by time gives that order, so LIMIT stops early instead of sorting
+    every frame."""
     from gateway.store import frame_log as frames
     from gateway.store.db import connect
+    from gateway.store.scope import Scope
 
     conn = connect(":memory:")
     migrate(conn)
-    for cp_id in ("CP1", None):
+    for cp_id, scope in (("CP1", EVERYTHING), (None, EVERYTHING), ("CP1", Scope(2, frozenset({2, 3}))),
+                         (None, Scope(2, frozenset({2, 3})))):
         for since, until, before in ((None, None, None), ("2026-01-01", None, None),
                                      ("2026-01-01", "2027-01-01", None), (None, None, 500), ("2026-01-01", None, 500)):
             statements: list[str] = []
             conn.set_trace_callback(statements.append)
-            frames._recent(conn, cp_id, since, until, before, 100)
-            frames._query(conn, cp_id, since, until, 100)
+            frames._recent(conn, cp_id, since, until, before, 100, scope=scope)
+            frames._query(conn, cp_id, since, until, 100, scope=scope)
             conn.set_trace_callback(None)
             for sql in statements:
                 plan = " ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql))
@@ -421,7 +425,7 @@ def test_paging_back_through_frames_sees_each_once_even_after_the_clock_stepped_
     insert_rows(conn, "frames", "at, charge_point_id, direction, body",
                 [(at, "CP1", "in", str(i)) for i, at in enumerate(stamps)])
     seen, before = [], None
-    while page := frames._recent(conn, "CP1", None, None, before, 3):
+    while page := frames._recent(conn, "CP1", None, None, before, 3, scope=EVERYTHING):
         seen += [(f["at"], f["id"]) for f in page]
         before = page[-1]["id"]
     assert seen == sorted(((at, i + 1) for i, at in enumerate(stamps)), reverse=True)
