@@ -22,6 +22,7 @@ from ..chargepoint import evcs_status as evcs
 from ..chargepoint.handshake import id_key  # pure: the one home of the id rules
 from .calls import COMMITTED, Table, committed, durability
 from .scope import PLATFORM, Scope, current as current_scope
+from .tenants import quota_refusal
 
 Row = dict[str, Any]
 
@@ -114,6 +115,8 @@ def _get(conn: sqlite3.Connection, charger_id: int, *, scope: Scope) -> Row | No
 
 def _visible(conn: sqlite3.Connection, cp_id: str, *, scope: Scope) -> bool:
     """Whether the charger is the caller's to see, read and command (any charger outside a request)."""
+    if scope.tenants is None:
+        return True
     where, args = charger_where(scope, "?")
     return conn.execute(f"SELECT {where}", (cp_id, *args)).fetchone()[0] == 1
 
@@ -154,6 +157,9 @@ def _create(conn: sqlite3.Connection, cp_id: str, name: str | None, station_id: 
     refused = _placement(conn, scope, tenant, station_id)
     if refused is not None:
         return refused, None
+    refusal = quota_refusal(conn, tenant, "chargers")  # an adopted charger counted nowhere yet but the platform
+    if refusal is not None and (adopted is None or tenant != PLATFORM):
+        return "quota", refusal
     if adopted is not None:
         conn.execute("UPDATE charger_registry SET station_id = ?, name = ?, connectors = ?, adopted = 0, tenant_id = ?, "
                      "updated_at = ? WHERE id = ?", (station_id, name, json.dumps(connectors), tenant, at, adopted))
@@ -183,6 +189,9 @@ def _update(conn: sqlite3.Connection, charger_id: int, changes: Row, at: str, *,
     tenant = changes.get("tenant_id", row["tenant_id"])
     if tenant != row["tenant_id"]:
         changes = {"station_id": None, **changes}
+        refusal = quota_refusal(conn, tenant, "chargers") if scope.sees(tenant) else None
+        if refusal is not None:
+            return "quota", refusal
     if "station_id" in changes or tenant != row["tenant_id"]:
         refused = _placement(conn, scope, tenant, changes.get("station_id", row["station_id"]))
         if refused is not None:

@@ -14,6 +14,7 @@ from typing import Any
 from .calls import Table
 from .paging import Filters, page
 from .scope import Scope
+from .tenants import quota_refusal
 
 FIELDS = ("code", "name", "address", "city", "latitude", "longitude", "opening_hours", "enabled")
 # Every station with the count of registry chargers placed there.
@@ -46,6 +47,9 @@ def _create(conn: sqlite3.Connection, fields: dict[str, Any], at: str,
     taken = _code_holder(conn, scope.tenant_id, fields["code"])
     if taken is not None:
         return None, taken, None
+    refusal = quota_refusal(conn, scope.tenant_id, "stations")
+    if refusal is not None:
+        return None, None, refusal
     columns = {**{k: fields.get(k) for k in FIELDS if k in fields}, "tenant_id": scope.tenant_id,
                "created_at": at, "updated_at": at}
     cur = conn.execute(f"INSERT INTO stations ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
