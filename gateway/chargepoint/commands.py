@@ -166,7 +166,9 @@ class CommandService:
 
     async def check_startable(self, cp_id: str) -> None:
         """ChargerUnavailable while the operator keeps the charger out of service (disabled, maintenance,
-        retired): no remote start is sent to it."""
+        retired): no remote start is sent to it. Also NotConnected for a charger outside the caller's scope
+        (check_visible), asked first: nothing of another tenant's charger, even its service, is told."""
+        await self.check_visible(cp_id)
         why = await self.store.chargers.availability(cp_id)
         if why is not None:
             raise ChargerUnavailable(cp_id, why)
