@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any
 
 from .calls import Table
-from .scope import PLATFORM
+from .scope import PLATFORM, Scope
 from .tenants import chain, quota_refusal
 
 _ACCOUNT = ("SELECT u.*, t.code AS tenant_code, t.name AS tenant_name FROM users u "
@@ -119,19 +119,23 @@ def _revoke_hash(conn: sqlite3.Connection, token_hash: str, at: str) -> bool:
                         (at, token_hash)).rowcount == 1
 
 
-def _tokens(conn: sqlite3.Connection, user_id: int | None) -> list[dict[str, Any]]:
-    sql = """SELECT api_tokens.id, users.username, name, prefix, api_tokens.created_at, last_used_at, revoked_at
-             FROM api_tokens JOIN users ON users.id = api_tokens.user_id"""
-    args: tuple = ()
+def _tokens(conn: sqlite3.Connection, user_id: int | None, *, scope: Scope) -> list[dict[str, Any]]:
+    """The tokens of one account, or (None) of every account of the caller's scope."""
+    where, args = scope.where("users.tenant_id")
+    sql = f"""SELECT api_tokens.id, users.username, name, prefix, api_tokens.created_at, last_used_at, revoked_at
+              FROM api_tokens JOIN users ON users.id = api_tokens.user_id WHERE {where}"""
     if user_id is not None:
-        sql += " WHERE user_id = ?"
-        args = (user_id,)
+        sql += " AND user_id = ?"
+        args = (*args, user_id)
     return [dict(r) for r in conn.execute(sql + " ORDER BY api_tokens.id", args)]
 
 
-def _revoke(conn: sqlite3.Connection, token_id: int, user_id: int | None, at: str) -> bool:
-    sql = "UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
-    args: list[Any] = [at, token_id]
+def _revoke(conn: sqlite3.Connection, token_id: int, user_id: int | None, at: str, *, scope: Scope) -> bool:
+    """Revoke a token of one account, or (None) of any account of the caller's scope."""
+    where, scoped = scope.where("tenant_id")
+    sql = (f"UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL "
+           f"AND user_id IN (SELECT id FROM users WHERE {where})")
+    args: list[Any] = [at, token_id, *scoped]
     if user_id is not None:
         sql += " AND user_id = ?"
         args.append(user_id)
