@@ -74,12 +74,14 @@ def _for_charger(conn: sqlite3.Connection, id_tag: str, cp_id: str) -> tuple[dic
     """(the tag valid on the charger: of the charger's tenant or, failing that, of the nearest tenant above
     it; None), and whether the gateway knows a tag of that id at all (in another branch of tenants: not
     valid here, which is not the same as unknown). One job, so Authorize costs one round trip as before."""
-    rows = conn.execute(f"""{_ABOVE_CHARGER}
-        SELECT i.*, above.depth FROM id_tags i LEFT JOIN above ON above.id = i.tenant_id
-        WHERE i.id_tag = ? ORDER BY above.depth IS NULL, above.depth""", (cp_id, PLATFORM, id_tag)).fetchall()
+    rows = conn.execute("SELECT * FROM id_tags WHERE id_tag = ?", (id_tag,)).fetchall()
     if not rows:
         return None, False
-    return (dict(rows[0]) if rows[0]["depth"] is not None else None), True
+    if len(rows) == 1 and rows[0]["tenant_id"] == PLATFORM:  # above every charger: a single site's only case
+        return dict(rows[0]), True
+    depth = {r[0]: r[1] for r in conn.execute(f"{_ABOVE_CHARGER} SELECT id, depth FROM above", (cp_id, PLATFORM))}
+    valid = sorted((depth[r["tenant_id"]], r["tenant_id"]) for r in rows if r["tenant_id"] in depth)
+    return (next(dict(r) for r in rows if r["tenant_id"] == valid[0][1]) if valid else None), True
 
 
 def _valid_on(conn: sqlite3.Connection, cp_id: str) -> list[dict[str, Any]]:
