@@ -321,9 +321,12 @@ def _normal(value: Any, replace: dict[str, str]) -> Any:
     return value
 
 
-async def walk(gw: Gateway, a: Tenant, b: Tenant, only: Callable[[str], bool] = lambda path: True) -> list[str]:
-    """What A learns or changes of B, operation by operation (nothing, when isolated)."""
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", timeout=20, auth=a.auth()) as http:
+async def walk(gw: Gateway, a: Tenant, b: Tenant, only: Callable[[str], bool] = lambda path: True,
+               auth: tuple[str, str] | None = None, headers: dict[str, str] | None = None) -> list[str]:
+    """What A learns or changes of B, operation by operation (nothing, when isolated); `auth` and `headers`:
+    another account acting as A (the platform's, through the tenant switcher)."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", timeout=20, auth=auth or a.auth(),
+                                 headers=headers) as http:
         document = (await http.get("/openapi.json")).json()
         problems = []
         secret = markers(b)
@@ -394,6 +397,17 @@ async def test_an_operator_reaches_nothing_of_another_on_any_route_and_the_platf
                                            a.station_code if path == "/api/station" else a.id_tag,
                                            b.cp_id if path not in ("/api/station", "/api/id-tags") else
                                            b.station_code if path == "/api/station" else b.id_tag)), (path, text)
+
+
+async def test_the_platform_acting_as_an_operator_reaches_nothing_of_another(world):
+    """The console's tenant switcher: the platform's admin naming A in X-Tenant-Id is scoped as A."""
+    gw, a, b = world
+    before = await snapshot(gw, b)
+    commands_to_b = len(b.charger.received)
+    problems = await walk(gw, a, b, auth=("root", PASSWORD), headers={"X-Tenant-Id": str(a.id)})
+    assert problems == [], "\n".join(problems)
+    assert await snapshot(gw, b) == before
+    assert len(b.charger.received) == commands_to_b
 
 
 async def test_the_walk_catches_a_route_that_reads_outside_the_scope(world):
