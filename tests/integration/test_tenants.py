@@ -295,3 +295,40 @@ def test_user_command_adds_accounts_to_a_tenant_within_its_quota(tmp_path):
     assert add("bob").returncode == 0  # the platform's bob is another account
     listed = subprocess.run([*gateway, "list", *db], capture_output=True, text=True).stdout.splitlines()
     assert [line.split("\t")[:3] for line in listed] == [["bob", "viewer", "acme"], ["bob", "viewer", "platform"]]
+
+
+async def test_the_console_s_tenant_requests_are_taken_as_the_page_sends_them(nursery, tmp_path):
+    async with started(nursery, config_with(tmp_path)) as gw, gw.http() as http:
+        page = (await http.get("/web")).text
+        assert 'data-view="tenants"' in page and "X-Tenant-Id" in page and "/api/tenant/tree" in page
+        root = await login(http, "admin")
+        texts = {"contactPerson": None, "contactPhone": None, "contactEmail": None, "address": None}
+        quotas = {"maxUsers": 2, "maxStations": None, "maxChargers": None, "maxChildren": None}
+        # the form's new tenant: every field, empty ones null
+        made = await http.post("/api/tenant", headers=root, json={
+            **texts, "tenantName": "Acme", "expireTime": None, "tenantType": "operator", "tenantCode": "acme",
+            **quotas})
+        assert made.status_code == 201, made.text
+        acme = made.json()["data"]
+        # the switcher lists the user's own tenants, then acts as one of them
+        listed = (await http.get("/api/tenant/list", headers=root)).json()["data"]
+        assert [t["tenantCode"] for t in listed] == ["platform", "acme"]
+        as_acme = {**root, "X-Tenant-Id": str(acme["id"])}
+        me = (await http.get("/api/auth/userinfo", headers=as_acme)).json()["data"]
+        assert (me["tenantId"], me["actingTenantCode"], me["actingTenantName"]) == (1, "acme", "Acme")
+        tree = (await http.get("/api/tenant/tree", headers=as_acme)).json()["data"]
+        assert tree["id"] == acme["id"] and tree["children"] == []
+        # editing the acting tenant itself: its own fields only
+        own = await http.put(f"/api/tenant/{acme['id']}", headers=as_acme, json={
+            **texts, "contactPerson": "Ann", "tenantName": "Acme"})
+        assert own.status_code == 200 and own.json()["data"]["contactPerson"] == "Ann"
+        # editing it from above: with the quotas and expiry
+        above = await http.put(f"/api/tenant/{acme['id']}", headers=root, json={
+            **texts, "tenantName": "Acme", "expireTime": "2030-01-01T00:00:00.000Z", "tenantType": "partner",
+            **quotas, "maxChildren": 1})
+        assert above.status_code == 200, above.text
+        assert (above.json()["data"]["maxChildren"], above.json()["data"]["tenantType"]) == (1, "partner")
+        disabled = await http.put(f"/api/tenant/{acme['id']}/status", headers=root, params={"status": 0})
+        assert disabled.json()["data"]["status"] == 0
+        usage = (await http.get(f"/api/tenant/quota/usage/{acme['id']}", headers=root)).json()["data"]
+        assert {f"{w}{k}" for w in ("used", "max") for k in ("Users", "Stations", "Chargers", "Children")} <= set(usage)
