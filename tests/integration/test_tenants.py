@@ -13,7 +13,8 @@ import trio
 
 from gateway import clock
 from gateway.config import load
-from gateway.http.accounts import hash_password
+from gateway.http.accounts import hash_password, token_hash
+from gateway.store.db import NUMBERED_LATE, connect, migration_files
 from tests.conftest import started
 from tests.helpers import BOOT, assert_error, charger
 
@@ -332,3 +333,30 @@ async def test_the_console_s_tenant_requests_are_taken_as_the_page_sends_them(nu
         assert disabled.json()["data"]["status"] == 0
         usage = (await http.get(f"/api/tenant/quota/usage/{acme['id']}", headers=root)).json()["data"]
         assert {f"{w}{k}" for w in ("used", "max") for k in ("Users", "Stations", "Chargers", "Children")} <= set(usage)
+
+
+async def test_a_database_from_before_tenants_keeps_its_accounts_and_logins(nursery, tmp_path):
+    path = tmp_path / "tenants.db"
+    conn = connect(str(path))  # the schema as the gateway left it before tenants
+    for number, _name, sql in migration_files():
+        if number not in NUMBERED_LATE:
+            conn.executescript(f"BEGIN;\n{sql}\n;PRAGMA user_version = {number};\nCOMMIT;")
+    with conn:
+        conn.execute("INSERT INTO users (username, password_hash, role, created_at, updated_at, session_stamp) "
+                     "VALUES ('ops', ?, 'operator', ?, ?, 'stamp')", (await hash_password(PASSWORD), clock.iso(),
+                                                                       clock.iso()))
+        conn.execute("INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_at) VALUES (1, 'cron', ?, "
+                     "'gw_old', ?)", (token_hash("gw_old-token"), clock.iso()))
+    conn.close()
+    config = load(None, env={}, overrides={"http": "127.0.0.1:0", "ocpp": "127.0.0.1:0", "db": str(path),
+                                           "billing": {"reconcile_at": ""}})
+    async with started(nursery, config) as gw, gw.http() as http:
+        r = await http.post("/api/auth/login", json={"username": "ops", "password": PASSWORD})
+        assert r.status_code == 200 and r.json()["data"]["userInfo"]["tenantCode"] == "platform"
+        for headers in (basic("ops"), {"Authorization": "Bearer gw_old-token"},
+                        {"Authorization": f"Bearer {r.json()['data']['token']}"}):
+            me = await http.get("/api/auth/userinfo", headers=headers)
+            assert me.status_code == 200 and me.json()["data"]["username"] == "ops"
+        assert (await http.get("/api/station", headers=basic("ops"))).status_code == 200
+        tenants = (await http.get("/api/tenant/list", headers=basic("ops"))).json()["data"]
+        assert [(t["id"], t["tenantCode"], t["tenantType"]) for t in tenants] == [(1, "platform", "platform")]
