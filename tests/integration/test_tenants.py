@@ -140,6 +140,8 @@ async def test_a_tenant_sees_and_manages_itself_and_those_below_it(nursery, tmp_
         assert_error(await http.post("/api/tenant", headers=root, json={
             "tenantCode": "p2", "tenantName": "P", "tenantType": "platform"}), 400, "bad_request")
         assert_error(await http.put("/api/tenant/1/status?status=0", headers=root), 403, "forbidden")
+        assert_error(await http.post("/api/tenant", headers=root, json={
+            "tenantCode": "big", "tenantName": "B", "parentId": 2**70}), 400, "bad_request")
 
 
 async def test_a_disabled_or_expired_tenant_cannot_sign_in_while_its_chargers_are_answered(nursery, tmp_path):
