@@ -20,11 +20,12 @@ from ..proxies import peer
 from ..store import scope
 from . import auth_api, billing_api, charger_ws, commands_api, errors, hypercorn_limits, ocpp_api, openapi, records_api
 from . import charger_api, console, station_api
+from . import tenant_api
+from .accounts import Principal
 from .errors import CALLBACKS, ApiError
 from .routes import ADMIN, OPERATOR, PUBLIC, VIEWER, Role, Routes, unrouted_role
 from .sameorigin import SAFE_METHODS, cross_site, host_allowed, host_name
 from .schemas import op, ref
-from .accounts import Principal
 from .services import Services
 from .services import services as current_services  # create_app() takes a `services`
 
@@ -91,7 +92,7 @@ async def docs() -> Response:
 # Every route the app serves, in the order the OpenAPI document lists them.
 ROUTES: tuple[Routes, ...] = (gateway, console.routes, charger_ws.routes, auth_api.routes, ocpp_api.routes,
                               commands_api.routes, records_api.routes, *billing_api.ROUTES, station_api.routes,
-                              charger_api.routes)
+                              charger_api.routes, tenant_api.routes)
 
 
 def create_app(services: Services, trusted_proxies: Sequence[str] = (),
@@ -157,8 +158,8 @@ def create_app(services: Services, trusted_proxies: Sequence[str] = (),
         """The tenant the request acts as: the principal's own, or one below it named by X-Tenant-Id (the
         console's tenant switcher); another tenant is answered as one that does not exist."""
         acting = principal.tenant_id
+        tenants = services.chargers.store.tenants
         if named is not None and named.strip() not in ("", str(acting)):
-            tenants = services.chargers.store.tenants
             try:
                 wanted = int(named)
             except ValueError:
@@ -167,9 +168,7 @@ def create_app(services: Services, trusted_proxies: Sequence[str] = (),
             if wanted not in await tenants.subtree(acting):
                 raise ApiError(404, "not_found", f"no such tenant {wanted}")
             acting = wanted
-        if acting == scope.PLATFORM:
-            return scope.Scope(acting, None)
-        return scope.Scope(acting, await services.chargers.store.tenants.subtree(acting))
+        return scope.Scope(acting, None if acting == scope.PLATFORM else await tenants.subtree(acting))
 
     for group in ROUTES:
         app.register_blueprint(group.blueprint)

@@ -80,6 +80,8 @@ _PATH: dict[str, Schema] = {
                                                                  "enum": ["manual", "alipay", "wechat"]}},
     "charger_id": {"description": "the registered charger's id (chargerId)", "schema": {"type": "integer", "minimum": 0}},
     "connector_no": {"description": "the connector number, from 1", "schema": {"type": "integer", "minimum": 0}},
+    "tenant_id": {"description": "the tenant id", "schema": {"type": "integer", "minimum": 0}},
+    "parent_id": {"description": "the parent tenant's id", "schema": {"type": "integer", "minimum": 0}},
     "rest": {"description": "the charge point id, URL-encoded; the gateway takes the last path segment, "
                             "so /ocpp/site/CP1 connects as CP1", "schema": {"type": "string"}},
 }
@@ -187,6 +189,8 @@ TAGS = [
     ("reconciliation", "Mismatches between payments, refunds, orders and the providers"),
     ("stations", "Stations: the sites an operator runs, in the EVCS envelope"),
     ("registry", "The charger registry (/api/charger): live state, commands per connector, in the EVCS envelope"),
+    ("tenants", "Tenants (/api/tenant): the platform and the operators and partners below it, their quotas; in the "
+                "EVCS envelope"),
     ("charger-socket", "Where chargers connect"),
 ]
 
@@ -224,7 +228,9 @@ def document(limits: Limits = Limits(), routes: Sequence[Routes] | None = None) 
             "version": __version__,
             "description": "Every answer is JSON unless said otherwise; times are UTC ISO 8601 with a Z. Errors "
                            "use one envelope (components.schemas.Error). Commands wait for the charger's answer "
-                           "(timeoutSeconds) unless wait=false.",
+                           "(timeoutSeconds) unless wait=false. An account sees its tenant's records and those of "
+                           "the tenants below it; the header X-Tenant-Id: <id> makes a request act as one of the "
+                           "tenants below (404 for any other).",
         },
         "tags": [{"name": name, "description": description} for name, description in TAGS],
         "security": [{"basic": []}, {"bearer": []}],
