@@ -144,6 +144,10 @@ class PaymentService:
             expires = clock.iso(datetime.now(timezone.utc) + timedelta(minutes=self.settings.trade_expiry_minutes))
             result, payment, current = await self.store.payments.create(
                 order["id"], channel, key, created_by, self.settings.day(), clock.iso(), expires)
+        if current is not None and current["id"] != order["id"] and \
+                await self.store.orders.find("id", current["id"]) is None:
+            # the key was used for an order of a tenant the caller does not see: nothing of it is named
+            raise BillingConflict(f"idempotency key {key!r} is in use: choose another")
         if result is Outcome.CONFLICT:
             raise BillingConflict(f"order {current['order_no']} is {described(current['status'])}: "
                                   "only a completed order, or one awaiting payment, can be paid")

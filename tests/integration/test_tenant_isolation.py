@@ -159,7 +159,8 @@ async def operator(gw: Gateway, stack: AsyncExitStack, code: str) -> Tenant:
     with scope.acting_as(scope.EVERYTHING):
         order = await order_of(gw.store, t.transaction_id, closed=True)
     t.order_id, t.order_no, t.session_id = order["id"], order["order_no"], order["session_id"]
-    paid = ok(await http.post("/api/payment/create", json={"orderId": t.order_id, "channel": "manual"}))
+    paid = ok(await http.post("/api/payment/create", json={"orderId": t.order_id, "channel": "manual"},
+                              headers={"Idempotency-Key": f"{code}-key"}))
     t.trade_no = paid["payment"]["tradeNo"]
     refund = ok(await http.post("/api/payment/refund", json={"tradeNo": t.trade_no, "amount": 100,
                                                              "reason": "test"}))
@@ -372,6 +373,12 @@ async def test_an_operator_reaches_nothing_of_another_on_any_route_and_the_platf
     assert problems == [], "\n".join(problems)
     assert await snapshot(gw, b) == before
     assert len(b.charger.received) == commands_to_b, b.charger.received[commands_to_b:]
+    # An idempotency key B used is refused to A without naming anything of B's payment
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", timeout=20, auth=a.auth()) as http:
+        r = await http.post("/api/payment/create", json={"orderId": a.order_id, "channel": "manual"},
+                            headers={"Idempotency-Key": f"{b.code}-key"})
+        assert r.status_code == 409 and "in use" in r.text, r.text
+        assert not any(m in r.text for m in markers(b) - {b.code}), r.text
     # B's own view of its records is whole (the walk did not pass because B's records were missing)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", timeout=20, auth=b.auth()) as http:
         assert [s["stationCode"] for s in ok(await http.get("/api/station"))["records"]] == [b.station_code]
