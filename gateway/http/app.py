@@ -21,11 +21,11 @@ from ..store import scope
 from . import auth_api, billing_api, charger_ws, commands_api, errors, hypercorn_limits, ocpp_api, openapi, records_api
 from . import charger_api, console, station_api
 from . import tenant_api
-from .accounts import Principal
 from .errors import CALLBACKS, ApiError
 from .routes import ADMIN, OPERATOR, PUBLIC, VIEWER, Role, Routes, unrouted_role
 from .sameorigin import SAFE_METHODS, cross_site, host_allowed, host_name
 from .schemas import op, ref
+from .accounts import Principal
 from .services import Services
 from .services import services as current_services  # create_app() takes a `services`
 

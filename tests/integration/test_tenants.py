@@ -298,6 +298,10 @@ def test_user_command_adds_accounts_to_a_tenant_within_its_quota(tmp_path):
     assert add("bob").returncode == 0  # the platform's bob is another account
     listed = subprocess.run([*gateway, "list", *db], capture_output=True, text=True).stdout.splitlines()
     assert [line.split("\t")[:3] for line in listed] == [["bob", "viewer", "acme"], ["bob", "viewer", "platform"]]
+    removed = subprocess.run([*gateway, "remove", "bob", "--tenant", "acme", *db], capture_output=True, text=True)
+    assert removed.returncode == 0 and "bob@acme removed" in removed.stdout
+    listed = subprocess.run([*gateway, "list", *db], capture_output=True, text=True).stdout.splitlines()
+    assert [line.split("\t")[:3] for line in listed] == [["bob", "viewer", "platform"]]
 
 
 async def test_the_console_s_tenant_requests_are_taken_as_the_page_sends_them(nursery, tmp_path):
