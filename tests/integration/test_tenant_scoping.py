@@ -6,10 +6,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
 from gateway import clock
+from gateway.http.accounts import hash_password
 from gateway.store import scope
 from gateway.store.db import NUMBERED_LATE, connect, migrate, migration_files
 from gateway.store.store import open_store
@@ -188,3 +190,23 @@ def test_id_tags_of_a_database_from_before_tenants_are_the_platforms(tmp_path: P
     conn.row_factory = sqlite3.Row
     assert [dict(r) for r in conn.execute("SELECT tenant_id, id_tag, status, parent_id_tag FROM id_tags")] == [
         {"tenant_id": 1, "id_tag": "OLD1", "status": "Blocked", "parent_id_tag": "P"}]
+
+
+async def test_an_operator_over_its_quota_is_told_so_over_http(nursery, tmp_path):
+    """The routes answer a full quota with 409 quota_exceeded and the tenant's limit in words."""
+    async with started(nursery, make_config(tmp_path)) as gw:
+        a = await _tenant(gw.store, "opa", max_stations=1, max_chargers=1)
+        with scope.acting_as(scope.EVERYTHING):
+            assert await gw.store.users.put("ops", await hash_password("a long password"), "operator", clock.iso(),
+                                            a) is None
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", timeout=10,
+                                     auth=("ops@opa", "a long password")) as http:
+            first = await http.post("/api/station", json={"stationCode": "S1", "stationName": "one"})
+            assert first.status_code == 201 and first.json()["data"]["tenantId"] == a
+            second = await http.post("/api/station", json={"stationCode": "S2", "stationName": "two"})
+            assert second.status_code == 409 and second.json()["error"] == "quota_exceeded"
+            assert "at most 1 station" in second.json()["message"]
+            assert (await http.post("/api/charger", json={"chargePointId": "CP1"})).status_code == 201
+            refused = await http.post("/api/charger", json={"chargePointId": "CP2"})
+            assert refused.status_code == 409 and refused.json()["error"] == "quota_exceeded", refused.text
+            assert "at most 1 charger" in refused.json()["message"]
