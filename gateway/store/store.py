@@ -29,6 +29,7 @@ from .stations import Stations
 from .tariffs import Tariffs
 from .transactions import Transactions
 from .users import Users
+from .ykc import YkcSessions
 
 
 class Store:
@@ -51,6 +52,7 @@ class Store:
     tariffs: Tariffs
     stations: Stations
     registry: ChargerRegistry
+    ykc_sessions: YkcSessions
 
     def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):
         self.db = db
