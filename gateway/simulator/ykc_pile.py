@@ -213,3 +213,25 @@ class SimulatedPile:
                     gun.serial = "0" * 32
         elif frame.code == 0x92:
             await self.send(0x91, {"pile": o.pile, "result": 1}, frame.seq)
+
+
+async def run_piles(host: str, port: int, count: int, ids: str, options: PileOptions, stop: trio.Event,
+                    spread: float = 0.0) -> dict[str, Any]:
+    """Run `count` piles (pile codes from the pattern `ids`, n = 1..count) until `stop`; what they did."""
+    piles = [SimulatedPile(attrs.evolve(options, pile=ids.format(n=n))) for n in range(1, count + 1)]
+    failures: dict[str, str] = {}
+
+    async def one(pile: SimulatedPile, delay: float) -> None:
+        await trio.sleep(delay)
+        try:
+            await pile.run(host, port)
+        except (OSError, LoginRefused, trio.BrokenResourceError) as exc:
+            failures[pile.options.pile] = repr(exc)
+
+    async with trio.open_nursery() as nursery:
+        for index, pile in enumerate(piles):
+            nursery.start_soon(one, pile, spread * index / count)
+        await stop.wait()
+        nursery.cancel_scope.cancel()
+    return {"piles": count, "logged_in": sum(p.logged_in.is_set() for p in piles),
+            "realtime_frames": sum(p.realtime_sent for p in piles), "failures": failures}

@@ -298,6 +298,8 @@ class YkcSession:
         self.log.info("pile logged in", protocol=self.subprotocol, guns=self.guns, firmware=fields["firmware"],
                       crc=event.crc_order.value)
         await self._send_new(0x56, {"pile": self.cp_id, "time": self._now()})
+        for gun in range(1, self.guns + 1):  # each gun's state now, rather than at the pile's next report
+            await self._send_new(0x12, {"pile": self.cp_id, "gun": gun})
         return True
 
     def _now(self) -> datetime:

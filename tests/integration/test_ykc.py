@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 
+import trio
+
 from gateway.simulator.ykc_pile import PileOptions, SimulatedPile
+from gateway.ykc.codec import Decoded, Frame, Reader, encode
 from tests.conftest import make_config, started
 from tests.waiting import until
 
@@ -51,7 +54,7 @@ async def test_a_whole_session_from_login_to_the_priced_order(nursery, tmp_path)
         # the billing model the gateway sent: 1.10000 yuan/kWh (100 + 10 fen) in every half hour
         assert pile.model["sharp_energy_rate"] == Decimal("1") and pile.model["sharp_service_rate"] == Decimal("0.1")
         assert set(pile.model["slots"]) == {0}
-        assert [f.code for f in pile.received if f.code != 0x04][:4] == [0x02, 0x56, 0x06, 0x0A]
+        assert [f.code for f in pile.received if f.code not in (0x04, 0x12)][:4] == [0x02, 0x56, 0x06, 0x0A]
         assert PILE in gw.registry
 
         r = await http.post("/api/order/start", json={"sessionId": "Y-1", "cpId": PILE, "idTag": "TAG1",
@@ -109,3 +112,119 @@ async def test_a_whole_session_from_login_to_the_priced_order(nursery, tmp_path)
 def ok_list(r: Any) -> list[dict]:
     assert r.status_code == 200, r.text
     return r.json()["records"]
+
+
+# ---- refusals and hostile piles -------------------------------------------------------------
+
+def login_frame(pile: str = PILE, seq: int = 7) -> bytes:
+    return encode(Frame(0x01, {"pile": pile, "pile_type": 0, "guns": 1, "protocol": 0x10, "firmware": "T",
+                               "network": 1, "sim": "0" * 20, "carrier": 4}, seq))
+
+
+async def read_frames(stream: trio.SocketStream, count: int) -> list[Frame]:
+    reader, frames = Reader(), []
+    with trio.fail_after(5):
+        while len(frames) < count:
+            data = await stream.receive_some(4096)
+            if not data:
+                break
+            frames += [o.frame for o in reader.feed(data) if isinstance(o, Decoded)]
+    return frames
+
+
+async def closed_by_gateway(stream: trio.SocketStream) -> bool:
+    with trio.fail_after(5):
+        try:
+            while await stream.receive_some(4096):
+                pass
+        except trio.BrokenResourceError:
+            pass
+    return True
+
+
+async def registry_id(gw: Any, cp_id: str) -> int:
+    def look(conn: Any) -> int:
+        return conn.execute("SELECT id FROM charger_registry WHERE charge_point_id = ?", (cp_id,)).fetchone()[0]
+    return await gw.store.db.run(look)
+
+
+async def test_an_unknown_pile_is_refused_as_unknown_chargers_says(nursery, tmp_path):
+    async with started(nursery, ykc_config(tmp_path, unknown_chargers="reject")) as gw:
+        stream = await trio.open_tcp_stream("127.0.0.1", gw.running.ykc_port)
+        await stream.send_all(login_frame())
+        [ack] = await read_frames(stream, 1)
+        # refused (0x01), the request's sequence number echoed, then the connection closed
+        assert (ack.code, ack.fields["result"], ack.seq) == (0x02, 1, 7)
+        assert await closed_by_gateway(stream)
+        await until(lambda: PILE not in gw.registry)
+        assert (await gw.store.chargers.get(PILE))["registration_status"] == "Rejected"
+
+
+async def test_garbage_silence_and_frames_before_login_cost_only_that_connection(nursery, tmp_path):
+    config = ykc_config(tmp_path)
+    config.ykc_idle_timeout = 1.0
+    async with started(nursery, config) as gw:
+        pile = SimulatedPile(PileOptions(pile=PILE, heartbeat=0.1, realtime_interval=0.2))
+        nursery.start_soon(pile.run, "127.0.0.1", gw.running.ykc_port)
+        await until(lambda: pile.model is not None)
+        port = gw.running.ykc_port
+        garbled = await trio.open_tcp_stream("127.0.0.1", port)
+        # start bytes with lengths that lead nowhere, and random noise: each an unreadable frame
+        await garbled.send_all((b"\x68\x05" + bytes(range(7))) * 40)
+        before_login = await trio.open_tcp_stream("127.0.0.1", port)
+        for seq in range(3):
+            await before_login.send_all(encode(Frame(0x03, {"pile": PILE, "gun": 1, "gun_state": 0}, seq)))
+        silent = await trio.open_tcp_stream("127.0.0.1", port)  # connects, never says a thing
+        assert await closed_by_gateway(garbled)
+        assert await closed_by_gateway(before_login)
+        assert await closed_by_gateway(silent)
+        # the real pile, connected all along, is still served
+        acks = sum(f.code == 0x04 for f in pile.received)
+        await until(lambda: sum(f.code == 0x04 for f in pile.received) > acks + 2)
+        assert gw.registry.get(PILE) is not None and not gw.registry.get(PILE).closed
+
+
+async def test_a_pile_sending_its_crc_high_byte_first_is_served(nursery, tmp_path):
+    async with started(nursery, ykc_config(tmp_path)) as gw:
+        pile = SimulatedPile(PileOptions(pile=PILE, crc_high_first=True))
+        nursery.start_soon(pile.run, "127.0.0.1", gw.running.ykc_port)
+        await until(lambda: pile.model is not None)
+
+
+async def test_commands_through_the_registry_routes_and_those_ykc_cannot_carry(nursery, tmp_path):
+    async with started(nursery, ykc_config(tmp_path)) as gw, gw.http() as http:
+        pile = SimulatedPile(PileOptions(pile=PILE, realtime_interval=0.05))
+        nursery.start_soon(pile.run, "127.0.0.1", gw.running.ykc_port)
+        await until(lambda: pile.model is not None)
+        charger_id = await registry_id(gw, PILE)
+        assert ok(await http.post(f"/api/charger/{charger_id}/reset", params={"type": "Hard"}))["status"] == "Accepted"
+        [reboot] = [f for f in pile.received if f.code == 0x92]
+        assert reboot.fields == {"pile": PILE, "control": 1}
+        # start and stop on a connector: 0x34 and 0x36 for gun 1
+        # gun 1 is a connector once the pile's real-time data (asked for at its login) has reported it
+        async def start() -> Any:
+            r = await http.post(f"/api/charger/{charger_id}/connectors/1/start", json={"idTag": "TAG9"})
+            return None if r.status_code == 404 else r
+        started_ = ok(await until(start), 201)
+        assert started_["remoteStart"]["status"] == "Accepted", started_
+        await until(lambda: pile.guns[1].charging)
+        stopped = ok(await http.post(f"/api/charger/{charger_id}/connectors/1/stop", json={}))
+        assert stopped["remoteStop"]["status"] == "Accepted", stopped
+        await until(lambda: pile.records_acknowledged)
+        # an OCPP-only command: refused before anything is sent, saying why
+        r = await http.get(f"/api/ocpp/call/{PILE}/GetConfiguration")
+        assert r.status_code == 400 and "no YKC equivalent" in r.json()["message"], r.text
+        assert not [f for f in pile.received if f.code not in (0x02, 0x04, 0x06, 0x0A, 0x12, 0x56, 0x92, 0x34, 0x36, 0x40)]
+
+
+async def test_a_tariff_no_billing_model_holds_is_an_error_in_the_log_and_the_api(nursery, tmp_path):
+    config = ykc_config(tmp_path)
+    config.billing.charger_tariffs = {PILE: "five"}
+    async with started(nursery, config) as gw, gw.http() as http:
+        pile = SimulatedPile(PileOptions(pile=PILE))
+        nursery.start_soon(pile.run, "127.0.0.1", gw.running.ykc_port)
+        await until(lambda: pile.logged_in.is_set())
+        r = await http.post("/api/order/start", json={"sessionId": "Y-5", "cpId": PILE, "idTag": "TAG1"})
+        assert r.status_code == 400 and "5 different prices" in r.json()["message"], r.text
+        assert (await gw.store.orders.find("session_id", "Y-5"))["status"] == 2  # cancelled, nothing sent
+        assert pile.model is None and not [f for f in pile.received if f.code == 0x34]
