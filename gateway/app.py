@@ -20,6 +20,7 @@ from .chargepoint.boundary import ConnectionLimits, raise_open_file_limit
 from .chargepoint.commands import CommandService, keep_out_of_service
 from .chargepoint.listener import serve_ocpp, tls_context
 from .ykc.listener import serve_ykc
+from .http.cloudcharge_api import Signatures
 from .chargepoint.service import ChargerService
 from .chargepoint.session import GOING_AWAY
 from .config import Config, parse_address
@@ -84,6 +85,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                                       None if billing is None else Billing(*billing), Limits.from_config(config)),
                              config.trusted_proxies, (*config.http_allowed_hosts, http_host))
             app.config["BODY_TIMEOUT"] = config.http_body_timeout  # a body sent slower: 408
+            app.config["CLOUDCHARGE"] = Signatures(config.cloudcharge_key.encode(), config.cloudcharge_window)
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)
             nursery.start_soon(chargers.watchdog)
