@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 import trio
 
-from ..ykc.codec import Decoded, Frame, Reader, encode
+from ..ykc.codec import HEADER, Decoded, Frame, Reader, encode, framed
 from ..ykc.messages import STATUS_CHARGING, STATUS_IDLE, TIERS
 
 
@@ -30,6 +30,7 @@ class PileOptions:
     protocol: int = 0x10  # V1.6
     crc_high_first: bool = False  # as some piles in the field send it
     energy_step_kwh: Decimal | None = None  # energy per real-time frame; None: power_w over realtime_interval
+    card: str | None = None  # a physical card (16 hex digits) presented at each gun once the billing model is known
 
 
 @attrs.define
@@ -58,6 +59,7 @@ class SimulatedPile:
         self._stream: trio.SocketStream | None = None
         self._wake = trio.Event()
         self._send_lock = trio.Lock()
+        self._bodies: dict[int, tuple[dict[str, Any], bytes]] = {}
         self._offset = dt.timedelta(0)  # the platform's local time minus this machine's, from its time sync
 
     def now(self) -> dt.datetime:
@@ -69,7 +71,13 @@ class SimulatedPile:
     async def send(self, code: int, fields: dict[str, Any], seq: int | None = None) -> None:
         if seq is None:
             seq, self._seq = self._seq, (self._seq + 1) & 0xFFFF
-        raw = encode(Frame(code, fields, seq))
+        if code == 0x13:  # real-time data repeats itself: its body is encoded once while it stays the same
+            cached = self._bodies.get(fields["gun"])
+            if cached is None or cached[0] != fields:
+                cached = self._bodies[fields["gun"]] = (fields, encode(Frame(code, fields))[HEADER:-2])
+            raw = framed(code, cached[1], seq)
+        else:
+            raw = encode(Frame(code, fields, seq))
         if self.options.crc_high_first:
             raw = raw[:-2] + raw[-1:] + raw[-2:-1]
         assert self._stream is not None
@@ -178,9 +186,20 @@ class SimulatedPile:
         elif frame.code == 0x06 and f["result"] == 1:
             await self.send(0x09, {"pile": o.pile})
         elif frame.code in (0x0A, 0x58):
+            first = self.model is None
             self.model = f
             if frame.code == 0x58:
                 await self.send(0x57, {"pile": o.pile, "result": 1}, frame.seq)
+            if first and o.card is not None:
+                for number in self.guns:
+                    await self.send(0x31, {"pile": o.pile, "gun": number, "mode": 1, "password_required": 0,
+                                           "card": o.card, "password": "0" * 32, "vin": ""})
+        elif frame.code == 0x32:
+            gun = self.guns.get(f["gun"])
+            if f["result"] == 1 and gun is not None and not gun.charging:
+                gun.serial, gun.charging, gun.energy, gun.card = f["serial"], True, Decimal(0), o.card or "0" * 16
+                gun.started = self.now()
+                self._wake.set()
         elif frame.code == 0x56:
             self._offset = f["time"] - dt.datetime.now()
             await self.send(0x55, {"pile": o.pile, "time": f["time"]}, frame.seq)

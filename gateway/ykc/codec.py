@@ -16,7 +16,7 @@ import enum
 from typing import Any, Union
 
 import attrs
-from crccheck.crc import Crc16Modbus
+import crcmod.predefined
 
 from .fields import FieldError
 from .messages import LAYOUTS, Layout
@@ -26,9 +26,8 @@ HEADER = 6
 MAX_FRAME = 255 + 4
 
 
-def crc16(data: bytes) -> int:
-    """CRC-16/MODBUS (init 0xFFFF, reflected polynomial 0xA001, no final XOR)."""
-    return Crc16Modbus.calc(data)
+crc16 = crcmod.predefined.mkPredefinedCrcFun("modbus")
+"""CRC-16/MODBUS (init 0xFFFF, reflected polynomial 0xA001, no final XOR) of bytes, as an int."""
 
 
 class CrcOrder(enum.Enum):
@@ -87,7 +86,12 @@ def encode(frame: Frame) -> bytes:
     if missing or extra:
         raise FieldError(f"0x{frame.code:02X} {layout.name}: missing {missing}, unknown {sorted(extra)}")
     body = b"".join(field.encode(frame.fields[name]) for name, field in layout.fields)
-    covered = frame.seq.to_bytes(2, "little") + bytes((frame.encrypted, frame.code)) + body
+    return framed(frame.code, body, frame.seq, frame.encrypted)
+
+
+def framed(code: int, body: bytes, seq: int = 0, encrypted: int = 0) -> bytes:
+    """A frame around a body already encoded (a sender repeating a body encodes it once)."""
+    covered = seq.to_bytes(2, "little") + bytes((encrypted, code)) + body
     return bytes((START, len(covered))) + covered + crc16(covered).to_bytes(2, "little")
 
 
