@@ -80,7 +80,8 @@ async def held(count: int, workdir: Path) -> dict[str, Any]:
 async def throughput(count: int, seconds: float, workdir: Path) -> dict[str, Any]:
     gw, port, http_port = await _gateway(str(workdir / "ykc-throughput.db"))
     try:
-        async with trio.open_nursery() as nursery, httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as http:
+        async with trio.open_nursery() as nursery, httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}",
+                                                                   timeout=60) as http:
             nursery.start_soon(_drain, gw.proc.stderr)
             piles = await _piles(nursery, port, count, 500_000, heartbeat=10.0, realtime_interval=0.0,
                                  card="00000000D14B0A54")

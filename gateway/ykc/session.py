@@ -126,6 +126,7 @@ class YkcSession:
         self._cancel_scope = trio.CancelScope()
         self._reason: str | None = None
         self._registered = False
+        self._raw = b""
 
     # ---- life cycle -------------------------------------------------------------
 
@@ -221,6 +222,7 @@ class YkcSession:
         if frame.code == 0x01:
             return await self._login(event)
         self._record_in(event)
+        self._raw = event.raw  # the bytes of the frame being handled (the transaction record keeps them)
         handler = _HANDLERS.get(frame.code)
         try:
             if handler is not None:
@@ -419,7 +421,7 @@ class YkcSession:
         else:
             self.log.warning("transaction record of a session the gateway did not start", serial=serial)
         await self.store.ykc_sessions.recorded(serial, self.cp_id, f["gun"], f["stop_reason"], reason,
-                                               frame_json(frame, b""), clock.iso())
+                                               frame_json(frame, self._raw), clock.iso())
         self._active.pop(serial, None)
         self.log.info("transaction record", serial=serial, transaction_id=transaction_id,
                       energy_kwh=str(f["energy_kwh"]), amount_yuan=str(f["amount_yuan"]),

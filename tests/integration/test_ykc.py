@@ -17,7 +17,7 @@ from typing import Any
 import trio
 
 from gateway.simulator.ykc_pile import PileOptions, SimulatedPile
-from gateway.ykc.codec import Decoded, Frame, Reader, encode
+from gateway.ykc.codec import Decoded, Frame, Reader, decode, encode
 from tests.conftest import make_config, started
 from tests.waiting import until
 
@@ -228,3 +228,36 @@ async def test_a_tariff_no_billing_model_holds_is_an_error_in_the_log_and_the_ap
         assert r.status_code == 400 and "5 different prices" in r.json()["message"], r.text
         assert (await gw.store.orders.find("session_id", "Y-5"))["status"] == 2  # cancelled, nothing sent
         assert pile.model is None and not [f for f in pile.received if f.code == 0x34]
+
+
+async def test_a_transaction_record_sent_again_is_acknowledged_and_changes_nothing(nursery, tmp_path):
+    async with started(nursery, ykc_config(tmp_path)) as gw, gw.http() as http:
+        pile = SimulatedPile(PileOptions(pile=PILE, realtime_interval=0.05, energy_step_kwh=Decimal("0.5")))
+        nursery.start_soon(pile.run, "127.0.0.1", gw.running.ykc_port)
+        await until(lambda: pile.model is not None)
+        ok(await http.post("/api/order/start", json={"sessionId": "Y-2", "cpId": PILE, "idTag": "TAG1"}), 201)
+        await until(lambda: pile.realtime_sent >= 3 and pile.guns[1].energy > 0)
+        ok(await http.post("/api/order/stop", json={"sessionId": "Y-2"}))
+
+        async def closed() -> dict | None:
+            found = await gw.store.orders.find("session_id", "Y-2")
+            return found if found["stopped_at"] is not None else None
+        order = await until(closed)
+        session = await gw.store.ykc_sessions.by_transaction(order["transaction_id"])
+        # the same record from a new connection of the same pile (it replaces the first), as a pile that
+        # missed the acknowledgement sends it; its energy changed to show nothing is taken from it
+        record = decode(bytes.fromhex(json.loads(session["record"])["hex"]))
+        assert isinstance(record, Decoded)  # the very bytes the pile sent are kept
+        again = Frame(0x3B, {**record.frame.fields, "energy_kwh": Decimal("99")}, 0x0102)
+        stream = await trio.open_tcp_stream("127.0.0.1", gw.running.ykc_port)
+        await stream.send_all(login_frame())
+        await read_frames(stream, 1)
+        await stream.send_all(encode(again))
+        frames: list[Frame] = []
+        while not any(f.code == 0x40 for f in frames):
+            frames += await read_frames(stream, 1)
+        [ack] = [f for f in frames if f.code == 0x40]
+        assert ack.fields == {"serial": session["serial"], "result": 0} and ack.seq == 0x0102
+        assert (await gw.store.orders.find("session_id", "Y-2")) == order
+        assert (await gw.store.ykc_sessions.get(session["serial"]))["record"] == session["record"]
+
