@@ -261,3 +261,25 @@ async def test_a_transaction_record_sent_again_is_acknowledged_and_changes_nothi
         assert (await gw.store.orders.find("session_id", "Y-2")) == order
         assert (await gw.store.ykc_sessions.get(session["serial"]))["record"] == session["record"]
 
+
+
+async def test_the_seed_api_starts_and_stops_a_pile_and_waits_for_its_transaction(nursery, tmp_path):
+    async with started(nursery, ykc_config(tmp_path)) as gw, gw.http() as http:
+        pile = SimulatedPile(PileOptions(pile=PILE, realtime_interval=0.05))
+        nursery.start_soon(pile.run, "127.0.0.1", gw.running.ykc_port)
+        await until(lambda: pile.model is not None)
+        r = await http.get(f"/api/ocpp/remoteStart/{PILE}",
+                           params={"idTag": "TAG1", "connectorId": 1, "waitForTransactionSeconds": 5})
+        assert r.status_code == 200 and r.json()["status"] == "Accepted", r.text
+        tx = r.json()["transactionId"]
+        assert (await gw.store.ykc_sessions.by_transaction(tx))["gun"] == 1
+        r = await http.get(f"/api/ocpp/remoteStop/{PILE}", params={"transactionId": tx})
+        assert r.status_code == 200 and r.json()["status"] == "Accepted", r.text
+
+        async def stopped() -> Any:
+            found = await gw.store.transactions.get(tx)
+            return found if found["stopped_at"] else None
+        assert (await until(stopped))["stop_reason"] == "Remote"
+        # a transaction of no session of this pile: the pile is not asked, the answer says so
+        r = await http.get(f"/api/ocpp/remoteStop/{PILE}", params={"transactionId": tx + 100})
+        assert r.status_code == 200 and r.json()["status"] == "Rejected", r.text
