@@ -31,6 +31,7 @@ class PileOptions:
     crc_high_first: bool = False  # as some piles in the field send it
     energy_step_kwh: Decimal | None = None  # energy per real-time frame; None: power_w over realtime_interval
     card: str | None = None  # a physical card (16 hex digits) presented at each gun once the billing model is known
+    plugged: bool = True  # False: a remote start is answered "gun not plugged" until plug_in()
 
 
 @attrs.define
@@ -60,6 +61,8 @@ class SimulatedPile:
         self._wake = trio.Event()
         self._send_lock = trio.Lock()
         self._bodies: dict[int, tuple[dict[str, Any], bytes]] = {}
+        self._plugged = options.plugged
+        self._waiting_cable: dict[int, Frame] = {}  # gun -> the remote start waiting for its cable
         self._offset = dt.timedelta(0)  # the platform's local time minus this machine's, from its time sync
 
     def now(self) -> dt.datetime:
@@ -176,6 +179,23 @@ class SimulatedPile:
                     self.received.append(outcome.frame)
                     await self._on(outcome.frame, nursery)
 
+    async def _start_remote(self, frame: Frame, ok: bool) -> None:
+        f = frame.fields
+        await self.send(0x33, {"serial": f["serial"], "pile": self.options.pile, "gun": f["gun"], "result": int(ok),
+                               "reason": 0 if ok else 0x02}, frame.seq)
+        if ok:
+            gun = self.guns[f["gun"]]
+            gun.serial, gun.charging, gun.energy, gun.card = f["serial"], True, Decimal(0), f["card"]
+            gun.started = self.now()
+            self._wake.set()
+
+    async def plug_in(self) -> None:
+        """The cable is plugged in: a remote start that waited for it is taken (a second 0x33, success)."""
+        self._plugged = True
+        for number, frame in list(self._waiting_cable.items()):
+            del self._waiting_cable[number]
+            await self._start_remote(frame, True)
+
     async def _on(self, frame: Frame, nursery: trio.Nursery) -> None:
         o = self.options
         f = frame.fields
@@ -208,13 +228,12 @@ class SimulatedPile:
         elif frame.code == 0x34:
             gun = self.guns.get(f["gun"])
             ok = gun is not None and not gun.charging and self.model is not None
-            await self.send(0x33, {"serial": f["serial"], "pile": o.pile, "gun": f["gun"], "result": int(ok),
-                                   "reason": 0 if ok else 0x02}, frame.seq)
-            if ok:
-                assert gun is not None
-                gun.serial, gun.charging, gun.energy, gun.card = f["serial"], True, Decimal(0), f["card"]
-                gun.started = self.now()
-                self._wake.set()
+            if ok and not self._plugged:
+                self._waiting_cable[f["gun"]] = frame
+                await self.send(0x33, {"serial": f["serial"], "pile": o.pile, "gun": f["gun"], "result": 0,
+                                       "reason": 0x05}, frame.seq)
+                return
+            await self._start_remote(frame, ok)
         elif frame.code == 0x36:
             gun = self.guns.get(f["gun"])
             ok = gun is not None and gun.charging

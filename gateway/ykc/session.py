@@ -43,6 +43,7 @@ log = structlog.get_logger("gateway.ykc")
 # what a pile may send before its login is accepted, and unreadable frames in a row, before it is cut off
 MAX_BEFORE_LOGIN = 3
 MAX_UNREADABLE = 20
+NOT_PLUGGED = 0x05  # a 0x33 refusal the pile takes back once the cable is plugged in
 BALANCE = Decimal("99999.99")  # the account balance sent with a remote start: the gateway bills afterwards
 SUPPORTED = ("RemoteStartTransaction", "RemoteStopTransaction", "Reset", "TriggerMessage")
 # 0x3B stop reasons as OCPP's StopTransaction reasons (the YKC code is kept beside, ykc_sessions)
@@ -468,11 +469,13 @@ class YkcSession:
         finally:
             self._waiting_commands -= 1
 
-    async def _exchange(self, code: int, fields: dict[str, Any], reply: int, gun: int | None) -> Frame:
+    async def _exchange(self, code: int | None, fields: dict[str, Any], reply: int, gun: int | None) -> Frame:
+        """Send a frame (None: send nothing) and wait for the pile's reply of type `reply` for `gun`."""
         waiting = _Waiting(reply, gun)
         self._waiting.append(waiting)
         try:
-            await self._send_new(code, fields)
+            if code is not None:
+                await self._send_new(code, fields)
             await waiting.done.wait()
         finally:
             self._waiting.remove(waiting)
@@ -493,6 +496,10 @@ class YkcSession:
         reply = await self._exchange(0x34, {"serial": serial, "pile": self.cp_id, "gun": gun,
                                             "logical_card": "0" * 16, "card": "0" * 16, "balance_yuan": BALANCE},
                                      0x33, gun)
+        while reply.fields["result"] != 1 and reply.fields["reason"] == NOT_PLUGGED:
+            # the pile says yes once the cable is plugged in (within 60 s): wait for that, within the command's time
+            self.log.info("remote start waits for the cable", gun=gun, serial=serial)
+            reply = await self._exchange(None, {}, 0x33, gun)
         return {"status": "Accepted" if reply.fields["result"] == 1 else "Rejected"}
 
     async def _remote_stop(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -283,3 +283,29 @@ async def test_the_seed_api_starts_and_stops_a_pile_and_waits_for_its_transactio
         # a transaction of no session of this pile: the pile is not asked, the answer says so
         r = await http.get(f"/api/ocpp/remoteStop/{PILE}", params={"transactionId": tx + 100})
         assert r.status_code == 200 and r.json()["status"] == "Rejected", r.text
+
+
+async def test_a_remote_start_waits_for_the_cable(nursery, tmp_path):
+    async with started(nursery, ykc_config(tmp_path)) as gw, gw.http() as http:
+        pile = SimulatedPile(PileOptions(pile=PILE, realtime_interval=0.05, plugged=False))
+        nursery.start_soon(pile.run, "127.0.0.1", gw.running.ykc_port)
+        await until(lambda: pile.model is not None)
+        answers: list[Any] = []
+
+        async def start() -> None:
+            answers.append(await http.post("/api/order/start", json={"sessionId": "Y-3", "cpId": PILE,
+                                                                     "idTag": "TAG1"}))
+        nursery.start_soon(start)
+        # refused for want of a cable (0x33, reason 0x05): the command waits for the pile's second answer
+        await until(lambda: any(f.code == 0x34 for f in pile.received) and pile._waiting_cable)
+        await trio.sleep(0.2)
+        assert answers == []
+        await pile.plug_in()
+        await until(lambda: answers)
+        data = ok(answers[0], 201)
+        assert data["remoteStart"]["status"] == "Accepted"
+
+        async def linked() -> dict | None:
+            order = await gw.store.orders.find("session_id", "Y-3")
+            return order if order["transaction_id"] is not None else None
+        assert (await until(linked))["status"] == 0
