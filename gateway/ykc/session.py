@@ -29,6 +29,7 @@ from ..chargepoint.errors import CallTimeout, NotConnected, TooManyCommands
 from ..chargepoint.handlers import HANDLERS, authorize, dispatch
 from ..chargepoint.rate import TokenBucket
 from ..ocpp.frames import Call, CallError, CallResult
+from ..proxies import is_loopback
 from ..store.health import StoreUnavailable
 from .billing_model import BillingModel, ModelError, billing_model
 from .codec import Frame
@@ -43,6 +44,7 @@ log = structlog.get_logger("gateway.ykc")
 # what a pile may send before its login is accepted, and unreadable frames in a row, before it is cut off
 MAX_BEFORE_LOGIN = 3
 MAX_UNREADABLE = 20
+TIME_SYNC_EVERY = 12 * 3600.0  # seconds between two time syncs of a pile (at its login, then this often)
 NOT_PLUGGED = 0x05  # a 0x33 refusal the pile takes back once the cable is plugged in
 BALANCE = Decimal("99999.99")  # the account balance sent with a remote start: the gateway bills afterwards
 SUPPORTED = ("RemoteStartTransaction", "RemoteStopTransaction", "Reset", "TriggerMessage")
@@ -128,6 +130,7 @@ class YkcSession:
         self._reason: str | None = None
         self._registered = False
         self._raw = b""
+        self._synced = 0.0
 
     # ---- life cycle -------------------------------------------------------------
 
@@ -206,6 +209,8 @@ class YkcSession:
                     continue
                 if not await self._received(event):
                     return
+            if self._conn.pile is not None and trio.current_time() - self._synced > TIME_SYNC_EVERY:
+                await self._sync_time()  # piles' clocks drift: set again twice a day
 
     def _record_in(self, event: Received) -> None:
         if self.cp_id:
@@ -242,7 +247,8 @@ class YkcSession:
         return True
 
     async def _send(self, frame: Frame, raw: bytes) -> None:
-        self.store.frames.record(self.cp_id, "out", frame_json(frame, raw), action=frame.name)
+        if self.cp_id:  # a refused login has none
+            self.store.frames.record(self.cp_id, "out", frame_json(frame, raw), action=frame.name)
         self.service.metrics.frame("out", None, None)
         async with self._send_lock:
             try:
@@ -274,6 +280,12 @@ class YkcSession:
             self._record_in(event)
             await self._reply(frame, 0x02, {"pile": fields["pile"], "result": 0 if fields["pile"] == self.cp_id else 1})
             return True
+        why = await self._not_admitted(fields["pile"])
+        if why is not None:  # nothing recorded: as an OCPP handshake refused
+            self.log.warning("login refused", pile=fields["pile"], reason=why)
+            await self._send(*self._conn.reply(frame, 0x02, {"pile": fields["pile"], "result": 1}))
+            self._reason = why
+            return False
         self.cp_id = fields["pile"]
         self.guns = max(1, fields["guns"])
         self.subprotocol = f"ykc{fields['protocol'] / 10:g}"
@@ -300,10 +312,26 @@ class YkcSession:
         await self._reply(frame, 0x02, {"pile": self.cp_id, "result": 0})
         self.log.info("pile logged in", protocol=self.subprotocol, guns=self.guns, firmware=fields["firmware"],
                       crc=event.crc_order.value)
-        await self._send_new(0x56, {"pile": self.cp_id, "time": self._now()})
+        await self._sync_time()
         for gun in range(1, self.guns + 1):  # each gun's state now, rather than at the pile's next report
             await self._send_new(0x12, {"pile": self.cp_id, "gun": gun})
         return True
+
+    async def _not_admitted(self, pile: str) -> str | None:
+        """Why a pile never seen before may not be added now (as the OCPP handshake decides), or None."""
+        known = await self.store.chargers.admission(pile)
+        if known.exists:
+            return None
+        if known.lookalike is not None:
+            return f"pile {pile} looks like the known charger {known.lookalike!r}"
+        host = self.transport.remote.rsplit(":", 1)[0]
+        if not is_loopback(host) and not self.service.admission.may_add(host, trio.current_time()):
+            return f"more than {self.config.new_chargers_per_minute} new chargers within a minute from {host}"
+        return None
+
+    async def _sync_time(self) -> None:
+        self._synced = trio.current_time()
+        await self._send_new(0x56, {"pile": self.cp_id, "time": self._now()})
 
     def _now(self) -> datetime:
         return clock.now().astimezone(self.tz).replace(tzinfo=None, microsecond=0)

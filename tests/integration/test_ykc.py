@@ -309,3 +309,25 @@ async def test_a_remote_start_waits_for_the_cable(nursery, tmp_path):
             order = await gw.store.orders.find("session_id", "Y-3")
             return order if order["transaction_id"] is not None else None
         assert (await until(linked))["status"] == 0
+
+
+async def test_a_pile_over_the_frame_rate_loses_only_its_own_frames(nursery, tmp_path):
+    async with started(nursery, ykc_config(tmp_path, max_calls_per_second=20)) as gw:
+        calm = SimulatedPile(PileOptions(pile=PILE, heartbeat=0.2))
+        nursery.start_soon(calm.run, "127.0.0.1", gw.running.ykc_port)
+        await until(lambda: calm.model is not None)
+        flood = await trio.open_tcp_stream("127.0.0.1", gw.running.ykc_port)
+        loud = "32010200000002"
+        await flood.send_all(login_frame(loud))
+        beats = b"".join(encode(Frame(0x03, {"pile": loud, "gun": 1, "gun_state": 0}, seq)) for seq in range(500))
+        await flood.send_all(beats)
+        acks: list[Frame] = []
+        with trio.move_on_after(2):
+            while len([f for f in acks if f.code == 0x04]) < 500:
+                acks += await read_frames(flood, 1)
+        answered = len([f for f in acks if f.code == 0x04])
+        assert 0 < answered < 500  # the bucket's burst (40) and what trickled in meanwhile, not all 500
+        assert gw.registry.get(loud) is not None  # still connected: only its frames over the rate were dropped
+        before = sum(f.code == 0x04 for f in calm.received)
+        await until(lambda: sum(f.code == 0x04 for f in calm.received) > before + 2)
+
