@@ -118,7 +118,7 @@ class YkcSession:
         self.context: HandlerContext | None = None
         self._conn = Connection()
         self._status: dict[int, tuple[str, str | None]] = {}  # gun -> (OCPP status, error) last reported
-        self._active: dict[str, int] = {}  # serial -> transaction id, for the meter values of 0x13
+        self._active: dict[str, int | None] = {}  # serial -> transaction id, for the meter values of 0x13
         self._waiting: list[_Waiting] = []
         self._waiting_commands = 0
         self._call_lock = trio.Lock()
@@ -383,13 +383,14 @@ class YkcSession:
         serial = f["serial"]
         if serial.strip("0") == "":
             return
-        transaction_id = self._active.get(serial)
-        if transaction_id is None:
+        if serial not in self._active:  # read once per session, not per frame (None: none of ours)
+            if len(self._active) > 4 * self.guns + 16:
+                self._active.clear()
             known = await self.store.ykc_sessions.get(serial)
-            transaction_id = known["transaction_id"] if known else None
-            if transaction_id is None:
-                return
-            self._active[serial] = transaction_id
+            self._active[serial] = known["transaction_id"] if known else None
+        transaction_id = self._active[serial]
+        if transaction_id is None:
+            return
         sampled = [
             {"value": str(_wh(f["energy_kwh"])), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
             {"value": str(f["voltage_v"]), "measurand": "Voltage", "unit": "V"},
