@@ -133,15 +133,26 @@ class SimulatedPile:
     async def run(self, host: str, port: int) -> None:
         """Connect, log in and serve until the connection ends (LoginRefused if the platform says no)."""
         self._stream = await trio.open_tcp_stream(host, port)
+        refused = False
+        try:
+            async with self._stream, trio.open_nursery() as nursery:
+                nursery.start_soon(self._read, nursery)
+                await self._life(nursery)
+        except* (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the platform closed the connection: the pile's life on it is over
+        except* LoginRefused:
+            refused = True
+        if refused:
+            raise LoginRefused(self.options.pile)
+
+    async def _life(self, nursery: trio.Nursery) -> None:
         o = self.options
-        async with self._stream, trio.open_nursery() as nursery:
-            await self.send(0x01, {"pile": o.pile, "pile_type": 0, "guns": o.guns, "protocol": o.protocol,
-                                   "firmware": "SIM1.0", "network": 1, "sim": "0" * 20, "carrier": 4})
-            nursery.start_soon(self._read, nursery)
-            await self.logged_in.wait()
-            await self.send(0x05, {"pile": o.pile, "model": "0000"})
-            nursery.start_soon(self._heartbeats)
-            nursery.start_soon(self._realtime)
+        await self.send(0x01, {"pile": o.pile, "pile_type": 0, "guns": o.guns, "protocol": o.protocol,
+                               "firmware": "SIM1.0", "network": 1, "sim": "0" * 20, "carrier": 4})
+        await self.logged_in.wait()
+        await self.send(0x05, {"pile": o.pile, "model": "0000"})
+        nursery.start_soon(self._heartbeats)
+        nursery.start_soon(self._realtime)
 
     async def _heartbeats(self) -> None:
         while True:

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 
+import pytest
 import trio
 
-from gateway.simulator.ykc_pile import PileOptions, SimulatedPile
+from gateway.simulator.ykc_pile import LoginRefused, PileOptions, SimulatedPile
 from gateway.ykc.codec import Decoded, Frame, Reader, decode, encode
 from tests.conftest import make_config, started
 from tests.waiting import until
@@ -331,3 +332,10 @@ async def test_a_pile_over_the_frame_rate_loses_only_its_own_frames(nursery, tmp
         before = sum(f.code == 0x04 for f in calm.received)
         await until(lambda: sum(f.code == 0x04 for f in calm.received) > before + 2)
 
+
+
+async def test_the_simulated_pile_says_when_its_login_is_refused(nursery, tmp_path):
+    async with started(nursery, ykc_config(tmp_path, unknown_chargers="reject")) as gw:
+        pile = SimulatedPile(PileOptions(pile=PILE))
+        with pytest.raises(LoginRefused):
+            await pile.run("127.0.0.1", gw.running.ykc_port)
