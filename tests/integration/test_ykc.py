@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -339,3 +340,19 @@ async def test_the_simulated_pile_says_when_its_login_is_refused(nursery, tmp_pa
         pile = SimulatedPile(PileOptions(pile=PILE))
         with pytest.raises(LoginRefused):
             await pile.run("127.0.0.1", gw.running.ykc_port)
+
+
+async def test_gateway_simulate_protocol_ykc(nursery, tmp_path):
+    async with started(nursery, ykc_config(tmp_path)) as gw:
+        done = await trio.run_process(
+            [sys.executable, "-m", "gateway", "simulate", "--protocol", "ykc", "--url",
+             f"127.0.0.1:{gw.running.ykc_port}", "-n", "3", "--meter-interval", "0.2", "--heartbeat", "0.5",
+             "--duration", "3", "--json"], capture_stdout=True, capture_stderr=True)
+        summary = json.loads(done.stdout)
+        assert summary["piles"] == summary["logged_in"] == 3 and summary["failures"] == {}
+        assert summary["realtime_frames"] > 0
+        for n in (1, 2, 3):
+            assert (await gw.store.chargers.get(f"3201020000{n:04d}"))["vendor"] == "YKC"
+        bad = await trio.run_process([sys.executable, "-m", "gateway", "simulate", "--protocol", "ykc", "--ids",
+                                      "PILE-{n}"], capture_stdout=True, capture_stderr=True, check=False)
+        assert bad.returncode == 2 and b"14 digits" in bad.stderr
