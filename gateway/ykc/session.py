@@ -442,14 +442,24 @@ class YkcSession:
         reason = stop_reason_text(f["stop_reason"])
         known = await self.store.ykc_sessions.get(serial)
         transaction_id = known["transaction_id"] if known else None
+        start_failed = 0x4A <= f["stop_reason"] <= 0x69 and not f["energy_kwh"]
+        if transaction_id is None and not start_failed:
+            # a session the gateway never started (an offline card, a start whose answer was lost): it becomes
+            # a transaction all the same, from the record's own times, so that it is billed
+            id_tag = f["card"] if f["card"].strip("0") else (f["vin"] or f"YKC-{self.cp_id}")
+            self.log.info("transaction record of a session the gateway did not start", serial=serial,
+                          trade=f["trade"])
+            started = await self._handle("StartTransaction", {
+                "connectorId": f["gun"], "idTag": id_tag[:20], "meterStart": 0,
+                "timestamp": _iso(f["started"], self.tz) or clock.iso()})
+            transaction_id = started["transactionId"]
+            await self.store.ykc_sessions.started(serial, self.cp_id, f["gun"], transaction_id, clock.iso())
         if transaction_id is not None:
             await self._handle("StopTransaction", {
                 "transactionId": transaction_id, "meterStop": _wh(f["energy_kwh"]),
                 "timestamp": _iso(f["ended"], self.tz) or clock.iso(),
                 "reason": _OCPP_REASONS.get(f["stop_reason"], "Other"),
             })
-        else:
-            self.log.warning("transaction record of a session the gateway did not start", serial=serial)
         await self.store.ykc_sessions.recorded(serial, self.cp_id, f["gun"], f["stop_reason"], reason,
                                                frame_json(frame, self._raw), clock.iso())
         self._active.pop(serial, None)

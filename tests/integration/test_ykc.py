@@ -21,6 +21,7 @@ import trio
 from gateway.simulator.ykc_pile import LoginRefused, PileOptions, SimulatedPile
 from gateway.ykc.codec import Decoded, Frame, Reader, decode, encode
 from tests.conftest import make_config, started
+from tests.unit.test_ykc_codec import fixture_frames
 from tests.waiting import until
 
 PILE = "32010200000001"
@@ -356,3 +357,32 @@ async def test_gateway_simulate_protocol_ykc(nursery, tmp_path):
         bad = await trio.run_process([sys.executable, "-m", "gateway", "simulate", "--protocol", "ykc", "--ids",
                                       "PILE-{n}"], capture_stdout=True, capture_stderr=True, check=False)
         assert bad.returncode == 2 and b"14 digits" in bad.stderr
+
+
+async def test_a_session_the_gateway_never_started_is_billed_from_its_record(nursery, tmp_path):
+    async with started(nursery, ykc_config(tmp_path)) as gw:
+        stream = await trio.open_tcp_stream("127.0.0.1", gw.running.ykc_port)
+        await stream.send_all(login_frame())
+        await read_frames(stream, 1)
+        # an offline card session (trade 0x04): 2025-01-01 12:00:05 to 12:30:10 Shanghai time, 10.5000 kWh flat
+        raw = next(raw for _, _, raw in fixture_frames() if raw[5] == 0x3B and raw[2] == 0x09)
+        record = decode(raw).frame
+        fields = {**record.fields, "trade": 0x04, "card": "00000000D14B0A54", "stop_reason": 0x45}
+        await stream.send_all(encode(Frame(0x3B, fields, 0x0203)))
+        frames: list[Frame] = []
+        while not any(f.code == 0x40 for f in frames):
+            frames += await read_frames(stream, 1)
+        session = await until(lambda: gw.store.ykc_sessions.get(fields["serial"]))
+        transaction = await gw.store.transactions.get(session["transaction_id"])
+        assert transaction["id_tag"] == "00000000D14B0A54" and transaction["stop_reason"] == "Local"
+        # Shanghai 12:00:05 is 04:00:05 UTC
+        assert (transaction["start_timestamp"], transaction["stop_timestamp"]) == (
+            "2025-01-01T04:00:05.000Z", "2025-01-01T04:30:10.000Z")
+        assert (transaction["meter_start"], transaction["meter_stop"]) == (0, 10500)
+
+        async def order() -> Any:
+            found = await gw.store.orders.find("transaction_id", session["transaction_id"])
+            return found if found and found["stopped_at"] else None
+        # 10500 Wh at 110 fen/kWh: 1155 fen, as the pile's own record says (11.5500 yuan)
+        assert (await until(order))["total_amount"] == 1155
+
