@@ -325,11 +325,14 @@ async def test_a_pile_over_the_frame_rate_loses_only_its_own_frames(nursery, tmp
         beats = b"".join(encode(Frame(0x03, {"pile": loud, "gun": 1, "gun_state": 0}, seq)) for seq in range(500))
         await flood.send_all(beats)
         acks: list[Frame] = []
-        with trio.move_on_after(2):
-            while len([f for f in acks if f.code == 0x04]) < 500:
+        with trio.fail_after(10):  # the bucket's burst: 2 seconds' worth (less the login)
+            while sum(f.code == 0x04 for f in acks) < 30:
                 acks += await read_frames(flood, 1)
-        answered = len([f for f in acks if f.code == 0x04])
-        assert 0 < answered < 500  # the bucket's burst (40) and what trickled in meanwhile, not all 500
+        with trio.move_on_after(1):  # and what else comes
+            while True:
+                acks += await read_frames(flood, 1)
+        answered = sum(f.code == 0x04 for f in acks)
+        assert 30 <= answered < 500  # not all 500: those over the rate were dropped
         assert gw.registry.get(loud) is not None  # still connected: only its frames over the rate were dropped
         before = sum(f.code == 0x04 for f in calm.received)
         await until(lambda: sum(f.code == 0x04 for f in calm.received) > before + 2)
