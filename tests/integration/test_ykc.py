@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import sys
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -389,3 +390,26 @@ async def test_a_session_the_gateway_never_started_is_billed_from_its_record(nur
         # 10500 Wh at 110 fen/kWh: 1155 fen, as the pile's own record says (11.5500 yuan)
         assert (await until(order))["total_amount"] == 1155
 
+
+
+async def test_random_bytes_never_cost_more_than_their_own_connection(nursery, tmp_path):
+    config = ykc_config(tmp_path)
+    config.ykc_idle_timeout = 1.0
+    async with started(nursery, config) as gw:
+        port = gw.running.ykc_port
+        noise = random.Random(23)
+        login = login_frame("32010200000009")
+        for round_ in range(10):
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            data = bytes(noise.getrandbits(8) for _ in range(noise.randrange(1, 3000)))
+            if round_ % 2:  # a valid login first, then garbage with start bytes in it
+                data = login + data.replace(b"\x00", b"\x68")
+            try:
+                for start in range(0, len(data), 97):
+                    await stream.send_all(data[start:start + 97])
+            except trio.BrokenResourceError:
+                pass  # closed by the gateway already
+            assert await closed_by_gateway(stream)
+        pile = SimulatedPile(PileOptions(pile=PILE))
+        nursery.start_soon(pile.run, "127.0.0.1", port)
+        await until(lambda: pile.model is not None)
