@@ -19,6 +19,8 @@ from .billing.reconcile import run_daily
 from .chargepoint.boundary import ConnectionLimits, raise_open_file_limit
 from .chargepoint.commands import CommandService, keep_out_of_service
 from .chargepoint.listener import serve_ocpp, tls_context
+from .ykc.listener import serve_ykc
+from .http.cloudcharge_api import Signatures
 from .chargepoint.service import ChargerService
 from .chargepoint.session import GOING_AWAY
 from .config import Config, parse_address
@@ -40,6 +42,7 @@ class Running:
     chargers: ChargerService
     auth: Auth
     tls_port: int | None = None
+    ykc_port: int | None = None
 
 
 async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, handle_signals: bool = False,
@@ -82,6 +85,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                                       None if billing is None else Billing(*billing), Limits.from_config(config)),
                              config.trusted_proxies, (*config.http_allowed_hosts, http_host))
             app.config["BODY_TIMEOUT"] = config.http_body_timeout  # a body sent slower: 408
+            app.config["CLOUDCHARGE"] = Signatures(config.cloudcharge_key.encode(), config.cloudcharge_window)
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)
             nursery.start_soon(chargers.watchdog)
@@ -101,6 +105,13 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                 tls_host, tls_port = parse_address(config.ocpp_tls)
                 context = tls_context(config.tls_cert, config.tls_key, config.tls_client_ca)
                 bound_tls = await nursery.start(serve_ocpp, chargers, tls_host, tls_port, context, limits)
+            bound_ykc = None
+            if config.ykc:
+                ykc_host, ykc_port = parse_address(config.ykc)
+                bound_ykc = await nursery.start(
+                    serve_ykc, chargers, ykc_host, ykc_port, billing_settings.tz,
+                    lambda cp_id: billing_settings.tariff(billing_settings.tariff_name(cp_id)),
+                    config.ykc_idle_timeout, limits)
             async with trio.open_nursery() as http:
                 bound_http = await http.start(serve_http, app, http_host, http_port,
                                               config.charger.max_frame_bytes, http_stopped, limits)
@@ -114,7 +125,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                 # the young generation was collected some 70 times a second, 6 % of the event loop's
                 # time (docs/benchmarks.md). Reference counting frees them anyway; cycles wait longer.
                 gc.set_threshold(YOUNG_GENERATION_THRESHOLD)
-                task_status.started(Running(bound_ocpp, bound_http, chargers, auth, bound_tls))
+                task_status.started(Running(bound_ocpp, bound_http, chargers, auth, bound_tls, bound_ykc))
                 await shutdown.wait()
                 log.info("shutting down", chargers=len(chargers.registry))
                 await chargers.registry.close_all(GOING_AWAY, "server shutting down")

@@ -37,6 +37,11 @@ def _address(_inst: Any, attribute: attrs.Attribute, value: str) -> None:
         raise ConfigError(f"{attribute.name}: {exc}") from None
 
 
+def _optional_address(inst: Any, attribute: attrs.Attribute, value: str) -> None:
+    if value:
+        _address(inst, attribute, value)
+
+
 def _one_of(*choices: str):
     def check(_inst: Any, attribute: attrs.Attribute, value: str) -> None:
         if value not in choices:
@@ -196,6 +201,10 @@ class Config:
     tls_cert: str = ""  # PEM certificate chain of the wss:// listener
     tls_key: str = ""  # its PEM private key
     tls_client_ca: str = ""  # PEM CA that signs chargers' client certificates (profile 3); empty: none
+    ykc: str = attrs.field(default="", validator=_optional_address)  # HOST:PORT of the YKC listener; empty: none
+    ykc_idle_timeout: float = attrs.field(default=60.0, validator=_positive)  # a pile silent this long is cut off
+    cloudcharge_key: str = attrs.field(default="", repr=False)  # HMAC-SHA256 key of /api/cloudcharge; a secret
+    cloudcharge_window: float = attrs.field(default=300.0, validator=_positive)  # seconds a signed request is good
     http_max_body_bytes: int = attrs.field(default=1_048_576, validator=_positive)
     http_max_page_size: int = attrs.field(default=500, validator=_positive)
     http_body_timeout: float = attrs.field(default=30.0, validator=_positive)  # seconds to send a request body

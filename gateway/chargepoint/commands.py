@@ -25,7 +25,7 @@ from ..ocpp.validation import Violation
 from .charger_auth import hash_key, key_problem
 from ..store import scope
 from ..store.db import StoreClosed
-from .errors import CallErrorReceived, CallTimeout, ChargerUnavailable, CommandError, NotConnected
+from .errors import CallErrorReceived, CallTimeout, ChargerUnavailable, CommandError, NotConnected, NotSupported
 from .service import ChargerService
 
 log = structlog.get_logger("gateway.commands")
@@ -146,9 +146,13 @@ class CommandService:
     async def sendable(self, cp_id: str, action: str, payload: dict[str, Any], *, admin: bool = False) -> Sent:
         """Checked, completed and recorded as sent; raises before anything is sent. A charger outside the
         caller's tenant scope is answered as one never seen (NotConnected, whose answer reads it scoped)."""
-        if cp_id not in self.chargers.registry:  # nothing is sent, so nothing is recorded
+        session = self.chargers.registry.get(cp_id)
+        if session is None:  # nothing is sent, so nothing is recorded
             raise NotConnected(cp_id)
         await self.check_visible(cp_id)
+        why = session.unsupported(action, payload)  # what the charger's protocol cannot carry
+        if why is not None:
+            raise NotSupported(cp_id, action, why)
         if action == "RemoteStartTransaction":
             await self.check_startable(cp_id)
         payload = await self.prepare(action, cp_id, payload)

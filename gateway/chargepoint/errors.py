@@ -50,3 +50,12 @@ class ChargerUnavailable(CommandError):
                          "the operator puts it back in service")
         self.cp_id = cp_id
         self.why = why
+
+
+class NotSupported(CommandError):
+    """The charger's protocol has no way to carry the command (an OCPP-only action sent to a YKC pile)."""
+
+    def __init__(self, cp_id: str, action: str, why: str):
+        super().__init__(why)
+        self.cp_id = cp_id
+        self.action = action

@@ -252,6 +252,10 @@ class Session:
         except Closed:
             self.close(None, "connection lost while sending")
 
+    def unsupported(self, action: str, payload: dict[str, Any]) -> str | None:
+        """Why this charger cannot be sent `action`: never, over OCPP (a YKC pile's session says otherwise)."""
+        return None
+
     async def call(self, action: str, payload: dict[str, Any], timeout: float | None = None,
                    unique_id: str | None = None) -> dict[str, Any]:
         """Send a CALL and return the charger's payload.

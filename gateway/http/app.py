@@ -19,7 +19,7 @@ from ..metrics import CONTENT_TYPE
 from ..proxies import peer
 from ..store import scope
 from . import auth_api, billing_api, charger_ws, commands_api, errors, hypercorn_limits, ocpp_api, openapi, records_api
-from . import charger_api, console, station_api
+from . import charger_api, cloudcharge_api, console, station_api
 from . import tenant_api
 from .errors import CALLBACKS, ApiError
 from .routes import ADMIN, OPERATOR, PUBLIC, VIEWER, Role, Routes, unrouted_role
@@ -92,7 +92,7 @@ async def docs() -> Response:
 # Every route the app serves, in the order the OpenAPI document lists them.
 ROUTES: tuple[Routes, ...] = (gateway, console.routes, charger_ws.routes, auth_api.routes, ocpp_api.routes,
                               commands_api.routes, records_api.routes, *billing_api.ROUTES, station_api.routes,
-                              charger_api.routes, tenant_api.routes)
+                              charger_api.routes, tenant_api.routes, cloudcharge_api.routes)
 
 
 def create_app(services: Services, trusted_proxies: Sequence[str] = (),
@@ -103,6 +103,7 @@ def create_app(services: Services, trusted_proxies: Sequence[str] = (),
     app.services = services
     app.config["MAX_CONTENT_LENGTH"] = services.limits.max_body_bytes  # larger bodies: 413
     app.config["JSON_SORT_KEYS"] = False
+    app.config["CLOUDCHARGE"] = cloudcharge_api.Signatures(b"", 300.0)  # none taken until run_gateway sets the key
     app.json.sort_keys = False
     errors.install(app)
 

@@ -9,7 +9,8 @@ from werkzeug.exceptions import HTTPException
 
 from .. import clock
 from ..chargepoint.commands import InvalidPayload, InvalidSecuritySetting, SecurityChangeRefused, UnknownAction
-from ..chargepoint.errors import CallErrorReceived, CallTimeout, ChargerUnavailable, NotConnected, TooManyCommands
+from ..chargepoint.errors import (CallErrorReceived, CallTimeout, ChargerUnavailable, NotConnected, NotSupported,
+                                  TooManyCommands)
 from ..ocpp.query import QueryError
 from ..store.health import StoreUnavailable
 from .services import services
@@ -31,7 +32,7 @@ class ApiError(Exception):
 
 # Routes answering in the EVCS envelope (docs/api.md section 5); provider callbacks answer as each provider specifies.
 EVCS_FAMILIES = ("/api/auth/", "/api/order", "/api/payment/", "/api/reconciliation/", "/api/station/",
-                 "/api/charger/", "/api/tenant/")
+                 "/api/charger/", "/api/tenant/", "/api/cloudcharge/")
 EVCS_ROOTS = ("/api/station", "/api/charger", "/api/tenant")  # exactly: /api/chargers/... is not in the envelope
 CALLBACKS = "/api/payment/callback/"
 
@@ -93,6 +94,10 @@ def install(app: Quart) -> None:
                                   cpId=exc.cp_id)
         return error_response(404, "not_connected", f"charge point {exc.cp_id!r} is not connected",
                               cpId=exc.cp_id, lastSeen=known["last_seen"])
+
+    @app.errorhandler(NotSupported)
+    async def not_supported(exc: NotSupported) -> Response:
+        return error_response(400, "bad_request", str(exc), cpId=exc.cp_id, action=exc.action)
 
     @app.errorhandler(ChargerUnavailable)
     async def unavailable(exc: ChargerUnavailable) -> Response:

@@ -192,6 +192,7 @@ TAGS = [
     ("tenants", "Tenants (/api/tenant): the platform and the operators and partners below it, their quotas; in the "
                 "EVCS envelope"),
     ("charger-socket", "Where chargers connect"),
+    ("cloudcharge", "Chargers reporting over HMAC-signed HTTP requests (/api/cloudcharge), in the EVCS envelope"),
 ]
 
 

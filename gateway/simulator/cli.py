@@ -14,14 +14,20 @@ from .capture import CaptureError, load_capture
 from .charger import FAULTS, Faults
 from .fleet import FleetOptions, run_fleet, terminal_progress
 from .replay import replay
+from .ykc_pile import PileOptions, run_piles
+from ..config import ConfigError, parse_address
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     sim = sub.add_parser("simulate", help="run simulated chargers against an OCPP 1.6J central system")
-    sim.add_argument("--url", default="ws://127.0.0.1:9000/ocpp",
-                     help="central system URL; the charger id is appended (default: %(default)s)")
+    sim.add_argument("--protocol", choices=("ocpp", "ykc"), default="ocpp",
+                     help="ocpp: OCPP 1.6J chargers; ykc: 云快充 (YKC V1.6) piles over TCP (default: %(default)s)")
+    sim.add_argument("--url", default=None,
+                     help="central system URL; the charger id is appended (default: ws://127.0.0.1:9000/ocpp); "
+                          "with --protocol ykc, HOST:PORT of the YKC listener (default: 127.0.0.1:8768)")
     sim.add_argument("-n", "--count", type=int, default=1, help="number of chargers (default: 1)")
-    sim.add_argument("--ids", default="SIM-{n:04d}", help="charger id pattern, n = 1..count (default: %(default)s)")
+    sim.add_argument("--ids", default=None,
+                     help="charger id pattern, n = 1..count (default: SIM-{n:04d}; YKC: 14 digits, 3201020000{n:04d})")
     sim.add_argument("--connectors", type=int, default=1, help="connectors per charger (default: 1)")
     sim.add_argument("--heartbeat", type=float, help="heartbeat seconds (default: what the central system says)")
     sim.add_argument("--meter-interval", type=float, default=10.0, help="seconds between MeterValues (default: 10)")
@@ -64,6 +70,10 @@ def simulate(args: argparse.Namespace) -> int:
     if args.count < 1 or args.connectors < 1:
         print("gateway simulate: --count and --connectors must be at least 1", file=sys.stderr)
         return 2
+    if args.protocol == "ykc":
+        return simulate_ykc(args)
+    args.url = args.url or "ws://127.0.0.1:9000/ocpp"
+    args.ids = args.ids or "SIM-{n:04d}"
     options = FleetOptions(
         args.url, args.count, args.ids, args.connectors, args.heartbeat, args.meter_interval,
         tuple(m for m in args.measurands.split(",") if m), args.power, not args.no_charge, args.session,
@@ -91,6 +101,43 @@ def simulate(args: argparse.Namespace) -> int:
         sys.stderr.write("\n")
     if args.json:
         print(json.dumps(result))
+    return 0
+
+
+def simulate_ykc(args: argparse.Namespace) -> int:
+    """YKC piles: each logs in, fetches its billing model, heartbeats, sends real-time data every
+    --meter-interval seconds and charges when the platform starts it (at --power W)."""
+    try:
+        host, port = parse_address(args.url or "127.0.0.1:8768")
+    except ConfigError as exc:
+        print(f"gateway simulate: --url: {exc}", file=sys.stderr)
+        return 2
+    ids = args.ids or "3201020000{n:04d}"
+    if not all(len(code) == 14 and code.isdigit() for code in (ids.format(n=1), ids.format(n=args.count))):
+        print(f"gateway simulate: --ids {ids!r}: a YKC pile code is 14 digits", file=sys.stderr)
+        return 2
+    options = PileOptions(guns=args.connectors, heartbeat=args.heartbeat or 10.0,
+                          realtime_interval=args.meter_interval, power_w=args.power)
+
+    async def main() -> dict:
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            async def until_signal() -> None:
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for _ in signals:
+                        stop.set()
+                        return
+
+            nursery.start_soon(until_signal)
+            if args.duration:
+                nursery.start_soon(lambda: _stop_after(args.duration, stop))
+            result = await run_piles(host, port, args.count, ids, options, stop, args.spread)
+            nursery.cancel_scope.cancel()
+        return result
+
+    result = trio.run(main)
+    print(json.dumps(result) if args.json else
+          f"{result['logged_in']} of {result['piles']} piles logged in, {result['realtime_frames']} real-time frames sent")
     return 0
 
 

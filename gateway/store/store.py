@@ -30,6 +30,7 @@ from .tariffs import Tariffs
 from .tenants import Tenants
 from .transactions import Transactions
 from .users import Users
+from .ykc import YkcSessions
 
 
 class Store:
@@ -53,6 +54,7 @@ class Store:
     stations: Stations
     registry: ChargerRegistry
     tenants: Tenants
+    ykc_sessions: YkcSessions
 
     def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):
         self.db = db

@@ -51,6 +51,8 @@ PLATFORM_WIDE: dict[tuple[str, str], str] = {
     ("post", "/api/payment/callback/alipay/refund"): "the provider's signed notice to the platform's merchant account",
     ("post", "/api/payment/callback/wechat"): "the provider's signed notice to the platform's merchant account",
     ("post", "/api/payment/callback/wechat/refund"): "the provider's signed notice to the platform's merchant account",
+    **{("post", f"/api/cloudcharge/{name}"): "a charger's own signed report: it proves itself by the gateway's key"
+       for name in ("heartbeat", "status", "start", "stop")},
 }
 # Operations whose record B has none of (so the platform, too, is answered as for an unknown one).
 NOTHING_OF_B = {("get", "/api/payment/callbacks/{callback_id}")}
