@@ -11,6 +11,7 @@ import trio
 from .appender import Appender, ThreadAppender, appender_for
 from .bills import Bills
 from .calls import Table
+from .certificates import Certificates
 from .chargers import Chargers
 from .charging_profiles import ChargingProfiles
 from .commands import Commands
@@ -51,6 +52,7 @@ class Store:
     tariffs: Tariffs
     stations: Stations
     registry: ChargerRegistry
+    certificates: Certificates
 
     def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):
         self.db = db
