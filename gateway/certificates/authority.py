@@ -173,16 +173,37 @@ def chain_of(leaf: x509.Certificate, issuer: Signer) -> str:
 
 
 def verify_chain(chain: str, roots: Sequence[x509.Certificate], now: datetime) -> x509.Certificate:
-    """The leaf of a client certificate chain (the leaf first, then intermediates) that leads to one of `roots`,
-    checked by cryptography's RFC 5280 path validation; CertificateError with the reason when it does not."""
-    from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
-
+    """The leaf of a certificate chain (the leaf first, then its issuers) in which each certificate is signed by
+    the next, every issuer is a CA, all are valid `now`, and the last is one of `roots` or signed by one;
+    CertificateError with the reason when it is not. (cryptography's own path validation asks a client
+    certificate for a subjectAltName, which a charge point certificate does not carry.)"""
     certificates = load_certificates(chain)
     if not roots:
         raise CertificateError("no root certificate to check the chain against")
-    verifier = PolicyBuilder().store(Store(list(roots))).time(now).build_client_verifier()
+    for certificate in certificates:
+        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+            raise CertificateError(f"{subject_text(certificate)} is not valid now")
+    for child, parent in zip(certificates, certificates[1:]):
+        _check_issued(child, parent)
+    last = certificates[-1]
+    for root in roots:
+        if last == root:
+            return certificates[0]
+        if last.issuer == root.subject:
+            _check_issued(last, root)
+            return certificates[0]
+    raise CertificateError(f"the chain ends at {last.issuer.rfc4514_string()}, which is not a trusted root")
+
+
+def _check_issued(child: x509.Certificate, parent: x509.Certificate) -> None:
     try:
-        verifier.verify(certificates[0], certificates[1:])
-    except VerificationError as exc:
-        raise CertificateError(f"the chain does not lead to a trusted root: {exc}") from None
-    return certificates[0]
+        constraints = parent.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        constraints = None
+    if constraints is None or not constraints.ca:
+        raise CertificateError(f"{subject_text(parent)} is not a CA certificate")
+    try:
+        child.verify_directly_issued_by(parent)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise CertificateError(f"{subject_text(child)} is not issued by {subject_text(parent)}: "
+                               f"{exc or 'the signature does not verify'}") from None

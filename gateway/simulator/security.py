@@ -11,7 +11,6 @@ from typing import Any
 
 import attrs
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
@@ -117,31 +116,18 @@ class ChargerCertificates:
 
     def signing_certificate_problem(self, signing_certificate: str, now: datetime) -> str | None:
         """Why the firmware signing certificate (then its issuers) cannot be trusted, or None. Checked against
-        the installed manufacturer roots when there are any."""
+        the installed manufacturer roots when there are any; else only its validity."""
+        roots = self.roots("ManufacturerRootCertificate")
         try:
-            chain = load_certificates(signing_certificate)
+            if roots:
+                verify_chain(signing_certificate, roots, now)
+            else:
+                for certificate in load_certificates(signing_certificate):
+                    if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+                        return f"{certificate.subject.rfc4514_string()} is not valid now"
         except CertificateError as exc:
             return str(exc)
-        for certificate in chain:
-            if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
-                return f"{certificate.subject.rfc4514_string()} is not valid now"
-        roots = self.roots("ManufacturerRootCertificate")
-        if not roots:
-            return None
-        try:
-            for child, parent in zip(chain, chain[1:]):
-                child.verify_directly_issued_by(parent)
-        except (ValueError, TypeError, InvalidSignature):
-            return "the signing certificate's chain does not verify"
-        for root in roots:
-            if chain[-1] == root:
-                return None
-            try:
-                chain[-1].verify_directly_issued_by(root)
-                return None
-            except (ValueError, TypeError, InvalidSignature):
-                continue
-        return "the signing certificate does not lead to an installed manufacturer root"
+        return None
 
     def firmware_valid(self, signing_certificate: str, content: bytes, signature: str) -> bool:
         return firmware.verify(load_certificates(signing_certificate)[0], content, signature)
