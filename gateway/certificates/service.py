@@ -151,8 +151,12 @@ class CertificateService:
             leaf = authority.issue(signer, csr, clock.now(), self.config.validity_days)
             chain = authority.chain_of(leaf, signer)
         elif self.config.external_command:
-            chain = await self._external(csr_pem)
-            leaf = load_certificates(chain)[0]
+            printed = load_certificates(await self._external(csr_pem))
+            leaf = printed[0]
+            if len(printed) == 1:  # the certificate alone: the CA's own chain follows it
+                ca = load_certificates(row["certificate_pem"] + row["chain_pem"])
+                printed += [c for c in ca if c.issuer != c.subject]
+            chain = "".join(pem(c) for c in printed)
             if leaf.public_key().public_numbers() != csr.public_key().public_numbers():
                 raise IssueFailed("the external CA answered a certificate for another key")
         else:
@@ -175,10 +179,12 @@ class CertificateService:
         if done.returncode != 0:
             why = done.stderr.decode(errors="replace").strip()[:300]
             raise IssueFailed(f"the external CA's command failed ({done.returncode}): {why}")
+        text = done.stdout.decode(errors="replace")
         try:
-            return "".join(pem(c) for c in load_certificates(done.stdout.decode(errors="replace")))
+            load_certificates(text)
         except CertificateError as exc:
             raise IssueFailed(f"the external CA's command printed no certificate: {exc}") from None
+        return text
 
     async def deliver(self, cp_id: str, csr_pem: str) -> str:
         """Issue a certificate for an accepted CSR and send it (CertificateSigned); what became of it."""
