@@ -83,6 +83,12 @@ _PATH: dict[str, Schema] = {
     "rest": {"description": "the charge point id, URL-encoded; the gateway takes the last path segment, "
                             "so /ocpp/site/CP1 connects as CP1", "schema": {"type": "string"}},
 }
+_PATH.update({  # the certificate routes (certificate_api.py)
+    "serial": {"description": "the certificate's serial number, hexadecimal", "schema": {"type": "string"}},
+    "certificate_id": {"description": "the installed certificate's id", "schema": {"type": "integer", "minimum": 0}},
+    "firmware_id": {"description": "the signed firmware file's id", "schema": {"type": "integer", "minimum": 0}},
+    "sha256": {"description": "the file's SHA-256, hexadecimal", "schema": {"type": "string"}},
+})
 
 
 
@@ -188,6 +194,7 @@ TAGS = [
     ("stations", "Stations: the sites an operator runs, in the EVCS envelope"),
     ("registry", "The charger registry (/api/charger): live state, commands per connector, in the EVCS envelope"),
     ("charger-socket", "Where chargers connect"),
+    ("certificates", "The certificate authority, chargers' certificates and signed firmware (security extension)"),
 ]
 
 
