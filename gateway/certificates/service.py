@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 import trio
+from prometheus_client import Gauge
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -29,6 +30,7 @@ from ..chargepoint.commands import CommandService, after
 from ..chargepoint.errors import CommandError
 from ..config import CertificatesConfig
 from ..store.db import StoreClosed
+from ..store.health import StoreUnavailable
 from ..store.store import Store
 from . import authority, firmware
 from .events import CertificateRequested
@@ -38,6 +40,7 @@ from .hashdata import hash_data, issuer_of, same
 log = structlog.get_logger("gateway.certificates")
 
 ISSUING, FIRMWARE = "issuing", "firmware"
+EXPIRY_WATCH_SECONDS = 3600.0
 INSTALL_TYPES = ("CentralSystemRootCertificate", "ManufacturerRootCertificate")
 
 
@@ -74,6 +77,7 @@ class CertificateService:
         self.config = config
         self.commands = commands
         self.tls_context = tls_context  # the profile-3 listener's: it trusts the authority's root
+        self._issued_changed = trio.Event()
 
     # ---- the authority -------------------------------------------------------------------
 
@@ -164,6 +168,7 @@ class CertificateService:
         await self.store.certificates.record_issued(
             serial_hex(leaf), cp_id, subject_text(leaf), key_type(leaf.public_key()),
             clock.iso(leaf.not_valid_before_utc), clock.iso(leaf.not_valid_after_utc), pem(leaf), clock.iso())
+        self.issued_changed()
         return leaf, chain
 
     async def _external(self, csr_pem: str) -> str:
@@ -212,6 +217,7 @@ class CertificateService:
         with self.commands.chargers.events.subscribe(buffer=1000) as events:
             task_status.started()
             async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.watch_expiry)
                 async for event in events:
                     if isinstance(event, CertificateRequested):
                         nursery.start_soon(self._deliver_safely, event)
@@ -223,6 +229,33 @@ class CertificateService:
             pass
         except Exception:  # one charger's failure must not stop the others' (nor the gateway)
             log.exception("issuing a certificate failed", cp=event.cp_id)
+
+    async def watch_expiry(self, period: float = EXPIRY_WATCH_SECONDS) -> None:
+        """Every `period`: how many issued certificates (not revoked) end within certificates.expiry_warning_days,
+        as the gauge ocpp_certificates_expiring (a platform-wide count), and a warning when it grows."""
+        assert self.commands is not None
+        gauge = Gauge("ocpp_certificates_expiring", "Issued charge point certificates, not revoked, ending within "
+                      "certificates.expiry_warning_days", registry=self.commands.chargers.metrics.registry)
+        told = 0
+        while True:
+            try:
+                count = await self.store.certificates.expiring_count(clock.iso(self.expiring_before()))
+            except StoreClosed:
+                return
+            except StoreUnavailable:
+                count = told
+            gauge.set(count)
+            if count > told:
+                log.warning("certificates expiring soon", count=count, days=self.config.expiry_warning_days,
+                            listed="/api/certificates/expiring")
+            told = count
+            with trio.move_on_after(period):
+                await self._issued_changed.wait()
+            self._issued_changed = trio.Event()
+
+    def issued_changed(self) -> None:
+        """A certificate was issued or revoked: the expiry watch counts again."""
+        self._issued_changed.set()
 
     def expiring_before(self, days: int | None = None) -> datetime:
         """The moment before which an issued certificate counts as expiring (certificates.expiry_warning_days)."""

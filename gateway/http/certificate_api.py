@@ -235,6 +235,7 @@ async def revoke(serial: str) -> Any:
     row = await _service().store.certificates.revoke(_serial(serial), reason, clock.iso())
     if row is None:
         raise ApiError(404, "not_found", f"no certificate with serial number {serial[:60]} was issued")
+    _service().issued_changed()
     return jsonify(issued_view(row))
 
 

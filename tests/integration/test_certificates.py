@@ -59,6 +59,10 @@ async def _connects(port: int, cp_id: str, context: ssl.SSLContext) -> int | str
         return "tls"
 
 
+async def _gauge(http, name: str, value: float) -> bool:
+    return f"{name} {value}" in (await http.get("/metrics")).text
+
+
 def _key_pem(key) -> str:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption()).decode()
@@ -67,7 +71,8 @@ def _key_pem(key) -> str:
 async def test_profile_3_charger_renews_its_certificate_and_reconnects_with_it(nursery, tmp_path):
     pki = make_pki(tmp_path / "pki")
     factory_cert, factory_key = pki.client(CP)  # made in its factory, under the operator's own CA
-    async with started(nursery, _tls_config(tmp_path, pki)) as gw, gw.http() as http:
+    # Certificates ending within 400 days count as expiring: the one issued (365 days) does.
+    async with started(nursery, _tls_config(tmp_path, pki, expiry_warning_days=400)) as gw, gw.http() as http:
         port = gw.running.tls_port
         ca = (await http.post("/api/certificates/authority", json={"name": "Renewal CPO"})).json()
         assert (await http.put(f"/api/chargers/{CP}/security", json={"securityProfile": 3})).status_code == 200
@@ -84,6 +89,10 @@ async def test_profile_3_charger_renews_its_certificate_and_reconnects_with_it(n
             new = x509.load_pem_x509_certificates(sim.certificates.chain.encode())
             assert new[0].issuer == x509.load_pem_x509_certificate(ca["issuing"]["pem"].encode()).subject
             serial = format(new[0].serial_number, "x")
+            expiring = await get_ok(http, "/api/certificates/expiring")
+            assert [r["serialNumber"] for r in expiring["records"]] == [serial]
+            assert (await get_ok(http, "/api/certificates/expiring", days=300))["total"] == 0
+            await until(lambda: _gauge(http, "ocpp_certificates_expiring", 1.0))
             # It reconnects with the new certificate (the gateway trusts its own authority's root).
             boots = sim.stats.boots
             sim.reconnect()
@@ -110,6 +119,9 @@ async def test_profile_3_charger_renews_its_certificate_and_reconnects_with_it(n
         assert revoked["revokedAt"] and revoked["revocationReason"] == "key compromise"
         assert await _connects(port, CP, renewed) == 401
         assert await _connects(port, CP, factory) == 101
+        # The expiry watch: a revoked certificate no longer counts.
+        assert (await get_ok(http, "/api/certificates/expiring"))["total"] == 0
+        await until(lambda: _gauge(http, "ocpp_certificates_expiring", 0.0))
         listed = await get_ok(http, "/api/certificates/issued", cpId=CP)
         assert [(r["serialNumber"], r["delivery"], r["revocationReason"]) for r in listed["records"]] == [
             (serial, "Accepted", "key compromise")]
