@@ -19,6 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 ROOT_DAYS, ISSUING_DAYS = 20 * 365, 10 * 365
+NAME_MAX = 47  # the organisation name: with " Firmware Signing" it is a common name of at most 64 characters
 
 
 class CertificateError(ValueError):
@@ -129,6 +130,8 @@ def _issued_by(builder: x509.CertificateBuilder, issuer: Signer) -> x509.Certifi
 
 def create(name: str, now: datetime) -> Signer:
     """A new root (20 years) and an issuing CA under it (10 years): the issuing signer, its chain the root."""
+    if not 0 < len(name) <= NAME_MAX:
+        raise CertificateError(f"the name must have 1 to {NAME_MAX} characters")
     root_key, issuing_key = new_key(), new_key()
     root_name = _name(f"{name} Root CA", name)
     root = _sign(_ca(_builder(root_name, root_name, root_key.public_key(), now, ROOT_DAYS), 1), root_key)

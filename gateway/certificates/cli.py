@@ -12,7 +12,7 @@ import trio
 
 from ..config import Config
 from ..store.store import open_store
-from .authority import CertificateError
+from .authority import NAME_MAX, CertificateError
 from .service import FIRMWARE, ISSUING, CertificateService, certificate_view
 
 
@@ -21,7 +21,7 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     actions = ca.add_subparsers(dest="ca_command", required=True)
     init = actions.add_parser("init", parents=[common],
                               help="make a root, an issuing CA and a firmware signing key")
-    init.add_argument("--name", default=socket.gethostname(), help="the organisation the certificates name "
+    init.add_argument("--name", default=socket.gethostname()[:NAME_MAX], help="the organisation the certificates name "
                                                                    "(default: this host's name)")
     init.add_argument("--replace", action="store_true", help="replace the authority that exists")
     imported = actions.add_parser("import", parents=[common], help="use an existing CA: its certificate (then its "

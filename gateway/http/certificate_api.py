@@ -14,7 +14,7 @@ from typing import Any
 from quart import Response, current_app, jsonify, request
 
 from .. import clock
-from ..certificates.authority import CertificateError, load_certificates
+from ..certificates.authority import NAME_MAX, CertificateError, load_certificates
 from ..certificates.hashdata import ALGORITHMS
 from ..certificates.service import (FIRMWARE, INSTALL_TYPES, ISSUING, CertificateService, certificate_view,
                                     installed_hash_data)
@@ -49,7 +49,7 @@ FIRMWARE_FILE = record("id:int name:str sha256:str size:int sourceUrl:str? locat
                        "A signed firmware file; location: where chargers download an uploaded one")
 COMMAND = record("cpId:str action:str requestId:str", result=kind("any"))
 SIGNER_BODY = {"type": "object", "additionalProperties": False, "properties": {
-    "name": {"type": "string", "minLength": 1, "maxLength": 64},
+    "name": {"type": "string", "maxLength": NAME_MAX},
     "certificate": {"type": "string"}, "privateKey": {"type": "string"}, "replace": {"type": "boolean"}}}
 
 
@@ -120,10 +120,14 @@ async def authority() -> Any:
 async def create_authority() -> Any:
     _platform_only()
     body = await params.json_object()
-    name = body.get("name") or request.host.split(":")[0] or "OCPP gateway"
-    if not isinstance(name, str) or len(name) > 64:
-        raise params.bad("name must be a text of at most 64 characters")
-    if not await _service().create(name, _flag(body, "replace")):
+    name = body.get("name") or request.host.rsplit(":", 1)[0][:NAME_MAX] or "OCPP gateway"
+    if not isinstance(name, str) or len(name) > NAME_MAX:
+        raise params.bad(f"name must be a text of at most {NAME_MAX} characters")
+    try:
+        created = await _service().create(name, _flag(body, "replace"))
+    except CertificateError as exc:
+        raise _bad_certificate(exc) from None
+    if not created:
         raise _exists("a certificate authority")
     response = await authority()
     response.status_code = 201
