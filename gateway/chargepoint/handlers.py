@@ -319,14 +319,15 @@ async def sign_certificate(ctx: HandlerContext, p: dict[str, Any]) -> dict[str, 
     """Accepted when the CSR passes the checks (gateway/certificates/csr.py) and a certificate authority exists:
     the certificate is then issued and sent (CertificateSigned) in the background. A refused CSR is kept as a
     security event with the reason."""
-    outcome = csr.check(p.get("csr"), ctx.cp_id, await _cpo_name(ctx))
+    outcome, event = csr.check(p.get("csr"), ctx.cp_id, await _cpo_name(ctx)), "InvalidCsr"
     if isinstance(outcome, csr.Accepted) and await ctx.store.certificates.authority("issuing") is None:
         outcome = csr.Refused("no certificate authority: create one with `gateway ca init`")
+        event = "NoCertificateAuthority"
     status = "Accepted" if isinstance(outcome, csr.Accepted) else "Rejected"
     await ctx.store.notifications.add(ctx.cp_id, "SignCertificate", status, p, at=clock.iso())
     if isinstance(outcome, csr.Refused):
         ctx.log.warning("certificate signing request refused", reason=outcome.reason)
-        await ctx.store.notifications.add(ctx.cp_id, SECURITY_EVENT, "InvalidCsr", {"reason": outcome.reason},
+        await ctx.store.notifications.add(ctx.cp_id, SECURITY_EVENT, event, {"reason": outcome.reason},
                                           at=clock.iso(), timestamp=clock.iso())
     else:
         ctx.events.publish(CertificateRequested(ctx.cp_id, p["csr"]))

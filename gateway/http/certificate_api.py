@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from quart import Response, current_app, jsonify, request
+from quart import Response, current_app, g, jsonify, request
 
 from .. import clock
 from ..certificates.authority import NAME_MAX, CertificateError, load_certificates
@@ -68,7 +68,6 @@ def _platform_only() -> None:
 
 
 def _admin() -> bool:
-    from quart import g
     return g.principal.may("admin")
 
 

@@ -226,8 +226,10 @@ async def test_TC_077_invalid_chargepointcertificate_security_event(gateway):
         assert body["result"] == {"status": "Accepted"}
         assert cp.received[0][1:] == ["ExtendedTriggerMessage", {"requestedMessage": "SignChargePointCertificate"}]
         await until(lambda: bool(signed))
-        # Answered and kept. (Accepted needs a certificate authority, which is not built: see TC_074.)
-        assert signed[0]["status"] in ("Accepted", "Rejected")
+        # Not a CSR: answered Rejected and kept, and the gateway's own security event says why.
+        assert signed[0]["status"] == "Rejected"
+        [event] = await notifications(http, "TC077", "CentralSystemSecurityEvent")
+        assert event["status"] == "InvalidCsr" and "certificate signing request" in event["payload"]["reason"]
         [csr] = await notifications(http, "TC077", "SignCertificate")
         assert csr["payload"] == {"csr": CSR} and csr["status"] == signed[0]["status"]
 

@@ -196,3 +196,16 @@ async def test_a_bad_csr_is_rejected_and_kept_as_a_security_event(gateway, subje
                                action="CentralSystemSecurityEvent"))["records"]
         assert [e["status"] for e in events] == ["InvalidCsr"] and reason in events[0]["payload"]["reason"]
         assert (await get_ok(http, "/api/certificates/issued", cpId="CSR-1"))["total"] == 0
+
+
+async def test_without_an_authority_a_good_csr_is_rejected_and_says_why(gateway):
+    async with gateway.http() as http:
+        sim = SimCharger(Settings(f"ws://127.0.0.1:{gateway.ocpp_port}/ocpp", "NO-CA", reconnect_delay=0.05))
+        async with trio.open_nursery() as inner:
+            inner.start_soon(sim.run)
+            await until(sim.online.is_set)
+            assert await sim.sign_certificate() == {"status": "Rejected"}
+            inner.cancel_scope.cancel()
+        [event] = (await get_ok(http, "/api/chargers/NO-CA/notifications",
+                                action="CentralSystemSecurityEvent"))["records"]
+        assert event["status"] == "NoCertificateAuthority" and "gateway ca init" in event["payload"]["reason"]
