@@ -28,10 +28,11 @@ class CertificateError(ValueError):
 
 @attrs.frozen
 class Signer:
-    """A private key with its certificate and the chain above it (issuers up to and including the root)."""
+    """A private key with its certificate and the chain above it (issuers up to and including the root). Without
+    a key: an external CA's certificate (its key stays with it)."""
 
     certificate: x509.Certificate
-    key: PrivateKey = attrs.field(repr=False)
+    key: PrivateKey | None = attrs.field(default=None, repr=False)
     chain: tuple[x509.Certificate, ...] = ()
 
     @property
@@ -39,7 +40,9 @@ class Signer:
         return self.chain[-1] if self.chain else self.certificate
 
     def key_pem(self) -> str:
-        """For the store only."""
+        """For the store only ('' without a key)."""
+        if self.key is None:
+            return ""
         return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption()).decode()
 
@@ -48,25 +51,29 @@ class Signer:
         return "".join(pem(c) for c in self.chain)
 
     @classmethod
-    def from_pem(cls, certificates: str, key: str) -> Signer:
-        """The signer of a PEM bundle (its certificate first, then its issuers up to the root) and its PEM key;
-        CertificateError when they cannot be used."""
+    def from_pem(cls, certificates: str, key: str | None = None) -> Signer:
+        """The signer of a PEM bundle (its certificate first, then its issuers up to the root) and its PEM key
+        (None: an external CA's); CertificateError when they cannot be used."""
         chain = load_certificates(certificates)
-        try:
-            private = serialization.load_pem_private_key(key.encode(), password=None)
-        except (ValueError, TypeError) as exc:
-            raise CertificateError(f"the private key is not an unencrypted PEM key: {exc}") from None
-        if not isinstance(private, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
-            raise CertificateError("the private key must be RSA or ECDSA")
-        if private.public_key().public_numbers() != chain[0].public_key().public_numbers():
-            raise CertificateError("the private key does not belong to the first certificate")
-        for child, parent in zip(chain, chain[1:]):
+        private = None
+        if key is not None:
             try:
-                child.verify_directly_issued_by(parent)
-            except (ValueError, TypeError, InvalidSignature) as exc:
-                raise CertificateError(f"{subject_text(child)} is not issued by {subject_text(parent)}: "
-                                       f"{exc or 'the signature does not verify'}") from None
+                private = serialization.load_pem_private_key(key.encode(), password=None)
+            except (ValueError, TypeError) as exc:
+                raise CertificateError(f"the private key is not an unencrypted PEM key: {exc}") from None
+            if not isinstance(private, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+                raise CertificateError("the private key must be RSA or ECDSA")
+            if private.public_key().public_numbers() != chain[0].public_key().public_numbers():
+                raise CertificateError("the private key does not belong to the first certificate")
+        for child, parent in zip(chain, chain[1:]):
+            _check_issued(child, parent)
         return cls(chain[0], private, tuple(chain[1:]))
+
+    def is_ca(self) -> bool:
+        try:
+            return self.certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except x509.ExtensionNotFound:
+            return False
 
 
 def pem(certificate: x509.Certificate) -> str:
@@ -143,12 +150,18 @@ def create(name: str, now: datetime) -> Signer:
 
 def firmware_signer(issuer: Signer, name: str, now: datetime) -> Signer:
     """A firmware signing key and certificate (code signing, 10 years) issued by `issuer`."""
+    _has_key(issuer)
     key = new_key()
     builder = _issued_by(_builder(_name(f"{name} Firmware Signing", name), issuer.certificate.subject,
                                   key.public_key(), now, min(ISSUING_DAYS, _days_left(issuer, now))), issuer)
     builder = (builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False))
     return Signer(_sign(builder, issuer.key), key, (issuer.certificate, *issuer.chain))
+
+
+def _has_key(signer: Signer) -> None:
+    if signer.key is None:
+        raise CertificateError("an external CA's certificate cannot sign here: its key stays with it")
 
 
 def _days_left(signer: Signer, now: datetime) -> int:
@@ -158,6 +171,7 @@ def _days_left(signer: Signer, now: datetime) -> int:
 def issue(issuer: Signer, csr: x509.CertificateSigningRequest, now: datetime, days: int) -> x509.Certificate:
     """A charge point certificate for a checked CSR (csr.py): its subject and key, client authentication,
     valid for `days` but never beyond the issuer."""
+    _has_key(issuer)
     builder = _issued_by(_builder(csr.subject, issuer.certificate.subject, csr.public_key(), now,
                                   min(days, _days_left(issuer, now))), issuer)
     builder = (builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

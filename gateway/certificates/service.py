@@ -24,6 +24,7 @@ import trio
 from prometheus_client import Gauge
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 
 from .. import clock
 from ..chargepoint.commands import CommandService, after
@@ -65,9 +66,9 @@ def certificate_view(certificate: x509.Certificate) -> dict[str, Any]:
 
 
 def _signer(row: dict[str, Any] | None) -> Signer | None:
-    if row is None or not row["key_pem"]:
+    if row is None:
         return None
-    return Signer.from_pem(row["certificate_pem"] + row["chain_pem"], row["key_pem"])
+    return Signer.from_pem(row["certificate_pem"] + row["chain_pem"], row["key_pem"] or None)
 
 
 class CertificateService:
@@ -103,34 +104,29 @@ class CertificateService:
         return True
 
     async def import_issuing(self, certificates: str, key: str | None, replace: bool = False) -> bool:
-        """An existing CA: its certificate (then its issuers up to the root) and key. Without a key, the
-        external command (certificates.external_command) issues."""
-        if key:
-            signer = Signer.from_pem(certificates, key)
-        else:
-            if not self.config.external_command:
-                raise CertificateError("without its private key, the CA can only issue through "
-                                       "certificates.external_command, which is not configured")
-            chain = load_certificates(certificates)
-            signer = Signer(chain[0], None, tuple(chain[1:]))  # type: ignore[arg-type]
-        if not signer.certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
-            raise CertificateError("the certificate is not a CA certificate (basicConstraints CA:FALSE)")
-        return await self._keep(ISSUING, signer, True, replace)
+        """An existing CA: its certificate (then its issuers up to the root) and key; a firmware signing key is
+        made under it unless one exists. Without a key, the external command (certificates.external_command)
+        issues."""
+        if not key and not self.config.external_command:
+            raise CertificateError("without its private key, the CA can only issue through "
+                                   "certificates.external_command, which is not configured")
+        signer = Signer.from_pem(certificates, key or None)
+        if not signer.is_ca():
+            raise CertificateError("the certificate is not a CA certificate (basicConstraints CA:TRUE is missing)")
+        if not await self._keep(ISSUING, signer, True, replace):
+            return False
+        if signer.key is not None and await self.store.certificates.authority(FIRMWARE) is None:
+            name = next((str(a.value) for a in signer.certificate.subject
+                         if a.oid == NameOID.ORGANIZATION_NAME), "OCPP gateway")[:authority.NAME_MAX]
+            await self._keep(FIRMWARE, authority.firmware_signer(signer, name, clock.now()), False, False)
+        return True
 
     async def import_firmware(self, certificates: str, key: str, replace: bool = False) -> bool:
         return await self._keep(FIRMWARE, Signer.from_pem(certificates, key), True, replace)
 
-    async def create_firmware(self, name: str, replace: bool = False) -> bool:
-        issuing = await self.signer(ISSUING)
-        if issuing is None:
-            raise CertificateError("there is no issuing key to issue a firmware signing certificate: "
-                                   "create or import the certificate authority first, or import one")
-        return await self._keep(FIRMWARE, authority.firmware_signer(issuing, name, clock.now()), False, replace)
-
     async def _keep(self, role: str, signer: Signer, imported: bool, replace: bool) -> bool:
-        key = signer.key_pem() if signer.key is not None else ""
-        kept = await self.store.certificates.set_authority(role, pem(signer.certificate), signer.chain_pem(), key,
-                                                           imported, clock.iso(), replace)
+        kept = await self.store.certificates.set_authority(role, pem(signer.certificate), signer.chain_pem(),
+                                                           signer.key_pem(), imported, clock.iso(), replace)
         if kept and role == ISSUING:
             log.info("certificate authority set", subject=subject_text(signer.certificate), imported=imported)
             await self.trust_root()
@@ -151,7 +147,7 @@ class CertificateService:
         if row is None:
             raise IssueFailed("there is no certificate authority")
         signer = _signer(row)
-        if signer is not None:
+        if signer is not None and signer.key is not None:
             leaf = authority.issue(signer, csr, clock.now(), self.config.validity_days)
             chain = authority.chain_of(leaf, signer)
         elif self.config.external_command:
@@ -265,7 +261,7 @@ class CertificateService:
 
     async def firmware_signer(self) -> Signer:
         signer = await self.signer(FIRMWARE)
-        if signer is None:
+        if signer is None or signer.key is None:
             raise CertificateError("there is no firmware signing key: create the certificate authority "
                                    "(which makes one) or import a firmware signing certificate and key")
         return signer

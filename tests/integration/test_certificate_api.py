@@ -60,7 +60,8 @@ async def test_bad_input_is_answered_with_the_reason(gateway):
         r = await http.put("/api/certificates/authority", json={"certificate": bundle, "privateKey": mine.key_pem()})
         assert r.status_code == 200 and r.json()["issuing"]["serialNumber"] == format(mine.certificate.serial_number,
                                                                                       "x")
-        assert r.json()["firmwareSigner"] is None  # imported without one
+        # A firmware signing key is made under the imported CA.
+        assert r.json()["firmwareSigner"]["issuer"] == mine.certificate.subject.rfc4514_string()
         assert_error(await http.get("/api/certificates/issued/zz"), 400, "bad_request")
         assert_error(await http.get("/api/certificates/issued/abc"), 404, "not_found")
         assert_error(await http.post("/api/certificates/issued/abc/revoke", json={"reason": 5}), 400, "bad_request")
