@@ -39,36 +39,39 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    try:
-        return trio.run(_run, args, config)
-    except (CertificateError, OSError) as exc:
-        print(f"gateway ca: {exc}", file=sys.stderr)
-        return 2
+    return trio.run(_run, args, config)
 
 
 async def _run(args: argparse.Namespace, config: Config) -> int:
     async with open_store(config.db) as store:
-        service = CertificateService(store, config.certificates)
-        if args.ca_command == "init":
-            kept = await service.create(args.name, args.replace)
-        elif args.ca_command == "import":
-            kept = await service.import_issuing(args.certificate.read_text(),
-                                                args.key.read_text() if args.key else None, args.replace)
-        elif args.ca_command == "import-firmware-signer":
-            kept = await service.import_firmware(args.certificate.read_text(), args.key.read_text(), args.replace)
-        else:
-            kept = True
-        if not kept:
-            print("gateway ca: it exists already; --replace replaces it", file=sys.stderr)
-            return 1
-        for title, chain in (("issuing CA", await service.chain(ISSUING)),
-                             ("firmware signer", await service.chain(FIRMWARE))):
-            if not chain:
-                print(f"# {title}: none")
-                continue
-            view = certificate_view(chain[0])
-            print(f"# {title}: {view['subject']}, serial {view['serialNumber']}, until {view['notAfter']}")
-            if title == "issuing CA":
-                print(f"# root (install on chargers as CentralSystemRootCertificate / ManufacturerRootCertificate, "
-                      f"and trust for profile 3):\n{certificate_view(chain[-1])['pem']}", end="")
+        try:
+            return await _command(args, CertificateService(store, config.certificates))
+        except (CertificateError, OSError) as exc:  # caught here: the store's nursery would wrap it in a group
+            print(f"gateway ca: {exc}", file=sys.stderr)
+            return 2
+
+
+async def _command(args: argparse.Namespace, service: CertificateService) -> int:
+    if args.ca_command == "init":
+        kept = await service.create(args.name, args.replace)
+    elif args.ca_command == "import":
+        kept = await service.import_issuing(args.certificate.read_text(),
+                                            args.key.read_text() if args.key else None, args.replace)
+    elif args.ca_command == "import-firmware-signer":
+        kept = await service.import_firmware(args.certificate.read_text(), args.key.read_text(), args.replace)
+    else:
+        kept = True
+    if not kept:
+        print("gateway ca: it exists already; --replace replaces it", file=sys.stderr)
+        return 1
+    for title, chain in (("issuing CA", await service.chain(ISSUING)),
+                         ("firmware signer", await service.chain(FIRMWARE))):
+        if not chain:
+            print(f"# {title}: none")
+            continue
+        view = certificate_view(chain[0])
+        print(f"# {title}: {view['subject']}, serial {view['serialNumber']}, until {view['notAfter']}")
+        if title == "issuing CA":
+            print(f"# root (install on chargers as CentralSystemRootCertificate / ManufacturerRootCertificate, "
+                  f"and trust for profile 3):\n{certificate_view(chain[-1])['pem']}", end="")
     return 0
