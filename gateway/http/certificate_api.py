@@ -353,12 +353,21 @@ def firmware_view(row: dict[str, Any]) -> dict[str, Any]:
             "signingCertificate": row["signing_certificate_pem"], "createdAt": row["created_at"]}
 
 
-@routes.route("/firmware", role=OPERATOR, post=op(
+def _upload_or_url(operation: dict[str, Any]) -> dict[str, Any]:
+    """The body is the file itself (any type but JSON), or JSON naming a URL."""
+    operation["requestBody"]["content"]["application/octet-stream"] = {"schema": {"type": "string",
+                                                                                  "format": "binary"}}
+    return operation
+
+
+@routes.route("/firmware", role=OPERATOR, post=_upload_or_url(op(
     "certificates", "Sign a firmware file: upload it (any content type but JSON; ?name=) or give {\"url\"}",
-    FIRMWARE_FILE, status="201", errors=("400",), body={"type": "object", "properties": {"url": {"type": "string"}}},
+    FIRMWARE_FILE, status="201", errors=("400",),
+    body={"type": "object", "required": ["url"], "properties": {"url": {"type": "string"}}},
     query=[query("name", "the file's name (an upload)", {"type": "string"})],
-    description="An upload is kept and served to chargers at its location; for a URL, the gateway fetches the "
-                "content once (certificates.firmware_max_bytes at most), signs it and keeps only the URL."))
+    description="An upload (at most http_max_body_bytes) is kept and served to chargers at its location; for a "
+                "URL, the gateway fetches the content once (certificates.firmware_max_bytes at most), signs it and "
+                "keeps only the URL.")))
 async def sign_firmware() -> Any:
     service = _service()
     try:
