@@ -159,6 +159,11 @@ class CertificateService:
             chain = "".join(pem(c) for c in printed)
             if leaf.public_key().public_numbers() != csr.public_key().public_numbers():
                 raise IssueFailed("the external CA answered a certificate for another key")
+            try:  # what the charger will check: the chain leads to the CA's root
+                authority.verify_chain(chain, [load_certificates(row["certificate_pem"] + row["chain_pem"])[-1]],
+                                       clock.now())
+            except CertificateError as exc:
+                raise IssueFailed(f"the external CA's certificate does not lead to its root: {exc}") from None
         else:
             raise IssueFailed("the certificate authority has no key and no external command is configured")
         await self.store.certificates.record_issued(

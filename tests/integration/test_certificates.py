@@ -209,3 +209,27 @@ async def test_without_an_authority_a_good_csr_is_rejected_and_says_why(gateway)
         [event] = (await get_ok(http, "/api/chargers/NO-CA/notifications",
                                 action="CentralSystemSecurityEvent"))["records"]
         assert event["status"] == "NoCertificateAuthority" and "gateway ca init" in event["payload"]["reason"]
+
+
+async def test_an_external_ca_that_fails_is_reported_and_nothing_is_sent(nursery, tmp_path):
+    external = authority.create("Failing", clock.now())
+    config = load(None, env={}, overrides={"http": "127.0.0.1:0", "ocpp": "127.0.0.1:0", "db": str(tmp_path / "g.db"),
+                                           "certificates": {"external_command": "sh -c 'echo refused >&2; exit 3'"}})
+    async with started(nursery, config) as gw, gw.http() as http:
+        r = await http.put("/api/certificates/authority", json={"certificate": authority.pem(external.certificate)})
+        assert r.status_code == 200, r.text
+        sim = SimCharger(Settings(f"ws://127.0.0.1:{gw.ocpp_port}/ocpp", "EXT-FAIL", reconnect_delay=0.05))
+        async with trio.open_nursery() as inner:
+            inner.start_soon(sim.run)
+            await until(sim.online.is_set)
+            assert await sim.sign_certificate() == {"status": "Accepted"}  # the CSR itself is good
+            reports = await until(lambda: _reports(http, "EXT-FAIL", "CertificateIssue"), timeout=30)
+            inner.cancel_scope.cancel()
+        assert [r["status"] for r in reports] == ["Failed"]
+        assert "failed (3): refused" in reports[0]["payload"]["reason"]
+        assert sim.certificates.chain is None
+        assert (await get_ok(http, "/api/certificates/issued", cpId="EXT-FAIL"))["total"] == 0
+
+
+async def _reports(http, cp_id: str, action: str) -> list:
+    return (await get_ok(http, f"/api/chargers/{cp_id}/notifications", action=action))["records"]
