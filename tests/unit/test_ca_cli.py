@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from gateway import clock
 from gateway.certificates import authority
-from gateway.cli import main
+from gateway.certificates import cli as ca_cli
+from gateway.cli import _parser
+from gateway.config import load
+
+
+def main(argv: list[str]) -> int:
+    """`gateway ca ...` as gateway.cli.main runs it, but for the logging set-up: that stays the test run's."""
+    args = _parser().parse_args(argv)
+    return ca_cli.run(args, load(None, env={}, overrides={"db": args.db}))
 
 
 def test_init_show_and_import(tmp_path, capsys):
