@@ -12,6 +12,7 @@ import trio
 
 from . import clock
 from .billing.certs import keep_platform_certificates
+from .certificates.service import CertificateService
 from .billing.settings import from_config as billing_settings_from
 from .billing.orders import OrderBook
 from .billing.payments import PaymentService
@@ -81,15 +82,18 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
         http_stopped = trio.Event()
         async with trio.open_nursery() as nursery:
             commands = CommandService(chargers, nursery)
+            certificates = CertificateService(store, config.certificates, commands)
             app = create_app(Services(chargers, commands, auth,
                                       None if billing is None else Billing(*billing), Limits.from_config(config)),
                              config.trusted_proxies, (*config.http_allowed_hosts, http_host))
             app.config["BODY_TIMEOUT"] = config.http_body_timeout  # a body sent slower: 408
             app.config["CLOUDCHARGE"] = Signatures(config.cloudcharge_key.encode(), config.cloudcharge_window)
+            app.certificates = certificates  # type: ignore[attr-defined]  # gateway/http/certificate_api.py
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)
             nursery.start_soon(chargers.watchdog)
             await nursery.start(keep_out_of_service, commands)  # listening before chargers connect
+            await nursery.start(certificates.run)  # issues the certificates of accepted CSRs
             if billing is not None:
                 await nursery.start(billing[0].run)  # listening for transactions before chargers connect
                 if billing_settings.wechat is not None and billing_settings.wechat.fetch_certificates:
@@ -104,6 +108,8 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
             if config.ocpp_tls:
                 tls_host, tls_port = parse_address(config.ocpp_tls)
                 context = tls_context(config.tls_cert, config.tls_key, config.tls_client_ca)
+                certificates.tls_context = context  # profile 3 trusts the certificate authority's root too
+                await certificates.trust_root()
                 bound_tls = await nursery.start(serve_ocpp, chargers, tls_host, tls_port, context, limits)
             bound_ykc = None
             if config.ykc:

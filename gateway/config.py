@@ -189,6 +189,19 @@ class BillingConfig:
 
 
 @attrs.define
+class CertificatesConfig:
+    """The certificate authority (OCPP 1.6 security extension): gateway/certificates/."""
+
+    validity_days: int = attrs.field(default=365, validator=_positive)  # of the charge point certificates issued
+    expiry_warning_days: int = attrs.field(default=30, validator=_positive)  # issued ones ending sooner are listed
+    # An external CA: a command (run without a shell, split like a shell would) given the CSR PEM on its standard
+    # input, printing the signed certificate (and its chain) as PEM; empty: the gateway's own issuing key signs
+    external_command: str = ""
+    external_timeout: float = attrs.field(default=30.0, validator=_positive)  # seconds the command may take
+    firmware_max_bytes: int = attrs.field(default=256 * 1024 * 1024, validator=_positive)  # a firmware URL's content
+
+
+@attrs.define
 class Config:
     http: str = attrs.field(default="0.0.0.0:8080", validator=_address)
     ocpp: str = attrs.field(default="0.0.0.0:9000", validator=_address)
@@ -220,6 +233,7 @@ class Config:
     frames: FramesConfig = attrs.field(factory=FramesConfig)
     auth: AuthConfig = attrs.field(factory=AuthConfig)
     billing: BillingConfig = attrs.field(factory=BillingConfig)
+    certificates: CertificatesConfig = attrs.field(factory=CertificatesConfig)
 
     def __attrs_post_init__(self) -> None:
         if self.ocpp_tls:
@@ -228,7 +242,8 @@ class Config:
                 raise ConfigError("ocpp_tls needs tls_cert and tls_key (PEM files)")
 
 
-for _cls in (ChargerConfig, FramesConfig, AuthConfig, AlipayConfig, WechatConfig, BillingConfig, Config):
+for _cls in (ChargerConfig, FramesConfig, AuthConfig, AlipayConfig, WechatConfig, BillingConfig, CertificatesConfig,
+             Config):
     attrs.resolve_types(_cls)
 _converter = cattrs.Converter(forbid_extra_keys=True)
 

@@ -11,6 +11,8 @@ import json
 from typing import Any, Awaitable, Callable, Mapping
 
 from .. import clock
+from ..certificates import csr
+from ..certificates.events import CertificateRequested
 from ..events import OutOfService, TransactionStarted, TransactionStopped
 from ..ocpp.errors import ErrorCode, OcppError
 from ..ocpp.frames import INT64, Call, CallError, CallResult, Frame
@@ -314,7 +316,30 @@ handles("SecurityEventNotification")(_notification("SecurityEventNotification", 
 
 @handles("SignCertificate")
 async def sign_certificate(ctx: HandlerContext, p: dict[str, Any]) -> dict[str, Any]:
-    # No certificate authority is configured, so no CSR can be signed: say so, keep the request.
-    status = "Rejected"
+    """Accepted when the CSR passes the checks (gateway/certificates/csr.py) and a certificate authority exists:
+    the certificate is then issued and sent (CertificateSigned) in the background. A refused CSR is kept as a
+    security event with the reason."""
+    outcome, event = csr.check(p.get("csr"), ctx.cp_id, await _cpo_name(ctx)), "InvalidCsr"
+    if isinstance(outcome, csr.Accepted) and await ctx.store.certificates.authority("issuing") is None:
+        outcome = csr.Refused("no certificate authority: create one with `gateway ca init`")
+        event = "NoCertificateAuthority"
+    status = "Accepted" if isinstance(outcome, csr.Accepted) else "Rejected"
     await ctx.store.notifications.add(ctx.cp_id, "SignCertificate", status, p, at=clock.iso())
+    if isinstance(outcome, csr.Refused):
+        ctx.log.warning("certificate signing request refused", reason=outcome.reason)
+        await ctx.store.notifications.add(ctx.cp_id, SECURITY_EVENT, event, {"reason": outcome.reason},
+                                          at=clock.iso(), timestamp=clock.iso())
+    else:
+        ctx.events.publish(CertificateRequested(ctx.cp_id, p["csr"]))
     return {"status": status}
+
+
+SECURITY_EVENT = "CentralSystemSecurityEvent"  # the gateway's own security events, kept with the charger's reports
+
+
+async def _cpo_name(ctx: HandlerContext) -> str | None:
+    """The charger's CpoName configuration key as the gateway knows it (GetConfiguration, ChangeConfiguration)."""
+    for key in await ctx.store.configuration.get(ctx.cp_id):
+        if key["key"].casefold() == "cponame" and key["value"]:
+            return key["value"]
+    return None

@@ -30,15 +30,24 @@ def tls_context(cert: str, key: str, client_ca: str) -> ssl.SSLContext:
     return context
 
 
-def _peer_common_name(request: trio_websocket.WebSocketRequest) -> str | None:
+def _peer_certificate(request: trio_websocket.WebSocketRequest) -> dict:
     # trio-websocket does not expose the TLS stream; the verified peer certificate is on it.
     stream = getattr(request._connection, "_stream", None)
-    cert = stream.getpeercert() if isinstance(stream, trio.SSLStream) else None
-    for rdn in (cert or {}).get("subject", ()):
+    return (stream.getpeercert() if isinstance(stream, trio.SSLStream) else None) or {}
+
+
+def _peer_common_name(request: trio_websocket.WebSocketRequest) -> str | None:
+    for rdn in _peer_certificate(request).get("subject", ()):
         for name, value in rdn:
             if name == "commonName":
                 return value
     return None
+
+
+def _peer_serial(request: trio_websocket.WebSocketRequest) -> str | None:
+    """The verified client certificate's serial number, lower-case hex without leading zeros."""
+    serial = _peer_certificate(request).get("serialNumber")
+    return format(int(serial, 16), "x") if serial else None
 
 
 def _listener_port(listener: trio.SocketListener | trio.SSLListener) -> int:
@@ -63,7 +72,8 @@ async def serve_ocpp(service: ChargerService, host: str, port: int, ssl_context:
             cp_id, subprotocol = await service.admit(
                 request.path, request.proposed_subprotocols, headers.get("authorization"), client.address,
                 tls=ssl_context is not None or client.https,
-                client_cn=_peer_common_name(request) if ssl_context else None)
+                client_cn=_peer_common_name(request) if ssl_context else None,
+                client_serial=_peer_serial(request) if ssl_context else None)
         except HandshakeRefused as refused:
             log.warning("handshake refused", remote=where, path=request.path[:200],
                         status=refused.status, reason=refused.reason)

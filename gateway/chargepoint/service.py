@@ -59,7 +59,8 @@ class ChargerService:
         return {**self.handlers, **overrides} if overrides else self.handlers
 
     async def admit(self, target: str, offered: list[str] | tuple[str, ...], authorization: str | None,
-                    remote: str = "", tls: bool = False, client_cn: str | None = None) -> tuple[str, str | None]:
+                    remote: str = "", tls: bool = False, client_cn: str | None = None,
+                    client_serial: str | None = None) -> tuple[str, str | None]:
         """(charge point id, subprotocol) for a handshake from address `remote`, or HandshakeRefused (answered
         before the upgrade). A charger id, or an address, whose handshakes keep failing is refused at once
         for a while (429; admission.py says how they are counted)."""
@@ -69,14 +70,15 @@ class ChargerService:
         if why is not None:
             raise HandshakeRefused(429, why)
         try:
-            return await self._admit(target, offered, authorization, tls, client_cn, remote, now)
+            return await self._admit(target, offered, authorization, tls, client_cn, remote, now, client_serial)
         except HandshakeRefused as refused:
             if refused.status != 429:  # too many new chargers is no failure of this one
                 self.admission.failed(remote, who, now)
             raise
 
     async def _admit(self, target: str, offered: list[str] | tuple[str, ...], authorization: str | None,
-                     tls: bool, client_cn: str | None, remote: str, now: float) -> tuple[str, str | None]:
+                     tls: bool, client_cn: str | None, remote: str, now: float,
+                     client_serial: str | None = None) -> tuple[str, str | None]:
         cp_id = charger_id(target)
         subprotocol = choose_subprotocol(list(offered), self.config.require_subprotocol)
         known = await self.store.chargers.admission(cp_id)
@@ -103,6 +105,9 @@ class ChargerService:
         if profile == 3 and client_cn != cp_id:
             why = "no client certificate" if client_cn is None else f"a certificate for {client_cn!r}"
             raise HandshakeRefused(401, f"charge point {cp_id!r} uses security profile 3 and presented {why}")
+        if profile == 3 and client_serial is not None and await self.store.certificates.is_revoked(client_serial):
+            raise HandshakeRefused(401, f"charge point {cp_id!r} presented a certificate that was revoked "
+                                        f"(serial {client_serial})")
         return cp_id, subprotocol
 
     async def watchdog(self) -> None:

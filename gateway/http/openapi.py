@@ -85,6 +85,12 @@ _PATH: dict[str, Schema] = {
     "rest": {"description": "the charge point id, URL-encoded; the gateway takes the last path segment, "
                             "so /ocpp/site/CP1 connects as CP1", "schema": {"type": "string"}},
 }
+_PATH.update({  # the certificate routes (certificate_api.py)
+    "serial": {"description": "the certificate's serial number, hexadecimal", "schema": {"type": "string"}},
+    "certificate_id": {"description": "the installed certificate's id", "schema": {"type": "integer", "minimum": 0}},
+    "firmware_id": {"description": "the signed firmware file's id", "schema": {"type": "integer", "minimum": 0}},
+    "sha256": {"description": "the file's SHA-256, hexadecimal", "schema": {"type": "string"}},
+})
 
 
 
@@ -193,6 +199,7 @@ TAGS = [
                 "EVCS envelope"),
     ("charger-socket", "Where chargers connect"),
     ("cloudcharge", "Chargers reporting over HMAC-signed HTTP requests (/api/cloudcharge), in the EVCS envelope"),
+    ("certificates", "The certificate authority, chargers' certificates and signed firmware (security extension)"),
 ]
 
 

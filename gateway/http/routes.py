@@ -95,6 +95,12 @@ def unrouted_role(method: str, path: str) -> Role:
         return PUBLIC
     if path.startswith("/api/auth/"):
         return VIEWER
+    if path.startswith("/firmware/"):  # signed firmware files, fetched by chargers (their address is the secret)
+        return PUBLIC
+    if path.startswith(("/api/certificates/authority", "/api/certificates/firmware-signer")) or (
+            path.startswith("/api/certificates/") and method not in ("GET", "HEAD", "OPTIONS")
+            and (path.endswith(("/revoke", "/install")) or "/installed/" in path)):
+        return ADMIN  # the certificate authority, and what changes which certificates a charger trusts
     if path.endswith("/security") and method not in ("GET", "HEAD"):
         return ADMIN
     if (path == "/api/tenant" or path.startswith("/api/tenant/")) and method not in ("GET", "HEAD", "OPTIONS"):

@@ -10,6 +10,7 @@ malformed frame, drop the connection, or go offline and queue its transactions.
 from __future__ import annotations
 
 import json
+import urllib.request
 from functools import partial
 from typing import Any
 
@@ -21,6 +22,7 @@ import trio_websocket
 from .. import clock
 from . import schedule
 from .link import CallFailed, Link, Reply
+from .security import ChargerCertificates
 
 log = structlog.get_logger("gateway.simulator")
 
@@ -95,6 +97,9 @@ class Settings:
     reconnect_delay: float = 1.0
     call_timeout: float = 30.0
     status_delay: float = 0.0  # pause between the steps of a session (Preparing, Charging, ...)
+    cpo_name: str = "Simulator CPO"  # the CpoName configuration key: the organisation of its CSRs
+    csr_key: str = "ec"  # the key of its CSRs: "ec" (P-256) or "rsa" (2048 bits)
+    server_ca: str | None = None  # wss://: the PEM file of the CA that signed the central system's certificate
 
 
 @attrs.define
@@ -163,6 +168,9 @@ class SimCharger:
         self._reconnect = trio.Event()
         self._nursery: trio.Nursery | None = None
         self.log = log.bind(cp=settings.cp_id)
+        self.configuration["CpoName"] = [settings.cpo_name, False]
+        self.certificates = ChargerCertificates(settings.csr_key)
+        self.firmware_statuses: list[str] = []  # SignedFirmwareStatusNotification statuses sent
 
     # ---- connection ---------------------------------------------------------------
 
@@ -189,7 +197,9 @@ class SimCharger:
 
     async def _connection(self) -> None:
         url = f"{self.settings.url.rstrip('/')}/{self.settings.cp_id}"
-        async with trio_websocket.open_websocket_url(url, subprotocols=list(self.settings.subprotocols)) as ws:
+        tls = self.certificates.tls_context(self.settings.server_ca) if url.startswith("wss:") else None
+        async with trio_websocket.open_websocket_url(url, subprotocols=list(self.settings.subprotocols),
+                                                     ssl_context=tls) as ws:
             self.stats.connects += 1
             self.link = Link(ws, self._on_call)
             self._reconnect = trio.Event()
@@ -698,7 +708,10 @@ class SimCharger:
     async def _cmd_ExtendedTriggerMessage(self, p: dict[str, Any]) -> dict[str, Any]:
         legacy = {"requestedMessage": p["requestedMessage"], **({"connectorId": p["connectorId"]}
                                                                if "connectorId" in p else {})}
-        if p["requestedMessage"] in ("LogStatusNotification", "SignChargePointCertificate",
+        if p["requestedMessage"] == "SignChargePointCertificate":
+            self._after_answer(self.sign_certificate)
+            return {"status": "Accepted"}
+        if p["requestedMessage"] in ("LogStatusNotification",
                                      "FirmwareStatusNotification"):
             return {"status": "Accepted"}
         return await self._cmd_TriggerMessage(legacy)
@@ -711,19 +724,74 @@ class SimCharger:
         self._after_answer(upload)
         return {"status": "Accepted", "filename": f"{p['logType'].lower()}-{self.settings.cp_id}.log"}
 
+    async def sign_certificate(self) -> dict[str, Any]:
+        """A new key and a CSR for it (SignCertificate); the certificate comes with CertificateSigned."""
+        csr = self.certificates.csr(self.settings.cp_id, self.configuration["CpoName"][0])
+        return await self.call("SignCertificate", {"csr": csr})
+
+    async def _security_event(self, kind: str, info: str) -> None:
+        await self.call("SecurityEventNotification", {"type": kind, "timestamp": clock.iso(), "techInfo": info[:255]})
+
     async def _cmd_GetInstalledCertificateIds(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {"status": "NotFound"}
+        found = self.certificates.hash_ids(p["certificateType"])
+        return {"status": "Accepted", "certificateHashData": found} if found else {"status": "NotFound"}
 
     async def _cmd_DeleteCertificate(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {"status": "NotFound"}
+        return {"status": self.certificates.delete(p["certificateHashData"])}
 
     async def _cmd_InstallCertificate(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {"status": "Accepted"}
+        status = self.certificates.install(p["certificateType"], p["certificate"])
+        if status != "Accepted" and p["certificateType"] == "CentralSystemRootCertificate":
+            self._after_answer(self._security_event, "InvalidCentralSystemCertificate", self.certificates.refused[-1])
+        return {"status": status}
 
     async def _cmd_CertificateSigned(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {"status": "Accepted"}
+        status = self.certificates.signed(p["certificateChain"], self.settings.cp_id, clock.now())
+        if status != "Accepted":
+            self._after_answer(self._security_event, "InvalidChargePointCertificate", self.certificates.refused[-1])
+        return {"status": status}
 
     async def _cmd_SignedUpdateFirmware(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Download, check the signature, install, reboot (OCPP 1.6 security extension, section 3.5.2)."""
+        request_id, firmware = p["requestId"], p["firmware"]
+        problem = self.certificates.signing_certificate_problem(firmware["signingCertificate"], clock.now())
+        if problem is not None:
+            self.certificates.refused.append(f"SignedUpdateFirmware: {problem}")
+            self._after_answer(self._security_event, "InvalidFirmwareSigningCertificate", problem)
+            return {"status": "InvalidCertificate"}
+        retrieve = clock.parse(firmware["retrieveDateTime"])
+
+        async def report(status: str) -> None:
+            self.firmware_statuses.append(status)
+            await self.call("SignedFirmwareStatusNotification", {"status": status, "requestId": request_id})
+
+        async def update() -> None:
+            if retrieve is not None:
+                await trio.sleep(max((retrieve - clock.now()).total_seconds(), 0))
+            await report("Downloading")
+            try:
+                content = await trio.to_thread.run_sync(_download, firmware["location"])
+            except OSError as exc:
+                self.certificates.refused.append(f"SignedUpdateFirmware: download failed: {exc}")
+                await report("DownloadFailed")
+                return
+            await report("Downloaded")
+            if not self.certificates.firmware_valid(firmware["signingCertificate"], content, firmware["signature"]):
+                self.certificates.refused.append("SignedUpdateFirmware: the signature does not verify")
+                await report("InvalidSignature")
+                await self._security_event("InvalidFirmwareSignature", "the firmware's signature does not verify")
+                return
+            await report("SignatureVerified")
+            await report("Installing")
+            await trio.sleep(0.05)
+            await report("Installed")
+            self.settings.firmware = f"{self.settings.firmware}+1"
+            self.reconnect()  # reboot into the new firmware
+
+        self._after_answer(update)
         return {"status": "Accepted"}
 
 
+def _download(location: str, limit: int = 64 << 20) -> bytes:
+    with urllib.request.urlopen(location, timeout=30) as answer:
+        return answer.read(limit)

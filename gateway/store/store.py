@@ -11,6 +11,7 @@ import trio
 from .appender import Appender, ThreadAppender, appender_for
 from .bills import Bills
 from .calls import Table
+from .certificates import Certificates
 from .chargers import Chargers
 from .charging_profiles import ChargingProfiles
 from .commands import Commands
@@ -55,6 +56,7 @@ class Store:
     registry: ChargerRegistry
     tenants: Tenants
     ykc_sessions: YkcSessions
+    certificates: Certificates
 
     def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):
         self.db = db
