@@ -20,6 +20,7 @@ platform's admin then names B's records on the same routes and finds them (so th
 
 from __future__ import annotations
 
+import datetime
 import re
 from contextlib import AsyncExitStack
 from typing import Any, Callable
@@ -27,6 +28,10 @@ from typing import Any, Callable
 import attrs
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from gateway import clock
 from gateway.http.accounts import hash_password
@@ -51,6 +56,8 @@ PLATFORM_WIDE: dict[tuple[str, str], str] = {
     ("post", "/api/payment/callback/alipay/refund"): "the provider's signed notice to the platform's merchant account",
     ("post", "/api/payment/callback/wechat"): "the provider's signed notice to the platform's merchant account",
     ("post", "/api/payment/callback/wechat/refund"): "the provider's signed notice to the platform's merchant account",
+    ("get", "/firmware/{firmware_id}/{sha256}"): "a charger's download: its address holds the file's SHA-256, "
+                                                 "so only those given it can fetch it",
     **{("post", f"/api/cloudcharge/{name}"): "a charger's own signed report: it proves itself by the gateway's key"
        for name in ("heartbeat", "status", "start", "stop")},
 }
@@ -85,6 +92,9 @@ class Tenant:
     request_id: str = ""
     reservation_id: int = 0
     token_id: int = 0
+    serial: str = ""  # of a certificate issued to its charger
+    certificate_id: int = 0  # of a certificate installed on its charger
+    firmware_id: int = 0  # of a signed firmware file it uploaded
     charger: AnsweringCharger | None = None
 
     def auth(self) -> tuple[str, str]:
@@ -103,6 +113,7 @@ def values(t: Tenant) -> dict[str, Any]:
         "refundNo": t.refund_no, "request_id": t.request_id, "requestId": t.request_id,
         "reservation_id": t.reservation_id, "reservationId": t.reservation_id, "token_id": t.token_id,
         "tenant_id": t.id, "tenantId": t.id, "parent_id": t.id, "parentId": t.id, "id": t.id,
+        "serial": t.serial, "certificate_id": t.certificate_id, "firmware_id": t.firmware_id,
         "callback_id": GHOST_ID, "connector_no": 1, "connectorId": 1, "channel": "manual", "action": "Reset",
     }
 
@@ -111,13 +122,13 @@ GHOST = Tenant("ghost", id=GHOST_ID, station_id=GHOST_ID, station_code="GHOST-ST
                cp_id="GHOST-CP", id_tag="GHOSTTAG", transaction_id=GHOST_ID, order_id=GHOST_ID,
                order_no="ORD-20260310-987654", session_id=f"tx-{GHOST_ID}", trade_no="PAY-20260310-987654",
                refund_no="REF-20260310-987654", request_id="ghost-request", reservation_id=GHOST_ID,
-               token_id=GHOST_ID)
+               token_id=GHOST_ID, serial="0DEAD0", certificate_id=GHOST_ID, firmware_id=GHOST_ID)
 
 
 def markers(t: Tenant) -> set[str]:
     """B's values that must never reach A (numbers as JSON would write them in a field)."""
     return {t.code, t.station_code, t.cp_id, t.id_tag, t.order_no, t.session_id, t.trade_no, t.refund_no,
-            t.request_id}
+            t.request_id, t.serial}
 
 
 # ---- setting up two operators --------------------------------------------------------------------
@@ -172,7 +183,28 @@ async def operator(gw: Gateway, stack: AsyncExitStack, code: str) -> Tenant:
         "connectorId": 1, "expiryDate": "2099-01-01T00:00:00Z", "idTag": t.id_tag}))
     t.reservation_id = reserved["reservationId"]
     t.token_id = ok(await http.post("/api/auth/tokens", json={"name": "script"}), 201)["id"]
+    # Certificate records as the gateway keeps them once a charger renewed, installed and was sent firmware.
+    t.serial = f"5e{t.id:04x}a1"
+    pem = certificate_pem(t.cp_id, int(t.serial, 16))
+    await gw.store.certificates.record_issued(t.serial, t.cp_id, f"CN={t.cp_id}", "EC P-256", START, STOP, pem,
+                                              clock.iso())
+    t.certificate_id = await gw.store.certificates.installed_add(
+        t.cp_id, "ManufacturerRootCertificate", pem, f"CN={t.cp_id}", t.serial, STOP, "Accepted", clock.iso())
+    with scope.acting_as(scope.Scope(t.id, frozenset({t.id}))):
+        t.firmware_id = (await gw.store.certificates.firmware_add(
+            f"{code}-fw.bin", "00" * 32, 3, b"abc", None, "c2ln", pem, clock.iso()))["id"]
     return t
+
+
+def certificate_pem(common_name: str, serial: int) -> str:
+    """A self-signed certificate with this serial number."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(serial).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=30))
+                   .sign(key, hashes.SHA256()))
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 async def snapshot(gw: Gateway, t: Tenant) -> dict[str, Any]:
