@@ -80,6 +80,9 @@ _PATH: dict[str, Schema] = {
                                                                  "enum": ["manual", "alipay", "wechat"]}},
     "charger_id": {"description": "the registered charger's id (chargerId)", "schema": {"type": "integer", "minimum": 0}},
     "connector_no": {"description": "the connector number, from 1", "schema": {"type": "integer", "minimum": 0}},
+    "alert_id": {"description": "the alert's id", "schema": {"type": "integer", "minimum": 0}},
+    "name": {"description": "the service: database, writer, listener_ocpp, listener_http, listener_ocpp_tls, "
+                            "payments_alipay, payments_wechat, disk, alerts, webhook", "schema": {"type": "string"}},
     "rest": {"description": "the charge point id, URL-encoded; the gateway takes the last path segment, "
                             "so /ocpp/site/CP1 connects as CP1", "schema": {"type": "string"}},
 }
@@ -187,6 +190,8 @@ TAGS = [
     ("reconciliation", "Mismatches between payments, refunds, orders and the providers"),
     ("stations", "Stations: the sites an operator runs, in the EVCS envelope"),
     ("registry", "The charger registry (/api/charger): live state, commands per connector, in the EVCS envelope"),
+    ("monitoring", "The gateway's health, figures, alerts and own log (/api/monitoring, also /api/v1/monitoring), "
+                   "in the EVCS envelope"),
     ("charger-socket", "Where chargers connect"),
 ]
 

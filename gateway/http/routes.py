@@ -96,6 +96,8 @@ def unrouted_role(method: str, path: str) -> Role:
         return VIEWER
     if path.endswith("/security") and method not in ("GET", "HEAD"):
         return ADMIN
+    if path.startswith(("/api/monitoring/logs/", "/api/v1/monitoring/logs/")):  # the platform's own log
+        return ADMIN
     if path.startswith("/api/ocpp/") and not path.startswith(("/api/ocpp/connections", "/api/ocpp/status/")):
         return OPERATOR
     if method not in ("GET", "HEAD", "OPTIONS") or path.startswith("/api/payment/callbacks/"):

@@ -19,6 +19,9 @@ from .db import Database
 from .frame_log import FrameLog
 from .id_tags import IdTags
 from .local_lists import LocalLists
+from .logbook import LogLines
+from .alerts import Alerts
+from .monitoring import Monitoring
 from .notifications import Notifications
 from .orders import Orders
 from .payments import Payments
@@ -51,6 +54,9 @@ class Store:
     tariffs: Tariffs
     stations: Stations
     registry: ChargerRegistry
+    alerts: Alerts
+    monitoring: Monitoring
+    log_lines: LogLines
 
     def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):
         self.db = db
