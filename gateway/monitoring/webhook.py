@@ -81,7 +81,9 @@ class Webhook:
             self._send.send_nowait(payload)
         except trio.WouldBlock:
             self.stats.dropped += 1
-            log.warning("alert webhook queue full: delivery dropped", event=event, alert=alert.get("alertId"))
+            if str(self.stats.dropped).strip("0") == "1":  # the 1st, 10th, 100th...: said, not flooded
+                log.warning("alert webhook queue full: deliveries dropped", dropped=self.stats.dropped,
+                            change=event, alert=alert.get("alertId"))
 
     @property
     def waiting(self) -> int:
