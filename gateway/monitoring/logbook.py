@@ -32,21 +32,34 @@ LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
 PRUNE_EVERY = 600.0  # seconds between two prunes of the table
 
 
-def _masked(key: str, value: Any) -> Any:
-    return "***" if any(word in key.lower() for word in SECRET_WORDS) else value
+_secret_keys: dict[str, bool] = {}  # key -> whether its name says it holds a secret (keys are the code's own)
+
+
+def _is_secret(key: str) -> bool:
+    secret = _secret_keys.get(key)
+    if secret is None:
+        secret = _secret_keys[key] = any(word in key.lower() for word in SECRET_WORDS)
+    return secret
 
 
 def line_of(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
-    """One log line as kept: {seq, at, level, logger, event, chargePointId, fields}."""
-    level = str(event_dict.get("level") or method_name)
-    level = {"warn": "warning", "exception": "error", "fatal": "critical"}.get(level, level)
-    fields = {k: _masked(k, v) for k, v in event_dict.items() if k not in _OWN}
+    """One log line as kept: {at, level, logger, event, chargePointId, fields} (seq is added by the ring)."""
+    level = event_dict.get("level") or method_name
+    if level not in LEVEL_RANK:
+        level = {"warn": "warning", "exception": "error", "fatal": "critical"}.get(level, "info")
+    fields = {}
+    cp = None
+    for key, value in event_dict.items():
+        if key in _OWN:
+            if cp is None and key in CHARGER_KEYS and value is not None:
+                cp = str(value)
+        else:
+            fields[key] = "***" if _is_secret(key) else value
     if fields.get("exc_info"):
         fields = structlog.processors.format_exc_info(logger, method_name, fields)
-    cp = next((event_dict[k] for k in CHARGER_KEYS if event_dict.get(k) is not None), None)
-    return {"at": str(event_dict.get("timestamp") or clock.iso()), "level": level,
-            "logger": getattr(logger, "name", None) or None, "event": str(event_dict.get("event", "")),
-            "chargePointId": None if cp is None else str(cp), "fields": fields}
+    return {"at": event_dict.get("timestamp") or clock.iso(), "level": level,
+            "logger": getattr(logger, "name", None), "event": str(event_dict.get("event", "")),
+            "chargePointId": cp, "fields": fields}
 
 
 class LogRing:
