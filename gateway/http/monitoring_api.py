@@ -255,10 +255,11 @@ async def logs_realtime() -> Any:
 
 @route("/logs/search", role=ADMIN, get=op(
     "monitoring", "The gateway's own log, kept in the database, newest first, a page at a time",
-    enveloped(record("total:int page:int size:int", records=list_of(LOG_LINE))), errors=("400",),
+    enveloped(record("total:int totalCapped:bool page:int size:int", records=list_of(LOG_LINE))), errors=("400",),
     query=PAGING + LOG_QUERY + [query("since", "at or after", {"type": "string", "format": "date-time"}),
                                 query("until", "before", {"type": "string", "format": "date-time"})],
-    description="Lines reach the table in batches (logbook.flush_interval); logs/realtime has the newest at once."))
+    description="Lines reach the table in batches (logbook.flush_interval); logs/realtime has the newest at once. "
+                "total counts up to 10,000 lines; totalCapped: there are more."))
 async def logs_search() -> Any:
     level, logger, cp_id, text = _log_filters()
     page, size = params.paging()

@@ -4,6 +4,7 @@ state of each service. Pure helpers (rates, histogram quantiles, the worst state
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
@@ -82,7 +83,7 @@ class System:
         except OSError:
             load = None
         try:
-            limit = psutil.Process().rlimit(psutil.RLIMIT_NOFILE)[0] if hasattr(psutil, "RLIMIT_NOFILE") else None
+            limit = p.rlimit(psutil.RLIMIT_NOFILE)[0] if hasattr(psutil, "RLIMIT_NOFILE") else None
         except (OSError, AttributeError):
             limit = None
         return {
@@ -119,16 +120,28 @@ class Rates:
         return t1 - t0, {k: v - first.get(k, 0.0) for k, v in last.items()}
 
 
-def versions(schema_version: int) -> dict[str, Any]:
+@functools.cache
+def _libraries() -> dict[str, str]:
+    """The installed versions, read once: they do not change while the process runs."""
     libraries = {}
     for name in LIBRARIES:
         try:
             libraries[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
+    return libraries
+
+
+def versions(schema_version: int) -> dict[str, Any]:
+    libraries = dict(_libraries())
     return {"gateway": __version__, "python": sys.version.split()[0], "implementation": platform.python_implementation(),
-            "sqlite": sqlite3.sqlite_version, "schemaVersion": schema_version, "platform": platform.platform(),
+            "sqlite": sqlite3.sqlite_version, "schemaVersion": schema_version, "platform": _platform(),
             "libraries": libraries}
+
+
+@functools.cache
+def _platform() -> str:
+    return platform.platform()
 
 
 class FiguresCollector:

@@ -87,7 +87,6 @@ class Monitor:
         self.last_check: str | None = None
         self.last_error: str | None = None
         self._wake = trio.Event()
-        self._checked = trio.Event()
         self.started = time.time()
         logbook.RING.configure(config.logbook.realtime_lines, config.logbook.level)
         chargers.metrics.registry.register(FiguresCollector(self))
@@ -178,8 +177,6 @@ class Monitor:
         self.active_alerts = active
         self.checks += 1
         self.last_check, self.last_error = clock.iso(now), None
-        self._checked.set()
-        self._checked = trio.Event()
         return done
 
     def alert_changed(self, event: str, row: dict[str, Any]) -> None:

@@ -49,3 +49,18 @@ CREATE TABLE log_lines (
 );
 CREATE INDEX log_lines_at ON log_lines (at);
 CREATE INDEX log_lines_cp ON log_lines (charge_point_id, id) WHERE charge_point_id IS NOT NULL;
+CREATE INDEX log_lines_level ON log_lines (level, id);
+-- Text search of the kept log: any three characters or more of the event or its fields, in any case
+-- (trigrams), without reading every line; shorter texts are searched line by line.
+CREATE VIRTUAL TABLE log_lines_text USING fts5(event, fields, content = 'log_lines', content_rowid = 'id',
+                                                tokenize = 'trigram');
+CREATE TRIGGER log_lines_text_added AFTER INSERT ON log_lines BEGIN
+    INSERT INTO log_lines_text (rowid, event, fields) VALUES (new.id, new.event, new.fields);
+END;
+CREATE TRIGGER log_lines_text_deleted AFTER DELETE ON log_lines BEGIN
+    INSERT INTO log_lines_text (log_lines_text, rowid, event, fields) VALUES ('delete', old.id, old.event, old.fields);
+END;
+
+-- Today's figures (metrics/business, /metrics) read the sessions and orders that stopped in a day.
+CREATE INDEX IF NOT EXISTS transactions_stopped_at ON transactions (stopped_at);
+CREATE INDEX IF NOT EXISTS orders_stopped_at ON orders (stopped_at);
