@@ -259,3 +259,22 @@ async def test_a_viewer_may_read_alerts_but_not_resolve_them_nor_read_the_log(nu
         assert (await http.post(prefix + "/alerts/1/resolve", headers=viewer)).status_code == 403
         assert (await http.post(prefix + "/alerts/1/resolve", headers=operator)).status_code == 404
         assert (await http.get(prefix + "/logs/search", headers=operator)).status_code == 403
+
+
+async def test_a_refused_payment_callback_raises_an_alert_that_waits_for_a_person(gw):
+    # gw: both payment providers configured (tests/integration/conftest.py); a body Alipay never sends.
+    from tests.integration.test_billing_providers import post_alipay
+    monitor = gw.running.monitor
+    async with gw.http() as http:
+        assert [r["rule"] for _, r in await monitor.check()] == []
+        r = await post_alipay(http, b"this is not a form at all")
+        assert r.status_code == 200 and r.text == "fail"
+        [(event, row)] = await monitor.check()
+        assert (event, row["rule"], row["subject"], row["auto_resolve"]) == (
+            "raised", "payment_callback_refused", "alipay", 0)
+        assert row["charge_point_id"] is None  # the platform's
+        # an hour later the window holds no refusal: cleared, still open until someone resolves it
+        [(event, row)] = await monitor.check(clock.now() + timedelta(minutes=61))
+        assert (event, row["status"]) == ("cleared", "open")
+        health = (await http.get("/api/monitoring/services/health")).json()["data"]["services"]
+        assert health["payments_alipay"]["state"] in ("up", "degraded")  # configured here
