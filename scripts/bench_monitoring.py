@@ -1,6 +1,6 @@
 """How fast /api/monitoring answers on a year of a 100-charger site.
 
-    .venv/bin/python scripts/bench_monitoring.py [--days 365] [--chargers 100] [--requests 200]
+    .venv/bin/python scripts/bench_monitoring.py [--days 365] [--chargers 100] [--requests 200] [--db PATH]
 
 Generates the site's records in a temporary database (transactions and orders, 6 sessions a charger a
 day; alerts raised and resolved; a full kept log), starts the gateway on it, asks every monitoring route
@@ -125,12 +125,14 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--chargers", type=int, default=100)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--db", type=Path, help="keep the generated site here, and use it again if it exists")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "site.db"
-        began = time.perf_counter()
-        counts = generate(db, args.days, args.chargers)
-        print(f"generated in {time.perf_counter() - began:.0f} s: {counts}, {db.stat().st_size >> 20} MiB")
+        db = args.db or Path(tmp) / "site.db"
+        if not db.exists():
+            began = time.perf_counter()
+            counts = generate(db, args.days, args.chargers)
+            print(f"generated in {time.perf_counter() - began:.0f} s: {counts}, {db.stat().st_size >> 20} MiB")
         results = trio.run(measure, db, args.requests)
     print("\n| route (/api/monitoring/...) | p50 ms | p99 ms |\n| --- | --- | --- |")
     for route, (p50, p99) in results.items():

@@ -259,7 +259,7 @@ async def logs_realtime() -> Any:
     query=PAGING + LOG_QUERY + [query("since", "at or after", {"type": "string", "format": "date-time"}),
                                 query("until", "before", {"type": "string", "format": "date-time"})],
     description="Lines reach the table in batches (logbook.flush_interval); logs/realtime has the newest at once. "
-                "total counts up to 10,000 lines; totalCapped: there are more."))
+                "total counts up to 1,000 lines; totalCapped: there are more."))
 async def logs_search() -> Any:
     level, logger, cp_id, text = _log_filters()
     page, size = params.paging()

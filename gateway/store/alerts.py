@@ -20,6 +20,14 @@ _SCOPED = ("(SELECT a.*, r.tenant_id AS tenant_id FROM alerts a "
            "LEFT JOIN charger_registry r ON r.charge_point_id = a.charge_point_id) AS a")
 
 
+def _source(scope: Scope) -> tuple[str, str, tuple[int, ...]]:
+    """The alerts the caller may see: (FROM, WHERE, its parameters); no join for a caller who sees them all."""
+    if scope.tenants is None:
+        return "alerts a", "1", ()
+    where, args = scope.where("a.tenant_id")
+    return _SCOPED, where, args
+
+
 def _open(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Every open alert, for the checker (which serves every tenant)."""
     return [dict(r) for r in conn.execute(
@@ -76,8 +84,8 @@ def _apply(conn: sqlite3.Connection, changes: Iterable[tuple[str, dict[str, Any]
 
 def _get(conn: sqlite3.Connection, alert_id: int, *, scope: Scope) -> dict[str, Any] | None:
     """The alert with its history, if the caller may see it."""
-    where, args = scope.where("a.tenant_id")
-    row = conn.execute(f"SELECT * FROM {_SCOPED} WHERE a.id = ? AND {where}", (alert_id, *args)).fetchone()
+    source, where, args = _source(scope)
+    row = conn.execute(f"SELECT a.* FROM {source} WHERE a.id = ? AND {where}", (alert_id, *args)).fetchone()
     if row is None:
         return None
     history = [dict(h) for h in conn.execute(
@@ -112,7 +120,7 @@ def _list(conn: sqlite3.Connection, status: str | None, rule: str | None, severi
           scope: Scope) -> dict[str, Any]:
     """A page of alerts, newest first; status "active" means open or acknowledged."""
     filters = Filters()
-    where, args = scope.where("a.tenant_id")
+    source, where, args = _source(scope)
     filters.clauses.append(where)
     filters.args.extend(args)
     if status == "active":
@@ -124,13 +132,13 @@ def _list(conn: sqlite3.Connection, status: str | None, rule: str | None, severi
     filters.add("a.charge_point_id = ?", cp_id)
     filters.add("a.raised_at >= ?", since)
     filters.add("a.raised_at < ?", until)
-    return page(conn, _SCOPED, filters, "a.id DESC", number, size)
+    return page(conn, source, filters, "a.id DESC", number, size)
 
 
 def _statistics(conn: sqlite3.Connection, since: str | None, *, scope: Scope) -> dict[str, Any]:
     """Alerts by status, and the active ones by severity and rule; raised since `since` (None: ever)."""
-    where, args = scope.where("a.tenant_id")
-    rows = conn.execute(f"SELECT status, severity, rule, COUNT(*) FROM {_SCOPED} WHERE {where} "
+    source, where, args = _source(scope)
+    rows = conn.execute(f"SELECT a.status, a.severity, a.rule, COUNT(*) FROM {source} WHERE {where} "
                         "AND a.raised_at >= coalesce(?, '') GROUP BY 1, 2, 3", (*args, since)).fetchall()
     by_status = {"open": 0, "acknowledged": 0, "resolved": 0}
     by_severity: dict[str, int] = {"critical": 0, "warning": 0, "info": 0}

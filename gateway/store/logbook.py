@@ -10,7 +10,7 @@ from .paging import Filters
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 TRIGRAM = 3  # the shortest text the trigram index finds
-COUNT_CAP = 10_000  # a search counts its lines up to this many
+COUNT_CAP = 1_000  # a search counts its lines up to this many
 
 
 def _add(conn: sqlite3.Connection, lines: Iterable[tuple[str, str, str | None, str, str | None, str]]) -> int:

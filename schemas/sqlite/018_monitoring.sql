@@ -26,6 +26,7 @@ CREATE TABLE alerts (
 CREATE UNIQUE INDEX alerts_one_open ON alerts (rule, subject) WHERE status != 'resolved';
 CREATE INDEX alerts_raised ON alerts (raised_at, id);
 CREATE INDEX alerts_cp ON alerts (charge_point_id, id);
+CREATE INDEX alerts_counted ON alerts (status, severity, rule, raised_at, charge_point_id);  -- statistics
 
 CREATE TABLE alert_history (
     id       INTEGER PRIMARY KEY,
@@ -49,7 +50,6 @@ CREATE TABLE log_lines (
 );
 CREATE INDEX log_lines_at ON log_lines (at);
 CREATE INDEX log_lines_cp ON log_lines (charge_point_id, id) WHERE charge_point_id IS NOT NULL;
-CREATE INDEX log_lines_level ON log_lines (level, id);
 -- Text search of the kept log: any three characters or more of the event or its fields, in any case
 -- (trigrams), without reading every line; shorter texts are searched line by line.
 CREATE VIRTUAL TABLE log_lines_text USING fts5(event, fields, content = 'log_lines', content_rowid = 'id',
