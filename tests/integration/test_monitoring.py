@@ -3,7 +3,7 @@ chargers do, the figures beside /metrics, the kept log."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import attrs
@@ -202,7 +202,12 @@ async def test_the_monitoring_figures_agree_with_metrics(nursery, tmp_path):
                                                 "timestamp": clock.iso()})
             await cp.result("StartTransaction", {"connectorId": 2, "idTag": "T2", "meterStart": 0,
                                                  "timestamp": clock.iso()})
-            business = (await http.get("/api/monitoring/metrics/business")).json()["data"]
+            stopped_hour = datetime.now().astimezone().hour  # billing.timezone "local"
+
+            async def priced() -> dict:  # the order is priced once billing hears of the stop
+                data = (await http.get("/api/monitoring/metrics/business")).json()["data"]
+                return data if data["revenueToday"] else {}
+            business = await until(priced)
             metrics = await scrape(http)
             performance = (await http.get("/api/monitoring/metrics/performance")).json()["data"]
         # counted by hand: one charger online, one session running, one stopped today with 2500 Wh
@@ -212,6 +217,8 @@ async def test_the_monitoring_figures_agree_with_metrics(nursery, tmp_path):
         assert value(metrics, "gateway_sessions_running") == 1 == value(metrics, "ocpp_transactions_open")
         assert value(metrics, "gateway_sessions_today") == 1
         assert value(metrics, "gateway_energy_today_wh") == 2500
+        # the default tariff: 150 fen per kWh from 06:00 to 22:00, 80 otherwise
+        assert business["revenueToday"] == 2500 * (150 if 6 <= stopped_hour < 22 else 80) // 1000
         assert value(metrics, "gateway_revenue_today") == business["revenueToday"]
         frames_in = sum(v for (name, labels), v in metrics.items()
                         if name == "ocpp_frames_total" and dict(labels)["direction"] == "in")
