@@ -157,6 +157,9 @@ async def test_a_rule_that_waits_for_a_person_stays_open_until_resolved(nursery,
         assert r.status_code == 400
         stats = (await http.get("/api/monitoring/alerts/statistics")).json()["data"]
         assert stats["byStatus"] == {"open": 0, "acknowledged": 0, "resolved": 1} and stats["active"] == 0
+        later = clock.iso(clock.now() + timedelta(minutes=1))
+        assert (await http.get("/api/monitoring/alerts/statistics", params={"since": later})).json()["data"][
+            "total"] == 0  # raised before
 
 
 async def test_an_open_transaction_past_its_hours_raises_an_alert(nursery, tmp_path):
