@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+import trio
 from quart import g, request
 
 from .. import clock
@@ -88,15 +89,21 @@ def _text(name: str, longest: int = 200) -> str | None:
                      alerts={"type": "object"}, business={"type": "object"}))))
 async def overview() -> Any:
     monitor = _monitor()
-    health = await monitor.services()
-    stats = await monitor.store.alerts.statistics(None)
-    system = monitor.system.figures()
+    parts: dict[str, Any] = {}
+
+    async def read(name: str, fn: Callable, *args: Any) -> None:
+        parts[name] = await fn(*args)
+    async with trio.open_nursery() as nursery:  # the store's jobs share a batch; the listeners are probed meanwhile
+        nursery.start_soon(read, "health", monitor.services)
+        nursery.start_soon(read, "stats", monitor.store.alerts.statistics, None)
+        nursery.start_soon(read, "business", monitor.business)
+    health, stats = parts["health"], parts["stats"]
     return evcs({"status": worst(s["state"] for s in health.values()), "version": versions(0)["gateway"],
-                 "time": clock.iso(), "uptimeSeconds": system["uptimeSeconds"],
+                 "time": clock.iso(), "uptimeSeconds": monitor.system.uptime(),
                  "chargersConnected": len(monitor.chargers.registry),
                  "services": {name: s["state"] for name, s in health.items()},
                  "alerts": {"active": stats["active"], "activeBySeverity": stats["activeBySeverity"]},
-                 "business": await monitor.business()})
+                 "business": parts["business"]})
 
 
 @route("/versions", role=VIEWER, get=op(

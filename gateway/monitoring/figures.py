@@ -68,12 +68,15 @@ class System:
         self.db_path = db_path
         self.process = psutil.Process()
         self.process.cpu_percent(None)  # the first call starts the measure
+        self.started = self.process.create_time()
+
+    def uptime(self) -> float:
+        return round(time.time() - self.started, 3)
 
     def figures(self) -> dict[str, Any]:
         p = self.process
         with p.oneshot():
             memory, cpu_times = p.memory_info(), p.cpu_times()
-            started = p.create_time()
             open_files = p.num_fds() if hasattr(p, "num_fds") else len(p.open_files())
             threads = p.num_threads()
             cpu_percent = p.cpu_percent(None)
@@ -95,8 +98,8 @@ class System:
             "openFiles": {"open": open_files, "limit": limit},
             "threads": threads,
             "disk": disk(self.db_path),
-            "uptimeSeconds": round(time.time() - started, 3),
-            "startedAt": started,
+            "uptimeSeconds": self.uptime(),
+            "startedAt": self.started,
         }
 
 

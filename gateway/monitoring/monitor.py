@@ -8,7 +8,6 @@ Nothing here runs on a charger's message loop or once per frame.
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, time as day_time, timedelta
 from typing import Any, Mapping
 
@@ -87,7 +86,6 @@ class Monitor:
         self.last_check: str | None = None
         self.last_error: str | None = None
         self._wake = trio.Event()
-        self.started = time.time()
         logbook.RING.configure(config.logbook.realtime_lines, config.logbook.level)
         chargers.metrics.registry.register(FiguresCollector(self))
 
@@ -286,8 +284,15 @@ class Monitor:
             out["writer"] = {"state": state, "reason": f"writer process {w['pid']}: {w['behindBatches']} batch(es) "
                              f"behind, {w['restarts']} restart(s)"}
         out["writer"].update(restarts=w["restarts"], behindBatches=w["behindBatches"])
+        probed: dict[str, tuple[str, str]] = {}
+
+        async def probe(listener: Listener) -> None:
+            probed[listener.name] = await self._listening(listener)
+        async with trio.open_nursery() as nursery:
+            for listener in self.listeners:
+                nursery.start_soon(probe, listener)
         for listener in self.listeners:
-            state, reason = await self._listening(listener)
+            state, reason = probed[listener.name]
             out[f"listener_{listener.name}"] = {"state": state, "reason": reason}
         for channel in ("alipay", "wechat"):
             settings = getattr(self.billing_settings, channel, None)
