@@ -3,6 +3,8 @@ chargers do, the figures beside /metrics, the kept log."""
 
 from __future__ import annotations
 
+import os
+import signal
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -288,3 +290,25 @@ async def test_a_refused_payment_callback_raises_an_alert_that_waits_for_a_perso
         assert (event, row["status"]) == ("cleared", "open")
         health = (await http.get("/api/monitoring/services/health")).json()["data"]["services"]
         assert health["payments_alipay"]["state"] in ("up", "degraded")  # configured here
+
+
+async def test_the_machine_rules_disk_and_writer_are_the_platforms(nursery, tmp_path):
+    # A threshold of 100 % free: every disk is "nearly full"; one writer restart is enough.
+    config = monitoring_config(tmp_path, disk_space={"threshold": 100.0}, writer_restarts={"threshold": 1.0})
+    async with started(nursery, config) as gw, gw.http() as http:
+        monitor = gw.running.monitor
+        await monitor.check()  # the start's check may have raised the disk's already
+        first = gw.store.appender.pid
+        os.kill(first, signal.SIGKILL)
+        await until(lambda: gw.store.appender.restarts >= 1 and gw.store.appender.pid not in (None, first),
+                    timeout=30)
+        await monitor.check()
+        alerts = (await http.get("/api/monitoring/alerts", params={"status": "active"})).json()["data"]["records"]
+        assert {(a["rule"], a["subject"], a["chargePointId"]) for a in alerts} == {
+            ("disk_space", "disk", None), ("writer_restarts", "writer", None)}
+        services = (await http.get("/api/monitoring/services/health")).json()["data"]["services"]
+        assert services["disk"]["state"] == "degraded" and "below the 100 % threshold" in services["disk"]["reason"]
+        assert services["writer"]["restarts"] >= 1
+        metrics = await scrape(http)
+        assert value(metrics, "gateway_writer_restarts_total") >= 1
+        assert value(metrics, "gateway_alerts_active", rule="disk_space", severity="critical") == 1
