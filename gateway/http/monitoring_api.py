@@ -219,8 +219,7 @@ async def _act(alert_id: int, action: str) -> Any:
         raise ApiError(404, "not_found", f"alert {alert_id} is not known")
     if refused:
         raise ApiError(409, "conflict", refused, alert=rules.alert_view(row))
-    if action == "resolve":
-        monitor.alert_changed("resolved", row)
+    monitor.alert_changed("resolved" if action == "resolve" else "acknowledged", row)
     return evcs(_full(row))
 
 

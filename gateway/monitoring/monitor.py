@@ -178,9 +178,11 @@ class Monitor:
         return done
 
     def alert_changed(self, event: str, row: dict[str, Any]) -> None:
-        """A person acknowledged or resolved an alert (the API): the webhook hears of a resolution too."""
+        """A person acknowledged or resolved an alert (the API): the webhook hears of a resolution too, and the
+        next check comes sooner (the active alerts in /metrics; a condition still holding raises anew)."""
         if self.webhook is not None and event == "resolved":
             self.webhook.post(event, rules.alert_view(row))
+        self._wake.set()
 
     # ---- the figures --------------------------------------------------------------------------
 
