@@ -151,3 +151,21 @@ async def test_an_erroring_webhook_counts_as_failed_after_its_attempts(nursery):
     assert len(receiver.received) == 3 and hook.stats.last_error == "HTTP 500"
     assert all(signed_correctly(h, b) for h, b in receiver.received)
 
+
+
+async def test_an_alert_resolved_by_a_person_is_sent_too(nursery, tmp_path):
+    receiver = Receiver()
+    await receiver.serve(nursery)
+    config = webhook_config(tmp_path, f"http://127.0.0.1:{receiver.port}/hook", connector_faulted={"auto_resolve": False})
+    async with started(nursery, config) as gw, gw.http() as http:
+        async with charger(gw.ocpp_port, "WH2") as cp:
+            await cp.result("BootNotification", BOOT)
+            await cp.result("StatusNotification", status(1, "Faulted"))
+            [(_, row)] = await gw.running.monitor.check()
+        r = await http.post(f"/api/monitoring/alerts/{row['id']}/resolve", json={"note": "fixed"})
+        assert r.status_code == 200
+        await until(lambda: len(receiver.received) == 2)
+    [raised, resolved] = [json.loads(body) for _, body in receiver.received]
+    assert raised["event"] == "raised" and resolved["event"] == "resolved"
+    assert resolved["alert"]["alertId"] == row["id"] and resolved["alert"]["resolvedBy"]
+    assert all(signed_correctly(h, b) for h, b in receiver.received)
