@@ -28,6 +28,7 @@ from .config import Config, parse_address
 from .http.app import create_app, serve_http
 from .http.services import Billing, Limits, Services
 from .http.accounts import Auth
+from .monitoring.monitor import Listener, Monitor
 from .store.store import open_store
 
 YOUNG_GENERATION_THRESHOLD = 50_000
@@ -44,6 +45,7 @@ class Running:
     auth: Auth
     tls_port: int | None = None
     ykc_port: int | None = None
+    monitor: Monitor | None = None
 
 
 async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, handle_signals: bool = False,
@@ -80,11 +82,13 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
             orders = OrderBook(store, billing_settings, chargers.events)
             billing = (orders, PaymentService(store, billing_settings, orders))
         http_stopped = trio.Event()
+        monitor = Monitor(config, chargers, billing_settings)  # alerts, figures, the kept log
         async with trio.open_nursery() as nursery:
             commands = CommandService(chargers, nursery)
             certificates = CertificateService(store, config.certificates, commands)
             app = create_app(Services(chargers, commands, auth,
-                                      None if billing is None else Billing(*billing), Limits.from_config(config)),
+                                      None if billing is None else Billing(*billing), Limits.from_config(config),
+                                      monitor=monitor),
                              config.trusted_proxies, (*config.http_allowed_hosts, http_host))
             app.config["BODY_TIMEOUT"] = config.http_body_timeout  # a body sent slower: 408
             app.config["CLOUDCHARGE"] = Signatures(config.cloudcharge_key.encode(), config.cloudcharge_window)
@@ -92,6 +96,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)
             nursery.start_soon(chargers.watchdog)
+            await nursery.start(monitor.run)  # listening for transactions before chargers connect
             await nursery.start(keep_out_of_service, commands)  # listening before chargers connect
             await nursery.start(certificates.run)  # issues the certificates of accepted CSRs
             if billing is not None:
@@ -121,6 +126,9 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
             async with trio.open_nursery() as http:
                 bound_http = await http.start(serve_http, app, http_host, http_port,
                                               config.charger.max_frame_bytes, http_stopped, limits)
+                monitor.listeners = [Listener("ocpp", ocpp_host, bound_ocpp), Listener("http", http_host, bound_http)]
+                if bound_tls is not None:
+                    monitor.listeners.append(Listener("ocpp_tls", tls_host, bound_tls))
                 log.info("gateway started", ocpp=f"{ocpp_host}:{bound_ocpp}", http=f"{http_host}:{bound_http}",
                          db=config.db, validation=config.charger.validation)
                 # What start-up made (modules, compiled schemas, the app) lives as long as the process:
@@ -131,7 +139,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                 # the young generation was collected some 70 times a second, 6 % of the event loop's
                 # time (docs/benchmarks.md). Reference counting frees them anyway; cycles wait longer.
                 gc.set_threshold(YOUNG_GENERATION_THRESHOLD)
-                task_status.started(Running(bound_ocpp, bound_http, chargers, auth, bound_tls, bound_ykc))
+                task_status.started(Running(bound_ocpp, bound_http, chargers, auth, bound_tls, bound_ykc, monitor))
                 await shutdown.wait()
                 log.info("shutting down", chargers=len(chargers.registry))
                 await chargers.registry.close_all(GOING_AWAY, "server shutting down")

@@ -202,6 +202,76 @@ class CertificatesConfig:
 
 
 @attrs.define
+class AlertRule:
+    """One alert rule: its threshold (what it counts: gateway/monitoring/rules.py UNITS), the window of the
+    rules that count events, whether its alerts resolve themselves when the condition clears (else they wait
+    for a person), and their severity."""
+    enabled: bool = True
+    threshold: float = attrs.field(default=0.0, validator=_not_negative)
+    window_minutes: float = attrs.field(default=60.0, validator=_positive)
+    auto_resolve: bool = True
+    severity: str = attrs.field(default="warning", validator=_one_of("info", "warning", "critical"))
+
+
+def _alert_rule(name: str, threshold: float, auto_resolve: bool = True, severity: str = "warning") -> type:
+    """A rule's own class, so that a [alerts.<rule>] table that sets some keys keeps the rule's defaults for
+    the others."""
+    return attrs.make_class(name, {
+        "threshold": attrs.field(default=threshold, validator=_not_negative, type=float),
+        "auto_resolve": attrs.field(default=auto_resolve, type=bool),
+        "severity": attrs.field(default=severity, validator=_one_of("info", "warning", "critical"), type=str),
+    }, bases=(AlertRule,))
+
+
+ChargerOfflineRule = _alert_rule("ChargerOfflineRule", 10.0)  # minutes offline
+ConnectorFaultedRule = _alert_rule("ConnectorFaultedRule", 0.0, severity="critical")  # minutes Faulted
+TransactionOpenRule = _alert_rule("TransactionOpenRule", 24.0)  # hours without a stop
+ProtocolViolationsRule = _alert_rule("ProtocolViolationsRule", 20.0)  # violations in the window
+CallbackRefusedRule = _alert_rule("CallbackRefusedRule", 1.0, auto_resolve=False)  # refused in the window
+ReconciliationMismatchRule = _alert_rule("ReconciliationMismatchRule", 1.0, auto_resolve=False,
+                                         severity="critical")  # mismatches in the latest report
+DiskSpaceRule = _alert_rule("DiskSpaceRule", 10.0, severity="critical")  # percent free, alert below
+WriterRestartsRule = _alert_rule("WriterRestartsRule", 3.0)  # restarts in the window
+WriterBehindRule = _alert_rule("WriterBehindRule", 200.0)  # batches handed over, not yet committed
+
+
+@attrs.define
+class AlertsConfig:
+    enabled: bool = True
+    check_interval: float = attrs.field(default=30.0, validator=_positive)  # seconds between two checks
+    webhook_url: str = ""  # alerts raised and resolved are POSTed here as JSON; empty: none
+    webhook_secret: str = attrs.field(default="", repr=False)  # a secret: the HMAC-SHA256 key of the signature
+    webhook_timeout: float = attrs.field(default=10.0, validator=_positive)  # seconds per attempt
+    webhook_attempts: int = attrs.field(default=8, validator=_positive)  # then the alert's delivery is given up
+    webhook_queue: int = attrs.field(default=1000, validator=_positive)  # deliveries waiting; more are dropped
+    charger_offline: ChargerOfflineRule = attrs.field(factory=ChargerOfflineRule)  # type: ignore[valid-type]
+    connector_faulted: ConnectorFaultedRule = attrs.field(factory=ConnectorFaultedRule)  # type: ignore[valid-type]
+    transaction_open: TransactionOpenRule = attrs.field(factory=TransactionOpenRule)  # type: ignore[valid-type]
+    protocol_violations: ProtocolViolationsRule = attrs.field(factory=ProtocolViolationsRule)  # type: ignore
+    payment_callback_refused: CallbackRefusedRule = attrs.field(factory=CallbackRefusedRule)  # type: ignore
+    reconciliation_mismatch: ReconciliationMismatchRule = attrs.field(  # type: ignore[valid-type]
+        factory=ReconciliationMismatchRule)
+    disk_space: DiskSpaceRule = attrs.field(factory=DiskSpaceRule)  # type: ignore[valid-type]
+    writer_restarts: WriterRestartsRule = attrs.field(factory=WriterRestartsRule)  # type: ignore[valid-type]
+    writer_behind: WriterBehindRule = attrs.field(factory=WriterBehindRule)  # type: ignore[valid-type]
+
+    def __attrs_post_init__(self) -> None:
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            raise ConfigError(f"alerts.webhook_url must be an http:// or https:// URL, not {self.webhook_url!r}")
+        if self.webhook_url and not self.webhook_secret:
+            raise ConfigError("alerts.webhook_url needs alerts.webhook_secret (the key the signature is made with)")
+
+
+@attrs.define
+class LogbookConfig:
+    realtime_lines: int = attrs.field(default=2000, validator=_positive)  # the newest lines kept in memory
+    level: str = attrs.field(default="info", validator=_one_of("debug", "info", "warning", "error"))  # kept from
+    retention_days: float = attrs.field(default=7.0, validator=_positive)
+    max_rows: int = attrs.field(default=500_000, validator=_positive)  # the table keeps at most this many lines
+    flush_interval: float = attrs.field(default=2.0, validator=_positive)  # seconds between two writes
+
+
+@attrs.define
 class Config:
     http: str = attrs.field(default="0.0.0.0:8080", validator=_address)
     ocpp: str = attrs.field(default="0.0.0.0:9000", validator=_address)
@@ -234,6 +304,8 @@ class Config:
     auth: AuthConfig = attrs.field(factory=AuthConfig)
     billing: BillingConfig = attrs.field(factory=BillingConfig)
     certificates: CertificatesConfig = attrs.field(factory=CertificatesConfig)
+    alerts: AlertsConfig = attrs.field(factory=AlertsConfig)
+    logbook: LogbookConfig = attrs.field(factory=LogbookConfig)
 
     def __attrs_post_init__(self) -> None:
         if self.ocpp_tls:
@@ -243,7 +315,10 @@ class Config:
 
 
 for _cls in (ChargerConfig, FramesConfig, AuthConfig, AlipayConfig, WechatConfig, BillingConfig, CertificatesConfig,
-             Config):
+             AlertRule,
+             ChargerOfflineRule, ConnectorFaultedRule, TransactionOpenRule, ProtocolViolationsRule,
+             CallbackRefusedRule, ReconciliationMismatchRule, DiskSpaceRule, WriterRestartsRule, WriterBehindRule,
+             AlertsConfig, LogbookConfig, Config):
     attrs.resolve_types(_cls)
 _converter = cattrs.Converter(forbid_extra_keys=True)
 

@@ -82,6 +82,9 @@ _PATH: dict[str, Schema] = {
     "connector_no": {"description": "the connector number, from 1", "schema": {"type": "integer", "minimum": 0}},
     "tenant_id": {"description": "the tenant id", "schema": {"type": "integer", "minimum": 0}},
     "parent_id": {"description": "the parent tenant's id", "schema": {"type": "integer", "minimum": 0}},
+    "alert_id": {"description": "the alert's id", "schema": {"type": "integer", "minimum": 0}},
+    "name": {"description": "the service: database, writer, listener_ocpp, listener_http, listener_ocpp_tls, "
+                            "payments_alipay, payments_wechat, disk, alerts, webhook", "schema": {"type": "string"}},
     "rest": {"description": "the charge point id, URL-encoded; the gateway takes the last path segment, "
                             "so /ocpp/site/CP1 connects as CP1", "schema": {"type": "string"}},
 }
@@ -197,6 +200,8 @@ TAGS = [
     ("registry", "The charger registry (/api/charger): live state, commands per connector, in the EVCS envelope"),
     ("tenants", "Tenants (/api/tenant): the platform and the operators and partners below it, their quotas; in the "
                 "EVCS envelope"),
+    ("monitoring", "The gateway's health, figures, alerts and own log (/api/monitoring, also /api/v1/monitoring), "
+                   "in the EVCS envelope"),
     ("charger-socket", "Where chargers connect"),
     ("cloudcharge", "Chargers reporting over HMAC-signed HTTP requests (/api/cloudcharge), in the EVCS envelope"),
     ("certificates", "The certificate authority, chargers' certificates and signed firmware (security extension)"),

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ..billing.payments import PaymentService
     from ..chargepoint.commands import CommandService
     from ..chargepoint.service import ChargerService
+    from ..monitoring.monitor import Monitor
     from .accounts import Auth
 
 
@@ -48,6 +49,7 @@ class Services:
     auth: Auth
     billing: Billing | None = None  # None: billing.enabled = false (its routes answer 404)
     limits: Limits = Limits()
+    monitor: Monitor | None = None  # alerts, figures and the kept log (/api/monitoring)
 
 
 def services() -> Services:

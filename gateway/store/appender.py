@@ -172,6 +172,13 @@ class ProcessAppender:
             return self.fallback.fault
         return self._db.health.faults.get(WRITER)
 
+    @property
+    def behind(self) -> int:
+        """Batches handed over or waiting to be, not yet committed: how far the writer is behind."""
+        if self.fallback is not None:
+            return 0
+        return self._seq - self._committed + bool(self._pending)
+
     async def sync(self) -> None:
         """Return once everything submitted so far is committed.
 

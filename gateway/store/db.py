@@ -176,6 +176,7 @@ class Database:
         self._fault_at_begin = False  # whether the last fault was the write lock refused (locked, read-only)
         self.commits = 0  # batches committed, for tests and metrics
         self.jobs = 0
+        self.commit_seconds = 0.0  # time the committed batches took, from BEGIN to COMMIT (metrics)
         self._token: trio.lowlevel.TrioToken | None = None
 
     async def open(self) -> None:
@@ -295,6 +296,7 @@ class Database:
         the jobs run in a read transaction: reads are answered, writes fail at once (StoreUnavailable).
         """
         results: list[outcome.Outcome] = []
+        started = time.perf_counter()
         try:
             try:
                 begin_immediate(conn, wait)
@@ -329,6 +331,7 @@ class Database:
                 conn.execute("ROLLBACK")
             log.error("database batch failed", error=str(exc), jobs=len(jobs))
             return [outcome.Error(exc) for _ in jobs]
+        self.commit_seconds += time.perf_counter() - started
         self.commits += 1
         self.jobs += len(jobs)
         return results

@@ -20,6 +20,9 @@ from .db import Database
 from .frame_log import FrameLog
 from .id_tags import IdTags
 from .local_lists import LocalLists
+from .logbook import LogLines
+from .alerts import Alerts
+from .monitoring import Monitoring
 from .notifications import Notifications
 from .orders import Orders
 from .payments import Payments
@@ -57,6 +60,9 @@ class Store:
     tenants: Tenants
     ykc_sessions: YkcSessions
     certificates: Certificates
+    alerts: Alerts
+    monitoring: Monitoring
+    log_lines: LogLines
 
     def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):
         self.db = db

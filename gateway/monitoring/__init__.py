@@ -1,0 +1,1 @@
+"""Monitoring: figures, alerts, their webhook and the gateway's own log."""
