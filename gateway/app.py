@@ -85,6 +85,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)
             nursery.start_soon(chargers.watchdog)
+            nursery.start_soon(store.audit.keep, config.audit.retention_days)  # the oldest audit records go
             await nursery.start(keep_out_of_service, commands)  # listening before chargers connect
             if billing is not None:
                 await nursery.start(billing[0].run)  # listening for transactions before chargers connect

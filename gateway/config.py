@@ -96,6 +96,11 @@ class FramesConfig:
 
 
 @attrs.define
+class AuditConfig:
+    retention_days: float = attrs.field(default=365.0, validator=_not_negative)  # 0: kept forever
+
+
+@attrs.define
 class AuthConfig:
     trust_loopback: bool = False
     token_hours: float = attrs.field(default=12.0, validator=_positive)
@@ -210,6 +215,7 @@ class Config:
     charger: ChargerConfig = attrs.field(factory=ChargerConfig)
     frames: FramesConfig = attrs.field(factory=FramesConfig)
     auth: AuthConfig = attrs.field(factory=AuthConfig)
+    audit: AuditConfig = attrs.field(factory=AuditConfig)
     billing: BillingConfig = attrs.field(factory=BillingConfig)
 
     def __attrs_post_init__(self) -> None:

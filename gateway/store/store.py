@@ -9,6 +9,7 @@ from typing import AsyncIterator
 import trio
 
 from .appender import Appender, ThreadAppender, appender_for
+from .audit import AuditLog
 from .bills import Bills
 from .calls import Table
 from .chargers import Chargers
@@ -51,6 +52,7 @@ class Store:
     tariffs: Tariffs
     stations: Stations
     registry: ChargerRegistry
+    audit: AuditLog
 
     def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):
         self.db = db
