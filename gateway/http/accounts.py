@@ -19,7 +19,9 @@ import trio
 from .. import clock
 from ..proxies import Peer
 from ..config import AuthConfig
+from ..store.scope import PLATFORM
 from ..store.store import Store
+from ..store.tenants import standing
 from .errors import ApiError
 
 ROLES = ("viewer", "operator", "admin")  # each may do what the ones before it may
@@ -35,6 +37,8 @@ class Principal:
     username: str
     role: str
     via: str  # loopback, bearer, token, basic
+    tenant_id: int = PLATFORM  # the account's tenant: what it sees is its own and those below it
+    tenant_code: str = "platform"
 
     def may(self, role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
@@ -63,7 +67,7 @@ class Auth:
         self.store = store
         self.config = config
         self._secret = ""
-        self._basic: dict[str, tuple[float, str, str]] = {}  # sha256 of credentials -> (until, user, hash)
+        self._basic: dict[str, tuple[float, int, str]] = {}  # sha256 of credentials -> (until, user id, hash)
         self._failures: dict[str, list[float]] = {}  # address -> times of its recent failed logins
         self._checking: dict[str, list[Any]] = {}  # address -> [lock of its password checks, requests using it]
         # argon2 takes 64 MiB and tens of milliseconds per check: a flood of made-up credentials
@@ -86,8 +90,10 @@ class Auth:
         if admin_password:
             admin = await self.store.users.get("admin")
             if admin is None or not await password_ok(admin["password_hash"], admin_password):
-                await self.store.users.put("admin", await hash_password(admin_password, self._slots), "admin",
-                                           clock.iso())
+                refusal = await self.store.users.put("admin", await hash_password(admin_password, self._slots),
+                                                     "admin", clock.iso())
+                if refusal is not None:
+                    raise RuntimeError(f"the admin account cannot be created: {refusal}")
             self._accounts = (-1e9, 0)
 
     # ---- who is asking -------------------------------------------------------------------
@@ -109,25 +115,34 @@ class Auth:
                 return Principal("local", "admin", "loopback")
         return None
 
+    @staticmethod
+    def admit(user: dict[str, Any], via: str) -> Principal:
+        """The principal of an account whose credentials are right: 401 when its tenant (or one above it) is
+        disabled or has expired."""
+        why = standing(user["tenants"], clock.now())
+        if why is not None:
+            raise ApiError(401, "unauthorized", f"{why}: its users cannot sign in")
+        return Principal(user["username"], user["role"], via, user["tenant_id"], user["tenant_code"])
+
     async def _bearer(self, token: str) -> Principal:
         if token.startswith(TOKEN_PREFIX):
             user = await self.store.users.token_user(token_hash(token), clock.iso())
             if user is None:
                 raise ApiError(401, "unauthorized", "this API token is unknown or revoked")
-            return Principal(user["username"], user["role"], "token")
+            return self.admit(user, "token")
         try:
             claims = jwt.decode(token, self._secret, algorithms=["HS256"], options={"require": ["exp", "sub"]})
         except jwt.ExpiredSignatureError:
             raise ApiError(401, "unauthorized", "the login token has expired: log in again") from None
         except jwt.InvalidTokenError:
             raise ApiError(401, "unauthorized", "the login token is not valid") from None
-        user = await self.store.users.get(claims["sub"])
+        user = await self.store.users.get(claims["sub"], claims.get("tenant", PLATFORM))
         if user is None:
             raise ApiError(401, "unauthorized", "the account of this token no longer exists")
         if not hmac.compare_digest(str(claims.get("stamp", "")), user["session_stamp"]):
             raise ApiError(401, "unauthorized", "this login token has ended (logged out, or the password changed): "
                            "log in again")
-        return Principal(user["username"], user["role"], "bearer")
+        return self.admit(user, "bearer")
 
     async def _basic_auth(self, credentials: str, address: str) -> Principal:
         try:
@@ -140,7 +155,7 @@ class Auth:
         user = await self.password_login(address, username, password, key)
         if user is None:
             raise ApiError(401, "unauthorized", "wrong user name or password")
-        return Principal(user["username"], user["role"], "basic")
+        return self.admit(user, "basic")
 
     async def _cached(self, key: str) -> dict[str, Any] | None:
         """The account of Basic credentials checked lately, if its password is still the one checked:
@@ -149,7 +164,7 @@ class Auth:
         if cached is None or cached[0] <= time.monotonic():
             self._basic.pop(key, None)
             return None
-        user = await self.store.users.get(cached[1])
+        user = await self.store.users.by_id(cached[1])
         if user is None or user["password_hash"] != cached[2]:
             del self._basic[key]
             return None
@@ -178,7 +193,7 @@ class Auth:
                 if user is None:
                     self.failed(address)
                 elif cache_key is not None:
-                    self._basic[cache_key] = (time.monotonic() + BASIC_CACHE_SECONDS, user["username"],
+                    self._basic[cache_key] = (time.monotonic() + BASIC_CACHE_SECONDS, user["id"],
                                               user["password_hash"])
                 return user
         finally:
@@ -186,8 +201,10 @@ class Auth:
             if entry[1] == 0:
                 del self._checking[address]
 
-    async def check_password(self, username: str, password: str) -> dict[str, Any] | None:
-        user = await self.store.users.get(username)
+    async def check_password(self, identifier: str, password: str) -> dict[str, Any] | None:
+        """The account `identifier` names (name@tenantcode, or a bare name: the platform's), if the password is
+        right."""
+        user = await self.store.users.login(identifier)
         if user is None:
             await hash_password(password, self._slots)  # as long as for a known user: no probing by timing
             return None
@@ -219,7 +236,8 @@ class Auth:
     def issue(self, user: dict[str, Any]) -> tuple[str, str]:
         """A login token and its expiry time."""
         expires = clock.now() + timedelta(hours=self.config.token_hours)
-        token = jwt.encode({"sub": user["username"], "role": user["role"], "stamp": user["session_stamp"],
+        token = jwt.encode({"sub": user["username"], "tenant": user["tenant_id"], "role": user["role"],
+                            "stamp": user["session_stamp"],
                             "iat": int(time.time()), "exp": int(expires.timestamp())}, self._secret, algorithm="HS256")
         return token, clock.iso(expires)
 

@@ -17,6 +17,7 @@ from .. import __version__, clock
 from ..chargepoint.boundary import ConnectionLimits
 from ..metrics import CONTENT_TYPE
 from ..proxies import peer
+from ..store import scope
 from . import auth_api, billing_api, charger_ws, commands_api, errors, hypercorn_limits, ocpp_api, openapi, records_api
 from . import charger_api, console, station_api
 from . import audit_api
@@ -24,6 +25,7 @@ from .errors import CALLBACKS, ApiError
 from .routes import ADMIN, OPERATOR, PUBLIC, VIEWER, Role, Routes, unrouted_role
 from .sameorigin import SAFE_METHODS, cross_site, host_allowed, host_name
 from .schemas import op, ref
+from .accounts import Principal
 from .services import Services
 from .services import services as current_services  # create_app() takes a `services`
 
@@ -42,6 +44,8 @@ class _App(QuartTrio):
     asgi_http_class = _HTTPConnection
     services: Services  # what the handlers work with (services.services())
 
+
+TENANT_HEADER = "X-Tenant-Id"  # a user may act as a tenant below its own (the console's tenant switcher)
 
 PROTECTED_MODE = ("protected mode: no account exists, so only clients on this machine may use the API. "
                   "Set GATEWAY_ADMIN_PASSWORD (or admin_password in config.toml) or run "
@@ -148,6 +152,26 @@ def create_app(services: Services, trusted_proxies: Sequence[str] = (),
             raise ApiError(403, "forbidden", f"this needs the {role.value} role; {principal.username} is "
                            f"{principal.role}")
         g.principal = principal
+        g.scope = await acting_scope(principal, headers.get(TENANT_HEADER.lower()))
+        scope.enter(g.scope)
+
+    async def acting_scope(principal: Principal, named: str | None) -> scope.Scope:
+        """The tenant the request acts as: the principal's own, or one below it named by X-Tenant-Id (the
+        console's tenant switcher); another tenant is answered as one that does not exist."""
+        acting = principal.tenant_id
+        if named is not None and named.strip() not in ("", str(acting)):
+            tenants = services.chargers.store.tenants
+            try:
+                wanted = int(named)
+            except ValueError:
+                raise ApiError(400, "bad_request", f"{TENANT_HEADER} must be a tenant id (an integer), not "
+                               f"{named[:40]!r}") from None
+            if wanted not in await tenants.subtree(acting):
+                raise ApiError(404, "not_found", f"no such tenant {wanted}")
+            acting = wanted
+        if acting == scope.PLATFORM:
+            return scope.Scope(acting, None)
+        return scope.Scope(acting, await services.chargers.store.tenants.subtree(acting))
 
     for group in ROUTES:
         app.register_blueprint(group.blueprint)

@@ -99,14 +99,51 @@ def migration_files() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+# Migrations numbered below one that databases had already reached when they were written: PRAGMA
+# user_version alone would skip them there. A database migrated before the ledger (schema_migrations)
+# existed has applied every migration up to its user_version except these.
+NUMBERED_LATE = frozenset({15, 16})
+
+
 def migrate(conn: sqlite3.Connection) -> int:
-    """Apply migrations newer than PRAGMA user_version; return the new version."""
+    """Apply every migration not applied yet (the ledger schema_migrations says which were), in order;
+    return PRAGMA user_version, the highest applied.
+
+    Migrations run with foreign keys off, as SQLite's way of rebuilding a table needs (a DROP TABLE would
+    otherwise delete or refuse the rows pointing at it); every reference is checked before the commit."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    for number, name, sql in migration_files():
-        if number > version:
-            conn.executescript(f"BEGIN;\n{sql}\n;PRAGMA user_version = {number};\nCOMMIT;")
+    files = migration_files()
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations'").fetchone() is None:
+        conn.executescript("""BEGIN;
+            CREATE TABLE schema_migrations (number INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+            COMMIT;""")
+        conn.executemany("INSERT INTO schema_migrations VALUES (?, ?, 'before the ledger')",
+                         [(n, name) for n, name, _sql in files if n <= version and n not in NUMBERED_LATE])
+    applied = {row[0] for row in conn.execute("SELECT number FROM schema_migrations")}
+    pending = [(n, name, sql) for n, name, sql in files if n not in applied]
+    if not pending:
+        return version
+    conn.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: set between them
+    try:
+        broken_before = len(conn.execute("PRAGMA foreign_key_check").fetchall())
+        for number, name, sql in pending:
+            version = max(version, number)
+            try:
+                conn.executescript(f"BEGIN;\n{sql}\n;")
+                broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+                if len(broken) > broken_before:
+                    raise sqlite3.IntegrityError(f"migration {name} leaves broken references, e.g. {tuple(broken[0])}")
+                conn.execute("INSERT INTO schema_migrations VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                             (number, name))
+                conn.execute(f"PRAGMA user_version = {version}")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
             log.info("migration applied", migration=name)
-            version = number
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
     return version
 
 

@@ -28,6 +28,7 @@ from .registry import ChargerRegistry
 from .reservations import Reservations
 from .stations import Stations
 from .tariffs import Tariffs
+from .tenants import Tenants
 from .transactions import Transactions
 from .users import Users
 
@@ -52,6 +53,7 @@ class Store:
     tariffs: Tariffs
     stations: Stations
     registry: ChargerRegistry
+    tenants: Tenants
     audit: AuditLog
 
     def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):
