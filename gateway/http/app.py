@@ -148,10 +148,10 @@ def create_app(services: Services, trusted_proxies: Sequence[str] = (),
             raise ApiError(401, "unauthorized", "authenticate: HTTP Basic (curl -u user:password), "
                            "a token from POST /api/auth/login, or an API token, as Authorization: Bearer",
                            headers={"WWW-Authenticate": 'Basic realm="gateway"'})
+        g.principal = principal  # also when refused below: the audit log names who was refused
         if not principal.may(role.value):
             raise ApiError(403, "forbidden", f"this needs the {role.value} role; {principal.username} is "
                            f"{principal.role}")
-        g.principal = principal
         g.scope = await acting_scope(principal, headers.get(TENANT_HEADER.lower()))
         scope.enter(g.scope)
 

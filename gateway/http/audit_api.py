@@ -23,6 +23,7 @@ from quart import Quart, Response, g, request
 
 from .. import clock
 from ..store.audit import AuditLog
+from ..store.scope import PLATFORM
 from ..store.scope import current as current_scope
 from . import params
 from .errors import CALLBACKS, evcs
@@ -53,7 +54,8 @@ def secret_name(name: str) -> bool:
 
 def redact(value: Any, depth: int = 0) -> Any:
     """`value` (parsed JSON, a query or a form) with every secret-like field's value replaced by REDACTED,
-    texts cut to MAX_TEXT characters, objects and lists to MAX_ITEMS entries, nesting to MAX_DEPTH.
+    texts cut to MAX_TEXT characters, objects and lists to MAX_ITEMS entries, nesting to MAX_DEPTH. A text
+    holding a JSON object or list (a query parameter, a form field) is read as what it holds.
 
     {"key": "AuthorizationKey", "value": "..."} (ChangeConfiguration, by body or query) hides the value."""
     if depth >= MAX_DEPTH:
@@ -65,8 +67,16 @@ def redact(value: Any, depth: int = 0) -> Any:
                 for k, v in list(value.items())[:MAX_ITEMS]}
     if isinstance(value, list):
         return [redact(v, depth + 1) for v in value[:MAX_ITEMS]]
-    if isinstance(value, str) and len(value) > MAX_TEXT:
-        return value[:MAX_TEXT] + "..."
+    if isinstance(value, str):
+        if value[:1] in ("{", "["):  # JSON in a text (a query parameter, a form field): its fields count
+            try:
+                inner = json.loads(value)
+            except ValueError:
+                pass
+            else:
+                return redact(inner, depth + 1)
+        if len(value) > MAX_TEXT:
+            return value[:MAX_TEXT] + "..."
     return value
 
 
@@ -157,8 +167,12 @@ async def _error_code(response: Response) -> str | None:
 async def entry(route: Route, response: Response) -> dict[str, Any] | None:
     """The record of the request being answered, or None when it is not one to record."""
     principal = getattr(g, "principal", None)
-    acting = current_scope().tenant_id
-    user_tenant = getattr(principal, "tenant_id", 1) if principal is not None else None
+    user_tenant = getattr(principal, "tenant_id", PLATFORM) if principal is not None else None
+    # The tenant acted in: the request's scope; a caller refused before it was entered (X-Tenant-Id naming
+    # no tenant of its own) in its own tenant; an unauthenticated caller, the platform.
+    entered = getattr(g, "scope", None)
+    acting = entered.tenant_id if entered is not None else user_tenant if user_tenant is not None \
+        else current_scope().tenant_id
     if route.changes(request.method):
         kind = "change"
     elif principal is not None and user_tenant != acting:  # a tenant above reads a tenant below

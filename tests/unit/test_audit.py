@@ -49,6 +49,12 @@ def test_a_configuration_key_that_is_secret_hides_its_value():
     assert redact([{"key": "SecurityProfileKey", "value": "x"}]) == [{"key": "SecurityProfileKey", "value": REDACTED}]
 
 
+def test_json_inside_a_text_is_redacted_as_what_it_holds():
+    assert redact({"csChargingProfiles": '{"chargingProfileId": 1, "token": "t0k"}', "note": "[not json"}) == {
+        "csChargingProfiles": {"chargingProfileId": 1, "token": REDACTED}, "note": "[not json"}
+    assert redact({"list": '[{"password": "x"}]'}) == {"list": [{"password": REDACTED}]}
+
+
 def test_redact_bounds_texts_lists_and_depth():
     assert redact("x" * 1000) == "x" * 200 + "..."
     assert redact(list(range(500))) == list(range(50))
