@@ -1,5 +1,5 @@
 """The audit log: every request that changes something, recorded once by a hook; /api/tenant/audit-log to
-read it (docs/api.md section 7).
+read it (docs/api.md section 8).
 
 What changes something is the route's to say (Route.changes): every method but GET, HEAD and OPTIONS, and
 the GETs of the routes that send a command to a charger. Refused requests are recorded too, with the status

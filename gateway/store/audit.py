@@ -1,4 +1,4 @@
-"""The audit log: who changed what, in which tenant, from where, with what result (docs/api.md section 7).
+"""The audit log: who changed what, in which tenant, from where, with what result (docs/api.md section 8).
 
 A record is queued with the next batch (`record`, batched: the answer never waits for it; a clean stop
 commits every queued job). Nothing updates a record (the table refuses it); only the retention deletes
