@@ -114,7 +114,7 @@ def summary(query: dict[str, Any], body: Any, body_read: bool = True) -> str:
     if query:
         made["query"] = redact(query)
     if not body_read:
-        made["body"] = "(not received: the request was answered before its body arrived)"
+        made["body"] = "(not read: the request was refused before its body was read)"
     elif body is not None:
         made["body"] = redact(body)
     text = _json(made)

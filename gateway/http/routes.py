@@ -51,9 +51,10 @@ class Route:
 
     def changes(self, method: str) -> bool:
         """Whether a request of `method` (any case) changes something: every method but GET, HEAD and
-        OPTIONS, and a GET that sends a command; the audit log records exactly these."""
+        OPTIONS, and a GET that sends a command (a HEAD too: it runs the GET's handler); the audit log
+        records exactly these."""
         method = method.upper()
-        return method not in ("GET", "HEAD", "OPTIONS") or (self.commands and method == "GET")
+        return method not in ("GET", "HEAD", "OPTIONS") or (self.commands and method in ("GET", "HEAD"))
 
     @property
     def path(self) -> str:

@@ -279,3 +279,19 @@ async def test_records_queued_at_a_clean_stop_are_kept(gw):
     await gw.stop()
     rows = await _rows(gw.config.db)
     assert [r["action"] for r in rows] == ["records.create_id_tag"] * 20
+
+
+async def test_a_head_that_runs_a_command_is_recorded_and_what_no_route_takes_is_not(gw):
+    await gw.store.users.put("ada", await hash_password("password-ada"), "admin", clock.iso())
+    ada = httpx.BasicAuth("ada", "password-ada")
+    async with gw.http() as http:
+        assert (await http.head("/api/ocpp/clearCache/CP9", auth=ada)).status_code == 404  # runs the GET's handler
+        assert (await http.head("/api/ocpp/status/CP9", auth=ada)).status_code == 404  # a read
+        assert (await http.post("/api/nowhere", json={"password": "x"}, auth=ada)).status_code == 404
+        assert (await http.delete("/api/station", auth=ada)).status_code == 405
+        big = {"stationCode": "S1", "stationName": "x" * (gw.config.http_max_body_bytes + 1)}
+        assert (await http.post("/api/station", json=big, auth=ada)).status_code == 413
+        page = (await http.get("/api/tenant/audit-log/page", auth=ada)).json()["data"]
+    assert [(r["method"], r["route"], r["status"], r["target"]) for r in page["records"]] == [
+        ("POST", "/api/station", 413, {}), ("HEAD", "/api/ocpp/clearCache/{cp_id}", 404, {"cp_id": "CP9"})]
+    assert page["records"][0]["summary"] == {"body": "(not read: the request was refused before its body was read)"}

@@ -79,7 +79,7 @@ def test_summary_redacts_query_and_body_and_stays_small():
                                 "body": {"password": REDACTED, "name": "n"}}
     big = summary({}, {f"field{i}": "y" * 200 for i in range(45)})
     assert len(big) < 2000 and json.loads(big)["truncated"] > 8192
-    assert json.loads(summary({}, None, body_read=False))["body"].startswith("(not received")
+    assert json.loads(summary({}, None, body_read=False))["body"].startswith("(not read")
 
 
 def test_action_names():
