@@ -25,6 +25,7 @@ from .config import Config, parse_address
 from .http.app import create_app, serve_http
 from .http.services import Billing, Limits, Services
 from .http.accounts import Auth
+from .store.audit import keep_pruned
 from .store.store import open_store
 
 YOUNG_GENERATION_THRESHOLD = 50_000
@@ -85,7 +86,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)
             nursery.start_soon(chargers.watchdog)
-            nursery.start_soon(store.audit.keep, config.audit.retention_days)  # the oldest audit records go
+            nursery.start_soon(keep_pruned, store.audit, config.audit.retention_days)  # the oldest audit records go
             await nursery.start(keep_out_of_service, commands)  # listening before chargers connect
             if billing is not None:
                 await nursery.start(billing[0].run)  # listening for transactions before chargers connect

@@ -99,18 +99,19 @@ class AuditLog(Table, committed=dict(page=_page, actions=_actions, cross_layer=_
                 return total
             await trio.sleep(0)
 
-    async def keep(self, retention_days: float, every: float = 3600.0) -> None:
-        """Prune now and every `every` seconds, until cancelled; a prune the file fails is tried again
-        later (it never stops the gateway)."""
-        if retention_days <= 0:
-            return
-        while True:
-            try:
-                deleted = await self.prune(retention_days)
-            except sqlite3.Error as exc:
-                log.warning("audit log prune failed", error=str(exc), retry_seconds=PRUNE_RETRY)
-                await trio.sleep(PRUNE_RETRY)
-                continue
-            if deleted:
-                log.info("audit log pruned", deleted=deleted, retention_days=retention_days)
-            await trio.sleep(every)
+
+async def keep_pruned(audit_log: AuditLog, retention_days: float, every: float = 3600.0) -> None:
+    """Prune now and every `every` seconds, until cancelled; a prune the file fails is tried again later (it
+    never stops the gateway)."""
+    if retention_days <= 0:
+        return
+    while True:
+        try:
+            deleted = await audit_log.prune(retention_days)
+        except sqlite3.Error as exc:
+            log.warning("audit log prune failed", error=str(exc), retry_seconds=PRUNE_RETRY)
+            await trio.sleep(PRUNE_RETRY)
+            continue
+        if deleted:
+            log.info("audit log pruned", deleted=deleted, retention_days=retention_days)
+        await trio.sleep(every)

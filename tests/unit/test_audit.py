@@ -8,12 +8,14 @@ import sqlite3
 from datetime import timedelta
 
 import pytest
+import trio
 
 from gateway import clock
 from gateway.http.audit_api import REDACTED, action_name, parsed_body, redact, secret_name, summary
 from gateway.store import audit, scope
-from gateway.store.audit import AuditLog
+from gateway.store.audit import AuditLog, keep_pruned
 from gateway.store.db import Database
+from tests.waiting import until
 
 
 @pytest.mark.parametrize("name", [
@@ -159,3 +161,20 @@ async def test_retention_deletes_only_the_old_records_in_chunks(audit_log, monke
     left = await audit_log.page(None, None, None, None, None, None, None, 1, 50)
     assert left["total"] == 3
     assert await audit_log.prune(30) == 0
+
+
+async def test_the_background_task_prunes_at_start_and_a_zero_retention_keeps_everything(audit_log):
+    now = clock.now()
+    for days in (400, 366, 10):
+        audit_log.record(_entry(clock.iso(now - timedelta(days=days)), 1))
+    await keep_pruned(audit_log, 0)  # returns at once: nothing is ever pruned
+    total = lambda: audit_log.page(None, None, None, None, None, None, None, 1, 1)  # noqa: E731
+    assert (await total())["total"] == 3
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(keep_pruned, audit_log, 365.0)
+        await until(lambda: _left(total, 1))
+        nursery.cancel_scope.cancel()
+
+
+async def _left(total, count: int) -> bool:
+    return (await total())["total"] == count
