@@ -11,6 +11,7 @@ import trio
 from . import clock
 from .config import Config
 from .http.accounts import ROLES, hash_password
+from .store.scope import PLATFORM
 from .store.store import open_store
 
 
@@ -24,6 +25,9 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     actions.add_parser("list", help="list accounts", parents=[common])
     remove = actions.add_parser("remove", help="delete an account and its API tokens", parents=[common])
     remove.add_argument("name")
+    for action in (add, remove):
+        action.add_argument("--tenant", metavar="CODE", default=None,
+                            help="the account's tenant (default: the platform); it logs in as NAME@CODE")
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -43,15 +47,25 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
 async def _run(args: argparse.Namespace, config: Config, password: str) -> int:
     async with open_store(config.db) as store:
+        tenant_id, label = PLATFORM, getattr(args, "name", "")
+        if getattr(args, "tenant", None):
+            tenant = await store.tenants.by_code(args.tenant)
+            if tenant is None:
+                print(f"gateway user: no tenant with the code {args.tenant}", file=sys.stderr)
+                return 1
+            tenant_id, label = tenant["id"], f"{args.name}@{tenant['code']}"
         if args.user_command == "add":
-            await store.users.put(args.name, await hash_password(password), args.role, clock.iso())
-            print(f"account {args.name} ({args.role}) saved")
+            refusal = await store.users.put(args.name, await hash_password(password), args.role, clock.iso(), tenant_id)
+            if refusal is not None:
+                print(f"gateway user: {refusal}", file=sys.stderr)
+                return 1
+            print(f"account {label} ({args.role}) saved")
         elif args.user_command == "list":
             for user in await store.users.list():
-                print(f"{user['username']}\t{user['role']}\tsince {user['created_at']}")
-        elif not await store.users.remove(args.name):
-            print(f"gateway user: no account {args.name}", file=sys.stderr)
+                print(f"{user['username']}\t{user['role']}\t{user['tenant_code']}\tsince {user['created_at']}")
+        elif not await store.users.remove(args.name, tenant_id):
+            print(f"gateway user: no account {label}", file=sys.stderr)
             return 1
         else:
-            print(f"account {args.name} removed")
+            print(f"account {label} removed")
     return 0

@@ -20,6 +20,7 @@ from ..proxies import peer
 from ..store import scope
 from . import auth_api, billing_api, charger_ws, commands_api, errors, hypercorn_limits, ocpp_api, openapi, records_api
 from . import charger_api, console, station_api
+from . import tenant_api
 from . import audit_api
 from .errors import CALLBACKS, ApiError
 from .routes import ADMIN, OPERATOR, PUBLIC, VIEWER, Role, Routes, unrouted_role
@@ -92,7 +93,7 @@ async def docs() -> Response:
 # Every route the app serves, in the order the OpenAPI document lists them.
 ROUTES: tuple[Routes, ...] = (gateway, console.routes, charger_ws.routes, auth_api.routes, ocpp_api.routes,
                               commands_api.routes, records_api.routes, *billing_api.ROUTES, station_api.routes,
-                              charger_api.routes)
+                              charger_api.routes, tenant_api.routes)
 ROUTES += (audit_api.routes,)
 
 

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 
 import structlog
 from quart import Quart, Response, g, request
+from werkzeug.exceptions import HTTPException
 
 from .. import clock
 from ..store.audit import AuditLog
@@ -43,6 +44,7 @@ MAX_SUMMARY = 8192  # characters of a summary; a larger one keeps its shape, not
 # tokens, keys (an AuthorizationKey, a private key, an API key), secrets, signatures, card data, PINs.
 _SECRET = re.compile(r"pass|pwd|secret|token|sign|key|credential|auth|cookie|card|cvv|cvc|iban|pin$|pincode")
 ANONYMOUS = "anonymous"
+_PASSED = "audit_passed"  # g: the request passed every before-hook, so its handler ran
 
 
 def secret_name(name: str) -> bool:
@@ -143,12 +145,17 @@ def action_name(endpoint: str) -> str:
     return f"{group.removesuffix('_api')}.{name}"
 
 
-def _received() -> bool:
-    """Whether the request's whole body has arrived (and was not too large): only then is it summarised, so
-    that a request refused before its body was read (401, 403) is recorded without waiting for it."""
-    body = request.body
-    complete = getattr(body, "_complete", None)
-    return complete is not None and complete.is_set() and getattr(body, "_must_raise", None) is None
+async def _body() -> tuple[bool, Any]:
+    """(whether the body was read, what it says). Read only when the request passed the before-hooks (its
+    handler ran, and read it or could have): a request refused there (401, 403) is answered without
+    waiting for a body it never needed. A body too large (413) or too slow (408) is not read either."""
+    if not g.get(_PASSED, False):
+        return False, None
+    try:
+        raw = await request.get_data()
+    except HTTPException:
+        return False, None
+    return True, parsed_body(request.content_type or "", raw)
 
 
 async def _error_code(response: Response) -> str | None:
@@ -179,8 +186,7 @@ async def entry(route: Route, response: Response) -> dict[str, Any] | None:
         kind = "read"
     else:
         return None
-    received = _received()
-    body = parsed_body(request.content_type or "", await request.get_data()) if received else None
+    received, body = await _body()
     if principal is not None:
         who = principal.username
     elif request.path.startswith(CALLBACKS):  # the payment provider: /api/payment/callback/<provider>/...
@@ -202,6 +208,10 @@ def install(app: Quart, groups: Iterable[Routes]) -> None:
     """Record every request to a declared route that changes something (and the cross-layer reads), once,
     as its answer leaves: queued with the next batch, never waited for."""
     declared = {route.endpoint: route for group in groups for route in group.declared if not route.websocket}
+
+    @app.before_request
+    async def passed() -> None:  # after authenticate (installed last): reached only by requests it let through
+        g.setdefault(_PASSED, True)
 
     @app.after_request
     async def audit(response: Response) -> Response:

@@ -80,6 +80,8 @@ _PATH: dict[str, Schema] = {
                                                                  "enum": ["manual", "alipay", "wechat"]}},
     "charger_id": {"description": "the registered charger's id (chargerId)", "schema": {"type": "integer", "minimum": 0}},
     "connector_no": {"description": "the connector number, from 1", "schema": {"type": "integer", "minimum": 0}},
+    "tenant_id": {"description": "the tenant id", "schema": {"type": "integer", "minimum": 0}},
+    "parent_id": {"description": "the parent tenant's id", "schema": {"type": "integer", "minimum": 0}},
     "rest": {"description": "the charge point id, URL-encoded; the gateway takes the last path segment, "
                             "so /ocpp/site/CP1 connects as CP1", "schema": {"type": "string"}},
 }
@@ -188,6 +190,8 @@ TAGS = [
     ("reconciliation", "Mismatches between payments, refunds, orders and the providers"),
     ("stations", "Stations: the sites an operator runs, in the EVCS envelope"),
     ("registry", "The charger registry (/api/charger): live state, commands per connector, in the EVCS envelope"),
+    ("tenants", "Tenants (/api/tenant): the platform and the operators and partners below it, their quotas; in the "
+                "EVCS envelope"),
     ("charger-socket", "Where chargers connect"),
 ]
 

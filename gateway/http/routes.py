@@ -109,6 +109,8 @@ def unrouted_role(method: str, path: str) -> Role:
         return ADMIN
     if path.endswith("/security") and method not in ("GET", "HEAD"):
         return ADMIN
+    if (path == "/api/tenant" or path.startswith("/api/tenant/")) and method not in ("GET", "HEAD", "OPTIONS"):
+        return ADMIN  # tenants and their quotas are an admin's to change
     if path.startswith("/api/ocpp/") and not path.startswith(("/api/ocpp/connections", "/api/ocpp/status/")):
         return OPERATOR
     if method not in ("GET", "HEAD", "OPTIONS") or path.startswith("/api/payment/callbacks/"):

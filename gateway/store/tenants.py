@@ -203,7 +203,8 @@ def _create(conn: sqlite3.Connection, parent_id: int, fields: Row, at: str, *, s
                "created_at": at, "updated_at": at}
     cur = conn.execute(f"INSERT INTO tenants ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                        tuple(columns.values()))
-    return "ok", _visible(conn, cur.lastrowid, scope)
+    # below a tenant the caller sees, so the caller's (a new tenant is not in the scope it started with)
+    return "ok", dict(conn.execute("SELECT * FROM tenants WHERE id = ?", (cur.lastrowid,)).fetchone())
 
 
 def _update(conn: sqlite3.Connection, tenant_id: int, fields: Row, at: str, *, scope: Scope) -> tuple[str, Any]:

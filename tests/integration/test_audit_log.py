@@ -230,7 +230,8 @@ async def test_refused_callers_and_roles(gw):
         page = (await http.get("/api/tenant/audit-log/page", auth=auth["ada"])).json()["data"]
         assert [(r["username"], r["status"], r["error"]) for r in page["records"]] == [
             ("val", 403, "forbidden"), ("anonymous", 401, "unauthorized")]
-        assert page["records"][1]["summary"] == {"body": {"stationCode": "S9", "stationName": "N"}}
+        refused = "(not read: the request was refused before its body was read)"  # never waited for
+        assert [r["summary"] for r in page["records"]] == [{"body": refused}] * 2
         r = await http.get("/api/tenant/audit-log/page", params={"kind": "both"}, auth=auth["ada"])
         assert r.status_code == 400 and "kind" in r.json()["message"]
         r = await http.get("/api/tenant/audit-log/page", params={"since": "yesterday"}, auth=auth["ada"])

@@ -10,6 +10,7 @@ import pytest
 from gateway.store.db import NUMBERED_LATE, connect, migrate, migration_files
 from gateway.store.scope import PLATFORM
 from gateway.store.tenants import chain, quota_refusal, standing, subtree_ids, used
+from gateway.store.users import split_identifier
 
 AT = "2026-01-01T00:00:00.000Z"
 
@@ -123,3 +124,10 @@ def test_standing():
     assert standing([sub, {**ops, "enabled": 0}, platform], now) == \
         "the tenant 'ops', which 'sub' is under, is disabled"
     assert standing([], now) == "the tenant of this account no longer exists"
+
+
+def test_a_login_identifier_names_a_tenant_after_its_last_at():
+    assert split_identifier("alice@acme") == ("alice", "acme")
+    assert split_identifier("ann@example.com@acme") == ("ann@example.com", "acme")
+    assert split_identifier("admin") == ("admin", None)
+    assert split_identifier("@acme") == ("@acme", None) and split_identifier("alice@") == ("alice@", None)
