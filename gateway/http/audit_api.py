@@ -5,7 +5,8 @@ What changes something is the route's to say (Route.changes): every method but G
 the GETs of the routes that send a command to a charger. Refused requests are recorded too, with the status
 they got: an attempt is part of the record. A user of a tenant acting in a tenant below its own (a
 platform user choosing a tenant with X-Tenant-Id) is recorded for its reads as well ("read" records),
-which is what the cross-layer statistic counts.
+which is what the cross-layer statistic counts; reads of the audit log itself are not (looking at the
+statistic would change it).
 
 No secret reaches a record: the summary is the query and the body with every secret-like field's value
 replaced (`redact`, the one rule), and neither the headers nor the credentials are ever read.
@@ -33,6 +34,7 @@ from .schemas import PAGING, enveloped, list_of, op, param, query, record
 from .services import services
 
 routes = Routes("audit_api", __name__, "/api/tenant/audit-log")
+_OWN = f"{routes.blueprint.name}."  # the endpoints of the audit log's own routes
 log = structlog.get_logger("gateway.http")
 
 REDACTED = "[redacted]"
@@ -182,8 +184,8 @@ async def entry(route: Route, response: Response) -> dict[str, Any] | None:
         else current_scope().tenant_id
     if route.changes(request.method):
         kind = "change"
-    elif principal is not None and user_tenant != acting:  # a tenant above reads a tenant below
-        kind = "read"
+    elif principal is not None and user_tenant != acting and not route.endpoint.startswith(_OWN):
+        kind = "read"  # a tenant above reads a tenant below (not the audit log: a look would change it)
     else:
         return None
     received, body = await _body()

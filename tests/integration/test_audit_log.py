@@ -256,6 +256,8 @@ async def test_cross_layer_reads_and_changes_are_counted_and_tenants_see_their_o
         assert (await http.post("/api/id-tags", json={"idTag": "OP1"}, auth=root, headers=inside)).status_code in (
             201, 409)
         stats = (await http.get("/api/tenant/audit-log/statistics/cross-layer", auth=root)).json()["data"]
+        looked = await http.get("/api/tenant/audit-log/statistics/cross-layer", auth=root, headers=inside)
+        assert looked.json()["data"] == stats  # reading the log, even inside the tenant, changes nothing
         assert [(s["userTenantId"], s["tenantId"], s["reads"], s["changes"], s["users"]) for s in stats] == [
             (1, child["id"], 2, 1, 1)]
         reads = (await http.get("/api/tenant/audit-log/page", params={"kind": "read"}, auth=root)).json()["data"]
