@@ -201,7 +201,7 @@ async def entry(route: Route, response: Response) -> dict[str, Any] | None:
     return {"at": clock.iso(), "kind": kind, "username": _text(who, 100), "user_tenant_id": user_tenant,
             "tenant_id": acting, "address": peer.address if peer is not None else request.remote_addr,
             "method": request.method, "route": route.path, "action": action_name(route.endpoint),
-            "target": _json({k: v for k, v in (request.view_args or {}).items()}),
+            "target": _json({k: v[:MAX_TEXT] if isinstance(v, str) else v for k, v in (request.view_args or {}).items()}),
             "summary": summary(_pairs(request.args.items(multi=True)), body, received or not request.content_length),
             "status": response.status_code, "error": await _error_code(response)}
 

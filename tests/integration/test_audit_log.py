@@ -18,6 +18,7 @@ import httpx
 from gateway import clock
 from gateway.http.accounts import hash_password
 from gateway.http.openapi import document
+from tests.integration.test_openapi_answers import _validator
 from tests.responder import answering
 
 ADMIN = "auditor"
@@ -232,6 +233,10 @@ async def test_refused_callers_and_roles(gw):
             ("val", 403, "forbidden"), ("anonymous", 401, "unauthorized")]
         refused = "(not read: the request was refused before its body was read)"  # never waited for
         assert [r["summary"] for r in page["records"]] == [{"body": refused}] * 2
+        for path in ("/api/tenant/audit-log/page", "/api/tenant/audit-log/actions",
+                     "/api/tenant/audit-log/statistics/cross-layer"):  # answers as the document says
+            answer = (await http.get(path, auth=auth["ada"])).json()
+            assert not list(_validator(path, "get", 200).iter_errors(answer)), path
         r = await http.get("/api/tenant/audit-log/page", params={"kind": "both"}, auth=auth["ada"])
         assert r.status_code == 400 and "kind" in r.json()["message"]
         r = await http.get("/api/tenant/audit-log/page", params={"since": "yesterday"}, auth=auth["ada"])
@@ -257,6 +262,7 @@ async def test_cross_layer_reads_and_changes_are_counted_and_tenants_see_their_o
             201, 409)
         stats = (await http.get("/api/tenant/audit-log/statistics/cross-layer", auth=root)).json()["data"]
         looked = await http.get("/api/tenant/audit-log/statistics/cross-layer", auth=root, headers=inside)
+        assert not list(_validator("/api/tenant/audit-log/statistics/cross-layer", "get", 200).iter_errors(looked.json()))
         assert looked.json()["data"] == stats  # reading the log, even inside the tenant, changes nothing
         assert [(s["userTenantId"], s["tenantId"], s["reads"], s["changes"], s["users"]) for s in stats] == [
             (1, child["id"], 2, 1, 1)]
