@@ -173,6 +173,18 @@ async def _error_code(response: Response) -> str | None:
     return None
 
 
+async def _logged_in(response: Response) -> tuple[str, int] | None:
+    """(user name, tenant) of the account an answer says was logged in ({data: {userInfo}}), if any."""
+    if response.status_code >= 300 or not response.is_json:
+        return None
+    answer = await response.get_json()
+    data = answer.get("data") if isinstance(answer, dict) else None
+    info = data.get("userInfo") if isinstance(data, dict) else None
+    if isinstance(info, dict) and isinstance(info.get("username"), str) and type(info.get("tenantId")) is int:
+        return info["username"], info["tenantId"]
+    return None
+
+
 async def entry(route: Route, response: Response) -> dict[str, Any] | None:
     """The record of the request being answered, or None when it is not one to record."""
     principal = getattr(g, "principal", None)
@@ -189,12 +201,16 @@ async def entry(route: Route, response: Response) -> dict[str, Any] | None:
     else:
         return None
     received, body = await _body()
+    claimed = body.get("identifier", body.get("username")) if isinstance(body, dict) else None
     if principal is not None:
         who = principal.username
+    elif (account := await _logged_in(response)) is not None:  # a login that succeeded: its account
+        who, user_tenant = account
+        acting = user_tenant
     elif request.path.startswith(CALLBACKS):  # the payment provider: /api/payment/callback/<provider>/...
         who = request.path[len(CALLBACKS):].split("/", 1)[0]
-    elif isinstance(body, dict) and isinstance(body.get("username"), str) and body["username"]:
-        who = body["username"]  # the account a login names (an unauthenticated claim: user_tenant_id NULL)
+    elif isinstance(claimed, str) and claimed:
+        who = claimed  # the account a refused login names (a claim: user_tenant_id NULL)
     else:
         who = ANONYMOUS
     peer = getattr(g, "peer", None)

@@ -202,8 +202,11 @@ async def test_every_state_changing_route_leaves_exactly_one_record_and_no_secre
             assert made["error"] == str(answer.get("error", answer.get("code"))), made
         if made["route"].startswith("/api/payment/callback/"):
             assert made["username"] in ("alipay", "wechat") and made["userTenantId"] is None
+        elif made["route"] == "/api/auth/login" and made["status"] == 200:  # the account logged in
+            assert (made["username"], made["userTenantId"], made["tenantId"]) == (ADMIN, 1, 1)
         elif made["route"] == "/api/auth/login":
-            assert made["username"] == request["json"]["username"] and made["userTenantId"] is None  # as claimed
+            claimed = request["json"].get("identifier", request["json"].get("username"))  # as the login reads it
+            assert made["username"] == claimed and made["userTenantId"] is None
         elif made["status"] != 401:
             assert made["username"] == ADMIN and made["userTenantId"] == 1, made
     assert records[0]["target"] or records[0]["summary"]
@@ -270,7 +273,17 @@ async def test_cross_layer_reads_and_changes_are_counted_and_tenants_see_their_o
         assert [(r["route"], r["username"], r["tenantId"]) for r in reads["records"]] == [
             ("/api/station", "root", child["id"]), ("/api/id-tags", "root", child["id"])]
 
+        assert (await http.post("/api/auth/login", json={"username": "opadmin@op1", "password": "password-op"})
+                ).status_code == 200
+        assert (await http.post("/api/auth/login", json={"username": "opadmin@op1", "password": "wrong"})
+                ).status_code == 401
         mine = (await http.get("/api/tenant/audit-log/page", auth=opadmin)).json()["data"]
+        # its own login is in its tenant's log; a refused attempt names no account, so it is the platform's
+        assert [(r["username"], r["userTenantId"], r["status"]) for r in mine["records"]][:1] == [
+            ("opadmin", child["id"], 200)]
+        platform = (await http.get("/api/tenant/audit-log/page", params={"action": "auth.login"}, auth=root))
+        assert [(r["username"], r["tenantId"], r["status"]) for r in platform.json()["data"]["records"]] == [
+            ("opadmin@op1", 1, 401), ("opadmin", child["id"], 200)]
         assert mine["records"] and all(r["tenantId"] == child["id"] for r in mine["records"])
         assert "PLAT" not in json.dumps(mine)
         actions = (await http.get("/api/tenant/audit-log/actions", auth=opadmin)).json()["data"]
