@@ -160,8 +160,8 @@ def create_app(services: Services, trusted_proxies: Sequence[str] = (),
         """The tenant the request acts as: the principal's own, or one below it named by X-Tenant-Id (the
         console's tenant switcher); another tenant is answered as one that does not exist."""
         acting = principal.tenant_id
+        tenants = services.chargers.store.tenants
         if named is not None and named.strip() not in ("", str(acting)):
-            tenants = services.chargers.store.tenants
             try:
                 wanted = int(named)
             except ValueError:
@@ -170,9 +170,7 @@ def create_app(services: Services, trusted_proxies: Sequence[str] = (),
             if wanted not in await tenants.subtree(acting):
                 raise ApiError(404, "not_found", f"no such tenant {wanted}")
             acting = wanted
-        if acting == scope.PLATFORM:
-            return scope.Scope(acting, None)
-        return scope.Scope(acting, await services.chargers.store.tenants.subtree(acting))
+        return scope.Scope(acting, None if acting == scope.PLATFORM else await tenants.subtree(acting))
 
     for group in ROUTES:
         app.register_blueprint(group.blueprint)

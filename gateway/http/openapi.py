@@ -231,7 +231,9 @@ def document(limits: Limits = Limits(), routes: Sequence[Routes] | None = None) 
             "version": __version__,
             "description": "Every answer is JSON unless said otherwise; times are UTC ISO 8601 with a Z. Errors "
                            "use one envelope (components.schemas.Error). Commands wait for the charger's answer "
-                           "(timeoutSeconds) unless wait=false.",
+                           "(timeoutSeconds) unless wait=false. An account sees its tenant's records and those of "
+                           "the tenants below it; the header X-Tenant-Id: <id> makes a request act as one of the "
+                           "tenants below (404 for any other).",
         },
         "tags": [{"name": name, "description": description} for name, description in TAGS],
         "security": [{"basic": []}, {"bearer": []}],

@@ -251,7 +251,7 @@ async def create() -> Any:
     body = await params.json_object()
     fields = _fields(body, None)
     parent_id = body.get("parentId", current_scope().tenant_id)
-    if type(parent_id) is not int:
+    if type(parent_id) is not int or not 0 < parent_id < 2**63:
         raise params.bad(f"parentId must be a tenant id, not {parent_id!r}")
     row = _outcome(parent_id, await _tenants().create(parent_id, fields, clock.iso()))
     return evcs(tenant_view(row), "tenant created", 201)

@@ -27,7 +27,7 @@ Row = dict[str, Any]
 
 TYPES = ("platform", "operator", "partner")
 QUOTAS = ("users", "stations", "chargers", "children")
-# kind -> (the tenant's column holding its limit, the table counted, its tenant column, the words for one)
+# kind -> (the tenant's column holding its limit, the table counted, its tenant column, the words for one, for more)
 _COUNTED: dict[str, tuple[str, str, str, str, str]] = {
     "users": ("max_users", "users", "tenant_id", "user", "users"),
     "stations": ("max_stations", "stations", "tenant_id", "station", "stations"),
@@ -39,7 +39,8 @@ FIELDS = ("name", "type", "contact_name", "contact_phone", "contact_email", "add
 # Set from above the tenant only: a tenant cannot enable itself, extend its expiry or raise its quotas.
 GOVERNED = ("type", "expires_at", "enabled", "max_users", "max_stations", "max_chargers", "max_children")
 
-_SUBTREE = ("WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL SELECT t.id FROM tenants t JOIN sub ON t.parent_id = sub.id) ")
+# UNION, not UNION ALL: each tenant once, whatever the rows say (a parent never changes, so there is no cycle)
+_SUBTREE = "WITH RECURSIVE sub(id) AS (SELECT ? UNION SELECT t.id FROM tenants t JOIN sub ON t.parent_id = sub.id) "
 
 
 # ---- plain functions, for use inside any job --------------------------------------------------

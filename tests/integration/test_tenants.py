@@ -140,6 +140,8 @@ async def test_a_tenant_sees_and_manages_itself_and_those_below_it(nursery, tmp_
         assert_error(await http.post("/api/tenant", headers=root, json={
             "tenantCode": "p2", "tenantName": "P", "tenantType": "platform"}), 400, "bad_request")
         assert_error(await http.put("/api/tenant/1/status?status=0", headers=root), 403, "forbidden")
+        assert_error(await http.post("/api/tenant", headers=root, json={
+            "tenantCode": "big", "tenantName": "B", "parentId": 2**70}), 400, "bad_request")
 
 
 async def test_a_disabled_or_expired_tenant_cannot_sign_in_while_its_chargers_are_answered(nursery, tmp_path):
@@ -296,6 +298,10 @@ def test_user_command_adds_accounts_to_a_tenant_within_its_quota(tmp_path):
     assert add("bob").returncode == 0  # the platform's bob is another account
     listed = subprocess.run([*gateway, "list", *db], capture_output=True, text=True).stdout.splitlines()
     assert [line.split("\t")[:3] for line in listed] == [["bob", "viewer", "acme"], ["bob", "viewer", "platform"]]
+    removed = subprocess.run([*gateway, "remove", "bob", "--tenant", "acme", *db], capture_output=True, text=True)
+    assert removed.returncode == 0 and "bob@acme removed" in removed.stdout
+    listed = subprocess.run([*gateway, "list", *db], capture_output=True, text=True).stdout.splitlines()
+    assert [line.split("\t")[:3] for line in listed] == [["bob", "viewer", "platform"]]
 
 
 async def test_the_console_s_tenant_requests_are_taken_as_the_page_sends_them(nursery, tmp_path):

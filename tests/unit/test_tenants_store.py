@@ -6,10 +6,11 @@ import sqlite3
 from datetime import datetime, timezone
 
 import pytest
+import trio
 
-from gateway.store.db import NUMBERED_LATE, connect, migrate, migration_files
-from gateway.store.scope import PLATFORM
-from gateway.store.tenants import chain, quota_refusal, standing, subtree_ids, used
+from gateway.store.db import NUMBERED_LATE, Database, connect, migrate, migration_files
+from gateway.store.scope import EVERYTHING, PLATFORM, Scope, acting_as
+from gateway.store.tenants import Tenants, chain, quota_refusal, standing, subtree_ids, used
 from gateway.store.users import split_identifier
 
 AT = "2026-01-01T00:00:00.000Z"
@@ -131,3 +132,28 @@ def test_a_login_identifier_names_a_tenant_after_its_last_at():
     assert split_identifier("ann@example.com@acme") == ("ann@example.com", "acme")
     assert split_identifier("admin") == ("admin", None)
     assert split_identifier("@acme") == ("@acme", None) and split_identifier("alice@") == ("alice@", None)
+
+
+async def test_the_subtree_kept_in_memory_is_forgotten_on_every_change(tmp_path):
+    db = Database(str(tmp_path / "t.db"))
+    await db.open()
+    try:
+        tenants = Tenants(db)
+        assert await tenants.subtree(PLATFORM) == {PLATFORM}
+        kind, acme = await tenants.create(PLATFORM, {"code": "acme", "name": "Acme", "type": "operator"}, AT)
+        assert kind == "ok" and await tenants.subtree(PLATFORM) == {PLATFORM, acme["id"]}
+        with acting_as(Scope(acme["id"], await tenants.subtree(acme["id"]))):
+            kind, east = await tenants.create(acme["id"], {"code": "east", "name": "East", "type": "partner"}, AT)
+            assert kind == "ok"
+            assert await tenants.subtree(acme["id"]) == {acme["id"], east["id"]}
+            # the platform is not acme's to see, let alone to place a tenant below
+            assert await tenants.get(PLATFORM) is None
+            assert await tenants.create(PLATFORM, {"code": "x1", "name": "X", "type": "operator"}, AT) == \
+                ("missing", None)
+            assert (await tenants.delete(acme["id"]))[0] == "forbidden"  # its own: from above only
+        with acting_as(EVERYTHING):
+            assert await tenants.delete(east["id"]) == ("ok", None)
+        assert await tenants.subtree(acme["id"]) == {acme["id"]}
+    finally:
+        await db.close()
+        await trio.sleep(0)
