@@ -43,6 +43,7 @@ class _HTTPConnection(TrioASGIHTTPConnection):
 
 class _App(QuartTrio):
     asgi_http_class = _HTTPConnection
+    request_class = audit_api.AuditedRequest  # knows whether its body was read (the audit log's summary)
     services: Services  # what the handlers work with (services.services())
 
 

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 
 import structlog
 from quart import Quart, Response, g, request
-from werkzeug.exceptions import HTTPException
+from quart_trio.wrappers import TrioRequest
 
 from .. import clock
 from ..store.audit import AuditLog
@@ -46,7 +46,6 @@ MAX_SUMMARY = 8192  # characters of a summary; a larger one keeps its shape, not
 # tokens, keys (an AuthorizationKey, a private key, an API key), secrets, signatures, card data, PINs.
 _SECRET = re.compile(r"pass|pwd|secret|token|sign|key|credential|auth|cookie|card|cvv|cvc|iban|pin$|pincode")
 ANONYMOUS = "anonymous"
-_PASSED = "audit_passed"  # g: the request passed every before-hook, so its handler ran
 
 
 def secret_name(name: str) -> bool:
@@ -118,7 +117,7 @@ def summary(query: dict[str, Any], body: Any, body_read: bool = True) -> str:
     if query:
         made["query"] = redact(query)
     if not body_read:
-        made["body"] = "(not read: the request was refused before its body was read)"
+        made["body"] = "(not read: the request was answered without reading it)"
     elif body is not None:
         made["body"] = redact(body)
     text = _json(made)
@@ -147,17 +146,24 @@ def action_name(endpoint: str) -> str:
     return f"{group.removesuffix('_api')}.{name}"
 
 
+class AuditedRequest(TrioRequest):
+    """A request that knows whether its body was read: the audit log summarises the body the gateway read,
+    and never waits for one it did not (a request refused before its body mattered is answered at once,
+    whenever its body arrives)."""
+
+    body_read = False
+
+    async def get_data(self, *args: Any, **kwargs: Any) -> Any:
+        data = await super().get_data(*args, **kwargs)
+        self.body_read = True
+        return data
+
+
 async def _body() -> tuple[bool, Any]:
-    """(whether the body was read, what it says). Read only when the request passed the before-hooks (its
-    handler ran, and read it or could have): a request refused there (401, 403) is answered without
-    waiting for a body it never needed. A body too large (413) or too slow (408) is not read either."""
-    if not g.get(_PASSED, False):
+    """(whether the body was read, what it says): the body the handler read, or none."""
+    if not getattr(request, "body_read", False):
         return False, None
-    try:
-        raw = await request.get_data()
-    except HTTPException:
-        return False, None
-    return True, parsed_body(request.content_type or "", raw)
+    return True, parsed_body(request.content_type or "", await request.get_data())  # kept: no wait
 
 
 async def _error_code(response: Response) -> str | None:
@@ -226,10 +232,6 @@ def install(app: Quart, groups: Iterable[Routes]) -> None:
     """Record every request to a declared route that changes something (and the cross-layer reads), once,
     as its answer leaves: queued with the next batch, never waited for."""
     declared = {route.endpoint: route for group in groups for route in group.declared if not route.websocket}
-
-    @app.before_request
-    async def passed() -> None:  # after authenticate (installed last): reached only by requests it let through
-        g.setdefault(_PASSED, True)
 
     @app.after_request
     async def audit(response: Response) -> Response:

@@ -234,7 +234,7 @@ async def test_refused_callers_and_roles(gw):
         page = (await http.get("/api/tenant/audit-log/page", auth=auth["ada"])).json()["data"]
         assert [(r["username"], r["status"], r["error"]) for r in page["records"]] == [
             ("val", 403, "forbidden"), ("anonymous", 401, "unauthorized")]
-        refused = "(not read: the request was refused before its body was read)"  # never waited for
+        refused = "(not read: the request was answered without reading it)"  # never waited for
         assert [r["summary"] for r in page["records"]] == [{"body": refused}] * 2
         for path in ("/api/tenant/audit-log/page", "/api/tenant/audit-log/actions",
                      "/api/tenant/audit-log/statistics/cross-layer"):  # answers as the document says
@@ -316,4 +316,4 @@ async def test_a_head_that_runs_a_command_is_recorded_and_what_no_route_takes_is
         page = (await http.get("/api/tenant/audit-log/page", auth=ada)).json()["data"]
     assert [(r["method"], r["route"], r["status"], r["target"]) for r in page["records"]] == [
         ("POST", "/api/station", 413, {}), ("HEAD", "/api/ocpp/clearCache/{cp_id}", 404, {"cp_id": "CP9"})]
-    assert page["records"][0]["summary"] == {"body": "(not read: the request was refused before its body was read)"}
+    assert page["records"][0]["summary"] == {"body": "(not read: the request was answered without reading it)"}
