@@ -100,6 +100,9 @@ class AuditConfig:
     retention_days: float = attrs.field(default=365.0, validator=_not_negative)  # 0: kept forever
 
 
+attrs.resolve_types(AuditConfig)  # as the classes below are: GATEWAY_AUDIT_* variables are read by type
+
+
 @attrs.define
 class AuthConfig:
     trust_loopback: bool = False

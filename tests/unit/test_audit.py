@@ -11,6 +11,7 @@ import pytest
 import trio
 
 from gateway import clock
+from gateway.config import ConfigError, load
 from gateway.http.audit_api import REDACTED, action_name, parsed_body, redact, secret_name, summary
 from gateway.store import audit, scope
 from gateway.store.audit import AuditLog, keep_pruned
@@ -178,3 +179,13 @@ async def test_the_background_task_prunes_at_start_and_a_zero_retention_keeps_ev
 
 async def _left(total, count: int) -> bool:
     return (await total())["total"] == count
+
+
+def test_the_retention_is_configured_by_file_variable_or_default(tmp_path):
+    assert load(None, env={}).audit.retention_days == 365.0
+    assert load(None, env={"GATEWAY_AUDIT_RETENTION_DAYS": "90"}).audit.retention_days == 90.0
+    toml = tmp_path / "config.toml"
+    toml.write_text("[audit]\nretention_days = 0\n")
+    assert load(str(toml), env={}).audit.retention_days == 0.0
+    with pytest.raises(ConfigError, match="retention_days must not be negative"):
+        load(None, env={"GATEWAY_AUDIT_RETENTION_DAYS": "-1"})
