@@ -202,7 +202,8 @@ async def entry(route: Route, response: Response) -> dict[str, Any] | None:
         else current_scope().tenant_id
     if route.changes(request.method):
         kind = "change"
-    elif principal is not None and user_tenant != acting and not route.endpoint.startswith(_OWN):
+    elif principal is not None and user_tenant != acting and request.method in ("GET", "HEAD") \
+            and not route.endpoint.startswith(_OWN):
         kind = "read"  # a tenant above reads a tenant below (not the audit log: a look would change it)
     else:
         return None
