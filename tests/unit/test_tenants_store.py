@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.store.db import NUMBERED_LATE, Database, connect, migrate, migration_files
 from gateway.store.scope import EVERYTHING, PLATFORM, Scope, acting_as
@@ -157,3 +159,72 @@ async def test_the_subtree_kept_in_memory_is_forgotten_on_every_change(tmp_path)
     finally:
         await db.close()
         await trio.sleep(0)
+
+
+LIMIT = st.one_of(st.none(), st.integers(0, 3))
+_migrated: list[sqlite3.Connection] = []
+
+
+def _fresh() -> sqlite3.Connection:
+    """A new migrated database in memory (migrated once, copied after)."""
+    if not _migrated:
+        _migrated.append(connect(":memory:"))
+        migrate(_migrated[0])
+    conn = connect(":memory:")
+    _migrated[0].backup(conn)
+    return conn
+
+
+@settings(max_examples=60, deadline=None)
+@given(parents=st.lists(st.integers(0, 6), min_size=1, max_size=6),
+       user_limits=st.lists(LIMIT, min_size=7, max_size=7), child_limits=st.lists(LIMIT, min_size=7, max_size=7),
+       attempts=st.lists(st.tuples(st.sampled_from(["users", "children"]), st.integers(0, 6)), max_size=30))
+def test_quotas_against_a_model_of_the_tree(parents, user_limits, child_limits, attempts):
+    """Adding only what quota_refusal lets in never exceeds a quota of any tenant (users over its subtree,
+    children its own), and a refusal always names a tenant whose quota is exactly full."""
+    conn = _fresh()
+    ids = [PLATFORM]
+    parent_of: dict[int, int | None] = {PLATFORM: None}
+    for n, p in enumerate(parents):  # tenant n + 1 below one made before it
+        parent = ids[p % len(ids)]
+        ids.append(_tenant(conn, f"t{n}", parent))
+        parent_of[ids[-1]] = parent
+    for tenant, users, children in zip(ids, user_limits, child_limits):
+        conn.execute("UPDATE tenants SET max_users = ?, max_children = ? WHERE id = ?", (users, children, tenant))
+    limits = {t: (u, c) for t, u, c in zip(ids, user_limits, child_limits)}
+    before = {t: used(conn, t, "children") for t in ids}  # the tree made before its quotas were set
+
+    def above(t: int) -> list[int]:  # the tenant and those above it, by the model
+        out = []
+        while t is not None:
+            out.append(t)
+            t = parent_of[t]
+        return out
+
+    users = {t: 0 for t in ids}  # accounts of each tenant itself
+    for n, (kind, pick) in enumerate(attempts):
+        tenant = ids[pick % len(ids)]
+        why = quota_refusal(conn, tenant, kind)
+        if kind == "users":
+            in_subtree = {t: sum(users[s] for s in users if t in above(s)) for t in ids}
+            full = [t for t in above(tenant) if limits[t][0] is not None and in_subtree[t] >= limits[t][0]]
+            assert (why is None) == (not full), (why, full)
+            if why is None:
+                _user(conn, tenant, f"u{n}")
+                users[tenant] += 1
+        else:
+            children = sum(1 for t, p in parent_of.items() if p == tenant)
+            full = limits[tenant][1] is not None and children >= limits[tenant][1]
+            assert (why is None) == (not full), why
+            if why is None:
+                child = _tenant(conn, f"c{n}", tenant)
+                ids.append(child)
+                parent_of[child] = tenant
+                limits[child] = (None, None)
+                users[child] = 0
+    for t in ids:
+        max_users, max_children = limits[t]
+        assert max_users is None or used(conn, t, "users") <= max_users
+        assert max_children is None or used(conn, t, "children") <= max(max_children, before.get(t, 0))
+        assert used(conn, t, "users") == sum(users[s] for s in users if t in above(s))
+    conn.close()
