@@ -189,3 +189,13 @@ def test_the_retention_is_configured_by_file_variable_or_default(tmp_path):
     assert load(str(toml), env={}).audit.retention_days == 0.0
     with pytest.raises(ConfigError, match="retention_days must not be negative"):
         load(None, env={"GATEWAY_AUDIT_RETENTION_DAYS": "-1"})
+
+
+def test_what_changes_something_is_the_routes_to_say():
+    from gateway.http.routes import OPERATOR, Route
+
+    plain = Route("/api/x/<cp_id>", "x.plain", OPERATOR, {"get": {}, "post": {}})
+    command = Route("/api/x/go/<cp_id>", "x.go", OPERATOR, {"get": {}}, commands=True)
+    assert [plain.changes(m) for m in ("GET", "HEAD", "OPTIONS", "POST", "put", "PATCH", "DELETE")] == [
+        False, False, False, True, True, True, True]
+    assert [command.changes(m) for m in ("get", "HEAD", "OPTIONS", "POST")] == [True, True, False, True]
