@@ -29,6 +29,7 @@ from .http.app import create_app, serve_http
 from .http.services import Billing, Limits, Services
 from .http.accounts import Auth
 from .monitoring.monitor import Listener, Monitor
+from .store.audit import keep_pruned
 from .store.store import open_store
 
 YOUNG_GENERATION_THRESHOLD = 50_000
@@ -97,6 +98,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                 nursery.start_soon(_wait_for_signal, shutdown)
             nursery.start_soon(chargers.watchdog)
             await nursery.start(monitor.run)  # listening for transactions before chargers connect
+            nursery.start_soon(keep_pruned, store.audit, config.audit.retention_days)  # the oldest audit records go
             await nursery.start(keep_out_of_service, commands)  # listening before chargers connect
             await nursery.start(certificates.run)  # issues the certificates of accepted CSRs
             if billing is not None:

@@ -101,6 +101,14 @@ class FramesConfig:
 
 
 @attrs.define
+class AuditConfig:
+    retention_days: float = attrs.field(default=365.0, validator=_not_negative)  # 0: kept forever
+
+
+attrs.resolve_types(AuditConfig)  # as the classes below are: GATEWAY_AUDIT_* variables are read by type
+
+
+@attrs.define
 class AuthConfig:
     trust_loopback: bool = False
     token_hours: float = attrs.field(default=12.0, validator=_positive)
@@ -302,6 +310,7 @@ class Config:
     charger: ChargerConfig = attrs.field(factory=ChargerConfig)
     frames: FramesConfig = attrs.field(factory=FramesConfig)
     auth: AuthConfig = attrs.field(factory=AuthConfig)
+    audit: AuditConfig = attrs.field(factory=AuditConfig)
     billing: BillingConfig = attrs.field(factory=BillingConfig)
     certificates: CertificatesConfig = attrs.field(factory=CertificatesConfig)
     alerts: AlertsConfig = attrs.field(factory=AlertsConfig)

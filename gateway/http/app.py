@@ -22,6 +22,7 @@ from . import auth_api, billing_api, charger_ws, commands_api, errors, hypercorn
 from . import certificate_api, charger_api, cloudcharge_api, console, station_api
 from . import tenant_api
 from . import monitoring_api
+from . import audit_api
 from .errors import CALLBACKS, ApiError
 from .routes import ADMIN, OPERATOR, PUBLIC, VIEWER, Role, Routes, unrouted_role
 from .sameorigin import SAFE_METHODS, cross_site, host_allowed, host_name
@@ -43,6 +44,7 @@ class _HTTPConnection(TrioASGIHTTPConnection):
 
 class _App(QuartTrio):
     asgi_http_class = _HTTPConnection
+    request_class = audit_api.AuditedRequest  # knows whether its body was read (the audit log's summary)
     services: Services  # what the handlers work with (services.services())
 
 
@@ -97,6 +99,7 @@ ROUTES: tuple[Routes, ...] = (gateway, console.routes, charger_ws.routes, auth_a
                               commands_api.routes, records_api.routes, *billing_api.ROUTES, station_api.routes,
                               charger_api.routes, tenant_api.routes, cloudcharge_api.routes, *certificate_api.ROUTES,
                               *monitoring_api.ROUTES)
+ROUTES += (audit_api.routes,)
 
 
 def create_app(services: Services, trusted_proxies: Sequence[str] = (),
@@ -152,10 +155,10 @@ def create_app(services: Services, trusted_proxies: Sequence[str] = (),
             raise ApiError(401, "unauthorized", "authenticate: HTTP Basic (curl -u user:password), "
                            "a token from POST /api/auth/login, or an API token, as Authorization: Bearer",
                            headers={"WWW-Authenticate": 'Basic realm="gateway"'})
+        g.principal = principal  # also when refused below: the audit log names who was refused
         if not principal.may(role.value):
             raise ApiError(403, "forbidden", f"this needs the {role.value} role; {principal.username} is "
                            f"{principal.role}")
-        g.principal = principal
         g.scope = await acting_scope(principal, headers.get(TENANT_HEADER.lower()))
         scope.enter(g.scope)
 
@@ -178,6 +181,7 @@ def create_app(services: Services, trusted_proxies: Sequence[str] = (),
     for group in ROUTES:
         app.register_blueprint(group.blueprint)
     billing_api.install(app)
+    audit_api.install(app, ROUTES)  # every request that changes something, recorded once as it is answered
     return app
 
 

@@ -19,7 +19,7 @@ from .routes import OPERATOR, Routes
 from .schemas import COMMAND_ERRORS, COMMAND_QUERY, command_answer, kind, ocpp_schema, op, payload_query, ref
 from .services import services
 
-routes = Routes("commands_api", __name__, "/api/ocpp")
+routes = Routes("commands_api", __name__, "/api/ocpp", commands=True)  # each GET sends a command
 
 # GET /api/ocpp/{shortcut}/{cpId}?...  ->  the action it sends
 SHORTCUTS = {

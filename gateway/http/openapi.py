@@ -193,6 +193,7 @@ TAGS = [
     ("reservations", "Records: reservations"),
     ("id-tags", "The id-tag table that Authorize and StartTransaction are answered from"),
     ("auth", "Logging in and API tokens, in the EVCS envelope {code, message, data, timestamp, path}"),
+    ("audit", "The audit log: every request that changes something (x-audited operations), in the EVCS envelope"),
     ("orders", "Orders, one per charging session, in the EVCS envelope"),
     ("payments", "Payments, refunds and the providers' callbacks, in the EVCS envelope (callbacks excepted)"),
     ("reconciliation", "Mismatches between payments, refunds, orders and the providers"),
@@ -217,6 +218,8 @@ def _paths(routes: Sequence[Routes], limits: Limits) -> dict[str, dict[str, Sche
             item = paths.setdefault(route.path, {})
             for method, operation in route.operations.items():
                 item[method] = copy.deepcopy(operation(limits) if callable(operation) else operation)
+                if route.changes(method) and not route.websocket:  # each call leaves one audit record
+                    item[method]["x-audited"] = True
     for path in paths:
         paths[path] = item = {method: paths[path][method] for method in METHODS if method in paths[path]}
         names = re.findall(r"{(\w+)}", path)

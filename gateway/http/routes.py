@@ -47,6 +47,14 @@ class Route:
     role: Role
     operations: dict[str, Operation]  # method (lower case) -> its OpenAPI operation
     websocket: bool = False
+    commands: bool = False  # its GET changes something too: it sends a command to a charger
+
+    def changes(self, method: str) -> bool:
+        """Whether a request of `method` (any case) changes something: every method but GET, HEAD and
+        OPTIONS, and a GET that sends a command (a HEAD too: it runs the GET's handler); the audit log
+        records exactly these."""
+        method = method.upper()
+        return method not in ("GET", "HEAD", "OPTIONS") or (self.commands and method in ("GET", "HEAD"))
 
     @property
     def path(self) -> str:
@@ -57,14 +65,16 @@ class Route:
 class Routes:
     """The routes of one blueprint, in the order the document lists them."""
 
-    def __init__(self, name: str, import_name: str, url_prefix: str = ""):
+    def __init__(self, name: str, import_name: str, url_prefix: str = "", *, commands: bool = False):
         self.blueprint = Blueprint(name, import_name, url_prefix=url_prefix or None)
         self.prefix = url_prefix
+        self.commands = commands  # every route's GET sends a command to a charger (Route.commands)
         self.declared: list[Route] = []
 
     def route(self, rule: str, *, role: Role, endpoint: str | None = None, websocket: bool = False,
-              **operations: Operation) -> Callable:
-        """Serve the decorated handler at `rule` for the methods named, to `role` and above."""
+              commands: bool | None = None, **operations: Operation) -> Callable:
+        """Serve the decorated handler at `rule` for the methods named, to `role` and above; `commands`:
+        its GET sends a command to a charger (default: as the Routes say)."""
         if not isinstance(role, Role):  # a route without an explicit role must not load
             raise TypeError(f"{rule}: role must be one of {', '.join(r.name for r in Role)}, not {role!r}")
         unknown = set(operations) - set(METHODS)
@@ -80,7 +90,8 @@ class Routes:
             else:
                 self.blueprint.add_url_rule(rule, name, handler, methods=[m.upper() for m in operations])
             self.declared.append(Route(self.prefix + rule, f"{self.blueprint.name}.{name}", role,
-                                       dict(operations), websocket))
+                                       dict(operations), websocket,
+                                       self.commands if commands is None else commands))
             return handler
 
         return declare
@@ -101,6 +112,8 @@ def unrouted_role(method: str, path: str) -> Role:
             path.startswith("/api/certificates/") and method not in ("GET", "HEAD", "OPTIONS")
             and (path.endswith(("/revoke", "/install")) or "/installed/" in path)):
         return ADMIN  # the certificate authority, and what changes which certificates a charger trusts
+    if path.startswith("/api/tenant/audit-log/"):  # the audit log: a tenant's admins
+        return ADMIN
     if path.endswith("/security") and method not in ("GET", "HEAD"):
         return ADMIN
     if (path == "/api/tenant" or path.startswith("/api/tenant/")) and method not in ("GET", "HEAD", "OPTIONS"):

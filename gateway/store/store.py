@@ -9,6 +9,7 @@ from typing import AsyncIterator
 import trio
 
 from .appender import Appender, ThreadAppender, appender_for
+from .audit import AuditLog
 from .bills import Bills
 from .calls import Table
 from .certificates import Certificates
@@ -63,6 +64,7 @@ class Store:
     alerts: Alerts
     monitoring: Monitoring
     log_lines: LogLines
+    audit: AuditLog
 
     def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):
         self.db = db

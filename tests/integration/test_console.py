@@ -244,3 +244,11 @@ async def test_the_registry_view_s_requests_are_taken_as_the_page_sends_them(gat
         assert bad.status_code == 400 and "connectorNo" in bad.json()["message"]  # shown as the page's message
         assert data(await http.delete(f"/api/charger/{cp['chargerId']}")) is None
         assert data(await http.delete(f"/api/station/{station['stationId']}")) is None
+
+
+async def test_the_audit_view_calls_the_audit_log_routes(gateway):
+    page = await _page(gateway)
+    assert 'data-view="audit"' in page and 'id="view-audit"' in page
+    _, calls = _calls(_script(page))
+    assert {(m, _documented(p, document()["paths"])) for m, p in calls} >= {
+        ("get", "/api/tenant/audit-log/page"), ("get", "/api/tenant/audit-log/actions")}

@@ -1,0 +1,117 @@
+"""The audit log: who changed what, in which tenant, from where, with what result (docs/api.md section 11).
+
+A record is queued with the next batch (`record`, batched: the answer never waits for it; a clean stop
+commits every queued job). Nothing updates a record (the table refuses it); only the retention deletes
+the oldest, a chunk per job. Readers see the records of the tenants in their scope: a record belongs to
+the tenant acted in.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from typing import Any
+
+import structlog
+import trio
+
+from .. import clock
+from .calls import COMMITTED, Table, durability
+from .paging import Filters, page
+from .scope import Scope
+
+PRUNE_CHUNK = 1000
+PRUNE_RETRY = 60.0  # seconds before a prune the file failed is tried again
+COLUMNS = ("at", "kind", "username", "user_tenant_id", "tenant_id", "address", "method", "route", "action",
+           "target", "summary", "status", "error")
+log = structlog.get_logger("gateway.store")
+
+
+def _record(conn: sqlite3.Connection, entry: dict[str, Any]) -> None:
+    """Append one record (its COLUMNS; target and summary as JSON text)."""
+    conn.execute(f"INSERT INTO audit_log ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                 tuple(entry.get(c) for c in COLUMNS))
+
+
+def _filters(scope: Scope, since: str | None, until: str | None) -> Filters:
+    filters = Filters()
+    where, args = scope.where("tenant_id")
+    filters.clauses.append(where)
+    filters.args.extend(args)
+    filters.add("at >= ?", since)
+    filters.add("at < ?", until)
+    return filters
+
+
+def _page(conn: sqlite3.Connection, username: str | None, tenant_id: int | None, action: str | None,
+          target: str | None, kind: str | None, since: str | None, until: str | None, number: int, size: int,
+          *, scope: Scope) -> dict[str, Any]:
+    """A page of records, newest first; target: one of the route's parameter values, exactly."""
+    filters = _filters(scope, since, until)
+    filters.add("username = ?", username)
+    filters.add("tenant_id = ?", tenant_id)
+    filters.add("action = ?", action)
+    filters.add("kind = ?", kind)
+    filters.add("EXISTS (SELECT 1 FROM json_each(audit_log.target) WHERE CAST(value AS TEXT) = ?)", target)
+    return page(conn, "audit_log", filters, "at DESC, id DESC", number, size)
+
+
+def _actions(conn: sqlite3.Connection, since: str | None, until: str | None, *, scope: Scope) -> list[dict[str, Any]]:
+    """Each action recorded, with how many records it has (most first, then by name)."""
+    filters = _filters(scope, since, until)
+    return [dict(r) for r in conn.execute(
+        f"SELECT action, COUNT(*) AS count FROM audit_log{filters.where} GROUP BY action "
+        "ORDER BY count DESC, action", filters.args)]
+
+
+def _cross_layer(conn: sqlite3.Connection, since: str | None, until: str | None,
+                 *, scope: Scope) -> list[dict[str, Any]]:
+    """For each (user's tenant, tenant acted in) that differ: how many reads and changes, and by how many
+    users; most first."""
+    filters = _filters(scope, since, until)
+    filters.clauses.append("user_tenant_id IS NOT NULL AND user_tenant_id != tenant_id")
+    return [dict(r) for r in conn.execute(
+        "SELECT user_tenant_id, tenant_id, SUM(kind = 'read') AS reads, SUM(kind = 'change') AS changes, "
+        f"COUNT(*) AS total, COUNT(DISTINCT username) AS users, MAX(at) AS last_at FROM audit_log{filters.where} "
+        "GROUP BY user_tenant_id, tenant_id ORDER BY total DESC, user_tenant_id, tenant_id", filters.args)]
+
+
+def _prune(conn: sqlite3.Connection, before: str) -> int:
+    return conn.execute("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY at "
+                        "LIMIT ?)", (before, PRUNE_CHUNK)).rowcount
+
+
+class AuditLog(Table, committed=dict(page=_page, actions=_actions, cross_layer=_cross_layer),
+               batched=dict(record=_record)):
+
+    @durability(COMMITTED)
+    async def prune(self, retention_days: float) -> int:
+        """Delete the records older than `retention_days` (0: keep them all), a chunk per job so that no
+        writer waits long behind it; the number deleted."""
+        if retention_days <= 0:
+            return 0
+        before = clock.iso(clock.now() - timedelta(days=retention_days))
+        total = 0
+        while True:
+            deleted = await self._db.run(_prune, before)
+            total += deleted
+            if deleted < PRUNE_CHUNK:
+                return total
+            await trio.sleep(0)
+
+
+async def keep_pruned(audit_log: AuditLog, retention_days: float, every: float = 3600.0) -> None:
+    """Prune now and every `every` seconds, until cancelled; a prune the file fails is tried again later (it
+    never stops the gateway)."""
+    if retention_days <= 0:
+        return
+    while True:
+        try:
+            deleted = await audit_log.prune(retention_days)
+        except sqlite3.Error as exc:
+            log.warning("audit log prune failed", error=str(exc), retry_seconds=PRUNE_RETRY)
+            await trio.sleep(PRUNE_RETRY)
+            continue
+        if deleted:
+            log.info("audit log pruned", deleted=deleted, retention_days=retention_days)
+        await trio.sleep(every)
