@@ -46,6 +46,7 @@ MAX_SUMMARY = 8192  # characters of a summary; a larger one keeps its shape, not
 # tokens, keys (an AuthorizationKey, a private key, an API key), secrets, signatures, card data, PINs.
 _SECRET = re.compile(r"pass|pwd|secret|token|sign|key|credential|auth|cookie|card|cvv|cvc|iban|pin$|pincode")
 ANONYMOUS = "anonymous"
+CLOUDCHARGE = "/api/cloudcharge/"
 
 
 def secret_name(name: str) -> bool:
@@ -216,6 +217,9 @@ async def entry(route: Route, response: Response) -> dict[str, Any] | None:
         acting = user_tenant
     elif request.path.startswith(CALLBACKS):  # the payment provider: /api/payment/callback/<provider>/...
         who = request.path[len(CALLBACKS):].split("/", 1)[0]
+    elif request.path.startswith(CLOUDCHARGE):  # a charger reporting over signed HTTP: the charger it names
+        charger = body.get("cpId") if isinstance(body, dict) else None
+        who = f"cloudcharge:{charger}" if isinstance(charger, str) and charger else "cloudcharge"
     elif isinstance(claimed, str) and claimed:
         who = claimed  # the account a refused login names (a claim: user_tenant_id NULL)
     else:

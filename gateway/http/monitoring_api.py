@@ -13,6 +13,7 @@ from .. import clock
 from ..monitoring import logbook, rules
 from ..monitoring.figures import versions, worst
 from ..monitoring.monitor import Monitor
+from ..store import scope
 from ..store.logbook import LEVELS
 from . import params
 from .errors import ApiError, evcs
@@ -241,6 +242,11 @@ async def resolve(alert_id: int) -> Any:
 # ---- the gateway's own log ----------------------------------------------------------------------------
 
 def _log_filters() -> tuple[str | None, str | None, str | None, str | None]:
+    """The filters asked for; refused to a caller who does not see every tenant: the gateway's own log names
+    every tenant's chargers, so it is the platform's alone."""
+    if scope.current().tenants is not None:
+        raise ApiError(403, "forbidden", "the gateway's own log is the platform's: it names every tenant's chargers "
+                       "(a tenant's admins read their chargers' frames at /api/frames)")
     return _choice("level", LEVELS), _text("logger"), _text("chargePointId"), _text("q")
 
 

@@ -202,6 +202,8 @@ async def test_every_state_changing_route_leaves_exactly_one_record_and_no_secre
             assert made["error"] == str(answer.get("error", answer.get("code"))), made
         if made["route"].startswith("/api/payment/callback/"):
             assert made["username"] in ("alipay", "wechat") and made["userTenantId"] is None
+        elif made["route"].startswith("/api/cloudcharge/"):  # a charger's signed report names the charger
+            assert made["username"].startswith("cloudcharge") and made["userTenantId"] is None
         elif made["route"] == "/api/auth/login" and made["status"] == 200:  # the account logged in
             assert (made["username"], made["userTenantId"], made["tenantId"]) == (ADMIN, 1, 1)
         elif made["route"] == "/api/auth/login":

@@ -56,6 +56,10 @@ PLATFORM_WIDE: dict[tuple[str, str], str] = {
     ("post", "/api/payment/callback/alipay/refund"): "the provider's signed notice to the platform's merchant account",
     ("post", "/api/payment/callback/wechat"): "the provider's signed notice to the platform's merchant account",
     ("post", "/api/payment/callback/wechat/refund"): "the provider's signed notice to the platform's merchant account",
+    **{("get", f"{prefix}/{path}"): "the machine's own state: services, load and counts, no tenant's records"
+       for prefix in ("/api/monitoring", "/api/v1/monitoring")
+       for path in ("overview", "versions", "services/health", "services/{name}/health", "metrics/system",
+                    "metrics/performance")},
     ("get", "/firmware/{firmware_id}/{sha256}"): "a charger's download: its address holds the file's SHA-256, "
                                                  "so only those given it can fetch it",
     **{("post", f"/api/cloudcharge/{name}"): "a charger's own signed report: it proves itself by the gateway's key"
@@ -95,6 +99,7 @@ class Tenant:
     serial: str = ""  # of a certificate issued to its charger
     certificate_id: int = 0  # of a certificate installed on its charger
     firmware_id: int = 0  # of a signed firmware file it uploaded
+    alert_id: int = 0  # of an alert about its charger
     charger: AnsweringCharger | None = None
 
     def auth(self) -> tuple[str, str]:
@@ -114,6 +119,7 @@ def values(t: Tenant) -> dict[str, Any]:
         "reservation_id": t.reservation_id, "reservationId": t.reservation_id, "token_id": t.token_id,
         "tenant_id": t.id, "tenantId": t.id, "parent_id": t.id, "parentId": t.id, "id": t.id,
         "serial": t.serial, "certificate_id": t.certificate_id, "firmware_id": t.firmware_id,
+        "alert_id": t.alert_id,  # a service of the machine: the same for every tenant
         "callback_id": GHOST_ID, "connector_no": 1, "connectorId": 1, "channel": "manual", "action": "Reset",
     }
 
@@ -122,7 +128,7 @@ GHOST = Tenant("ghost", id=GHOST_ID, station_id=GHOST_ID, station_code="GHOST-ST
                cp_id="GHOST-CP", id_tag="GHOSTTAG", transaction_id=GHOST_ID, order_id=GHOST_ID,
                order_no="ORD-20260310-987654", session_id=f"tx-{GHOST_ID}", trade_no="PAY-20260310-987654",
                refund_no="REF-20260310-987654", request_id="ghost-request", reservation_id=GHOST_ID,
-               token_id=GHOST_ID, serial="0DEAD0", certificate_id=GHOST_ID, firmware_id=GHOST_ID)
+               token_id=GHOST_ID, alert_id=GHOST_ID, serial="0DEAD0", certificate_id=GHOST_ID, firmware_id=GHOST_ID)
 
 
 def markers(t: Tenant) -> set[str]:
@@ -193,6 +199,12 @@ async def operator(gw: Gateway, stack: AsyncExitStack, code: str) -> Tenant:
     with scope.acting_as(scope.Scope(t.id, frozenset({t.id}))):
         t.firmware_id = (await gw.store.certificates.firmware_add(
             f"{code}-fw.bin", "00" * 32, 3, b"abc", None, "c2ln", pem, clock.iso()))["id"]
+    # An alert about its charger, waiting for a person (the checker leaves it open).
+    [(_, alert)] = await gw.store.alerts.apply([("raised", {
+        "rule": "protocol_violations", "subject": t.cp_id, "charge_point_id": t.cp_id, "severity": "warning",
+        "message": f"{t.cp_id} sent 25 protocol violations", "value": 25, "threshold": 20,
+        "auto_resolve": False})], clock.iso())
+    t.alert_id = alert["id"]
     return t
 
 
@@ -467,3 +479,14 @@ async def test_the_walk_catches_a_route_that_reads_outside_the_scope(world):
     finally:
         del stations.get
     assert any(p.startswith(f"GET /api/station/{b.station_id}:") for p in problems), problems
+
+
+async def test_the_gateways_own_log_is_the_platforms(world):
+    """The log names every tenant's chargers: an operator's admin is refused it, the platform reads it."""
+    gw, a, b = world
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", timeout=20) as http:
+        for path in ("/api/monitoring/logs/search", "/api/monitoring/logs/realtime"):
+            refused = await http.get(path, params={"chargePointId": b.cp_id}, auth=a.auth())
+            assert refused.status_code == 403 and b.cp_id not in refused.text, refused.text
+            assert "platform" in refused.json()["message"]
+            assert (await http.get(path, auth=("root", PASSWORD))).status_code == 200
