@@ -79,7 +79,8 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
         async with trio.open_nursery() as nursery:
             commands = CommandService(chargers, nursery)
             app = create_app(Services(chargers, commands, auth,
-                                      None if billing is None else Billing(*billing), Limits.from_config(config)),
+                                      None if billing is None else Billing(*billing), Limits.from_config(config),
+                                      zone=billing_settings.tz),
                              config.trusted_proxies, (*config.http_allowed_hosts, http_host))
             app.config["BODY_TIMEOUT"] = config.http_body_timeout  # a body sent slower: 408
             if handle_signals:

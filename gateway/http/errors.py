@@ -31,7 +31,7 @@ class ApiError(Exception):
 
 # Routes answering in the EVCS envelope (docs/api.md section 5); provider callbacks answer as each provider specifies.
 EVCS_FAMILIES = ("/api/auth/", "/api/order", "/api/payment/", "/api/reconciliation/", "/api/station/",
-                 "/api/charger/")
+                 "/api/charger/", "/api/dashboard/")
 EVCS_ROOTS = ("/api/station", "/api/charger")  # exactly: /api/chargers/... is not in the envelope
 CALLBACKS = "/api/payment/callback/"
 

@@ -3,6 +3,7 @@ services() while a request is handled."""
 
 from __future__ import annotations
 
+from datetime import timezone, tzinfo
 from typing import TYPE_CHECKING
 
 import attrs
@@ -48,6 +49,7 @@ class Services:
     auth: Auth
     billing: Billing | None = None  # None: billing.enabled = false (its routes answer 404)
     limits: Limits = Limits()
+    zone: tzinfo = timezone.utc  # billing.timezone: the site's days (the dashboard's)
 
 
 def services() -> Services:

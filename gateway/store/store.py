@@ -15,6 +15,7 @@ from .chargers import Chargers
 from .charging_profiles import ChargingProfiles
 from .commands import Commands
 from .configuration import Configuration
+from .dashboard import Dashboard
 from .db import Database
 from .frame_log import FrameLog
 from .id_tags import IdTags
@@ -51,6 +52,7 @@ class Store:
     tariffs: Tariffs
     stations: Stations
     registry: ChargerRegistry
+    dashboard: Dashboard
 
     def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):
         self.db = db
