@@ -127,6 +127,10 @@ def _days_query(default: int) -> dict[str, Any]:
 
 
 SESSIONS = "sessions:int energyWh:int"
+MONEY_RULES = ("Sessions: transactions started in the period (gateway clock) and their metered energy. Orders: those "
+               "created in the period; amount what those not cancelled were priced at. Money, in minor units (fen "
+               "for CNY), when it moved, as the daily reconciliation counts it: paid the payments paid in the period, "
+               "refunded the refunds that succeeded in it, revenue = paid - refunded.")
 MONEY = "orders:int amount:int paid:int refunded:int revenue:int"
 BY_STATUS = record("offline:int idle:int charging:int fault:int")
 STATUS = record(
@@ -141,11 +145,7 @@ def _stats_op(summary: str) -> dict[str, Any]:
     return op("dashboard", summary, enveloped(record(
         "timezone:str currency:str?", chargers=STATUS, today=record("date:str", **PERIOD["properties"]),
         month=record("month:str", **PERIOD["properties"]))),
-        description="Sessions: transactions started in the period (gateway clock) and their metered energy. "
-                    "Money: the orders created in the period, in minor units (fen for CNY): amount what the "
-                    "orders not cancelled were priced at, paid the money received for them, refunded the "
-                    "refunds that succeeded, revenue = paid - refunded (as GET /api/order/statistics). "
-                    "Chargers: the registry's, by EVCS status now.")
+        description=MONEY_RULES + " Chargers: the registry's, by EVCS status now.")
 
 
 @routes.route("/stats", role=VIEWER, get=_stats_op("Chargers by status now; sessions, energy and money today and this month"))
@@ -180,7 +180,8 @@ def _trend_op(summary: str, point: str) -> dict[str, Any]:
     return op("dashboard", summary, enveloped(record(
         "timezone:str currency:str? days:int", points=list_of(record("date:str " + point)))),
         errors=("400",), query=[_days_query(TREND_DAYS)],
-        description="One point per site day, oldest first, today last; a day with nothing is all zeros.")
+        description="One point per site day, oldest first, today last; a day with nothing is all zeros. "
+                    + MONEY_RULES)
 
 
 @routes.route("/charging-trend", role=VIEWER, get=_trend_op(
@@ -193,7 +194,8 @@ async def charging_trend() -> Any:
 
 
 @routes.route("/revenue-trend", role=VIEWER, get=_trend_op(
-    "Order money per site day (orders by the day they were created), minor units", MONEY + " energyWh:int"))
+    "Orders and money per site day (orders by the day they were created, money by the day it moved)",
+    MONEY + " energyWh:int"))
 async def revenue_trend() -> Any:
     days = site_days(_today(), _days(TREND_DAYS), _zone())
     figures = await _store().dashboard.money(days)

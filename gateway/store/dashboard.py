@@ -3,9 +3,10 @@
 The rules are those of the records' own statistics, so one figure never means two things:
 - a session is a transaction, on the day (or hour) it started by the gateway's clock (`started_at`), with
   its metered energy (`energy_wh`), as in GET /api/charger/statistics;
-- money is the orders' (created in the period), as in GET /api/order/statistics: `paid` the money received
-  for them (every paid payment), `refunded` the refunds that succeeded, `revenue` = paid - refunded;
-  `amount` what the orders not cancelled were priced at;
+- orders are counted on the day they were created, `amount` being what those not cancelled were priced at;
+- money on the day it moved, as the daily reconciliation counts it: `paid` the payments paid in the period,
+  `refunded` the refunds that succeeded (settled) in it, `revenue` = paid - refunded, each the order's
+  whose charger it was;
 - time charging over time online is the registry's (registry._busy).
 
 Periods come as [since, until) in UTC text (the site's days are cut by the caller); a charger's tenant is its
@@ -43,40 +44,63 @@ def _days_cte(windows: Sequence[Window]) -> tuple[str, tuple[str, ...]]:
     return f"WITH w(label, lo, hi) AS (VALUES {rows})", tuple(v for window in windows for v in window)
 
 
-# Money of the orders joined as `o`: what each received (paid payments) and got back (refunds that succeeded).
+# Money of the orders joined as `o`: what each received (paid payments) and got back (refunds that succeeded);
+# for the few orders listed one by one (the period sums read the payments and refunds by time instead).
 _RECEIVED = "(SELECT COALESCE(SUM(p.amount), 0) FROM payments p WHERE p.order_id = o.id AND p.paid_at IS NOT NULL)"
 _REFUNDED = ("(SELECT COALESCE(SUM(f.amount), 0) FROM payments p JOIN refunds f ON f.payment_id = p.id "
              "WHERE p.order_id = o.id AND f.status = ?)")
 
 
+def _per_window(conn: sqlite3.Connection, windows: Sequence[Window], sums: dict[str, str], table: str, when: str,
+                *, scope: Scope, condition: str = "1", args: tuple = (), via_order: bool = False) -> dict[str, Row]:
+    """label -> {name: sum} for each window: every sum one scalar subquery over the rows `x` of `table` whose
+    `when` lies in the window (and `condition` holds), so a window is one range of a covering index and
+    nothing is sorted. via_order: the rows' charger is their order's (payments, refunds)."""
+    charger = "o" if via_order else "x"
+    join, where, scoped = _tenant(scope, charger)
+    if via_order and join:
+        join = f" JOIN orders o ON o.id = x.order_id{join}"
+    cte, bounds = _days_cte(windows)
+    columns = ", ".join(f"(SELECT COALESCE({expr}, 0) FROM {table} x{join} WHERE x.{when} >= w.lo AND x.{when} < w.hi "
+                        f"AND {condition} AND {where})" for expr in sums.values())
+    params = tuple(v for _ in sums for v in (*args, *scoped))
+    return {label: dict(zip(sums, values)) for label, *values in conn.execute(
+        f"{cte} SELECT w.label, {columns} FROM w", (*bounds, *params))}
+
+
 def _sessions(conn: sqlite3.Connection, windows: Sequence[Window], *, scope: Scope) -> dict[str, Row]:
     """label -> {sessions, energyWh} of the transactions started in each window (every window answered)."""
-    join, where, args = _tenant(scope, "t")
-    cte, bounds = _days_cte(windows)
-    out = {label: {"sessions": 0, "energyWh": 0} for label, _, _ in windows}
-    for label, count, energy in conn.execute(
-            f"""{cte} SELECT w.label, COUNT(*), COALESCE(SUM(t.energy_wh), 0)
-                FROM w JOIN transactions t ON t.started_at >= w.lo AND t.started_at < w.hi{join}
-                WHERE {where} GROUP BY w.label""", (*bounds, *args)):
-        out[label] = {"sessions": count, "energyWh": energy}
-    return out
+    return _per_window(conn, windows, {"sessions": "COUNT(*)", "energyWh": "SUM(x.energy_wh)"},
+                       "transactions", "started_at", scope=scope)
 
 
 def _money(conn: sqlite3.Connection, windows: Sequence[Window], *, scope: Scope) -> dict[str, Row]:
-    """label -> {orders, energyWh, amount, paid, refunded, revenue} of the orders created in each window."""
-    join, where, args = _tenant(scope, "o")
-    cte, bounds = _days_cte(windows)
-    out = {label: {"orders": 0, "energyWh": 0, "amount": 0, "paid": 0, "refunded": 0, "revenue": 0}
-           for label, _, _ in windows}
-    for label, orders, energy, amount, paid, refunded in conn.execute(
-            f"""{cte} SELECT w.label, COUNT(*),
-                       COALESCE(SUM(CASE WHEN o.status != {CANCELLED} THEN o.energy_wh END), 0),
-                       COALESCE(SUM(CASE WHEN o.status != {CANCELLED} THEN o.total_amount END), 0),
-                       COALESCE(SUM({_RECEIVED}), 0), COALESCE(SUM({_REFUNDED}), 0)
-                FROM w JOIN orders o ON o.created_at >= w.lo AND o.created_at < w.hi{join}
-                WHERE {where} GROUP BY w.label""", (*bounds, RefundStatus.SUCCESS, *args)):
-        out[label] = {"orders": orders, "energyWh": energy, "amount": amount, "paid": paid, "refunded": refunded,
-                      "revenue": paid - refunded}
+    """label -> {orders, energyWh, amount} of the orders created in each window and {paid, refunded, revenue}
+    of the money that moved in it (every window answered)."""
+    sold = f"CASE WHEN x.status != {CANCELLED} THEN x.{{}} END"
+    orders = _per_window(conn, windows, {"orders": "COUNT(*)", "energyWh": f"SUM({sold.format('energy_wh')})",
+                                         "amount": f"SUM({sold.format('total_amount')})"},
+                         "orders", "created_at", scope=scope)
+    paid = _per_window(conn, windows, {"paid": "SUM(x.amount)"}, "payments", "paid_at", scope=scope, via_order=True)
+    refunded = _per_window(conn, windows, {"refunded": "SUM(x.amount)"}, "refunds", "settled_at", scope=scope,
+                           condition="x.status = ?", args=(RefundStatus.SUCCESS,), via_order=True)
+    return {label: {**orders[label], **paid[label], **refunded[label],
+                    "revenue": paid[label]["paid"] - refunded[label]["refunded"]} for label, _, _ in windows}
+
+
+def _moved_by_charger(conn: sqlite3.Connection, since: str, until: str) -> dict[str, tuple[int, int]]:
+    """charge point id -> (paid, refunded): the payments paid and the refunds settled in [since, until), each
+    its order's charger's."""
+    out: dict[str, tuple[int, int]] = {}
+    for cp_id, paid, refunded in conn.execute(
+            """SELECT cp, SUM(paid), SUM(refunded) FROM (
+                   SELECT o.charge_point_id AS cp, x.amount AS paid, 0 AS refunded
+                   FROM payments x JOIN orders o ON o.id = x.order_id WHERE x.paid_at >= ? AND x.paid_at < ?
+                   UNION ALL
+                   SELECT o.charge_point_id, 0, x.amount FROM refunds x JOIN orders o ON o.id = x.order_id
+                   WHERE x.status = ? AND x.settled_at >= ? AND x.settled_at < ?)
+               GROUP BY cp""", (since, until, RefundStatus.SUCCESS, since, until)):
+        out[cp_id] = (paid, refunded)
     return out
 
 
@@ -132,7 +156,8 @@ def _recent(conn: sqlite3.Connection, limit: int, *, scope: Scope) -> list[Row]:
 
 def _by_station(conn: sqlite3.Connection, since: str, until: str, *, scope: Scope) -> list[Row]:
     """Every station the caller may see with its city, chargers, and the sessions, energy and order money of
-    the chargers placed there now, over [since, until), by station id."""
+    the chargers placed there now, over [since, until), by station id (the stations are the caller's, so
+    are the chargers placed there). The sums are made per charger and added up per station here."""
     where, args = scope.where("s.tenant_id")
     stations = {r["id"]: {"stationId": r["id"], "stationCode": r["code"], "stationName": r["name"],
                           "city": r["city"], "chargers": r["chargers"], "sessions": 0, "energyWh": 0, "orders": 0,
@@ -141,23 +166,27 @@ def _by_station(conn: sqlite3.Connection, since: str, until: str, *, scope: Scop
                     f"""SELECT s.id, s.code, s.name, s.city,
                                (SELECT COUNT(*) FROM charger_registry r WHERE r.station_id = s.id) AS chargers
                         FROM stations s WHERE {where} ORDER BY s.id""", args)}
-    for station_id, sessions, energy in conn.execute(
-            """SELECT r.station_id, COUNT(*), COALESCE(SUM(t.energy_wh), 0)
-               FROM transactions t JOIN charger_registry r ON r.charge_point_id = t.charge_point_id
-               WHERE t.started_at >= ? AND t.started_at < ? AND r.station_id IS NOT NULL
-               GROUP BY r.station_id""", (since, until)):
-        if station_id in stations:
-            stations[station_id].update(sessions=sessions, energyWh=energy)
-    for station_id, orders, amount, paid, refunded in conn.execute(
-            f"""SELECT r.station_id, COUNT(*),
-                       COALESCE(SUM(CASE WHEN o.status != {CANCELLED} THEN o.total_amount END), 0),
-                       COALESCE(SUM({_RECEIVED}), 0), COALESCE(SUM({_REFUNDED}), 0)
-                FROM orders o JOIN charger_registry r ON r.charge_point_id = o.charge_point_id
-                WHERE o.created_at >= ? AND o.created_at < ? AND r.station_id IS NOT NULL
-                GROUP BY r.station_id""", (RefundStatus.SUCCESS, since, until)):
-        if station_id in stations:
-            stations[station_id].update(orders=orders, amount=amount, paid=paid, refunded=refunded,
-                                        revenue=paid - refunded)
+    placed = dict(conn.execute("SELECT charge_point_id, station_id FROM charger_registry WHERE station_id IS NOT NULL"))
+    for cp_id, sessions, energy in conn.execute(
+            """SELECT charge_point_id, COUNT(*), COALESCE(SUM(energy_wh), 0) FROM transactions
+               WHERE started_at >= ? AND started_at < ? GROUP BY charge_point_id""", (since, until)):
+        station = stations.get(placed.get(cp_id))
+        if station is not None:
+            station["sessions"] += sessions
+            station["energyWh"] += energy
+    for cp_id, orders, amount in conn.execute(
+            f"""SELECT charge_point_id, COUNT(*), COALESCE(SUM(CASE WHEN status != {CANCELLED} THEN total_amount END), 0)
+                FROM orders WHERE created_at >= ? AND created_at < ? GROUP BY charge_point_id""", (since, until)):
+        station = stations.get(placed.get(cp_id))
+        if station is not None:
+            station["orders"] += orders
+            station["amount"] += amount
+    for cp_id, (paid, refunded) in _moved_by_charger(conn, since, until).items():
+        station = stations.get(placed.get(cp_id))
+        if station is not None:
+            station["paid"] += paid
+            station["refunded"] += refunded
+            station["revenue"] += paid - refunded
     return list(stations.values())
 
 

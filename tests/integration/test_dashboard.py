@@ -37,10 +37,11 @@ async def placed(store: Any, cp_id: str, station_id: int | None, tenant: int = 1
 
 
 async def session(store: Any, cp_id: str, started: datetime, energy: int, total: int | None, paid: int = 0,
-                  refunded: int = 0, status: int = 1) -> None:
+                  refunded: int = 0, status: int = 1, paid_at: datetime | None = None) -> None:
     """A transaction started at `started` (gateway clock) with its order created then, `paid` received by one
-    payment and `refunded` of it given back by a refund that succeeded."""
+    payment (at `paid_at`, default then) and `refunded` of it given back then by a refund that succeeded."""
     at = clock.iso(started)
+    money_at = clock.iso(paid_at or started)
     tx = await sql(store, "INSERT INTO transactions (charge_point_id, connector_id, id_tag, meter_start, started_at, "
                           "meter_stop, stopped_at, energy_wh) VALUES (?, 1, 'T', 0, ?, ?, ?, ?)",
                    cp_id, at, energy, clock.iso(started + timedelta(minutes=30)), energy)
@@ -51,10 +52,11 @@ async def session(store: Any, cp_id: str, started: datetime, energy: int, total:
     if paid:
         payment = await sql(store, "INSERT INTO payments (order_id, channel, amount, currency, status, created_at, "
                                    "paid_at, updated_at) VALUES (?, 'manual', ?, 'CNY', 'PAID', ?, ?, ?)",
-                            order, paid, at, at, at)
+                            order, paid, at, money_at, money_at)
         if refunded:
-            await sql(store, "INSERT INTO refunds (payment_id, order_id, amount, status, created_at, updated_at) "
-                             "VALUES (?, ?, ?, 'SUCCESS', ?, ?)", payment, order, refunded, at, at)
+            await sql(store, "INSERT INTO refunds (payment_id, order_id, amount, status, created_at, settled_at, "
+                             "updated_at) VALUES (?, ?, ?, 'SUCCESS', ?, ?, ?)", payment, order, refunded, money_at,
+                      money_at, money_at)
         # a refund still in progress is no money given back
         await sql(store, "INSERT INTO refunds (payment_id, order_id, amount, status, created_at, updated_at) "
                          "VALUES (?, ?, 1, 'PROCESSING', ?, ?)", payment, order, at, at)
@@ -81,8 +83,9 @@ async def test_a_scripted_history_across_the_sites_midnight(nursery, tmp_path):
         midnight = datetime(local_now.year, local_now.month, local_now.day, tzinfo=SHANGHAI)  # today began
         today, yesterday = midnight.date(), (midnight - timedelta(days=1)).date()
         before, after = midnight - timedelta(minutes=1), midnight + timedelta(seconds=1)  # 23:59 and 00:00:01
-        # yesterday 23:59 Shanghai is 15:59 UTC: a UTC day would count it with today's
-        await session(store, "CP-N", before, 10_000, 1200, paid=1200, refunded=200)
+        # yesterday 23:59 Shanghai is 15:59 UTC: a UTC day would count it with today's; paid (and part refunded)
+        # after midnight, its money moved today
+        await session(store, "CP-N", before, 10_000, 1200, paid=1200, refunded=200, paid_at=after)
         await session(store, "CP-N", after, 4_000, 500, paid=500)
         await session(store, "CP-S", after, 6_000, 700)  # not paid
         await session(store, "CP-X", after, 1_000, 150, paid=150)
@@ -97,18 +100,19 @@ async def test_a_scripted_history_across_the_sites_midnight(nursery, tmp_path):
             (0, 0), (1, 10_000), (5, 4_000 + 6_000 + 1_000 + 9_999 + 50_000)]
 
         money = ok(await http.get("/api/dashboard/revenue-trend?days=2"))["points"]
-        assert money[0] == {"date": str(yesterday), "orders": 1, "energyWh": 10_000, "amount": 1200, "paid": 1200,
-                            "refunded": 200, "revenue": 1000}
+        assert money[0] == {"date": str(yesterday), "orders": 1, "energyWh": 10_000, "amount": 1200, "paid": 0,
+                            "refunded": 0, "revenue": 0}
         assert money[1] == {"date": str(today), "orders": 5, "energyWh": 4_000 + 6_000 + 1_000 + 50_000,
-                            "amount": 500 + 700 + 150 + 5000, "paid": 500 + 150 + 5000, "refunded": 0,
-                            "revenue": 5650}
+                            "amount": 500 + 700 + 150 + 5000, "paid": 500 + 150 + 5000 + 1200, "refunded": 200,
+                            "revenue": 6650}
 
         stats = ok(await http.get("/api/dashboard/stats"))
         assert stats["today"]["date"] == str(today) and stats["today"]["sessions"] == 5
-        assert stats["today"]["since"] == clock.iso(midnight) and stats["today"]["revenue"] == 5650
+        assert stats["today"]["since"] == clock.iso(midnight) and stats["today"]["revenue"] == 6650
         assert stats["month"]["month"] == today.strftime("%Y-%m")
         in_month = yesterday.month == today.month
-        assert stats["month"]["sessions"] == 5 + in_month and stats["month"]["revenue"] == 5650 + 1000 * in_month
+        assert stats["month"]["sessions"] == 5 + in_month and stats["month"]["revenue"] == 6650
+        assert stats["month"]["amount"] == 6350 + 1200 * in_month
         assert stats["chargers"]["total"] == 4 and stats["chargers"]["byStatus"]["offline"] == 4
         for alias in ("statistics", "summary"):
             assert ok(await http.get(f"/api/dashboard/{alias}"))["today"] == stats["today"]
@@ -135,7 +139,7 @@ async def test_a_scripted_history_across_the_sites_midnight(nursery, tmp_path):
         with acting_as(Scope(1, frozenset({1}))):
             days = [(str(today), clock.iso(midnight), clock.iso(midnight + timedelta(days=1)))]
             assert (await store.dashboard.sessions(days))[str(today)] == {"sessions": 4, "energyWh": 20_999}
-            assert (await store.dashboard.money(days))[str(today)]["revenue"] == 650
+            assert (await store.dashboard.money(days))[str(today)]["revenue"] == 500 + 150 + 1200 - 200
             assert (await store.dashboard.status())["total"] == 3
             assert "CP-O" not in [o["charge_point_id"] for o in await store.dashboard.recent(10)]
             assert {s["stationCode"] for s in await store.dashboard.by_station(days[0][1], days[0][2])} == {"N", "S", "B"}
