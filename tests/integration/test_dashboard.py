@@ -216,3 +216,19 @@ async def test_sessions_run_by_chargers_match_the_records(nursery, tmp_path):
             first = u["records"][0]  # CP1 has been charging since it said so, CP2 never was
             assert first["chargePointId"] == "CP1" and 0 < first["utilization"] <= 1
             assert u["records"][1]["chargingSeconds"] == 0
+
+
+async def test_the_consoles_dashboard_view_calls_every_dashboard_route(nursery, tmp_path):
+    from gateway.http.openapi import document
+    from tests.integration.test_console import _calls, _documented, _page, _script
+
+    async with started(nursery, shanghai_config(tmp_path)) as gw:
+        page = await _page(gw)
+    assert 'data-view="dashboard"' in page and 'id="view-dashboard"' in page
+    _, calls = _calls(_script(page))
+    doc_paths = document()["paths"]
+    # stats carries charger-status's figures; statistics and summary are its other names
+    dashboard = {p for p in doc_paths if p.startswith("/api/dashboard/")} - {
+        "/api/dashboard/statistics", "/api/dashboard/summary", "/api/dashboard/charger-status"}
+    assert {_documented(p, doc_paths) for m, p in calls if m == "get"} >= dashboard
+    assert "createElementNS" in page and "<script src" not in page  # charts drawn by the page itself
