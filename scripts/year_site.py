@@ -127,82 +127,93 @@ class Site:
         return out
 
     def history(self, chargers: list[tuple[str, int, float]]) -> None:
-        tx_id = order_id = payment_id = 0
+        """Every session of every connector, numbered and written in the order they happened, as a gateway
+        writes them (so each table and index is laid out in time order, as in production)."""
+        power = {cp_id: kw for cp_id, _, kw in chargers}
+        sessions = sorted((start, stop, energy, cp_id, connector)
+                          for cp_id, connectors, kw in chargers for connector in range(1, connectors + 1)
+                          for start, stop, energy in self.sessions_of(cp_id, connector, kw))
+        payment_id = 0
         meters = {cp_id: 0 for cp_id, _, _ in chargers}
-        for cp_id, connectors, power in chargers:
-            txs, orders, payments, refunds, statuses, sets, frames = [], [], [], [], [], [], []
-            last_status = {}
-            for connector in range(1, connectors + 1):
-                for start, stop, energy in self.sessions_of(cp_id, connector, power):
-                    tx_id += 1
-                    order_id += 1
-                    running = stop > self.now_ms
-                    meter_start = meters[cp_id]
-                    meters[cp_id] += energy
-                    started, stopped = iso(start), None if running else iso(stop)
-                    txs.append((tx_id, cp_id, connector, f"TAG{self.rng.randrange(5000):04d}", "Accepted", meter_start,
-                                started, started, None if running else meter_start + energy, stopped,
-                                None if running else "Local", stopped, None if running else energy))
-                    amount = None if running else round(energy * PRICE_FEN_PER_KWH / 1000)
-                    fate = self.rng.random()
-                    status = 0 if running else (11 if fate < 0.95 else 1 if fate < 0.975 else 2 if fate < 0.99 else 13)
-                    paid = amount if status in (11, 13) else 0
-                    day = datetime.fromtimestamp(start / 1000, ZONE).strftime("%Y%m%d")
-                    orders.append((order_id, f"ORD-{day}-{order_id:06d}", f"tx-{tx_id}", tx_id, cp_id, connector,
-                                   "standard", "CNY", status, started, stopped, meter_start,
-                                   None if running else meter_start + energy, None if running else energy,
-                                   amount, paid, amount if status == 13 else 0, started, stopped or started))
-                    if paid:
-                        payment_id += 1
-                        paid_at = iso(stop + 90_000)
-                        payments.append((payment_id, f"PAY-{day}-{payment_id:06d}", order_id,
-                                         self.rng.choice(("alipay", "wechat")), paid, "CNY",
-                                         "REFUNDED" if status == 13 else "PAID", iso(stop + 30_000), paid_at, paid_at))
-                        if status == 13:
-                            refunds.append((payment_id, payment_id, order_id, paid, "SUCCESS", iso(stop + 86_400_000),
-                                            iso(stop + 86_400_000)))
-                    changes = [(start - 60_000, "Preparing"), (start, "Charging")]
-                    if not running:
-                        changes += [(stop, "Finishing"), (stop + 60_000, "Available")]
-                    for at, state in changes:
-                        if at < self.now_ms:
-                            statuses.append((cp_id, connector, state, "NoError", iso(at), iso(at)))
-                            last_status[connector] = (state, iso(at))
-                    for at in range(start + self.meter_ms, min(stop, self.now_ms), self.meter_ms):
-                        so_far = meter_start + energy * (at - start) // (stop - start)
-                        value = json.dumps([{"timestamp": iso(at), "sampledValue": [
-                            {"value": str(so_far), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
-                            {"value": f"{power * 0.8:.1f}", "measurand": "Power.Active.Import", "unit": "kW"}]}])
-                        sets.append((cp_id, connector, tx_id, "MeterValues", iso(at), value))
-                        if at >= self.frames_since:
-                            frames += _exchange(at, cp_id, "MeterValues", value)
-                    if start >= self.frames_since:
-                        frames += _exchange(start, cp_id, "StartTransaction", f'{{"connectorId":{connector}}}')
-                        for at, state in changes:
-                            if at < self.now_ms:
-                                frames += _exchange(at, cp_id, "StatusNotification", f'{{"status":"{state}"}}')
-                        if not running:
-                            frames += _exchange(stop, cp_id, "StopTransaction", f'{{"transactionId":{tx_id}}}')
+        last_status: dict[tuple[str, int], tuple[str, str]] = {}
+        txs, orders, payments, refunds, statuses, sets, frames = [], [], [], [], [], [], []
+        for tx_id, (start, stop, energy, cp_id, connector) in enumerate(sessions, 1):
+            order_id = tx_id
+            running = stop > self.now_ms
+            meter_start = meters[cp_id]
+            meters[cp_id] += energy
+            started, stopped = iso(start), None if running else iso(stop)
+            txs.append((tx_id, cp_id, connector, f"TAG{self.rng.randrange(5000):04d}", "Accepted", meter_start,
+                        started, started, None if running else meter_start + energy, stopped,
+                        None if running else "Local", stopped, None if running else energy))
+            amount = None if running else round(energy * PRICE_FEN_PER_KWH / 1000)
+            fate = self.rng.random()
+            status = 0 if running else (11 if fate < 0.95 else 1 if fate < 0.975 else 2 if fate < 0.99 else 13)
+            paid = amount if status in (11, 13) else 0
+            day = datetime.fromtimestamp(start / 1000, ZONE).strftime("%Y%m%d")
+            orders.append((order_id, f"ORD-{day}-{order_id:06d}", f"tx-{tx_id}", tx_id, cp_id, connector,
+                           "standard", "CNY", status, started, stopped, meter_start,
+                           None if running else meter_start + energy, None if running else energy,
+                           amount, paid, amount if status == 13 else 0, started, stopped or started))
+            if paid:
+                payment_id += 1
+                paid_at = stop + 90_000
+                payments.append((paid_at, payment_id, f"PAY-{day}-{payment_id:06d}", order_id,
+                                 self.rng.choice(("alipay", "wechat")), paid, "CNY",
+                                 "REFUNDED" if status == 13 else "PAID", iso(stop + 30_000), iso(paid_at), iso(paid_at)))
+                if status == 13:
+                    refunds.append((stop + 86_400_000, payment_id, order_id, paid, "SUCCESS",
+                                    iso(stop + 86_400_000), iso(stop + 86_400_000), iso(stop + 86_400_000)))
+            changes = [(start - 60_000, "Preparing"), (start, "Charging")]
+            if not running:
+                changes += [(stop, "Finishing"), (stop + 60_000, "Available")]
+            for at, state in changes:
+                if at < self.now_ms:
+                    statuses.append((at, cp_id, connector, state, "NoError", iso(at), iso(at)))
+                    last_status[cp_id, connector] = (state, iso(at))
+            kw = power[cp_id]
+            for at in range(start + self.meter_ms, min(stop, self.now_ms), self.meter_ms):
+                so_far = meter_start + energy * (at - start) // (stop - start)
+                value = json.dumps([{"timestamp": iso(at), "sampledValue": [
+                    {"value": str(so_far), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+                    {"value": f"{kw * 0.8:.1f}", "measurand": "Power.Active.Import", "unit": "kW"}]}])
+                sets.append((at, cp_id, connector, tx_id, "MeterValues", iso(at), value))
+                if at >= self.frames_since:
+                    frames += _exchange(at, cp_id, "MeterValues", value)
+            if start >= self.frames_since:
+                frames += _exchange(start, cp_id, "StartTransaction", f'{{"connectorId":{connector}}}')
+                for at, state in changes:
+                    if at < self.now_ms:
+                        frames += _exchange(at, cp_id, "StatusNotification", f'{{"status":"{state}"}}')
+                if not running:
+                    frames += _exchange(stop, cp_id, "StopTransaction", f'{{"transactionId":{tx_id}}}')
+        for cp_id, _, _ in chargers:
             frames += self.connections(cp_id)
-            self.insert("transactions", ("id", "charge_point_id", "connector_id", "id_tag", "id_tag_status",
-                                         "meter_start", "start_timestamp", "started_at", "meter_stop", "stop_timestamp",
-                                         "stop_reason", "stopped_at", "energy_wh"), txs)
-            self.insert("orders", ("id", "order_no", "session_id", "transaction_id", "charge_point_id", "connector_id",
-                                   "tariff", "currency", "status", "started_at", "stopped_at", "meter_start",
-                                   "meter_stop", "energy_wh", "total_amount", "paid_amount", "refunded_amount",
-                                   "created_at", "updated_at"), orders)
-            self.insert("payments", ("id", "trade_no", "order_id", "channel", "amount", "currency", "status",
-                                     "created_at", "paid_at", "updated_at"), payments)
-            self.insert("refunds", ("id", "payment_id", "order_id", "amount", "status", "created_at", "updated_at"),
-                        refunds)
-            self.insert("status_notifications", ("charge_point_id", "connector_id", "status", "error_code",
-                                                 "timestamp", "received_at"), statuses)
-            self.insert("meter_value_sets", ("charge_point_id", "connector_id", "transaction_id", "source",
-                                             "received_at", "meter_value"), sets)
-            frames.sort()
-            self.insert("frames", ("at", "charge_point_id", "direction", "message_type", "unique_id", "action", "body"),
-                        frames)
-            self.live(cp_id, connectors, last_status)
+        self.insert("transactions", ("id", "charge_point_id", "connector_id", "id_tag", "id_tag_status",
+                                     "meter_start", "start_timestamp", "started_at", "meter_stop", "stop_timestamp",
+                                     "stop_reason", "stopped_at", "energy_wh"), txs)
+        self.insert("orders", ("id", "order_no", "session_id", "transaction_id", "charge_point_id", "connector_id",
+                               "tariff", "currency", "status", "started_at", "stopped_at", "meter_start",
+                               "meter_stop", "energy_wh", "total_amount", "paid_amount", "refunded_amount",
+                               "created_at", "updated_at"), orders)
+        payments.sort()  # paid in the order they were paid, numbered in the order they were made
+        self.insert("payments", ("id", "trade_no", "order_id", "channel", "amount", "currency", "status",
+                                 "created_at", "paid_at", "updated_at"), [p[1:] for p in payments])
+        refunds.sort()
+        self.insert("refunds", ("payment_id", "order_id", "amount", "status", "created_at", "settled_at",
+                                "updated_at"), [r[1:] for r in refunds])
+        statuses.sort()
+        self.insert("status_notifications", ("charge_point_id", "connector_id", "status", "error_code",
+                                             "timestamp", "received_at"), [r[1:] for r in statuses])
+        sets.sort(key=lambda r: r[0])
+        self.insert("meter_value_sets", ("charge_point_id", "connector_id", "transaction_id", "source",
+                                         "received_at", "meter_value"), [r[1:] for r in sets])
+        frames.sort(key=lambda r: r[0])
+        self.insert("frames", ("at", "charge_point_id", "direction", "message_type", "unique_id", "action", "body"),
+                    frames)
+        for cp_id, connectors, _ in chargers:
+            self.live(cp_id, connectors, {c: last_status[cp_id, c] for c in range(1, connectors + 1)
+                                          if (cp_id, c) in last_status})
 
     def connections(self, cp_id: str) -> list[tuple]:
         """Connect and disconnect events within the frame log's retention: a drop every few days, back within

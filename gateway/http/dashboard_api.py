@@ -4,7 +4,7 @@ section 7). The figures' rules are the store's (gateway/store/dashboard.py); her
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 
 from quart import request
@@ -46,16 +46,22 @@ def month_window(today: date, tz: tzinfo) -> tuple[str, str, str]:
     return first.strftime("%Y-%m"), window(first, tz)[0], window(following, tz)[0]
 
 
-def local_hours(quarters: list[tuple[str, int, int, int]], tz: tzinfo) -> list[dict[str, int]]:
-    """Sessions and energy by hour of the site's day (0-23), from counts by UTC quarter hour
-    ('YYYY-MM-DDTHH', quarter, sessions, energyWh): every zone's offset is whole quarter hours."""
-    hours = [{"hour": h, "sessions": 0, "energyWh": 0} for h in range(24)]
-    for hour, quarter, sessions, energy in quarters:
-        start = datetime.fromisoformat(f"{hour}:00+00:00") + timedelta(minutes=15 * quarter)
-        bucket = hours[start.astimezone(tz).hour]
-        bucket["sessions"] += sessions
-        bucket["energyWh"] += energy
-    return hours
+def hour_windows(since: str, until: str, tz: tzinfo) -> list[tuple[str, str, str]]:
+    """(hour of the site's day, since, until) of every local hour meeting [since, until), cut to it. An hour
+    is wall-clock time: the hour repeated when summer time ends counts twice as long, the hour skipped when
+    it begins not at all, a zone off by half an hour has its own hours."""
+    start, end = clock.parse(since), clock.parse(until)
+    day = start.astimezone(tz).date()
+    out = []
+    while window(day, tz)[0] < until:
+        midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
+        for hour in range(24):
+            lo, hi = midnight + timedelta(hours=hour), midnight + timedelta(hours=hour + 1)
+            lo_utc, hi_utc = max(lo.astimezone(timezone.utc), start), min(hi.astimezone(timezone.utc), end)
+            if lo_utc < hi_utc:
+                out.append((str(hour), clock.iso(lo_utc), clock.iso(hi_utc)))
+        day += timedelta(days=1)
+    return out
 
 
 def ranked(stations: list[dict[str, Any]], by: str, limit: int) -> list[dict[str, Any]]:
@@ -210,9 +216,9 @@ async def revenue_trend() -> Any:
     description="A session counts in the hour (site time) its transaction started; all 24 hours are answered."))
 async def order_period_distribution() -> Any:
     since, until = _period(PERIOD_DAYS)
-    quarters = await _store().dashboard.quarters(since, until)
+    figures = await _store().dashboard.sessions(hour_windows(since, until, _zone()))
     return envelope({"timezone": zone_name(_zone()), "since": since, "until": until,
-                     "hours": local_hours(quarters, _zone())})
+                     "hours": [{"hour": h, **figures.get(str(h), {"sessions": 0, "energyWh": 0})} for h in range(24)]})
 
 
 RECENT = record(

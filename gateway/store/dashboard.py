@@ -25,7 +25,7 @@ from .calls import Table, committed
 from .scope import Scope
 
 Row = dict[str, Any]
-Window = tuple[str, str, str]  # (label, since, until): a site day, or any period
+Window = tuple[str, str, str]  # (label, since, until): a site day, an hour of one, or any period
 
 CANCELLED = int(OrderStatus.CANCELLED)  # a cancelled order's session is not sold: no energy, no amount due
 
@@ -39,11 +39,6 @@ def _tenant(scope: Scope, alias: str) -> tuple[str, str, tuple[int, ...]]:
     return f" LEFT JOIN charger_registry r ON r.charge_point_id = {alias}.charge_point_id", where, args
 
 
-def _days_cte(windows: Sequence[Window]) -> tuple[str, tuple[str, ...]]:
-    rows = ", ".join("(?, ?, ?)" for _ in windows)
-    return f"WITH w(label, lo, hi) AS (VALUES {rows})", tuple(v for window in windows for v in window)
-
-
 # Money of the orders joined as `o`: what each received (paid payments) and got back (refunds that succeeded);
 # for the few orders listed one by one (the period sums read the payments and refunds by time instead).
 _RECEIVED = "(SELECT COALESCE(SUM(p.amount), 0) FROM payments p WHERE p.order_id = o.id AND p.paid_at IS NOT NULL)"
@@ -53,19 +48,22 @@ _REFUNDED = ("(SELECT COALESCE(SUM(f.amount), 0) FROM payments p JOIN refunds f 
 
 def _per_window(conn: sqlite3.Connection, windows: Sequence[Window], sums: dict[str, str], table: str, when: str,
                 *, scope: Scope, condition: str = "1", args: tuple = (), via_order: bool = False) -> dict[str, Row]:
-    """label -> {name: sum} for each window: every sum one scalar subquery over the rows `x` of `table` whose
-    `when` lies in the window (and `condition` holds), so a window is one range of a covering index and
-    nothing is sorted. via_order: the rows' charger is their order's (payments, refunds)."""
+    """label -> {name: sum} over the rows `x` of `table` whose `when` lies in a window of that label (windows
+    may share one: the hours of many days), and `condition` holds; every label answered. One query per
+    window, each one range of a covering index: nothing is sorted. via_order: the rows' charger is their
+    order's (payments, refunds)."""
     charger = "o" if via_order else "x"
     join, where, scoped = _tenant(scope, charger)
     if via_order and join:
         join = f" JOIN orders o ON o.id = x.order_id{join}"
-    cte, bounds = _days_cte(windows)
-    columns = ", ".join(f"(SELECT COALESCE({expr}, 0) FROM {table} x{join} WHERE x.{when} >= w.lo AND x.{when} < w.hi "
-                        f"AND {condition} AND {where})" for expr in sums.values())
-    params = tuple(v for _ in sums for v in (*args, *scoped))
-    return {label: dict(zip(sums, values)) for label, *values in conn.execute(
-        f"{cte} SELECT w.label, {columns} FROM w", (*bounds, *params))}
+    query = (f"SELECT {', '.join(f'COALESCE({expr}, 0)' for expr in sums.values())} FROM {table} x{join} "
+             f"WHERE x.{when} >= ? AND x.{when} < ? AND {condition} AND {where}")
+    out = {label: dict.fromkeys(sums, 0) for label, _, _ in windows}
+    for label, since, until in windows:
+        totals = out[label]
+        for name, value in zip(sums, conn.execute(query, (since, until, *args, *scoped)).fetchone()):
+            totals[name] += value
+    return out
 
 
 def _sessions(conn: sqlite3.Connection, windows: Sequence[Window], *, scope: Scope) -> dict[str, Row]:
@@ -132,17 +130,6 @@ def _status(conn: sqlite3.Connection, *, scope: Scope) -> Row:
             "byStation": sorted(stations.values(), key=lambda s: (s["stationId"] is None, s["stationId"] or 0))}
 
 
-def _quarters(conn: sqlite3.Connection, since: str, until: str, *, scope: Scope) -> list[tuple[str, int, int, int]]:
-    """(UTC hour 'YYYY-MM-DDTHH', quarter 0-3, sessions, energyWh) of the transactions started in [since, until):
-    every zone's offset is a whole number of quarter hours, so each quarter lies in one local hour."""
-    join, where, args = _tenant(scope, "t")
-    return [tuple(r) for r in conn.execute(
-        f"""SELECT substr(t.started_at, 1, 13), CAST(substr(t.started_at, 15, 2) AS INTEGER) / 15, COUNT(*),
-                   COALESCE(SUM(t.energy_wh), 0)
-            FROM transactions t{join} WHERE t.started_at >= ? AND t.started_at < ? AND {where}
-            GROUP BY 1, 2""", (since, until, *args))]
-
-
 def _recent(conn: sqlite3.Connection, limit: int, *, scope: Scope) -> list[Row]:
     """The newest orders, with the charger's registry id and station, and the money received and refunded."""
     where, args = scope.where("r.tenant_id")
@@ -201,7 +188,7 @@ def _utilization(conn: sqlite3.Connection, since: str, until: str, *, scope: Sco
     return out
 
 
-class Dashboard(Table, committed=dict(sessions=_sessions, money=_money, status=_status, quarters=_quarters,
-                                      recent=_recent, by_station=_by_station)):
+class Dashboard(Table, committed=dict(sessions=_sessions, money=_money, status=_status, recent=_recent,
+                                      by_station=_by_station)):
     # reads the frame log's connect and disconnect events: waits for the frames recorded before the call
     utilization = committed(_utilization, after_appended=True)

@@ -3,12 +3,13 @@ hours, and the station ranking; expected values worked out by hand from the zone
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, strategies as st
 
-from gateway.http.dashboard_api import local_hours, month_window, ranked, site_days
+from gateway import clock
+from gateway.http.dashboard_api import hour_windows, month_window, ranked, site_days
 
 
 def test_site_days_run_from_local_midnight_to_local_midnight():
@@ -41,25 +42,36 @@ def test_a_month_runs_from_its_first_site_midnight_to_the_next_months():
                                                             "2027-03-01T00:00:00.000Z")
 
 
-def test_quarter_hours_fall_in_the_local_hour_of_zones_off_by_half_and_three_quarter_hours():
-    # 18:15-18:30 UTC is 23:45-24:00 in Kolkata (+05:30), 18:30-18:45 is 00:00-00:15 the day after
-    kolkata = local_hours([("2026-03-10T18", 1, 2, 100), ("2026-03-10T18", 2, 1, 50)], ZoneInfo("Asia/Kolkata"))
-    assert kolkata[23] == {"hour": 23, "sessions": 2, "energyWh": 100}
-    assert kolkata[0] == {"hour": 0, "sessions": 1, "energyWh": 50}
-    # 04:00-04:15 UTC is 09:45 in Kathmandu (+05:45), 04:15 is 10:00
-    kathmandu = local_hours([("2026-03-10T04", 0, 3, 0), ("2026-03-10T04", 1, 4, 0)], ZoneInfo("Asia/Kathmandu"))
-    assert (kathmandu[9]["sessions"], kathmandu[10]["sessions"]) == (3, 4)
-    assert [h["hour"] for h in kathmandu] == list(range(24))
+def test_hours_of_the_site_s_day_in_zones_off_by_half_and_three_quarter_hours():
+    hours = hour_windows("2026-03-10T18:00:00.000Z", "2026-03-10T19:00:00.000Z", ZoneInfo("Asia/Kolkata"))
+    # 18:00-19:00 UTC is 23:30-00:30 in Kolkata (+05:30): the end of hour 23 and the start of hour 0
+    assert hours == [("23", "2026-03-10T18:00:00.000Z", "2026-03-10T18:30:00.000Z"),
+                     ("0", "2026-03-10T18:30:00.000Z", "2026-03-10T19:00:00.000Z")]
+    kathmandu = hour_windows("2026-03-10T04:00:00.000Z", "2026-03-10T04:30:00.000Z", ZoneInfo("Asia/Kathmandu"))
+    assert [h for h, _, _ in kathmandu] == ["9", "10"]  # 09:45-10:15 at +05:45
 
 
-@given(st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2098, 12, 31)),
-       st.sampled_from(["Asia/Shanghai", "Europe/London", "America/St_Johns", "Asia/Kathmandu", "Australia/Eucla"]))
-def test_every_moment_of_a_quarter_hour_has_the_local_hour_of_its_start(moment, zone):
-    """What local_hours relies on: an offset of whole quarter hours puts a whole UTC quarter in one local hour."""
-    moment = moment.replace(tzinfo=timezone.utc)
-    start = moment.replace(minute=moment.minute // 15 * 15, second=0, microsecond=0)
-    hours = local_hours([(start.strftime("%Y-%m-%dT%H"), start.minute // 15, 1, 0)], ZoneInfo(zone))
-    assert hours[moment.astimezone(ZoneInfo(zone)).hour]["sessions"] == 1
+def test_the_hour_repeated_in_autumn_counts_twice_and_the_one_skipped_in_spring_not_at_all():
+    berlin = ZoneInfo("Europe/Berlin")
+    spring = hour_windows("2026-03-28T23:00:00.000Z", "2026-03-29T22:00:00.000Z", berlin)  # the whole 23-hour day
+    assert [h for h, _, _ in spring] == [str(h) for h in range(24) if h != 2]
+    autumn = dict((h, (lo, hi)) for h, lo, hi in hour_windows("2026-10-24T22:00:00.000Z", "2026-10-25T23:00:00.000Z",
+                                                                berlin))
+    assert autumn["2"] == ("2026-10-25T00:00:00.000Z", "2026-10-25T02:00:00.000Z")  # 02:00 CEST to 03:00 CET
+    assert len(autumn) == 24
+
+
+@given(st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2098, 12, 31)), st.integers(1, 96 * 60),
+       st.sampled_from(["Asia/Shanghai", "Europe/London", "America/St_Johns", "Asia/Kathmandu", "Australia/Lord_Howe"]))
+def test_hour_windows_tile_the_period_and_each_moment_is_in_its_local_hour(start, minutes, zone):
+    tz = ZoneInfo(zone)
+    start = start.replace(tzinfo=timezone.utc)
+    since, until = clock.iso(start), clock.iso(start + timedelta(minutes=minutes))
+    windows = hour_windows(since, until, tz)
+    assert windows[0][1] == since and windows[-1][2] == until
+    assert all(a[2] == b[1] for a, b in zip(windows, windows[1:])) and all(lo < hi for _, lo, hi in windows)
+    for hour, lo, _ in windows:
+        assert clock.parse(lo).astimezone(tz).hour == int(hour)
 
 
 def test_stations_rank_highest_first_and_equal_figures_share_a_rank():
