@@ -339,6 +339,7 @@ def measure(args: argparse.Namespace) -> None:
                 times.sort()
                 rows.append((path, statistics.median(times), times[min(len(times) - 1, math.ceil(0.99 * len(times)) - 1)],
                              times[-1], size))
+                print(f"{path}: p50 {rows[-1][1]:.1f} ms, p99 {rows[-1][2]:.1f} ms", file=sys.stderr, flush=True)
     finally:
         gateway.send_signal(signal.SIGINT)
         try:
