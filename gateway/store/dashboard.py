@@ -153,21 +153,20 @@ def _by_station(conn: sqlite3.Connection, since: str, until: str, *, scope: Scop
                     f"""SELECT s.id, s.code, s.name, s.city,
                                (SELECT COUNT(*) FROM charger_registry r WHERE r.station_id = s.id) AS chargers
                         FROM stations s WHERE {where} ORDER BY s.id""", args)}
-    placed = dict(conn.execute("SELECT charge_point_id, station_id FROM charger_registry WHERE station_id IS NOT NULL"))
-    for cp_id, sessions, energy in conn.execute(
-            """SELECT charge_point_id, COUNT(*), COALESCE(SUM(energy_wh), 0) FROM transactions
-               WHERE started_at >= ? AND started_at < ? GROUP BY charge_point_id""", (since, until)):
-        station = stations.get(placed.get(cp_id))
-        if station is not None:
-            station["sessions"] += sessions
-            station["energyWh"] += energy
-    for cp_id, orders, amount in conn.execute(
-            f"""SELECT charge_point_id, COUNT(*), COALESCE(SUM(CASE WHEN status != {CANCELLED} THEN total_amount END), 0)
-                FROM orders WHERE created_at >= ? AND created_at < ? GROUP BY charge_point_id""", (since, until)):
-        station = stations.get(placed.get(cp_id))
-        if station is not None:
-            station["orders"] += orders
-            station["amount"] += amount
+    placed = {cp_id: station_id for cp_id, station_id in conn.execute(
+        "SELECT charge_point_id, station_id FROM charger_registry WHERE station_id IS NOT NULL") if station_id in stations}
+    for cp_id, station_id in placed.items():  # per charger: one range of an index each (022), nothing sorted
+        station = stations[station_id]
+        sessions, energy = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(energy_wh), 0) FROM transactions WHERE charge_point_id = ? "
+            "AND started_at >= ? AND started_at < ?", (cp_id, since, until)).fetchone()
+        orders, amount = conn.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN status != {CANCELLED} THEN total_amount END), 0) FROM orders "
+            "WHERE charge_point_id = ? AND created_at >= ? AND created_at < ?", (cp_id, since, until)).fetchone()
+        station["sessions"] += sessions
+        station["energyWh"] += energy
+        station["orders"] += orders
+        station["amount"] += amount
     for cp_id, (paid, refunded) in _moved_by_charger(conn, since, until).items():
         station = stations.get(placed.get(cp_id))
         if station is not None:
