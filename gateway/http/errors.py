@@ -32,7 +32,8 @@ class ApiError(Exception):
 
 # Routes answering in the EVCS envelope (docs/api.md section 5); provider callbacks answer as each provider specifies.
 EVCS_FAMILIES = ("/api/auth/", "/api/order", "/api/payment/", "/api/reconciliation/", "/api/station/",
-                 "/api/charger/", "/api/tenant/", "/api/cloudcharge/", "/api/monitoring/", "/api/v1/monitoring/")
+                 "/api/charger/", "/api/tenant/", "/api/cloudcharge/", "/api/monitoring/", "/api/v1/monitoring/",
+                 "/api/dashboard/")
 EVCS_ROOTS = ("/api/station", "/api/charger", "/api/tenant")  # exactly: /api/chargers/... is not in the envelope
 CALLBACKS = "/api/payment/callback/"
 

@@ -3,6 +3,7 @@ services() while a request is handled."""
 
 from __future__ import annotations
 
+from datetime import timezone, tzinfo
 from typing import TYPE_CHECKING
 
 import attrs
@@ -50,6 +51,7 @@ class Services:
     billing: Billing | None = None  # None: billing.enabled = false (its routes answer 404)
     limits: Limits = Limits()
     monitor: Monitor | None = None  # alerts, figures and the kept log (/api/monitoring)
+    zone: tzinfo = timezone.utc  # billing.timezone: the site's days (the dashboard's)
 
 
 def services() -> Services:

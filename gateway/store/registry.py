@@ -254,21 +254,31 @@ def _busy(conn: sqlite3.Connection, cp_id: str, since: str, until: str) -> tuple
     Finishing, Preparing) to its next report; the charger is charging while any connector is, and
     only while it is online."""
     start, end = clock.parse(since), clock.parse(until)
+    # The state at `since` is the last change before it; only the changes within the period are read after it
+    # (indexes 022: a period costs what it holds, not the charger's whole history).
+    last = conn.execute(
+        "SELECT action FROM frames WHERE charge_point_id = ? AND direction = 'event' AND action IN ('connect', "
+        "'disconnect') AND at < ? ORDER BY at DESC, id DESC LIMIT 1", (cp_id, since)).fetchone()
     events = conn.execute(
         "SELECT at, action FROM frames WHERE charge_point_id = ? AND direction = 'event' "
-        "AND action IN ('connect', 'disconnect') AND at < ? ORDER BY at, id", (cp_id, until)).fetchall()
-    before = [a == "connect" for at, a in events if at < since]
-    online = evcs.spans(bool(before and before[-1]),
-                        [(clock.parse(at), a == "connect") for at, a in events if at >= since], start, end)
+        "AND action IN ('connect', 'disconnect') AND at >= ? AND at < ? ORDER BY at, id", (cp_id, since, until))
+    online = evcs.spans(last is not None and last[0] == "connect",
+                        [(clock.parse(at), a == "connect") for at, a in events], start, end)
     charging = []
-    for (connector_no,) in conn.execute("SELECT DISTINCT connector_id FROM status_notifications "
-                                        "WHERE charge_point_id = ? AND connector_id > 0", (cp_id,)).fetchall():
+    connector_no = 0
+    while True:  # the connectors that ever reported, one index step each
+        connector_no = conn.execute("SELECT MIN(connector_id) FROM status_notifications WHERE charge_point_id = ? "
+                                    "AND connector_id > ?", (cp_id, connector_no)).fetchone()[0]
+        if connector_no is None:
+            break
+        earlier = conn.execute(
+            "SELECT status FROM status_notifications WHERE charge_point_id = ? AND connector_id = ? "
+            "AND received_at < ? ORDER BY received_at DESC, id DESC LIMIT 1", (cp_id, connector_no, since)).fetchone()
         reports = conn.execute(
             "SELECT received_at, status FROM status_notifications WHERE charge_point_id = ? AND connector_id = ? "
-            "AND received_at < ? ORDER BY received_at, id", (cp_id, connector_no, until)).fetchall()
-        earlier = [s in evcs.CHARGING_STATUSES for at, s in reports if at < since]
-        charging += evcs.spans(bool(earlier and earlier[-1]), [(clock.parse(at), s in evcs.CHARGING_STATUSES)
-                                                               for at, s in reports if at >= since], start, end)
+            "AND received_at >= ? AND received_at < ? ORDER BY received_at, id", (cp_id, connector_no, since, until))
+        charging += evcs.spans(earlier is not None and earlier[0] in evcs.CHARGING_STATUSES,
+                               [(clock.parse(at), s in evcs.CHARGING_STATUSES) for at, s in reports], start, end)
     return evcs.seconds(online), evcs.seconds(evcs.overlap(online, evcs.union(charging)))
 
 

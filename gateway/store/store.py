@@ -17,6 +17,7 @@ from .chargers import Chargers
 from .charging_profiles import ChargingProfiles
 from .commands import Commands
 from .configuration import Configuration
+from .dashboard import Dashboard
 from .db import Database
 from .frame_log import FrameLog
 from .id_tags import IdTags
@@ -65,6 +66,7 @@ class Store:
     monitoring: Monitoring
     log_lines: LogLines
     audit: AuditLog
+    dashboard: Dashboard
 
     def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):
         self.db = db
