@@ -354,10 +354,15 @@ def _error(r: httpx.Response) -> Any:
 NOW = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
+# Figures of the moment of answering: the time and path of the answer, and times counted up to now (a charger
+# of the caller's own online a little longer at the second call).
+MOMENT_FIELDS = {"timestamp", "path", "onlineSeconds", "chargingSeconds", "utilization"}
+
+
 def _normal(value: Any, replace: dict[str, str]) -> Any:
     """The answer with the request's own values and the moments of answering left out."""
     if isinstance(value, dict):
-        return {k: _normal(v, replace) for k, v in value.items() if k not in ("timestamp", "path")}
+        return {k: _normal(v, replace) for k, v in value.items() if k not in MOMENT_FIELDS}
     if isinstance(value, list):
         return [_normal(v, replace) for v in value]
     if isinstance(value, str) and NOW.match(value):
