@@ -96,6 +96,25 @@ class FramesConfig:
 
 
 @attrs.define
+class RetentionConfig:
+    meter_values_full_days: float = attrs.field(default=90.0, validator=_not_negative)  # kept whole this long
+    # then one message per transaction per this many minutes kept whole, the others keep only the energy
+    # register readings pricing reads; 0: never thinned
+    meter_values_every_minutes: float = attrs.field(default=15.0, validator=_not_negative)
+    commands_days: float = attrs.field(default=90.0, validator=_not_negative)  # 0: kept for ever
+    every_minutes: float = attrs.field(default=60.0, validator=_positive)  # between two pruning cycles
+    vacuum: bool = True  # give freed pages back to the file system (incremental vacuum)
+
+
+@attrs.define
+class BackupConfig:
+    every_hours: float = attrs.field(default=0.0, validator=_not_negative)  # 0: no scheduled backups
+    folder: str = "data/backups"
+    keep: int = attrs.field(default=7, validator=_positive)  # scheduled backups kept, the newest
+    compress: bool = True  # gzip
+
+
+@attrs.define
 class AuthConfig:
     trust_loopback: bool = False
     token_hours: float = attrs.field(default=12.0, validator=_positive)
@@ -210,6 +229,8 @@ class Config:
     charger: ChargerConfig = attrs.field(factory=ChargerConfig)
     frames: FramesConfig = attrs.field(factory=FramesConfig)
     auth: AuthConfig = attrs.field(factory=AuthConfig)
+    retention: RetentionConfig = attrs.field(factory=RetentionConfig)
+    backup: BackupConfig = attrs.field(factory=BackupConfig)
     billing: BillingConfig = attrs.field(factory=BillingConfig)
 
     def __attrs_post_init__(self) -> None:
@@ -219,7 +240,7 @@ class Config:
                 raise ConfigError("ocpp_tls needs tls_cert and tls_key (PEM files)")
 
 
-for _cls in (ChargerConfig, FramesConfig, AuthConfig, AlipayConfig, WechatConfig, BillingConfig, Config):
+for _cls in (ChargerConfig, FramesConfig, RetentionConfig, BackupConfig, AuthConfig, AlipayConfig, WechatConfig, BillingConfig, Config):
     attrs.resolve_types(_cls)
 _converter = cattrs.Converter(forbid_extra_keys=True)
 

@@ -25,6 +25,7 @@ from .payments import Payments
 from .provider_certs import ProviderCerts
 from .registry import ChargerRegistry
 from .reservations import Reservations
+from .retention import Retention
 from .stations import Stations
 from .tariffs import Tariffs
 from .transactions import Transactions
@@ -51,6 +52,7 @@ class Store:
     tariffs: Tariffs
     stations: Stations
     registry: ChargerRegistry
+    retention: Retention  # old rows pruned, meter values thinned (rules added by app.py and features)
 
     def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):
         self.db = db
