@@ -212,11 +212,16 @@ def tls(config: Config, now: datetime | None = None) -> list[Finding]:
             found.append(Finding("tls", PROBLEM, f"{name} = {path} ({subject}) expired on "
                                                  f"{first.not_valid_after_utc:%Y-%m-%d}: chargers refuse it"))
         elif days < CERT_WARNING_DAYS:
-            found.append(Finding("tls", PROBLEM, f"{name} = {path} ({subject}) expires in {int(days)} days, on "
+            found.append(Finding("tls", PROBLEM, f"{name} = {path} ({subject}) expires in {_days(days)}, on "
                                                  f"{first.not_valid_after_utc:%Y-%m-%d}: renew it"))
         else:
             found.append(Finding("tls", OK, f"{name} = {path}: valid until {first.not_valid_after_utc:%Y-%m-%d}"))
     return found
+
+
+def _days(days: float) -> str:
+    whole = int(days)
+    return "less than a day" if whole == 0 else f"{whole} day{'s' if whole > 1 else ''}"
 
 
 def _loopback(host: str) -> bool:
