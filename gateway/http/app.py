@@ -19,6 +19,7 @@ from ..metrics import CONTENT_TYPE
 from ..proxies import peer
 from . import auth_api, billing_api, charger_ws, commands_api, errors, hypercorn_limits, ocpp_api, openapi, records_api
 from . import charger_api, console, station_api
+from . import storage_api
 from .errors import CALLBACKS, ApiError
 from .routes import ADMIN, OPERATOR, PUBLIC, VIEWER, Role, Routes, unrouted_role
 from .sameorigin import SAFE_METHODS, cross_site, host_allowed, host_name
@@ -87,7 +88,7 @@ async def docs() -> Response:
 # Every route the app serves, in the order the OpenAPI document lists them.
 ROUTES: tuple[Routes, ...] = (gateway, console.routes, charger_ws.routes, auth_api.routes, ocpp_api.routes,
                               commands_api.routes, records_api.routes, *billing_api.ROUTES, station_api.routes,
-                              charger_api.routes)
+                              charger_api.routes, storage_api.routes)
 
 
 def create_app(services: Services, trusted_proxies: Sequence[str] = (),

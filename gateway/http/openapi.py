@@ -188,6 +188,7 @@ TAGS = [
     ("stations", "Stations: the sites an operator runs, in the EVCS envelope"),
     ("registry", "The charger registry (/api/charger): live state, commands per connector, in the EVCS envelope"),
     ("charger-socket", "Where chargers connect"),
+    ("storage", "The database's size and rows, and its retention, in the EVCS envelope"),
 ]
 
 
