@@ -43,7 +43,7 @@ IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TARGET_SECONDS = 0.004  # a batch's work on the database thread: its size follows what the last one took
 MIN_BATCH, FIRST_BATCH, MAX_BATCH = 20, 200, 5000
 PAUSE = 0.02  # seconds between two batches: the writer is free most of the time while a backlog is pruned
-VACUUM_PAGES = 256  # pages handed back per job (1 MiB of 4 KiB pages)
+VACUUM_PAGES = 64  # pages handed back by the first vacuum job; then as many as TARGET_SECONDS allows
 RETRY = 60.0  # a cycle the file failed is tried again this much later
 THINNED = "meter_value_sets"  # its row in retention_progress
 # Tables whose rows are counted for /metrics and /api/storage (those of registered rules too).
@@ -245,7 +245,8 @@ class Retention(Table):
         self.stats: dict[str, Any] | None = None  # storage_stats, refreshed after each cycle
         self.deleted: dict[str, int] = {}  # rows deleted (or, for meter values, thinned) since start, by table
         self.longest_batch = 0.0  # seconds: the longest job a cycle gave the database thread
-        self._batch = Batch()
+        self._batch = Batch()  # rows per delete or thinning job
+        self._pages = Batch(VACUUM_PAGES)  # pages per incremental vacuum job
 
     def add(self, rule: Rule) -> None:
         """Apply `rule` from the next cycle on (a later rule for the same table replaces it)."""
@@ -293,7 +294,8 @@ class Retention(Table):
         page_size = await self._db.run(_page_size)
         freed = 0
         while True:
-            done: Done = await self._db.run(_vacuum, VACUUM_PAGES)
+            done: Done = await self._db.run(_vacuum, self._pages.size)
+            self._pages.took(done.seconds)
             self.longest_batch = max(self.longest_batch, done.seconds)
             freed += done.rows * page_size
             if done.finished or not done.rows:

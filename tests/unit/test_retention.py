@@ -88,7 +88,7 @@ def _rows(conn: sqlite3.Connection, sql: str, *args) -> list[dict]:
 
 async def test_a_rule_deletes_older_rows_in_small_batches_and_keeps_the_rest(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(retention_module, "PAUSE", 0)
-    async with open_store(str(tmp_path / "g.db")) as store:
+    async with open_store(str(tmp_path / "g.db"), retention_days=0) as store:
         def fill(conn):
             conn.executemany("INSERT INTO commands (request_id, charge_point_id, action, payload, sent_at) "
                              "VALUES (?, 'CP1', 'Reset', '{}', ?)",
@@ -113,7 +113,7 @@ async def test_thinning_keeps_pricing_intact(tmp_path: Path, monkeypatch):
     start = datetime(2026, 6, 1, 21, 30, tzinfo=SHANGHAI)
     minutes = 60
     wh = [round(10000 * m / 30) if m <= 30 else 10000 + round(2000 * (m - 30) / 30) for m in range(minutes + 1)]
-    async with open_store(str(tmp_path / "g.db")) as store:
+    async with open_store(str(tmp_path / "g.db"), retention_days=0) as store:
         def fill(conn):
             conn.execute("INSERT INTO charge_points (id, first_seen) VALUES ('CP1', '2026-01-01T00:00:00.000Z')")
             conn.execute("""INSERT INTO transactions (id, charge_point_id, connector_id, meter_start, start_timestamp,
@@ -156,7 +156,7 @@ async def test_thinning_keeps_pricing_intact(tmp_path: Path, monkeypatch):
 
 
 async def test_thinning_deletes_old_messages_with_nothing_priced_beyond_the_first_per_span(tmp_path: Path):
-    async with open_store(str(tmp_path / "g.db")) as store:
+    async with open_store(str(tmp_path / "g.db"), retention_days=0) as store:
         old = NOW - timedelta(days=200)
         soc = json.dumps([{"timestamp": "x", "sampledValue": [{"value": "50", "measurand": "SoC"}]}])
         await store.db.run(meter_values, [("CP1", 1, None, "MeterValues", clock.iso(old + timedelta(minutes=m)), soc)
@@ -180,7 +180,7 @@ def _checkpoint(path: str) -> None:
 async def test_a_new_file_gives_freed_pages_back(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(retention_module, "PAUSE", 0)
     path = str(tmp_path / "g.db")
-    async with open_store(path) as store:
+    async with open_store(path, retention_days=0) as store:  # the frame log prunes nothing itself
         body = "x" * 2000
         await store.db.run(lambda conn: conn.executemany(
             "INSERT INTO frames (at, charge_point_id, direction, body) VALUES (?, 'CP1', 'in', ?)",
