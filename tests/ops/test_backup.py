@@ -221,3 +221,48 @@ def test_gateway_backup_and_restore_from_the_command_line(tmp_path: Path, capsys
     db.unlink()
     assert main(["restore", "--db", str(db), str(tmp_path / "b.db.gz")]) == 0
     assert _count(db, "charge_points") == 1
+
+
+async def test_scheduled_backups_rotate_keeping_the_newest(tmp_path: Path, nursery: trio.Nursery):
+    from gateway.config import BackupConfig
+    from gateway.ops.backup import run_scheduled
+    from gateway.store.db import migrate
+    from gateway.store.writer.connection import connect
+
+    db = tmp_path / "gateway.db"
+    conn = connect(str(db))
+    migrate(conn)
+    conn.close()
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    (folder / "gateway-20200101T000000Z.db.gz.partial").write_text("left by a backup cut short")
+    nursery.start_soon(run_scheduled, str(db), BackupConfig(every_hours=1 / 3600, folder=str(folder), keep=2))
+    seen: set[str] = set()
+    with trio.fail_after(60):
+        while len(seen) < 4:
+            seen.update(p.name for p in backups(folder))
+            await trio.sleep(0.05)
+    nursery.cancel_scope.cancel()
+    first = sorted(seen)[0]
+    assert not (folder / first).exists()  # rotated away
+    assert not (folder / "gateway-20200101T000000Z.db.gz.partial").exists()
+    newest = sorted(seen)[-1]
+    assert _count(_plain(folder / newest, tmp_path / "newest.db"), "charge_points") == 0
+
+
+def test_compact_gives_an_old_files_free_pages_back(tmp_path: Path, capsys):
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)  # as files were made before: no auto_vacuum
+    conn.execute("CREATE TABLE frames (body TEXT)")
+    conn.executemany("INSERT INTO frames VALUES (?)", [("x" * 1000,)] * 2000)
+    conn.commit()
+    conn.execute("DELETE FROM frames")
+    conn.commit()
+    conn.close()
+    before = db.stat().st_size
+    assert main(["compact", "--db", str(db)]) == 0
+    told = json.loads(capsys.readouterr().out)
+    assert told["bytesBefore"] == before and told["bytesAfter"] < before / 10
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA auto_vacuum").fetchone() == (2,)
+    conn.close()
