@@ -206,11 +206,12 @@ async def simulate(args: argparse.Namespace) -> dict:
             written["meter_values"] += len(rows["mv"])
             written["frames"] += len(rows["frames"])
             await store.db.run(_write, rows)
-            store.retention.longest_batch = 0.0
+            store.retention.longest_batch, store.retention.longest = 0.0, {}
             started = time.perf_counter()
             report = await store.retention.prune(day + timedelta(days=1))
             cycles.append({"day": n + 1, "seconds": time.perf_counter() - started,
                            "longest_batch_ms": store.retention.longest_batch * 1000,
+                           "longest_ms": {k: v * 1000 for k, v in store.retention.longest.items()},
                            "deleted": sum(report["deleted"].values()), "thinned": report["thinned"]})
             largest = max(largest, _bytes(args.db))
             if (n + 1) % 30 == 0:
@@ -238,6 +239,10 @@ async def simulate(args: argparse.Namespace) -> dict:
                     "median_seconds": round(statistics.median(c["seconds"] for c in busy), 3) if busy else 0,
                     "max_seconds": round(max((c["seconds"] for c in busy), default=0), 3),
                     "longest_batch_ms": round(max((c["longest_batch_ms"] for c in cycles), default=0), 2),
+                    "longest_ms_by_part": {part: round(max(c["longest_ms"].get(part, 0) for c in cycles), 2)
+                                           for part in sorted({p for c in cycles for p in c["longest_ms"]})},
+                    "median_longest_batch_ms": round(statistics.median(c["longest_batch_ms"] for c in busy), 2)
+                    if busy else 0,
                     "median_rows_per_cycle": statistics.median(c["deleted"] + c["thinned"] for c in busy) if busy else 0},
         "queries_ms": queries(args.db, site.chargers),
     }

@@ -199,7 +199,10 @@ def _vacuum(conn: sqlite3.Connection, pages: int) -> Done:
     if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
         return Done(0, 0, True, 0.0)
     before = conn.execute("PRAGMA freelist_count").fetchone()[0]
-    conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+    for _ in range(min(int(pages), before)):
+        # One page per statement: Python's sqlite3 steps a statement that returns no row once, and each
+        # step of incremental_vacuum(N) frees one page; N = 1 says so.
+        conn.execute("PRAGMA incremental_vacuum(1)")
     left = conn.execute("PRAGMA freelist_count").fetchone()[0]
     return Done(before - left, before - left, left == 0, time.perf_counter() - started)
 
@@ -245,8 +248,13 @@ class Retention(Table):
         self.stats: dict[str, Any] | None = None  # storage_stats, refreshed after each cycle
         self.deleted: dict[str, int] = {}  # rows deleted (or, for meter values, thinned) since start, by table
         self.longest_batch = 0.0  # seconds: the longest job a cycle gave the database thread
+        self.longest: dict[str, float] = {}  # the same, by table (and "vacuum")
         self._batch = Batch()  # rows per delete or thinning job
         self._pages = Batch(VACUUM_PAGES)  # pages per incremental vacuum job
+
+    def _took(self, name: str, seconds: float) -> None:
+        self.longest_batch = max(self.longest_batch, seconds)
+        self.longest[name] = max(self.longest.get(name, 0.0), seconds)
 
     def add(self, rule: Rule) -> None:
         """Apply `rule` from the next cycle on (a later rule for the same table replaces it)."""
@@ -261,7 +269,7 @@ class Retention(Table):
         while True:
             done: Done = await self._db.run(fn, *args, self._batch.size)
             self._batch.took(done.seconds)
-            self.longest_batch = max(self.longest_batch, done.seconds)
+            self._took(name, done.seconds)
             rows, changed = rows + done.rows, changed + done.changed
             if done.finished:
                 break
@@ -296,7 +304,7 @@ class Retention(Table):
         while True:
             done: Done = await self._db.run(_vacuum, self._pages.size)
             self._pages.took(done.seconds)
-            self.longest_batch = max(self.longest_batch, done.seconds)
+            self._took("vacuum", done.seconds)
             freed += done.rows * page_size
             if done.finished or not done.rows:
                 return freed
