@@ -35,7 +35,8 @@ import trio
 from .. import clock
 from .calls import COMMITTED, Table, durability
 from .health import RETENTION, StoreUnavailable
-from .writer.connection import storage_fault
+from .writer.connection import insert_rows, storage_fault
+from .writer.rows import METER_VALUE_COLUMNS
 
 log = structlog.get_logger("gateway.store")
 
@@ -45,7 +46,8 @@ MIN_BATCH, FIRST_BATCH, MAX_BATCH = 20, 200, 5000
 PAUSE = 0.02  # seconds between two batches: the writer is free most of the time while a backlog is pruned
 VACUUM_PAGES = 64  # pages handed back by the first vacuum job; then as many as TARGET_SECONDS allows
 RETRY = 60.0  # a cycle the file failed is tried again this much later
-THINNED = "meter_value_sets"  # its row in retention_progress
+THINNED = "meter_value_sets"  # its row in retention_progress: the last transaction thinned
+LOOSE = "meter_value_sets.loose"  # the last message outside a transaction thinned
 # Tables whose rows are counted for /metrics and /api/storage (those of registered rules too).
 GROWING = ("frames", "meter_value_sets", "commands", "transactions", "status_notifications", "notifications",
            "orders", "order_history", "payments")
@@ -153,44 +155,101 @@ def thinned(text: str) -> str | None:
     return json.dumps(kept, ensure_ascii=False, separators=(",", ":")) if dropped else text
 
 
+def _progress(conn: sqlite3.Connection, name: str) -> int:
+    found = conn.execute("SELECT last_id FROM retention_progress WHERE name = ?", (name,)).fetchone()
+    return found[0] if found else 0
+
+
+def _advance(conn: sqlite3.Connection, name: str, last_id: int) -> None:
+    conn.execute("INSERT INTO retention_progress (name, last_id) VALUES (?, ?) "
+                 "ON CONFLICT (name) DO UPDATE SET last_id = excluded.last_id", (name, last_id))
+
+
+def _span(at: int | None, seconds: int) -> int:
+    return (at or 0) // seconds
+
+
 def _thin(conn: sqlite3.Connection, before: str, every_minutes: float, limit: int) -> Done:
-    """Thin up to `limit` meter-value messages received before `before`, from where the last job stopped."""
+    """Thin the meter values of the next transactions whose every message was received before `before`, about
+    `limit` messages (a transaction at least), from where the last job stopped.
+
+    A transaction's messages are thinned together and written again, in their order, as new rows: rows made
+    smaller in place would leave their pages as large as before, whereas the pages they leave empty are
+    given back by the vacuum. Their ids change (the order of a transaction's messages does not)."""
     started = time.perf_counter()
-    found = conn.execute("SELECT last_id FROM retention_progress WHERE name = ?", (THINNED,)).fetchone()
-    last_id = found[0] if found else 0
-    rows = conn.execute(
-        """SELECT id, charge_point_id, connector_id, transaction_id, received_at, unixepoch(received_at) AS at,
-                  meter_value FROM meter_value_sets WHERE id > ? ORDER BY id LIMIT ?""", (last_id, limit)).fetchall()
     span = max(1, round(every_minutes * 60))
-    buckets: dict[tuple, int | None] = {}
-    finished, changed, examined = len(rows) < limit, 0, 0
+    last_tx = _progress(conn, THINNED)
+    examined = changed = 0
+    wanted = max(1, limit // 50)  # transactions: a session of a few hours sends a few hundred messages
+    candidates = conn.execute("SELECT id FROM transactions WHERE id > ? ORDER BY id LIMIT ?",
+                              (last_tx, wanted)).fetchall()
+    finished = len(candidates) < wanted
+    for (tx,) in candidates:
+        newest = conn.execute("SELECT received_at FROM meter_value_sets WHERE transaction_id = ? ORDER BY id DESC "
+                              "LIMIT 1", (tx,)).fetchone()
+        if newest is not None and newest[0] >= before:
+            finished = True  # it, and every later one, waits for a later cycle
+            break
+        last_tx = tx
+        if newest is None:
+            continue
+        rows = conn.execute(
+            """SELECT charge_point_id, connector_id, transaction_id, source, received_at,
+                      unixepoch(received_at) AS at, meter_value FROM meter_value_sets
+               WHERE transaction_id = ? ORDER BY id""", (tx,)).fetchall()
+        examined += len(rows)
+        kept, spans, before_changes = [], set(), changed
+        for row in rows:
+            text = row["meter_value"]
+            if _span(row["at"], span) not in spans:  # the first message of its span stays whole
+                spans.add(_span(row["at"], span))
+            else:
+                text = thinned(text)
+                changed += text != row["meter_value"]
+            if text is not None:
+                kept.append((row["charge_point_id"], row["connector_id"], tx, row["source"], row["received_at"], text))
+        if changed > before_changes:
+            conn.execute("DELETE FROM meter_value_sets WHERE transaction_id = ?", (tx,))
+            insert_rows(conn, "meter_value_sets", METER_VALUE_COLUMNS, kept)
+        if examined >= limit:
+            finished = False
+            break
+    _advance(conn, THINNED, last_tx)
+    examined_loose, changed_loose, loose_done = _thin_loose(conn, before, span, max(1, limit - examined))
+    return Done(examined + examined_loose, changed + changed_loose, finished and loose_done,
+                time.perf_counter() - started)
+
+
+def _thin_loose(conn: sqlite3.Connection, before: str, span: int, limit: int) -> tuple[int, int, bool]:
+    """Meter values outside a transaction (nobody prices them): older than `before`, one message per charger
+    connector per span kept, the others deleted. (rows examined, deleted, finished)"""
+    last_id = _progress(conn, LOOSE)
+    rows = conn.execute(
+        """SELECT id, charge_point_id, connector_id, received_at, unixepoch(received_at) AS at FROM meter_value_sets
+           WHERE transaction_id IS NULL AND id > ? ORDER BY transaction_id, id LIMIT ?""", (last_id, limit)).fetchall()
+    seen: dict[tuple, int | None] = {}
+    examined = deleted = 0
+    finished = len(rows) < limit
     for row in rows:
         if row["received_at"] >= before:
             finished = True
             break
         examined += 1
         last_id = row["id"]
-        tx = row["transaction_id"]
-        key = ("tx", tx) if tx is not None else ("cp", row["charge_point_id"], row["connector_id"])
-        bucket = (row["at"] or 0) // span
-        if key not in buckets:
-            previous = None if tx is None else conn.execute(
-                "SELECT unixepoch(received_at) FROM meter_value_sets WHERE transaction_id = ? AND id < ? "
-                "ORDER BY id DESC LIMIT 1", (tx, row["id"])).fetchone()
-            buckets[key] = None if previous is None else (previous[0] or 0) // span
-        if buckets[key] != bucket:  # the first message of its span stays whole
-            buckets[key] = bucket
-            continue
-        text = thinned(row["meter_value"])
-        if text is None:
+        key = (row["charge_point_id"], row["connector_id"])
+        if key not in seen:
+            previous = conn.execute(
+                """SELECT unixepoch(received_at) FROM meter_value_sets WHERE transaction_id IS NULL AND id < ?
+                   AND charge_point_id = ? AND connector_id IS ? ORDER BY transaction_id, id DESC LIMIT 1""",
+                (row["id"], *key)).fetchone()
+            seen[key] = None if previous is None else _span(previous[0], span)
+        if seen[key] != _span(row["at"], span):
+            seen[key] = _span(row["at"], span)
+        else:
             conn.execute("DELETE FROM meter_value_sets WHERE id = ?", (row["id"],))
-            changed += 1
-        elif text != row["meter_value"]:
-            conn.execute("UPDATE meter_value_sets SET meter_value = ? WHERE id = ?", (text, row["id"]))
-            changed += 1
-    conn.execute("INSERT INTO retention_progress (name, last_id) VALUES (?, ?) "
-                 "ON CONFLICT (name) DO UPDATE SET last_id = excluded.last_id", (THINNED, last_id))
-    return Done(examined, changed, finished, time.perf_counter() - started)
+            deleted += 1
+    _advance(conn, LOOSE, last_id)
+    return examined, deleted, finished
 
 
 def _vacuum(conn: sqlite3.Connection, pages: int) -> Done:

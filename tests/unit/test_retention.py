@@ -123,8 +123,9 @@ async def test_thinning_keeps_pricing_intact(tmp_path: Path, monkeypatch):
             meter_values(conn, [("CP1", 1, 7, "MeterValues", clock.iso(start + timedelta(minutes=m)),
                                  json.dumps(_message(start + timedelta(minutes=m), wh[m])))
                                 for m in range(1, minutes)])
-            # a recent message: inside the days kept whole
-            meter_values(conn, [("CP1", 1, 7, "MeterValues", clock.iso(NOW - timedelta(days=1)),
+            # a recent session: inside the days kept whole
+            conn.execute("INSERT INTO transactions (id, charge_point_id, connector_id) VALUES (8, 'CP1', 1)")
+            meter_values(conn, [("CP1", 1, 8, "MeterValues", clock.iso(NOW - timedelta(days=1)),
                                  json.dumps(_message(NOW, 1)))])
 
         def price(conn):
@@ -136,22 +137,24 @@ async def test_thinning_keeps_pricing_intact(tmp_path: Path, monkeypatch):
         await store.db.run(fill)
         readings_before, before = await store.db.run(price)
         assert before["total_amount"] == 1660 and before["pricing_method"] == "meter_values"
-        sets_before = await store.db.run(_rows, "SELECT * FROM meter_value_sets ORDER BY id")
+        sets_before = await store.db.run(_rows, "SELECT * FROM meter_value_sets ORDER BY received_at")
 
         store.retention._batch = Batch(16)
         store.retention.configure(every=3600, thinning=Thinning(full_days=90, every_minutes=15))
         report = await store.retention.prune(NOW)
 
-        sets_after = await store.db.run(_rows, "SELECT * FROM meter_value_sets ORDER BY id")
+        sets_after = await store.db.run(_rows, "SELECT * FROM meter_value_sets ORDER BY received_at")
         readings_after, after = await store.db.run(price)
         assert readings_after == readings_before
         assert after == before
         # 21:31 .. 22:29: the first message of each quarter hour (21:31, 21:45, 22:00, 22:15) kept whole
         whole = [s for s in sets_after if len(json.loads(s["meter_value"])[0]["sampledValue"]) == 5]
-        assert [s["received_at"][11:16] for s in whole] == ["13:31", "13:45", "14:00", "14:15", "12:00"]
+        assert [s["received_at"][5:16] for s in whole] == ["06-01T13:31", "06-01T13:45", "06-01T14:00",
+                                                            "06-01T14:15", "12-03T12:00"]
         assert report["thinned"] == len(sets_before) - len(whole)  # the 54 others rewritten, the recent one kept
         assert len(sets_after) == len(sets_before)
-        assert sets_after[-1] == sets_before[-1]
+        assert sets_after[-1] == sets_before[-1]  # the recent session's, untouched (its id too)
+        assert [s["id"] for s in sets_after[:-1]] == sorted(s["id"] for s in sets_after[:-1])  # order kept
         assert (await store.retention.prune(NOW))["thinned"] == 0  # done once: the next cycle starts after it
 
 
@@ -195,3 +198,26 @@ async def test_a_new_file_gives_freed_pages_back(tmp_path: Path, monkeypatch):
         assert stats["autoVacuum"] == "incremental" and stats["freeBytes"] == 0 and stats["rows"]["frames"] == 0
         _checkpoint(path)
         assert os.path.getsize(path) < full - 5000 * 2000 * 0.9
+
+
+async def test_thinned_sessions_give_their_pages_back(tmp_path: Path, monkeypatch):
+    """Thinned messages are written again as new rows: the pages they leave empty go back to the file system."""
+    monkeypatch.setattr(retention_module, "PAUSE", 0)
+    path = str(tmp_path / "g.db")
+    async with open_store(path, retention_days=0) as store:
+        start = NOW - timedelta(days=200)
+
+        def fill(conn):
+            for tx in range(1, 41):
+                conn.execute("INSERT INTO transactions (id, charge_point_id, connector_id) VALUES (?, 'CP1', 1)", (tx,))
+                meter_values(conn, [("CP1", 1, tx, "MeterValues", clock.iso(start + timedelta(hours=tx, minutes=m)),
+                                     json.dumps(_message(start, m))) for m in range(120)])
+        await store.db.run(fill)
+        before = await store.retention.refresh_stats()
+        store.retention.configure(every=3600, thinning=Thinning(full_days=90, every_minutes=15))
+        report = await store.retention.prune(NOW)
+        after = await store.retention.refresh_stats()
+    assert report["thinned"] == 40 * (120 - 8)  # 8 quarter hours in two hours: their first message kept whole
+    assert after["rows"]["meter_value_sets"] == before["rows"]["meter_value_sets"] == 40 * 120
+    assert report["freedBytes"] > 0 and after["freeBytes"] == 0
+    assert after["bytes"] < before["bytes"] * 0.6
