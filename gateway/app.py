@@ -27,7 +27,7 @@ from .http.services import Billing, Limits, Services
 from .http.accounts import Auth
 from .ops.backup import run_scheduled as run_scheduled_backups
 from .ops.notify import Notifier
-from .store.retention import Rule, Thinning
+from .store.retention import Policy, Rule, Thinning
 from .store.store import Store, open_store
 
 YOUNG_GENERATION_THRESHOLD = 50_000
@@ -138,10 +138,10 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
 def _keep(store: Store, config: Config) -> None:
     """What grows is kept as long as the configuration says (gateway/store/retention.py)."""
     kept = config.retention
-    store.retention.add(Rule("frames", "at", config.frames.retention_days))
-    store.retention.add(Rule("commands", "sent_at", kept.commands_days))
-    store.retention.configure(every=kept.every_minutes * 60, vacuum=kept.vacuum,
-                              thinning=Thinning(kept.meter_values_full_days, kept.meter_values_every_minutes))
+    store.retention.rules.add(Rule("frames", "at", config.frames.retention_days))
+    store.retention.rules.add(Rule("commands", "sent_at", kept.commands_days))
+    store.retention.policy = Policy(every=kept.every_minutes * 60, vacuum=kept.vacuum,
+                                    thinning=Thinning(kept.meter_values_full_days, kept.meter_values_every_minutes))
 
 
 async def _wait_for_signal(shutdown: trio.Event) -> None:

@@ -34,12 +34,12 @@ def storage_view(retention: Any) -> dict[str, Any]:
     return {
         "file": None if stats is None else {k: stats[k] for k in ("bytes", "freeBytes", "walBytes", "autoVacuum",
                                                                   "measuredAt", "rows")},
-        "everyMinutes": retention.every / 60,
+        "everyMinutes": retention.policy.every / 60,
         "nextRun": retention.next_run,
         "longestBatchSeconds": round(retention.longest_batch, 6),
         "rules": [{"table": r.table, "timeColumn": r.time_column, "days": r.days} for r in retention.rules.values()],
-        "thinning": None if retention.thinning is None else {"fullDays": retention.thinning.full_days,
-                                                             "everyMinutes": retention.thinning.every_minutes},
+        "thinning": None if (thinning := retention.policy.thinning) is None else {
+            "fullDays": thinning.full_days, "everyMinutes": thinning.every_minutes},
         "lastRun": None if last is None else {"at": last["at"], "seconds": last["seconds"], "thinned": last["thinned"],
                                               "freedBytes": last["freedBytes"], "deleted": last["deleted"]},
         "deletedSinceStart": dict(retention.deleted),

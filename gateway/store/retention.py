@@ -12,7 +12,7 @@ an older one is converted by `gateway compact`, with the gateway stopped).
 
 A feature with a table of its own registers it once, before or after the gateway starts:
 
-    store.retention.add(Rule("audit_log", "at", days=config.audit.retention_days))
+    store.retention.rules.add(Rule("audit_log", "at", days=config.audit.retention_days))
 
 The time column holds UTC text as the gateway writes it (clock.iso), and wants an index for the
 deletes to stay cheap; `where` narrows which rows may go (SQL over the table's columns).
@@ -82,6 +82,22 @@ class Thinning:
 
     def cutoff(self, now: datetime) -> str:
         return clock.iso(now - timedelta(days=self.full_days))
+
+
+@attrs.frozen
+class Policy:
+    """How often a cycle runs (seconds), how meter values are thinned (None: never), whether space is given back."""
+
+    every: float = 3600.0
+    thinning: Thinning | None = None
+    vacuum: bool = True
+
+
+class Rules(dict[str, Rule]):
+    """The rules by table: a later rule for a table replaces the earlier one."""
+
+    def add(self, rule: Rule) -> None:
+        self[rule.table] = rule
 
 
 class Done(NamedTuple):
@@ -294,14 +310,12 @@ def storage_stats(path: str, tables: Iterable[str]) -> dict[str, Any]:
 
 
 class Retention(Table):
-    """The rules, the meter-value thinning, and the task that applies them every `every` seconds."""
+    """The rules, the policy (thinning, how often, vacuum), and the task that applies them."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.rules: dict[str, Rule] = {}
-        self.thinning: Thinning | None = None
-        self.every = 3600.0
-        self.vacuum = True
+        self.rules = Rules()  # applied from the next cycle on
+        self.policy = Policy()
         self.next_run: str | None = None  # when the next cycle starts (UTC text)
         self.last_run: dict[str, Any] | None = None  # what the last cycle did
         self.stats: dict[str, Any] | None = None  # storage_stats, refreshed after each cycle
@@ -314,13 +328,6 @@ class Retention(Table):
     def _took(self, name: str, seconds: float) -> None:
         self.longest_batch = max(self.longest_batch, seconds)
         self.longest[name] = max(self.longest.get(name, 0.0), seconds)
-
-    def add(self, rule: Rule) -> None:
-        """Apply `rule` from the next cycle on (a later rule for the same table replaces it)."""
-        self.rules[rule.table] = rule
-
-    def configure(self, *, every: float, thinning: Thinning | None, vacuum: bool = True) -> None:
-        self.every, self.thinning, self.vacuum = every, thinning, vacuum
 
     async def _batches(self, name: str, fn: Any, *args: Any) -> tuple[int, int]:
         """Run fn(conn, *args, limit) until it says it has finished; (rows, changed) in total."""
@@ -347,10 +354,10 @@ class Retention(Table):
             if rule.days > 0:
                 _, report["deleted"][rule.table] = await self._batches(
                     rule.table, _delete_older, rule.table, rule.time_column, rule.where, rule.cutoff(now))
-        if self.thinning is not None and self.thinning.every_minutes > 0:
-            _, report["thinned"] = await self._batches(THINNED, _thin, self.thinning.cutoff(now),
-                                                       self.thinning.every_minutes)
-        if self.vacuum and self._db.path != ":memory:":
+        thinning = self.policy.thinning
+        if thinning is not None and thinning.every_minutes > 0:
+            _, report["thinned"] = await self._batches(THINNED, _thin, thinning.cutoff(now), thinning.every_minutes)
+        if self.policy.vacuum and self._db.path != ":memory:":
             report["freedBytes"] = await self._give_back()
         report["seconds"] = round(time.perf_counter() - started, 3)
         report["at"] = clock.iso(now)
@@ -369,6 +376,7 @@ class Retention(Table):
                 return freed
             await trio.sleep(PAUSE)
 
+    @durability(COMMITTED)
     async def refresh_stats(self) -> dict[str, Any] | None:
         if self._db.path == ":memory:":
             return None
@@ -390,7 +398,7 @@ class Retention(Table):
                 self._db.health.recovered(RETENTION)
                 if any(self.last_run["deleted"].values()) or self.last_run["thinned"] or self.last_run["freedBytes"]:
                     log.info("retention", **{k: v for k, v in self.last_run.items() if k != "at"})
-                wait = self.every
+                wait = self.policy.every
             try:
                 await self.refresh_stats()
             except sqlite3.Error as exc:

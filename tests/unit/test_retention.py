@@ -17,7 +17,7 @@ from gateway.billing.settings import from_config
 from gateway.config import BillingConfig
 from gateway.store import retention as retention_module
 from gateway.store.orders import _READINGS
-from gateway.store.retention import Batch, Rule, Thinning, priced, thinned
+from gateway.store.retention import Batch, Policy, Rule, Thinning, priced, thinned
 from gateway.store.store import open_store
 from gateway.store.writer.rows import meter_values
 
@@ -97,7 +97,7 @@ async def test_a_rule_deletes_older_rows_in_small_batches_and_keeps_the_rest(tmp
         await store.db.run(fill)
         jobs = store.db.jobs
         store.retention._batch = Batch(50)
-        store.retention.add(Rule("commands", "sent_at", days=90))
+        store.retention.rules.add(Rule("commands", "sent_at", days=90))
         report = await store.retention.prune(NOW)
         assert report["deleted"] == {"commands": 500}
         assert store.db.jobs - jobs > 2  # in several jobs, not one
@@ -140,7 +140,7 @@ async def test_thinning_keeps_pricing_intact(tmp_path: Path, monkeypatch):
         sets_before = await store.db.run(_rows, "SELECT * FROM meter_value_sets ORDER BY received_at")
 
         store.retention._batch = Batch(16)
-        store.retention.configure(every=3600, thinning=Thinning(full_days=90, every_minutes=15))
+        store.retention.policy = Policy(thinning=Thinning(full_days=90, every_minutes=15))
         report = await store.retention.prune(NOW)
 
         sets_after = await store.db.run(_rows, "SELECT * FROM meter_value_sets ORDER BY received_at")
@@ -164,7 +164,7 @@ async def test_thinning_deletes_old_messages_with_nothing_priced_beyond_the_firs
         soc = json.dumps([{"timestamp": "x", "sampledValue": [{"value": "50", "measurand": "SoC"}]}])
         await store.db.run(meter_values, [("CP1", 1, None, "MeterValues", clock.iso(old + timedelta(minutes=m)), soc)
                                           for m in range(30)])
-        store.retention.configure(every=3600, thinning=Thinning(full_days=90, every_minutes=10))
+        store.retention.policy = Policy(thinning=Thinning(full_days=90, every_minutes=10))
         await store.retention.prune(NOW)
         left = await store.db.run(_rows, "SELECT received_at FROM meter_value_sets ORDER BY id")
         spans = {int(clock.parse(r["received_at"]).timestamp()) // 600 for r in left}
@@ -190,7 +190,7 @@ async def test_a_new_file_gives_freed_pages_back(tmp_path: Path, monkeypatch):
             [(clock.iso(NOW - timedelta(days=60)), body)] * 5000))
         _checkpoint(path)
         full = os.path.getsize(path)
-        store.retention.add(Rule("frames", "at", days=30))
+        store.retention.rules.add(Rule("frames", "at", days=30))
         report = await store.retention.prune(NOW)
         assert report["deleted"]["frames"] == 5000
         assert report["freedBytes"] > 5000 * 2000 * 0.9
@@ -214,7 +214,7 @@ async def test_thinned_sessions_give_their_pages_back(tmp_path: Path, monkeypatc
                                      json.dumps(_message(start, m))) for m in range(120)])
         await store.db.run(fill)
         before = await store.retention.refresh_stats()
-        store.retention.configure(every=3600, thinning=Thinning(full_days=90, every_minutes=15))
+        store.retention.policy = Policy(thinning=Thinning(full_days=90, every_minutes=15))
         report = await store.retention.prune(NOW)
         after = await store.retention.refresh_stats()
     assert report["thinned"] == 40 * (120 - 8)  # 8 quarter hours in two hours: their first message kept whole
