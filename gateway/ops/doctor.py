@@ -125,8 +125,8 @@ def disk(path: str, usage: Callable[[str], tuple[int, int, int]] = shutil.disk_u
     total, _, free = usage(str(folder))
     if free < DISK_FREE_MIN or free < total * DISK_FREE_SHARE:
         return [Finding("disk", PROBLEM, f"the disk holding {path} is nearly full: {_size(free)} free of "
-                                         f"{_size(total)}; a year of a 20-charger site needs about 1 GiB more, "
-                                         "and SQLite stops taking writes when it is full")]
+                                         f"{_size(total)}; a busy 20-charger site's database grows to almost 2 GiB in its first year "
+                                         "(docs/benchmarks.md), and SQLite stops taking writes when the disk is full")]
     return [Finding("disk", OK, f"{_size(free)} free of {_size(total)}")]
 
 
