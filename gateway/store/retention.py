@@ -113,8 +113,12 @@ class Batch:
     def __init__(self, size: int = FIRST_BATCH):
         self.size = size
 
-    def took(self, seconds: float) -> None:
+    def took(self, seconds: float, full: bool = True) -> None:
+        """A job of this size took `seconds`; `full`: it had that much to do (a job that ran out of work
+        early says nothing about a larger one, and never makes the next one larger)."""
         scale = min(2.0, TARGET_SECONDS / max(seconds, 1e-6))
+        if scale > 1 and not full:
+            return
         self.size = max(MIN_BATCH, min(MAX_BATCH, int(self.size * scale)))
 
 
@@ -322,7 +326,7 @@ class Retention(Table):
         self.deleted: dict[str, int] = {}  # rows deleted (or, for meter values, thinned) since start, by table
         self.longest_batch = 0.0  # seconds: the longest job a cycle gave the database thread
         self.longest: dict[str, float] = {}  # the same, by table (and "vacuum")
-        self._batch = Batch()  # rows per delete or thinning job
+        self._batches_by_name: dict[str, Batch] = {}  # rows per delete or thinning job, by table
         self._pages = Batch(VACUUM_PAGES)  # pages per incremental vacuum job
 
     def _took(self, name: str, seconds: float) -> None:
@@ -332,9 +336,11 @@ class Retention(Table):
     async def _batches(self, name: str, fn: Any, *args: Any) -> tuple[int, int]:
         """Run fn(conn, *args, limit) until it says it has finished; (rows, changed) in total."""
         rows = changed = 0
+        batch = self._batches_by_name.setdefault(name, Batch())  # each kind of job costs its own per row
         while True:
-            done: Done = await self._db.run(fn, *args, self._batch.size)
-            self._batch.took(done.seconds)
+            size = batch.size
+            done: Done = await self._db.run(fn, *args, size)
+            batch.took(done.seconds, full=done.rows >= size)
             self._took(name, done.seconds)
             rows, changed = rows + done.rows, changed + done.changed
             if done.finished:
@@ -368,8 +374,9 @@ class Retention(Table):
         page_size = await self._db.run(_page_size)
         freed = 0
         while True:
-            done: Done = await self._db.run(_vacuum, self._pages.size)
-            self._pages.took(done.seconds)
+            size = self._pages.size
+            done: Done = await self._db.run(_vacuum, size)
+            self._pages.took(done.seconds, full=done.rows >= size)
             self._took("vacuum", done.seconds)
             freed += done.rows * page_size
             if done.finished or not done.rows:

@@ -69,6 +69,8 @@ def test_batch_size_follows_the_time_a_batch_took():
     assert batch.size == 50
     batch.took(retention_module.TARGET_SECONDS / 100)  # fast: grows, at most twice as large
     assert batch.size == 100
+    batch.took(retention_module.TARGET_SECONDS / 100, full=False)  # ran out of work: says nothing of more
+    assert batch.size == 100
     batch.took(100.0)
     assert batch.size == retention_module.MIN_BATCH
 
@@ -96,7 +98,7 @@ async def test_a_rule_deletes_older_rows_in_small_batches_and_keeps_the_rest(tmp
                              + [(f"n{i}", clock.iso(NOW - timedelta(days=1, minutes=i))) for i in range(7)])
         await store.db.run(fill)
         jobs = store.db.jobs
-        store.retention._batch = Batch(50)
+        store.retention._batches_by_name["commands"] = Batch(50)
         store.retention.rules.add(Rule("commands", "sent_at", days=90))
         report = await store.retention.prune(NOW)
         assert report["deleted"] == {"commands": 500}
@@ -139,7 +141,7 @@ async def test_thinning_keeps_pricing_intact(tmp_path: Path, monkeypatch):
         assert before["total_amount"] == 1660 and before["pricing_method"] == "meter_values"
         sets_before = await store.db.run(_rows, "SELECT * FROM meter_value_sets ORDER BY received_at")
 
-        store.retention._batch = Batch(16)
+        store.retention._batches_by_name["meter_value_sets"] = Batch(16)
         store.retention.policy = Policy(thinning=Thinning(full_days=90, every_minutes=15))
         report = await store.retention.prune(NOW)
 
