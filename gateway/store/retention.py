@@ -370,7 +370,7 @@ class Retention(Table):
         return report
 
     async def _give_back(self) -> int:
-        """Incremental vacuum, VACUUM_PAGES at a time: the bytes handed back to the file system."""
+        """Incremental vacuum, a batch of pages per job: the bytes handed back to the file system."""
         page_size = await self._db.run(_page_size)
         freed = 0
         while True:
