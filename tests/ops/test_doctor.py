@@ -24,6 +24,11 @@ from tests.tls import make_pki
 GIB = 1 << 30
 
 
+def _keep_logging(monkeypatch) -> None:
+    """main() points logging at this test's captured stderr, closed after it: later tests must not log there."""
+    monkeypatch.setattr("gateway.cli.logs.configure", lambda *args: None)
+
+
 def _config(tmp_path: Path, **more):
     return load(None, env={}, overrides={"http": "127.0.0.1:0", "ocpp": "127.0.0.1:0",
                                          "db": str(tmp_path / "data" / "gateway.db"), **more})
@@ -198,6 +203,7 @@ def test_an_account_in_the_database_is_enough(tmp_path):
 # --- the command ---------------------------------------------------------------------------------------------
 
 def test_gateway_doctor_prints_each_finding_and_fails_on_a_problem(tmp_path, capsys, monkeypatch):
+    _keep_logging(monkeypatch)
     (tmp_path / "data").write_text("a file where the folder should be")
     monkeypatch.chdir(tmp_path)
     status = main(["doctor", "--db", str(tmp_path / "data" / "gateway.db")])
