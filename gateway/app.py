@@ -30,7 +30,10 @@ from .http.services import Billing, Limits, Services
 from .http.accounts import Auth
 from .monitoring.monitor import Listener, Monitor
 from .store.audit import keep_pruned
-from .store.store import open_store
+from .ops.backup import run_scheduled as run_scheduled_backups
+from .ops.notify import Notifier
+from .store.retention import Policy, Rule, Thinning
+from .store.store import Store, open_store
 
 YOUNG_GENERATION_THRESHOLD = 50_000
 log = structlog.get_logger("gateway")
@@ -63,7 +66,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
              max_connections_per_address=limits.per_address)
     async with open_store(config.db, flush_interval=config.frames.flush_interval,
                           flush_size=config.frames.flush_size,
-                          retention_days=config.frames.retention_days,
+                          retention_days=0,  # the frame log's retention is a rule of store.retention (below)
                           check_max_mb=config.db_check_max_mb) as store:
         # Nothing is connected before we start: clear what a crash may have left marked online.
         await store.chargers.all_offline("gateway restarted", clock.iso())
@@ -75,7 +78,9 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                                   trusted_proxies=config.trusted_proxies)
         chargers.metrics.watch_storage(store.health)
         chargers.metrics.watch_connections(limits)
+        chargers.metrics.watch_retention(store.retention)
         chargers.validator.preload()  # every schema read now, while file descriptors are plenty
+        _keep(store, config)
         auth = Auth(store, config.auth)
         await auth.start(config.admin_password)
         billing = None
@@ -99,6 +104,11 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
             nursery.start_soon(chargers.watchdog)
             await nursery.start(monitor.run)  # listening for transactions before chargers connect
             nursery.start_soon(keep_pruned, store.audit, config.audit.retention_days)  # the oldest audit records go
+            notifier = Notifier()  # systemd's, when it started us (deploy/gateway.service)
+            nursery.start_soon(notifier.keep_alive)
+            nursery.start_soon(store.retention.run)
+            if config.backup.every_hours > 0:
+                nursery.start_soon(run_scheduled_backups, config.db, config.backup)
             await nursery.start(keep_out_of_service, commands)  # listening before chargers connect
             await nursery.start(certificates.run)  # issues the certificates of accepted CSRs
             if billing is not None:
@@ -142,12 +152,23 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                 # time (docs/benchmarks.md). Reference counting frees them anyway; cycles wait longer.
                 gc.set_threshold(YOUNG_GENERATION_THRESHOLD)
                 task_status.started(Running(bound_ocpp, bound_http, chargers, auth, bound_tls, bound_ykc, monitor))
+                notifier.ready(f"serving chargers on {ocpp_host}:{bound_ocpp}, HTTP on {http_host}:{bound_http}")
                 await shutdown.wait()
+                notifier.stopping()
                 log.info("shutting down", chargers=len(chargers.registry))
                 await chargers.registry.close_all(GOING_AWAY, "server shutting down")
                 http_stopped.set()  # Hypercorn finishes its graceful shutdown, then returns
             nursery.cancel_scope.cancel()
     log.info("stopped")
+
+
+def _keep(store: Store, config: Config) -> None:
+    """What grows is kept as long as the configuration says (gateway/store/retention.py)."""
+    kept = config.retention
+    store.retention.rules.add(Rule("frames", "at", config.frames.retention_days))
+    store.retention.rules.add(Rule("commands", "sent_at", kept.commands_days))
+    store.retention.policy = Policy(every=kept.every_minutes * 60, vacuum=kept.vacuum,
+                                    thinning=Thinning(kept.meter_values_full_days, kept.meter_values_every_minutes))
 
 
 async def _wait_for_signal(shutdown: trio.Event) -> None:

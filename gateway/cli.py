@@ -20,6 +20,7 @@ from .store.db import StoreOpenError
 from .store.health import StoreUnavailable
 from . import users_cli
 from .certificates import cli as ca_cli
+from .ops import cli as ops_cli
 from .simulator import cli as simulator
 
 
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-json", action="store_true", help="log JSON lines instead of text")
     users_cli.add_commands(sub, common)
     ca_cli.add_commands(sub, common)
+    ops_cli.add_commands(sub, common)
     openapi = sub.add_parser("openapi", help="print the HTTP API's OpenAPI document (> schemas/openapi.json)")
     # Only a file named here: the copy in schemas/ must not depend on a config.toml lying about.
     openapi.add_argument("--config", metavar="PATH", help="state this config file's limits (page sizes) "
@@ -93,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ca":
         logs.configure("console", "warning")
         return ca_cli.run(args, config)
+    if args.command in ops_cli.COMMANDS:
+        logs.configure("console", "warning")
+        return ops_cli.run(args, config)
     logs.configure(config.log_format, config.log_level)
     try:
         trio.run(lambda: run_gateway(config, handle_signals=True))

@@ -109,6 +109,25 @@ attrs.resolve_types(AuditConfig)  # as the classes below are: GATEWAY_AUDIT_* va
 
 
 @attrs.define
+class RetentionConfig:
+    meter_values_full_days: float = attrs.field(default=90.0, validator=_not_negative)  # kept whole this long
+    # then one message per transaction per this many minutes kept whole, the others keep only the energy
+    # register readings pricing reads; 0: never thinned
+    meter_values_every_minutes: float = attrs.field(default=15.0, validator=_not_negative)
+    commands_days: float = attrs.field(default=90.0, validator=_not_negative)  # 0: kept for ever
+    every_minutes: float = attrs.field(default=60.0, validator=_positive)  # between two pruning cycles
+    vacuum: bool = True  # give freed pages back to the file system (incremental vacuum)
+
+
+@attrs.define
+class BackupConfig:
+    every_hours: float = attrs.field(default=0.0, validator=_not_negative)  # 0: no scheduled backups
+    folder: str = "data/backups"
+    keep: int = attrs.field(default=7, validator=_positive)  # scheduled backups kept, the newest
+    compress: bool = True  # gzip
+
+
+@attrs.define
 class AuthConfig:
     trust_loopback: bool = False
     token_hours: float = attrs.field(default=12.0, validator=_positive)
@@ -311,6 +330,8 @@ class Config:
     frames: FramesConfig = attrs.field(factory=FramesConfig)
     auth: AuthConfig = attrs.field(factory=AuthConfig)
     audit: AuditConfig = attrs.field(factory=AuditConfig)
+    retention: RetentionConfig = attrs.field(factory=RetentionConfig)
+    backup: BackupConfig = attrs.field(factory=BackupConfig)
     billing: BillingConfig = attrs.field(factory=BillingConfig)
     certificates: CertificatesConfig = attrs.field(factory=CertificatesConfig)
     alerts: AlertsConfig = attrs.field(factory=AlertsConfig)
@@ -327,7 +348,7 @@ for _cls in (ChargerConfig, FramesConfig, AuthConfig, AlipayConfig, WechatConfig
              AlertRule,
              ChargerOfflineRule, ConnectorFaultedRule, TransactionOpenRule, ProtocolViolationsRule,
              CallbackRefusedRule, ReconciliationMismatchRule, DiskSpaceRule, WriterRestartsRule, WriterBehindRule,
-             AlertsConfig, LogbookConfig, Config):
+             AlertsConfig, LogbookConfig, RetentionConfig, BackupConfig, Config):
     attrs.resolve_types(_cls)
 _converter = cattrs.Converter(forbid_extra_keys=True)
 

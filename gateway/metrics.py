@@ -7,6 +7,7 @@ from typing import Any, Iterator
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from . import clock
 from .ocpp.actions import ALL_ACTIONS
 from .ocpp.errors import ErrorCode
 from .store.health import PARTS, StorageHealth
@@ -68,6 +69,35 @@ class ConnectionMetrics:
                                   "per address)", value=self.limits.refused)
 
 
+class RetentionMetrics:
+    """The database's size and rows (as last measured, after each retention cycle) and what retention did."""
+
+    def __init__(self, retention: Any) -> None:  # store.retention.Retention
+        self.retention = retention
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        retention, stats = self.retention, self.retention.stats
+        if stats is not None:
+            yield GaugeMetricFamily("gateway_db_bytes", "Size of the database file", value=stats["bytes"])
+            yield GaugeMetricFamily("gateway_db_free_bytes", "Free pages inside the database file",
+                                    value=stats["freeBytes"])
+            yield GaugeMetricFamily("gateway_db_wal_bytes", "Size of its write-ahead log", value=stats["walBytes"])
+            rows = GaugeMetricFamily("gateway_db_rows", "Rows of the tables that grow", labels=["table"])
+            for table, count in stats["rows"].items():
+                rows.add_metric([table], count)
+            yield rows
+        if retention.next_run is not None:
+            yield GaugeMetricFamily("gateway_retention_next_run_timestamp_seconds", "When the next retention "
+                                    "cycle starts (Unix time)", value=clock.parse(retention.next_run).timestamp())
+        deleted = CounterMetricFamily("gateway_retention_rows", "Rows deleted (meter values: thinned) by retention "
+                                      "since start, by table", labels=["table"])
+        for table, count in dict(retention.deleted).items():
+            deleted.add_metric([table], count)
+        yield deleted
+        yield GaugeMetricFamily("gateway_retention_longest_batch_seconds", "The longest job a retention batch gave "
+                                "the database thread since start", value=retention.longest_batch)
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -87,6 +117,9 @@ class Metrics:
 
     def watch_storage(self, health: StorageHealth) -> None:
         self.registry.register(StorageMetrics(health))
+
+    def watch_retention(self, retention: Any) -> None:
+        self.registry.register(RetentionMetrics(retention))
 
     def watch_connections(self, limits: Any) -> None:
         self.registry.register(ConnectionMetrics(limits))

@@ -206,6 +206,7 @@ TAGS = [
     ("charger-socket", "Where chargers connect"),
     ("cloudcharge", "Chargers reporting over HMAC-signed HTTP requests (/api/cloudcharge), in the EVCS envelope"),
     ("certificates", "The certificate authority, chargers' certificates and signed firmware (security extension)"),
+    ("storage", "The database's size and rows, and its retention, in the EVCS envelope"),
 ]
 
 

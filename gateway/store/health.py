@@ -15,7 +15,8 @@ import structlog
 log = structlog.get_logger("gateway.store")
 
 DATABASE, WRITER, PRUNE = "database", "writer", "frame log prune"
-PARTS = (DATABASE, WRITER, PRUNE)
+RETENTION = "retention"  # the pruning of old rows (gateway/store/retention.py)
+PARTS = (DATABASE, WRITER, PRUNE, RETENTION)
 
 
 class StoreUnavailable(sqlite3.OperationalError):

@@ -31,6 +31,7 @@ from .payments import Payments
 from .provider_certs import ProviderCerts
 from .registry import ChargerRegistry
 from .reservations import Reservations
+from .retention import Retention
 from .stations import Stations
 from .tariffs import Tariffs
 from .tenants import Tenants
@@ -67,6 +68,7 @@ class Store:
     log_lines: LogLines
     audit: AuditLog
     dashboard: Dashboard
+    retention: Retention  # old rows pruned, meter values thinned (rules added by app.py and features)
 
     def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):
         self.db = db

@@ -68,6 +68,9 @@ def connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     if path != ":memory:":
+        # Before the first table is made, so that a new file can give freed pages back (retention.py);
+        # on an existing file it changes nothing until `gateway compact` rewrites it.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode = WAL")
     # FULL: a commit the charger was told about survives a power cut.
     conn.execute("PRAGMA synchronous = FULL")

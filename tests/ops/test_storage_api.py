@@ -1,0 +1,46 @@
+"""/api/storage and /metrics: the database's size, rows per table and the next pruning, from a running gateway."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import trio
+
+from gateway import clock
+from tests.helpers import BOOT, charger
+
+
+async def _measured(gateway) -> None:
+    with trio.fail_after(20):  # the first cycle runs at start, then the figures are read
+        while gateway.store.retention.stats is None:
+            await trio.sleep(0.02)
+
+
+async def test_storage_figures_match_the_file(gateway):
+    async with charger(gateway.ocpp_port, "CP-S") as cp:
+        await cp.result("BootNotification", BOOT)
+    await _measured(gateway)
+    await gateway.store.frames.flush()  # nothing more is written until the file is measured below
+    await gateway.store.retention.refresh_stats()
+    conn = sqlite3.connect(gateway.config.db)
+    try:
+        size = conn.execute("PRAGMA page_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
+        points = conn.execute("SELECT count(*) FROM charge_points").fetchone()[0]
+        transactions = conn.execute("SELECT count(*) FROM transactions").fetchone()[0]
+    finally:
+        conn.close()
+    async with gateway.http() as http:
+        r = await http.get("/api/storage")
+        metrics = (await http.get("/metrics")).text
+    assert r.status_code == 200
+    data = r.json()["data"]
+    assert data["file"]["bytes"] == size and data["file"]["autoVacuum"] == "incremental"
+    assert data["file"]["rows"]["transactions"] == transactions == 0 and points == 1
+    assert {(rule["table"], rule["days"]) for rule in data["rules"]} == {("frames", 30.0), ("commands", 90.0)}
+    assert data["thinning"] == {"fullDays": 90.0, "everyMinutes": 15.0}
+    assert data["everyMinutes"] == 60.0
+    assert clock.parse(data["nextRun"]) > clock.now()
+    assert data["lastRun"]["deleted"] == {"frames": 0, "commands": 0}
+    assert f"gateway_db_bytes {float(size)}" in metrics
+    assert 'gateway_db_rows{table="transactions"} 0.0' in metrics
+    assert "gateway_retention_next_run_timestamp_seconds" in metrics
