@@ -13,6 +13,7 @@ from .. import clock
 from ..billing.reconcile import window
 from ..billing.settings import zone_name
 from ..orderstates import OrderStatus
+from ..store.dashboard import QUARTER
 from ..store.store import Store
 from . import params
 from .errors import evcs as envelope
@@ -46,14 +47,14 @@ def month_window(today: date, tz: tzinfo) -> tuple[str, str, str]:
     return first.strftime("%Y-%m"), window(first, tz)[0], window(following, tz)[0]
 
 
-def by_site_hour(quarters: dict[str, dict[str, int]], tz: tzinfo) -> dict[int, dict[str, int]]:
-    """The figures of UTC quarter hours ('YYYY-MM-DDTHH:MM', the store's) added up by the hour of the site's
-    day (0-23, wall-clock time) each lies in; every hour answered. Zones are offset from UTC by whole quarter
-    hours, so a quarter lies within one local hour: the hour repeated when summer time ends gathers twice as
-    many quarters, the one skipped when it begins none."""
+def by_site_hour(quarters: dict[int, dict[str, int]], tz: tzinfo) -> dict[int, dict[str, int]]:
+    """The figures of quarter hours (seconds since the epoch // 900, the store's) added up by the hour of the
+    site's day (0-23, wall-clock time) each lies in; every hour answered. Zones are offset from UTC by whole
+    quarter hours, so a quarter lies within one local hour: the hour repeated when summer time ends gathers
+    twice as many quarters, the one skipped when it begins none."""
     out = {hour: {"sessions": 0, "energyWh": 0} for hour in range(24)}
     for quarter, figures in quarters.items():
-        hour = out[datetime.fromisoformat(f"{quarter}:00+00:00").astimezone(tz).hour]
+        hour = out[datetime.fromtimestamp(quarter * QUARTER, tz).hour]
         for name, value in figures.items():
             hour[name] += value
     return out

@@ -72,18 +72,18 @@ def _sessions(conn: sqlite3.Connection, windows: Sequence[Window], *, scope: Sco
                        "transactions", "started_at", scope=scope)
 
 
-# The quarter hour (UTC) a transaction started in, as text: 'YYYY-MM-DDTHH:MM', its first minute.
-_QUARTER = "substr(x.started_at, 1, 14) || printf('%02d', CAST(substr(x.started_at, 15, 2) AS INTEGER) / 15 * 15)"
+QUARTER = 900  # seconds
 
 
-def _by_quarter(conn: sqlite3.Connection, since: str, until: str, *, scope: Scope) -> dict[str, Row]:
-    """UTC quarter hour ('YYYY-MM-DDTHH:MM') -> {sessions, energyWh} of the transactions started in it and in
-    [since, until); quarters with none are left out. Every zone is offset from UTC by whole quarter hours, so a
-    quarter lies within one hour of the site's day: the caller adds the quarters up by the site's hours. One
-    pass over the period's range of a covering index, instead of one query per hour."""
+def _by_quarter(conn: sqlite3.Connection, since: str, until: str, *, scope: Scope) -> dict[int, Row]:
+    """Quarter hour (seconds since the epoch // 900) -> {sessions, energyWh} of the transactions started in it
+    and in [since, until); quarters with none are left out. Every zone is offset from UTC by whole quarter
+    hours, so a quarter lies within one hour of the site's day: the caller adds the quarters up by the site's
+    hours. One pass over the period's range of a covering index, instead of one query per hour."""
     join, where, scoped = _tenant(scope, "x")
     return {quarter: {"sessions": sessions, "energyWh": energy} for quarter, sessions, energy in conn.execute(
-        f"SELECT {_QUARTER} AS quarter, COUNT(*), COALESCE(SUM(x.energy_wh), 0) FROM transactions x{join} "
+        f"SELECT CAST(strftime('%s', x.started_at) AS INTEGER) / {QUARTER} AS quarter, COUNT(*), "
+        f"COALESCE(SUM(x.energy_wh), 0) FROM transactions x{join} "
         f"WHERE x.started_at >= ? AND x.started_at < ? AND {where} GROUP BY quarter", (since, until, *scoped))}
 
 
@@ -195,7 +195,7 @@ def _utilization(conn: sqlite3.Connection, since: str, until: str, *, scope: Sco
     return out
 
 
-class Dashboard(Table, committed=dict(sessions=_sessions, by_quarter=_by_quarter, money=_money, status=_status, recent=_recent,
-                                      by_station=_by_station)):
+class Dashboard(Table, committed=dict(sessions=_sessions, by_quarter=_by_quarter, money=_money, status=_status,
+                                      recent=_recent, by_station=_by_station)):
     # reads the frame log's connect and disconnect events: waits for the frames recorded before the call
     utilization = committed(_utilization, after_appended=True)

@@ -41,9 +41,10 @@ def test_a_month_runs_from_its_first_site_midnight_to_the_next_months():
                                                             "2027-03-01T00:00:00.000Z")
 
 
-def one(*quarters: str) -> dict[str, dict[str, int]]:
-    """A session of 10 Wh in each of these UTC quarter hours."""
-    return {q: {"sessions": 1, "energyWh": 10} for q in quarters}
+def one(*quarters: str) -> dict[int, dict[str, int]]:
+    """A session of 10 Wh in each of these quarter hours (UTC, YYYY-MM-DDTHH:MM), keyed as the store keys them."""
+    return {int(datetime.fromisoformat(f"{q}:00+00:00").timestamp()) // 900: {"sessions": 1, "energyWh": 10}
+            for q in quarters}
 
 
 def busy(hours: dict[int, dict[str, int]]) -> dict[int, int]:
@@ -74,8 +75,8 @@ def test_the_hour_repeated_in_autumn_counts_twice_and_the_one_skipped_in_spring_
 def test_a_moment_counts_in_its_own_local_hour(moment, zone):
     tz = ZoneInfo(zone)
     moment = moment.replace(tzinfo=timezone.utc)
-    quarter = f"{moment:%Y-%m-%dT%H}:{moment.minute // 15 * 15:02d}"  # as the store cuts it
-    assert busy(by_site_hour(one(quarter), tz)) == {moment.astimezone(tz).hour: 1}
+    quarter = int(moment.timestamp()) // 900  # as the store cuts it
+    assert busy(by_site_hour({quarter: {"sessions": 1}}, tz)) == {moment.astimezone(tz).hour: 1}
 
 
 def test_stations_rank_highest_first_and_equal_figures_share_a_rank():
