@@ -18,6 +18,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Sequence
 
+from .. import clock
 from ..chargepoint import evcs_status as evcs
 from ..orderstates import OrderStatus, RefundStatus
 from . import registry
@@ -73,18 +74,24 @@ def _sessions(conn: sqlite3.Connection, windows: Sequence[Window], *, scope: Sco
 
 
 QUARTER = 900  # seconds
+# The quarter hour a transaction started in, as seconds since the epoch // 900: the expression of the index
+# transactions_started_quarter (024), written exactly as there.
+_QUARTER = f"CAST(strftime('%s', started_at) AS INTEGER) / {QUARTER}"
 
 
 def _by_quarter(conn: sqlite3.Connection, since: str, until: str, *, scope: Scope) -> dict[int, Row]:
     """Quarter hour (seconds since the epoch // 900) -> {sessions, energyWh} of the transactions started in it
     and in [since, until); quarters with none are left out. Every zone is offset from UTC by whole quarter
     hours, so a quarter lies within one hour of the site's day: the caller adds the quarters up by the site's
-    hours. One pass over the period's range of a covering index, instead of one query per hour."""
+    hours. One pass over the period's range of an index in quarter order: nothing sorted, one query instead
+    of one per hour."""
+    first, last = (int(clock.parse(t).timestamp()) // QUARTER for t in (since, until))
     join, where, scoped = _tenant(scope, "x")
     return {quarter: {"sessions": sessions, "energyWh": energy} for quarter, sessions, energy in conn.execute(
-        f"SELECT CAST(strftime('%s', x.started_at) AS INTEGER) / {QUARTER} AS quarter, COUNT(*), "
-        f"COALESCE(SUM(x.energy_wh), 0) FROM transactions x{join} "
-        f"WHERE x.started_at >= ? AND x.started_at < ? AND {where} GROUP BY quarter", (since, until, *scoped))}
+        f"SELECT {_QUARTER} AS quarter, COUNT(*), COALESCE(SUM(x.energy_wh), 0) "
+        f"FROM transactions x{join} "
+        f"WHERE {_QUARTER} BETWEEN ? AND ? AND x.started_at >= ? AND x.started_at < ? AND {where} GROUP BY quarter",
+        (first, last, since, until, *scoped))}
 
 
 def _money(conn: sqlite3.Connection, windows: Sequence[Window], *, scope: Scope) -> dict[str, Row]:

@@ -9,3 +9,8 @@ CREATE TRIGGER payments_charger AFTER INSERT ON payments WHEN NEW.charge_point_i
     WHERE id = NEW.id;
 END;
 CREATE INDEX payments_charger_paid ON payments (charge_point_id, paid_at, amount);
+
+-- Sessions by hour of the site's day: the transactions of a period counted per quarter hour (every zone is
+-- offset from UTC by whole quarter hours), read in quarter order so nothing is sorted.
+CREATE INDEX transactions_started_quarter
+    ON transactions (CAST(strftime('%s', started_at) AS INTEGER) / 900, started_at, energy_wh);
