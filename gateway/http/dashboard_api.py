@@ -4,7 +4,7 @@ section 12). The figures' rules are the store's (gateway/store/dashboard.py); he
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from quart import request
@@ -13,6 +13,7 @@ from .. import clock
 from ..billing.reconcile import window
 from ..billing.settings import zone_name
 from ..orderstates import OrderStatus
+from ..store.dashboard import QUARTER
 from ..store.store import Store
 from . import params
 from .errors import evcs as envelope
@@ -46,21 +47,16 @@ def month_window(today: date, tz: tzinfo) -> tuple[str, str, str]:
     return first.strftime("%Y-%m"), window(first, tz)[0], window(following, tz)[0]
 
 
-def hour_windows(since: str, until: str, tz: tzinfo) -> list[tuple[str, str, str]]:
-    """(hour of the site's day, since, until) of every local hour meeting [since, until), cut to it. An hour
-    is wall-clock time: the hour repeated when summer time ends counts twice as long, the hour skipped when
-    it begins not at all, a zone off by half an hour has its own hours."""
-    start, end = clock.parse(since), clock.parse(until)
-    day = start.astimezone(tz).date()
-    out = []
-    while window(day, tz)[0] < until:
-        midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
-        for hour in range(24):
-            lo, hi = midnight + timedelta(hours=hour), midnight + timedelta(hours=hour + 1)
-            lo_utc, hi_utc = max(lo.astimezone(timezone.utc), start), min(hi.astimezone(timezone.utc), end)
-            if lo_utc < hi_utc:
-                out.append((str(hour), clock.iso(lo_utc), clock.iso(hi_utc)))
-        day += timedelta(days=1)
+def by_site_hour(quarters: dict[int, dict[str, int]], tz: tzinfo) -> dict[int, dict[str, int]]:
+    """The figures of quarter hours (seconds since the epoch // 900, the store's) added up by the hour of the
+    site's day (0-23, wall-clock time) each lies in; every hour answered. Zones are offset from UTC by whole
+    quarter hours, so a quarter lies within one local hour: the hour repeated when summer time ends gathers
+    twice as many quarters, the one skipped when it begins none."""
+    out = {hour: {"sessions": 0, "energyWh": 0} for hour in range(24)}
+    for quarter, figures in quarters.items():
+        hour = out[datetime.fromtimestamp(quarter * QUARTER, tz).hour]
+        for name, value in figures.items():
+            hour[name] += value
     return out
 
 
@@ -216,9 +212,9 @@ async def revenue_trend() -> Any:
     description="A session counts in the hour (site time) its transaction started; all 24 hours are answered."))
 async def order_period_distribution() -> Any:
     since, until = _period(PERIOD_DAYS)
-    figures = await _store().dashboard.sessions(hour_windows(since, until, _zone()))
+    hours = by_site_hour(await _store().dashboard.by_quarter(since, until), _zone())
     return envelope({"timezone": zone_name(_zone()), "since": since, "until": until,
-                     "hours": [{"hour": h, **figures.get(str(h), {"sessions": 0, "energyWh": 0})} for h in range(24)]})
+                     "hours": [{"hour": h, **figures} for h, figures in hours.items()]})
 
 
 RECENT = record(

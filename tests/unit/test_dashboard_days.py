@@ -3,13 +3,12 @@ hours, and the station ranking; expected values worked out by hand from the zone
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, strategies as st
 
-from gateway import clock
-from gateway.http.dashboard_api import hour_windows, month_window, ranked, site_days
+from gateway.http.dashboard_api import by_site_hour, month_window, ranked, site_days
 
 
 def test_site_days_run_from_local_midnight_to_local_midnight():
@@ -42,36 +41,42 @@ def test_a_month_runs_from_its_first_site_midnight_to_the_next_months():
                                                             "2027-03-01T00:00:00.000Z")
 
 
-def test_hours_of_the_site_s_day_in_zones_off_by_half_and_three_quarter_hours():
-    hours = hour_windows("2026-03-10T18:00:00.000Z", "2026-03-10T19:00:00.000Z", ZoneInfo("Asia/Kolkata"))
+def one(*quarters: str) -> dict[int, dict[str, int]]:
+    """A session of 10 Wh in each of these quarter hours (UTC, YYYY-MM-DDTHH:MM), keyed as the store keys them."""
+    return {int(datetime.fromisoformat(f"{q}:00+00:00").timestamp()) // 900: {"sessions": 1, "energyWh": 10}
+            for q in quarters}
+
+
+def busy(hours: dict[int, dict[str, int]]) -> dict[int, int]:
+    return {h: f["sessions"] for h, f in hours.items() if f["sessions"]}
+
+
+def test_quarters_go_to_the_site_s_hour_in_zones_off_by_half_and_three_quarter_hours():
     # 18:00-19:00 UTC is 23:30-00:30 in Kolkata (+05:30): the end of hour 23 and the start of hour 0
-    assert hours == [("23", "2026-03-10T18:00:00.000Z", "2026-03-10T18:30:00.000Z"),
-                     ("0", "2026-03-10T18:30:00.000Z", "2026-03-10T19:00:00.000Z")]
-    kathmandu = hour_windows("2026-03-10T04:00:00.000Z", "2026-03-10T04:30:00.000Z", ZoneInfo("Asia/Kathmandu"))
-    assert [h for h, _, _ in kathmandu] == ["9", "10"]  # 09:45-10:15 at +05:45
+    kolkata = by_site_hour(one("2026-03-10T18:00", "2026-03-10T18:15", "2026-03-10T18:30", "2026-03-10T18:45"),
+                           ZoneInfo("Asia/Kolkata"))
+    assert busy(kolkata) == {23: 2, 0: 2} and kolkata[0] == {"sessions": 2, "energyWh": 20}
+    assert sorted(kolkata) == list(range(24))  # every hour answered, zeros included
+    # 04:00 and 04:15 UTC are 09:45 and 10:00 at +05:45
+    assert busy(by_site_hour(one("2026-03-10T04:00", "2026-03-10T04:15"), ZoneInfo("Asia/Kathmandu"))) == {9: 1, 10: 1}
 
 
 def test_the_hour_repeated_in_autumn_counts_twice_and_the_one_skipped_in_spring_not_at_all():
     berlin = ZoneInfo("Europe/Berlin")
-    spring = hour_windows("2026-03-28T23:00:00.000Z", "2026-03-29T22:00:00.000Z", berlin)  # the whole 23-hour day
-    assert [h for h, _, _ in spring] == [str(h) for h in range(24) if h != 2]
-    autumn = dict((h, (lo, hi)) for h, lo, hi in hour_windows("2026-10-24T22:00:00.000Z", "2026-10-25T23:00:00.000Z",
-                                                                berlin))
-    assert autumn["2"] == ("2026-10-25T00:00:00.000Z", "2026-10-25T02:00:00.000Z")  # 02:00 CEST to 03:00 CET
-    assert len(autumn) == 24
+    # 2026-03-29 clocks go forward at 02:00 CET: 00:45 UTC is 01:45 CET, 01:00 UTC is 03:00 CEST
+    assert busy(by_site_hour(one("2026-03-29T00:45", "2026-03-29T01:00"), berlin)) == {1: 1, 3: 1}
+    # 2026-10-25 clocks go back at 03:00 CEST: 00:00-02:00 UTC is 02:00-03:00 twice
+    autumn = one(*(f"2026-10-25T{h:02d}:{m:02d}" for h in (0, 1) for m in (0, 15, 30, 45)))
+    assert busy(by_site_hour(autumn, berlin)) == {2: 8}
 
 
-@given(st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2098, 12, 31)), st.integers(1, 96 * 60),
+@given(st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2098, 12, 31)),
        st.sampled_from(["Asia/Shanghai", "Europe/London", "America/St_Johns", "Asia/Kathmandu", "Australia/Lord_Howe"]))
-def test_hour_windows_tile_the_period_and_each_moment_is_in_its_local_hour(start, minutes, zone):
+def test_a_moment_counts_in_its_own_local_hour(moment, zone):
     tz = ZoneInfo(zone)
-    start = start.replace(tzinfo=timezone.utc)
-    since, until = clock.iso(start), clock.iso(start + timedelta(minutes=minutes))
-    windows = hour_windows(since, until, tz)
-    assert windows[0][1] == since and windows[-1][2] == until
-    assert all(a[2] == b[1] for a, b in zip(windows, windows[1:])) and all(lo < hi for _, lo, hi in windows)
-    for hour, lo, _ in windows:
-        assert clock.parse(lo).astimezone(tz).hour == int(hour)
+    moment = moment.replace(tzinfo=timezone.utc)
+    quarter = int(moment.timestamp()) // 900  # as the store cuts it
+    assert busy(by_site_hour({quarter: {"sessions": 1}}, tz)) == {moment.astimezone(tz).hour: 1}
 
 
 def test_stations_rank_highest_first_and_equal_figures_share_a_rank():
