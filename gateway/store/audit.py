@@ -1,7 +1,7 @@
 """The audit log: who changed what, in which tenant, from where, with what result (docs/api.md section 11).
 
-A record is queued with the next batch (`record`, batched: the answer never waits for it; a clean stop
-commits every queued job). Nothing updates a record (the table refuses it); only the retention deletes
+A record is appended (`record`: handed to the writer beside the frames, so neither its answer nor the next
+request's database jobs wait for it; a clean stop writes every record handed over). Nothing updates a record (the table refuses it); only the retention deletes
 the oldest, a chunk per job. Readers see the records of the tenants in their scope: a record belongs to
 the tenant acted in.
 """
@@ -16,21 +16,19 @@ import structlog
 import trio
 
 from .. import clock
-from .calls import COMMITTED, Table, durability
+from .calls import COMMITTED, Table, appended, committed, durability
 from .paging import Filters, page
 from .scope import Scope
+from .writer.rows import AUDIT_COLUMNS as COLUMNS  # the writer process writes them
 
 PRUNE_CHUNK = 1000
 PRUNE_RETRY = 60.0  # seconds before a prune the file failed is tried again
-COLUMNS = ("at", "kind", "username", "user_tenant_id", "tenant_id", "address", "method", "route", "action",
-           "target", "summary", "status", "error")
 log = structlog.get_logger("gateway.store")
 
 
-def _record(conn: sqlite3.Connection, entry: dict[str, Any]) -> None:
-    """Append one record (its COLUMNS; target and summary as JSON text)."""
-    conn.execute(f"INSERT INTO audit_log ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                 tuple(entry.get(c) for c in COLUMNS))
+def _record_rows(entry: dict[str, Any]) -> list[tuple]:
+    """The row of one record (its COLUMNS; target and summary as JSON text)."""
+    return [tuple(entry.get(c) for c in COLUMNS)]
 
 
 def _filters(scope: Scope, since: str | None, until: str | None) -> Filters:
@@ -81,8 +79,12 @@ def _prune(conn: sqlite3.Connection, before: str) -> int:
                         "LIMIT ?)", (before, PRUNE_CHUNK)).rowcount
 
 
-class AuditLog(Table, committed=dict(page=_page, actions=_actions, cross_layer=_cross_layer),
-               batched=dict(record=_record)):
+class AuditLog(Table):
+    record = appended("audit_log", _record_rows)
+    # Readers first wait for the records appended before them.
+    page = committed(_page, after_appended=True)
+    actions = committed(_actions, after_appended=True)
+    cross_layer = committed(_cross_layer, after_appended=True)
 
     @durability(COMMITTED)
     async def prune(self, retention_days: float) -> int:

@@ -1,4 +1,5 @@
-"""The append-only writes of the hot path: the frame log and meter values.
+"""The append-only writes: the frame log and meter values (the hot path), and the audit log (every request
+that changes something: written beside them, so a record never holds up a database job that someone awaits).
 
 Standard library only: they run in the writer process (process.py), or on the database thread when
 the database has no file of its own (":memory:"). A batch is a list of (kind, rows).
@@ -14,6 +15,8 @@ from .connection import insert_rows
 
 FRAME_COLUMNS = "at, charge_point_id, direction, message_type, unique_id, action, body"
 METER_VALUE_COLUMNS = "charge_point_id, connector_id, transaction_id, source, received_at, meter_value"
+AUDIT_COLUMNS = ("at", "kind", "username", "user_tenant_id", "tenant_id", "address", "method", "route", "action",
+                 "target", "summary", "status", "error")
 
 
 def frames(conn: sqlite3.Connection, rows: list[tuple]) -> None:
@@ -38,7 +41,13 @@ def meter_values(conn: sqlite3.Connection, rows: list[tuple]) -> None:
     insert_rows(conn, "meter_value_sets", METER_VALUE_COLUMNS, rows)
 
 
-KINDS: dict[str, Callable[[sqlite3.Connection, list[tuple]], None]] = {"frames": frames, "meter_values": meter_values}
+def audit_log(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+    """rows: the AUDIT_COLUMNS of a record each (target and summary as JSON text)."""
+    insert_rows(conn, "audit_log", ", ".join(AUDIT_COLUMNS), rows)
+
+
+KINDS: dict[str, Callable[[sqlite3.Connection, list[tuple]], None]] = {
+    "frames": frames, "meter_values": meter_values, "audit_log": audit_log}
 
 
 def apply(conn: sqlite3.Connection, batch: list[tuple[str, list[tuple]]]) -> None:
