@@ -15,7 +15,8 @@ A feature with a table of its own registers it once, before or after the gateway
     store.retention.rules.add(Rule("audit_log", "at", days=config.audit.retention_days))
 
 The time column holds UTC text as the gateway writes it (clock.iso), and wants an index for the
-deletes to stay cheap; `where` narrows which rows may go (SQL over the table's columns).
+deletes to stay cheap; `where` narrows which rows may go (SQL over the table's columns); `keep` bounds
+the table by count too (all but the newest `keep` rowids go, in the same small batches).
 """
 
 from __future__ import annotations
@@ -55,12 +56,14 @@ GROWING = ("frames", "meter_value_sets", "commands", "transactions", "status_not
 
 @attrs.frozen
 class Rule:
-    """Delete the rows of `table` whose `time_column` is older than `days` (0: keep them for ever)."""
+    """Delete the rows of `table` whose `time_column` is older than `days` (0: keep them for ever), and,
+    with `keep`, all but the newest `keep` rows (by rowid; 0: no bound)."""
 
     table: str
     time_column: str
     days: float
     where: str = "1"
+    keep: int = 0
 
     def __attrs_post_init__(self) -> None:
         for name in (self.table, self.time_column):
@@ -68,6 +71,12 @@ class Rule:
                 raise ValueError(f"retention rule: {name!r} is not a table or column name")
         if self.days < 0:
             raise ValueError(f"retention rule for {self.table}: days must not be negative, not {self.days}")
+        if self.keep < 0:
+            raise ValueError(f"retention rule for {self.table}: keep must not be negative, not {self.keep}")
+
+    @property
+    def active(self) -> bool:
+        return self.days > 0 or self.keep > 0
 
     def cutoff(self, now: datetime) -> str:
         return clock.iso(now - timedelta(days=self.days))
@@ -122,10 +131,21 @@ class Batch:
         self.size = max(MIN_BATCH, min(MAX_BATCH, int(self.size * scale)))
 
 
-def _delete_older(conn: sqlite3.Connection, table: str, column: str, where: str, before: str, limit: int) -> Done:
+def _delete_older(conn: sqlite3.Connection, table: str, column: str, where: str, before: str | None, keep: int,
+                  limit: int) -> Done:
+    """Up to `limit` rows whose `column` is before `before` (None: none by age), then those beyond the newest
+    `keep` (0: none by count)."""
     started = time.perf_counter()
-    deleted = conn.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
-                           f"WHERE {column} < ? AND ({where}) LIMIT ?)", (before, limit)).rowcount
+    deleted = 0
+    if before is not None:
+        deleted = conn.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
+                               f"WHERE {column} < ? AND ({where}) LIMIT ?)", (before, limit)).rowcount
+    if keep > 0 and deleted < limit:
+        newest = conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]
+        if newest is not None:
+            deleted += conn.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
+                                    f"WHERE rowid <= ? AND ({where}) ORDER BY rowid LIMIT ?)",
+                                    (newest - keep, limit - deleted)).rowcount
     return Done(deleted, deleted, deleted < limit, time.perf_counter() - started)
 
 
@@ -357,9 +377,10 @@ class Retention(Table):
         started = time.perf_counter()
         report: dict[str, Any] = {"deleted": {}, "thinned": 0, "freedBytes": 0}
         for rule in list(self.rules.values()):
-            if rule.days > 0:
+            if rule.active:
                 _, report["deleted"][rule.table] = await self._batches(
-                    rule.table, _delete_older, rule.table, rule.time_column, rule.where, rule.cutoff(now))
+                    rule.table, _delete_older, rule.table, rule.time_column, rule.where,
+                    rule.cutoff(now) if rule.days > 0 else None, rule.keep)
         thinning = self.policy.thinning
         if thinning is not None and thinning.every_minutes > 0:
             _, report["thinned"] = await self._batches(THINNED, _thin, thinning.cutoff(now), thinning.every_minutes)
