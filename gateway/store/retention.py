@@ -209,52 +209,88 @@ def _span(at: int | None, seconds: int) -> int:
     return (at or 0) // seconds
 
 
-def _thin(conn: sqlite3.Connection, before: str, every_minutes: float, limit: int) -> Done:
+@attrs.define
+class Session:
+    """A transaction being thinned over several jobs: its messages read so far, and what stays of them.
+
+    Nothing is written until the last of its messages is read: then, in one job, its rows are replaced by
+    what stays, in their order (so a reader never sees half a session thinned, nor its messages out of
+    order). Kept in memory: a gateway stopped half-way reads the session again from its start."""
+
+    tx: int | None = None
+    last_id: int = 0  # the last message read
+    read: int = 0  # messages read
+    spans: set[int] = attrs.Factory(set)  # the spans whose first message was seen (it stays whole)
+    kept: list[tuple] = attrs.Factory(list)  # the rows that stay, in order
+    changed: int = 0  # messages thinned or dropped
+
+    def start(self, tx: int | None) -> None:
+        self.tx, self.last_id, self.read, self.changed = tx, 0, 0, 0
+        self.spans, self.kept = set(), []
+
+    def take(self, row: sqlite3.Row, span: int) -> None:
+        text = row["meter_value"]
+        at = _span(row["at"], span)
+        if at not in self.spans:  # the first message of its span stays whole
+            self.spans.add(at)
+        else:
+            text = thinned(text)
+            self.changed += text != row["meter_value"]
+        if text is not None:
+            self.kept.append((row["charge_point_id"], row["connector_id"], self.tx, row["source"], row["received_at"],
+                              text))
+        self.last_id, self.read = row["id"], self.read + 1
+
+
+def _thin(conn: sqlite3.Connection, before: str, every_minutes: float, session: Session, limit: int) -> Done:
     """Thin the meter values of the next transactions whose every message was received before `before`, about
-    `limit` messages (a transaction at least), from where the last job stopped.
+    `limit` messages, from where the last job stopped (`session`: the transaction a job left half read).
 
     A transaction's messages are thinned together and written again, in their order, as new rows: rows made
     smaller in place would leave their pages as large as before, whereas the pages they leave empty are
     given back by the vacuum. Their ids change (the order of a transaction's messages does not)."""
     started = time.perf_counter()
     span = max(1, round(every_minutes * 60))
-    last_tx = _progress(conn, THINNED)
     examined = changed = 0
-    wanted = max(1, limit // 50)  # transactions: a session of a few hours sends a few hundred messages
-    candidates = conn.execute("SELECT id FROM transactions WHERE id > ? ORDER BY id LIMIT ?",
-                              (last_tx, wanted)).fetchall()
-    finished = len(candidates) < wanted
-    for (tx,) in candidates:
-        newest = conn.execute("SELECT received_at FROM meter_value_sets WHERE transaction_id = ? ORDER BY id DESC "
-                              "LIMIT 1", (tx,)).fetchone()
-        if newest is not None and newest[0] >= before:
-            finished = True  # it, and every later one, waits for a later cycle
-            break
-        last_tx = tx
-        if newest is None:
-            continue
+    finished = False
+    while examined < limit:
+        if session.tx is None:
+            following = conn.execute("SELECT id FROM transactions WHERE id > ? ORDER BY id LIMIT 1",
+                                     (_progress(conn, THINNED),)).fetchone()
+            if following is None:
+                finished = True
+                break
+            tx = following[0]
+            newest = conn.execute("SELECT received_at FROM meter_value_sets WHERE transaction_id = ? "
+                                  "ORDER BY id DESC LIMIT 1", (tx,)).fetchone()
+            if newest is not None and newest[0] >= before:
+                finished = True  # it, and every later one, waits for a later cycle
+                break
+            if newest is None:
+                _advance(conn, THINNED, tx)
+                examined += 1
+                continue
+            session.start(tx)
+        wanted = limit - examined
         rows = conn.execute(
-            """SELECT charge_point_id, connector_id, transaction_id, source, received_at,
-                      unixepoch(received_at) AS at, meter_value FROM meter_value_sets
-               WHERE transaction_id = ? ORDER BY id""", (tx,)).fetchall()
+            """SELECT id, charge_point_id, connector_id, source, received_at, unixepoch(received_at) AS at,
+                      meter_value FROM meter_value_sets WHERE transaction_id = ? AND id > ? ORDER BY id LIMIT ?""",
+            (session.tx, session.last_id, wanted)).fetchall()
         examined += len(rows)
-        kept, spans, before_changes = [], set(), changed
         for row in rows:
-            text = row["meter_value"]
-            if _span(row["at"], span) not in spans:  # the first message of its span stays whole
-                spans.add(_span(row["at"], span))
-            else:
-                text = thinned(text)
-                changed += text != row["meter_value"]
-            if text is not None:
-                kept.append((row["charge_point_id"], row["connector_id"], tx, row["source"], row["received_at"], text))
-        if changed > before_changes:
-            conn.execute("DELETE FROM meter_value_sets WHERE transaction_id = ?", (tx,))
-            insert_rows(conn, "meter_value_sets", METER_VALUE_COLUMNS, kept)
-        if examined >= limit:
-            finished = False
-            break
-    _advance(conn, THINNED, last_tx)
+            session.take(row, span)
+        if len(rows) == wanted:
+            break  # more may follow: the next job goes on
+        if tuple(conn.execute("SELECT count(*), max(id) FROM meter_value_sets WHERE transaction_id = ?",
+                              (session.tx,)).fetchone()) != (session.read, session.last_id):
+            session.start(None)  # a message arrived late, or went, meanwhile: the session is read again
+            continue
+        if session.changed:
+            conn.execute("DELETE FROM meter_value_sets WHERE transaction_id = ?", (session.tx,))
+            insert_rows(conn, "meter_value_sets", METER_VALUE_COLUMNS, session.kept)
+            changed += session.changed
+        _advance(conn, THINNED, session.tx)
+        session.start(None)
     examined_loose, changed_loose, loose_done = _thin_loose(conn, before, span, max(1, limit - examined))
     return Done(examined + examined_loose, changed + changed_loose, finished and loose_done,
                 time.perf_counter() - started)
@@ -348,6 +384,7 @@ class Retention(Table):
         self.longest: dict[str, float] = {}  # the same, by table (and "vacuum")
         self._batches_by_name: dict[str, Batch] = {}  # rows per delete or thinning job, by table
         self._pages = Batch(VACUUM_PAGES)  # pages per incremental vacuum job
+        self._session = Session()  # the transaction being thinned, when a job left it half read
 
     def _took(self, name: str, seconds: float) -> None:
         self.longest_batch = max(self.longest_batch, seconds)
@@ -383,7 +420,8 @@ class Retention(Table):
                     rule.cutoff(now) if rule.days > 0 else None, rule.keep)
         thinning = self.policy.thinning
         if thinning is not None and thinning.every_minutes > 0:
-            _, report["thinned"] = await self._batches(THINNED, _thin, thinning.cutoff(now), thinning.every_minutes)
+            _, report["thinned"] = await self._batches(THINNED, _thin, thinning.cutoff(now), thinning.every_minutes,
+                                                    self._session)
         if self.policy.vacuum and self._db.path != ":memory:":
             report["freedBytes"] = await self._give_back()
         report["seconds"] = round(time.perf_counter() - started, 3)
