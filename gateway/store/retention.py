@@ -43,6 +43,7 @@ log = structlog.get_logger("gateway.store")
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TARGET_SECONDS = 0.004  # a batch's work on the database thread: its size follows what the last one took
+STOP_SECONDS = 2 * TARGET_SECONDS  # a job made of many steps (thinning, vacuum) stops after this long
 MIN_BATCH, FIRST_BATCH, MAX_BATCH = 20, 200, 5000
 PAUSE = 0.02  # seconds between two batches: the writer is free most of the time while a backlog is pruned
 VACUUM_PAGES = 64  # pages handed back by the first vacuum job; then as many as TARGET_SECONDS allows
@@ -253,7 +254,7 @@ def _thin(conn: sqlite3.Connection, before: str, every_minutes: float, session: 
     span = max(1, round(every_minutes * 60))
     examined = changed = 0
     finished = False
-    while examined < limit:
+    while examined < limit and not (examined and time.perf_counter() - started >= STOP_SECONDS):
         if session.tx is None:
             following = conn.execute("SELECT id FROM transactions WHERE id > ? ORDER BY id LIMIT 1",
                                      (_progress(conn, THINNED),)).fetchone()
@@ -276,11 +277,15 @@ def _thin(conn: sqlite3.Connection, before: str, every_minutes: float, session: 
             """SELECT id, charge_point_id, connector_id, source, received_at, unixepoch(received_at) AS at,
                       meter_value FROM meter_value_sets WHERE transaction_id = ? AND id > ? ORDER BY id LIMIT ?""",
             (session.tx, session.last_id, wanted)).fetchall()
-        examined += len(rows)
+        stopped = False
         for row in rows:
             session.take(row, span)
-        if len(rows) == wanted:
-            break  # more may follow: the next job goes on
+            examined += 1
+            if time.perf_counter() - started >= STOP_SECONDS:
+                stopped = True
+                break
+        if stopped or len(rows) == wanted:
+            break  # more of it may follow, or the job is out of time: the next job goes on
         if tuple(conn.execute("SELECT count(*), max(id) FROM meter_value_sets WHERE transaction_id = ?",
                               (session.tx,)).fetchone()) != (session.read, session.last_id):
             session.start(None)  # a message arrived late, or went, meanwhile: the session is read again
@@ -336,8 +341,11 @@ def _vacuum(conn: sqlite3.Connection, pages: int) -> Done:
     before = conn.execute("PRAGMA freelist_count").fetchone()[0]
     for _ in range(min(int(pages), before)):
         # One page per statement: Python's sqlite3 steps a statement that returns no row once, and each
-        # step of incremental_vacuum(N) frees one page; N = 1 says so.
+        # step of incremental_vacuum(N) frees one page; N = 1 says so. A page costs more near some pages
+        # than others: the job stops at STOP_SECONDS whatever its size.
         conn.execute("PRAGMA incremental_vacuum(1)")
+        if time.perf_counter() - started >= STOP_SECONDS:
+            break
     left = conn.execute("PRAGMA freelist_count").fetchone()[0]
     return Done(before - left, before - left, left == 0, time.perf_counter() - started)
 

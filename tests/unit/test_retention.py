@@ -236,12 +236,14 @@ def _long_session(conn, minutes: int = 300) -> None:
                         for m in range(minutes)])
 
 
-async def _thinned_sets(path: Path, monkeypatch, most: int) -> tuple[list[dict], list[int]]:
-    """The meter values after a cycle whose thinning jobs take at most `most` messages; each job's messages."""
+async def _thinned_sets(path: Path, monkeypatch, most: int, stop: float = 1e9) -> tuple[list[dict], list[int]]:
+    """The meter values after a cycle whose thinning jobs take at most `most` messages and stop after `stop`
+    seconds; each job's messages."""
     monkeypatch.setattr(retention_module, "PAUSE", 0)
     monkeypatch.setattr(retention_module, "MIN_BATCH", 1)
     monkeypatch.setattr(retention_module, "MAX_BATCH", most)
     monkeypatch.setattr(retention_module, "TARGET_SECONDS", 1e9)  # a job's size never shrinks: `most` each
+    monkeypatch.setattr(retention_module, "STOP_SECONDS", stop)
     jobs: list[int] = []
     thin = retention_module._thin
 
@@ -268,6 +270,8 @@ async def test_a_long_session_is_thinned_over_several_jobs_as_in_one(tmp_path: P
     assert split == whole  # the same rows, in the same order
     assert len(jobs) >= 300 // 16 and max(jobs) <= 16
     assert [s["received_at"] for s in split] == sorted(s["received_at"] for s in split)
+    stopped, jobs = await _thinned_sets(tmp_path / "stopped.db", monkeypatch, 5000, stop=0)
+    assert stopped == whole and len(jobs) >= 300 and max(jobs) == 1  # out of time after each message
 
 
 async def test_a_message_arriving_while_its_session_is_thinned_makes_it_read_again(tmp_path: Path, monkeypatch):
