@@ -29,7 +29,7 @@ from .http.app import create_app, serve_http
 from .http.services import Billing, Limits, Services
 from .http.accounts import Auth
 from .monitoring.monitor import Listener, Monitor
-from .store.audit import keep_pruned
+from .store import audit
 from .ops.backup import run_scheduled as run_scheduled_backups
 from .ops.notify import Notifier
 from .store.retention import Policy, Rule, Thinning
@@ -103,7 +103,6 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                 nursery.start_soon(_wait_for_signal, shutdown)
             nursery.start_soon(chargers.watchdog)
             await nursery.start(monitor.run)  # listening for transactions before chargers connect
-            nursery.start_soon(keep_pruned, store.audit, config.audit.retention_days)  # the oldest audit records go
             notifier = Notifier()  # systemd's, when it started us (deploy/gateway.service)
             nursery.start_soon(notifier.keep_alive)
             nursery.start_soon(store.retention.run)
@@ -167,6 +166,7 @@ def _keep(store: Store, config: Config) -> None:
     kept = config.retention
     store.retention.rules.add(Rule("frames", "at", config.frames.retention_days))
     store.retention.rules.add(Rule("commands", "sent_at", kept.commands_days))
+    store.retention.rules.add(audit.rule(config.audit.retention_days))
     store.retention.policy = Policy(every=kept.every_minutes * 60, vacuum=kept.vacuum,
                                     thinning=Thinning(kept.meter_values_full_days, kept.meter_values_every_minutes))
 

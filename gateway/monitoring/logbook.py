@@ -13,7 +13,6 @@ import itertools
 import json
 import logging
 from collections import deque
-from datetime import timedelta
 from typing import Any, Iterable, MutableMapping
 
 import structlog
@@ -21,7 +20,7 @@ import trio
 
 from .. import clock
 from ..store.health import StoreUnavailable
-from ..store.logbook import LEVELS
+from ..store.logbook import LEVELS, rule
 
 log = structlog.get_logger("gateway.monitoring")
 
@@ -29,7 +28,6 @@ SECRET_WORDS = ("password", "secret", "token", "authorization", "private_key", "
 CHARGER_KEYS = ("cp", "cp_id", "charge_point_id", "chargePointId")
 _OWN = {"timestamp", "level", "event", *CHARGER_KEYS}
 LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
-PRUNE_EVERY = 600.0  # seconds between two prunes of the table
 
 
 _secret_keys: dict[str, bool] = {}  # key -> whether its name says it holds a secret (keys are the code's own)
@@ -131,11 +129,12 @@ def rows(lines: Iterable[dict[str, Any]]) -> list[tuple]:
 
 
 async def keep(store: Any, ring: LogRing, flush_interval: float, retention_days: float, max_rows: int) -> None:
-    """Write what the ring gained to the table every `flush_interval` seconds, in one job; prune the table by age
-    and count now and then. A line the ring lost before it was written (more than its size between two writes)
-    is not kept. While the store fails, the lines wait in the ring."""
+    """Write what the ring gained to the table every `flush_interval` seconds, in one job; the table is pruned by
+    age and count by the store's retention (its rule is registered here). A line the ring lost before it was
+    written (more than its size between two writes) is not kept. While the store fails, the lines wait in the
+    ring."""
+    store.retention.rules.add(rule(retention_days, max_rows))
     cursor = ring.last
-    last_prune = -PRUNE_EVERY
     while True:
         await trio.sleep(flush_interval)
         lines = ring.since(cursor)
@@ -145,10 +144,3 @@ async def keep(store: Any, ring: LogRing, flush_interval: float, retention_days:
             except StoreUnavailable:
                 continue
             cursor = lines[-1]["seq"]
-        if trio.current_time() - last_prune >= PRUNE_EVERY:
-            last_prune = trio.current_time()
-            before = clock.iso(clock.now() - timedelta(days=retention_days))
-            try:
-                await store.log_lines.prune(before, max_rows)
-            except StoreUnavailable:
-                pass

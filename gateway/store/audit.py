@@ -1,29 +1,24 @@
 """The audit log: who changed what, in which tenant, from where, with what result (docs/api.md section 11).
 
-A record is appended (`record`: handed to the writer beside the frames, so neither its answer nor the next
-request's database jobs wait for it; a clean stop writes every record handed over). Nothing updates a record (the table refuses it); only the retention deletes
-the oldest, a chunk per job. Readers see the records of the tenants in their scope: a record belongs to
+A record is appended (`record`: handed to the writer beside the frames, so neither its answer nor the
+next request's database jobs wait for it; a clean stop writes every record handed over). Nothing updates
+a record (the table refuses it) and no route deletes one: the oldest go by `rule`
+(gateway/store/retention.py, in small batches, as the frame log's do). Readers see the records of the
+tenants in their scope: a record belongs to
 the tenant acted in.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from datetime import timedelta
 from typing import Any
 
-import structlog
-import trio
-
-from .. import clock
-from .calls import COMMITTED, Table, appended, committed, durability
+from .calls import Table, appended, committed
 from .paging import Filters, page
+from .retention import Rule
 from .scope import Scope
 from .writer.rows import AUDIT_COLUMNS as COLUMNS  # the writer process writes them
 
-PRUNE_CHUNK = 1000
-PRUNE_RETRY = 60.0  # seconds before a prune the file failed is tried again
-log = structlog.get_logger("gateway.store")
 
 
 def _record_rows(entry: dict[str, Any]) -> list[tuple]:
@@ -74,9 +69,9 @@ def _cross_layer(conn: sqlite3.Connection, since: str | None, until: str | None,
         "GROUP BY user_tenant_id, tenant_id ORDER BY total DESC, user_tenant_id, tenant_id", filters.args)]
 
 
-def _prune(conn: sqlite3.Connection, before: str) -> int:
-    return conn.execute("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY at "
-                        "LIMIT ?)", (before, PRUNE_CHUNK)).rowcount
+def rule(retention_days: float) -> Rule:
+    """The retention's rule for the records: older than `retention_days` deleted (0: kept for ever)."""
+    return Rule("audit_log", "at", retention_days)
 
 
 class AuditLog(Table):
@@ -85,35 +80,3 @@ class AuditLog(Table):
     page = committed(_page, after_appended=True)
     actions = committed(_actions, after_appended=True)
     cross_layer = committed(_cross_layer, after_appended=True)
-
-    @durability(COMMITTED)
-    async def prune(self, retention_days: float) -> int:
-        """Delete the records older than `retention_days` (0: keep them all), a chunk per job so that no
-        writer waits long behind it; the number deleted."""
-        if retention_days <= 0:
-            return 0
-        before = clock.iso(clock.now() - timedelta(days=retention_days))
-        total = 0
-        while True:
-            deleted = await self._db.run(_prune, before)
-            total += deleted
-            if deleted < PRUNE_CHUNK:
-                return total
-            await trio.sleep(0)
-
-
-async def keep_pruned(audit_log: AuditLog, retention_days: float, every: float = 3600.0) -> None:
-    """Prune now and every `every` seconds, until cancelled; a prune the file fails is tried again later (it
-    never stops the gateway)."""
-    if retention_days <= 0:
-        return
-    while True:
-        try:
-            deleted = await audit_log.prune(retention_days)
-        except sqlite3.Error as exc:
-            log.warning("audit log prune failed", error=str(exc), retry_seconds=PRUNE_RETRY)
-            await trio.sleep(PRUNE_RETRY)
-            continue
-        if deleted:
-            log.info("audit log pruned", deleted=deleted, retention_days=retention_days)
-        await trio.sleep(every)

@@ -1,4 +1,5 @@
-"""The gateway's own log lines (already redacted), kept for search: written in batches, pruned by age and count."""
+"""The gateway's own log lines (already redacted), kept for search: written in batches; pruned by age and count
+by `rule` (gateway/store/retention.py, in small batches)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any, Iterable
 
 from .calls import Table
 from .paging import Filters
+from .retention import Rule
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 TRIGRAM = 3  # the shortest text the trigram index finds
@@ -20,13 +22,9 @@ def _add(conn: sqlite3.Connection, lines: Iterable[tuple[str, str, str | None, s
     return cur.rowcount
 
 
-def _prune(conn: sqlite3.Connection, before: str, keep: int) -> int:
-    """Delete the lines older than `before` and all but the newest `keep`; how many were deleted."""
-    deleted = conn.execute("DELETE FROM log_lines WHERE at < ?", (before,)).rowcount
-    newest = conn.execute("SELECT MAX(id) FROM log_lines").fetchone()[0]
-    if newest is not None:
-        deleted += conn.execute("DELETE FROM log_lines WHERE id <= ?", (newest - keep,)).rowcount
-    return deleted
+def rule(retention_days: float, max_rows: int) -> Rule:
+    """The retention's rule for the lines: those older than `retention_days`, then all but the newest `max_rows`."""
+    return Rule("log_lines", "at", retention_days, keep=max_rows)
 
 
 def _search(conn: sqlite3.Connection, level: str | None, logger: str | None, cp_id: str | None, text: str | None,
@@ -63,5 +61,5 @@ def _search(conn: sqlite3.Connection, level: str | None, logger: str | None, cp_
             "page": number, "size": size}
 
 
-class LogLines(Table, committed=dict(add=_add, prune=_prune, search=_search)):
+class LogLines(Table, committed=dict(add=_add, search=_search)):
     pass

@@ -15,7 +15,8 @@ A feature with a table of its own registers it once, before or after the gateway
     store.retention.rules.add(Rule("audit_log", "at", days=config.audit.retention_days))
 
 The time column holds UTC text as the gateway writes it (clock.iso), and wants an index for the
-deletes to stay cheap; `where` narrows which rows may go (SQL over the table's columns).
+deletes to stay cheap; `where` narrows which rows may go (SQL over the table's columns); `keep` bounds
+the table by count too (all but the newest `keep` rowids go, in the same small batches).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ log = structlog.get_logger("gateway.store")
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TARGET_SECONDS = 0.004  # a batch's work on the database thread: its size follows what the last one took
+STOP_SECONDS = 2 * TARGET_SECONDS  # a job made of many steps (thinning, vacuum) stops after this long
 MIN_BATCH, FIRST_BATCH, MAX_BATCH = 20, 200, 5000
 PAUSE = 0.02  # seconds between two batches: the writer is free most of the time while a backlog is pruned
 VACUUM_PAGES = 64  # pages handed back by the first vacuum job; then as many as TARGET_SECONDS allows
@@ -55,12 +57,14 @@ GROWING = ("frames", "meter_value_sets", "commands", "transactions", "status_not
 
 @attrs.frozen
 class Rule:
-    """Delete the rows of `table` whose `time_column` is older than `days` (0: keep them for ever)."""
+    """Delete the rows of `table` whose `time_column` is older than `days` (0: keep them for ever), and,
+    with `keep`, all but the newest `keep` rows (by rowid; 0: no bound)."""
 
     table: str
     time_column: str
     days: float
     where: str = "1"
+    keep: int = 0
 
     def __attrs_post_init__(self) -> None:
         for name in (self.table, self.time_column):
@@ -68,6 +72,12 @@ class Rule:
                 raise ValueError(f"retention rule: {name!r} is not a table or column name")
         if self.days < 0:
             raise ValueError(f"retention rule for {self.table}: days must not be negative, not {self.days}")
+        if self.keep < 0:
+            raise ValueError(f"retention rule for {self.table}: keep must not be negative, not {self.keep}")
+
+    @property
+    def active(self) -> bool:
+        return self.days > 0 or self.keep > 0
 
     def cutoff(self, now: datetime) -> str:
         return clock.iso(now - timedelta(days=self.days))
@@ -122,10 +132,21 @@ class Batch:
         self.size = max(MIN_BATCH, min(MAX_BATCH, int(self.size * scale)))
 
 
-def _delete_older(conn: sqlite3.Connection, table: str, column: str, where: str, before: str, limit: int) -> Done:
+def _delete_older(conn: sqlite3.Connection, table: str, column: str, where: str, before: str | None, keep: int,
+                  limit: int) -> Done:
+    """Up to `limit` rows whose `column` is before `before` (None: none by age), then those beyond the newest
+    `keep` (0: none by count)."""
     started = time.perf_counter()
-    deleted = conn.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
-                           f"WHERE {column} < ? AND ({where}) LIMIT ?)", (before, limit)).rowcount
+    deleted = 0
+    if before is not None:
+        deleted = conn.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
+                               f"WHERE {column} < ? AND ({where}) LIMIT ?)", (before, limit)).rowcount
+    if keep > 0 and deleted < limit:
+        newest = conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]
+        if newest is not None:
+            deleted += conn.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
+                                    f"WHERE rowid <= ? AND ({where}) ORDER BY rowid LIMIT ?)",
+                                    (newest - keep, limit - deleted)).rowcount
     return Done(deleted, deleted, deleted < limit, time.perf_counter() - started)
 
 
@@ -189,52 +210,92 @@ def _span(at: int | None, seconds: int) -> int:
     return (at or 0) // seconds
 
 
-def _thin(conn: sqlite3.Connection, before: str, every_minutes: float, limit: int) -> Done:
+@attrs.define
+class Session:
+    """A transaction being thinned over several jobs: its messages read so far, and what stays of them.
+
+    Nothing is written until the last of its messages is read: then, in one job, its rows are replaced by
+    what stays, in their order (so a reader never sees half a session thinned, nor its messages out of
+    order). Kept in memory: a gateway stopped half-way reads the session again from its start."""
+
+    tx: int | None = None
+    last_id: int = 0  # the last message read
+    read: int = 0  # messages read
+    spans: set[int] = attrs.Factory(set)  # the spans whose first message was seen (it stays whole)
+    kept: list[tuple] = attrs.Factory(list)  # the rows that stay, in order
+    changed: int = 0  # messages thinned or dropped
+
+    def start(self, tx: int | None) -> None:
+        self.tx, self.last_id, self.read, self.changed = tx, 0, 0, 0
+        self.spans, self.kept = set(), []
+
+    def take(self, row: sqlite3.Row, span: int) -> None:
+        text = row["meter_value"]
+        at = _span(row["at"], span)
+        if at not in self.spans:  # the first message of its span stays whole
+            self.spans.add(at)
+        else:
+            text = thinned(text)
+            self.changed += text != row["meter_value"]
+        if text is not None:
+            self.kept.append((row["charge_point_id"], row["connector_id"], self.tx, row["source"], row["received_at"],
+                              text))
+        self.last_id, self.read = row["id"], self.read + 1
+
+
+def _thin(conn: sqlite3.Connection, before: str, every_minutes: float, session: Session, limit: int) -> Done:
     """Thin the meter values of the next transactions whose every message was received before `before`, about
-    `limit` messages (a transaction at least), from where the last job stopped.
+    `limit` messages, from where the last job stopped (`session`: the transaction a job left half read).
 
     A transaction's messages are thinned together and written again, in their order, as new rows: rows made
     smaller in place would leave their pages as large as before, whereas the pages they leave empty are
     given back by the vacuum. Their ids change (the order of a transaction's messages does not)."""
     started = time.perf_counter()
     span = max(1, round(every_minutes * 60))
-    last_tx = _progress(conn, THINNED)
     examined = changed = 0
-    wanted = max(1, limit // 50)  # transactions: a session of a few hours sends a few hundred messages
-    candidates = conn.execute("SELECT id FROM transactions WHERE id > ? ORDER BY id LIMIT ?",
-                              (last_tx, wanted)).fetchall()
-    finished = len(candidates) < wanted
-    for (tx,) in candidates:
-        newest = conn.execute("SELECT received_at FROM meter_value_sets WHERE transaction_id = ? ORDER BY id DESC "
-                              "LIMIT 1", (tx,)).fetchone()
-        if newest is not None and newest[0] >= before:
-            finished = True  # it, and every later one, waits for a later cycle
-            break
-        last_tx = tx
-        if newest is None:
-            continue
+    finished = False
+    while examined < limit and not (examined and time.perf_counter() - started >= STOP_SECONDS):
+        if session.tx is None:
+            following = conn.execute("SELECT id FROM transactions WHERE id > ? ORDER BY id LIMIT 1",
+                                     (_progress(conn, THINNED),)).fetchone()
+            if following is None:
+                finished = True
+                break
+            tx = following[0]
+            newest = conn.execute("SELECT received_at FROM meter_value_sets WHERE transaction_id = ? "
+                                  "ORDER BY id DESC LIMIT 1", (tx,)).fetchone()
+            if newest is not None and newest[0] >= before:
+                finished = True  # it, and every later one, waits for a later cycle
+                break
+            if newest is None:
+                _advance(conn, THINNED, tx)
+                examined += 1
+                continue
+            session.start(tx)
+        wanted = limit - examined
         rows = conn.execute(
-            """SELECT charge_point_id, connector_id, transaction_id, source, received_at,
-                      unixepoch(received_at) AS at, meter_value FROM meter_value_sets
-               WHERE transaction_id = ? ORDER BY id""", (tx,)).fetchall()
-        examined += len(rows)
-        kept, spans, before_changes = [], set(), changed
+            """SELECT id, charge_point_id, connector_id, source, received_at, unixepoch(received_at) AS at,
+                      meter_value FROM meter_value_sets WHERE transaction_id = ? AND id > ? ORDER BY id LIMIT ?""",
+            (session.tx, session.last_id, wanted)).fetchall()
+        stopped = False
         for row in rows:
-            text = row["meter_value"]
-            if _span(row["at"], span) not in spans:  # the first message of its span stays whole
-                spans.add(_span(row["at"], span))
-            else:
-                text = thinned(text)
-                changed += text != row["meter_value"]
-            if text is not None:
-                kept.append((row["charge_point_id"], row["connector_id"], tx, row["source"], row["received_at"], text))
-        if changed > before_changes:
-            conn.execute("DELETE FROM meter_value_sets WHERE transaction_id = ?", (tx,))
-            insert_rows(conn, "meter_value_sets", METER_VALUE_COLUMNS, kept)
-        if examined >= limit:
-            finished = False
-            break
-    _advance(conn, THINNED, last_tx)
+            session.take(row, span)
+            examined += 1
+            if time.perf_counter() - started >= STOP_SECONDS:
+                stopped = True
+                break
+        if stopped or len(rows) == wanted:
+            break  # more of it may follow, or the job is out of time: the next job goes on
+        if tuple(conn.execute("SELECT count(*), max(id) FROM meter_value_sets WHERE transaction_id = ?",
+                              (session.tx,)).fetchone()) != (session.read, session.last_id):
+            session.start(None)  # a message arrived late, or went, meanwhile: the session is read again
+            continue
+        if session.changed:
+            conn.execute("DELETE FROM meter_value_sets WHERE transaction_id = ?", (session.tx,))
+            insert_rows(conn, "meter_value_sets", METER_VALUE_COLUMNS, session.kept)
+            changed += session.changed
+        _advance(conn, THINNED, session.tx)
+        session.start(None)
     examined_loose, changed_loose, loose_done = _thin_loose(conn, before, span, max(1, limit - examined))
     return Done(examined + examined_loose, changed + changed_loose, finished and loose_done,
                 time.perf_counter() - started)
@@ -280,8 +341,11 @@ def _vacuum(conn: sqlite3.Connection, pages: int) -> Done:
     before = conn.execute("PRAGMA freelist_count").fetchone()[0]
     for _ in range(min(int(pages), before)):
         # One page per statement: Python's sqlite3 steps a statement that returns no row once, and each
-        # step of incremental_vacuum(N) frees one page; N = 1 says so.
+        # step of incremental_vacuum(N) frees one page; N = 1 says so. A page costs more near some pages
+        # than others: the job stops at STOP_SECONDS whatever its size.
         conn.execute("PRAGMA incremental_vacuum(1)")
+        if time.perf_counter() - started >= STOP_SECONDS:
+            break
     left = conn.execute("PRAGMA freelist_count").fetchone()[0]
     return Done(before - left, before - left, left == 0, time.perf_counter() - started)
 
@@ -328,6 +392,7 @@ class Retention(Table):
         self.longest: dict[str, float] = {}  # the same, by table (and "vacuum")
         self._batches_by_name: dict[str, Batch] = {}  # rows per delete or thinning job, by table
         self._pages = Batch(VACUUM_PAGES)  # pages per incremental vacuum job
+        self._session = Session()  # the transaction being thinned, when a job left it half read
 
     def _took(self, name: str, seconds: float) -> None:
         self.longest_batch = max(self.longest_batch, seconds)
@@ -357,12 +422,14 @@ class Retention(Table):
         started = time.perf_counter()
         report: dict[str, Any] = {"deleted": {}, "thinned": 0, "freedBytes": 0}
         for rule in list(self.rules.values()):
-            if rule.days > 0:
+            if rule.active:
                 _, report["deleted"][rule.table] = await self._batches(
-                    rule.table, _delete_older, rule.table, rule.time_column, rule.where, rule.cutoff(now))
+                    rule.table, _delete_older, rule.table, rule.time_column, rule.where,
+                    rule.cutoff(now) if rule.days > 0 else None, rule.keep)
         thinning = self.policy.thinning
         if thinning is not None and thinning.every_minutes > 0:
-            _, report["thinned"] = await self._batches(THINNED, _thin, thinning.cutoff(now), thinning.every_minutes)
+            _, report["thinned"] = await self._batches(THINNED, _thin, thinning.cutoff(now), thinning.every_minutes,
+                                                    self._session)
         if self.policy.vacuum and self._db.path != ":memory:":
             report["freedBytes"] = await self._give_back()
         report["seconds"] = round(time.perf_counter() - started, 3)

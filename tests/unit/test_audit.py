@@ -8,15 +8,15 @@ import sqlite3
 from datetime import timedelta
 
 import pytest
-import trio
 
 from gateway import clock
+from gateway.app import _keep
 from gateway.config import ConfigError, load
 from gateway.http.audit_api import REDACTED, action_name, parsed_body, redact, secret_name, summary
-from gateway.store import audit, scope
-from gateway.store.audit import AuditLog, keep_pruned
+from gateway.store import audit, retention, scope
+from gateway.store.audit import AuditLog
 from gateway.store.db import Database
-from tests.waiting import until
+from gateway.store.store import open_store
 
 
 @pytest.mark.parametrize("name", [
@@ -150,35 +150,42 @@ async def test_records_cannot_be_changed(audit_log, tmp_path):
         conn.close()
 
 
+async def _prune(audit_log: AuditLog, retention_days: float, batch: int = retention.FIRST_BATCH) -> int:
+    """The records the store's retention deletes by the audit log's rule: how the gateway prunes them."""
+    pruning = retention.Retention(audit_log._db)
+    pruning.policy = retention.Policy(vacuum=False)
+    pruning.rules.add(audit.rule(retention_days))
+    pruning._batches_by_name["audit_log"] = retention.Batch(batch)
+    return (await pruning.prune())["deleted"].get("audit_log", 0)
+
+
 async def test_retention_deletes_only_the_old_records_in_chunks(audit_log, monkeypatch):
-    monkeypatch.setattr(audit, "PRUNE_CHUNK", 7)
+    monkeypatch.setattr(retention, "PAUSE", 0)
+    monkeypatch.setattr(retention, "MIN_BATCH", 1)
+    monkeypatch.setattr(retention, "MAX_BATCH", 7)  # 20 records: at least three jobs
     now = clock.now()
     for i in range(20):
         audit_log.record(_entry(clock.iso(now - timedelta(days=40, minutes=i)), 1))
     for i in range(3):
         audit_log.record(_entry(clock.iso(now - timedelta(days=29, minutes=i)), 1))
-    assert await audit_log.prune(0) == 0  # 0: kept forever
-    assert await audit_log.prune(30) == 20
+    assert await _prune(audit_log, 0, 7) == 0  # 0: kept forever
+    assert await _prune(audit_log, 30, 7) == 20
     left = await audit_log.page(None, None, None, None, None, None, None, 1, 50)
     assert left["total"] == 3
-    assert await audit_log.prune(30) == 0
+    assert await _prune(audit_log, 30, 7) == 0
 
 
-async def test_the_background_task_prunes_at_start_and_a_zero_retention_keeps_everything(audit_log):
+async def test_the_gateway_s_rules_prune_old_records_and_a_zero_retention_keeps_everything(tmp_path):
     now = clock.now()
-    for days in (400, 366, 10):
-        audit_log.record(_entry(clock.iso(now - timedelta(days=days)), 1))
-    await keep_pruned(audit_log, 0)  # returns at once: nothing is ever pruned
-    total = lambda: audit_log.page(None, None, None, None, None, None, None, 1, 1)  # noqa: E731
-    assert (await total())["total"] == 3
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(keep_pruned, audit_log, 365.0)
-        await until(lambda: _left(total, 1))
-        nursery.cancel_scope.cancel()
-
-
-async def _left(total, count: int) -> bool:
-    return (await total())["total"] == count
+    for retention_days, left in ((0, 3), (365.0, 1)):
+        db = str(tmp_path / f"kept-{retention_days:g}.db")
+        config = load(None, env={}, overrides={"db": db, "audit": {"retention_days": retention_days}})
+        async with open_store(db) as store:
+            _keep(store, config)  # the rules the gateway registers at start
+            for days in (400, 366, 10):
+                store.audit.record(_entry(clock.iso(now - timedelta(days=days)), 1))
+            await store.retention.prune()
+            assert (await store.audit.page(None, None, None, None, None, None, None, 1, 1))["total"] == left
 
 
 def test_the_retention_is_configured_by_file_variable_or_default(tmp_path):

@@ -223,3 +223,70 @@ async def test_thinned_sessions_give_their_pages_back(tmp_path: Path, monkeypatc
     assert after["rows"]["meter_value_sets"] == before["rows"]["meter_value_sets"] == 40 * 120
     assert report["freedBytes"] > 0 and after["freeBytes"] == 0
     assert after["bytes"] < before["bytes"] * 0.6
+
+
+def _long_session(conn, minutes: int = 300) -> None:
+    """Two sessions of two and a half hours each (a message a minute), long over."""
+    start = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
+    conn.execute("INSERT INTO charge_points (id, first_seen) VALUES ('CP1', '2026-01-01T00:00:00.000Z')")
+    for tx in (3, 4):
+        conn.execute("INSERT INTO transactions (id, charge_point_id, connector_id) VALUES (?, 'CP1', 1)", (tx,))
+    meter_values(conn, [("CP1", 1, 3 if m < minutes // 2 else 4, "MeterValues",
+                         clock.iso(start + timedelta(minutes=m)), json.dumps(_message(start + timedelta(minutes=m), m)))
+                        for m in range(minutes)])
+
+
+async def _thinned_sets(path: Path, monkeypatch, most: int, stop: float = 1e9) -> tuple[list[dict], list[int]]:
+    """The meter values after a cycle whose thinning jobs take at most `most` messages and stop after `stop`
+    seconds; each job's messages."""
+    monkeypatch.setattr(retention_module, "PAUSE", 0)
+    monkeypatch.setattr(retention_module, "MIN_BATCH", 1)
+    monkeypatch.setattr(retention_module, "MAX_BATCH", most)
+    monkeypatch.setattr(retention_module, "TARGET_SECONDS", 1e9)  # a job's size never shrinks: `most` each
+    monkeypatch.setattr(retention_module, "STOP_SECONDS", stop)
+    jobs: list[int] = []
+    thin = retention_module._thin
+
+    def counted(*args):
+        done = thin(*args)
+        jobs.append(done.rows)
+        return done
+    monkeypatch.setattr(retention_module, "_thin", counted)
+    async with open_store(str(path), retention_days=0) as store:
+        await store.db.run(_long_session)
+        store.retention._batches_by_name["meter_value_sets"] = Batch(most)
+        store.retention.policy = Policy(thinning=Thinning(full_days=90, every_minutes=15))
+        report = await store.retention.prune(NOW)
+        assert report["thinned"] == 300 - 20  # 10 quarter hours per session kept whole
+        sets = await store.db.run(_rows, "SELECT transaction_id, received_at, meter_value FROM meter_value_sets "
+                                         "ORDER BY id")
+    return sets, list(jobs)  # (a later call wraps this one)
+
+
+async def test_a_long_session_is_thinned_over_several_jobs_as_in_one(tmp_path: Path, monkeypatch):
+    whole, one_job = await _thinned_sets(tmp_path / "one.db", monkeypatch, 5000)
+    split, jobs = await _thinned_sets(tmp_path / "split.db", monkeypatch, 16)
+    assert len(one_job) == 1
+    assert split == whole  # the same rows, in the same order
+    assert len(jobs) >= 300 // 16 and max(jobs) <= 16
+    assert [s["received_at"] for s in split] == sorted(s["received_at"] for s in split)
+    stopped, jobs = await _thinned_sets(tmp_path / "stopped.db", monkeypatch, 5000, stop=0)
+    assert stopped == whole and len(jobs) >= 300 and max(jobs) == 1  # out of time after each message
+
+
+async def test_a_message_arriving_while_its_session_is_thinned_makes_it_read_again(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(retention_module, "PAUSE", 0)
+    async with open_store(str(tmp_path / "late.db"), retention_days=0) as store:
+        await store.db.run(_long_session)
+        session = retention_module.Session()
+        cutoff = clock.iso(NOW - timedelta(days=90))
+        first = await store.db.run(retention_module._thin, cutoff, 15, session, 40)
+        assert not first.finished and session.tx == 3 and session.read == 40
+        late = datetime(2026, 3, 1, 8, 0, 30, tzinfo=timezone.utc)  # half a minute in: between the first two
+        await store.db.run(meter_values, [("CP1", 1, 3, "MeterValues", clock.iso(late), json.dumps(_message(late, 0)))])
+        while not (await store.db.run(retention_module._thin, cutoff, 15, session, 40)).finished:
+            pass
+        sets = await store.db.run(_rows, "SELECT received_at FROM meter_value_sets WHERE transaction_id = 3 "
+                                         "ORDER BY id")
+    assert len(sets) == 151  # every message kept (thinned), the late one too
+    assert sets[-1]["received_at"] == clock.iso(late)  # in the order they were written (by id)
