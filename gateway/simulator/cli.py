@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+from typing import Awaitable, Callable
 
 import trio
 import trio_websocket
@@ -79,24 +80,8 @@ def simulate(args: argparse.Namespace) -> int:
         tuple(m for m in args.measurands.split(",") if m), args.power, not args.no_charge, args.session,
         args.pause, args.id_tag, args.spread, _faults(args.fault))
 
-    async def main() -> dict:
-        stop = trio.Event()
-        async with trio.open_nursery() as nursery:
-            async def until_signal() -> None:
-                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
-                        stop.set()
-                        return
-
-            nursery.start_soon(until_signal)
-            if args.duration:
-                nursery.start_soon(lambda: _stop_after(args.duration, stop))
-            progress = None if args.quiet else terminal_progress()
-            result = await run_fleet(options, stop, on_progress=progress)
-            nursery.cancel_scope.cancel()
-        return result
-
-    result = trio.run(main)
+    progress = None if args.quiet else terminal_progress()
+    result = trio.run(_until_stopped, args.duration, lambda stop: run_fleet(options, stop, on_progress=progress))
     if not args.quiet and sys.stderr.isatty():
         sys.stderr.write("\n")
     if args.json:
@@ -119,31 +104,33 @@ def simulate_ykc(args: argparse.Namespace) -> int:
     options = PileOptions(guns=args.connectors, heartbeat=args.heartbeat or 10.0,
                           realtime_interval=args.meter_interval, power_w=args.power)
 
-    async def main() -> dict:
-        stop = trio.Event()
-        async with trio.open_nursery() as nursery:
-            async def until_signal() -> None:
-                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
-                        stop.set()
-                        return
-
-            nursery.start_soon(until_signal)
-            if args.duration:
-                nursery.start_soon(lambda: _stop_after(args.duration, stop))
-            result = await run_piles(host, port, args.count, ids, options, stop, args.spread)
-            nursery.cancel_scope.cancel()
-        return result
-
-    result = trio.run(main)
+    result = trio.run(_until_stopped, args.duration,
+                      lambda stop: run_piles(host, port, args.count, ids, options, stop, args.spread))
     print(json.dumps(result) if args.json else
           f"{result['logged_in']} of {result['piles']} piles logged in, {result['realtime_frames']} real-time frames sent")
     return 0
 
 
-async def _stop_after(seconds: float, stop: trio.Event) -> None:
-    await trio.sleep(seconds)
-    stop.set()
+async def _until_stopped(duration: float | None, run: Callable[[trio.Event], Awaitable[dict]]) -> dict:
+    """run(stop), `stop` set by SIGINT or SIGTERM, or after `duration` seconds if given; what it returns."""
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        async def until_signal() -> None:
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    stop.set()
+                    return
+
+        async def stop_after(seconds: float) -> None:
+            await trio.sleep(seconds)
+            stop.set()
+
+        nursery.start_soon(until_signal)
+        if duration:
+            nursery.start_soon(stop_after, duration)
+        result = await run(stop)
+        nursery.cancel_scope.cancel()
+    return result
 
 
 def replay_command(args: argparse.Namespace) -> int:
