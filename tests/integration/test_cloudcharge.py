@@ -59,6 +59,11 @@ def test_window_and_replays_are_enforced():
 async def test_a_session_reported_over_cloudcharge_is_a_priced_order(nursery, tmp_path):
     config = make_config(tmp_path)
     config.cloudcharge_key = KEY
+    # One price all day: the session is priced on the gateway's clock when the charger's times are before it
+    # was first seen (as here), so the time of day the test runs at must not change the amount.
+    config.billing.tariffs = {"flat": {"periods": [{"start": "00:00", "end": "00:00", "price": 150}],
+                                       "service_fee": 0}}
+    config.billing.default_tariff = "flat"
     async with started(nursery, config) as gw, gw.http() as http:
         async with charger(gw.ocpp_port, "CC-1") as cp:  # known to the gateway
             await cp.result("BootNotification", BOOT)
@@ -84,7 +89,7 @@ async def test_a_session_reported_over_cloudcharge_is_a_priced_order(nursery, tm
             order = await gw.store.orders.find("transaction_id", tx)
             return order if order and order["stopped_at"] else None
         order = await until(closed)
-        # 12345 Wh at 150 fen/kWh (08:00-09:00 UTC is in the day period): 1851.75 → 1852 fen
+        # 12345 Wh at 150 fen/kWh: 1851.75 → 1852 fen
         assert (order["energy_wh"], order["total_amount"]) == (12345, 1852)
         [connector] = (await gw.store.chargers.get("CC-1"))["connectors"]
         assert (connector["connector_id"], connector["status"]) == (1, "Preparing")
