@@ -30,7 +30,7 @@ from .http.services import Billing, Limits, Services
 from .http.accounts import Auth
 from .monitoring.monitor import Listener, Monitor
 from .store import audit
-from .ops.backup import run_scheduled as run_scheduled_backups
+from .store.backup import run_scheduled as run_scheduled_backups
 from .ops.notify import Notifier
 from .store.retention import Policy, Rule, Thinning
 from .store.store import Store, open_store

@@ -8,7 +8,7 @@ import sqlite3
 import sys
 
 from ..config import Config
-from . import backup as backups
+from ..store import backup as backups
 from . import doctor
 
 COMMANDS = ("backup", "restore", "compact", "doctor")
@@ -30,21 +30,6 @@ def _fail(command: str, text: str) -> int:
     return 1
 
 
-def compact(db: str) -> dict:
-    """auto_vacuum = INCREMENTAL on a file made before it, and VACUUM: needs the file's size again free."""
-    if backups.in_use(db):
-        raise backups.BackupError(f"the database {db} is in use: stop the gateway first (systemctl stop gateway)")
-    conn = sqlite3.connect(f"file:{db}?mode=rw", uri=True)
-    try:
-        before = conn.execute("PRAGMA page_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
-        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-        conn.execute("VACUUM")
-        after = conn.execute("PRAGMA page_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
-    finally:
-        conn.close()
-    return {"file": db, "bytesBefore": before, "bytesAfter": after}
-
-
 def run(args: argparse.Namespace, config: Config) -> int:
     command = args.command
     if command == "doctor":
@@ -57,7 +42,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
         elif command == "restore":
             done = backups.restore(args.path, config.db)
         else:
-            done = compact(config.db)
+            done = backups.compact(config.db)
     except backups.BackupError as exc:
         return _fail(command, str(exc))
     except (OSError, sqlite3.Error) as exc:

@@ -24,7 +24,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from ..config import Config, parse_address
-from ..store.writer.connection import connect, storage_fault
+from ..store import probe as file_probe
+from ..store.writer.connection import storage_fault
 
 PROBLEM, NOTE, OK = "problem", "note", "ok"
 GIB = 1 << 30
@@ -96,20 +97,11 @@ def database(path: str) -> list[Finding]:
     if file.is_dir():
         return [Finding("database", PROBLEM, f"{path} is a folder, not a database file")]
     try:
-        conn = connect(path)
-    except sqlite3.Error as exc:
-        return [Finding("database", PROBLEM, f"{path}: {storage_fault(exc) or exc}")]
-    try:
-        conn.execute("PRAGMA busy_timeout = 2000")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute(f"PRAGMA user_version = {int(version)}")  # a write that changes nothing, undone
-        conn.execute("ROLLBACK")
-        auto_vacuum = conn.execute("PRAGMA auto_vacuum").fetchone()[0]
+        auto_vacuum = file_probe.writable(path)
+    except file_probe.CannotOpen as exc:
+        return [Finding("database", PROBLEM, f"{path}: {storage_fault(exc.__cause__) or exc.__cause__}")]
     except sqlite3.Error as exc:
         return [Finding("database", PROBLEM, f"{path} does not take writes: {storage_fault(exc) or exc}")]
-    finally:
-        conn.close()
     found = [Finding("database", OK, f"{path} takes writes ({_size(file.stat().st_size)})")]
     if auto_vacuum != 2:
         found.append(Finding("database", NOTE, f"{path} was made before incremental vacuum: pruned rows leave free "
@@ -241,11 +233,7 @@ def accounts(config: Config) -> list[Finding]:
     users = 0
     if Path(config.db).is_file():
         try:
-            conn = sqlite3.connect(f"file:{config.db}?mode=ro", uri=True)
-            try:
-                users = conn.execute("SELECT count(*) FROM users").fetchone()[0]
-            finally:
-                conn.close()
+            users = file_probe.accounts(config.db)
         except sqlite3.Error:
             return []  # the database check says what is wrong with the file
     if users:

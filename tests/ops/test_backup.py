@@ -17,7 +17,7 @@ import trio_websocket
 
 from gateway import clock
 from gateway.cli import main
-from gateway.ops.backup import BackupError, backup, backups, in_use, restore, rotate, scheduled_name
+from gateway.store.backup import BackupError, backup, backups, in_use, restore, rotate, scheduled_name
 from tests.conftest import make_config, started
 from tests.helpers import BOOT, charger
 from tests.waiting import until
@@ -234,7 +234,7 @@ def test_gateway_backup_and_restore_from_the_command_line(tmp_path: Path, capsys
 
 async def test_scheduled_backups_rotate_keeping_the_newest(tmp_path: Path, nursery: trio.Nursery):
     from gateway.config import BackupConfig
-    from gateway.ops.backup import run_scheduled
+    from gateway.store.backup import run_scheduled
     from gateway.store.db import migrate
     from gateway.store.writer.connection import connect
 

@@ -9,7 +9,7 @@ synced, so a backup killed half way leaves no file that looks like a backup.
 `restore()` refuses while a gateway has the database open, checks the backup's integrity first, and
 keeps the file it replaces (with its write-ahead log) as NAME.before-restore-STAMP.
 
-Standard library only: the gateway runs a scheduled backup as `python -m gateway.ops.backup DB DEST`,
+Standard library only: the gateway runs a scheduled backup as `python -m gateway.store.backup DB DEST`,
 in a process of its own at a lower priority, so that compressing never competes with the event loop.
 """
 
@@ -211,7 +211,7 @@ async def run_scheduled(db: str, config: Any) -> None:  # config: gateway.config
     while True:
         await trio.sleep(config.every_hours * 3600)
         dest = Path(config.folder, scheduled_name(datetime.now(timezone.utc), config.compress))
-        done = await trio.run_process([sys.executable, "-m", "gateway.ops.backup", db, str(dest)],
+        done = await trio.run_process([sys.executable, "-m", "gateway.store.backup", db, str(dest)],
                                       capture_stdout=True, capture_stderr=True, check=False)
         if done.returncode != 0:
             log.error("scheduled backup failed", file=str(dest), error=done.stderr.decode(errors="replace").strip())
@@ -221,7 +221,7 @@ async def run_scheduled(db: str, config: Any) -> None:  # config: gateway.config
 
 
 def main(argv: list[str]) -> int:
-    """python -m gateway.ops.backup DB DEST: one backup, at a lower priority (the scheduled backups)."""
+    """python -m gateway.store.backup DB DEST: one backup, at a lower priority (the scheduled backups)."""
     os.nice(10)
     try:
         backup(argv[0], argv[1])
@@ -233,3 +233,18 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def compact(db: str) -> dict:
+    """auto_vacuum = INCREMENTAL on a file made before it, and VACUUM: needs the file's size again free."""
+    if in_use(db):
+        raise BackupError(f"the database {db} is in use: stop the gateway first (systemctl stop gateway)")
+    conn = sqlite3.connect(f"file:{db}?mode=rw", uri=True)
+    try:
+        before = conn.execute("PRAGMA page_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        conn.execute("VACUUM")
+        after = conn.execute("PRAGMA page_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        conn.close()
+    return {"file": db, "bytesBefore": before, "bytesAfter": after}
