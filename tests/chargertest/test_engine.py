@@ -470,4 +470,4 @@ def test_durations_must_be_numbers_or_placeholders(field):
     kind = "absent" if field == "for" else "wait"
     with pytest.raises(CaseError, match="step 0.*number of seconds"):
         case(f'[[steps]]\nkind = "{kind}"\naction = "A"\n{field} = "soon"\n' if kind == "absent"
-             else f'[[steps]]\nkind = "wait"\nseconds = "soon"\n')
+             else '[[steps]]\nkind = "wait"\nseconds = "soon"\n')
