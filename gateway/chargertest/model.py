@@ -91,6 +91,8 @@ class Send:
     action: str
     payload: dict[str, Any] = attrs.Factory(dict)
     expect: dict[str, Any] = attrs.Factory(dict)
+    callerror: tuple[str, ...] = ()  # CALLERROR codes that pass as well as an answer matching `expect`
+    warn: dict[str, Any] | None = None  # an answer matching this instead passes with a warning
     timeout: Seconds = 30.0
     name: str | None = None
     note: str = ""
@@ -139,7 +141,7 @@ class Absent:
 @attrs.frozen(kw_only=True)
 class Answer:
     """From now on (until the step named `until` starts, else the end of the case) answer the charger's
-    calls of `action` with `payload`."""
+    calls of `action` with `payload`; "end" is the end of the case too)."""
 
     action: str
     payload: dict[str, Any]
@@ -196,6 +198,19 @@ class ResetReboot:
 
 
 @attrs.frozen(kw_only=True)
+class Connection:
+    """Wait for the charger to connect again and check how: securityProfile (as the gateway admitted it),
+    basicAuth ("valid" when it passed HTTP Basic, else "none"), clientCertificate ("valid" when it presented
+    one the gateway trusts, else "none"), tls (bool)."""
+
+    match: dict[str, Any] = attrs.Factory(dict)
+    within: Seconds | None = None
+    name: str | None = None
+    note: str = ""
+    kind = "connection"
+
+
+@attrs.frozen(kw_only=True)
 class Wait:
     seconds: Seconds
     name: str | None = None
@@ -215,9 +230,13 @@ class Store:
     kind = "store"
 
 
-Step = Union[Send, Expect, Unordered, Absent, Answer, Configure, Manual, Disconnect, ResetReboot, Wait, Store]
+END = "end"  # `until` the end of the case
+
+
+Step = Union[Send, Expect, Unordered, Absent, Answer, Configure, Manual, Disconnect, ResetReboot, Connection, Wait,
+             Store]
 STEP_KINDS: dict[str, type] = {cls.kind: cls for cls in (Send, Expect, Unordered, Absent, Answer, Configure,
-                                                         Manual, Disconnect, ResetReboot, Wait, Store)}
+                                                         Manual, Disconnect, ResetReboot, Connection, Wait, Store)}
 
 
 def describe(step: Step) -> str:
@@ -244,6 +263,8 @@ def describe(step: Step) -> str:
             return f"cut the connection for {_s(seconds)} s" + (" and refuse it" if refuse else "")
         case ResetReboot(type=kind):
             return f"{kind} Reset and wait for the reboot"
+        case Connection(match=m):
+            return "the charger connects again" + (f" ({_short(m)})" if m else "")
         case Wait(seconds=seconds):
             return f"wait {_s(seconds)} s"
         case Store(from_=source, path=path, as_=name):
@@ -408,7 +429,7 @@ def _check(case: Case, source: str) -> None:
                 raise CaseError(f"{where}: {{{placeholder}}} is neither test data ({', '.join(sorted(TEMPLATE_NAMES))})"
                                 " nor a value kept by an earlier store step")
     for step in _flat(case.steps):
-        if isinstance(step, Answer) and step.until is not None and step.until not in names:
+        if isinstance(step, Answer) and step.until not in (None, END) and step.until not in names:
             raise CaseError(f"{source}: answer {step.action} until {step.until!r}: no step has that name")
 
 
@@ -447,7 +468,8 @@ def catalogue() -> tuple[Case, ...]:
 
 
 def _order(case_id: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"[_]", case_id))
+    """TC_004_2_CS after TC_004_1_CS, TC_010 after TC_009: the numbers compared as numbers."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in case_id.split("_"))
 
 
 # ---- plans --------------------------------------------------------------------------------------
@@ -503,10 +525,13 @@ class Declarations:
     parent_tag: str = "PARENT01"
     heartbeat_interval: int = 60
     meter_interval: int = 10
-    clock_aligned_interval: int = 0
+    meter_interval_changed: int = 15  # the MeterValueSampleInterval a case changes it to
+    aligned_interval: int = 30  # ClockAlignedDataInterval
     connection_timeout: int = 30
     transaction_duration: int = 10  # how long to wait to be sure no transaction starts
-    reservation_minutes: int = 5  # reservation_expiry is this far from now
+    offline_duration: int = 30  # how long the gateway keeps a charger offline
+    reservation_seconds: int = 300  # reservation_expiry is this far from now
+    unknown_transaction_id: int = 987654321  # a transaction id the charger never had
     firmware_url: str = ""
     bad_firmware_url: str = ""
     upload_url: str = ""
@@ -533,7 +558,8 @@ class Declarations:
         for profile in self.security_profiles:
             if profile not in (0, 1, 2, 3):
                 raise ValueError(f"security profile {profile!r} is not one of 0, 1, 2, 3")
-        for name in ("heartbeat_interval", "message_timeout", "reboot_timeout", "reconnect_allowance"):
+        for name in ("heartbeat_interval", "message_timeout", "reboot_timeout", "reconnect_allowance",
+                     "reservation_seconds", "offline_duration"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
 
@@ -552,7 +578,10 @@ class Declarations:
             shown = f"{name} is declared {_shown(value)}"
             ok = met != negate
             return None if ok else (f"{shown}; the case needs it {'false' if negate else 'true'}")
-        if op == "=":
+        if op == ":":  # any of the values listed
+            options = {_coerce(w.strip(), value) for w in wanted.split(",")}
+            met = bool(options & set(value)) if isinstance(value, tuple) else value in options
+        elif op == "=":
             met = (_coerce(wanted, value) in value) if isinstance(value, tuple) else value == _coerce(wanted, value)
         else:
             met = value >= int(wanted)
@@ -561,7 +590,7 @@ class Declarations:
         return f"{name} is declared {_shown(value)}; the case needs {'not ' if negate else ''}{name}{op}{wanted}"
 
 
-_NEED = re.compile(r"^([a-z_0-9]+)(?:(=|>=)(.+))?$")
+_NEED = re.compile(r"^([a-z_0-9]+)(?:(=|>=|:)(.+))?$")
 
 
 def _split_need(need: str) -> tuple[str, str | None, str]:
@@ -626,16 +655,30 @@ def context(decl: Declarations, now: datetime | None = None) -> dict[str, Any]:
     now = now or clock.now()
     values = {name: getattr(decl, name) for name in TEMPLATE_NAMES if hasattr(decl, name)}
     values["now"] = clock.iso(now)
-    values["reservation_expiry"] = clock.iso(now + timedelta(minutes=decl.reservation_minutes))
+    values["reservation_expiry"] = clock.iso(now + timedelta(seconds=decl.reservation_seconds))
     values["one_hour_ago"] = clock.iso(now - timedelta(hours=1))
+    values["unknown_connector"] = decl.connectors + 1
+    values["cpo_name"] = decl.vendor
+    values["lower_security_profile"] = min(decl.security_profiles)
+    values["higher_security_profile"] = max(decl.security_profiles)
+    values["unreachable_upload_url"] = "http://127.0.0.1:9/unreachable/"  # the discard port: nothing listens
     values["in_one_hour"] = clock.iso(now + timedelta(hours=1))
     return values
 
 
 TEMPLATE_NAMES = frozenset({
+    # declared (Declarations)
     "connector", "connectors", "valid_tag", "valid_tag_2", "invalid_tag", "parent_tag", "heartbeat_interval",
-    "meter_interval", "clock_aligned_interval", "connection_timeout", "transaction_duration", "firmware_url",
-    "bad_firmware_url", "upload_url", "vendor", "now", "reservation_expiry", "one_hour_ago", "in_one_hour"})
+    "meter_interval", "meter_interval_changed", "aligned_interval", "connection_timeout", "transaction_duration",
+    "offline_duration", "reservation_seconds", "unknown_transaction_id", "firmware_url", "bad_firmware_url",
+    "upload_url", "vendor",
+    # derived from them (context)
+    "now", "reservation_expiry", "one_hour_ago", "in_one_hour", "unknown_connector", "cpo_name",
+    "lower_security_profile", "higher_security_profile", "unreachable_upload_url",
+    # provided by the run: the file server and the certificate authority (runner.py)
+    "missing_firmware_url", "signed_firmware_url", "firmware_signature", "bad_firmware_signature",
+    "signing_certificate", "test_root_certificate", "test_root_hash", "invalid_certificate",
+    "new_authorization_key"})
 
 
 def placeholders(value: Any) -> set[str]:
