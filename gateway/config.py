@@ -305,7 +305,7 @@ class ChargerTestFilesConfig:
     http: str = attrs.field(default="0.0.0.0:0", validator=_address)  # HOST:PORT; port 0: any free port
     ftp: str = attrs.field(default="0.0.0.0:0", validator=_optional_address)  # HOST:PORT; empty: no FTP
     public_host: str = ""  # the name chargers reach this machine by; empty: the address facing each charger
-    folder: str = "data/charger-tests"  # a folder per run: the images and what was uploaded
+    folder: str = ""  # a folder per run (the images, what was uploaded) in it; empty: charger-tests beside the db
     firmware_file: str = ""  # the vendor's valid firmware image; empty: a test image (for simulators)
     max_upload_mb: int = attrs.field(default=100, validator=_positive)  # a larger upload is refused (413)
 
