@@ -22,6 +22,7 @@ from cattrs.gen import make_dict_structure_fn, override
 from cattrs.v import format_exception
 
 from .. import clock
+from .material import MATERIAL, security_material
 
 CATALOGUE_VERSION = "gateway-cs-1.6-2026.1"  # bumped when cases change meaning
 NOT_CERTIFICATION = ("This is not an OCA certification: it is the gateway's own reading of the OCPP 1.6 "
@@ -91,6 +92,8 @@ class Send:
     action: str
     payload: dict[str, Any] = attrs.Factory(dict)
     expect: dict[str, Any] = attrs.Factory(dict)
+    callerror: tuple[str, ...] = ()  # CALLERROR codes that refuse as well as the expected answer does
+    warn: dict[str, Any] | None = None  # an answer matching this passes with a warning (allowed, not advised)
     timeout: Seconds = 30.0
     name: str | None = None
     note: str = ""
@@ -447,7 +450,7 @@ def catalogue() -> tuple[Case, ...]:
 
 
 def _order(case_id: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"[_]", case_id))
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in case_id.split("_"))  # TC_005_1 < TC_007
 
 
 # ---- plans --------------------------------------------------------------------------------------
@@ -506,7 +509,12 @@ class Declarations:
     clock_aligned_interval: int = 0
     connection_timeout: int = 30
     transaction_duration: int = 10  # how long to wait to be sure no transaction starts
-    reservation_minutes: int = 5  # reservation_expiry is this far from now
+    reservation_minutes: float = 5  # reservation_expiry is this far from now
+    offline_seconds: int = 30  # how long the offline cases keep the charger away
+    security_profile: int = 0  # the profile the charger runs at when the run starts
+    signed_firmware_url: str = ""  # signed firmware (the vendor's image, signature and signing certificate)
+    signing_certificate: str = ""
+    firmware_signature: str = ""
     firmware_url: str = ""
     bad_firmware_url: str = ""
     upload_url: str = ""
@@ -628,6 +636,11 @@ def context(decl: Declarations, now: datetime | None = None) -> dict[str, Any]:
     values["now"] = clock.iso(now)
     values["reservation_expiry"] = clock.iso(now + timedelta(minutes=decl.reservation_minutes))
     values["one_hour_ago"] = clock.iso(now - timedelta(hours=1))
+    values["reservation_seconds"] = decl.reservation_minutes * 60
+    values["unknown_connector"] = decl.connectors + 1
+    values["higher_security_profile"] = min(decl.security_profile + 1, 3)
+    values["lower_security_profile"] = max(decl.security_profile - 1, 0)
+    values.update(security_material(now, decl.firmware_signature))
     values["in_one_hour"] = clock.iso(now + timedelta(hours=1))
     return values
 
@@ -635,7 +648,9 @@ def context(decl: Declarations, now: datetime | None = None) -> dict[str, Any]:
 TEMPLATE_NAMES = frozenset({
     "connector", "connectors", "valid_tag", "valid_tag_2", "invalid_tag", "parent_tag", "heartbeat_interval",
     "meter_interval", "clock_aligned_interval", "connection_timeout", "transaction_duration", "firmware_url",
-    "bad_firmware_url", "upload_url", "vendor", "now", "reservation_expiry", "one_hour_ago", "in_one_hour"})
+    "bad_firmware_url", "upload_url", "vendor", "now", "reservation_expiry", "one_hour_ago", "in_one_hour",
+    "reservation_seconds", "unknown_connector", "offline_seconds", "signed_firmware_url", "signing_certificate",
+    "firmware_signature", "higher_security_profile", "lower_security_profile", *MATERIAL})
 
 
 def placeholders(value: Any) -> set[str]:
@@ -683,7 +698,8 @@ ANY = "*"
 
 def mismatches(pattern: Any, actual: Any, path: str = "") -> list[str]:
     """How `actual` differs from `pattern` (empty: it matches). A table matches a subset of the keys; a list
-    means any of its values; "*" means present with any value; anything else must be equal (1 == 1.0)."""
+    means any of its values (against a list: each of its items matches some item of the list, in any order);
+    "*" means present with any value; anything else must be equal (1 == 1.0)."""
     where = path or "payload"
     if isinstance(pattern, dict):
         if not isinstance(actual, dict):
@@ -698,6 +714,11 @@ def mismatches(pattern: Any, actual: Any, path: str = "") -> list[str]:
         return found
     if pattern == ANY:
         return []
+    if isinstance(pattern, list) and isinstance(actual, list):
+        missing = [p for p in pattern if all(mismatches(p, item, path) for item in actual)]
+        if not missing:
+            return []
+        return [f"{where}: no item matches {_json(p)}" for p in missing]
     if isinstance(pattern, list):
         if any(not mismatches(p, actual, path) for p in pattern):
             return []
