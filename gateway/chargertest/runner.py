@@ -201,10 +201,8 @@ class Run:
                     values.update({k: v for k, v in urls.items() if not getattr(decl, k)})
                 except Exception as exc:  # the cases that need files say what is missing
                     log.warning("no file server for the run", run=self.run_id, error=repr(exc))
-        firmware = values.get("firmware_url") or decl.firmware_url
-        if firmware:
-            values["missing_firmware_url"] = firmware.rsplit("/", 1)[0] + "/missing-image.bin"
-            values.setdefault("signed_firmware_url", firmware)
+        if not decl.signed_firmware_url and values.get("firmware_url"):
+            values["signed_firmware_url"] = values["firmware_url"]
         provider = self.service.certificate_values
         if provider is not None:
             try:
@@ -227,6 +225,7 @@ class Run:
             problems = await self._baseline(first)
             first = False
             if self._stopping is not None:
+                self.results.append(CaseResult.unrun(case, Verdict.SKIPPED, f"the run stopped: {self._stopping}"))
                 continue
             if problems:
                 self.results.append(CaseResult.unrun(case, Verdict.INCONC,
