@@ -473,7 +473,7 @@ def _order(case_id: str) -> tuple:
 
 # ---- plans --------------------------------------------------------------------------------------
 
-PLANS = ("core", "all", *PROFILES.values())
+PLANS = ("core", "all", *(folder for folder in PROFILES.values() if folder != "core"))
 
 
 def plan(name: str, cases: Iterable[Case], only: Iterable[str] = ()) -> list[Case]:
