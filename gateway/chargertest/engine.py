@@ -24,7 +24,7 @@ import trio
 from .. import clock
 from ..chargepoint.errors import CallErrorReceived, CallTimeout, CommandError, NotConnected
 from . import manual as manuals
-from .model import (Absent, Answer, Case, Configure, Declarations, Disconnect, Expect, Manual, ResetReboot, Send,
+from .model import (Absent, Answer, Case, Configure, Connection, Declarations, Disconnect, Expect, Manual, ResetReboot, Send,
                     Step, StepVerdict, Store, TemplateError, Unordered, Verdict, Wait, context, describe, dig,
                     fill, mismatches, seconds)
 
@@ -74,6 +74,13 @@ class Observed:
     taken_by: int | None = None  # the step that took it
 
 
+@attrs.define
+class Connected:
+    at: float
+    facts: dict[str, Any]
+    taken: bool = False
+
+
 class Trace:
     """Everything the charger did while one case ran: frames, calls, schema violations. Fed by the run's
     handlers and the session's observer (runner.py); read by the engine. Never blocks the feeder."""
@@ -82,6 +89,7 @@ class Trace:
         self.frames: list[FrameRecord] = []
         self.calls: list[Observed] = []
         self.violations: list[tuple[int | None, str]] = []  # (frame index, what is wrong)
+        self.connections: list[Connected] = []
         self._changed = trio.Event()
 
     def frame(self, direction: str, text: str) -> int:
@@ -101,6 +109,11 @@ class Trace:
         self.calls.append(observed)
         self._wake()
         return observed
+
+    def connected(self, facts: dict[str, Any]) -> None:
+        """The charger connected (again): how (Connection steps check it)."""
+        self.connections.append(Connected(trio.current_time(), facts))
+        self._wake()
 
     def violation(self, message: str) -> None:
         self.violations.append((self.last_in(), message))
@@ -427,6 +440,8 @@ class CaseRun:
                 result.backend = "builtin"
             case ResetReboot():
                 await self._reboot(step, result)
+            case Connection():
+                await self._connection(step, result)
             case Wait():
                 await trio.sleep(seconds(step.seconds, self.values))
             case Store():
@@ -532,6 +547,24 @@ class CaseRun:
             if not await self.trace.changed(deadline):
                 raise StepFailed(f"no BootNotification within {self.decl.reboot_timeout:g} s of the Reset",
                                  {"reset": answer})
+
+    async def _connection(self, step: Connection, result: StepResult) -> None:
+        within = self.decl.reboot_timeout if step.within is None else seconds(step.within, self.values)
+        match = fill(step.match, self.values)
+        result.expected = {"connection": match, "within": within}
+        self.charger.allow_absence(within)
+        deadline = trio.current_time() + within
+        while True:
+            fresh = [c for c in self.trace.connections if not c.taken]
+            if fresh:
+                fresh[0].taken = True
+                result.actual = fresh[0].facts
+                wrong = mismatches(match, fresh[0].facts, "connection")
+                if wrong:
+                    raise StepFailed("the charger connected, but " + "; ".join(wrong), fresh[0].facts)
+                return
+            if not await self.trace.changed(deadline):
+                raise StepFailed(f"the charger did not connect again within {within:g} s")
 
     async def _store(self, step: Store, result: StepResult) -> None:
         source = self.results.get(step.from_)

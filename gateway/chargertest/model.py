@@ -142,7 +142,7 @@ class Absent:
 @attrs.frozen(kw_only=True)
 class Answer:
     """From now on (until the step named `until` starts, else the end of the case) answer the charger's
-    calls of `action` with `payload`."""
+    calls of `action` with `payload`; "end" is the end of the case too)."""
 
     action: str
     payload: dict[str, Any]
@@ -199,6 +199,19 @@ class ResetReboot:
 
 
 @attrs.frozen(kw_only=True)
+class Connection:
+    """Wait for the charger to connect again and check how: securityProfile (as the gateway admitted it),
+    basicAuth ("valid" when it passed HTTP Basic, else "none"), clientCertificate ("valid" when it presented
+    one the gateway trusts, else "none"), tls (bool)."""
+
+    match: dict[str, Any] = attrs.Factory(dict)
+    within: Seconds | None = None
+    name: str | None = None
+    note: str = ""
+    kind = "connection"
+
+
+@attrs.frozen(kw_only=True)
 class Wait:
     seconds: Seconds
     name: str | None = None
@@ -218,9 +231,12 @@ class Store:
     kind = "store"
 
 
-Step = Union[Send, Expect, Unordered, Absent, Answer, Configure, Manual, Disconnect, ResetReboot, Wait, Store]
+END = "end"  # `until` the end of the case
+
+Step = Union[Send, Expect, Unordered, Absent, Answer, Configure, Manual, Disconnect, ResetReboot, Connection, Wait,
+             Store]
 STEP_KINDS: dict[str, type] = {cls.kind: cls for cls in (Send, Expect, Unordered, Absent, Answer, Configure,
-                                                         Manual, Disconnect, ResetReboot, Wait, Store)}
+                                                         Manual, Disconnect, ResetReboot, Connection, Wait, Store)}
 
 
 def describe(step: Step) -> str:
@@ -247,6 +263,8 @@ def describe(step: Step) -> str:
             return f"cut the connection for {_s(seconds)} s" + (" and refuse it" if refuse else "")
         case ResetReboot(type=kind):
             return f"{kind} Reset and wait for the reboot"
+        case Connection(match=m):
+            return "the charger connects again" + (f" ({_short(m)})" if m else "")
         case Wait(seconds=seconds):
             return f"wait {_s(seconds)} s"
         case Store(from_=source, path=path, as_=name):
@@ -411,7 +429,7 @@ def _check(case: Case, source: str) -> None:
                 raise CaseError(f"{where}: {{{placeholder}}} is neither test data ({', '.join(sorted(TEMPLATE_NAMES))})"
                                 " nor a value kept by an earlier store step")
     for step in _flat(case.steps):
-        if isinstance(step, Answer) and step.until is not None and step.until not in names:
+        if isinstance(step, Answer) and step.until not in (None, END) and step.until not in names:
             raise CaseError(f"{source}: answer {step.action} until {step.until!r}: no step has that name")
 
 
@@ -560,7 +578,10 @@ class Declarations:
             shown = f"{name} is declared {_shown(value)}"
             ok = met != negate
             return None if ok else (f"{shown}; the case needs it {'false' if negate else 'true'}")
-        if op == "=":
+        if op == ":":  # any of the values listed
+            options = {_coerce(w.strip(), value) for w in wanted.split(",")}
+            met = bool(options & set(value)) if isinstance(value, tuple) else value in options
+        elif op == "=":
             met = (_coerce(wanted, value) in value) if isinstance(value, tuple) else value == _coerce(wanted, value)
         else:
             met = value >= int(wanted)
@@ -569,7 +590,7 @@ class Declarations:
         return f"{name} is declared {_shown(value)}; the case needs {'not ' if negate else ''}{name}{op}{wanted}"
 
 
-_NEED = re.compile(r"^([a-z_0-9]+)(?:(=|>=)(.+))?$")
+_NEED = re.compile(r"^([a-z_0-9]+)(?:(=|>=|:)(.+))?$")
 
 
 def _split_need(need: str) -> tuple[str, str | None, str]:
