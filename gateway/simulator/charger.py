@@ -793,7 +793,7 @@ class SimCharger:
         self._nursery.start_soon(later)
 
     async def _cmd_RemoteStartTransaction(self, p: dict[str, Any]) -> dict[str, Any]:
-        connector = self.connectors.get(p["connectorId"]) if p.get("connectorId") else self.free_connector()
+        connector = self.connectors.get(p["connectorId"]) if "connectorId" in p else self.free_connector()
         if connector is None or connector.id == 0 or connector.transaction_id is not None \
                 or not connector.available or connector.faulted or connector.pending_tag is not None:
             return {"status": "Rejected"}
