@@ -36,7 +36,7 @@ DECLARED: dict[str, Any] = {
     "local_auth_list": True, "authorization_cache": True, "smart_charging": True, "remote_trigger": True,
     "firmware": True, "diagnostics": True, "security_profiles": [0], "signed_firmware": True,
     "file_transfer": ["HTTP"], "backup_power": False, "manual_backends": ["webhook"],
-    "heartbeat_interval": 3, "meter_interval": 2, "clock_aligned_interval": 4, "connection_timeout": 3,
+    "heartbeat_interval": 3, "meter_interval": 3, "clock_aligned_interval": 4, "connection_timeout": 3,
     "transaction_duration": 3, "reservation_minutes": 0.1, "offline_seconds": 5, "message_timeout": 15,
     "tolerance": 1.5, "reboot_timeout": 30, "reconnect_allowance": 10, "vendor": "Bench CPO",
 }

@@ -28,3 +28,17 @@ async def test_an_unattended_case_passes_against_the_simulator(case_id: str, nur
     [result] = document["cases"]
     assert result["verdict"] == "PASS", explain(result)
     assert not result["approximate"], explain(result)
+
+
+PROMPTED = [c.id for c in model.catalogue() if set(c.automation) != {"AUTO"}]
+
+
+@pytest.mark.parametrize("case_id", PROMPTED)
+async def test_a_prompted_case_passes_with_the_simulator_answering_the_webhook(case_id: str, nursery: trio.Nursery,
+                                                                                 tmp_path):
+    async with bench(nursery, tmp_path, setup_for(case_id)) as b:
+        document = await run(b, [case_id])
+    [result] = document["cases"]
+    assert result["verdict"] == "PASS", explain(result)
+    manual = [s for s in result["steps"] if s["kind"] == "manual"]
+    assert manual and all(s["backend"] == "webhook" for s in manual), explain(result)
