@@ -659,8 +659,8 @@ def context(decl: Declarations, now: datetime | None = None) -> dict[str, Any]:
     values["one_hour_ago"] = clock.iso(now - timedelta(hours=1))
     values["reservation_seconds"] = decl.reservation_minutes * 60
     values["unknown_connector"] = decl.connectors + 1
-    values["higher_security_profile"] = min(decl.security_profile + 1, 3)
-    values["lower_security_profile"] = max(decl.security_profile - 1, 0)
+    values["higher_security_profile"] = str(min(decl.security_profile + 1, 3))  # configuration values are text
+    values["lower_security_profile"] = str(max(decl.security_profile - 1, 0))
     values.update(security_material(now, decl.firmware_signature))
     values["in_one_hour"] = clock.iso(now + timedelta(hours=1))
     return values
