@@ -35,6 +35,7 @@ from .ops.notify import Notifier
 from .store.retention import Policy, Rule, Thinning
 from .store.store import Store, open_store
 from .chargertest.tools import Tools as ChargerTestTools
+from .chargertest.runner import ChargerTests
 
 YOUNG_GENERATION_THRESHOLD = 50_000
 log = structlog.get_logger("gateway")
@@ -52,6 +53,7 @@ class Running:
     ykc_port: int | None = None
     monitor: Monitor | None = None
     charger_test_tools: ChargerTestTools | None = None  # prompts and the file server of charger test runs
+    charger_tests: ChargerTests | None = None  # the charger test runs
 
 
 async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, handle_signals: bool = False,
@@ -105,6 +107,10 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
             charger_test_tools = ChargerTestTools.start(config.charger_test_files, config.db, chargers.events,
                                                          nursery)
             app.charger_test_tools = charger_test_tools  # type: ignore[attr-defined]  # charger_test_reports_api.py
+            # Charger test runs, each under its charger's supervision (gateway/chargertest/runner.py)
+            charger_tests = ChargerTests(commands, charger_test_tools.prompts, charger_test_tools.files)
+            app.charger_tests = charger_tests  # type: ignore[attr-defined]  # gateway/http/charger_test_api.py
+            await nursery.start(charger_tests.run)
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)
             nursery.start_soon(chargers.watchdog)
@@ -157,7 +163,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                 # time (docs/benchmarks.md). Reference counting frees them anyway; cycles wait longer.
                 gc.set_threshold(YOUNG_GENERATION_THRESHOLD)
                 task_status.started(Running(bound_ocpp, bound_http, chargers, auth, bound_tls, bound_ykc, monitor,
-                                            charger_test_tools))
+                                            charger_test_tools, charger_tests))
                 notifier.ready(f"serving chargers on {ocpp_host}:{bound_ocpp}, HTTP on {http_host}:{bound_http}")
                 await shutdown.wait()
                 notifier.stopping()

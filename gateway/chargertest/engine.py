@@ -466,14 +466,14 @@ class CaseRun:
         payload = fill(step.payload, self.values)
         expect = fill(step.expect, self.values)
         result.expected = {"action": step.action, "payload": payload, "answer": expect,
-                           **({"callError": list(step.callerror)} if step.callerror else {})}
+                           **({"orCallError": list(step.callerror)} if step.callerror else {})}
         try:
             answer = await self.call(step.action, payload, seconds(step.timeout, self.values))
         except StepFailed as failed:
-            code = (failed.actual or {}).get("callError")
+            code = failed.actual.get("callError") if isinstance(failed.actual, dict) else None
             if code is None or code not in step.callerror:
                 raise
-            result.actual = failed.actual
+            result.actual = failed.actual  # a refusal by CALLERROR the case allows
             return
         result.actual = answer
         if step.name:
@@ -481,9 +481,9 @@ class CaseRun:
         if step.action == "ReserveNow" and answer.get("status") == "Accepted":
             self.reservations.append(payload.get("reservationId"))
         wrong = mismatches(expect, answer, "answer")
-        if wrong and step.warn is not None and not mismatches(fill(step.warn, self.values), answer):
-            result.reason = f"{step.action} answered {json.dumps(answer)}: allowed, but not what the case prefers"
-            self.result.warnings.append(f"step {result.index}: {result.reason}")
+        if wrong and step.warn is not None and not mismatches(fill(step.warn, self.values), answer, "answer"):
+            result.reason = f"{step.action}: answered {json.dumps(answer)}: allowed, but not the answer expected"
+            self.result.warnings.append(f"step {self.current}: {result.reason}")
         elif wrong:
             raise StepFailed(f"{step.action}: " + "; ".join(wrong), answer)
 

@@ -22,6 +22,7 @@ from cattrs.gen import make_dict_structure_fn, override
 from cattrs.v import format_exception
 
 from .. import clock
+from .material import MATERIAL, security_material
 
 CATALOGUE_VERSION = "gateway-cs-1.6-2026.1"  # bumped when cases change meaning
 NOT_CERTIFICATION = ("This is not an OCA certification: it is the gateway's own reading of the OCPP 1.6 "
@@ -91,8 +92,8 @@ class Send:
     action: str
     payload: dict[str, Any] = attrs.Factory(dict)
     expect: dict[str, Any] = attrs.Factory(dict)
-    callerror: tuple[str, ...] = ()  # CALLERROR codes that pass as well as an answer matching `expect`
-    warn: dict[str, Any] | None = None  # an answer matching this instead passes with a warning
+    callerror: tuple[str, ...] = ()  # CALLERROR codes that refuse as well as the expected answer does
+    warn: dict[str, Any] | None = None  # an answer matching this passes with a warning (allowed, not advised)
     timeout: Seconds = 30.0
     name: str | None = None
     note: str = ""
@@ -231,7 +232,6 @@ class Store:
 
 
 END = "end"  # `until` the end of the case
-
 
 Step = Union[Send, Expect, Unordered, Absent, Answer, Configure, Manual, Disconnect, ResetReboot, Connection, Wait,
              Store]
@@ -468,13 +468,12 @@ def catalogue() -> tuple[Case, ...]:
 
 
 def _order(case_id: str) -> tuple:
-    """TC_004_2_CS after TC_004_1_CS, TC_010 after TC_009: the numbers compared as numbers."""
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in case_id.split("_"))
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in case_id.split("_"))  # TC_005_1 < TC_007
 
 
 # ---- plans --------------------------------------------------------------------------------------
 
-PLANS = ("core", "all", *PROFILES.values())
+PLANS = ("core", "all", *(folder for folder in PROFILES.values() if folder != "core"))
 
 
 def plan(name: str, cases: Iterable[Case], only: Iterable[str] = ()) -> list[Case]:
@@ -525,13 +524,15 @@ class Declarations:
     parent_tag: str = "PARENT01"
     heartbeat_interval: int = 60
     meter_interval: int = 10
-    meter_interval_changed: int = 15  # the MeterValueSampleInterval a case changes it to
-    aligned_interval: int = 30  # ClockAlignedDataInterval
+    clock_aligned_interval: int = 0
     connection_timeout: int = 30
     transaction_duration: int = 10  # how long to wait to be sure no transaction starts
-    offline_duration: int = 30  # how long the gateway keeps a charger offline
-    reservation_seconds: int = 300  # reservation_expiry is this far from now
-    unknown_transaction_id: int = 987654321  # a transaction id the charger never had
+    reservation_minutes: float = 5  # reservation_expiry is this far from now
+    offline_seconds: int = 30  # how long the offline cases keep the charger away
+    security_profile: int = 0  # the profile the charger runs at when the run starts
+    signed_firmware_url: str = ""  # signed firmware (the vendor's image, signature and signing certificate)
+    signing_certificate: str = ""
+    firmware_signature: str = ""
     firmware_url: str = ""
     bad_firmware_url: str = ""
     upload_url: str = ""
@@ -558,8 +559,7 @@ class Declarations:
         for profile in self.security_profiles:
             if profile not in (0, 1, 2, 3):
                 raise ValueError(f"security profile {profile!r} is not one of 0, 1, 2, 3")
-        for name in ("heartbeat_interval", "message_timeout", "reboot_timeout", "reconnect_allowance",
-                     "reservation_seconds", "offline_duration"):
+        for name in ("heartbeat_interval", "message_timeout", "reboot_timeout", "reconnect_allowance"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
 
@@ -655,30 +655,23 @@ def context(decl: Declarations, now: datetime | None = None) -> dict[str, Any]:
     now = now or clock.now()
     values = {name: getattr(decl, name) for name in TEMPLATE_NAMES if hasattr(decl, name)}
     values["now"] = clock.iso(now)
-    values["reservation_expiry"] = clock.iso(now + timedelta(seconds=decl.reservation_seconds))
+    values["reservation_expiry"] = clock.iso(now + timedelta(minutes=decl.reservation_minutes))
     values["one_hour_ago"] = clock.iso(now - timedelta(hours=1))
+    values["reservation_seconds"] = decl.reservation_minutes * 60
     values["unknown_connector"] = decl.connectors + 1
-    values["cpo_name"] = decl.vendor
-    values["lower_security_profile"] = min(decl.security_profiles)
-    values["higher_security_profile"] = max(decl.security_profiles)
-    values["unreachable_upload_url"] = "http://127.0.0.1:9/unreachable/"  # the discard port: nothing listens
+    values["higher_security_profile"] = min(decl.security_profile + 1, 3)
+    values["lower_security_profile"] = max(decl.security_profile - 1, 0)
+    values.update(security_material(now, decl.firmware_signature))
     values["in_one_hour"] = clock.iso(now + timedelta(hours=1))
     return values
 
 
 TEMPLATE_NAMES = frozenset({
-    # declared (Declarations)
     "connector", "connectors", "valid_tag", "valid_tag_2", "invalid_tag", "parent_tag", "heartbeat_interval",
-    "meter_interval", "meter_interval_changed", "aligned_interval", "connection_timeout", "transaction_duration",
-    "offline_duration", "reservation_seconds", "unknown_transaction_id", "firmware_url", "bad_firmware_url",
-    "upload_url", "vendor",
-    # derived from them (context)
-    "now", "reservation_expiry", "one_hour_ago", "in_one_hour", "unknown_connector", "cpo_name",
-    "lower_security_profile", "higher_security_profile", "unreachable_upload_url",
-    # provided by the run: the file server and the certificate authority (runner.py)
-    "missing_firmware_url", "signed_firmware_url", "firmware_signature", "bad_firmware_signature",
-    "signing_certificate", "test_root_certificate", "test_root_hash", "invalid_certificate",
-    "new_authorization_key"})
+    "meter_interval", "clock_aligned_interval", "connection_timeout", "transaction_duration", "firmware_url",
+    "bad_firmware_url", "upload_url", "vendor", "now", "reservation_expiry", "one_hour_ago", "in_one_hour",
+    "reservation_seconds", "unknown_connector", "offline_seconds", "signed_firmware_url", "signing_certificate",
+    "firmware_signature", "higher_security_profile", "lower_security_profile", *MATERIAL})
 
 
 def placeholders(value: Any) -> set[str]:
@@ -726,7 +719,8 @@ ANY = "*"
 
 def mismatches(pattern: Any, actual: Any, path: str = "") -> list[str]:
     """How `actual` differs from `pattern` (empty: it matches). A table matches a subset of the keys; a list
-    means any of its values; "*" means present with any value; anything else must be equal (1 == 1.0)."""
+    means any of its values (against a list: each of its items matches some item of the list, in any order);
+    "*" means present with any value; anything else must be equal (1 == 1.0)."""
     where = path or "payload"
     if isinstance(pattern, dict):
         if not isinstance(actual, dict):
@@ -741,6 +735,11 @@ def mismatches(pattern: Any, actual: Any, path: str = "") -> list[str]:
         return found
     if pattern == ANY:
         return []
+    if isinstance(pattern, list) and isinstance(actual, list):
+        missing = [p for p in pattern if all(mismatches(p, item, path) for item in actual)]
+        if not missing:
+            return []
+        return [f"{where}: no item matches {_json(p)}" for p in missing]
     if isinstance(pattern, list):
         if any(not mismatches(p, actual, path) for p in pattern):
             return []
