@@ -13,6 +13,7 @@ import csv
 import html
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from typing import Any, Iterable
@@ -91,6 +92,17 @@ def _failing_step(case: dict[str, Any]) -> dict[str, Any] | None:
     return next((s for s in case.get("steps") or [] if s.get("verdict") in ("FAIL", "INCONC")), None)
 
 
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_safe(node: ET.Element) -> None:
+    """Characters XML 1.0 cannot hold (a charger's string may carry any) replaced by U+FFFD, everywhere."""
+    for element in node.iter():
+        element.attrib.update({k: _NOT_XML.sub("\ufffd", v) for k, v in element.attrib.items()})
+        if element.text:
+            element.text = _NOT_XML.sub("\ufffd", element.text)
+
+
 def junit(run: Run) -> str:
     """JUnit XML: one <testsuite> per profile, one <testcase> per case id; FAIL is a <failure>, ERROR and
     INCONC an <error> (its type says which), NOT_APPLICABLE and SKIPPED <skipped> with the reason; the
@@ -129,6 +141,7 @@ def junit(run: Run) -> str:
                 ET.SubElement(testcase, "skipped", message=f"{verdict}: {reason}", type=verdict)
             if verdict not in ("NOT_APPLICABLE", "SKIPPED"):
                 ET.SubElement(testcase, "system-out").text = f"{case.get('title', '')}\n{_step_lines(case)}"
+    _xml_safe(root)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
