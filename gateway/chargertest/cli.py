@@ -15,6 +15,7 @@ from typing import Any, Callable, TextIO
 import httpx
 
 from .model import PLANS
+from .terminal import TerminalPrompter
 
 POLL = 1.0  # seconds between two looks at the run
 
@@ -111,15 +112,8 @@ def drive(client: httpx.Client, cp_id: str, plan: str, cases: list[str], declare
 
 
 def _prompts(client: httpx.Client, run_id: str, out: TextIO, ask: Callable[[str], str]) -> None:
-    """Ask the person at the terminal for each manual step waiting, and answer it."""
-    for prompt in client.get("/api/charger-tests/prompts", params={"runId": run_id}).json():
-        print(f"\n[{prompt['caseId']} step {prompt['step']}] {prompt['instruction']}", file=out)
-        if prompt.get("expect"):
-            print(f"  then the gateway expects: {prompt['expect']}", file=out)
-        reply = ask("  done / cannot / abort? ").strip().lower() or "done"
-        answer = {"d": "done", "c": "cannot", "a": "abort"}.get(reply[:1], "cannot")
-        client.post(f"/api/charger-tests/prompts/{prompt['promptId']}",
-                    json={"answer": answer, "via": "terminal"})
+    """Ask the person at the terminal for each manual step waiting, and answer it (terminal.py)."""
+    TerminalPrompter(client, run_id, ask=ask, say=lambda line: print(line, file=out)).poll()
 
 
 def _message(response: httpx.Response) -> str:
