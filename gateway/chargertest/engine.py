@@ -13,6 +13,7 @@ their calls in any order without a word.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from typing import Any, Protocol, Sequence
@@ -23,6 +24,7 @@ import trio
 
 from .. import clock
 from ..chargepoint.errors import CallErrorReceived, CallTimeout, CommandError, NotConnected
+from ..ocpp.validation import load_schema
 from . import manual as manuals
 from .model import (Absent, Answer, Case, Configure, Connection, Declarations, Disconnect, Expect, Manual, ResetReboot, Send,
                     Step, StepVerdict, Store, TemplateError, Unordered, Verdict, Wait, context, describe, dig,
@@ -169,9 +171,8 @@ class Answers:
 
     def tag_info(self, tag: Any) -> dict[str, Any]:
         decl = self.decl
-        if tag in (decl.valid_tag, decl.valid_tag_2):
-            return {"status": ACCEPTED_TAG, "parentIdTag": decl.parent_tag}
-        if tag == decl.parent_tag:
+        # Each valid tag stands alone (no parentIdTag): a case about a group of tags answers with one itself.
+        if tag in (decl.valid_tag, decl.valid_tag_2, decl.parent_tag):
             return {"status": ACCEPTED_TAG}
         return {"status": "Invalid"}
 
@@ -463,7 +464,7 @@ class CaseRun:
             raise Inconclusive(f"{action} could not be sent: {exc}") from None
 
     async def _send(self, step: Send, result: StepResult) -> None:
-        payload = fill(step.payload, self.values)
+        payload = as_schema(fill(step.payload, self.values), _request_schema(step.action))
         expect = fill(step.expect, self.values)
         result.expected = {"action": step.action, "payload": payload, "answer": expect,
                            **({"orCallError": list(step.callerror)} if step.callerror else {})}
@@ -717,6 +718,28 @@ class CaseRun:
             self._check_violations()
             if not await self.trace.changed(deadline):
                 return
+
+
+@functools.cache
+def _request_schema(action: str) -> dict[str, Any]:
+    try:
+        return load_schema(action, "request")
+    except (OSError, ValueError):  # not an OCPP action: the command service says so when it is sent
+        return {}
+
+
+def as_schema(value: Any, schema: dict[str, Any]) -> Any:
+    """`value` with the numbers of the test data written as text where the message's schema asks for text (a
+    configuration value is text in OCPP, "{meter_interval}" is a number)."""
+    kind = schema.get("type")
+    if kind == "string" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, dict) and kind == "object":
+        properties = schema.get("properties", {})
+        return {k: as_schema(v, properties.get(k, {})) for k, v in value.items()}
+    if isinstance(value, list) and kind == "array":
+        return [as_schema(v, schema.get("items", {})) for v in value]
+    return value
 
 
 def _kind(call: Observed) -> tuple[str, str | None]:
