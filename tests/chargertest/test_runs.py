@@ -299,6 +299,7 @@ async def test_the_command_line_follows_a_run_and_answers_prompts(gw: Gateway, n
 
     code, text = await trio.to_thread.run_sync(follow, ["TC_907_CS"], {**DECLARED, "manual_backends": ["terminal"]})
     assert code == 0 and "PASS" in text and "TC_907_CS" in text and asked, text
+    assert text.index("running         TC_907_CS") < text.index("PASS")  # progress: the case running, asked
     assert "not an OCA certification" in text and "/report.html" in text
     code, text = await trio.to_thread.run_sync(follow, ["TC_901_CS"], DECLARED)
     assert code == 1 and "FAIL" in text and "Rejected" in text, text
@@ -359,3 +360,18 @@ async def test_progress_is_published_live(gw: Gateway, nursery: trio.Nursery):
     assert ("step", "TC_901_CS", 1, "PASS") in states
     assert ("case", "TC_901_CS", None, "PASS") in states
     assert states[-1][0] == "finished"
+
+
+async def test_a_run_left_running_by_a_stopped_gateway_is_marked_stopped(nursery: trio.Nursery, tmp_path: Path):
+    from tests.chargertest.runs import run as kept_run
+
+    config = make_config(tmp_path)
+    async with started(nursery, config) as gateway:
+        document = kept_run(run_id="left-running")
+        document.update(state="running", finishedAt=None, stoppedAt=None)
+        await gateway.store.charger_tests.save(document)
+    async with started(nursery, config) as gateway, gateway.http() as http:
+        found = (await http.get("/api/charger-tests/left-running")).json()
+    assert found["state"] == "stopped" and found["finishedAt"] is not None
+    assert found["stoppedAt"]["why"] == "the gateway stopped during the run"
+    assert found["cases"] == document["cases"]  # what was decided is kept
