@@ -399,16 +399,17 @@ class CaseRun:
     def _arm(self, index: int) -> None:
         """Arm the answers of this expect step and of those right after it: their calls may come before
         the engine reaches them (a BootNotification while the Reset's answer is awaited)."""
-        for later in self.case.steps[index:]:
-            group = later.steps if isinstance(later, Unordered) else (later,)
-            if not all(isinstance(s, Expect) for s in group) and later is not self.case.steps[index]:
+        steps = self.case.steps
+        for number in range(index, len(steps)):
+            group = steps[number].steps if isinstance(steps[number], Unordered) else (steps[number],)
+            if number > index and not all(isinstance(s, Expect) for s in group):
                 break
             for expect in group:
                 if isinstance(expect, Expect) and expect.answer is not None:
-                    step_no = self.case.steps.index(later)
-                    if not any(a.step == step_no and a.action == expect.action and a.match == fill(
-                            expect.match, self.values) for a in self.answers.armed):
-                        self.answers.armed.append(_Armed(step_no, expect.action, fill(expect.match, self.values),
+                    match = fill(expect.match, self.values)
+                    if not any(a.step == number and a.action == expect.action and a.match == match
+                               for a in self.answers.armed):
+                        self.answers.armed.append(_Armed(number, expect.action, match,
                                                          fill(expect.answer, self.values), expect.times))
 
     def _check_violations(self) -> None:
