@@ -481,7 +481,7 @@ def _order(case_id: str) -> tuple:
 
 # ---- plans --------------------------------------------------------------------------------------
 
-PLANS = ("core", "all", *PROFILES.values())
+PLANS = ("core", "all", *(folder for folder in PROFILES.values() if folder != "core"))
 
 
 def plan(name: str, cases: Iterable[Case], only: Iterable[str] = ()) -> list[Case]:
@@ -762,6 +762,11 @@ def _equal(a: Any, b: Any) -> bool:
         return a is b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return a == b
+    if isinstance(a, (int, float)) and isinstance(b, str):
+        # A number from the test data against a text field (a configuration value is text in OCPP): the
+        # text must be the number written plainly. A number where the schema wants text is the schema's
+        # violation, found apart from matching.
+        return b.strip() == (str(int(a)) if float(a).is_integer() else str(a))
     return type(a) is type(b) and a == b
 
 

@@ -13,6 +13,7 @@ import csv
 import html
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from typing import Any, Iterable
@@ -74,7 +75,7 @@ def _seconds(case: dict[str, Any]) -> str:
 def _step_lines(case: dict[str, Any]) -> str:
     lines = []
     for step in case.get("steps") or []:
-        line = f"[{step.get('verdict')}] step {step.get('index')} {step.get('kind')}: {step.get('description', '')}"
+        line = f"[{step.get('verdict')}] step {step.get('index')} {_step_text(step)}"
         if step.get("backend"):
             line += f" (by {step['backend']})"
         lines.append(line)
@@ -89,6 +90,17 @@ def _step_lines(case: dict[str, Any]) -> str:
 
 def _failing_step(case: dict[str, Any]) -> dict[str, Any] | None:
     return next((s for s in case.get("steps") or [] if s.get("verdict") in ("FAIL", "INCONC")), None)
+
+
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_safe(node: ET.Element) -> None:
+    """Characters XML 1.0 cannot hold (a charger's string may carry any) replaced by U+FFFD, everywhere."""
+    for element in node.iter():
+        element.attrib.update({k: _NOT_XML.sub("\ufffd", v) for k, v in element.attrib.items()})
+        if element.text:
+            element.text = _NOT_XML.sub("\ufffd", element.text)
 
 
 def junit(run: Run) -> str:
@@ -129,6 +141,7 @@ def junit(run: Run) -> str:
                 ET.SubElement(testcase, "skipped", message=f"{verdict}: {reason}", type=verdict)
             if verdict not in ("NOT_APPLICABLE", "SKIPPED"):
                 ET.SubElement(testcase, "system-out").text = f"{case.get('title', '')}\n{_step_lines(case)}"
+    _xml_safe(root)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -214,15 +227,16 @@ def _frame_label(text: str, calls: dict[str, str]) -> tuple[str, bool]:
             calls[message_id] = str(frame[2])
             label = f"{frame[2]} {json.dumps(frame[3], ensure_ascii=False, separators=(',', ':'))}"
         elif kind == 3:
-            label = f"{calls.get(message_id, '?')}.conf {json.dumps(frame[2], ensure_ascii=False, separators=(',', ':'))}"
+            answered = f"{calls[message_id]}.conf" if message_id in calls else "CALLRESULT"
+            label = f"{answered} {json.dumps(frame[2], ensure_ascii=False, separators=(',', ':'))}"
         elif kind == 4:
             error = True
-            label = f"{calls.get(message_id, '?')} CALLERROR {frame[2]} {frame[3]}"
+            label = f"{calls[message_id] + ' ' if message_id in calls else ''}CALLERROR {frame[2]} {frame[3]}"
         else:
             label = text
     except (ValueError, IndexError, TypeError, KeyError):
         label = text
-    return (label if len(label) <= 90 else label[:87] + "..."), error
+    return (label if len(label) <= 80 else label[:77] + "..."), error
 
 
 def sequence_chart(case: dict[str, Any]) -> str:
@@ -230,12 +244,10 @@ def sequence_chart(case: dict[str, Any]) -> str:
     one arrow per frame with its time; the step each frame belongs to is named in the margin."""
     frames = case.get("frames") or []
     step_of = {index: step.get("index") for step in case.get("steps") or [] for index in step.get("frames") or []}
-    left, right, top, row = 190, 830, 46, 34
+    left, right, top, row = 190, 760, 46, 34
     height = top + row * max(1, len(frames)) + 10
     parts = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 900 {height}" width="900" '
              f'height="{height}" role="img" aria-label="sequence chart of {_e(case.get("id"))}">',
-             '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
-             'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#333"/></marker></defs>',
              f'<text x="{left}" y="18" text-anchor="middle" class="lane">Charger (under test)</text>',
              f'<text x="{right}" y="18" text-anchor="middle" class="lane">Central system (gateway)</text>',
              f'<line x1="{left}" y1="26" x2="{left}" y2="{height - 4}" class="lifeline"/>',
@@ -254,7 +266,9 @@ def sequence_chart(case: dict[str, Any]) -> str:
                      f'{"charger to gateway" if inbound else "gateway to charger"}: {_e(text)}</title>'
                      f'<text x="6" y="{y + 4}" class="time">{_e(clock_time)}</text>'
                      + (f'<text x="120" y="{y + 4}" class="step">step {_e(step)}</text>' if step is not None else "")
-                     + f'<line x1="{x1}" y1="{y + 8}" x2="{x2}" y2="{y + 8}" marker-end="url(#arrow)"/>'
+                     + f'<line x1="{x1}" y1="{y + 8}" x2="{x2}" y2="{y + 8}"/>'
+                     f'<polygon points="{x2},{y + 8} {x2 - 9 if inbound else x2 + 9},{y + 4} '
+                     f'{x2 - 9 if inbound else x2 + 9},{y + 12}"/>'
                      f'<text x="{(left + right) // 2}" y="{y + 3}" text-anchor="middle" class="label">'
                      f'{_e(label)}</text></g>')
     if not frames:
@@ -277,11 +291,18 @@ text-align:left;vertical-align:top}th{background:#f1f3f7}td.n{text-align:right}
 details{border:1px solid #d4d8e0;border-radius:4px;margin:.4em 0;padding:.3em .7em}
 summary{cursor:pointer}pre{white-space:pre-wrap;word-break:break-all;margin:0;font-size:12px}
 .chart{display:block;max-width:100%;height:auto;margin:.6em 0}.chart .lane{font-weight:600;font-size:13px}
-.chart .lifeline{stroke:#99a;stroke-dasharray:4 3}.chart line{stroke:#333;stroke-width:1.3}
-.chart .out line{stroke:#1f5fbf}.chart .error line{stroke:#b00}
+.chart .lifeline{stroke:#99a;stroke-dasharray:4 3}.chart line{stroke:#333;stroke-width:1.3}.chart polygon{fill:#333}
+.chart .out line{stroke:#1f5fbf}.chart .out polygon{fill:#1f5fbf}.chart .error line{stroke:#b00}
+.chart .error polygon{fill:#b00}
 .chart .time,.chart .step{font:11px monospace;fill:#555}.chart .label{font:11px monospace;fill:#111}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.1em 1em}dt{font-weight:600}dd{margin:0}
 """
+
+
+def _step_text(step: dict[str, Any]) -> str:
+    """A step in words: its description, after its kind unless the description starts with it."""
+    kind, description = str(step.get("kind") or ""), str(step.get("description") or "")
+    return description if description.startswith(kind) else f"{kind}: {description}".strip(": ")
 
 
 def _badge(verdict: Any) -> str:
@@ -312,8 +333,8 @@ def _case_html(case: dict[str, Any]) -> str:
         out.append("<table><tr><th>#</th><th>Step</th><th>Verdict</th><th>Expected</th><th>Actual</th>"
                    "<th>Done by</th></tr>")
         for step in steps:
-            out.append(f"<tr><td class=n>{_e(step.get('index'))}</td><td>{_e(step.get('kind'))}: "
-                       f"{_e(step.get('description'))}</td><td>{_badge(step.get('verdict'))}</td>"
+            out.append(f"<tr><td class=n>{_e(step.get('index'))}</td><td>{_e(_step_text(step))}</td>"
+                       f"<td>{_badge(step.get('verdict'))}</td>"
                        f"<td>{_json_cell(step.get('expected'))}</td><td>{_json_cell(step.get('actual'))}</td>"
                        f"<td>{_e(step.get('backend') or '')}</td></tr>")
         out.append("</table>")

@@ -49,8 +49,10 @@ def _tools() -> Tools:
 
 
 async def _run(run_id: str) -> dict[str, Any]:
-    """The run's canonical JSON, if the caller may see its charger; else 404 as for a run that does not exist."""
-    found = await services().chargers.store.charger_tests.get(run_id) if len(run_id) <= 64 else None
+    """The run's canonical JSON (a run in progress as it is now), if the caller may see its charger; else 404
+    as for a run that does not exist."""
+    tests = current_app.charger_tests  # type: ignore[attr-defined]  # gateway/app.py
+    found = await tests.document(run_id) if len(run_id) <= 64 else None
     if found is None:
         raise ApiError(404, "not_found", f"no charger test run {run_id[:64]!r}")
     return found

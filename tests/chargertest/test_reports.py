@@ -9,6 +9,8 @@ import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
+from hypothesis import given, settings, strategies as st
+
 from gateway.chargertest import reports
 
 from .runs import HOSTILE, case, later, run
@@ -147,3 +149,26 @@ def test_a_run_with_no_cases_yet_renders() -> None:
     assert ET.fromstring(reports.junit(empty)).get("tests") == "0"
     assert "CP9" in reports.to_html(empty)
     assert len(list(csv.reader(io.StringIO(reports.to_csv(empty))))) == 2
+
+
+_ANY_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(vendor=_ANY_TEXT, reason=_ANY_TEXT, frame_text=_ANY_TEXT, title=_ANY_TEXT)
+def test_whatever_the_charger_sends_every_report_stays_well_formed(vendor, reason, frame_text, title) -> None:
+    made = run()
+    made["charger"]["vendor"] = vendor
+    made["cases"][1].update(reason=reason, title=title)
+    made["cases"][0]["frames"][2]["text"] = frame_text
+    root = ET.fromstring(reports.junit(made))  # parses: nothing XML 1.0 cannot hold
+    assert root.find("testsuite/testcase[@name='TC_021_CS']/failure") is not None
+    page = reports.to_html(made)
+    parsed = _Elements()
+    parsed.feed(page)
+    assert set(parsed.tags) <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "b", "i", "dl", "dt",
+                                "dd", "table", "tr", "th", "td", "details", "summary", "span", "pre", "svg", "text",
+                                "line", "polygon", "g"}
+    rows = list(csv.reader(io.StringIO(reports.to_csv(made), newline="")))
+    assert len(rows) == 9 and all(len(r) == len(reports.CSV_COLUMNS) for r in rows)
+    assert json.loads(reports.to_json(made))["charger"]["vendor"] == vendor

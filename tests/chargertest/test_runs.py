@@ -275,3 +275,36 @@ async def test_bad_requests_are_answered_clearly(gw: Gateway, nursery: trio.Nurs
         assert (await http.get("/api/charger-tests/unknown-run")).status_code == 404
         plans = (await http.get("/api/charger-tests/plans")).json()
         assert {p["plan"] for p in plans} >= {"core", "all", "reservation"}
+
+
+async def test_the_command_line_follows_a_run_and_answers_prompts(gw: Gateway, nursery: trio.Nursery):
+    import io
+
+    import httpx
+
+    from gateway.chargertest.cli import drive
+
+    await charger(nursery, gw, Faults({"ChangeConfiguration": "reject"}))
+    asked: list[str] = []
+
+    def person(question: str) -> str:
+        asked.append(question)
+        return "done"
+
+    def follow(cases: list[str], declared: dict) -> tuple[int, str]:
+        out = io.StringIO()
+        with httpx.Client(base_url=f"http://127.0.0.1:{gw.http_port}", timeout=10) as client:
+            code = drive(client, CP, "all", cases, declared, out=out, ask=person, poll=0.05)
+        return code, out.getvalue()
+
+    code, text = await trio.to_thread.run_sync(follow, ["TC_907_CS"], {**DECLARED, "manual_backends": ["terminal"]})
+    assert code == 0 and "PASS" in text and "TC_907_CS" in text and asked, text
+    assert "not an OCA certification" in text and "/report.html" in text
+    code, text = await trio.to_thread.run_sync(follow, ["TC_901_CS"], DECLARED)
+    assert code == 1 and "FAIL" in text and "Rejected" in text, text
+
+    def unknown() -> int:
+        with httpx.Client(base_url=f"http://127.0.0.1:{gw.http_port}", timeout=10) as client:
+            return drive(client, "NOBODY", "core", [], {}, out=io.StringIO())
+
+    assert await trio.to_thread.run_sync(unknown) == 2

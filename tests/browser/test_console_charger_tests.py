@@ -1,0 +1,53 @@
+"""The console's Charger tests view in headless Chromium: start a run, answer its prompt, follow it to its
+verdict, save its HTML report."""
+
+from __future__ import annotations
+
+import json
+
+from playwright.sync_api import expect
+
+from .conftest import WAIT_MS
+
+
+def test_a_run_started_and_prompted_in_the_console_ends_with_its_report(console, chargers, cp_id, tmp_path):
+    chargers.start(cp_id)
+    console.click("nav button[data-view=chargertests]")
+    view = console.locator("#view-chargertests")
+    expect(view).to_be_visible()
+    view.locator("#ct-start-box summary").click()
+    form = view.locator("#ct-start")
+    form.locator("[name=cpId]").fill(cp_id)
+    form.locator("[name=plan]").select_option("core")
+    form.locator("[name=cases]").fill("TC_003_CS")
+    declared = json.loads(form.locator("[name=declarations]").input_value())
+    declared.update(message_timeout=5)
+    form.locator("[name=declarations]").fill(json.dumps(declared))
+    form.locator("button", has_text="Start").click()
+    expect(form.locator("output.note")).to_contain_text("started")
+
+    # the case's first manual step waits for a person here
+    prompt = view.locator(".ct-prompt").first
+    expect(prompt).to_contain_text("Plug the cable in (both ends) on connector 1", timeout=WAIT_MS)
+    expect(prompt).to_contain_text(f"Action needed on {cp_id} · TC_003_CS")
+    expect(prompt).to_contain_text("s left")
+    run = view.locator("#ct-run-card")
+    expect(run.locator("#ct-now")).to_contain_text("Now: TC_003_CS")  # where the run is
+    expect(run.locator("#ct-now")).to_contain_text("step 0")
+    expect(view.locator("#ct-frames")).to_contain_text("BootNotification")  # the charger's frames
+    prompt.locator("button", has_text="Cannot").click()  # no cable on this bench
+    expect(view.locator(".ct-prompt")).to_have_count(0)
+
+    # the case cannot go on without the cable: inconclusive, with who answered the manual step
+    case = run.locator("tr", has=console.locator("button", has_text="TC_003_CS"))
+    expect(case.locator(".ct-v")).to_have_text("INCONC", timeout=60_000)
+    expect(run).to_contain_text("finished", timeout=60_000)
+    steps = view.locator("#ct-case")
+    expect(steps.locator("td", has_text="console").first).to_be_visible()  # who did the manual step
+
+    with console.expect_download() as saved:
+        run.locator("button", has_text="HTML").click()
+    path = tmp_path / "report.html"
+    saved.value.save_as(path)
+    page = path.read_text("utf-8")
+    assert "Not a certification" in page and "TC_003_CS" in page and "<svg" in page
