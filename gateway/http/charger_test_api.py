@@ -97,22 +97,24 @@ async def plans() -> Any:
          "requires": list(c.requires)} for c in plan(name, cases)]} for name in PLANS])
 
 
-@routes.route("", role=OPERATOR, post=op(
+@routes.route("", role=VIEWER, get=op("charger tests", "Runs, the latest first", LISTED, errors=("400",), query=[
+    query("chargePointId", "only this charger's", {"type": "string"}),
+    query("limit", "at most this many (default 50)", {"type": "integer", "minimum": 1, "maximum": 500})]))
+async def runs() -> Any:
+    limit = params.integer("limit", 50, low=1, high=500)
+    listed = await _tests().store.charger_tests.list(request.args.get("chargePointId") or None, limit)
+    return jsonify([{"runId": r["id"], "chargePointId": r["charge_point_id"], "plan": r["plan"], "state": r["state"],
+                     "firmware": r["firmware"], "startedAt": r["started_at"], "finishedAt": r["finished_at"],
+                     "summary": r["summary"]} for r in listed])
+
+
+@routes.route("", role=OPERATOR, endpoint="start_run", post=op(
     "charger tests", "Start a run of a plan's cases against a connected charger", STARTED, status="202",
     errors=("400", "404", "409"), body=START,
     description="The charger is taken over for the run: its calls are answered as the cases say, and operators' "
                 "commands to it are refused (409) until the run ends or is stopped. 409 too while another run "
-                "tests it."),
-    get=op("charger tests", "Runs, the latest first", LISTED, errors=("400",), query=[
-        query("chargePointId", "only this charger's", {"type": "string"}),
-        query("limit", "at most this many (default 50)", {"type": "integer", "minimum": 1, "maximum": 500})]))
-async def runs() -> Any:
-    if request.method == "GET":
-        limit = params.integer("limit", 50, low=1, high=500)
-        listed = await _tests().store.charger_tests.list(request.args.get("chargePointId") or None, limit)
-        return jsonify([{"runId": r["id"], "chargePointId": r["charge_point_id"], "plan": r["plan"],
-                         "state": r["state"], "firmware": r["firmware"], "startedAt": r["started_at"],
-                         "finishedAt": r["finished_at"], "summary": r["summary"]} for r in listed])
+                "tests it."))
+async def start_run() -> Any:
     body = await params.json_object()
     cp_id, plan_name = body.get("chargePointId"), body.get("plan")
     if not isinstance(cp_id, str) or not cp_id:

@@ -525,8 +525,12 @@ class SimCharger:
         assert connector.stop is not None
         began = trio.current_time()
         last = began
+        assert self._nursery is not None
+        aligned = trio.CancelScope()
+        self._nursery.start_soon(self._aligned, connector, aligned)
         while not connector.stop.is_set():
-            interval = max(float(self.configuration["MeterValueSampleInterval"][0]), 0.05)
+            configured = float(self.configuration["MeterValueSampleInterval"][0])
+            interval = max(configured, 0.05) if configured > 0 else 1.0  # 0: no sampled values
             if duration is not None:
                 interval = min(interval, max(duration - (trio.current_time() - began), 0))
             with trio.move_on_after(interval):
@@ -536,11 +540,30 @@ class SimCharger:
             last = now
             if connector.stop.is_set() or (duration is not None and now - began >= duration):
                 break
-            await self._transaction_message("MeterValues", {
-                "connectorId": connector.id, "transactionId": connector.transaction_id,
-                "meterValue": [{"timestamp": clock.iso(), "sampledValue": self._sampled(connector, "Sample.Periodic")}]})
-            self.stats.meter_values += 1
+            if configured > 0:
+                await self._meter_values(connector, "Sample.Periodic")
+        aligned.cancel()
         await self._finish(connector, connector.stop_reason if connector.stop.is_set() else "Local")
+
+    async def _meter_values(self, connector: Connector, context: str) -> None:
+        await self._transaction_message("MeterValues", {
+            "connectorId": connector.id, "transactionId": connector.transaction_id,
+            "meterValue": [{"timestamp": clock.iso(), "sampledValue": self._sampled(connector, context)}]})
+        self.stats.meter_values += 1
+
+    async def _aligned(self, connector: Connector, scope: trio.CancelScope) -> None:
+        """Clock-aligned meter values: at every whole multiple of ClockAlignedDataInterval past midnight UTC."""
+        with scope:
+            while True:
+                interval = float(self.configuration["ClockAlignedDataInterval"][0])
+                if interval <= 0:
+                    await trio.sleep(1.0)
+                    continue
+                moment = clock.now()
+                midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+                past = (moment - midnight).total_seconds()
+                await trio.sleep(interval - past % interval)
+                await self._meter_values(connector, "Sample.Clock")
 
     async def _finish(self, connector: Connector, reason: str) -> None:
         if "no_finishing" not in self.settings.bugs:
@@ -793,7 +816,7 @@ class SimCharger:
         self._nursery.start_soon(later)
 
     async def _cmd_RemoteStartTransaction(self, p: dict[str, Any]) -> dict[str, Any]:
-        connector = self.connectors.get(p["connectorId"]) if p.get("connectorId") else self.free_connector()
+        connector = self.connectors.get(p["connectorId"]) if "connectorId" in p else self.free_connector()
         if connector is None or connector.id == 0 or connector.transaction_id is not None \
                 or not connector.available or connector.faulted or connector.pending_tag is not None:
             return {"status": "Rejected"}

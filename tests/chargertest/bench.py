@@ -27,7 +27,7 @@ from tests.tls import make_pki
 from tests.waiting import until
 
 CP = "BENCH-CP1"
-KEY = "0123456789abcdef0123456789abcdef"  # the charger's basic-authentication password (profiles 1 and 2)
+KEY = "7c1f2a9e04b3d86e5f12ab97c4e0d35b18a6f2e9"  # the charger's basic-authentication password (profiles 1 and 2)
 SECRET = "bench-webhook-secret"
 
 # Short intervals keep the catalogue quick; the tolerance absorbs a busy machine.
@@ -36,7 +36,7 @@ DECLARED: dict[str, Any] = {
     "local_auth_list": True, "authorization_cache": True, "smart_charging": True, "remote_trigger": True,
     "firmware": True, "diagnostics": True, "security_profiles": [0], "signed_firmware": True,
     "file_transfer": ["HTTP"], "backup_power": False, "manual_backends": ["webhook"],
-    "heartbeat_interval": 3, "meter_interval": 2, "clock_aligned_interval": 4, "connection_timeout": 3,
+    "heartbeat_interval": 3, "meter_interval": 3, "clock_aligned_interval": 4, "connection_timeout": 3,
     "transaction_duration": 3, "reservation_minutes": 0.1, "offline_seconds": 5, "message_timeout": 15,
     "tolerance": 1.5, "reboot_timeout": 30, "reconnect_allowance": 10, "vendor": "Bench CPO",
 }
@@ -68,7 +68,7 @@ def setup_for(case_id: str) -> Setup:
         return Setup(security_profile=1)
     if case_id in ("TC_083_CS",):
         return Setup(security_profile=1, tls=True)
-    if case_id in ("TC_084_CS", "TC_086_CS"):
+    if case_id in ("TC_078_CS", "TC_084_CS", "TC_086_CS"):
         return Setup(security_profile=2, tls=True)
     if case_id in ("TC_074_CS", "TC_077_CS", "TC_087_CS"):
         return Setup(security_profile=3, tls=True)
@@ -105,7 +105,8 @@ def _signed_firmware(tmp_path: Path) -> dict[str, str]:
     now = clock.now() - timedelta(minutes=5)
     signer = authority.firmware_signer(authority.create("Bench Firmware", now), "Bench Firmware", now)
     content = (tmp_path / "firmware.bin").read_bytes()
-    return {"signing_certificate": signer.chain_pem(), "firmware_signature": firmware.sign(signer.key, content)}
+    return {"signing_certificate": authority.pem(signer.certificate) + signer.chain_pem(),
+            "firmware_signature": firmware.sign(signer.key, content)}
 
 
 @asynccontextmanager
@@ -157,7 +158,7 @@ def _client(tmp_path: Path) -> tuple[str, str]:
     return cert.read_text() + (folder / "ca.pem").read_text(), key.read_text()
 
 
-async def run(b: Bench, cases: list[str], timeout: float = 240, **declared: Any) -> dict[str, Any]:
+async def run(b: Bench, cases: list[str], timeout: float = 90, **declared: Any) -> dict[str, Any]:
     """Run the cases through POST /api/charger-tests; the run's canonical JSON once it has finished."""
     async with b.gateway.http() as http:
         r = await http.post("/api/charger-tests", json={"chargePointId": CP, "plan": "all", "cases": cases,
