@@ -31,12 +31,14 @@ def test_a_run_started_and_prompted_in_the_console_ends_with_its_report(console,
     expect(prompt).to_contain_text("Plug the cable in (both ends) on connector 1", timeout=WAIT_MS)
     expect(prompt).to_contain_text(f"Action needed on {cp_id} · TC_003_CS")
     expect(prompt).to_contain_text("s left")
+    expect(console.locator("nav button[data-view=chargertests]")).to_have_text("Charger tests (1 waiting)")
     run = view.locator("#ct-run-card")
     expect(run.locator("#ct-now")).to_contain_text("Now: TC_003_CS")  # where the run is
     expect(run.locator("#ct-now")).to_contain_text("step 0")
     expect(view.locator("#ct-frames")).to_contain_text("BootNotification")  # the charger's frames
     prompt.locator("button", has_text="Cannot").click()  # no cable on this bench
     expect(view.locator(".ct-prompt")).to_have_count(0)
+    expect(console.locator("nav button[data-view=chargertests]")).to_have_text("Charger tests")
 
     # the case cannot go on without the cable: inconclusive, with who answered the manual step
     case = run.locator("tr", has=console.locator("button", has_text="TC_003_CS"))
