@@ -92,8 +92,10 @@ def drive(client: httpx.Client, cp_id: str, plan: str, cases: list[str], declare
             shown = len(document["cases"])
             if document["state"] != "running":
                 break
-            if document.get("current") and document["current"] != where:
-                where = document["current"]
+            current = document.get("current")
+            if current and current["caseId"] != where:  # progress: the case running now
+                where = current["caseId"]
+                print(f"  {'running':<15} {where}", file=out, flush=True)
             if terminal:
                 _prompts(client, run_id, out, ask)
             time.sleep(poll)

@@ -13,6 +13,7 @@ their calls in any order without a word.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from typing import Any, Protocol, Sequence
@@ -23,6 +24,7 @@ import trio
 
 from .. import clock
 from ..chargepoint.errors import CallErrorReceived, CallTimeout, CommandError, NotConnected
+from ..ocpp.validation import load_schema
 from . import manual as manuals
 from .model import (Absent, Answer, Case, Configure, Connection, Declarations, Disconnect, Expect, Manual, ResetReboot, Send,
                     Step, StepVerdict, Store, TemplateError, Unordered, Verdict, Wait, context, describe, dig,
@@ -169,9 +171,8 @@ class Answers:
 
     def tag_info(self, tag: Any) -> dict[str, Any]:
         decl = self.decl
-        if tag in (decl.valid_tag, decl.valid_tag_2):
-            return {"status": ACCEPTED_TAG, "parentIdTag": decl.parent_tag}
-        if tag == decl.parent_tag:
+        # Each valid tag stands alone (no parentIdTag): a case about a group of tags answers with one itself.
+        if tag in (decl.valid_tag, decl.valid_tag_2, decl.parent_tag):
             return {"status": ACCEPTED_TAG}
         return {"status": "Invalid"}
 
@@ -398,16 +399,17 @@ class CaseRun:
     def _arm(self, index: int) -> None:
         """Arm the answers of this expect step and of those right after it: their calls may come before
         the engine reaches them (a BootNotification while the Reset's answer is awaited)."""
-        for later in self.case.steps[index:]:
-            group = later.steps if isinstance(later, Unordered) else (later,)
-            if not all(isinstance(s, Expect) for s in group) and later is not self.case.steps[index]:
+        steps = self.case.steps
+        for number in range(index, len(steps)):
+            group = steps[number].steps if isinstance(steps[number], Unordered) else (steps[number],)
+            if number > index and not all(isinstance(s, Expect) for s in group):
                 break
             for expect in group:
                 if isinstance(expect, Expect) and expect.answer is not None:
-                    step_no = self.case.steps.index(later)
-                    if not any(a.step == step_no and a.action == expect.action and a.match == fill(
-                            expect.match, self.values) for a in self.answers.armed):
-                        self.answers.armed.append(_Armed(step_no, expect.action, fill(expect.match, self.values),
+                    match = fill(expect.match, self.values)
+                    if not any(a.step == number and a.action == expect.action and a.match == match
+                               for a in self.answers.armed):
+                        self.answers.armed.append(_Armed(number, expect.action, match,
                                                          fill(expect.answer, self.values), expect.times))
 
     def _check_violations(self) -> None:
@@ -463,7 +465,7 @@ class CaseRun:
             raise Inconclusive(f"{action} could not be sent: {exc}") from None
 
     async def _send(self, step: Send, result: StepResult) -> None:
-        payload = fill(step.payload, self.values)
+        payload = as_schema(fill(step.payload, self.values), _request_schema(step.action))
         expect = fill(step.expect, self.values)
         result.expected = {"action": step.action, "payload": payload, "answer": expect,
                            **({"orCallError": list(step.callerror)} if step.callerror else {})}
@@ -722,6 +724,28 @@ class CaseRun:
             self._check_violations()
             if not await self.trace.changed(deadline):
                 return
+
+
+@functools.cache
+def _request_schema(action: str) -> dict[str, Any]:
+    try:
+        return load_schema(action, "request")
+    except (OSError, ValueError):  # not an OCPP action: the command service says so when it is sent
+        return {}
+
+
+def as_schema(value: Any, schema: dict[str, Any]) -> Any:
+    """`value` with the numbers of the test data written as text where the message's schema asks for text (a
+    configuration value is text in OCPP, "{meter_interval}" is a number)."""
+    kind = schema.get("type")
+    if kind == "string" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, dict) and kind == "object":
+        properties = schema.get("properties", {})
+        return {k: as_schema(v, properties.get(k, {})) for k, v in value.items()}
+    if isinstance(value, list) and kind == "array":
+        return [as_schema(v, schema.get("items", {})) for v in value]
+    return value
 
 
 def _kind(call: Observed) -> tuple[str, str | None]:

@@ -116,6 +116,7 @@ class Run:
         self._stopping: str | None = None
         self._pending: tuple[list, list] = ([], [])  # what the last case changed: (configured, reservations)
         self._nursery: trio.Nursery | None = None
+        self._completed = False
         self.done = trio.Event()
 
     # ---- the canonical JSON -------------------------------------------------------------------
@@ -158,11 +159,16 @@ class Run:
                 nursery.start_soon(self._watch)
                 await self._provide()
                 await self._cases()
+                self._completed = True
                 nursery.cancel_scope.cancel()
         except Exception as exc:  # the gateway's fault: the run says so and the charger is served again
             log.exception("charger test run failed", run=self.run_id)
             self._stopping = self._stopping or f"the gateway failed: {exc!r}"
         finally:
+            if not self._completed and self._stopping is None:  # cancelled: the gateway is stopping
+                self._stopping = "the gateway stopped during the run"
+                if self.case is not None:
+                    self.stopped_at = {"caseId": self.case.case.id, "step": self.case.current, "why": self._stopping}
             chargers.give_back(self.cp_id)
             self.service.prompts.cancel_run(self.run_id)
             self.finished_at = clock.iso()
