@@ -339,17 +339,17 @@ def _converter() -> cattrs.Converter:
 def _seconds(value: Any) -> float | str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0:
-            raise ValueError(f"{value} seconds: a duration cannot be negative")
+            raise _Refused(f"{value} seconds: a duration cannot be negative")
         return float(value)
     if isinstance(value, str) and _PLACEHOLDER.fullmatch(value):
         return value
-    raise ValueError(f"expected a number of seconds or one placeholder such as \"{{heartbeat_interval}}\", not {value!r}")
+    raise _Refused(f"expected a number of seconds or one placeholder such as \"{{heartbeat_interval}}\", not {value!r}")
 
 
 def _str_or_list(value: Any) -> str | list[str]:
     if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
         return value
-    raise ValueError(f"expected a text or a list of texts, not {value!r}")
+    raise _Refused(f"expected a text or a list of texts, not {value!r}")
 
 
 _CONVERTER = _converter()
@@ -385,8 +385,12 @@ def _explain(exc: Exception) -> str:
     return str(exc)
 
 
+class _Refused(ValueError):
+    """A value a hook of ours refuses: its message says why."""
+
+
 def _format(exc: BaseException, type_: Any) -> str:
-    if type(exc) is ValueError:  # raised by a hook of ours: its message says it
+    if isinstance(exc, _Refused):
         return str(exc)
     return format_exception(exc, type_)
 
@@ -428,9 +432,9 @@ def _check(case: Case, source: str) -> None:
             if placeholder not in TEMPLATE_NAMES and placeholder not in stored:
                 raise CaseError(f"{where}: {{{placeholder}}} is neither test data ({', '.join(sorted(TEMPLATE_NAMES))})"
                                 " nor a value kept by an earlier store step")
-    for step in _flat(case.steps):
+    for index, step in enumerate(_flat(case.steps)):
         if isinstance(step, Answer) and step.until not in (None, END) and step.until not in names:
-            raise CaseError(f"{source}: answer {step.action} until {step.until!r}: no step has that name")
+            raise CaseError(f"{source}: step {index}: until {step.until!r}: no step has that name (or \"end\")")
 
 
 def _flat(steps: Iterable[Step]) -> Iterable[Step]:
@@ -545,23 +549,23 @@ class Declarations:
     def __attrs_post_init__(self) -> None:
         for name in ("connectors", "connector"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
+                raise _Refused(f"{name} must be at least 1")
         if self.connector > self.connectors:
-            raise ValueError(f"connector {self.connector} is not one of the {self.connectors} declared")
+            raise _Refused(f"connector {self.connector} is not one of the {self.connectors} declared")
         for backend in self.manual_backends:
             if backend not in ("console", "terminal", "webhook"):
-                raise ValueError(f"manual back-end {backend!r} is not one of console, terminal, webhook")
+                raise _Refused(f"manual back-end {backend!r} is not one of console, terminal, webhook")
         if "webhook" in self.manual_backends and not self.webhook_url:
-            raise ValueError("the webhook back-end needs webhook_url")
+            raise _Refused("the webhook back-end needs webhook_url")
         for protocol in self.file_transfer:
             if protocol not in ("HTTP", "HTTPS", "FTP"):
-                raise ValueError(f"file transfer {protocol!r} is not one of HTTP, HTTPS, FTP")
+                raise _Refused(f"file transfer {protocol!r} is not one of HTTP, HTTPS, FTP")
         for profile in self.security_profiles:
             if profile not in (0, 1, 2, 3):
-                raise ValueError(f"security profile {profile!r} is not one of 0, 1, 2, 3")
+                raise _Refused(f"security profile {profile!r} is not one of 0, 1, 2, 3")
         for name in ("heartbeat_interval", "message_timeout", "reboot_timeout", "reconnect_allowance"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
+                raise _Refused(f"{name} must be positive")
 
     def public(self) -> dict[str, Any]:
         """As the run's JSON shows them (the webhook secret left out)."""

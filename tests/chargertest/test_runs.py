@@ -308,3 +308,54 @@ async def test_the_command_line_follows_a_run_and_answers_prompts(gw: Gateway, n
             return drive(client, "NOBODY", "core", [], {}, out=io.StringIO())
 
     assert await trio.to_thread.run_sync(unknown) == 2
+
+
+async def test_another_tenants_charger_and_runs_are_not_found(nursery: trio.Nursery, tmp_path: Path):
+    from tests.integration.test_tenants import PASSWORD, account, config_with, create, login
+
+    async with started(nursery, config_with(tmp_path)) as gw, gw.http() as http:
+        gw.running.charger_tests._cases = CASES
+        root = await login(http, "admin")
+        acme, volt = await create(http, root, "acme"), await create(http, root, "volt")
+        await account(gw, acme["id"], "alice", role="operator")
+        r = await http.post("/api/charger", headers=root, json={"chargePointId": CP, "tenantId": volt["id"]})
+        assert r.status_code == 201, r.text
+        await charger(nursery, gw)
+        alice = await login(http, "alice@acme", PASSWORD)
+        body = {"chargePointId": CP, "plan": "all", "cases": ["TC_904_CS"], "declarations": DECLARED}
+        r = await http.post("/api/charger-tests", json=body, headers=alice)
+        assert r.status_code == 404 and "not connected" in r.json()["message"], r.text  # as a charger never seen
+        r = await http.post("/api/charger-tests", json=body, headers=root)
+        assert r.status_code == 202, r.text
+        run_id = r.json()["runId"]
+        for method, path in (("GET", f"/api/charger-tests/{run_id}"), ("POST", f"/api/charger-tests/{run_id}/stop"),
+                             ("POST", f"/api/charger-tests/{run_id}/rerun")):
+            r = await http.request(method, path, headers=alice, json={"cases": "failures"} if "rerun" in path else None)
+            assert r.status_code == 404, (path, r.text)
+        assert (await http.get("/api/charger-tests", headers=alice)).json() == []
+        assert [r["runId"] for r in (await http.get("/api/charger-tests", headers=root)).json()] == [run_id]
+        assert (await http.get(f"/api/charger-tests/{run_id}", headers=root)).json()["state"] == "running"
+        r = await http.post(f"/api/charger-tests/{run_id}/stop", headers=root)
+        assert r.json()["state"] == "stopped"
+
+
+async def test_progress_is_published_live(gw: Gateway, nursery: trio.Nursery):
+    await charger(nursery, gw)
+    with gw.running.chargers.events.subscribe(buffer=1000) as events:
+        async with gw.http() as http:
+            run_id = await start(http, ["TC_901_CS"])
+            await finished(http, run_id)
+        seen = []
+        while True:
+            try:
+                event = events.receive_nowait()
+            except trio.WouldBlock:
+                break
+            if hasattr(event, "live") and event.live()[0] == "chargerTest":
+                seen.append(event.live())
+    assert all(cp == CP and data["runId"] == run_id for _, cp, data in seen)
+    states = [(data["state"], data["caseId"], data["step"], data["verdict"]) for _, _, data in seen]
+    assert ("case", "TC_901_CS", None, None) in states  # it started
+    assert ("step", "TC_901_CS", 1, "PASS") in states
+    assert ("case", "TC_901_CS", None, "PASS") in states
+    assert states[-1][0] == "finished"
