@@ -674,7 +674,11 @@ class CaseRun:
                                  f"received); the last {expect.action} differs: "
                                  + "; ".join(mismatches(match, closest.payload)), closest.payload,
                                  [closest.frame] if closest.frame is not None else [])
-            raise StepFailed(f"no {expect.action} within {within:g} s" + (f" ({got}received)" if got else ""))
+            instead = [c for c in self.trace.calls if c.taken_by is None and c.at >= floor]  # what came instead
+            raise StepFailed(f"no {expect.action} within {within:g} s" + (f" ({got}received)" if got else "")
+                             + (f"; instead: {', '.join(_label(c) for c in instead)}" if instead else ""),
+                             [{"action": c.action, "payload": c.payload} for c in instead] or None,
+                             [c.frame for c in instead if c.frame is not None])
 
     def _timing(self, expect: Expect, group: list[Observed]) -> None:
         tolerance = self._tolerance(expect)
@@ -707,12 +711,13 @@ class CaseRun:
         result.expected = {"absent": step.action, "match": match, "for": duration}
         floor = max(self._floor(index), 0.0)
         deadline = trio.current_time() + duration
+        actions = [step.action] if isinstance(step.action, str) else list(step.action)
         while True:
             for call in self.trace.calls:
-                if call.taken_by is None and call.action == step.action and call.at >= floor \
+                if call.taken_by is None and call.action in actions and call.at >= floor \
                         and not mismatches(match, call.payload):
                     call.taken_by = index
-                    raise StepFailed(f"{step.action} came, which must not within {duration:g} s", call.payload,
+                    raise StepFailed(f"{call.action} came, which must not within {duration:g} s", call.payload,
                                      [call.frame] if call.frame is not None else [])
             self._check_violations()
             if not await self.trace.changed(deadline):
