@@ -4,6 +4,7 @@ verdict, save its HTML report."""
 from __future__ import annotations
 
 import json
+import time
 
 from playwright.sync_api import expect
 
@@ -53,3 +54,35 @@ def test_a_run_started_and_prompted_in_the_console_ends_with_its_report(console,
     saved.value.save_as(path)
     page = path.read_text("utf-8")
     assert "Not a certification" in page and "TC_003_CS" in page and "<svg" in page
+
+
+def test_two_runs_picked_in_the_console_are_compared(console, chargers, served, cp_id):
+    chargers.start(cp_id)
+    with served.http() as http:
+        run_ids = []
+        # a person who cannot plug in, then no one to ask at all
+        for backends in (["console"], []):
+            r = http.post("/api/charger-tests", json={"chargePointId": cp_id, "plan": "core", "cases": ["TC_003_CS"],
+                                                       "declarations": {"manual_backends": backends}})
+            assert r.status_code == 202, r.text
+            run_ids.append(r.json()["runId"])
+            deadline = time.monotonic() + 60
+            while True:
+                assert time.monotonic() < deadline, "the run did not end"
+                for prompt in http.get("/api/charger-tests/prompts", params={"runId": run_ids[-1]}).json():
+                    http.post(f"/api/charger-tests/prompts/{prompt['promptId']}", json={"answer": "cannot"})
+                if http.get(f"/api/charger-tests/{run_ids[-1]}").json()["state"] != "running":
+                    break
+                time.sleep(0.2)
+    console.click("nav button[data-view=chargertests]")
+    view = console.locator("#view-chargertests")
+    view.locator("form:not([data-edit]) [name=cpId]").fill(cp_id)
+    view.locator("form:not([data-edit]) button").click()
+    for run_id in run_ids:
+        view.locator(".list tr", has_text=run_id).locator("input[type=checkbox]").check()
+    view.locator("button", has_text="Compare the two runs picked").click()
+    compared = view.locator("#ct-compare")
+    # the first run's person could not plug in (INCONC); the second had no one to ask (SKIPPED)
+    expect(compared).to_contain_text("1 cases changed, 0 unchanged")
+    expect(compared.locator("tr", has_text="TC_003_CS")).to_contain_text("INCONC")
+    expect(compared.locator("tr", has_text="TC_003_CS")).to_contain_text("SKIPPED")
