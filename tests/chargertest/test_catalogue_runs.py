@@ -10,17 +10,13 @@ from gateway.chargertest import model
 from tests.chargertest.bench import bench, explain, run, setup_for
 
 UNATTENDED = [c.id for c in model.catalogue() if set(c.automation) == {"AUTO"}]
-# Cases the gateway itself cannot carry to the charger (none: a test run may send a lower SecurityProfile).
-REFUSED_BY_THE_GATEWAY: dict[str, str] = {}
 
 
 def test_the_unattended_cases_are_the_49_of_the_plan():
     assert len(UNATTENDED) == 49
 
 
-@pytest.mark.parametrize("case_id", [
-    pytest.param(c, marks=pytest.mark.xfail(reason=REFUSED_BY_THE_GATEWAY[c]))
-    if c in REFUSED_BY_THE_GATEWAY else c for c in UNATTENDED])
+@pytest.mark.parametrize("case_id", UNATTENDED)
 async def test_an_unattended_case_passes_against_the_simulator(case_id: str, nursery: trio.Nursery, tmp_path):
     async with bench(nursery, tmp_path, setup_for(case_id)) as b:
         document = await run(b, [case_id])
