@@ -717,12 +717,13 @@ class CaseRun:
         result.expected = {"absent": step.action, "match": match, "for": duration}
         floor = max(self._floor(index), 0.0)
         deadline = trio.current_time() + duration
+        actions = [step.action] if isinstance(step.action, str) else list(step.action)
         while True:
             for call in self.trace.calls:
-                if call.taken_by is None and call.action == step.action and call.at >= floor \
+                if call.taken_by is None and call.action in actions and call.at >= floor \
                         and not mismatches(match, call.payload):
                     call.taken_by = index
-                    raise StepFailed(f"{step.action} came, which must not within {duration:g} s", call.payload,
+                    raise StepFailed(f"{call.action} came, which must not within {duration:g} s", call.payload,
                                      [call.frame] if call.frame is not None else [])
             self._check_violations()
             if not await self.trace.changed(deadline):

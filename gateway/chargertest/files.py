@@ -38,6 +38,7 @@ from .. import clock
 log = structlog.get_logger("gateway.chargertest")
 
 FIRMWARE, BAD_FIRMWARE, UPLOADS, LOG = "firmware.bin", "firmware-bad.bin", "uploads", "uploads.jsonl"
+MAX_UPLOADS, MAX_RUN_UPLOADS = 50, 4  # what one run keeps: files, and bytes as a multiple of max_upload_bytes
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -215,8 +216,14 @@ class FileServer:
             path = self.folder / run_id / name
             if not path.exists():
                 return Response("no such run\n", 404, content_type="text/plain")
-            return Response(await trio.to_thread.run_sync(path.read_bytes), 200,
-                            content_type="application/octet-stream")
+
+            async def chunks() -> Any:  # a large image is streamed, never held in memory whole
+                with path.open("rb") as fh:
+                    while chunk := await trio.to_thread.run_sync(fh.read, 1 << 20):
+                        yield chunk
+
+            return Response(chunks(), 200, content_type="application/octet-stream",
+                            headers={"Content-Length": str(path.stat().st_size)})
 
         @app.route("/runs/<run_id>/uploads/", methods=["POST", "PUT"], strict_slashes=False)
         async def upload_unnamed(run_id: str) -> Response:
@@ -227,6 +234,11 @@ class FileServer:
             if not _RUN_ID.match(run_id) or not (self.folder / run_id / UPLOADS).is_dir():
                 return Response("no such run\n", 404, content_type="text/plain")
             peer = request.remote_addr or ""
+            kept = self.uploads(run_id)
+            if len(kept) >= MAX_UPLOADS or sum(u.size for u in kept) + (request.content_length or 0) > \
+                    MAX_RUN_UPLOADS * self.max_upload_bytes:
+                return Response(f"this run has all the uploads it may keep ({MAX_UPLOADS} files, "
+                                f"{MAX_RUN_UPLOADS} times the largest upload)\n", 507, content_type="text/plain")
             saved = []
             if request.mimetype == "multipart/form-data":
                 files = await request.files

@@ -129,9 +129,9 @@ class Unordered:
 
 @attrs.frozen(kw_only=True)
 class Absent:
-    """No call of `action` matching `match` for `for_` seconds."""
+    """No call of `action` (or of any of a list of actions) matching `match` for `for_` seconds."""
 
-    action: str
+    action: Union[str, list[str]]
     for_: Seconds
     match: dict[str, Any] = attrs.Factory(dict)
     name: str | None = None
@@ -252,7 +252,7 @@ def describe(step: Step) -> str:
         case Unordered(steps=steps):
             return "expect in any order: " + ", ".join(describe(s).removeprefix("expect ") for s in steps)
         case Absent(action=action, for_=seconds):
-            return f"no {action} for {_s(seconds)} s"
+            return f"no {action if isinstance(action, str) else ' or '.join(action)} for {_s(seconds)} s"
         case Answer(action=action, payload=payload):
             return f"answer {action} with {_short(payload)}"
         case Configure(key=key, value=value):
@@ -311,6 +311,7 @@ def _converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
     conv.register_structure_hook(Union[str, list[str]], lambda v, _: _str_or_list(v))
     conv.register_structure_hook(Any, lambda v, _: v)
+    conv.register_structure_hook(str, lambda v, _: _text(v))
     conv.register_structure_hook(Seconds, lambda v, _: _seconds(v))
     conv.register_structure_hook(Union[float, str, None], lambda v, _: None if v is None else _seconds(v))
     renamed = {"for_": "for", "from_": "from", "as_": "as"}
@@ -344,6 +345,13 @@ def _seconds(value: Any) -> float | str:
     if isinstance(value, str) and _PLACEHOLDER.fullmatch(value):
         return value
     raise _Refused(f"expected a number of seconds or one placeholder such as \"{{heartbeat_interval}}\", not {value!r}")
+
+
+def _text(value: Any) -> str:
+    """A text field takes a text only (a list or a number is a mistake in the case, not something to stringify)."""
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"expected a text, not {value!r}")
 
 
 def _str_or_list(value: Any) -> str | list[str]:

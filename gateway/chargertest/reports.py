@@ -359,6 +359,9 @@ def to_html(run: Run) -> str:
                          ("Started", run.get("startedAt")), ("Finished", run.get("finishedAt")),
                          ("State", run.get("state"))):
         head.append(f"<dt>{label}</dt><dd>{_e(value if value is not None else '')}</dd>")
+    current = run.get("current") if run.get("state") == "running" else None
+    if current:
+        head.append(f"<dt>Running now</dt><dd>{_e(current.get('caseId'))} step {_e(current.get('step'))}</dd>")
     if stopped:
         head.append(f"<dt>Stopped at</dt><dd>{_e(stopped.get('caseId'))} step {_e(stopped.get('step'))}: "
                     f"{_e(stopped.get('why'))}</dd>")

@@ -594,10 +594,10 @@ class SimCharger:
             return "Faulted"
         if not connector.available:
             return "Unavailable"
-        if connector.reserved is not None:
-            return "Reserved"
         if connector.plugged or connector.pending_tag is not None:
             return "Preparing"
+        if connector.reserved is not None:
+            return "Reserved"
         return "Available"
 
 
@@ -679,9 +679,8 @@ class SimCharger:
         connector.plugged = True
         if connector.pending_tag is not None and connector.transaction_id is None:
             await self.start_session(connector.id, connector.pending_tag, authorize=False)
-        elif connector.transaction_id is None and not connector.faulted and connector.available \
-                and connector.reserved is None:
-            await self.status(connector, "Preparing")
+        elif connector.transaction_id is None and not connector.faulted and connector.available:
+            await self.status(connector, "Preparing")  # a reserved one too: the reservation waits for its tag
         return None
 
     async def _bench_plug_out(self, connector: Connector, args: dict[str, Any]) -> str | None:

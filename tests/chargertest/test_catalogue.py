@@ -162,3 +162,13 @@ def test_every_placeholder_has_a_value_for_a_declared_charger(catalogue):
         for name in model.placeholders([__import__("attrs").asdict(s, recurse=True) for s in case.steps]):
             stored = {s.as_ for s in case.steps if s.kind == "store"}
             assert name in values or name in stored, (case.id, name)
+
+
+def test_a_list_where_a_text_belongs_is_refused_not_turned_into_text():
+    with pytest.raises(model.CaseError, match="expected a text"):
+        model.parse_case({"id": "TC_1", "title": "t", "profile": "Core",
+                          "steps": [{"kind": "expect", "action": ["Heartbeat", "Authorize"]}]}, "core/TC_1.toml")
+    case = model.parse_case({"id": "TC_1", "title": "t", "profile": "Core",
+                             "steps": [{"kind": "absent", "action": ["Heartbeat", "Authorize"], "for": 1}]},
+                            "core/TC_1.toml")
+    assert case.steps[0].action == ["Heartbeat", "Authorize"]  # absent takes any of several actions

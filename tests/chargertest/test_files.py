@@ -152,3 +152,18 @@ def test_the_address_given_to_the_charger(tmp_path: Path) -> None:
     # bound to every address: the one the route to the charger leaves from
     assert FileServer(tmp_path).address_for("127.0.0.1") == "127.0.0.1"
     assert FileServer(tmp_path).address_for(None) == "127.0.0.1"
+
+
+async def test_a_run_keeps_a_bounded_amount_of_uploads(tmp_path: Path, nursery: trio.Nursery) -> None:
+    server = FileServer(tmp_path, host="127.0.0.1", max_upload_bytes=1000)
+    port = await nursery.start(server.serve_http, 0)
+    server.prepare("r1")
+    url = f"http://127.0.0.1:{port}/runs/r1/uploads/"
+    async with httpx.AsyncClient(timeout=10) as client:
+        for n in range(4):  # 4 x 1000 bytes: what one run may keep
+            assert (await client.put(f"{url}part{n}", content=b"x" * 1000)).status_code == 201
+        refused = await client.put(f"{url}more", content=b"y")
+        assert refused.status_code == 507 and "all the uploads it may keep" in refused.text
+        image = await client.get(f"http://127.0.0.1:{port}/runs/r1/firmware.bin")
+        assert image.content == files.test_image("r1") and image.headers["content-length"] == str(len(image.content))
+    assert len(server.uploads("r1")) == 4

@@ -34,6 +34,7 @@ class Planted:
     step_kind: str  # the kind of step that must fail
     reason: str  # words the failure's reason must hold
     evidence: Callable[[list], bool]  # a frame of the failing step that shows the bug
+    before: bool = False  # a message that never came: the frame that shows it is the step's before (its cause)
 
 
 PLANTED = [
@@ -53,7 +54,7 @@ PLANTED = [
     Planted("composite_ignores_stack", "TC_072_CS", "send", "chargingSchedulePeriod",
             lambda f: f[0] == 3 and "chargingSchedule" in f[2]),
     Planted("silent_bad_signature", "TC_081_CS", "expect", "SecurityEventNotification",
-            call_of("SignedFirmwareStatusNotification", status="InvalidSignature")),
+            call_of("SignedFirmwareStatusNotification", status="InvalidSignature"), before=True),
 ]
 
 
@@ -72,4 +73,5 @@ async def test_a_planted_bug_fails_the_case_meant_to_catch_it(planted: Planted, 
     step = failing[0]
     assert step["kind"] == planted.step_kind, explain(result)
     assert planted.reason in result["reason"] and result["reason"] == step["reason"], explain(result)
-    assert any(planted.evidence(frame) for frame in calls(result, step)), explain(result)
+    shown = calls(result, result["steps"][-2] if planted.before else step)
+    assert any(planted.evidence(frame) for frame in shown), explain(result)

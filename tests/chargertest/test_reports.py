@@ -145,9 +145,11 @@ def test_compare_of_a_run_with_itself_changes_nothing() -> None:
 
 
 def test_a_run_with_no_cases_yet_renders() -> None:
-    empty = {"runId": "r", "plan": "core", "charger": {"chargePointId": "CP9"}, "cases": [], "state": "running"}
+    empty = {"runId": "r", "plan": "core", "charger": {"chargePointId": "CP9"}, "cases": [], "state": "running",
+             "current": {"caseId": "TC_001_CS", "step": 2}}
     assert ET.fromstring(reports.junit(empty)).get("tests") == "0"
-    assert "CP9" in reports.to_html(empty)
+    page = reports.to_html(empty)
+    assert "CP9" in page and "<dt>Running now</dt><dd>TC_001_CS step 2</dd>" in page
     assert len(list(csv.reader(io.StringIO(reports.to_csv(empty))))) == 2
 
 
