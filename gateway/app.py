@@ -34,6 +34,8 @@ from .store.backup import run_scheduled as run_scheduled_backups
 from .ops.notify import Notifier
 from .store.retention import Policy, Rule, Thinning
 from .store.store import Store, open_store
+from .chargertest.tools import Tools as ChargerTestTools
+from .chargertest.runner import ChargerTests
 
 YOUNG_GENERATION_THRESHOLD = 50_000
 log = structlog.get_logger("gateway")
@@ -50,6 +52,8 @@ class Running:
     tls_port: int | None = None
     ykc_port: int | None = None
     monitor: Monitor | None = None
+    charger_test_tools: ChargerTestTools | None = None  # prompts and the file server of charger test runs
+    charger_tests: ChargerTests | None = None  # the charger test runs
 
 
 async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, handle_signals: bool = False,
@@ -99,6 +103,14 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
             app.config["BODY_TIMEOUT"] = config.http_body_timeout  # a body sent slower: 408
             app.config["CLOUDCHARGE"] = Signatures(config.cloudcharge_key.encode(), config.cloudcharge_window)
             app.certificates = certificates  # type: ignore[attr-defined]  # gateway/http/certificate_api.py
+            # Charger test runs: the prompts waiting for a person, the file server (listening once a run needs it)
+            charger_test_tools = ChargerTestTools.start(config.charger_test_files, config.db, chargers.events,
+                                                         nursery)
+            app.charger_test_tools = charger_test_tools  # type: ignore[attr-defined]  # charger_test_reports_api.py
+            # Charger test runs, each under its charger's supervision (gateway/chargertest/runner.py)
+            charger_tests = ChargerTests(commands, charger_test_tools.prompts, charger_test_tools.files)
+            app.charger_tests = charger_tests  # type: ignore[attr-defined]  # gateway/http/charger_test_api.py
+            await nursery.start(charger_tests.run)
             if handle_signals:
                 nursery.start_soon(_wait_for_signal, shutdown)
             nursery.start_soon(chargers.watchdog)
@@ -150,7 +162,8 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                 # the young generation was collected some 70 times a second, 6 % of the event loop's
                 # time (docs/benchmarks.md). Reference counting frees them anyway; cycles wait longer.
                 gc.set_threshold(YOUNG_GENERATION_THRESHOLD)
-                task_status.started(Running(bound_ocpp, bound_http, chargers, auth, bound_tls, bound_ykc, monitor))
+                task_status.started(Running(bound_ocpp, bound_http, chargers, auth, bound_tls, bound_ykc, monitor,
+                                            charger_test_tools, charger_tests))
                 notifier.ready(f"serving chargers on {ocpp_host}:{bound_ocpp}, HTTP on {http_host}:{bound_http}")
                 await shutdown.wait()
                 notifier.stopping()

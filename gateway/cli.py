@@ -22,6 +22,7 @@ from . import users_cli
 from .certificates import cli as ca_cli
 from .ops import cli as ops_cli
 from .simulator import cli as simulator
+from .chargertest import cli as charger_test
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     openapi.add_argument("--config", metavar="PATH", help="state this config file's limits (page sizes) "
                                                          "instead of the defaults")
     simulator.add_commands(sub)
+    charger_test.add_commands(sub)
     bench = sub.add_parser("bench", help="benchmark the gateway: chargers held, throughput, latency, ceiling")
     bench.add_argument("--quick", action="store_true", help="the short run (under two minutes)")
     bench.add_argument("--out", default="bench", help="folder for bench.json, bench.md, bench.png")
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         report = trio.run(run, plan, Path(args.out), "scripts/bench" + (" --quick" if args.quick else ""))
         print(Path(args.out, "bench.md").read_text())
         return 0 if report["throughput"]["lost"] == 0 else 1
-    if args.command in ("simulate", "replay"):
+    if args.command in ("simulate", "replay", "test-charger"):
         logs.configure("console", "warning")
         return args.run(args)
     try:

@@ -299,6 +299,18 @@ class LogbookConfig:
 
 
 @attrs.define
+class ChargerTestFilesConfig:
+    """The file server of charger test runs (gateway/chargertest/files.py): firmware images to download and a
+    place for diagnostics uploads, per run; each listener starts when the first run needs it."""
+    http: str = attrs.field(default="0.0.0.0:0", validator=_address)  # HOST:PORT; port 0: any free port
+    ftp: str = attrs.field(default="0.0.0.0:0", validator=_optional_address)  # HOST:PORT; empty: no FTP
+    public_host: str = ""  # the name chargers reach this machine by; empty: the address facing each charger
+    folder: str = ""  # a folder per run (the images, what was uploaded) in it; empty: charger-tests beside the db
+    firmware_file: str = ""  # the vendor's valid firmware image; empty: a test image (for simulators)
+    max_upload_mb: int = attrs.field(default=100, validator=_positive)  # a larger upload is refused (413)
+
+
+@attrs.define
 class Config:
     http: str = attrs.field(default="0.0.0.0:8080", validator=_address)
     ocpp: str = attrs.field(default="0.0.0.0:9000", validator=_address)
@@ -336,6 +348,7 @@ class Config:
     certificates: CertificatesConfig = attrs.field(factory=CertificatesConfig)
     alerts: AlertsConfig = attrs.field(factory=AlertsConfig)
     logbook: LogbookConfig = attrs.field(factory=LogbookConfig)
+    charger_test_files: ChargerTestFilesConfig = attrs.field(factory=ChargerTestFilesConfig)
 
     def __attrs_post_init__(self) -> None:
         if self.ocpp_tls:
@@ -348,7 +361,7 @@ for _cls in (ChargerConfig, FramesConfig, AuthConfig, AlipayConfig, WechatConfig
              AlertRule,
              ChargerOfflineRule, ConnectorFaultedRule, TransactionOpenRule, ProtocolViolationsRule,
              CallbackRefusedRule, ReconciliationMismatchRule, DiskSpaceRule, WriterRestartsRule, WriterBehindRule,
-             AlertsConfig, LogbookConfig, RetentionConfig, BackupConfig, Config):
+             AlertsConfig, LogbookConfig, RetentionConfig, BackupConfig, ChargerTestFilesConfig, Config):
     attrs.resolve_types(_cls)
 _converter = cattrs.Converter(forbid_extra_keys=True)
 

@@ -10,6 +10,7 @@ the remote start a transaction answers).
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 from typing import Any, Awaitable, Callable
 
 import attrs
@@ -25,7 +26,8 @@ from ..ocpp.validation import Violation
 from .charger_auth import hash_key, key_problem
 from ..store import scope
 from ..store.db import StoreClosed
-from .errors import CallErrorReceived, CallTimeout, ChargerUnavailable, CommandError, NotConnected, NotSupported
+from .errors import (CallErrorReceived, CallTimeout, ChargerUnavailable, ChargerUnderTest, CommandError, NotConnected,
+                     NotSupported)
 from .service import ChargerService
 
 log = structlog.get_logger("gateway.commands")
@@ -65,6 +67,14 @@ def security_key(payload: dict[str, Any]) -> str | None:
 
 # Actions that change which certificates a charger trusts or presents: as much the admin's.
 CERTIFICATE_ACTIONS = ("CertificateSigned", "DeleteCertificate", "InstallCertificate")
+
+
+# What the gateway still sends to a charger under test: the certificate the certificate authority issues for the
+# charger's SignCertificate (the security test cases wait for it).
+DURING_TESTS = ("CertificateSigned",)
+# The charger whose test run the current task belongs to (gateway/chargertest/runner.py sets it for the run's
+# tasks): its commands are the test's own, not refused.
+TEST_RUN: ContextVar[str | None] = ContextVar("charger_test_run", default=None)
 
 
 @attrs.frozen
@@ -150,6 +160,9 @@ class CommandService:
         if session is None:  # nothing is sent, so nothing is recorded
             raise NotConnected(cp_id)
         await self.check_visible(cp_id)
+        testing = self.chargers.busy.get(cp_id)
+        if testing is not None and action not in DURING_TESTS and TEST_RUN.get() != cp_id:
+            raise ChargerUnderTest(cp_id, testing)
         why = session.unsupported(action, payload)  # what the charger's protocol cannot carry
         if why is not None:
             raise NotSupported(cp_id, action, why)
@@ -203,7 +216,7 @@ class CommandService:
         profile, key_hash = await self.store.chargers.security(cp_id)
         if value not in ("0", "1", "2", "3"):
             raise InvalidSecuritySetting("SecurityProfile must be 0, 1, 2 or 3")
-        if int(value) < profile:
+        if int(value) < profile and TEST_RUN.get() != cp_id:  # a test run checks that the charger refuses it
             raise InvalidSecuritySetting(
                 f"SecurityProfile can only be raised through ChangeConfiguration (charger {cp_id!r} has profile "
                 f"{profile}; OCPP 1.6 security has a charger reject a lower one): to lower the gateway's record, "

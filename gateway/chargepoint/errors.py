@@ -59,3 +59,13 @@ class NotSupported(CommandError):
         super().__init__(why)
         self.cp_id = cp_id
         self.action = action
+
+
+class ChargerUnderTest(CommandError):
+    """A charger test runs on the charger: operators' commands would upset it (HTTP 409)."""
+
+    def __init__(self, cp_id: str, why: str):
+        super().__init__(f"charge point {cp_id!r} is under test ({why}): commands are refused until the run ends "
+                         "or is stopped (POST /api/charger-tests/{runId}/stop)")
+        self.cp_id = cp_id
+        self.why = why

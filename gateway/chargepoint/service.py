@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import unicodedata
-from typing import Mapping, Sequence
+from typing import Mapping, Protocol, Sequence
 
 import structlog
 import trio
@@ -25,11 +25,19 @@ from .handlers import HANDLERS, Handler
 from .handshake import HandshakeRefused, accounting_id, charger_id, choose_subprotocol
 from .registry import Registry
 from .remote_starts import RemoteStarts
-from .session import NORMAL, Session
+from .session import NORMAL, Observer, Session
 from .transport import Transport
 from .watchdog import watch
 
 log = structlog.get_logger("gateway.charger")
+
+
+class Presence(Observer, Protocol):
+    """An observer told when the charger's connection starts and ends (a charger test run)."""
+
+    def attached(self, session: Session) -> None: ...
+
+    def detached(self, session: Session) -> None: ...
 
 
 class ChargerService:
@@ -52,6 +60,35 @@ class ChargerService:
         # ... but those named here, per charger id: what replaces some of its handlers (a charger test
         # run scripts answers this way, e.g. a BootNotification answered Pending). Read when it connects.
         self.handler_overrides: dict[str, Mapping[str, Handler]] = {}
+        # A charger under test (gateway/chargertest): who watches its frames, why operators' commands to it are
+        # refused, and until when its handshakes are refused (the gateway cut its connection on purpose).
+        self.observers: dict[str, Presence] = {}
+        self.busy: dict[str, str] = {}
+        self.refused: dict[str, tuple[float, str]] = {}
+
+    def take_over(self, cp_id: str, handlers: Mapping[str, Handler], observer: Presence, why: str) -> None:
+        """Serve charger `cp_id` with `handlers`, show its traffic to `observer` and refuse operators'
+        commands to it saying `why`, from now on (its live connection too) until `give_back`."""
+        self.handler_overrides[cp_id] = handlers
+        self.observers[cp_id] = observer
+        self.busy[cp_id] = why
+        session = self.registry.get(cp_id)
+        if session is not None:
+            session.handlers, session.observer = self.handlers_for(cp_id), observer
+
+    def give_back(self, cp_id: str) -> None:
+        """Serve the charger as every other again."""
+        self.handler_overrides.pop(cp_id, None)
+        self.observers.pop(cp_id, None)
+        self.busy.pop(cp_id, None)
+        self.refused.pop(cp_id, None)
+        session = self.registry.get(cp_id)
+        if session is not None:
+            session.handlers, session.observer = self.handlers, None
+
+    def refuse(self, cp_id: str, seconds: float, why: str) -> None:
+        """Refuse the charger's handshakes (503) for `seconds` from now."""
+        self.refused[cp_id] = (trio.current_time() + seconds, why)
 
     def handlers_for(self, cp_id: str) -> Mapping[str, Handler]:
         """The handler table that answers charger `cp_id`."""
@@ -66,6 +103,9 @@ class ChargerService:
         for a while (429; admission.py says how they are counted)."""
         now = trio.current_time()
         who = accounting_id(target)
+        refused = self.refused.get(who)
+        if refused is not None and refused[0] > now:  # not a failure of the charger's: not counted
+            raise HandshakeRefused(503, refused[1])
         why = self.admission.held_off(remote, who, now)
         if why is not None:
             raise HandshakeRefused(429, why)
@@ -118,9 +158,12 @@ class ChargerService:
         session: Session | None = None
         try:
             session = Session(self, cp_id, transport, subprotocol, self.handlers_for(cp_id))
+            session.observer = observer = self.observers.get(cp_id)
             previous = self.registry.attach(session)
             if previous is not None:  # its own task closes its socket; this one does not wait
                 previous.close(NORMAL, "replaced by a new connection with the same id")
+            if observer is not None:
+                observer.attached(session)
             # Detached once its socket is closed, before the disconnect is recorded (or not: replaced).
             await session.run(release=functools.partial(self.registry.detach, session))
         except Exception:  # a failure of one session (a bug, the database) must not stop the listener
@@ -128,3 +171,6 @@ class ChargerService:
         finally:
             if session is not None:  # also when it failed before its teardown (else a no-op)
                 self.registry.detach(session)
+                watching = self.observers.get(cp_id)
+                if watching is not None and cp_id not in self.registry:
+                    watching.detached(session)

@@ -59,6 +59,16 @@ class Shared(Protocol):
     remote_starts: RemoteStarts
 
 
+class Observer(Protocol):
+    """Who watches one charger's traffic besides the frame log (a charger test run, gateway/chargertest)."""
+
+    def frame(self, direction: str, text: str) -> None:
+        """A frame sent ("out") or received ("in"), as the frame log keeps it (secrets masked)."""
+
+    def violation(self, violation: Violation, text: str) -> None:
+        """A frame of the charger that breaks its schema."""
+
+
 class Session:
     def __init__(self, service: Shared, cp_id: str, transport: Transport, subprotocol: str | None,
                  handlers: Mapping[str, Handler]):
@@ -70,6 +80,7 @@ class Session:
         self.subprotocol = subprotocol
         self.log = structlog.get_logger("gateway.charger").bind(cp=cp_id)
         self.handlers = handlers  # what answers this charger's CALLs
+        self.observer: Observer | None = None  # set by the service while a charger test runs
         self.context = HandlerContext(cp_id, service.store, service.config, service.events,
                                       service.remote_starts, self.log)
         self.connected_at = clock.iso()
@@ -164,6 +175,8 @@ class Session:
                 action: str | None = None, code: str | None = None) -> None:
         self.store.frames.record(self.cp_id, "in", text, message_type=message_type, unique_id=unique_id,
                                  action=action)
+        if self.observer is not None:
+            self.observer.frame("in", text)
         self.service.metrics.frame("in", message_type, action, code)
 
     async def _receive_text(self, text: str) -> None:
@@ -224,6 +237,8 @@ class Session:
         pending.done.set()
 
     def _violation(self, violation: Violation, text: str) -> None:
+        if self.observer is not None:
+            self.observer.violation(violation, text)
         self.store.chargers.violation(self.cp_id, violation.action, violation.kind, violation.code.value,
                                       violation.path, violation.message, text, clock.iso())
 
@@ -246,6 +261,8 @@ class Session:
                         code: str | None = None) -> None:
         self.store.frames.record(self.cp_id, "out", logged, message_type=message_type, unique_id=unique_id,
                                  action=action)
+        if self.observer is not None:
+            self.observer.frame("out", logged)
         self.service.metrics.frame("out", message_type, action, code)
         try:
             await self.transport.send(text)

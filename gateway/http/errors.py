@@ -9,8 +9,8 @@ from werkzeug.exceptions import HTTPException
 
 from .. import clock
 from ..chargepoint.commands import InvalidPayload, InvalidSecuritySetting, SecurityChangeRefused, UnknownAction
-from ..chargepoint.errors import (CallErrorReceived, CallTimeout, ChargerUnavailable, NotConnected, NotSupported,
-                                  TooManyCommands)
+from ..chargepoint.errors import (CallErrorReceived, CallTimeout, ChargerUnavailable, ChargerUnderTest, NotConnected,
+                                  NotSupported, TooManyCommands)
 from ..ocpp.query import QueryError
 from ..store.health import StoreUnavailable
 from .services import services
@@ -102,6 +102,10 @@ def install(app: Quart) -> None:
 
     @app.errorhandler(ChargerUnavailable)
     async def unavailable(exc: ChargerUnavailable) -> Response:
+        return error_response(409, "conflict", str(exc), cpId=exc.cp_id, reason=exc.why)
+
+    @app.errorhandler(ChargerUnderTest)
+    async def under_test(exc: ChargerUnderTest) -> Response:
         return error_response(409, "conflict", str(exc), cpId=exc.cp_id, reason=exc.why)
 
     @app.errorhandler(CallErrorReceived)

@@ -87,6 +87,9 @@ _PATH: dict[str, Schema] = {
                             "payments_alipay, payments_wechat, disk, alerts, webhook", "schema": {"type": "string"}},
     "rest": {"description": "the charge point id, URL-encoded; the gateway takes the last path segment, "
                             "so /ocpp/site/CP1 connects as CP1", "schema": {"type": "string"}},
+    "run_id": {"description": "the charger test run's id (runId)", "schema": {"type": "string"}},
+    "prompt_id": {"description": "the prompt's id (promptId), as /api/charger-tests/prompts lists it",
+                  "schema": {"type": "string"}},
 }
 _PATH.update({  # the certificate routes (certificate_api.py)
     "serial": {"description": "the certificate's serial number, hexadecimal", "schema": {"type": "string"}},

@@ -93,7 +93,7 @@ ERRORS = {
 }
 NOT_CONNECTED = ("NotConnected", "not_connected: the charger is known but not connected (lastSeen says when it "
                                  "was); not_found: it has never connected")
-COMMAND_ERRORS = ("400", "404c", "502", "504")  # 404c: the charger is not connected
+COMMAND_ERRORS = ("400", "404c", "409", "502", "504")  # 404c: the charger is not connected; 409: it is under test
 
 
 # ---- query parameters ----------------------------------------------------------------

@@ -12,8 +12,9 @@ import trio
 import trio_websocket
 
 from .capture import CaptureError, load_capture
-from .charger import FAULTS, Faults
-from .fleet import FleetOptions, run_fleet, terminal_progress
+from .charger import BUGS, FAULTS, PROFILES, Faults, Settings, SimCharger
+from .fleet import FleetOptions, charger_ids, run_fleet, terminal_progress
+from .lab import serve_lab
 from .replay import replay
 from .ykc_pile import PileOptions, run_piles
 from ..config import ConfigError, parse_address
@@ -42,6 +43,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sim.add_argument("--spread", type=float, default=0.0, help="connect the chargers over this many seconds")
     sim.add_argument("--fault", action="append", default=[], metavar="ACTION=KIND",
                      help=f"misbehave on a command: KIND is one of {', '.join(FAULTS)}; ACTION may be *")
+    sim.add_argument("--manual-webhook", metavar="HOST:PORT", default=None,
+                     help="a charger under test on a bench: sessions need a cable and a card, done through the "
+                          "lab webhook served at HOST:PORT (the charger test runner's manual actions)")
+    sim.add_argument("--webhook-secret", default="", help="the webhook's shared secret (X-Signature)")
+    sim.add_argument("--bug", action="append", default=[], choices=sorted(BUGS), metavar="BUG",
+                     help="with --manual-webhook: plant a bug that a test case catches: " + ", ".join(sorted(BUGS)))
+    sim.add_argument("--fixed-cable", action="store_true", help="with --manual-webhook: a fixed cable, no socket")
+    sim.add_argument("--without", action="append", default=[], choices=PROFILES[1:], metavar="PROFILE",
+                     help="with --manual-webhook: a feature profile the charger does not support")
+    sim.add_argument("--authorization-key", default=None,
+                     help="the basic-authentication password (sent from security profile 1 on)")
+    sim.add_argument("--security-profile", type=int, choices=(0, 1, 2, 3), default=0)
     sim.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     sim.add_argument("--quiet", action="store_true", help="no progress line")
     sim.add_argument("--json", action="store_true", help="print a JSON summary when done")
@@ -75,6 +88,11 @@ def simulate(args: argparse.Namespace) -> int:
         return simulate_ykc(args)
     args.url = args.url or "ws://127.0.0.1:9000/ocpp"
     args.ids = args.ids or "SIM-{n:04d}"
+    if args.manual_webhook:
+        return simulate_bench(args)
+    if args.bug or args.fixed_cable or args.without:
+        print("gateway simulate: --bug, --fixed-cable and --without need --manual-webhook", file=sys.stderr)
+        return 2
     options = FleetOptions(
         args.url, args.count, args.ids, args.connectors, args.heartbeat, args.meter_interval,
         tuple(m for m in args.measurands.split(",") if m), args.power, not args.no_charge, args.session,
@@ -84,6 +102,39 @@ def simulate(args: argparse.Namespace) -> int:
     result = trio.run(_until_stopped, args.duration, lambda stop: run_fleet(options, stop, on_progress=progress))
     if not args.quiet and sys.stderr.isatty():
         sys.stderr.write("\n")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def simulate_bench(args: argparse.Namespace) -> int:
+    """Chargers under test: they boot and wait; the charger test runner's webhook plugs, presents cards, cuts
+    the power. Runs until Ctrl-C or --duration."""
+    try:
+        host, port = parse_address(args.manual_webhook)
+    except ConfigError as exc:
+        print(f"gateway simulate: --manual-webhook: {exc}", file=sys.stderr)
+        return 2
+    chargers = {cp_id: SimCharger(Settings(
+        args.url, cp_id, connectors=args.connectors, heartbeat_interval=args.heartbeat,
+        meter_interval=args.meter_interval, measurands=tuple(m for m in args.measurands.split(",") if m),
+        power_w=args.power, bench=True, fixed_cable=args.fixed_cable,
+        profiles=tuple(p for p in PROFILES if p not in args.without), bugs=frozenset(args.bug),
+        authorization_key=args.authorization_key, security_profile=args.security_profile), _faults(args.fault))
+        for cp_id in charger_ids(args.ids, args.count)}
+
+    async def bench(stop: trio.Event) -> dict:
+        async with trio.open_nursery() as nursery:
+            for charger in chargers.values():
+                nursery.start_soon(charger.run)
+            bound = await nursery.start(serve_lab, chargers, host, port, args.webhook_secret)
+            if not args.quiet:
+                print(f"bench webhook on http://{host}:{bound}/ for {', '.join(chargers)}", file=sys.stderr)
+            await stop.wait()
+            nursery.cancel_scope.cancel()
+        return {"chargers": len(chargers), "boots": sum(c.stats.boots for c in chargers.values())}
+
+    result = trio.run(_until_stopped, args.duration, bench)
     if args.json:
         print(json.dumps(result))
     return 0

@@ -45,14 +45,15 @@ def _limit_at(profile: dict[str, Any], moment: datetime, now: datetime, tx_start
 
 
 def limit_at(profiles: list[tuple[int, dict[str, Any]]], connector_id: int, moment: datetime, now: datetime,
-             tx_start: datetime | None, unit: str = "W") -> float | None:
+             tx_start: datetime | None, unit: str = "W", lowest_stack: bool = False) -> float | None:
     """The limit in force: the highest stack level per purpose; TxProfile beats TxDefaultProfile;
-    ChargePointMaxProfile caps everything (OCPP 1.6, 3.13)."""
+    ChargePointMaxProfile caps everything (OCPP 1.6, 3.13). `lowest_stack`: the planted bug that takes the
+    lowest stack level instead."""
     def best(purpose: str, connectors: tuple[int, ...]) -> float | None:
         found = [(p["stackLevel"], _limit_at(p, moment, now, tx_start, unit))
                  for c, p in profiles if c in connectors and p["chargingProfilePurpose"] == purpose]
         found = [f for f in found if f[1] is not None]
-        return max(found)[1] if found else None
+        return (min(found) if lowest_stack else max(found))[1] if found else None
 
     tx = best("TxProfile", (connector_id,)) if tx_start is not None else None
     if tx is None:
@@ -65,7 +66,7 @@ def limit_at(profiles: list[tuple[int, dict[str, Any]]], connector_id: int, mome
 
 
 def composite(profiles: list[tuple[int, dict[str, Any]]], connector_id: int, duration: int, now: datetime,
-              tx_start: datetime | None, unit: str = "A") -> dict[str, Any] | None:
+              tx_start: datetime | None, unit: str = "A", lowest_stack: bool = False) -> dict[str, Any] | None:
     """GetCompositeSchedule: the limits from now on for `duration` seconds, one period per change."""
     edges = {0}
     for _c, profile in profiles:
@@ -76,7 +77,7 @@ def composite(profiles: list[tuple[int, dict[str, Any]]], connector_id: int, dur
             edges.add(int((start - now).total_seconds()) + profile["chargingSchedule"]["duration"])
     periods: list[dict[str, Any]] = []
     for edge in sorted(e for e in edges if 0 <= e < duration):
-        limit = limit_at(profiles, connector_id, now + timedelta(seconds=edge), now, tx_start, unit)
+        limit = limit_at(profiles, connector_id, now + timedelta(seconds=edge), now, tx_start, unit, lowest_stack)
         if limit is None:
             continue
         rounded = round(limit, 1)

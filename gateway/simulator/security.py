@@ -32,11 +32,14 @@ class ChargerCertificates:
 
     # ---- installed certificates ---------------------------------------------------------
 
-    def install(self, certificate_type: str, certificate: str) -> str:
+    def install(self, certificate_type: str, certificate: str, now: datetime | None = None) -> str:
         try:
-            load_certificates(certificate)
+            loaded = load_certificates(certificate)
         except CertificateError as exc:
             self.refused.append(f"InstallCertificate: {exc}")
+            return "Rejected"
+        if now is not None and not loaded[0].not_valid_before_utc <= now <= loaded[0].not_valid_after_utc:
+            self.refused.append(f"InstallCertificate: {loaded[0].subject.rfc4514_string()} is not valid now")
             return "Rejected"
         self.installed.setdefault(certificate_type, []).append(certificate)
         return "Accepted"

@@ -15,6 +15,7 @@ from .calls import Table
 from .certificates import Certificates
 from .chargers import Chargers
 from .charging_profiles import ChargingProfiles
+from .charger_tests import ChargerTests
 from .commands import Commands
 from .configuration import Configuration
 from .dashboard import Dashboard
@@ -68,6 +69,7 @@ class Store:
     log_lines: LogLines
     audit: AuditLog
     dashboard: Dashboard
+    charger_tests: ChargerTests  # charger test runs (gateway/chargertest)
     retention: Retention  # old rows pruned, meter values thinned (rules added by app.py and features)
 
     def __init__(self, db: Database, frames: FrameLog, appender: Appender | None = None):

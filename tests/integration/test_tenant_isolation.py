@@ -28,12 +28,14 @@ from typing import Any, Callable
 import attrs
 import httpx
 import pytest
+import trio
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from gateway import clock
+from gateway.chargertest.manual import ManualRequest, PromptBackend
 from gateway.http.accounts import hash_password
 from gateway.store import scope
 from tests.conftest import Gateway, started
@@ -100,6 +102,8 @@ class Tenant:
     certificate_id: int = 0  # of a certificate installed on its charger
     firmware_id: int = 0  # of a signed firmware file it uploaded
     alert_id: int = 0  # of an alert about its charger
+    run_id: str = ""  # of a charger test run of its charger
+    prompt_id: str = ""  # of a manual step of that run waiting for a person
     charger: AnsweringCharger | None = None
 
     def auth(self) -> tuple[str, str]:
@@ -120,6 +124,7 @@ def values(t: Tenant) -> dict[str, Any]:
         "tenant_id": t.id, "tenantId": t.id, "parent_id": t.id, "parentId": t.id, "id": t.id,
         "serial": t.serial, "certificate_id": t.certificate_id, "firmware_id": t.firmware_id,
         "alert_id": t.alert_id,  # a service of the machine: the same for every tenant
+        "run_id": t.run_id, "runId": t.run_id, "prompt_id": t.prompt_id, "promptId": t.prompt_id,
         "callback_id": GHOST_ID, "connector_no": 1, "connectorId": 1, "channel": "manual", "action": "Reset",
     }
 
@@ -128,13 +133,14 @@ GHOST = Tenant("ghost", id=GHOST_ID, station_id=GHOST_ID, station_code="GHOST-ST
                cp_id="GHOST-CP", id_tag="GHOSTTAG", transaction_id=GHOST_ID, order_id=GHOST_ID,
                order_no="ORD-20260310-987654", session_id=f"tx-{GHOST_ID}", trade_no="PAY-20260310-987654",
                refund_no="REF-20260310-987654", request_id="ghost-request", reservation_id=GHOST_ID,
-               token_id=GHOST_ID, alert_id=GHOST_ID, serial="0DEAD0", certificate_id=GHOST_ID, firmware_id=GHOST_ID)
+               token_id=GHOST_ID, alert_id=GHOST_ID, serial="0DEAD0", certificate_id=GHOST_ID, firmware_id=GHOST_ID,
+               run_id="ghost-run", prompt_id="ghost-prompt")
 
 
 def markers(t: Tenant) -> set[str]:
     """B's values that must never reach A (numbers as JSON would write them in a field)."""
     return {t.code, t.station_code, t.cp_id, t.id_tag, t.order_no, t.session_id, t.trade_no, t.refund_no,
-            t.request_id, t.serial}
+            t.request_id, t.serial, t.run_id, t.prompt_id}
 
 
 # ---- setting up two operators --------------------------------------------------------------------
@@ -205,6 +211,22 @@ async def operator(gw: Gateway, stack: AsyncExitStack, code: str) -> Tenant:
         "message": f"{t.cp_id} sent 25 protocol violations", "value": 25, "threshold": 20,
         "auto_resolve": False})], clock.iso())
     t.alert_id = alert["id"]
+    # A charger test run of its charger, kept, with a manual step waiting for a person until the test ends.
+    t.run_id = f"{code}-run"
+    await gw.store.charger_tests.save({
+        "runId": t.run_id, "plan": "core", "charger": {"chargePointId": t.cp_id}, "state": "finished",
+        "startedAt": clock.iso(), "finishedAt": clock.iso(), "summary": {"PASS": 1}, "cases": [
+            {"id": "TC_013_CS", "title": "Trigger a heartbeat", "profile": "Core", "verdict": "PASS", "steps": [],
+             "frames": []}]})
+    prompts = gw.running.charger_test_tools.prompts
+    waiting = await stack.enter_async_context(trio.open_nursery())
+    stack.callback(waiting.cancel_scope.cancel)
+    waiting.start_soon(PromptBackend("console", prompts).perform, ManualRequest(
+        t.run_id, t.cp_id, "TC_003_CS", 1, "plug_in", {"connector": 1}, "StatusNotification Preparing", 3600))
+    with trio.fail_after(5):
+        while not prompts.pending(t.run_id):
+            await trio.sleep(0.01)
+    t.prompt_id = prompts.pending(t.run_id)[0]["promptId"]
     return t
 
 
@@ -424,6 +446,7 @@ async def test_an_operator_reaches_nothing_of_another_on_any_route_and_the_platf
     assert problems == [], "\n".join(problems)
     assert await snapshot(gw, b) == before
     assert len(b.charger.received) == commands_to_b, b.charger.received[commands_to_b:]
+    assert gw.running.charger_test_tools.prompts.get(b.prompt_id) is not None  # B's prompt still waits
     # An idempotency key B used is refused to A without naming anything of B's payment
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", timeout=20, auth=a.auth()) as http:
         r = await http.post("/api/payment/create", json={"orderId": a.order_id, "channel": "manual"},
@@ -466,6 +489,7 @@ async def test_the_platform_acting_as_an_operator_reaches_nothing_of_another(wor
     assert problems == [], "\n".join(problems)
     assert await snapshot(gw, b) == before
     assert len(b.charger.received) == commands_to_b
+    assert gw.running.charger_test_tools.prompts.get(b.prompt_id) is not None  # B's prompt still waits
 
 
 async def test_the_walk_catches_a_route_that_reads_outside_the_scope(world):

@@ -1,0 +1,171 @@
+"""The web console in a real browser: Debian's Chromium driven by Playwright's sync API, against a gateway
+started as an operator starts it (`gateway serve`, a temporary database, ephemeral ports, a known admin) and
+chargers played by `gateway simulate`.
+
+One browser and one gateway per test worker; each test opens its own browser context (its own storage) and
+its own chargers, named after the test, so tests never see each other's chargers. Nothing is downloaded: where
+no Chromium is installed the tests are skipped and say why."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import attrs
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GATEWAY = str(Path(sys.executable).with_name("gateway"))
+CHROMIUM = os.environ.get("GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run"]
+ADMIN_PASSWORD = "bench-admin-pass-7"
+WAIT_MS = 15_000  # how long a test waits for the page to show something (never an assertion on timing)
+
+
+@attrs.frozen
+class Served:
+    url: str  # http://127.0.0.1:PORT
+    ocpp_url: str  # ws://127.0.0.1:PORT/ocpp
+    db: Path
+
+    def http(self, user: str = "admin", password: str = ADMIN_PASSWORD) -> httpx.Client:
+        return httpx.Client(base_url=self.url, auth=(user, password), timeout=30)
+
+
+def _read_started(proc: subprocess.Popen, deadline: float) -> dict:
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            raise RuntimeError("the gateway exited early:\n" + "".join(lines))
+        lines.append(line)
+        if line.startswith("{") and "gateway started" in line:
+            return json.loads(line)
+    raise RuntimeError("the gateway did not start:\n" + "".join(lines))
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory) -> Iterator[Served]:
+    """`gateway serve` on ephemeral ports with its own database and an admin account."""
+    folder = tmp_path_factory.mktemp("served")
+    config = folder / "gateway.toml"
+    config.write_text("[frames]\nflush_interval = 0.05\n", "utf-8")  # frames reach the log at once
+    env = {**os.environ, "GATEWAY_CONFIG": str(config), "GATEWAY_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    proc = subprocess.Popen([GATEWAY, "serve", "--http", "127.0.0.1:0", "--ocpp", "127.0.0.1:0",
+                             "--db", str(folder / "gateway.db"), "--log-json"],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, cwd=folder, text=True)
+    try:
+        started = _read_started(proc, time.monotonic() + 60)
+        # The log keeps flowing: drain it so the gateway never blocks on a full pipe.
+        drain = subprocess.Popen(["cat"], stdin=proc.stderr, stdout=open(folder / "gateway.log", "w"))
+        yield Served(url="http://" + started["http"], ocpp_url="ws://" + started["ocpp"] + "/ocpp",
+                     db=folder / "gateway.db")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if "drain" in locals():
+            drain.wait(5)
+
+
+@attrs.define
+class Simulated:
+    """`gateway simulate` playing chargers until the test ends."""
+    served: Served
+    processes: list[subprocess.Popen] = attrs.Factory(list)
+
+    def start(self, cp_id: str, *options: str, connectors: int = 1) -> str:
+        proc = subprocess.Popen([GATEWAY, "simulate", "--url", self.served.ocpp_url, "--ids", cp_id, "-n", "1",
+                                 "--connectors", str(connectors), "--no-charge", "--meter-interval", "1",
+                                 "--quiet", *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.processes.append(proc)
+        with self.served.http() as http:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                r = http.get(f"/api/ocpp/status/{cp_id}")
+                if r.status_code == 200 and r.json()["online"] and r.json()["connectors"]:
+                    return cp_id
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the simulator of {cp_id} exited with {proc.returncode}")
+                time.sleep(0.1)
+        raise RuntimeError(f"{cp_id} did not come online")
+
+    def stop(self) -> None:
+        for proc in self.processes:
+            proc.terminate()
+        for proc in self.processes:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def chargers(served: Served) -> Iterator[Simulated]:
+    simulated = Simulated(served)
+    try:
+        yield simulated
+    finally:
+        simulated.stop()
+
+
+@pytest.fixture
+def cp_id(request) -> str:
+    """A charger id of this test's own (a test's name, made short and unique)."""
+    name = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name.removeprefix("test_"))[:24].strip("-")
+    return f"{name}-{os.getpid() % 1000}-{time.monotonic_ns() % 100000}"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/test installs Debian's chromium package)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        pytest.skip(f"playwright is not installed ({exc}); install the test extra")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
+                                    args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def context(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(WAIT_MS)
+    yield context
+    context.close()
+
+
+def log_in(page, served: Served, user: str = "admin", password: str = ADMIN_PASSWORD) -> None:
+    page.goto(served.url + "/web")
+    page.fill("#login-form [name=username]", user)
+    page.fill("#login-form [name=password]", password)
+    page.click("#login-form button")
+    page.wait_for_selector("#app:not([hidden])")
+
+
+@pytest.fixture
+def console(context, served: Served):
+    """A page of the console, logged in as the admin; the test fails on any error the page's script throws."""
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    log_in(page, served)
+    yield page
+    assert not errors, f"the page's script failed: {errors}"
