@@ -596,7 +596,7 @@ class SimCharger:
             return "Unavailable"
         if connector.plugged or connector.pending_tag is not None:
             return "Preparing"
-        if connector.reserved is not None:
+        if connector.reserved is not None and connector.id != 0:  # the charger itself reports no reservation
             return "Reserved"
         return "Available"
 
@@ -872,7 +872,9 @@ class SimCharger:
         for connector in targets:
             connector.available = available
             if connector.transaction_id is None:
-                self._after_answer(self.status, connector, "Available" if available else "Unavailable")
+                # the state changes now, its notification follows the answer and tells the state of then
+                connector.status = self._idle_status(connector) if available else "Unavailable"
+                self._after_answer(self.status, connector)
         return {"status": "Scheduled" if busy and not available else "Accepted"}
 
     async def _cmd_GetConfiguration(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -980,7 +982,8 @@ class SimCharger:
             return {"status": "Occupied"}
         connector.reserved = dict(p)
         if connector.id != 0:
-            self._after_answer(self.status, connector, "Reserved")
+            connector.status = self._idle_status(connector)
+            self._after_answer(self.status, connector)
         self._after_answer(self._expire, connector, p["reservationId"], p["expiryDate"])
         return {"status": "Accepted"}
 
@@ -999,7 +1002,8 @@ class SimCharger:
             if connector.reserved and connector.reserved["reservationId"] == p["reservationId"]:
                 connector.reserved = None
                 if connector.id != 0:
-                    self._after_answer(self.status, connector, "Available")
+                    connector.status = self._idle_status(connector)
+                    self._after_answer(self.status, connector)
                 return {"status": "Accepted"}
         return {"status": "Rejected"}
 

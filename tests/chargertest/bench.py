@@ -6,7 +6,6 @@ What a case needs of the charger (its AUTO† variant, its security profile) is 
 
 from __future__ import annotations
 
-import base64
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
@@ -23,7 +22,7 @@ from gateway.config import load
 from gateway.simulator.charger import PROFILES, Settings, SimCharger
 from gateway.simulator.lab import serve_lab
 from tests.conftest import Gateway, started
-from tests.tls import make_pki
+from tests.tls import Pki, make_pki
 from tests.waiting import until
 
 CP = "BENCH-CP1"
@@ -151,7 +150,6 @@ async def bench(nursery: trio.Nursery, tmp_path: Path, setup: Setup | None = Non
 
 def _client(tmp_path: Path) -> tuple[str, str]:
     """A client certificate for the charger from the bench's PKI (the one the gateway's TLS trusts)."""
-    from tests.tls import Pki
     folder = tmp_path / "pki"
     pki = Pki(folder / "ca.pem", folder / "gateway.pem", folder / "gateway.key", folder)
     cert, key = pki.client(CP)
@@ -185,7 +183,3 @@ def explain(result: dict[str, Any]) -> str:
     for frame in result["frames"][-12:]:
         lines.append(f"  {frame['time']} {frame['direction']} {frame['text'][:300]}")
     return "\n".join(lines)
-
-
-def basic(cp_id: str, key: str) -> str:
-    return "Basic " + base64.b64encode(f"{cp_id}:{key}".encode()).decode()

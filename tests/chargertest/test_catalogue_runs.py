@@ -74,3 +74,19 @@ async def test_the_lab_webhook_checks_its_caller_and_says_what_it_cannot_do(nurs
         r = await post(body("plug_in", connector=1))
         assert r.status_code == 200 and r.json() == {"result": "done"}
         assert b.charger.connectors[1].plugged and b.charger.connectors[1].status == "Preparing"
+
+
+async def test_one_run_of_the_unattended_cases_in_a_row_restores_the_baseline_between_them(nursery: trio.Nursery,
+                                                                                            tmp_path):
+    """As a vendor runs a plan: the cases one after another on one charger, the baseline restored between them,
+    so no case passes or fails because of the one before. The cases for another kind of charger (a fixed
+    cable, no local list, no reservations, another security profile) are not applicable to this one."""
+    plain = [c for c in UNATTENDED if setup_for(c) == setup_for("TC_021_CS")]
+    other = [c for c in UNATTENDED if c not in plain]
+    async with bench(nursery, tmp_path) as b:
+        document = await run(b, UNATTENDED, timeout=600)
+    verdicts = {c["id"]: c["verdict"] for c in document["cases"]}
+    failed = [explain(c) for c in document["cases"] if c["id"] in plain and c["verdict"] != "PASS"]
+    assert not failed, "\n".join(failed)
+    assert len(plain) >= 30 and document["state"] == "finished"
+    assert {verdicts[c] for c in other} == {"NOT_APPLICABLE"}, {c: verdicts[c] for c in other}
