@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import re
 
+import trio
+
 
 from gateway import clock
 from tests.conftest import make_config, started
@@ -155,3 +157,126 @@ async def test_bad_parameters_are_refused_with_the_reason(gateway):
         r = await http.get("/api/live")
         assert_error(r, 406, "not_acceptable")
         assert "text/event-stream" in r.json()["message"]
+
+
+# ---- catching up: no gap, no duplicate --------------------------------------------------------------
+
+async def _heartbeats(cp, count: int, done: trio.Event, halfway: trio.Event) -> None:
+    for i in range(count):
+        await cp.result("Heartbeat", {})
+        if i == count // 2:
+            halfway.set()
+    done.set()
+
+
+async def test_a_reconnecting_browser_catches_up_with_no_gap_and_no_duplicate(gateway, nursery):
+    """A browser that connects with `since` while the charger keeps talking gets the stored frames, then the live
+    ones, each exactly once: the same frames, in the same order, as a browser that watched all along. One that
+    resumes with Last-Event-ID gets exactly the frames after that one, also among frames of one millisecond."""
+    count = 150
+    async with gateway.http() as http, live(http, cp="SEAM") as reference, charger(gateway.ocpp_port, "SEAM") as cp:
+        await reference.named("caughtUp")
+        await cp.result("BootNotification", BOOT)
+        since = clock.iso()
+        done, halfway = trio.Event(), trio.Event()
+        nursery.start_soon(_heartbeats, cp, count, done, halfway)
+        await halfway.wait()
+        async with live(http, cp="SEAM", since=since) as late:
+            caught_up = await late.named("caughtUp")
+            assert caught_up.data["frames"] > 0
+            await done.wait()
+            last = await reference.until(lambda e: e.name == "frame" and e.data["direction"] == "out"
+                                         and e.data["action"] == "Heartbeat" and len(reference.frames()) >= 2 * count + 2)
+            await late.until(lambda e: e.name == "frame" and e.data["uniqueId"] == last.data["uniqueId"]
+                             and e.data["direction"] == "out")
+        expected = [e for e in reference.frames() if e.data["time"] >= since]
+        assert [frame_key(e.data) for e in late.frames()] == [frame_key(e.data) for e in expected]
+        assert [e.id for e in late.frames()] == [e.id for e in expected]  # one name for one frame, on any stream
+        assert len(expected) >= 2 * count
+        assert not [e for e in late.seen if e.name == "lost"]
+
+        # Resuming after a frame in the middle: exactly the frames after it
+        middle = len(expected) // 2
+        headers = {"Last-Event-ID": expected[middle].id}
+        async with live(http, headers=headers, cp="SEAM") as resumed:
+            replayed = (await resumed.named("caughtUp")).data["frames"]
+        assert [frame_key(e.data) for e in resumed.frames()] == [frame_key(e.data) for e in expected[middle + 1:]]
+        assert replayed == len(expected) - middle - 1
+        assert all(isinstance(e.data["id"], int) for e in resumed.frames())  # replayed: the frame log's ids
+        same_ms = [i for i in range(1, len(expected)) if expected[i].data["time"] == expected[i - 1].data["time"]]
+        for i in same_ms[:5]:  # frames of one millisecond: the id still names one of them
+            async with live(http, headers={"Last-Event-ID": expected[i].id}, cp="SEAM") as resumed:
+                await resumed.named("caughtUp")
+            assert [frame_key(e.data) for e in resumed.frames()] == [frame_key(e.data) for e in expected[i + 1:]]
+
+
+async def test_a_catch_up_sends_the_newest_frames_and_says_how_many_it_left_out(tmp_path, nursery):
+    config = make_config(tmp_path)
+    config.console.live_catch_up = 10
+    async with started(nursery, config) as gw, gw.http() as http:
+        since = clock.iso()
+        async with charger(gw.ocpp_port, "MANY") as cp:
+            await cp.result("BootNotification", BOOT)
+            for _ in range(10):
+                await cp.result("Heartbeat", {})
+        stored = (await http.get("/api/frames", params={"cpId": "MANY", "limit": 100})).json()["records"]
+        assert len(stored) == 2 + 2 * 10 + 2  # boot, heartbeats, connect and disconnect notes
+        async with live(http, cp="MANY", since=since) as stream:
+            lost = await stream.next()
+            assert lost.name == "lost" and lost.data == {"count": len(stored) - 10}
+            assert (await stream.named("caughtUp")).data == {"frames": 10}
+        assert [e.data["id"] for e in stream.frames()] == [r["id"] for r in reversed(stored[:10])]
+
+
+# ---- a browser that does not read --------------------------------------------------------------------
+
+async def stuck_browser(port: int, path: str = "/api/live") -> trio.SocketStream:
+    """A client that asks for the stream and then reads nothing (a small receive buffer, so the kernel holds
+    little of what the gateway writes)."""
+    sock = trio.socket.socket()
+    sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
+    await sock.connect(("127.0.0.1", port))
+    stream = trio.SocketStream(sock)
+    await stream.send_all(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n"
+                          .encode())
+    return stream
+
+
+async def _read_until(stream: trio.SocketStream, received: bytes, pattern: bytes) -> tuple[bytes, re.Match]:
+    with trio.fail_after(20):
+        while (found := re.search(pattern, received)) is None:
+            received += await stream.receive_some(65536)
+    return received, found
+
+
+async def test_a_browser_that_does_not_read_loses_events_is_told_how_many_and_slows_no_charger(tmp_path, nursery):
+    config = make_config(tmp_path)
+    config.console.live_buffer = 16
+    async with started(nursery, config) as gw, gw.http() as http:
+        async with live(http, cp="BUSY") as watching, charger(gw.ocpp_port, "BUSY") as cp, \
+                trio.open_nursery() as reading:
+            stuck = await stuck_browser(gw.http_port)
+            everything = trio.Event()
+
+            async def watch() -> None:  # a browser that reads as it should, all along
+                await watching.until(lambda e: len(watching.frames()) >= 1 + 2 + 2 * 400)  # connected, boot, calls
+                everything.set()
+
+            reading.start_soon(watch)
+            await cp.result("BootNotification", BOOT)
+            big = {"vendorId": "bench", "data": "x" * 4000}  # fills the stuck browser's socket sooner
+            for _ in range(400):  # each answered, as if nobody watched
+                assert (await cp.result("DataTransfer", big))["status"] == "UnknownVendorId"
+            with trio.fail_after(20):
+                await everything.wait()
+            assert not [e for e in watching.seen if e.name == "lost"]
+            # The stuck one, once it reads, is told what it lost and goes on live
+            received, lost = await _read_until(stuck, b"", rb"event: lost\ndata: (\{.*?\})\n")
+            assert json.loads(lost.group(1))["count"] > 0
+            await cp.result("Heartbeat", {})
+            await _read_until(stuck, received, rb'"action":"Heartbeat"')
+            await stuck.aclose()
+        # A browser that went away is forgotten: the hot path stops building events once nobody watches
+        with trio.fail_after(10):
+            while gw.running.chargers.events.watched:
+                await trio.sleep(0.05)
