@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import AsyncExitStack
 
 import trio
 
-
 from gateway import clock
+from gateway.http.accounts import hash_password
+from gateway.store import scope
 from tests.conftest import make_config, started
 from tests.helpers import BOOT, assert_error, charger, status
 from tests.live import live
@@ -280,3 +282,52 @@ async def test_a_browser_that_does_not_read_loses_events_is_told_how_many_and_sl
         with trio.fail_after(10):
             while gw.running.chargers.events.watched:
                 await trio.sleep(0.05)
+
+
+# ---- tenant scope -----------------------------------------------------------------------------------------
+
+async def _operator(store, code: str) -> int:
+    with scope.acting_as(scope.EVERYTHING):
+        outcome, tenant = await store.tenants.create(scope.PLATFORM, {"code": code, "name": code, "type": "operator"},
+                                                     clock.iso())
+        assert outcome == "ok", tenant
+        assert await store.users.put("admin", await hash_password(PASSWORD), "admin", clock.iso(), tenant["id"]) is None
+    with scope.acting_as(scope.Scope(tenant["id"], frozenset({tenant["id"]}))):
+        outcome, _ = await store.registry.create(f"{code}-CP", None, None, [], clock.iso())
+        assert outcome == "created"
+    return tenant["id"]
+
+
+async def test_a_browser_sees_only_its_tenants_chargers(gateway):
+    """Operator A's browser gets A's charger's events, live and caught up, and nothing of operator B's charger
+    nor of the platform's own, even when it names them."""
+    await _operator(gateway.store, "opa")
+    await _operator(gateway.store, "opb")
+    await gateway.store.users.put("root", await hash_password(PASSWORD), "admin", clock.iso())  # the platform's
+    since = clock.iso()
+    async with gateway.http() as http, AsyncExitStack() as stack:
+        http.auth = ("admin@opa", PASSWORD)
+        a_all = await stack.enter_async_context(live(http))
+        a_named_b = await stack.enter_async_context(live(http, cp="opb-CP"))
+        http.auth = ("root", PASSWORD)  # the platform: every charger
+        platform = await stack.enter_async_context(live(http))
+        async with charger(gateway.ocpp_port, "opb-CP") as b, charger(gateway.ocpp_port, "PLAT-CP") as p, \
+                charger(gateway.ocpp_port, "opa-CP") as a:
+            for cp in (b, p, a):  # A's last: once its frames arrive, the others' have been handled
+                await cp.result("BootNotification", BOOT)
+                await cp.result("StatusNotification", status(1, "Available"))
+            await platform.named("status", cpId="opa-CP")
+            await a_all.named("status", cpId="opa-CP")
+        await a_all.named("connection", cpId="opa-CP", online=False)
+        await platform.named("connection", cpId="opa-CP", online=False)
+        seen_by_a = {e.data.get("cpId") for e in a_all.seen if e.name not in ("hello", "caughtUp")}
+        assert seen_by_a == {"opa-CP"}
+        assert {e.data.get("cpId") for e in platform.seen if "cpId" in e.data} == {"opa-CP", "opb-CP", "PLAT-CP"}
+        await a_named_b.named("caughtUp")
+        with trio.move_on_after(1):  # what was published for B's charger would be here by now: nothing is
+            await a_named_b.next()
+        assert [e.name for e in a_named_b.seen] == ["hello", "caughtUp"]
+        http.auth = ("admin@opa", PASSWORD)
+        async with live(http, since=since) as caught_up:  # the frame log, scoped the same way
+            replayed = (await caught_up.named("caughtUp")).data["frames"]
+        assert replayed > 0 and {e.data["cpId"] for e in caught_up.frames()} == {"opa-CP"}
