@@ -6,6 +6,7 @@ recent() are committed reads that first hand over and wait for every frame recor
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import timedelta
 from typing import Any, Callable
@@ -56,12 +57,17 @@ def _query(conn: sqlite3.Connection, cp_id: str | None = None, since: str | None
 
 
 def _recent(conn: sqlite3.Connection, cp_id: str | None = None, since: str | None = None, until: str | None = None,
-            before: int | None = None, limit: int = 100, *, scope: Scope) -> list[dict[str, Any]]:
-    """Newest first; `before` (a frame id) pages back in time. Every frame recorded before the call included."""
+            before: int | None = None, limit: int = 100, action: str | None = None, direction: str | None = None,
+            text: str | None = None, *, scope: Scope) -> list[dict[str, Any]]:
+    """Newest first; `before` (a frame id) pages back in time. Every frame recorded before the call included.
+    `action` (an answer has its call's), `direction` (in, out, event) and `text` (in the frame, ASCII letters
+    of either case) narrow the frames."""
     where, scoped = charger_where(scope, "charge_point_id")
     sql, args = f"SELECT * FROM frames WHERE {where}", list(scoped)
+    contains = None if text is None else "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
     for clause, value in (("charge_point_id = ?", cp_id), ("at >= ?", since), ("at < ?", until),
-                          ("(at, id) < (SELECT at, id FROM frames WHERE id = ?)", before)):
+                          ("(at, id) < (SELECT at, id FROM frames WHERE id = ?)", before), ("action = ?", action),
+                          ("direction = ?", direction), ("body LIKE ? ESCAPE '\\'", contains)):
         if value is not None:
             sql += f" AND {clause}"
             args.append(value)

@@ -331,3 +331,39 @@ async def test_a_browser_sees_only_its_tenants_chargers(gateway):
         async with live(http, since=since) as caught_up:  # the frame log, scoped the same way
             replayed = (await caught_up.named("caughtUp")).data["frames"]
         assert replayed > 0 and {e.data["cpId"] for e in caught_up.frames()} == {"opa-CP"}
+
+
+# ---- the frame log's filters, for the console's frame view ---------------------------------------------
+
+async def test_the_frame_log_filters_by_action_direction_and_text_and_pages_back_with_them(gateway):
+    async with charger(gateway.ocpp_port, "FILTER") as cp:
+        await cp.result("BootNotification", BOOT)
+        for _ in range(3):
+            await cp.result("Heartbeat", {})
+        await cp.result("DataTransfer", {"vendorId": "acme", "data": "Needle_%50"})
+    async with gateway.http() as http:
+        async def get(**query) -> list[dict]:
+            r = await http.get("/api/frames", params={"cpId": "FILTER", **query})
+            assert r.status_code == 200, r.text
+            return r.json()["records"]
+
+        beats = await get(action="Heartbeat")
+        assert len(beats) == 6 and {(f["direction"], f["messageType"]) for f in beats} == {("in", 2), ("out", 3)}
+        assert len(await get(action="Heartbeat", direction="in")) == 3
+        assert [f["action"] for f in await get(direction="event")] == ["disconnect", "connect"]
+        (needle,) = await get(text="needle_%5")  # any case; % and _ are themselves
+        assert needle["action"] == "DataTransfer" and needle["direction"] == "in"
+        assert await get(text="Needle%50") == [] and await get(text="e_d") == []
+        pages, before = [], None
+        while True:
+            r = await http.get("/api/frames", params={"cpId": "FILTER", "action": "Heartbeat", "limit": 4,
+                                                      **({"before": before} if before else {})})
+            pages.append(r.json()["records"])
+            before = r.json()["nextBefore"]
+            if before is None:
+                break
+        assert [len(p) for p in pages] == [4, 2]
+        assert [f["id"] for p in pages for f in p] == [f["id"] for f in beats]
+        r = await http.get("/api/frames", params={"direction": "sideways"})
+        assert_error(r, 400, "bad_request")
+        assert "direction" in r.json()["message"]
