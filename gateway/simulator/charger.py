@@ -13,6 +13,7 @@ import json
 import urllib.request
 from functools import partial
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 import structlog
@@ -196,7 +197,7 @@ class SimCharger:
                 await trio.sleep(self.settings.reconnect_delay)
 
     async def _connection(self) -> None:
-        url = f"{self.settings.url.rstrip('/')}/{self.settings.cp_id}"
+        url = f"{self.settings.url.rstrip('/')}/{quote(self.settings.cp_id, safe='')}"  # any id: percent-encoded
         tls = self.certificates.tls_context(self.settings.server_ca) if url.startswith("wss:") else None
         async with trio_websocket.open_websocket_url(url, subprotocols=list(self.settings.subprotocols),
                                                      ssl_context=tls) as ws:

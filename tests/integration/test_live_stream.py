@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import re
 from contextlib import AsyncExitStack
+from urllib.parse import quote
 
+import pytest
 import trio
 
 from gateway import clock
 from gateway.http.accounts import hash_password
 from gateway.store import scope
+from tests.conformance import support
 from tests.conftest import make_config, started
 from tests.helpers import BOOT, assert_error, charger, status
 from tests.live import live
@@ -367,3 +370,16 @@ async def test_the_frame_log_filters_by_action_direction_and_text_and_pages_back
         r = await http.get("/api/frames", params={"direction": "sideways"})
         assert_error(r, 400, "bad_request")
         assert "direction" in r.json()["message"]
+
+
+# ---- a simulated charger's id, whatever a URL can hold -------------------------------------------------------
+
+@pytest.mark.parametrize("cp_id", ["Bench #1?x=y", "桩 50%", "A+B&C"])
+async def test_a_simulated_charger_with_any_id_connects_under_that_id(gateway, cp_id):
+    """`gateway simulate --ids` with characters a URL cannot hold as they are: the id is percent-encoded into
+    the URL, and the gateway knows the charger by the id itself."""
+    async with support.simulated(gateway, cp_id, checked=False):
+        assert cp_id in gateway.registry
+    async with gateway.http() as http:
+        r = await http.get(f"/api/chargers/{quote(cp_id, safe='')}")
+        assert r.status_code == 200 and r.json()["chargePointId"] == cp_id
