@@ -10,11 +10,13 @@ import re
 from contextlib import AsyncExitStack
 from urllib.parse import quote
 
+import jsonschema
 import pytest
 import trio
 
 from gateway import clock
 from gateway.http.accounts import hash_password
+from gateway.ocpp.actions import CENTRAL_ACTIONS
 from gateway.store import scope
 from tests.conformance import support
 from tests.conftest import make_config, started
@@ -383,3 +385,24 @@ async def test_a_simulated_charger_with_any_id_connects_under_that_id(gateway, c
     async with gateway.http() as http:
         r = await http.get(f"/api/chargers/{quote(cp_id, safe='')}")
         assert r.status_code == 200 and r.json()["chargePointId"] == cp_id
+
+
+# ---- every action, for the console's payload editor ------------------------------------------------------
+
+async def test_every_action_is_listed_with_its_schemas_and_a_payload_its_schema_takes(gateway):
+    async with gateway.http() as http, charger(gateway.ocpp_port, "EDIT") as cp:
+        r = await http.get("/api/ocpp/actions")
+        assert r.status_code == 200, r.text
+        listed = {a["action"]: a for a in r.json()}
+        assert set(listed) == set(CENTRAL_ACTIONS) and len(listed) == 26
+        assert listed["InstallCertificate"]["role"] == "admin" and listed["Reset"]["role"] == "operator"
+        for name, entry in listed.items():
+            jsonschema.Draft4Validator(entry["request"]).validate(entry["example"])  # independent of the gateway
+            assert set(entry["example"]) == set(entry["request"].get("required", [])), name
+        assert listed["Reset"]["example"] == {"type": "Hard"}
+        # what the editor sends is checked and sent as it is
+        r = await http.post("/api/ocpp/call/EDIT/ChangeAvailability", params={"wait": "false"},
+                            json=listed["ChangeAvailability"]["example"])
+        assert r.status_code == 200, r.text
+        call = await cp.next_call()
+        assert call[2:] == ["ChangeAvailability", {"connectorId": 0, "type": "Inoperative"}]
