@@ -406,3 +406,21 @@ async def test_every_action_is_listed_with_its_schemas_and_a_payload_its_schema_
         assert r.status_code == 200, r.text
         call = await cp.next_call()
         assert call[2:] == ["ChangeAvailability", {"connectorId": 0, "type": "Inoperative"}]
+
+
+# ---- what a reconnecting page re-reads ---------------------------------------------------------------------
+
+async def test_the_state_a_page_rereads_has_connector_zero_every_open_transaction_and_error_codes(gateway):
+    async with charger(gateway.ocpp_port, "STATE") as cp, gateway.http() as http:
+        await cp.result("BootNotification", BOOT)
+        await cp.result("StatusNotification", status(0, "Available"))
+        await cp.result("StatusNotification", status(1, "Charging"))
+        await cp.result("StatusNotification", status(2, "Faulted", errorCode="OverCurrentFailure"))
+        ids = [(await cp.result("StartTransaction", {"connectorId": c, "idTag": "T", "meterStart": 0,
+                                                     "timestamp": clock.iso()}))["transactionId"] for c in (1, 2)]
+        body = (await http.get("/api/chargers/STATE")).json()
+        details = {c["connectorId"]: (c["status"], c["errorCode"]) for c in body["connectorDetails"]}
+        assert details == {0: ("Available", "NoError"), 1: ("Charging", "NoError"),
+                           2: ("Faulted", "OverCurrentFailure")}
+        open_ = (await http.get("/api/transactions", params={"cpId": "STATE", "state": "open"})).json()["records"]
+        assert sorted(t["id"] for t in open_) == sorted(ids)
