@@ -99,6 +99,7 @@ async def docs() -> Response:
 
 # Every route the app serves, in the order the OpenAPI document lists them.
 ROUTES: tuple[Routes, ...] = (gateway, console.routes, charger_ws.routes, auth_api.routes, ocpp_api.routes,
+                              ocpp_api.catalogue,
                               commands_api.routes, records_api.routes, *billing_api.ROUTES, station_api.routes,
                               charger_api.routes, tenant_api.routes, audit_api.routes, *dashboard_api.ROUTES,
                               *monitoring_api.ROUTES, cloudcharge_api.routes, *certificate_api.ROUTES,

@@ -12,7 +12,7 @@ from ..ocpp.actions import CENTRAL_ACTIONS
 from ..store.chargers import DEVICE_FIELDS
 from . import params
 from .errors import ApiError
-from .routes import OPERATOR, VIEWER, Routes
+from .routes import VIEWER, Routes
 from .schemas import list_of, ocpp_schema, op, paged, param, record, ref
 from .services import services
 
@@ -132,7 +132,10 @@ def example(schema: dict[str, Any]) -> Any:
     return "x" * schema.get("minLength", 0)
 
 
-@routes.route("/actions", role=OPERATOR, get=op(  # who may send them; under /api/ocpp/ as the commands are
+catalogue = Routes("ocpp_catalogue", __name__, "/api")  # read only: not under /api/ocpp/, where GETs send
+
+
+@catalogue.route("/actions", role=VIEWER, get=op(
     "call", "Every action the central system can send: its 1.6 schemas, the least role, a minimal payload",
     list_of(record("action:str role:str request:obj response:obj example:obj")),
     description="For a payload editor: `example` holds the required fields only; send with POST "

@@ -391,7 +391,7 @@ async def test_a_simulated_charger_with_any_id_connects_under_that_id(gateway, c
 
 async def test_every_action_is_listed_with_its_schemas_and_a_payload_its_schema_takes(gateway):
     async with gateway.http() as http, charger(gateway.ocpp_port, "EDIT") as cp:
-        r = await http.get("/api/ocpp/actions")
+        r = await http.get("/api/actions")
         assert r.status_code == 200, r.text
         listed = {a["action"]: a for a in r.json()}
         assert set(listed) == set(CENTRAL_ACTIONS) and len(listed) == 26
