@@ -23,10 +23,12 @@ FrameRow = tuple[str, str, str, "int | None", "str | None", "str | None", "str |
 
 
 def frame_data(row: FrameRow, violations: Iterable[Any] = (), frame_id: int | None = None) -> dict[str, Any]:
+    """A frame as the stream sends it; `violations`: Violation objects (live) or their dicts (stored)."""
     at, cp_id, direction, message_type, unique_id, action, body = row
     data: dict[str, Any] = {"cpId": cp_id, "time": at, "direction": direction, "messageType": message_type,
                             "uniqueId": unique_id, "action": action, "text": body,
-                            "violations": [{"action": v.action, "kind": v.kind, "code": v.code.value,
+                            "violations": [v if isinstance(v, dict) else
+                                           {"action": v.action, "kind": v.kind, "code": v.code.value,
                                             "path": v.path, "message": v.message} for v in violations]}
     if frame_id is not None:
         data = {"id": frame_id, **data}

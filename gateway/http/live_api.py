@@ -99,7 +99,8 @@ class LiveStream:
                     if skip and row[0] == self.resume.at:
                         skip -= 1
                         continue
-                    replay.append(event_text("frame", frame_data(row, (), record["id"]), self.cursor.next_id(row[0])))
+                    data = frame_data(row, record["violations"], record["id"])
+                    replay.append(event_text("frame", data, self.cursor.next_id(row[0])))
                     replayed += 1
                     if len(replay) >= BATCH:
                         yield "".join(replay)

@@ -78,18 +78,34 @@ def _recent(conn: sqlite3.Connection, cp_id: str | None = None, since: str | Non
 def _since(conn: sqlite3.Connection, cp_id: str | None, since: str, limit: int, *,
            scope: Scope) -> tuple[list[dict[str, Any]], int]:
     """The frames from `since` on, oldest first, in the order recorded (the live stream's catch-up): at most
-    `limit`, the newest when more are kept, and how many older ones were left out."""
+    `limit`, the newest when more are kept, and how many older ones were left out. Each frame has the schema
+    violations kept with its text as their example (`violations`)."""
     where, scoped = charger_where(scope, "charge_point_id")
     sql, args = f"FROM frames WHERE {where} AND at >= ?", [*scoped, since]
     if cp_id is not None:
         sql += " AND charge_point_id = ?"
         args.append(cp_id)
     rows = conn.execute(f"SELECT * {sql} ORDER BY at, id LIMIT ?", (*args, limit + 1)).fetchall()
-    if len(rows) <= limit:
-        return [dict(r) for r in rows], 0
-    total = conn.execute(f"SELECT count(*) {sql}", args).fetchone()[0]
-    rows = conn.execute(f"SELECT * {sql} ORDER BY at DESC, id DESC LIMIT ?", (*args, limit)).fetchall()
-    return [dict(r) for r in reversed(rows)], total - limit
+    left_out = 0
+    if len(rows) > limit:
+        left_out = conn.execute(f"SELECT count(*) {sql}", args).fetchone()[0] - limit
+        rows = conn.execute(f"SELECT * {sql} ORDER BY at DESC, id DESC LIMIT ?", (*args, limit)).fetchall()[::-1]
+    frames = [dict(r) for r in rows]
+    # The violations kept with a frame's text as their example (the latest frame that broke each rule)
+    found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    texts = sorted({(f["charge_point_id"], f["body"]) for f in frames if f["direction"] == "in" and f["body"]})
+    for start in range(0, len(texts), 400):
+        chunk = texts[start:start + 400]
+        for v in conn.execute(
+                "SELECT charge_point_id, action, kind, code, path, message, example FROM violations WHERE "
+                + " OR ".join(["(charge_point_id = ? AND example = ?)"] * len(chunk)),
+                [value for pair in chunk for value in pair]):
+            found.setdefault((v["charge_point_id"], v["example"]), []).append(
+                {"action": v["action"], "kind": v["kind"], "code": v["code"], "path": v["path"],
+                 "message": v["message"]})
+    for f in frames:
+        f["violations"] = found.get((f["charge_point_id"], f["body"]), [])
+    return frames, left_out
 
 
 class FrameLog(Table):

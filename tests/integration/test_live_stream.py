@@ -137,15 +137,23 @@ async def test_a_frame_is_data_whatever_it_holds(gateway):
         assert {e.name for e in stream.seen} <= {"hello", "caughtUp", "frame"}  # topics=frame: nothing else
 
 
-async def test_a_violation_is_shown_with_its_frame(tmp_path, nursery):
-    async with started(nursery, make_config(tmp_path, validation="lenient")) as gw, gw.http() as http, \
-            live(http, topics="frame") as stream, charger(gw.ocpp_port, "LIVE-V") as cp:
-        await cp.call("StatusNotification", {"connectorId": 1, "status": "Charging", "errorCode": "NoError",
-                                             "info": "x" * 60})  # info is at most 50 characters
-        event = await stream.named("frame", direction="in", action="StatusNotification")
-        (violation,) = event.data["violations"]
-        assert violation["kind"] == "request" and violation["path"].endswith("info")
-        assert violation["code"] and violation["message"]
+async def test_a_violation_is_shown_with_its_frame_live_and_caught_up(tmp_path, nursery):
+    since = clock.iso()
+    async with started(nursery, make_config(tmp_path, validation="lenient")) as gw, gw.http() as http:
+        async with live(http, topics="frame") as stream, charger(gw.ocpp_port, "LIVE-V") as cp:
+            await cp.call("StatusNotification", {"connectorId": 1, "status": "Charging", "errorCode": "NoError",
+                                                 "info": "x" * 60})  # info is at most 50 characters
+            await cp.call("StatusNotification", {"connectorId": 1, "status": "Available", "errorCode": "NoError"})
+            event = await stream.named("frame", direction="in", action="StatusNotification")
+            (violation,) = event.data["violations"]
+            assert violation["kind"] == "request" and violation["path"].endswith("info")
+            assert violation["code"] and violation["message"]
+            assert (await stream.named("frame", direction="in", action="StatusNotification")).data["violations"] == []
+        async with live(http, topics="frame", since=since) as replay:
+            await replay.named("caughtUp")
+        statuses = [e.data for e in replay.frames() if e.data["action"] == "StatusNotification"
+                    and e.data["direction"] == "in"]
+        assert [s["violations"] for s in statuses] == [[violation], []]
 
 
 async def test_bad_parameters_are_refused_with_the_reason(gateway):
