@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, AsyncIterator
 
+import structlog
 import trio
 from quart import Response, request
 
@@ -27,6 +28,7 @@ from .schemas import op, query
 from .services import services
 
 routes = Routes("live_api", __name__, "/api")
+log = structlog.get_logger("gateway.live")
 
 KEEP_ALIVE_SECONDS = 15.0  # a comment line after this much silence: proxies and the browser see the stream alive
 BATCH = 200  # events written in one piece when more are waiting
@@ -136,7 +138,8 @@ class LiveStream:
         """The event as the browser reads it, or None when this stream does not carry it."""
         try:
             name, cp_id, data = event.live()
-        except Exception:  # one feature's faulty event must not end everyone's stream
+        except Exception:  # one feature's faulty event must not end everyone's stream: a bug, logged
+            log.exception("live event failed", event=type(event).__name__)
             return None
         if not self._wants(name) or not await self._sees(cp_id):
             return None

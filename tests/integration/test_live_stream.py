@@ -10,6 +10,7 @@ import re
 from contextlib import AsyncExitStack
 from urllib.parse import quote
 
+import attrs
 import jsonschema
 import pytest
 import trio
@@ -432,3 +433,32 @@ async def test_the_state_a_page_rereads_has_connector_zero_every_open_transactio
                            2: ("Faulted", "OverCurrentFailure")}
         open_ = (await http.get("/api/transactions", params={"cpId": "STATE", "state": "open"})).json()["records"]
         assert sorted(t["id"] for t in open_) == sorted(ids)
+
+
+@attrs.frozen
+class Notice:
+    """A feature's own event: any event with live() published on the hub reaches the stream."""
+    cp_id: str | None
+    text: str
+
+    def live(self) -> tuple[str, str | None, dict]:
+        return "notice", self.cp_id, {"cpId": self.cp_id, "text": self.text}
+
+
+async def test_a_features_own_events_reach_the_stream_and_platform_wide_ones_only_platform_users(gateway):
+    await _operator(gateway.store, "opn")
+    await gateway.store.users.put("root", await hash_password(PASSWORD), "admin", clock.iso())
+    hub = gateway.running.chargers.events
+    async with gateway.http() as http, AsyncExitStack() as stack:
+        http.auth = ("admin@opn", PASSWORD)
+        tenant = await stack.enter_async_context(live(http, topics="notice"))
+        http.auth = ("root", PASSWORD)
+        platform = await stack.enter_async_context(live(http, topics="notice"))
+        for stream in (tenant, platform):
+            await stream.named("caughtUp")
+        hub.publish(Notice(None, "disk nearly full"))  # platform-wide
+        hub.publish(Notice("opn-CP", "door open"))  # about the tenant's charger; in order after the first
+        assert (await platform.named("notice")).data == {"cpId": None, "text": "disk nearly full"}
+        assert (await platform.named("notice")).data == {"cpId": "opn-CP", "text": "door open"}
+        assert (await tenant.named("notice")).data == {"cpId": "opn-CP", "text": "door open"}
+        assert [e.name for e in tenant.seen] == ["hello", "caughtUp", "notice"]
