@@ -79,6 +79,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
         chargers.metrics.watch_storage(store.health)
         chargers.metrics.watch_connections(limits)
         chargers.metrics.watch_retention(store.retention)
+        chargers.metrics.watch_live(chargers.events)
         chargers.validator.preload()  # every schema read now, while file descriptors are plenty
         _keep(store, config)
         auth = Auth(store, config.auth)

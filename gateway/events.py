@@ -65,13 +65,16 @@ class LiveFeed:
         self._send, self._receive = trio.open_memory_channel[Any](buffer)
         self.lost = 0  # events dropped since the reader last took the count (take_lost)
 
-    def offer(self, event: Any) -> None:
+    def offer(self, event: Any) -> bool:
+        """Buffer the event; False when the buffer was full (the event is lost, and counted)."""
         try:
             self._send.send_nowait(event)
         except trio.WouldBlock:
             self.lost += 1
+            return False
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+        return True
 
     async def receive(self) -> Any:
         """The next event; trio.EndOfChannel once closed."""
@@ -95,6 +98,7 @@ class Hub:
         self._subscribers: set[trio.MemorySendChannel] = set()
         self._feeds: set[LiveFeed] = set()  # the live stream's readers (GET /api/live)
         self.dropped = 0
+        self.live_lost = 0  # events a live-stream reader's full buffer could not hold, since start
 
     @property
     def watched(self) -> bool:
@@ -117,7 +121,13 @@ class Hub:
         """Give an event (with `live()`) to the live-stream readers only: what no other subscriber needs
         (frames, meter readings, connector states) does not fill their buffers."""
         for feed in list(self._feeds):
-            feed.offer(event)
+            if not feed.offer(event):
+                self.live_lost += 1
+
+    @property
+    def readers(self) -> int:
+        """Live-stream readers now (browsers with the console open)."""
+        return len(self._feeds)
 
     @contextmanager
     def watch(self, buffer: int) -> Iterator[LiveFeed]:

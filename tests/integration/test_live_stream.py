@@ -289,6 +289,10 @@ async def test_a_browser_that_does_not_read_loses_events_is_told_how_many_and_sl
             # The stuck one, once it reads, is told what it lost and goes on live
             received, lost = await _read_until(stuck, b"", rb"event: lost\ndata: (\{.*?\})\n")
             assert json.loads(lost.group(1))["count"] > 0
+            metrics = (await http.get("/metrics")).text
+            assert "gateway_live_readers 2.0" in metrics  # the one reading and the stuck one
+            total = re.search(r"^gateway_live_events_lost_total (\S+)$", metrics, re.M)
+            assert total is not None and float(total.group(1)) >= json.loads(lost.group(1))["count"]
             await cp.result("Heartbeat", {})
             await _read_until(stuck, received, rb'"action":"Heartbeat"')
             await stuck.aclose()
