@@ -267,7 +267,7 @@ async def _read_until(stream: trio.SocketStream, received: bytes, pattern: bytes
 
 async def test_a_browser_that_does_not_read_loses_events_is_told_how_many_and_slows_no_charger(tmp_path, nursery):
     config = make_config(tmp_path)
-    config.console.live_buffer = 16
+    config.console.live_buffer = 64  # the reading browser keeps up with room to spare; the stuck one cannot
     async with started(nursery, config) as gw, gw.http() as http:
         async with live(http, cp="BUSY") as watching, charger(gw.ocpp_port, "BUSY") as cp, \
                 trio.open_nursery() as reading:
