@@ -83,6 +83,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
         chargers.metrics.watch_storage(store.health)
         chargers.metrics.watch_connections(limits)
         chargers.metrics.watch_retention(store.retention)
+        chargers.metrics.watch_live(chargers.events)
         chargers.validator.preload()  # every schema read now, while file descriptors are plenty
         _keep(store, config)
         auth = Auth(store, config.auth)
@@ -98,7 +99,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
             certificates = CertificateService(store, config.certificates, commands)
             app = create_app(Services(chargers, commands, auth,
                                       None if billing is None else Billing(*billing), Limits.from_config(config),
-                                      monitor=monitor, zone=billing_settings.tz),
+                                      monitor=monitor, zone=billing_settings.tz, console=config.console),
                              config.trusted_proxies, (*config.http_allowed_hosts, http_host))
             app.config["BODY_TIMEOUT"] = config.http_body_timeout  # a body sent slower: 408
             app.config["CLOUDCHARGE"] = Signatures(config.cloudcharge_key.encode(), config.cloudcharge_window)

@@ -98,6 +98,19 @@ class RetentionMetrics:
                                 "the database thread since start", value=retention.longest_batch)
 
 
+class LiveMetrics:
+    """The live stream's readers and what their full buffers lost (gateway/events.py's Hub)."""
+
+    def __init__(self, hub: Any):
+        self.hub = hub
+
+    def collect(self) -> Iterator[Any]:
+        yield GaugeMetricFamily("gateway_live_readers", "Browsers reading the live stream (GET /api/live)",
+                                value=self.hub.readers)
+        yield CounterMetricFamily("gateway_live_events_lost", "Events a live-stream reader's full buffer could not "
+                                  "hold (a browser that does not read)", value=self.hub.live_lost)
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -123,6 +136,9 @@ class Metrics:
 
     def watch_connections(self, limits: Any) -> None:
         self.registry.register(ConnectionMetrics(limits))
+
+    def watch_live(self, hub: Any) -> None:
+        self.registry.register(LiveMetrics(hub))
 
     def frame(self, direction: str, message_type: int | None, action: str | None, code: str | None = None) -> None:
         key = (direction, action if action in ACTION_LABELS else "unknown")

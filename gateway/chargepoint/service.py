@@ -15,6 +15,7 @@ import trio
 
 from ..config import ChargerConfig
 from ..events import Hub
+from ..live import FrameSeen
 from ..metrics import Metrics
 from ..ocpp.validation import Validator
 from ..proxies import is_loopback
@@ -65,6 +66,7 @@ class ChargerService:
         self.observers: dict[str, Presence] = {}
         self.busy: dict[str, str] = {}
         self.refused: dict[str, tuple[float, str]] = {}
+        store.frames.listener = self._frame_recorded  # every frame recorded, shown live while anyone watches
 
     def take_over(self, cp_id: str, handlers: Mapping[str, Handler], observer: Presence, why: str) -> None:
         """Serve charger `cp_id` with `handlers`, show its traffic to `observer` and refuse operators'
@@ -89,6 +91,10 @@ class ChargerService:
     def refuse(self, cp_id: str, seconds: float, why: str) -> None:
         """Refuse the charger's handshakes (503) for `seconds` from now."""
         self.refused[cp_id] = (trio.current_time() + seconds, why)
+
+    def _frame_recorded(self, row: tuple, violations: tuple) -> None:
+        if self.events.watched:
+            self.events.show(FrameSeen(row, violations))
 
     def handlers_for(self, cp_id: str) -> Mapping[str, Handler]:
         """The handler table that answers charger `cp_id`."""

@@ -1,4 +1,4 @@
-"""Two limits Hypercorn does not enforce on its own, for the HTTP port.
+"""Three limits Hypercorn does not enforce on its own, for the HTTP port.
 
 - Frame size while reading: Hypercorn adds each piece of a WebSocket message to its buffer and
   compares the length after; past the limit it sends close 1009 but keeps reading, and keeps adding
@@ -6,6 +6,10 @@
   piece that would cross the limit is never kept: close 1009, and the TCP connection ends.
 - Connection caps: the open-connection limits (`ConnectionLimits`) are counted as Hypercorn accepts,
   before anything is read; a connection over a cap is answered 503 and closed.
+- A client that stops reading: Hypercorn writes to the socket shielded from cancellation, so an answer
+  that never ends (the live stream, GET /api/live) to a client that takes nothing would hold its task,
+  and the gateway's shutdown, for as long as the TCP connection lives. Here a write that makes no
+  progress for `STALLED_SEND_SECONDS` closes the connection.
 
 Hypercorn builds both objects itself (`TCPServer` per accepted connection, `WSStream` per WebSocket),
 so the subclasses are installed in its modules; a server whose config carries no `connection_limits`
@@ -20,6 +24,7 @@ import hypercorn.trio.run
 import trio
 from hypercorn.config import Config
 from hypercorn.protocol.events import StreamClosed
+from hypercorn.events import Closed, RawData
 from hypercorn.protocol.ws_stream import WSStream
 from hypercorn.trio.tcp_server import TCPServer
 from wsproto.connection import ConnectionState
@@ -61,7 +66,31 @@ class _BoundedWSStream(WSStream):
         await self.send(StreamClosed(stream_id=self.stream_id))  # ... and the TCP connection closes
 
 
+STALLED_SEND_SECONDS = 30.0  # a client that takes no piece of an answer for this long is gone
+SEND_PIECE = 16384
+
+
 class _CappedTCPServer(TCPServer):
+    async def protocol_send(self, event: object) -> None:
+        if not isinstance(event, RawData):
+            return await super().protocol_send(event)
+        data = memoryview(event.data)
+        async with self.send_lock:
+            try:
+                for start in range(0, len(data), SEND_PIECE):
+                    # Shielded as Hypercorn's own (a half-written piece would corrupt the connection), but for
+                    # the deadline: a client that takes nothing for that long is closed.
+                    with trio.CancelScope(shield=True, deadline=trio.current_time() + STALLED_SEND_SECONDS) as scope:
+                        await self.stream.send_all(data[start:start + SEND_PIECE])
+                    if scope.cancelled_caught:
+                        break
+                else:
+                    return
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+            await trio.aclose_forcefully(self.stream)
+        await self.protocol.handle(Closed())
+
     async def run(self) -> None:
         limits = getattr(self.config, "connection_limits", None)
         if limits is None:

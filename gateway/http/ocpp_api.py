@@ -6,11 +6,14 @@ from typing import Any
 
 from quart import jsonify, request
 
+from .. import clock
+from ..chargepoint.commands import CERTIFICATE_ACTIONS
+from ..ocpp.actions import CENTRAL_ACTIONS
 from ..store.chargers import DEVICE_FIELDS
 from . import params
 from .errors import ApiError
 from .routes import VIEWER, Routes
-from .schemas import list_of, op, paged, param, ref
+from .schemas import list_of, ocpp_schema, op, paged, param, record, ref
 from .services import services
 
 routes = Routes("ocpp_api", __name__, "/api/ocpp")
@@ -102,3 +105,43 @@ async def status(cp_id: str) -> Any:
         raise ApiError(404, "not_found", f"charge point {cp_id!r} is not known", cpId=cp_id)
     violations = await service.store.chargers.violations(cp_id)
     return jsonify(status_view(cp, cp_id in service.registry, violations))
+
+
+# ---- the actions a central system sends, for a payload editor ---------------------------------------------
+
+def example(schema: dict[str, Any]) -> Any:
+    """The smallest payload a 1.6 schema (inlined) takes: its required fields only, each the first enum value,
+    the lowest number allowed, an empty text (the time now for a date-time), one item for a list that needs
+    one. A start for a person to edit, not a command to send as it is."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {name: example(properties.get(name, {})) for name in schema.get("required", [])}
+    if kind == "array":
+        return [example(schema.get("items", {}))] * min(1, schema.get("minItems", 0))
+    if kind == "integer":
+        return int(schema.get("minimum", 0))
+    if kind == "number":
+        return schema.get("minimum", 0)
+    if kind == "boolean":
+        return False
+    if schema.get("format") == "date-time":
+        return clock.iso()
+    return "x" * schema.get("minLength", 0)
+
+
+catalogue = Routes("ocpp_catalogue", __name__, "/api")  # read only: not under /api/ocpp/, where GETs send
+
+
+@catalogue.route("/actions", role=VIEWER, get=op(
+    "call", "Every action the central system can send: its 1.6 schemas, the least role, a minimal payload",
+    list_of(record("action:str role:str request:obj response:obj example:obj")),
+    description="For a payload editor: `example` holds the required fields only; send with POST "
+                "/api/ocpp/call/{cpId}/{action}, which checks the payload against `request` first."))
+async def actions() -> Any:
+    return jsonify([{"action": action, "role": "admin" if action in CERTIFICATE_ACTIONS else "operator",
+                     "request": (request_schema := ocpp_schema(action, "request")),
+                     "response": ocpp_schema(action, "response"), "example": example(request_schema)}
+                    for action in sorted(CENTRAL_ACTIONS)])

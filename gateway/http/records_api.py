@@ -212,14 +212,28 @@ def _frames_op(limits: Limits) -> dict[str, Any]:
                            "page)", {"type": "integer", "minimum": 1}),
                      query("limit", "frames per answer", {"type": "integer", "minimum": 1,
                                                           "maximum": limits.max_page_size,
-                                                          "default": min(params.LIMIT_DEFAULT, limits.max_page_size)})])
+                                                          "default": min(params.LIMIT_DEFAULT, limits.max_page_size)}),
+                     query("action", "only frames of this action (a CALLRESULT or CALLERROR has its CALL's)",
+                           {"type": "string"}),
+                     query("direction", "only frames from the charger (in), to it (out), or the gateway's notes of "
+                           "its connections (event)", {"type": "string", "enum": list(FRAME_DIRECTIONS)}),
+                     query("text", "only frames holding this text (ASCII letters of either case)",
+                           {"type": "string"})])
+
+
+FRAME_DIRECTIONS = ("in", "out", "event")
 
 
 @routes.route("/frames", role=VIEWER, get=_frames_op)
 async def frames() -> Any:
     limit = params.limit()
+    direction = request.args.get("direction") or None
+    if direction not in (None, *FRAME_DIRECTIONS):
+        raise params.bad(f"direction must be in, out or event, not {direction[:40]!r}")
     rows = await _store().frames.recent(request.args.get("cpId") or None, params.time("since"),
-                                        params.time("until"), params.integer("before", None, low=1), limit)
+                                        params.time("until"), params.integer("before", None, low=1), limit,
+                                        request.args.get("action") or None, direction,
+                                        request.args.get("text") or None)
     return jsonify({"records": [params.camel(r) for r in rows],
                     "nextBefore": rows[-1]["id"] if len(rows) == limit else None})
 

@@ -19,6 +19,7 @@ import base64
 import json
 from functools import partial
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 import structlog
@@ -262,7 +263,7 @@ class SimCharger:
     async def _connection(self) -> None:
         base = self.settings.tls_url if self.settings.security_profile >= 2 and self.settings.tls_url \
             else self.settings.url
-        url = f"{base.rstrip('/')}/{self.settings.cp_id}"
+        url = f"{base.rstrip('/')}/{quote(self.settings.cp_id, safe='')}"  # any id: percent-encoded
         tls = self.certificates.tls_context(self.settings.server_ca) if url.startswith("wss:") else None
         headers = []
         if self.settings.authorization_key is not None and self.settings.security_profile in (1, 2):

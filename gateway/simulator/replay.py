@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 import trio
@@ -73,7 +74,7 @@ async def replay(frames: list[CapturedFrame], url: str, cp_id: str, speed: float
                        if f.message_type == 2 and not f.from_charger}
     pending: dict[str, tuple[int, str, list | None, trio.Event]] = {}
     all_answered = trio.Event()
-    address = f"{url.rstrip('/')}/{cp_id}"
+    address = f"{url.rstrip('/')}/{quote(cp_id, safe='')}"  # any id: percent-encoded
 
     try:
         await _run(frames, address, speed, answer_timeout, report, captured_answers, central_answers, pending,

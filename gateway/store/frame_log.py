@@ -6,9 +6,10 @@ recent() are committed reads that first hand over and wait for every frame recor
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable
 
 import structlog
 import trio
@@ -56,17 +57,55 @@ def _query(conn: sqlite3.Connection, cp_id: str | None = None, since: str | None
 
 
 def _recent(conn: sqlite3.Connection, cp_id: str | None = None, since: str | None = None, until: str | None = None,
-            before: int | None = None, limit: int = 100, *, scope: Scope) -> list[dict[str, Any]]:
-    """Newest first; `before` (a frame id) pages back in time. Every frame recorded before the call included."""
+            before: int | None = None, limit: int = 100, action: str | None = None, direction: str | None = None,
+            text: str | None = None, *, scope: Scope) -> list[dict[str, Any]]:
+    """Newest first; `before` (a frame id) pages back in time. Every frame recorded before the call included.
+    `action` (an answer has its call's), `direction` (in, out, event) and `text` (in the frame, ASCII letters
+    of either case) narrow the frames."""
     where, scoped = charger_where(scope, "charge_point_id")
     sql, args = f"SELECT * FROM frames WHERE {where}", list(scoped)
+    contains = None if text is None else "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
     for clause, value in (("charge_point_id = ?", cp_id), ("at >= ?", since), ("at < ?", until),
-                          ("(at, id) < (SELECT at, id FROM frames WHERE id = ?)", before)):
+                          ("(at, id) < (SELECT at, id FROM frames WHERE id = ?)", before), ("action = ?", action),
+                          ("direction = ?", direction), ("body LIKE ? ESCAPE '\\'", contains)):
         if value is not None:
             sql += f" AND {clause}"
             args.append(value)
     rows = conn.execute(sql + " ORDER BY at DESC, id DESC LIMIT ?", (*args, limit)).fetchall()
     return [dict(r) for r in rows]
+
+
+def _since(conn: sqlite3.Connection, cp_id: str | None, since: str, limit: int, *,
+           scope: Scope) -> tuple[list[dict[str, Any]], int]:
+    """The frames from `since` on, oldest first, in the order recorded (the live stream's catch-up): at most
+    `limit`, the newest when more are kept, and how many older ones were left out. Each frame has the schema
+    violations kept with its text as their example (`violations`)."""
+    where, scoped = charger_where(scope, "charge_point_id")
+    sql, args = f"FROM frames WHERE {where} AND at >= ?", [*scoped, since]
+    if cp_id is not None:
+        sql += " AND charge_point_id = ?"
+        args.append(cp_id)
+    rows = conn.execute(f"SELECT * {sql} ORDER BY at, id LIMIT ?", (*args, limit + 1)).fetchall()
+    left_out = 0
+    if len(rows) > limit:
+        left_out = conn.execute(f"SELECT count(*) {sql}", args).fetchone()[0] - limit
+        rows = conn.execute(f"SELECT * {sql} ORDER BY at DESC, id DESC LIMIT ?", (*args, limit)).fetchall()[::-1]
+    frames = [dict(r) for r in rows]
+    # The violations kept with a frame's text as their example (the latest frame that broke each rule)
+    found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    texts = sorted({(f["charge_point_id"], f["body"]) for f in frames if f["direction"] == "in" and f["body"]})
+    for start in range(0, len(texts), 400):
+        chunk = texts[start:start + 400]
+        for v in conn.execute(
+                "SELECT charge_point_id, action, kind, code, path, message, example FROM violations WHERE "
+                + " OR ".join(["(charge_point_id = ? AND example = ?)"] * len(chunk)),
+                [value for pair in chunk for value in pair]):
+            found.setdefault((v["charge_point_id"], v["example"]), []).append(
+                {"action": v["action"], "kind": v["kind"], "code": v["code"], "path": v["path"],
+                 "message": v["message"]})
+    for f in frames:
+        f["violations"] = found.get((f["charge_point_id"], f["body"]), [])
+    return frames, left_out
 
 
 class FrameLog(Table):
@@ -85,14 +124,22 @@ class FrameLog(Table):
         self.max_held = MAX_HELD_FRAMES
         self.dropped = 0  # frames dropped because a storage fault lasted past max_held of them
         self._dropping = False
+        # Told of each frame as it is recorded, with the schema violations found in it (the live stream:
+        # ChargerService sets it); it must not wait or fail.
+        self.listener: Callable[[tuple, tuple], None] | None = None
 
     @durability(APPENDED)
     def record(self, cp_id: str, direction: str, body: str | None, *, message_type: int | None = None,
-               unique_id: str | None = None, action: str | None = None, at: str | None = None) -> None:
-        """Keep a frame for the next flush: never waits (the hot path); query() and recent() see it."""
-        self._buffer.append((at or clock.iso(), cp_id, direction, message_type, unique_id, action, body))
+               unique_id: str | None = None, action: str | None = None, at: str | None = None,
+               violations: tuple = ()) -> None:
+        """Keep a frame for the next flush: never waits (the hot path); query() and recent() see it.
+        `violations`: what the schema found in it, for the listener (the frame log keeps them apart)."""
+        row = (at or clock.iso(), cp_id, direction, message_type, unique_id, action, body)
+        self._buffer.append(row)
         if len(self._buffer) >= self._flush_size:
             self._wake.set()
+        if self.listener is not None:
+            self.listener(row, violations)
 
     @durability(COMMITTED)
     async def flush(self, *, closing: bool = False) -> None:
@@ -179,3 +226,4 @@ class FrameLog(Table):
 
     query = committed(_query, after_appended=True)
     recent = committed(_recent, after_appended=True)
+    since = committed(_since, after_appended=True)
