@@ -94,7 +94,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
             certificates = CertificateService(store, config.certificates, commands)
             app = create_app(Services(chargers, commands, auth,
                                       None if billing is None else Billing(*billing), Limits.from_config(config),
-                                      monitor=monitor, zone=billing_settings.tz),
+                                      monitor=monitor, zone=billing_settings.tz, console=config.console),
                              config.trusted_proxies, (*config.http_allowed_hosts, http_host))
             app.config["BODY_TIMEOUT"] = config.http_body_timeout  # a body sent slower: 408
             app.config["CLOUDCHARGE"] = Signatures(config.cloudcharge_key.encode(), config.cloudcharge_window)

@@ -299,6 +299,12 @@ class LogbookConfig:
 
 
 @attrs.define
+class ConsoleConfig:
+    live_buffer: int = attrs.field(default=1000, validator=_positive)  # events held per browser of GET /api/live
+    live_catch_up: int = attrs.field(default=2000, validator=_positive)  # stored frames a reconnecting browser gets
+
+
+@attrs.define
 class Config:
     http: str = attrs.field(default="0.0.0.0:8080", validator=_address)
     ocpp: str = attrs.field(default="0.0.0.0:9000", validator=_address)
@@ -336,6 +342,7 @@ class Config:
     certificates: CertificatesConfig = attrs.field(factory=CertificatesConfig)
     alerts: AlertsConfig = attrs.field(factory=AlertsConfig)
     logbook: LogbookConfig = attrs.field(factory=LogbookConfig)
+    console: ConsoleConfig = attrs.field(factory=ConsoleConfig)
 
     def __attrs_post_init__(self) -> None:
         if self.ocpp_tls:
@@ -348,7 +355,7 @@ for _cls in (ChargerConfig, FramesConfig, AuthConfig, AlipayConfig, WechatConfig
              AlertRule,
              ChargerOfflineRule, ConnectorFaultedRule, TransactionOpenRule, ProtocolViolationsRule,
              CallbackRefusedRule, ReconciliationMismatchRule, DiskSpaceRule, WriterRestartsRule, WriterBehindRule,
-             AlertsConfig, LogbookConfig, RetentionConfig, BackupConfig, Config):
+             AlertsConfig, LogbookConfig, RetentionConfig, BackupConfig, ConsoleConfig, Config):
     attrs.resolve_types(_cls)
 _converter = cattrs.Converter(forbid_extra_keys=True)
 

@@ -18,6 +18,7 @@ import trio
 
 from .. import clock
 from ..events import OutOfService
+from ..live import COMMAND_STATES, CommandChanged
 from ..ocpp.actions import CENTRAL_ACTIONS
 from ..ocpp.frames import new_unique_id
 from ..ocpp.secrets import redact
@@ -159,7 +160,11 @@ class CommandService:
         await self.check_security(cp_id, action, payload, admin)
         request_id = new_unique_id()
         payload = await self._before(cp_id, action, payload, request_id)
-        self.store.commands.begin(request_id, cp_id, action, redact(action, "request", payload), clock.iso())
+        at = clock.iso()
+        self.store.commands.begin(request_id, cp_id, action, redact(action, "request", payload), at)
+        if self.chargers.events.watched:
+            self.chargers.events.show(CommandChanged(cp_id, request_id, action, "sent", at,
+                                                     payload=redact(action, "request", payload)))
         return Sent(request_id, cp_id, action, payload)
 
     async def check_visible(self, cp_id: str) -> None:
@@ -247,6 +252,8 @@ class CommandService:
         # Nothing secret is recorded: not the key sent, not one a charger reports back.
         result = redact(action, "response", result)
         self.store.commands.finish(request_id, outcome, result, details, clock.iso(), latency * 1000)
+        if self.chargers.events.watched:
+            self.chargers.events.show(_ended(cp_id, request_id, action, outcome, result, error))
         if action == "ChangeConfiguration" and _status(result, outcome) in ("Accepted", "RebootRequired"):
             # The charger uses a new key or a higher security profile from its next connection
             # (OCTT TC_073, TC_083): from then on the gateway asks for them.
@@ -277,6 +284,20 @@ class CommandService:
             # Before sending: some chargers send StartTransaction before answering the command.
             self.chargers.remote_starts.expect(cp_id, payload.get("connectorId"), payload["idTag"], request_id)
         return payload
+
+
+def _ended(cp_id: str, request_id: str, action: str, outcome: str, result: dict | None,
+           error: CommandError | None) -> CommandChanged:
+    """How a command ended, for the live stream."""
+    state = COMMAND_STATES.get(outcome, outcome)
+    if isinstance(error, CallErrorReceived):
+        failure: dict[str, Any] | None = {"code": error.code, "description": error.description,
+                                          "details": error.details}
+    elif outcome == "abandoned":
+        failure = {"message": "ended before an answer came (the command was abandoned)"}
+    else:
+        failure = {"message": str(error)} if error is not None else None
+    return CommandChanged(cp_id, request_id, action, state, clock.iso(), answer=result, error=failure)
 
 
 INOPERATIVE = {"connectorId": 0, "type": "Inoperative"}  # the whole charger

@@ -14,6 +14,7 @@ from .. import clock
 from ..certificates import csr
 from ..certificates.events import CertificateRequested
 from ..events import OutOfService, TransactionStarted, TransactionStopped
+from ..live import Booted, MeterRead, StatusReported
 from ..ocpp.errors import ErrorCode, OcppError
 from ..ocpp.frames import INT64, Call, CallError, CallResult, Frame
 from ..ocpp.validation import Violation
@@ -203,6 +204,8 @@ async def boot_notification(ctx: HandlerContext, p: dict[str, Any]) -> dict[str,
                  model=device["chargePointModel"], firmware=device["firmwareVersion"])
     if status == "Accepted" and out_of_service is not None:  # made Inoperative again, in the background
         ctx.events.publish(OutOfService(ctx.cp_id, out_of_service))
+    if ctx.events.watched:
+        ctx.events.show(Booted(ctx.cp_id, p, status, clock.iso()))
     return {"status": status, "currentTime": clock.iso(), "interval": ctx.config.heartbeat_interval}
 
 
@@ -218,6 +221,8 @@ async def status_notification(ctx: HandlerContext, p: dict[str, Any]) -> dict[st
         _text(p.get("info")), _text(p.get("vendorId")), _text(p.get("vendorErrorCode")),
         _text(p.get("timestamp")), clock.iso(),
     )
+    if ctx.events.watched:
+        ctx.events.show(StatusReported(ctx.cp_id, p, clock.iso()))
     return {}
 
 
@@ -238,7 +243,8 @@ async def start_transaction(ctx: HandlerContext, p: dict[str, Any]) -> dict[str,
     )
     ctx.log.info("transaction started", transaction_id=transaction_id, connector=connector_id,
                  id_tag_status=info["status"], remote_start=remote_start)
-    ctx.events.publish(TransactionStarted(ctx.cp_id, connector_id, id_tag, transaction_id, remote_start))
+    ctx.events.publish(TransactionStarted(ctx.cp_id, connector_id, id_tag, transaction_id, remote_start,
+                                          _int(p, "meterStart"), _text(p.get("timestamp")), clock.iso()))
     return {"transactionId": transaction_id, "idTagInfo": info}
 
 
@@ -270,7 +276,10 @@ async def stop_transaction(ctx: HandlerContext, p: dict[str, Any]) -> dict[str, 
             "this gateway hands out; the stop is answered but not recorded as a transaction", p,
         )
     elif outcome is not StopOutcome.ALREADY_STOPPED:
-        ctx.events.publish(TransactionStopped(ctx.cp_id, transaction_id))
+        ctx.events.publish(TransactionStopped(ctx.cp_id, transaction_id, _int(p, "meterStop"),
+                                              _text(p.get("reason")), _text(p.get("idTag")),
+                                              _text(p.get("timestamp")), clock.iso()))
+    _show_meter(ctx, None, transaction_id, transaction_data)
     answer: dict[str, Any] = {}
     if p.get("idTag"):
         answer["idTagInfo"] = await authorize(ctx, p["idTag"])
@@ -279,11 +288,20 @@ async def stop_transaction(ctx: HandlerContext, p: dict[str, Any]) -> dict[str, 
 
 @handles("MeterValues")
 async def meter_values(ctx: HandlerContext, p: dict[str, Any]) -> dict[str, Any]:
-    ctx.store.transactions.add_meter_values(
-        ctx.cp_id, _int(p, "connectorId"), _int(p, "transactionId"), meter_value(_required(p, "meterValue")),
-        clock.iso(),
-    )
+    connector_id, transaction_id = _int(p, "connectorId"), _int(p, "transactionId")
+    entries = meter_value(_required(p, "meterValue"))
+    ctx.store.transactions.add_meter_values(ctx.cp_id, connector_id, transaction_id, entries, clock.iso())
+    _show_meter(ctx, connector_id, transaction_id, entries)
     return {}
+
+
+def _show_meter(ctx: HandlerContext, connector_id: int | None, transaction_id: int | None,
+                entries: MeterValue) -> None:
+    """The readings, to the live stream while anyone watches (nothing is built otherwise)."""
+    if ctx.events.watched:
+        at = clock.iso()
+        for entry in entries:
+            ctx.events.show(MeterRead(ctx.cp_id, connector_id, transaction_id, entry, at))
 
 
 @handles("DataTransfer")

@@ -15,6 +15,7 @@ import trio
 
 from ..config import ChargerConfig
 from ..events import Hub
+from ..live import FrameSeen
 from ..metrics import Metrics
 from ..ocpp.validation import Validator
 from ..proxies import is_loopback
@@ -52,6 +53,11 @@ class ChargerService:
         # ... but those named here, per charger id: what replaces some of its handlers (a charger test
         # run scripts answers this way, e.g. a BootNotification answered Pending). Read when it connects.
         self.handler_overrides: dict[str, Mapping[str, Handler]] = {}
+        store.frames.listener = self._frame_recorded  # every frame recorded, shown live while anyone watches
+
+    def _frame_recorded(self, row: tuple, violations: tuple) -> None:
+        if self.events.watched:
+            self.events.show(FrameSeen(row, violations))
 
     def handlers_for(self, cp_id: str) -> Mapping[str, Handler]:
         """The handler table that answers charger `cp_id`."""

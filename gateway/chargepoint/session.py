@@ -14,6 +14,7 @@ import trio
 
 from .. import clock
 from ..events import OutOfService
+from ..live import connection
 from ..ocpp.errors import ErrorCode
 from ..ocpp.connection import (Answered, BrokenReply, Connection, Failed, Outgoing, Refusal, Request, Role,
                                Unmatched, Unreadable)
@@ -100,6 +101,7 @@ class Session:
         try:
             recorded = await self.store.chargers.connected(self.cp_id, self.transport.remote, self.subprotocol,
                                                            self.connected_at)
+            connection(self.service.events, self.cp_id, True, remote=self.transport.remote)
             if recorded.adopted:
                 self.log.info("adopted into the registry")
             if recorded.out_of_service is not None and recorded.registration == "Accepted":  # else at its boot
@@ -132,6 +134,7 @@ class Session:
         self.log.info("disconnected", reason=reason)
         self.store.frames.record(self.cp_id, "event", reason, action="disconnect")
         if current:  # a replacing connection keeps the charger online
+            connection(self.service.events, self.cp_id, False, reason=reason)
             try:
                 await self.store.chargers.disconnected(self.cp_id, reason, clock.iso())
             except Exception as exc:  # the store may be closing with the gateway
@@ -161,16 +164,16 @@ class Session:
             await self._receive_text(message)
 
     def _log_in(self, text: str, message_type: int | None = None, unique_id: str | None = None,
-                action: str | None = None, code: str | None = None) -> None:
+                action: str | None = None, code: str | None = None, violation: Violation | None = None) -> None:
         self.store.frames.record(self.cp_id, "in", text, message_type=message_type, unique_id=unique_id,
-                                 action=action)
+                                 action=action, violations=() if violation is None else (violation,))
         self.service.metrics.frame("in", message_type, action, code)
 
     async def _receive_text(self, text: str) -> None:
         event = self._conn.receive(text)
         if isinstance(event, Request):
             call = event.call
-            self._log_in(text, 2, call.unique_id, call.action)
+            self._log_in(text, 2, call.unique_id, call.action, violation=event.violation)
             if not self._calls.take(trio.current_time()):
                 limit = f"at most {self.config.max_calls_per_second:g} CALLs per second"
                 self.log.warning("over the CALL rate", action=call.action, limit=limit)
@@ -184,7 +187,7 @@ class Session:
             self._route_reply(event, text)
         elif isinstance(event, Refusal):
             answer = event.answer
-            self._log_in(text, 2, answer.unique_id, event.action)
+            self._log_in(text, 2, answer.unique_id, event.action, violation=event.violation)
             if event.violation is not None:
                 self._violation(event.violation, text)
             self.log.warning("refused", action=event.action, code=answer.code, why=answer.description)
@@ -210,7 +213,8 @@ class Session:
             return
         pending = self._pending[event.unique_id]
         if isinstance(event, Answered):
-            self._log_in(event.logged, 3, event.unique_id, event.action)  # secrets masked
+            self._log_in(event.logged, 3, event.unique_id, event.action,  # secrets masked
+                         violation=event.violation)
             if event.violation is not None:
                 self._violation(event.violation, event.logged)
             pending.result = event.payload

@@ -20,7 +20,7 @@ from ..proxies import peer
 from ..store import scope
 from . import auth_api, billing_api, charger_ws, commands_api, errors, hypercorn_limits, ocpp_api, openapi, records_api
 from . import audit_api, certificate_api, charger_api, cloudcharge_api, console, dashboard_api, monitoring_api
-from . import station_api, storage_api, tenant_api
+from . import live_api, station_api, storage_api, tenant_api
 from .errors import CALLBACKS, ApiError
 from .routes import ADMIN, OPERATOR, PUBLIC, VIEWER, Role, Routes, unrouted_role
 from .sameorigin import SAFE_METHODS, cross_site, host_allowed, host_name
@@ -38,6 +38,11 @@ class _HTTPConnection(TrioASGIHTTPConnection):
 
     async def handle_messages(self, nursery: trio.Nursery, request: Any, receive: Any) -> None:  # type: ignore
         await ASGIHTTPConnection.handle_messages(self, request, receive)
+        # An answer that lasts as long as its client (the live stream) ends when the client goes.
+        request.gone = True
+        when_gone = getattr(request, "when_gone", None)
+        if when_gone is not None:
+            when_gone()
 
 
 class _App(QuartTrio):
@@ -97,7 +102,7 @@ ROUTES: tuple[Routes, ...] = (gateway, console.routes, charger_ws.routes, auth_a
                               commands_api.routes, records_api.routes, *billing_api.ROUTES, station_api.routes,
                               charger_api.routes, tenant_api.routes, audit_api.routes, *dashboard_api.ROUTES,
                               *monitoring_api.ROUTES, cloudcharge_api.routes, *certificate_api.ROUTES,
-                              storage_api.routes)
+                              storage_api.routes, live_api.routes)
 
 
 def create_app(services: Services, trusted_proxies: Sequence[str] = (),

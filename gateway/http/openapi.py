@@ -189,6 +189,7 @@ TAGS = [
     ("chargers", "Records: chargers and what they reported"),
     ("transactions", "Records: transactions and meter values"),
     ("frames", "Records: the frame log"),
+    ("live", "The live stream: what happens, as it happens (server-sent events, docs/api.md section 14)"),
     ("commands", "Records: commands sent and their answers"),
     ("reservations", "Records: reservations"),
     ("id-tags", "The id-tag table that Authorize and StartTransaction are answered from"),

@@ -85,6 +85,8 @@ ERRORS = {
                                "address, or too many commands waiting for the charger (Retry-After)"),
     "404": ("NotFound", "not_found: no such record"),
     "405": ("MethodNotAllowed", "method_not_allowed: the path does not take this method"),
+    "406": ("NotAcceptable", "not_acceptable: the route answers an endless stream (text/event-stream), which "
+                             "the request's Accept header does not name"),
     "409": ("Conflict", "conflict: the record exists already, or an order or payment change the rules do not allow"),
     "500": ("InternalError", "internal_error: the gateway could not answer (logged; no details are given)"),
     "502": ("CallError", "call_error: the charger answered CALLERROR (errorCode, errorDescription, errorDetails)"),

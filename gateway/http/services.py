@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import attrs
 from quart import current_app
 
-from ..config import Config
+from ..config import Config, ConsoleConfig
 
 if TYPE_CHECKING:
     from ..billing.orders import OrderBook
@@ -52,6 +52,7 @@ class Services:
     limits: Limits = Limits()
     monitor: Monitor | None = None  # alerts, figures and the kept log (/api/monitoring)
     zone: tzinfo = timezone.utc  # billing.timezone: the site's days (the dashboard's)
+    console: ConsoleConfig = attrs.field(factory=ConsoleConfig)  # the live stream's buffers (/api/live)
 
 
 def services() -> Services:

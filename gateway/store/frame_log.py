@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable
 
 import structlog
 import trio
@@ -69,6 +69,23 @@ def _recent(conn: sqlite3.Connection, cp_id: str | None = None, since: str | Non
     return [dict(r) for r in rows]
 
 
+def _since(conn: sqlite3.Connection, cp_id: str | None, since: str, limit: int, *,
+           scope: Scope) -> tuple[list[dict[str, Any]], int]:
+    """The frames from `since` on, oldest first, in the order recorded (the live stream's catch-up): at most
+    `limit`, the newest when more are kept, and how many older ones were left out."""
+    where, scoped = charger_where(scope, "charge_point_id")
+    sql, args = f"FROM frames WHERE {where} AND at >= ?", [*scoped, since]
+    if cp_id is not None:
+        sql += " AND charge_point_id = ?"
+        args.append(cp_id)
+    rows = conn.execute(f"SELECT * {sql} ORDER BY at, id LIMIT ?", (*args, limit + 1)).fetchall()
+    if len(rows) <= limit:
+        return [dict(r) for r in rows], 0
+    total = conn.execute(f"SELECT count(*) {sql}", args).fetchone()[0]
+    rows = conn.execute(f"SELECT * {sql} ORDER BY at DESC, id DESC LIMIT ?", (*args, limit)).fetchall()
+    return [dict(r) for r in reversed(rows)], total - limit
+
+
 class FrameLog(Table):
     """Buffers frames in memory and writes them in one batch per flush, never one commit per frame."""
 
@@ -85,14 +102,22 @@ class FrameLog(Table):
         self.max_held = MAX_HELD_FRAMES
         self.dropped = 0  # frames dropped because a storage fault lasted past max_held of them
         self._dropping = False
+        # Told of each frame as it is recorded, with the schema violations found in it (the live stream:
+        # ChargerService sets it); it must not wait or fail.
+        self.listener: Callable[[tuple, tuple], None] | None = None
 
     @durability(APPENDED)
     def record(self, cp_id: str, direction: str, body: str | None, *, message_type: int | None = None,
-               unique_id: str | None = None, action: str | None = None, at: str | None = None) -> None:
-        """Keep a frame for the next flush: never waits (the hot path); query() and recent() see it."""
-        self._buffer.append((at or clock.iso(), cp_id, direction, message_type, unique_id, action, body))
+               unique_id: str | None = None, action: str | None = None, at: str | None = None,
+               violations: tuple = ()) -> None:
+        """Keep a frame for the next flush: never waits (the hot path); query() and recent() see it.
+        `violations`: what the schema found in it, for the listener (the frame log keeps them apart)."""
+        row = (at or clock.iso(), cp_id, direction, message_type, unique_id, action, body)
+        self._buffer.append(row)
         if len(self._buffer) >= self._flush_size:
             self._wake.set()
+        if self.listener is not None:
+            self.listener(row, violations)
 
     @durability(COMMITTED)
     async def flush(self, *, closing: bool = False) -> None:
@@ -179,3 +204,4 @@ class FrameLog(Table):
 
     query = committed(_query, after_appended=True)
     recent = committed(_recent, after_appended=True)
+    since = committed(_since, after_appended=True)

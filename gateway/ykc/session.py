@@ -28,6 +28,7 @@ from ..chargepoint.context import HandlerContext
 from ..chargepoint.errors import CallTimeout, NotConnected, TooManyCommands
 from ..chargepoint.handlers import HANDLERS, authorize, dispatch
 from ..chargepoint.rate import TokenBucket
+from ..live import connection
 from ..ocpp.frames import Call, CallError, CallResult
 from ..proxies import is_loopback
 from ..store.health import StoreUnavailable
@@ -159,6 +160,7 @@ class YkcSession:
             self.log.info("disconnected", reason=reason)
             self.store.frames.record(self.cp_id, "event", reason, action="disconnect")
             if current:
+                connection(self.service.events, self.cp_id, False, reason=reason)
                 try:
                     await self.store.chargers.disconnected(self.cp_id, reason, clock.iso())
                 except Exception as exc:  # the store may be closing with the gateway
@@ -297,6 +299,7 @@ class YkcSession:
         await self.store.chargers.connected(self.cp_id, self.transport.remote, self.subprotocol, self.connected_at)
         previous = self.service.registry.attach(self)  # type: ignore[arg-type]
         self._registered = True
+        connection(self.service.events, self.cp_id, True, remote=self.transport.remote)
         if previous is not None:
             previous.close(1000, "replaced by a new connection with the same id")
         boot = await self._handle("BootNotification", {
