@@ -95,10 +95,10 @@ def test_any_action_from_the_json_editor_is_checked_against_its_schema_before_it
         editor.locator("button").click()
     assert sent.value.status == 200
     expect(editor.locator("output.answer")).to_contain_text("Accepted")
-    # its connectors went Unavailable: the table updates by itself (connector 0 is the charger, labelled so)
+    # the charger and its connector went Unavailable: the table updates by itself (connector 0 is labelled)
     connectors = view.locator("section.part", has=view.page.locator("h3", has_text="Connectors"))
     expect(connectors.locator("tr", has_text="connector 1")).to_contain_text("Unavailable")
-    expect(connectors.locator("tr", has_text="charger (connector 0)")).to_contain_text("Available")
+    expect(connectors.locator("tr", has_text="charger (connector 0)")).to_contain_text("Unavailable")
 
 
 def test_an_offline_charger_s_buttons_are_disabled(console, chargers, cp_id, served):
