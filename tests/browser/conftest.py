@@ -29,6 +29,7 @@ CHROMIUM = os.environ.get("GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run"]
 ADMIN_PASSWORD = "bench-admin-pass-7"
+VIEWER = ("val", "viewer-pass-12")  # a viewer account beside the admin
 WAIT_MS = 15_000  # how long a test waits for the page to show something (never an assertion on timing)
 
 
@@ -60,6 +61,9 @@ def serve(folder: Path) -> Iterator[Served]:
     config = folder / "gateway.toml"
     config.write_text("[frames]\nflush_interval = 0.05\n", "utf-8")  # frames reach the log at once
     env = {**os.environ, "GATEWAY_CONFIG": str(config), "GATEWAY_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    subprocess.run([GATEWAY, "user", "add", VIEWER[0], "--role", "viewer", "--password-stdin",
+                    "--db", str(folder / "gateway.db")], input=VIEWER[1] + "\n", env=env, cwd=folder, text=True,
+                   capture_output=True, check=True, timeout=60)
     proc = subprocess.Popen([GATEWAY, "serve", "--http", "127.0.0.1:0", "--ocpp", "127.0.0.1:0",
                              "--db", str(folder / "gateway.db"), "--log-json"],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, cwd=folder, text=True)
