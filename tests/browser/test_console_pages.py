@@ -1,0 +1,148 @@
+"""The console's other views and its reach: id tags, orders, tabs, log out, languages, screen sizes, reconnection."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from playwright.sync_api import expect
+
+from .conftest import log_in
+from .test_console_live import bench, command
+
+
+def test_an_id_tag_too_long_is_refused_with_a_reason_not_cut(console, served):
+    console.click("nav [data-view=tags]")
+    form = console.locator("#tag-add")
+    form.locator("[name=idTag]").fill("A" * 21)
+    form.locator("button", has_text="Add").click()
+    expect(form.locator("output.note")).to_contain_text("21 characters")
+    with served.http() as http:
+        tags = http.get("/api/id-tags", params={"size": 500}).json()["records"]
+    assert not [t for t in tags if t["idTag"].startswith("A" * 20)]
+
+
+def test_an_id_tag_is_added_edited_and_deleted_with_its_expiry_in_utc(console, served):
+    tag = "EDIT-ME-" + str(abs(hash(console)) % 10000)
+    console.click("nav [data-view=tags]")
+    form = console.locator("#tag-add")
+    form.locator("[name=idTag]").fill(tag)
+    form.locator("[name=expiryDate]").fill("2031-05-06T07:08")
+    form.locator("button", has_text="Add").click()
+    expect(form.locator("output.note")).to_contain_text(f"{tag} added")
+    with served.http() as http:
+        assert http.get(f"/api/id-tags/{tag}").json()["expiryDate"].startswith("2031-05-06T07:08:00")
+    row = console.locator("#view-tags tr", has_text=tag)
+    expect(row).to_contain_text("2031-05-06 07:08:00")
+    row.locator("button", has_text="Edit").click()
+    expect(form.locator("[name=expiryDate]")).to_have_value("2031-05-06T07:08")  # the same time, the same zone
+    form.locator("[name=status]").select_option("Blocked")
+    form.locator("button", has_text="Save").click()
+    expect(console.locator("#view-tags tr", has_text=tag)).to_contain_text("Blocked")
+    console.once("dialog", lambda dialog: dialog.accept())
+    console.locator("#view-tags tr", has_text=tag).locator("button", has_text="Delete").click()
+    expect(console.locator("#view-tags tr", has_text=tag)).to_have_count(0)
+    with served.http() as http:
+        assert http.get(f"/api/id-tags/{tag}").status_code == 404
+
+
+def test_an_order_status_has_one_name(console, served):
+    console.click("nav [data-view=orders]")
+    with served.http() as http:
+        statistics = http.get("/api/order", params={"status": 0, "page": 1, "size": 1}).json()
+    assert statistics["code"] == 200
+    option = console.locator("#view-orders select[name=status] option[value='0']")
+    expect(option).to_have_text("0 created")  # the API's statusName of 0
+
+
+def test_the_login_is_shared_by_the_console_s_tabs_and_log_out_ends_it_on_the_gateway(context, served):
+    first = context.new_page()
+    log_in(first, served)
+    token = first.evaluate("sessionStorage.getItem('gateway.token')")
+    second = context.new_page()
+    second.goto(served.url + "/web")
+    expect(second.locator("#app")).to_be_visible()  # no login form: the other tab lent its login
+    expect(second.locator("#who")).to_contain_text("admin")
+    second.click("#logout")
+    expect(second.locator("#login")).to_be_visible()
+    expect(first.locator("#login")).to_be_visible()  # logged out everywhere
+    r = httpx.get(served.url + "/api/auth/userinfo", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401  # the gateway ended the token, a copy of it is worth nothing
+
+
+def test_the_language_switch_shows_the_original_server_s_labels_and_is_remembered(console):
+    console.select_option("#lang", "zh")
+    expect(console.locator("nav [data-view=chargers]")).to_have_text("充电桩")
+    expect(console.locator("nav [data-view=frames]")).to_have_text("交互报文")
+    console.reload()
+    expect(console.locator("nav [data-view=chargers]")).to_have_text("充电桩")
+    console.select_option("#lang", "en")
+    expect(console.locator("nav [data-view=chargers]")).to_have_text("Chargers")
+
+
+def test_a_wide_screen_is_used_and_a_phone_reads_the_frame_log(browser, served, chargers, cp_id):
+    chargers.start(cp_id)
+    for width, height in ((1920, 1080), (390, 844)):
+        context = browser.new_context(viewport={"width": width, "height": height})
+        try:
+            page = context.new_page()
+            log_in(page, served)
+            view = bench(page, cp_id)
+            expect(view.locator("tr.frame").first).to_be_visible()
+            main = page.locator("main").bounding_box()
+            assert main["width"] >= width - 20  # no narrow column in the middle of a wide screen
+            # nothing wider than the screen: no sideways scrolling of the page
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            row = view.locator("tr.frame").first.bounding_box()
+            assert row["width"] <= width
+        finally:
+            context.close()
+
+
+def test_a_reconnecting_page_catches_up_with_what_it_missed(console, chargers, served, cp_id):
+    chargers.start(cp_id)
+    view = bench(console, cp_id)
+    expect(console.locator("#live-state")).to_have_text("● live")
+    # a network blip: the stream breaks and cannot be opened again for a while
+    console.route("**/api/live**", lambda route: route.abort("internetdisconnected"))
+    console.evaluate("LIVE.abort.abort()")
+    expect(console.locator("#live-state")).to_have_text(re.compile("reconnecting"))
+    with served.http() as http:  # meanwhile the charger is asked something
+        assert http.get(f"/api/ocpp/clearCache/{cp_id}").status_code == 200
+    console.unroute("**/api/live**")
+    expect(console.locator("#live-state")).to_have_text("● live")
+    log = view.locator(".frame-log")
+    expect(log.locator("tr.frame", has_text="ClearCache")).to_have_count(2)
+    history = view.locator("section.part", has=console.locator("h3", has_text="Command history"))
+    expect(history.locator("tr", has_text="ClearCache")).to_be_visible()
+    command(view, "Clear cache")  # the page still works
+
+
+def test_the_registry_view_follows_chargers_as_they_connect(console, chargers, cp_id):
+    console.click("nav [data-view=registry]")
+    expect(console.locator("#view-registry .list")).not_to_be_empty()
+    assert console.locator("#view-registry .card", has_text=cp_id).count() == 0
+    chargers.start(cp_id)
+    expect(console.locator("#view-registry .card", has_text=cp_id)).to_contain_text("idle")
+
+
+def test_a_session_s_meter_values_are_a_table_and_a_chart_not_raw_json(console, chargers, served, cp_id):
+    chargers.start(cp_id, "--measurands", "Energy.Active.Import.Register,Power.Active.Import,Voltage")
+    with served.http() as http:
+        started = http.get(f"/api/ocpp/remoteStart/{cp_id}", params={"idTag": "METERTAG", "connectorId": 1,
+                                                                      "waitForTransactionSeconds": 10}).json()
+        transaction = started["transactionId"]
+        for _ in range(100):
+            if len(http.get(f"/api/transactions/{transaction}").json()["meterValues"]) >= 6:
+                break
+            console.wait_for_timeout(200)
+    console.click("nav [data-view=transactions]")
+    console.fill("#view-transactions [name=cpId]", cp_id)
+    console.click("#view-transactions form:not([data-edit]) button")
+    console.locator("#view-transactions tr", has_text="METERTAG").locator("button", has_text="meter values").click()
+    detail = console.locator("#tx-detail")
+    expect(detail.locator("svg.chart polyline").first).to_be_attached()
+    expect(detail.locator("th", has_text="power (kW)")).to_be_visible()
+    expect(detail.locator("th", has_text="voltage (V)")).to_be_visible()
+    assert detail.locator("tbody tr").count() >= 2
+    assert detail.locator("pre").count() == 0 and "sampledValue" not in detail.inner_text()
