@@ -27,7 +27,7 @@ def main(out: Path) -> None:
                             connectors=2)
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=executable, args=FLAGS)
-                page = browser.new_page(viewport={"width": 1500, "height": 1100})
+                page = browser.new_page(viewport={"width": 1600, "height": 1500})
                 page.set_default_timeout(20_000)
                 log_in(page, served)
                 page.click(".card.charger[data-cp='BENCH-7KW-01'] >> text=Bench view")
@@ -36,7 +36,13 @@ def main(out: Path) -> None:
                 start.locator("[name=connectorId]").select_option("1")
                 start.locator("button").click()
                 page.locator("#view-bench .session").wait_for()
-                time.sleep(12)  # a dozen readings on the chart
+                get = page.locator("#view-bench form.cmd", has=page.locator("button", has_text="Get configuration"))
+                get.locator("[name=key]").fill("HeartbeatInterval, MeterValueSampleInterval, NumberOfConnectors, "
+                                                "MeterValuesSampledData, ConnectorPhaseRotation")
+                get.locator("button").click()
+                page.locator("#view-bench section.part", has=page.locator("h3", has_text="Configuration")).locator(
+                    "tr", has_text="NumberOfConnectors").wait_for()
+                time.sleep(25)  # readings on the chart
                 page.screenshot(path=str(out), full_page=False)
                 browser.close()
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from playwright.sync_api import expect
 
@@ -115,7 +116,7 @@ def test_an_offline_charger_s_buttons_are_disabled(console, chargers, cp_id, ser
     expect(card(console, cp_id).locator("button", has_text="Remote start")).to_be_disabled()
 
 
-def test_get_configuration_trims_the_keys_and_marks_read_only_ones(console, chargers, cp_id):
+def test_get_configuration_trims_the_keys_and_marks_read_only_ones(console, chargers, served, cp_id):
     chargers.start(cp_id)
     view = bench(console, cp_id)
     get = command(view, "Get configuration")
@@ -126,3 +127,18 @@ def test_get_configuration_trims_the_keys_and_marks_read_only_ones(console, char
     expect(configuration.locator("tr", has_text="HeartbeatInterval")).to_be_visible()
     expect(configuration.locator("tr", has_text="NumberOfConnectors")).to_contain_text("read-only")
     assert "unknown" not in get.locator("output.answer").inner_text().lower()
+    # a writable key is changed where it is shown, and read again
+    heartbeat = configuration.locator("tr", has_text="HeartbeatInterval")
+    heartbeat.locator("input[name=value]").fill("45")
+    heartbeat.locator("button", has_text="Change").click()
+    expect(heartbeat.locator("output.answer")).to_contain_text("Accepted")
+    with served.http() as http:  # read again from the charger after the change
+        def heartbeat_interval():
+            return {k["key"]: k["value"] for k in http.get(f"/api/chargers/{cp_id}/configuration").json()}.get(
+                "HeartbeatInterval")
+        for _ in range(100):
+            if heartbeat_interval() == "45":
+                break
+            time.sleep(0.1)
+        assert heartbeat_interval() == "45"
+    assert configuration.locator("tr", has_text="NumberOfConnectors").locator("input").count() == 0
