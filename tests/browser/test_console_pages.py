@@ -65,6 +65,7 @@ def test_the_login_is_shared_by_the_console_s_tabs_and_log_out_ends_it_on_the_ga
     second.goto(served.url + "/web")
     expect(second.locator("#app")).to_be_visible()  # no login form: the other tab lent its login
     expect(second.locator("#who")).to_contain_text("admin")
+    expect(second.locator("#lang")).to_have_value("en")
     second.click("#logout")
     expect(second.locator("#login")).to_be_visible()
     expect(first.locator("#login")).to_be_visible()  # logged out everywhere
@@ -78,8 +79,12 @@ def test_the_language_switch_shows_the_original_server_s_labels_and_is_remembere
     expect(console.locator("nav [data-view=frames]")).to_have_text("交互报文")
     console.reload()
     expect(console.locator("nav [data-view=chargers]")).to_have_text("充电桩")
+    other = console.context.new_page()  # a new tab of the console: its login and its language come over
+    other.goto(console.url.split("#")[0])
+    expect(other.locator("nav [data-view=chargers]")).to_have_text("充电桩")
     console.select_option("#lang", "en")
     expect(console.locator("nav [data-view=chargers]")).to_have_text("Chargers")
+    expect(other.locator("nav [data-view=chargers]")).to_have_text("Chargers")
 
 
 def test_a_wide_screen_is_used_and_a_phone_reads_the_frame_log(browser, served, chargers, cp_id):
