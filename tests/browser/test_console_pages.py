@@ -153,3 +153,28 @@ def test_a_session_s_meter_values_are_a_table_and_a_chart_not_raw_json(console, 
     expect(detail.locator("th", has_text="voltage (V)")).to_be_visible()
     assert detail.locator("tbody tr").count() >= 2
     assert detail.locator("pre").count() == 0 and "sampledValue" not in detail.inner_text()
+
+
+def test_an_order_has_a_detail_view(console, chargers, served, cp_id):
+    chargers.start(cp_id)
+    with served.http() as http:
+        started = http.get(f"/api/ocpp/remoteStart/{cp_id}", params={"idTag": "ORDERTAG", "connectorId": 1,
+                                                                      "waitForTransactionSeconds": 10}).json()
+        http.get(f"/api/ocpp/remoteStop/{cp_id}", params={"transactionId": started["transactionId"]})
+        order = None
+        for _ in range(100):
+            records = http.get("/api/order", params={"cpId": cp_id, "page": 1, "size": 5}).json()["data"]["records"]
+            if records and records[0]["status"] != 0:
+                order = records[0]
+                break
+            console.wait_for_timeout(100)
+    assert order is not None
+    console.click("nav [data-view=orders]")
+    console.fill("#view-orders [name=cpId]", cp_id)
+    console.click("#view-orders form:not([data-edit]) button")
+    console.locator("#view-orders tr", has_text=order["orderNo"]).locator("button", has_text="Detail").click()
+    detail = console.locator("#order-detail")
+    expect(detail.locator("h3")).to_have_text(f"Order {order['orderNo']}")
+    expect(detail.locator("dd").first).to_be_visible()
+    expect(detail).to_contain_text("ORDERTAG")
+    expect(detail).to_contain_text(str(order["transactionId"]))

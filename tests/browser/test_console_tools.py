@@ -152,11 +152,15 @@ def test_every_open_transaction_of_a_charger_is_on_its_card_and_it_updates_by_it
     console.click("#view-chargers form:not([data-edit]) button")
     the_card = card(console, cp_id)
     expect(the_card).to_contain_text("charger (connector 0): Available")
-    with served.http() as http:
-        for connector, tag in ((1, "TAG-ONE"), (2, "TAG-TWO")):
-            r = http.get(f"/api/ocpp/remoteStart/{cp_id}", params={"idTag": tag, "connectorId": connector,
-                                                                  "waitForTransactionSeconds": 10})
-            assert r.status_code == 200, r.text
+    start = the_card.locator("form.cmd", has=console.locator("button", has_text="Remote start"))
+    start.locator("[name=idTag]").fill("TAG-ONE")
+    start.locator("[name=connectorId]").select_option("1")
+    start.locator("button").click()  # the page waits for the transaction the start begins
+    expect(start.locator("output.answer")).to_contain_text(re.compile(r"Accepted · transaction \d+"))
+    with served.http() as http:  # another session, started elsewhere
+        r = http.get(f"/api/ocpp/remoteStart/{cp_id}", params={"idTag": "TAG-TWO", "connectorId": 2,
+                                                              "waitForTransactionSeconds": 10})
+        assert r.status_code == 200, r.text
     # no refresh: the card follows the sessions
     expect(the_card.locator("li[data-connector='1']")).to_contain_text("Charging")
     expect(the_card.locator("li[data-connector='1']")).to_contain_text("(TAG-ONE)")
