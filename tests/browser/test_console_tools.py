@@ -185,3 +185,19 @@ def test_a_viewer_sees_no_button_it_may_not_use(browser, served, chargers, cp_id
         assert page.locator("#view-bench button:visible", has_text=re.compile("Remote|Reset|Send|Change")).count() == 0
     finally:
         context.close()
+
+
+def test_a_frame_s_protocol_violations_are_shown_beside_it_and_on_the_bench(console, served, cp_id, tmp_path):
+    boot = [2, "b-1", "BootNotification", {"chargePointVendor": "Bench", "chargePointModel": "Strict"}]
+    wrong = [2, "w-1", "StatusNotification", {"connectorId": 1, "status": "Sleeping", "errorCode": "NoError"}]
+    first, second = tmp_path / "boot.txt", tmp_path / "wrong.txt"
+    first.write_text(json.dumps(boot) + "\n", "utf-8")
+    second.write_text(json.dumps(wrong) + "\n", "utf-8")
+    replay(served, cp_id, first)
+    view = bench(console, cp_id)
+    violations = view.locator("section.part", has=console.locator("h3", has_text="Protocol violations"))
+    expect(violations).to_contain_text("nothing")
+    replay(served, cp_id, second)
+    frame = view.locator("tr.frame.dir-in", has_text="Sleeping")
+    expect(frame.locator(".violation")).to_contain_text("status")
+    expect(violations.locator("tr", has_text="StatusNotification")).to_be_visible()
