@@ -178,3 +178,15 @@ def test_an_order_has_a_detail_view(console, chargers, served, cp_id):
     expect(detail.locator("dd").first).to_be_visible()
     expect(detail).to_contain_text("ORDERTAG")
     expect(detail).to_contain_text(str(order["transactionId"]))
+
+
+def test_a_charger_id_field_takes_any_case_or_a_part_of_the_id(console, chargers, cp_id):
+    chargers.start(cp_id)
+    console.click("nav [data-view=frames]")
+    field = console.locator("#view-frames [name=cpId]")
+    field.fill(cp_id.upper()[2:-2])  # a part of it, in another case
+    console.click("#view-frames form:not([data-edit]) button")
+    expect(field).to_have_value(cp_id)  # the page says which charger it shows
+    log = console.locator("#view-frames .frame-log")
+    expect(log.locator("tr.frame", has_text="BootNotification")).to_have_count(2)
+    assert {t.strip() for t in log.locator("tr.frame td:nth-child(2)").all_inner_texts()} == {cp_id}
