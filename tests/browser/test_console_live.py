@@ -19,6 +19,7 @@ def test_a_remote_start_from_the_page_shows_the_session_live_and_a_remote_stop_e
     console.fill("#view-chargers [name=q]", cp_id.lower())  # part of the id, in any case
     console.click("#view-chargers form:not([data-edit]) button")
     expect(card(console, cp_id).locator(".online")).to_have_text("● online")
+    assert "null" not in console.locator("#view-chargers .list").inner_text()
     console.click(f".card.charger[data-cp='{cp_id}'] >> text=Bench view")
     bench = console.locator("#view-bench")
     expect(bench.locator("#bench-title")).to_have_text(cp_id)
