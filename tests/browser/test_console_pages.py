@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from gateway.orderstates import OrderStatus
 
 from .conftest import log_in
-from .test_console_live import bench, command
+from .test_console_live import bench, card, command
 
 
 def test_an_id_tag_too_long_is_refused_with_a_reason_not_cut(console, served):
@@ -190,3 +190,24 @@ def test_a_charger_id_field_takes_any_case_or_a_part_of_the_id(console, chargers
     log = console.locator("#view-frames .frame-log")
     expect(log.locator("tr.frame", has_text="BootNotification")).to_have_count(2)
     assert {t.strip() for t in log.locator("tr.frame td:nth-child(2)").all_inner_texts()} == {cp_id}
+
+
+def test_a_browser_that_fell_behind_is_told_and_reads_the_state_again(console, chargers, cp_id):
+    chargers.start(cp_id)
+    console.click("nav [data-view=chargers]")
+    expect(card(console, cp_id)).to_be_visible()
+    served_once = []
+
+    def stream(route):
+        if served_once:  # afterwards the real stream again
+            route.continue_()
+            return
+        served_once.append(True)
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"},
+                      body='event: hello\ndata: {"serverTime": "2026-01-01T00:00:00.000Z", "buffer": 1000}\n\n'
+                           ': keep-alive\n\nevent: lost\r\ndata: {"count": 7}\r\n\r\n')
+    with console.expect_request(lambda r: "/api/ocpp/connections" in r.url):  # the state, read again
+        console.route("**/api/live**", stream)
+        console.evaluate("LIVE.start()")
+        expect(console.locator("#msg")).to_contain_text("skipped 7 events")
+    expect(console.locator("#live-state")).to_have_text("● live")
