@@ -211,3 +211,13 @@ def test_a_browser_that_fell_behind_is_told_and_reads_the_state_again(console, c
         console.evaluate("LIVE.start()")
         expect(console.locator("#msg")).to_contain_text("skipped 7 events")
     expect(console.locator("#live-state")).to_have_text("● live")
+
+
+def test_every_view_opens_alone_and_shows_what_it_read(console):
+    for view in console.locator("nav [data-view]").evaluate_all("(tabs) => tabs.map((t) => t.dataset.view)"):
+        console.click(f"nav [data-view={view}]")
+        section = console.locator(f"#view-{view}")
+        expect(section).to_be_visible()
+        assert console.locator("main section[id^=view-]:visible").count() == 1, view  # no view inside another
+        expect(section.locator(".list")).not_to_be_empty()
+        expect(console.locator("#msg")).not_to_have_class("err")
