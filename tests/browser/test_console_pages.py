@@ -221,3 +221,13 @@ def test_every_view_opens_alone_and_shows_what_it_read(console):
         assert console.locator("main section[id^=view-]:visible").count() == 1, view  # no view inside another
         expect(section.locator(".list")).not_to_be_empty()
         expect(console.locator("#msg")).not_to_have_class("err")
+
+
+def test_a_refused_form_says_why_beside_it(console):
+    console.click("nav [data-view=stations]")
+    form = console.locator("#station-edit")
+    form.locator("[name=stationCode]").fill("bad code!")
+    form.locator("[name=stationName]").fill("Nowhere")
+    form.locator("button", has_text="Save").click()
+    expect(form.locator("output.note")).to_contain_text("stationCode")
+    expect(form.locator("output.note")).to_have_class(re.compile(r"\berr\b"))
