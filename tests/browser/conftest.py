@@ -165,7 +165,8 @@ def browser():
 
 @pytest.fixture
 def context(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    # A zone eight hours from UTC: a time read or shown in the browser's own zone would be eight hours off.
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, timezone_id="Asia/Shanghai")
     context.set_default_timeout(WAIT_MS)
     yield context
     context.close()
