@@ -143,3 +143,22 @@ def test_get_configuration_trims_the_keys_and_marks_read_only_ones(console, char
             time.sleep(0.1)
         assert heartbeat_interval() == "45"
     assert configuration.locator("tr", has_text="NumberOfConnectors").locator("input").count() == 0
+
+
+def test_the_json_editor_s_starting_payload_of_every_action_passes_the_gateway_s_check(console, chargers, served, cp_id):
+    chargers.start(cp_id)
+    bench(console, cp_id)
+    payloads = console.evaluate("""async () => {
+        const all = await actionSchemas();
+        return ACTIONS.map((a) => [a, skeleton(all[a + 'Request'], false), validate(skeleton(all[a + 'Request'], false),
+                                                                                    all[a + 'Request'])]);
+    }""")
+    assert len(payloads) == 26
+    restarts = ["UpdateFirmware", "SignedUpdateFirmware", "Reset"]  # the simulated charger restarts after these
+    payloads.sort(key=lambda p: restarts.index(p[0]) if p[0] in restarts else -1)
+    with served.http() as http:
+        for action, payload, problems in payloads:
+            assert problems == [], (action, problems)
+            # the gateway checks the payload against the action's 1.6 schema before it sends anything
+            r = http.post(f"/api/ocpp/call/{cp_id}/{action}", json=payload)
+            assert r.status_code == 200, (action, payload, r.text)
