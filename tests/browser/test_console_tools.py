@@ -201,3 +201,18 @@ def test_a_frame_s_protocol_violations_are_shown_beside_it_and_on_the_bench(cons
     frame = view.locator("tr.frame.dir-in", has_text="Sleeping")
     expect(frame.locator(".violation")).to_contain_text("status")
     expect(violations.locator("tr", has_text="StatusNotification")).to_be_visible()
+
+
+def test_the_bench_shows_what_a_charger_sent_at_boot_custom_data_included(console, served, cp_id, tmp_path):
+    boot = [2, "b-1", "BootNotification", {
+        "chargePointVendor": "XQ", "chargePointModel": "ocpp_ac_7kw", "chargePointSerialNumber": "ks0117100000008",
+        "firmwareVersion": "250722", "customData": {"moduleVersion": "FC4X.250723", "networkType": "1"}}]
+    capture = tmp_path / "boot.txt"
+    capture.write_text(json.dumps(boot) + "\n", "utf-8")
+    replay(served, cp_id, capture)
+    view = bench(console, cp_id)
+    identity = view.locator("section.part", has=console.locator("h3", has_text="Identity"))
+    for shown in ("XQ", "ocpp_ac_7kw", "ks0117100000008", "250722"):
+        expect(identity.locator("dl.facts")).to_contain_text(shown)
+    identity.locator("summary").click()
+    expect(identity.locator("pre")).to_contain_text('"moduleVersion": "FC4X.250723"')
