@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -162,3 +163,28 @@ def test_the_json_editor_s_starting_payload_of_every_action_passes_the_gateway_s
             # the gateway checks the payload against the action's 1.6 schema before it sends anything
             r = http.post(f"/api/ocpp/call/{cp_id}/{action}", json=payload)
             assert r.status_code == 200, (action, payload, r.text)
+
+
+def test_a_reservation_and_a_charging_profile_sent_from_the_bench_are_listed_on_it(console, chargers, cp_id):
+    chargers.start(cp_id)
+    view = bench(console, cp_id)
+    kept = view.locator("section.part", has=console.locator("h3", has_text="Local list, reservations"))
+    editor = view.locator("form.json-editor")
+    editor.locator("[name=action]").select_option("ReserveNow")
+    editor.locator("textarea").fill(json.dumps({"connectorId": 1, "expiryDate": "2031-01-02T03:04:05.000Z",
+                                                "idTag": "RESERVED-1", "reservationId": 4242}))
+    editor.locator("button").click()
+    expect(editor.locator("output.answer")).to_contain_text("Accepted")
+    expect(kept.locator("tr", has_text="RESERVED-1")).to_contain_text("4242")
+    editor.locator("[name=action]").select_option("SetChargingProfile")
+    editor.locator("textarea").fill(json.dumps({"connectorId": 1, "csChargingProfiles": {
+        "chargingProfileId": 77, "stackLevel": 2, "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute", "chargingSchedule": {
+            "chargingRateUnit": "W", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 3700}]}}}))
+    editor.locator("button").click()
+    expect(editor.locator("output.answer")).to_contain_text("Accepted")
+    expect(kept.locator("tr", has_text="TxDefaultProfile")).to_contain_text("77")
+    get = command(view, "Get local list version")
+    get.locator("button").click()
+    expect(get.locator("output.answer")).to_contain_text("Get local list version")
+    expect(kept).to_contain_text(re.compile(r"the charger says: local list version -?\d+"))
