@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -28,6 +29,7 @@ CHROMIUM = os.environ.get("GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run"]
 ADMIN_PASSWORD = "bench-admin-pass-7"
+VIEWER = ("val", "viewer-pass-12")  # a viewer account beside the admin
 WAIT_MS = 15_000  # how long a test waits for the page to show something (never an assertion on timing)
 
 
@@ -53,20 +55,24 @@ def _read_started(proc: subprocess.Popen, deadline: float) -> dict:
     raise RuntimeError("the gateway did not start:\n" + "".join(lines))
 
 
-@pytest.fixture(scope="session")
-def served(tmp_path_factory) -> Iterator[Served]:
-    """`gateway serve` on ephemeral ports with its own database and an admin account."""
-    folder = tmp_path_factory.mktemp("served")
+@contextmanager
+def serve(folder: Path) -> Iterator[Served]:
+    """`gateway serve` on ephemeral ports with its own database (in `folder`) and an admin account."""
     config = folder / "gateway.toml"
     config.write_text("[frames]\nflush_interval = 0.05\n", "utf-8")  # frames reach the log at once
     env = {**os.environ, "GATEWAY_CONFIG": str(config), "GATEWAY_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    subprocess.run([GATEWAY, "user", "add", VIEWER[0], "--role", "viewer", "--password-stdin",
+                    "--db", str(folder / "gateway.db")], input=VIEWER[1] + "\n", env=env, cwd=folder, text=True,
+                   capture_output=True, check=True, timeout=60)
     proc = subprocess.Popen([GATEWAY, "serve", "--http", "127.0.0.1:0", "--ocpp", "127.0.0.1:0",
                              "--db", str(folder / "gateway.db"), "--log-json"],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, cwd=folder, text=True)
+    drain = None
     try:
         started = _read_started(proc, time.monotonic() + 60)
-        # The log keeps flowing: drain it so the gateway never blocks on a full pipe.
-        drain = subprocess.Popen(["cat"], stdin=proc.stderr, stdout=open(folder / "gateway.log", "w"))
+        # The log keeps flowing: drain it to a file so the gateway never blocks on a full pipe.
+        with open(folder / "gateway.log", "w") as log:
+            drain = subprocess.Popen(["cat"], stdin=proc.stderr, stdout=log)
         yield Served(url="http://" + started["http"], ocpp_url="ws://" + started["ocpp"] + "/ocpp",
                      db=folder / "gateway.db")
     finally:
@@ -76,8 +82,14 @@ def served(tmp_path_factory) -> Iterator[Served]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if "drain" in locals():
+        if drain is not None:
             drain.wait(5)
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory) -> Iterator[Served]:
+    with serve(tmp_path_factory.mktemp("served")) as gateway:
+        yield gateway
 
 
 @attrs.define
@@ -129,24 +141,32 @@ def cp_id(request) -> str:
     return f"{name}-{os.getpid() % 1000}-{time.monotonic_ns() % 100000}"
 
 
+def chromium() -> str | None:
+    """The system's Chromium (never one downloaded at test time)."""
+    return CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
+
+
 @pytest.fixture(scope="session")
 def browser():
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+    executable = chromium()
+    if executable is None:
         pytest.skip(f"no Chromium at {CHROMIUM} (scripts/test installs Debian's chromium package)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:
         pytest.skip(f"playwright is not installed ({exc}); install the test extra")
+    from playwright.sync_api import expect
+    expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-                                    args=FLAGS)
+        browser = p.chromium.launch(executable_path=executable, args=FLAGS)
         yield browser
         browser.close()
 
 
 @pytest.fixture
 def context(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    # A zone eight hours from UTC: a time read or shown in the browser's own zone would be eight hours off.
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, timezone_id="Asia/Shanghai")
     context.set_default_timeout(WAIT_MS)
     yield context
     context.close()
