@@ -162,7 +162,8 @@ def test_the_json_editor_s_starting_payload_of_every_action_passes_the_gateway_s
             assert problems == [], (action, problems)
             # the gateway checks the payload against the action's 1.6 schema before it sends anything
             r = http.post(f"/api/ocpp/call/{cp_id}/{action}", json=payload)
-            assert r.status_code == 200, (action, payload, r.text)
+            # 504: accepted and sent, the charger's answer late on a loaded machine; a refused payload is a 400
+            assert r.status_code in (200, 504), (action, payload, r.text)
 
 
 def test_a_reservation_and_a_charging_profile_sent_from_the_bench_are_listed_on_it(console, chargers, cp_id):
