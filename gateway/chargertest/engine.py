@@ -676,11 +676,15 @@ class CaseRun:
                                  f"received); the last {expect.action} differs: "
                                  + "; ".join(mismatches(match, closest.payload)), closest.payload,
                                  [closest.frame] if closest.frame is not None else [])
-            instead = [c for c in self.trace.calls if c.taken_by is None and c.at >= floor]  # what came instead
-            raise StepFailed(f"no {expect.action} within {within:g} s" + (f" ({got}received)" if got else "")
-                             + (f"; instead: {', '.join(_label(c) for c in instead)}" if instead else ""),
-                             [{"action": c.action, "payload": c.payload} for c in instead] or None,
-                             [c.frame for c in instead if c.frame is not None])
+            # The evidence: the call it should have followed (the latest an earlier step took) and what came
+            # instead since then.
+            last = [c for c in self.trace.calls if c.taken_by is not None and c.taken_by < index and c.at == floor]
+            instead = [c for c in self.trace.calls if c.taken_by is None and c.at >= floor]
+            after = f" after {_label(last[-1])}" if last else ""
+            came = f"; came instead: {', '.join(_label(c) for c in instead)}" if instead else ""
+            raise StepFailed(f"no {expect.action} within {within:g} s{after}" + (f" ({got}received)" if got else "")
+                             + came, [{"action": c.action, "payload": c.payload} for c in instead] or None,
+                             [c.frame for c in last[-1:] + instead if c.frame is not None])
 
     def _timing(self, expect: Expect, group: list[Observed]) -> None:
         tolerance = self._tolerance(expect)

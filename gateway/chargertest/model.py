@@ -351,7 +351,7 @@ def _text(value: Any) -> str:
     """A text field takes a text only (a list or a number is a mistake in the case, not something to stringify)."""
     if isinstance(value, str):
         return value
-    raise ValueError(f"expected a text, not {value!r}")
+    raise _Refused(f"expected a text, not {value!r}")
 
 
 def _str_or_list(value: Any) -> str | list[str]:

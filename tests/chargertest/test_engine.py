@@ -471,3 +471,22 @@ def test_durations_must_be_numbers_or_placeholders(field):
     with pytest.raises(CaseError, match="step 0.*number of seconds"):
         case(f'[[steps]]\nkind = "{kind}"\naction = "A"\n{field} = "soon"\n' if kind == "absent"
              else '[[steps]]\nkind = "wait"\nseconds = "soon"\n')
+
+
+async def test_a_missing_call_shows_what_came_instead(nursery, autojump_clock):
+    steps = '''
+[[steps]]
+kind = "send"
+action = "DataTransfer"
+payload = {vendorId = "test"}
+[[steps]]
+kind = "expect"
+action = "Authorize"
+within = 5
+'''
+    script = {"DataTransfer": lambda p: ({"status": "Accepted"}, [(0.5, "StartTransaction", START)])}
+    result, _, case_run = await run(nursery, case(steps), script)
+    assert result.verdict is Verdict.FAIL
+    assert "no Authorize within 5 s; came instead: StartTransaction" in result.reason
+    start = case_run.trace.calls[0].frame
+    assert start in result.steps[-1].frames and result.steps[-1].actual[0]["action"] == "StartTransaction"

@@ -174,7 +174,12 @@ async def test_a_run_passes_its_cases_and_is_kept(gw: Gateway, nursery: trio.Nur
     assert gw.registry.get(CP) is not None
     async with gw.http() as http:
         listed = (await http.get("/api/charger-tests", params={"chargePointId": CP})).json()
-    assert [r["runId"] for r in listed] == [run_id] and listed[0]["summary"]["PASS"] == 2
+        assert [r["runId"] for r in listed] == [run_id] and listed[0]["summary"]["PASS"] == 2
+        # served as usual: its frames logged, the run's commands recorded like any
+        logged = (await http.get("/api/frames", params={"cpId": CP, "limit": 500})).json()["records"]
+        assert any(f["action"] == "RemoteStartTransaction" and f["direction"] == "out" for f in logged)
+        commands = (await http.get("/api/commands", params={"cpId": CP, "size": 100})).json()
+        assert "RemoteStopTransaction" in str(commands)
 
 
 async def test_a_planted_bug_fails_the_case_with_the_step_and_frame(gw: Gateway, nursery: trio.Nursery):
