@@ -111,6 +111,7 @@ class Run:
         self.case: CaseRun | None = None
         self.values: dict[str, Any] = {}  # what the run provides to the cases' templates
         self.present = cp_id in service.chargers.registry
+        self._session: Session | None = None  # the connection the charger is on, as last attached
         self._presence = trio.Event()
         self._away_until = 0.0
         self._stopping: str | None = None
@@ -314,12 +315,15 @@ class Run:
     # ---- presence (ChargerService's observer) ------------------------------------------------------
 
     def attached(self, session: Session) -> None:
+        self._session = session
         self.present = True
         self._wake()
         if self.case is not None and self._nursery is not None:
             self._nursery.start_soon(self._connected, self.case)
 
     def detached(self, session: Session) -> None:
+        if self._session is not None and session is not self._session:
+            return  # an old connection closing after the charger came back on a new one
         self.present = False
         self._wake()
 

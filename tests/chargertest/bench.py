@@ -140,7 +140,8 @@ async def bench(nursery: trio.Nursery, tmp_path: Path, setup: Setup | None = Non
         await until(sim.online.is_set, timeout=20)
         declared = {**DECLARED, "webhook_url": f"http://127.0.0.1:{lab_port}/", "webhook_secret": SECRET,
                     "security_profile": setup.security_profile,
-                    "security_profiles": sorted({0, setup.security_profile, min(setup.security_profile + 1, 3)}),
+                    "security_profiles": [setup.security_profile]  # and the next one where the bench serves it
+                    + ([setup.security_profile + 1] if setup.tls and setup.security_profile < 3 else []),
                     **_signed_firmware(tmp_path), **setup.declared}
         try:
             yield Bench(gw, sim, declared["webhook_url"], declared)
