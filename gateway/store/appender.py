@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import fcntl
 import marshal
+import os
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ import structlog
 import trio
 
 from .writer.rows import apply as apply_rows
-from .writer.process import FAULT, HEADER, encode
+from .writer.process import FAULT, HEADER, URL_ENV, encode
 from .db import Database, StoreClosed, bulk
 from .health import DATABASE, WRITER, StoreUnavailable
 
@@ -34,7 +35,11 @@ CLOSE_TIMEOUT = 30.0
 
 @bulk
 def _append(conn, calls: list[tuple[str, list[tuple]]]) -> list[None]:
-    apply_rows(conn, calls)
+    if getattr(conn, "dialect", None) == "postgresql":
+        from .pg.rows import apply as apply_pg
+        apply_pg(conn, calls)
+    else:
+        apply_rows(conn, calls)
     return [None] * len(calls)
 
 
@@ -213,9 +218,10 @@ class ProcessAppender:
         await self._finished.wait()
 
     async def _spawn(self) -> trio.Process:
+        server = getattr(self._db, "url", None)  # PostgreSQL: the URL goes in the environment, not the arguments
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "gateway.store.writer.process", self._db.path],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "gateway.store.writer.process", "-" if server else self._db.path],
+            env={**os.environ, URL_ENV: server} if server else None, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             start_new_session=True)  # out of the terminal's group: Ctrl-C is for the gateway to handle
         self._process, self.pid, self._inbox = process, process.pid, bytearray()
         try:  # fewer, larger writes into the pipe (Linux; up to /proc/sys/fs/pipe-max-size)
@@ -229,7 +235,7 @@ class ProcessAppender:
             if message is not None and message[0] == FAULT:
                 self._failed(message[1][0])
                 await self._reap(process)
-                raise WriterFault(f"the database writer cannot use {self._db.path}: {message[1][0]}")
+                raise WriterFault(f"the database writer cannot use {self._where}: {message[1][0]}")
         await self._reap(process)
         raise WriterFailed(f"it ended before it was ready (exit code {process.returncode})")
 
@@ -326,6 +332,11 @@ class ProcessAppender:
             if not chunk:
                 return None
             self._inbox += chunk
+
+    @property
+    def _where(self) -> str:
+        from .pg.connection import redact
+        return redact(self._db.path)
 
     def _failed(self, reason: str) -> None:
         self._fault = reason

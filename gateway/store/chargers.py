@@ -200,7 +200,7 @@ def _security(conn: sqlite3.Connection, cp_id: str) -> tuple[int, str | None]:
 
 
 def _register(conn: sqlite3.Connection, cp_id: str, at: str) -> None:
-    conn.execute("INSERT OR IGNORE INTO charge_points (id, first_seen, id_key) VALUES (?, ?, ?)",
+    conn.execute("INSERT INTO charge_points (id, first_seen, id_key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                  (cp_id, at, id_key(cp_id)))
 
 

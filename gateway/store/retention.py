@@ -63,7 +63,7 @@ class Rule:
     table: str
     time_column: str
     days: float
-    where: str = "1"
+    where: str = "TRUE"
     keep: int = 0
 
     def __attrs_post_init__(self) -> None:
@@ -321,7 +321,7 @@ def _thin_loose(conn: sqlite3.Connection, before: str, span: int, limit: int) ->
         if key not in seen:
             previous = conn.execute(
                 """SELECT unixepoch(received_at) FROM meter_value_sets WHERE transaction_id IS NULL AND id < ?
-                   AND charge_point_id = ? AND connector_id IS ? ORDER BY transaction_id, id DESC LIMIT 1""",
+                   AND charge_point_id = ? AND connector_id IS NOT DISTINCT FROM ? ORDER BY transaction_id, id DESC LIMIT 1""",
                 (row["id"], *key)).fetchone()
             seen[key] = None if previous is None else _span(previous[0], span)
         if seen[key] != _span(row["at"], span):
