@@ -484,7 +484,7 @@ def _within_budget(conn: sqlite3.Connection, budget: int) -> int:
     return conn.execute(
         """DELETE FROM payment_callbacks WHERE id IN (
                SELECT id FROM (SELECT id, SUM(length(body) + length(headers)) OVER (ORDER BY id DESC) AS kept
-                               FROM payment_callbacks WHERE status = ?)
+                               FROM payment_callbacks WHERE status = ?) AS running
                WHERE kept > ?)""", (CallbackStatus.REFUSED, budget)).rowcount
 
 

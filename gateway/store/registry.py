@@ -41,9 +41,9 @@ def charger_where(scope: Scope, column: str) -> tuple[str, tuple[int, ...]]:
     if scope.tenants is None:
         return "TRUE", ()
     ids = tuple(sorted(scope.tenants))
-    # "+": a filter on each row, not an index lookup by charger: the index that gives a list its order (by time,
-    # by id) stays the one read, so a page stops early instead of sorting every record of the tenant.
-    sql = (f"+{column} IN (SELECT charge_point_id FROM charger_registry "
+    # "|| ''": a filter on each row, not an index lookup by charger: the index that gives a list its order (by
+    # time, by id) stays the one read, so a page stops early instead of sorting every record of the tenant.
+    sql = (f"({column} || '') IN (SELECT charge_point_id FROM charger_registry "
            f"WHERE tenant_id IN ({', '.join('?' * len(ids))}))")
     if PLATFORM in scope.tenants:
         sql = f"({sql} OR {column} NOT IN (SELECT charge_point_id FROM charger_registry))"

@@ -106,7 +106,7 @@ def _list(conn: sqlite3.Connection, city: str | None, enabled: int | None, q: st
 def _count(conn: sqlite3.Connection, enabled: int | None, *, scope: Scope) -> dict[str, int]:
     where, args = scope.where("tenant_id")
     row = conn.execute(f"SELECT COUNT(*), COALESCE(SUM(enabled), 0) FROM stations WHERE {where} "
-                       "AND enabled IS coalesce(?, enabled)", (*args, enabled)).fetchone()
+                       "AND enabled IS NOT DISTINCT FROM coalesce(?, enabled)", (*args, enabled)).fetchone()
     return {"total": row[0], "enabled": row[1], "disabled": row[0] - row[1]}
 
 

@@ -14,6 +14,11 @@ CREATE FUNCTION unixepoch(at TEXT) RETURNS BIGINT  -- seconds since 1970 of an I
 CREATE FUNCTION strftime(format TEXT, at TEXT) RETURNS TEXT
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN CASE WHEN format = '%s' THEN unixepoch(at)::TEXT END;
+-- randomblob(n): n random bytes (from gen_random_uuid's strong source); hex(bytes): upper-case hex
+CREATE FUNCTION randomblob(n BIGINT) RETURNS BYTEA LANGUAGE sql VOLATILE PARALLEL SAFE
+    RETURN substring(decode((SELECT string_agg(replace(gen_random_uuid()::TEXT, '-', ''), '')
+                             FROM generate_series(0, n / 16)), 'hex') FROM 1 FOR n::INT);
+CREATE FUNCTION hex(bytes BYTEA) RETURNS TEXT LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN upper(encode(bytes, 'hex'));
 -- json_each over a JSON array or object given as text: its members' values, as text where they are scalars
 CREATE FUNCTION json_each(document TEXT) RETURNS TABLE (key TEXT, value TEXT)
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import psycopg
 from psycopg import adapt, errors, postgres
-from psycopg.types.numeric import NumericLoader
+from psycopg.types.numeric import Int8Dumper, NumericLoader
 
 POSTGRESQL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
 
@@ -26,6 +26,11 @@ POSTGRESQL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
 def is_url(db: str) -> bool:
     """Whether the `db` setting names a PostgreSQL server (postgresql://...) rather than a SQLite file."""
     return bool(POSTGRESQL.match(db))
+
+
+def on_postgresql(conn_or_db: Any) -> bool:
+    """Whether a job's connection (or a store's database) is PostgreSQL's: where the engines must differ."""
+    return getattr(conn_or_db, "dialect", None) == "postgresql"
 
 
 def redact(url: str) -> str:
@@ -129,6 +134,7 @@ class _NumericAsNumber(NumericLoader):
 def configure(conn: psycopg.Connection) -> None:
     """Set a new connection up as every connection of the gateway is (the pool calls it too)."""
     conn.adapters.register_dumper(bool, _BoolAsInt)
+    conn.adapters.register_dumper(int, Int8Dumper)  # every integer a BIGINT, as the schema's: one type in a CTE
     conn.adapters.register_loader("numeric", _NumericAsNumber)
     conn.row_factory = row_factory  # type: ignore[assignment]
     conn.prepare_threshold = 5  # a job's statement is prepared on the server after a few runs

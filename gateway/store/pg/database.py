@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import queue
+import sqlite3
 import threading
 import time
 from typing import Any, Callable, TypeVar
@@ -134,8 +135,12 @@ class PgDatabase:
         while self._landed < target:  # the batched calls queued before this one come first
             await self._landed_event.wait()
         result = await trio.to_thread.run_sync(self._run_one, fn, args, kwargs, limiter=self._limiter)
-        if isinstance(result, outcome.Error) and (reason := _fault(result.error)):
-            raise StoreUnavailable(reason) from result.error
+        if isinstance(result, outcome.Error):
+            if reason := _fault(result.error):
+                raise StoreUnavailable(reason) from result.error
+            if isinstance(result.error, psycopg.Error):  # whoever handles database errors handles these too
+                kind = sqlite3.IntegrityError if isinstance(result.error, psycopg.IntegrityError) else sqlite3.DatabaseError
+                raise kind(str(result.error).strip()) from result.error
         return result.unwrap()
 
     def _run_one(self, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> outcome.Outcome:
