@@ -178,6 +178,7 @@ CREATE TABLE frames (
     PRIMARY KEY (id, at)
 ) PARTITION BY RANGE (at);
 CREATE TABLE frames_default PARTITION OF frames DEFAULT;
+ALTER SEQUENCE frames_id_seq OWNED BY frames.id;
 
 CREATE INDEX frames_cp_at ON frames (charge_point_id, at);
 
@@ -409,6 +410,7 @@ CREATE TABLE meter_value_sets (
     PRIMARY KEY (id, received_at)
 ) PARTITION BY RANGE (received_at);
 CREATE TABLE meter_value_sets_default PARTITION OF meter_value_sets DEFAULT;
+ALTER SEQUENCE meter_value_sets_id_seq OWNED BY meter_value_sets.id;
 
 CREATE INDEX meter_value_sets_tx ON meter_value_sets (transaction_id, id);
 
