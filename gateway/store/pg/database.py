@@ -36,7 +36,7 @@ T = TypeVar("T")
 log = structlog.get_logger("gateway.store")
 
 POOL_SIZE = 8
-CONNECT_TIMEOUT = 5.0  # seconds a job waits for a connection (the server down: it fails, the store degraded)
+CONNECT_TIMEOUT = 2.0  # seconds a job waits for a connection (the server down: it fails, the store degraded)
 RETRIES = 30  # runs of a job that keeps losing to other transactions, before its error is raised
 PARTITION_EVERY = 3600.0  # seconds between looks at tomorrow's partitions
 _STOP = object()
@@ -90,7 +90,7 @@ class PgDatabase:
         self._token = trio.lowlevel.current_trio_token()
         pool = psycopg_pool.ConnectionPool(self.url, min_size=2, max_size=self.pool_size, open=False,
                                            kwargs={"autocommit": True}, configure=configure, name="gateway",
-                                           timeout=CONNECT_TIMEOUT, reconnect_timeout=0)
+                                           timeout=CONNECT_TIMEOUT)
         try:
             await trio.to_thread.run_sync(self._open, pool)
         except psycopg.Error as exc:
