@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import attrs
 import trio
 
 from . import __version__, logs
@@ -52,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmark the gateway: chargers held, throughput, latency, ceiling")
     bench.add_argument("--quick", action="store_true", help="the short run (under two minutes)")
     bench.add_argument("--out", default="bench", help="folder for bench.json, bench.md, bench.png")
+    bench.add_argument("--db", metavar="URL", help="run on this PostgreSQL server (postgresql://...; each part on a "
+                                                   "fresh database beside the URL's) instead of SQLite files")
     return parser
 
 
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
         logs.configure("console", "warning")
         plan = Plan.quick() if args.quick else Plan.full()
+        if args.db:
+            plan = attrs.evolve(plan, db=args.db)
         report = trio.run(run, plan, Path(args.out), "scripts/bench" + (" --quick" if args.quick else ""))
         print(Path(args.out, "bench.md").read_text())
         return 0 if report["throughput"]["lost"] == 0 else 1
