@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="PATH",
                         help="config file (default: $GATEWAY_CONFIG, else ./config.toml if present, "
                              "else the embedded defaults)")
-    common.add_argument("--db", metavar="PATH", help="SQLite database file")
+    common.add_argument("--db", metavar="PATH", help="SQLite database file, or postgresql://... URL")
     serve = sub.add_parser("serve", help="run the gateway", parents=[common])
     serve.add_argument("--http", metavar="HOST:PORT", help="HTTP API address")
     serve.add_argument("--ocpp", metavar="HOST:PORT", help="charger WebSocket address")

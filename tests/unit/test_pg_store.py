@@ -126,3 +126,32 @@ def test_gateway_migrate_says_what_is_wrong(tmp_path: Path, capsys):
     assert "is not a file" in capsys.readouterr().err
     assert main(["migrate", "--from", str(tmp_path / "none.db"), "--to", "other.db"]) == 2
     assert "must be a postgresql:// URL" in capsys.readouterr().err
+
+
+def test_the_doctor_asks_the_server_and_never_shows_its_password(server: str):
+    from gateway.config import load
+    from gateway.ops import doctor
+
+    def findings(db: str) -> dict[str, doctor.Finding]:
+        config = load(None, env={}, overrides={"db": db, "http": "127.0.0.1:0", "ocpp": "127.0.0.1:0"})
+        return {f.check: f for f in doctor.examine(config)}
+
+    url = _database(server, "doctor")
+    good = findings(url)
+    assert good["database"].level == doctor.OK and "takes writes" in good["database"].text
+    assert "disk" not in good  # the server's disk is the server's to watch
+    bad = findings("postgresql://gw:s3cret@127.0.0.1:1/x")
+    assert bad["database"].level == doctor.PROBLEM and "cannot be reached" in bad["database"].text
+    assert "s3cret" not in bad["database"].text
+
+
+def test_backups_of_a_server_are_pg_dumps_and_the_command_says_so(tmp_path: Path, capsys):
+    from gateway.store import backup
+
+    for run in (lambda: backup.backup("postgresql://db/gw", tmp_path / "b.db"),
+                lambda: backup.restore(tmp_path / "b.db", "postgresql://db/gw"),
+                lambda: backup.compact("postgresql://db/gw")):
+        with pytest.raises(backup.BackupError, match="pg_dump"):
+            run()
+    assert main(["backup", str(tmp_path / "b.db"), "--db", "postgresql://db/gw"]) == 1
+    assert "pg_dump" in capsys.readouterr().err
