@@ -311,7 +311,8 @@ class Monitor:
                                                                   "so payment callbacks cannot reach the gateway")}
         space = disk(self.config.db)
         if space is None:
-            out["disk"] = {"state": DISABLED, "reason": "the database is in memory"}
+            out["disk"] = {"state": DISABLED, "reason": "the database is in memory" if self.config.db == ":memory:"
+                           else "the database is on a PostgreSQL server, whose disk is the server's to watch"}
         else:
             threshold = self.settings[rules.DISK_SPACE].threshold
             low = space["freePercent"] < threshold

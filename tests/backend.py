@@ -1,0 +1,72 @@
+"""Which store the tests run on: SQLite files (the default) or PostgreSQL (GATEWAY_TEST_DB=postgresql).
+
+With PostgreSQL, each test process (one per xdist worker) starts one throwaway server (tests/pg.py) and
+migrates a template database once; every database a test asks for is a copy of it (CREATE DATABASE ...
+TEMPLATE, a few milliseconds), dropped a few tests later. Tests that only make sense on a SQLite file (backup,
+restore, compaction, the doctor's file checks, the disk budget) are marked `sqlite_only` with the reason.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import os
+from collections import deque
+from pathlib import Path
+
+import pytest
+
+ENV = "GATEWAY_TEST_DB"
+BACKEND = os.environ.get(ENV, "sqlite").strip().lower() or "sqlite"
+POSTGRESQL = BACKEND in ("postgresql", "postgres", "pg")
+KEEP = 6  # databases kept before the oldest is dropped: a test may hold a few at once
+
+_server: dict[str, str] = {}
+_made: deque[str] = deque()
+_names = itertools.count(1)
+
+
+def sqlite_only(reason: str) -> pytest.MarkDecorator:
+    """Mark a test (or, as `pytestmark`, a module) that needs a SQLite file: skipped on PostgreSQL."""
+    return pytest.mark.skipif(POSTGRESQL, reason=f"SQLite only: {reason}")
+
+
+def _admin():
+    import psycopg
+    return psycopg.connect(_server["url"].rsplit("/", 1)[0] + "/postgres", autocommit=True)
+
+
+def _start() -> None:
+    from tests import pg
+    from gateway.store.pg.connection import Connection, connect
+    from gateway.store.pg.migrations import migrate
+
+    stack = contextlib.ExitStack()
+    try:
+        url = stack.enter_context(pg.server("gateway_template"))
+    except pg.Unavailable as exc:
+        stack.close()
+        pytest.skip(str(exc))
+    atexit.register(stack.close)
+    conn = connect(url)
+    try:
+        migrate(Connection(conn))
+    finally:
+        conn.close()
+    _server["url"] = url
+
+
+def database(tmp_path: Path, name: str = "gateway.db") -> str:
+    """Where a test's gateway keeps its records: tmp_path / name, or a fresh PostgreSQL database's URL."""
+    if not POSTGRESQL:
+        return str(tmp_path / name)
+    if "url" not in _server:
+        _start()
+    db = f"test_{os.getpid()}_{next(_names)}"
+    with _admin() as admin:
+        while len(_made) >= KEEP:
+            admin.execute(f'DROP DATABASE IF EXISTS "{_made.popleft()}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{db}" TEMPLATE gateway_template')
+    _made.append(db)
+    return _server["url"].rsplit("/", 1)[0] + "/" + db
