@@ -13,7 +13,6 @@ ownership, and a command that node had claimed ends `lost`, never sent again (ga
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import attrs
@@ -26,10 +25,11 @@ from psycopg_pool import ConnectionPool
 from ..cluster import notices
 from ..cluster.notices import Done, Gone, Notice, Owned, Queued, Revoked
 from .health import StoreUnavailable
+from .pg.migrations import MIGRATION_LOCK, migration_files
 
 log = structlog.get_logger("gateway.cluster")
 
-MIGRATION = Path(__file__).resolve().parents[2] / "schemas" / "postgresql" / "026_cluster.sql"
+MIGRATION = 26  # schemas/postgresql/026_cluster.sql
 KEEP_DONE = "1 hour"  # commands done are kept this long (what the requester read them for is in `commands`)
 MANY = 200  # more ownership changes than this in one sweep are not announced one by one: nodes re-read them
 
@@ -48,14 +48,16 @@ def _live(alias: str) -> str:
 # ---- nodes ------------------------------------------------------------------------------------------------
 
 def _migrate(conn: psycopg.Connection) -> None:
-    """Apply the cluster's migration (026) where the ledger does not have it; it can be applied twice."""
-    conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (number integer PRIMARY KEY, name text NOT NULL,
-                    applied_at text NOT NULL)""")
-    conn.execute("SELECT pg_advisory_xact_lock(26)")  # two nodes starting at once: one applies it
+    """Apply the cluster's migration where the ledger does not have it (the store applies it too when `db` is
+    the same server; it can be applied twice)."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))  # the store's migrations take turns too
+    conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (number BIGINT PRIMARY KEY, name TEXT NOT NULL,
+                    applied_at TEXT NOT NULL)""")
     if conn.execute("SELECT 1 FROM schema_migrations WHERE number = 26").fetchone() is None:
-        conn.execute(MIGRATION.read_text())
+        name, sql = next((name, sql) for number, name, sql in migration_files() if number == MIGRATION)
+        conn.execute(sql.encode())  # bytes: run as it is, without parameters
         conn.execute("INSERT INTO schema_migrations VALUES (26, %s, to_char(now() AT TIME ZONE 'UTC', "
-                     "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))", (MIGRATION.stem,))
+                     "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) ON CONFLICT DO NOTHING", (name,))
 
 
 def _join(conn: psycopg.Connection, node_id: str, channel: str, lease: float) -> list[str]:

@@ -36,15 +36,12 @@ def pg_url(pg_server: str) -> str:
 
 
 def node_config(tmp_path: Path, url: str, node_id: str, **cluster: object) -> Config:
-    """A gateway on ephemeral ports that is node `node_id` of the cluster meeting at `url` (its records in a
-    file of its own until the store runs on PostgreSQL too)."""
-    folder = tmp_path / node_id
-    folder.mkdir(exist_ok=True)
+    """A gateway on ephemeral ports that is node `node_id` of the cluster whose store is `url`."""
     return load(None, env={}, overrides={
-        "http": "127.0.0.1:0", "ocpp": "127.0.0.1:0", "db": str(folder / "gateway.db"),
+        "http": "127.0.0.1:0", "ocpp": "127.0.0.1:0", "db": url,
         "charger": {"heartbeat_interval": 60},
         "frames": {"flush_interval": 0.05},
         "billing": {"reconcile_at": ""},
-        "cluster": {"node_id": node_id, "database": url, "heartbeat_seconds": 0.5, "lease_seconds": 3.0,
+        "cluster": {"node_id": node_id, "heartbeat_seconds": 0.5, "lease_seconds": 3.0,
                     "sweep_seconds": 1.0, **cluster},
     })

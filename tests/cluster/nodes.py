@@ -34,21 +34,21 @@ class Node:
                 await self.process.wait()
 
 
-def node_env(url: str, node_id: str, **extra: str) -> dict[str, str]:
-    return {**os.environ, "GATEWAY_CONFIG": "", "GATEWAY_CLUSTER_DATABASE": url, "GATEWAY_CLUSTER_NODE_ID": node_id,
+def node_env(node_id: str, **extra: str) -> dict[str, str]:
+    return {**os.environ, "GATEWAY_CONFIG": "", "GATEWAY_CLUSTER_NODE_ID": node_id,
             "GATEWAY_CLUSTER_HEARTBEAT_SECONDS": "0.5", "GATEWAY_CLUSTER_LEASE_SECONDS": "3",
             "GATEWAY_CLUSTER_SWEEP_SECONDS": "1", "GATEWAY_BILLING_RECONCILE_AT": "", **extra}
 
 
 async def start_node(folder: Path, url: str, node_id: str) -> Node:
-    """A node with its own records file (until the store itself runs on PostgreSQL), started and serving."""
+    """A node whose store is the PostgreSQL database `url`, started and serving."""
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "serve.log"
     with open(log, "wb") as out:
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "gateway", "serve", "--db", str(folder / "gateway.db"), "--http", "127.0.0.1:0",
+            [sys.executable, "-m", "gateway", "serve", "--db", url, "--http", "127.0.0.1:0",
              "--ocpp", "127.0.0.1:0", "--log-json"], stdout=subprocess.DEVNULL, stderr=out, cwd=folder,
-            env=node_env(url, node_id))
+            env=node_env(node_id))
     with trio.fail_after(60):
         while True:
             for line in log.read_text().splitlines():

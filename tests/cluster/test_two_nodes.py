@@ -74,6 +74,20 @@ async def reachable(node: Node, cp_id: str, acknowledged: dict[str, set[str]]) -
     return r.status_code == 200
 
 
+async def online(node: Node, cp_id: str) -> bool:
+    async with node.http() as http:
+        r = await http.get("/api/ocpp/connections")
+    assert r.status_code == 200, r.text
+    return any(c["chargePointId"] == cp_id and c["online"] for c in r.json())
+
+
+async def offline(node: Node, cp_id: str) -> bool:
+    """Offline in the node's view and in the records both nodes share."""
+    async with node.http() as http:
+        r = await http.get(f"/api/ocpp/status/{cp_id}")
+    return r.status_code == 200 and not r.json()["online"] and r.json()["disconnectedAt"] is not None
+
+
 async def test_two_nodes_carry_every_command_route_through_a_move_and_a_kill(tmp_path: Path, pg_url: str) -> None:
     a = await start_node(tmp_path / "a", pg_url, "A")
     b = await start_node(tmp_path / "b", pg_url, "B")
@@ -88,6 +102,7 @@ async def test_two_nodes_carry_every_command_route_through_a_move_and_a_kill(tmp
                 other = {"CP1": b, "CP2": b, "CP3": a, "CP4": a}
                 for cp_id, node in other.items():  # the other node knows who holds it
                     await until(lambda: reachable(node, cp_id, acknowledged), timeout=10)
+                    assert await online(node, cp_id)  # and says it is online
 
                 # Every command route, asked of the node that does not hold the charger.
                 for cp_id in ("CP1", "CP3"):
@@ -132,6 +147,8 @@ async def test_two_nodes_carry_every_command_route_through_a_move_and_a_kill(tmp
                 await a.process.wait()
                 with trio.fail_after(10):
                     await links["CP2"].closed.wait()
+                # A's lease runs out: B's sweep ends A's ownership, and CP2 is offline for every node.
+                await until(lambda: offline(b, "CP2"), timeout=20)
                 links["CP2"] = await chargers["CP2"].connect(nursery, b.ocpp_port)
                 # Commands through B reach CP2 on B: those asked before it reconnected too (still queued, never
                 # sent: handed to its new connection), then new ones.
