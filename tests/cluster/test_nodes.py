@@ -9,7 +9,8 @@ import trio
 
 from tests.cluster.conftest import node_config
 from tests.conftest import started
-from tests.responder import answering
+from tests.helpers import assert_error
+from tests.responder import SILENCE, CallErrorAnswer, answering
 from tests.waiting import until
 
 
@@ -24,3 +25,53 @@ async def test_a_command_asked_of_the_other_node_reaches_the_charger_once(nurser
             assert r.json()["status"] == "Accepted"
             assert [c[1:] for c in cp.received] == [["Reset", {"type": "Soft"}]]
             assert r.json()["requestId"] == cp.received[0][0]  # the unique id the charger saw
+
+
+async def test_what_the_charger_answers_reaches_the_caller_of_the_other_node(nursery: trio.Nursery, tmp_path: Path,
+                                                                             pg_url: str) -> None:
+    async with started(nursery, node_config(tmp_path, pg_url, "A")) as a, \
+            started(nursery, node_config(tmp_path, pg_url, "B")) as b:
+        async with answering(a.ocpp_port, "CP1") as cp, b.http() as http:
+            await until(lambda: "CP1" in b.registry)
+            cp.answers["ClearCache"] = CallErrorAnswer("NotSupported", "no cache here", {"why": "none"})
+            cp.answers["Reset"] = SILENCE
+            r = await http.get("/api/ocpp/clearCache/CP1")
+            body = assert_error(r, 502, "call_error")
+            assert (body["errorCode"], body["errorDescription"], body["errorDetails"]) == (
+                "NotSupported", "no cache here", {"why": "none"})
+            r = await http.get("/api/ocpp/reset/CP1", params={"type": "Soft", "timeoutSeconds": "1"})
+            body = assert_error(r, 504, "timeout")
+            assert body["sent"] is True and body["requestId"] == cp.received[-1][0]
+            # Recorded once, by the node asked, in the records both share.
+            r = await http.get("/api/commands", params={"cpId": "CP1"})
+            outcomes = {c["requestId"]: c["outcome"] for c in r.json()["records"]}
+            assert outcomes == {cp.received[0][0]: "call_error", cp.received[1][0]: "timeout"}
+            assert [c[1] for c in cp.received] == ["ClearCache", "Reset"]
+
+
+async def test_a_charger_no_node_holds_is_not_connected_on_any(nursery: trio.Nursery, tmp_path: Path,
+                                                               pg_url: str) -> None:
+    async with started(nursery, node_config(tmp_path, pg_url, "A")) as a, \
+            started(nursery, node_config(tmp_path, pg_url, "B")) as b:
+        async with answering(a.ocpp_port, "CP1"):
+            await until(lambda: "CP1" in b.registry)
+        await until(lambda: "CP1" not in b.registry and "CP1" not in a.registry)
+        async with b.http() as http:
+            assert_error(await http.get("/api/ocpp/reset/CP1"), 404, "not_connected")
+            assert_error(await http.get("/api/ocpp/reset/NEVER"), 404, "not_found")
+
+
+async def test_failed_logins_on_one_node_throttle_the_address_on_every_node(nursery: trio.Nursery, tmp_path: Path,
+                                                                           pg_url: str) -> None:
+    config_a = node_config(tmp_path, pg_url, "A")
+    config_a.admin_password = "a-long-admin-password"
+    async with started(nursery, config_a) as a, started(nursery, node_config(tmp_path, pg_url, "B")) as b:
+        attempts = a.config.auth.login_attempts
+        async with a.http() as http:
+            for _ in range(attempts):
+                r = await http.post("/api/auth/login", json={"username": "admin", "password": "wrong"})
+                assert r.status_code == 401
+        await until(lambda: b.running.auth.throttled("127.0.0.1") > 0)
+        async with b.http() as http:  # even the right password waits
+            r = await http.post("/api/auth/login", json={"username": "admin", "password": "a-long-admin-password"})
+            assert_error(r, 429, "too_many_requests")
