@@ -302,16 +302,14 @@ class LogbookConfig:
 class ClusterConfig:
     # Several gateway nodes on one PostgreSQL (README "Past one machine"): on when `db` is a PostgreSQL URL.
     node_id: str = ""  # this node's name among them; empty: the host name and the OCPP port
-    database: str = ""  # where the nodes meet, when it is not `db` (a PostgreSQL URL; empty: `db`)
     lease_seconds: float = attrs.field(default=10.0, validator=_positive)  # a node silent this long loses its chargers
     heartbeat_seconds: float = attrs.field(default=2.0, validator=_positive)  # between two renewals of the lease
     sweep_seconds: float = attrs.field(default=3.0, validator=_positive)  # between two sweeps of the command queue
     pool_size: int = attrs.field(default=4, validator=_positive)  # connections to PostgreSQL for the cluster's work
 
-    def url(self, db: str) -> str:
-        """The PostgreSQL URL the nodes meet at, or "" for a gateway on its own."""
-        if self.database:
-            return self.database
+    @staticmethod
+    def url(db: str) -> str:
+        """The PostgreSQL URL the nodes meet at (the store's), or "" for a gateway on its own."""
         return db if db.startswith(("postgresql://", "postgres://")) else ""
 
 
@@ -356,8 +354,6 @@ class Config:
     cluster: ClusterConfig = attrs.field(factory=ClusterConfig)
 
     def __attrs_post_init__(self) -> None:
-        if self.cluster.database and not self.cluster.database.startswith(("postgresql://", "postgres://")):
-            raise ConfigError("cluster.database must be a PostgreSQL URL (postgresql://...)")
         if self.cluster.heartbeat_seconds * 2 > self.cluster.lease_seconds:
             raise ConfigError("cluster.lease_seconds must be at least twice cluster.heartbeat_seconds: a node "
                               "would lose its chargers between two renewals")
