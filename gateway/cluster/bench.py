@@ -53,7 +53,8 @@ async def round_trips(same: int, other: int, cp_id: str, count: int) -> dict[str
     async with httpx.AsyncClient(timeout=30) as http:
         for port in (same, other):  # the other node must know the charger is connected
             with trio.fail_after(30):
-                while (await http.get(f"http://127.0.0.1:{port}/api/ocpp/reset/{cp_id}")).status_code != 200:
+                while (await http.get(f"http://127.0.0.1:{port}/api/ocpp/reset/{cp_id}",
+                                      params={"type": "Soft"})).status_code != 200:
                     await trio.sleep(0.1)
         for _ in range(count):
             for name, port in (("same_node", same), ("other_node", other)):
