@@ -33,7 +33,8 @@ from ..chargepoint.errors import CommandError, NotConnected, CallTimeout
 from ..store.cluster import ClusterStore, Claimed, Ended
 from ..store.health import StoreUnavailable
 from . import notices
-from .notices import Done, Gone, LoginFailed, Owned, Queued, Revoked
+from ..events import TransactionStarted
+from .notices import Done, Gone, LoginFailed, Owned, Queued, Revoked, Started
 from .outcomes import answer, stored
 
 if TYPE_CHECKING:
@@ -45,6 +46,16 @@ if TYPE_CHECKING:
 log = structlog.get_logger("gateway.cluster")
 
 GRACE = 2.0  # seconds a requester waits beyond the command's time-out for the owner's answer to reach it
+CARRIED_STARTS_TTL = 300.0  # seconds a remote start carried for another node may take to start its transaction
+
+
+@attrs.frozen
+class StartedElsewhere:
+    """Published on this node's event hub: a remote start this node asked of another node started a transaction
+    there (the route that waits for the transaction listens for it beside TransactionStarted)."""
+
+    remote_start_request_id: str
+    transaction_id: int
 REPLACED = "connected again through another node"
 
 
@@ -90,6 +101,7 @@ class ClusterNode:
         self._held: dict[str, _Holding] = {}
         self._releases: dict[str, int] = {}  # ended connections whose ownership is still to be given up
         self._waiting: dict[int, _Waiter] = {}
+        self._carried_starts: dict[str, float] = {}  # remote starts sent for other nodes -> when
         self._work_in, self._work = trio.open_memory_channel[Any](float("inf"))
         self._nursery: trio.Nursery | None = None
         self.sent_here = 0  # commands of other nodes this node sent to its chargers (for tests and figures)
@@ -168,6 +180,10 @@ class ClusterNode:
             error = NotConnected(claimed.cp_id)
         else:
             self.sent_here += 1
+            if claimed.action == "RemoteStartTransaction":  # its transaction is told to every node (Started)
+                now = trio.current_time()
+                self._carried_starts = {r: t for r, t in self._carried_starts.items() if t > now - CARRIED_STARTS_TTL}
+                self._carried_starts[claimed.request_id] = now
             try:
                 result = await self.carry(holding.session, claimed.request_id, claimed.action, claimed.payload,
                                           max(claimed.remaining, 0.001))
@@ -232,6 +248,7 @@ class ClusterNode:
                 nursery.start_soon(self._worker)
                 nursery.start_soon(self._keep_lease)
                 nursery.start_soon(self._keep_sweeping)
+                nursery.start_soon(self._tell_starts)
                 log.info("joined the cluster", node=self.node_id, lease=self.lease)
                 task_status.started(self)
                 await trio.sleep_forever()
@@ -312,9 +329,20 @@ class ClusterNode:
         elif isinstance(notice, Gone):
             if self.elsewhere.get(notice.cp_id, ("", None))[1] == notice.epoch:
                 del self.elsewhere[notice.cp_id]
+        elif isinstance(notice, Started):
+            self.chargers.events.publish(StartedElsewhere(notice.request_id, notice.transaction_id))
         elif isinstance(notice, LoginFailed):
             if notice.node_id != self.node_id and self.login_failed is not None:
                 self.login_failed(notice.address)
+
+    async def _tell_starts(self) -> None:
+        """Tell the other nodes of the transactions started by remote starts carried for them."""
+        with self.chargers.events.subscribe() as events:
+            async for event in events:
+                if (isinstance(event, TransactionStarted) and event.remote_start_request_id is not None
+                        and self._carried_starts.pop(event.remote_start_request_id, None) is not None):
+                    self._work_in.send_nowait(("notice", notices.BROADCAST,
+                                               Started(event.remote_start_request_id, event.transaction_id)))
 
     async def _keep_lease(self) -> None:
         while True:

@@ -76,13 +76,21 @@ class LoginFailed:
     node_id: str
 
 
-Notice = Union[Queued, Done, Revoked, Owned, Gone, LoginFailed]
+@attrs.frozen
+class Started:
+    """To every node: the remote start `request_id`, carried for another node, started `transaction_id`."""
+
+    request_id: str
+    transaction_id: int
+
+
+Notice = Union[Queued, Done, Revoked, Owned, Gone, LoginFailed, Started]
 _KINDS: dict[str, type] = {"queued": Queued, "done": Done, "revoked": Revoked, "owned": Owned, "gone": Gone,
-                           "login_failed": LoginFailed}
+                           "login_failed": LoginFailed, "started": Started}
 _NAMES = {kind: name for name, kind in _KINDS.items()}
 _FIELDS = {Queued: {"id": int}, Done: {"id": int}, Revoked: {"cp_id": str, "epoch": int},
            Owned: {"cp_id": str, "node_id": str, "epoch": int}, Gone: {"cp_id": str, "epoch": int},
-           LoginFailed: {"address": str, "node_id": str}}
+           LoginFailed: {"address": str, "node_id": str}, Started: {"request_id": str, "transaction_id": int}}
 
 
 def encode(notice: Notice) -> str | None:

@@ -75,3 +75,22 @@ async def test_failed_logins_on_one_node_throttle_the_address_on_every_node(nurs
         async with b.http() as http:  # even the right password waits
             r = await http.post("/api/auth/login", json={"username": "admin", "password": "a-long-admin-password"})
             assert_error(r, 429, "too_many_requests")
+
+
+async def test_a_remote_start_through_the_other_node_waits_for_its_transaction(nursery: trio.Nursery,
+                                                                              tmp_path: Path, pg_url: str) -> None:
+    async with started(nursery, node_config(tmp_path, pg_url, "A")) as a, \
+            started(nursery, node_config(tmp_path, pg_url, "B")) as b:
+        async with answering(a.ocpp_port, "CP1") as cp, b.http() as http:
+            await until(lambda: "CP1" in b.registry)
+
+            async def start(payload: dict) -> None:
+                await cp.result("StartTransaction", {"connectorId": 1, "idTag": payload["idTag"], "meterStart": 0,
+                                                     "timestamp": "2026-01-01T00:00:00Z"})
+            cp.after["RemoteStartTransaction"] = start
+            r = await http.get("/api/ocpp/remoteStart/CP1", params={"idTag": "TAG1", "connectorId": "1",
+                                                                    "waitForTransactionSeconds": "10"})
+            assert r.status_code == 200, r.text
+            r2 = await http.get("/api/transactions", params={"cpId": "CP1"})
+            assert [t["id"] for t in r2.json()["records"]] == [r.json()["transactionId"]]
+            assert r.json()["requestId"] == cp.received[0][0]

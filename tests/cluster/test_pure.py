@@ -10,7 +10,7 @@ from hypothesis import given, strategies as st
 from gateway.chargepoint.errors import (CallErrorReceived, CallTimeout, NotConnected, NotSupported,
                                         TooManyCommands)
 from gateway.cluster import notices
-from gateway.cluster.notices import Done, Gone, LoginFailed, Owned, Queued, Revoked
+from gateway.cluster.notices import Done, Gone, LoginFailed, Owned, Queued, Revoked, Started
 from gateway.cluster.outcomes import answer, stored
 
 ids = st.text(min_size=1, max_size=60)
@@ -18,7 +18,8 @@ epochs = st.integers(min_value=1, max_value=2**62)
 
 
 @given(st.one_of(st.builds(Queued, epochs), st.builds(Done, epochs), st.builds(Revoked, ids, epochs),
-                 st.builds(Owned, ids, ids, epochs), st.builds(Gone, ids, epochs), st.builds(LoginFailed, ids, ids)))
+                 st.builds(Owned, ids, ids, epochs), st.builds(Gone, ids, epochs), st.builds(LoginFailed, ids, ids),
+                 st.builds(Started, ids, epochs)))
 def test_a_notice_reads_back_as_written(notice):
     payload = notices.encode(notice)
     assert payload is not None and len(payload.encode()) < 8000  # PostgreSQL's limit for a NOTIFY payload
