@@ -91,7 +91,10 @@ async def run(db: str, commands: int, chargers: int, seconds: float) -> dict[str
             trips = await round_trips(http_a, http_b, "BENCH-CMD", commands)
             nursery.cancel_scope.cancel()
         throughput = await meter_values((ocpp_a, ocpp_b), chargers, seconds)
-    persisted = meter_value_messages(db, SAMPLES_PER_MESSAGE)  # both nodes stopped cleanly: every batch shipped
+    # Both nodes stopped cleanly: every batch shipped. Counted without parallel workers: the meter_values view
+    # reads through a function that cannot run in one.
+    os.environ["PGOPTIONS"] = (os.environ.get("PGOPTIONS", "") + " -c max_parallel_workers_per_gather=0").strip()
+    persisted = meter_value_messages(db, SAMPLES_PER_MESSAGE)
     return {"round_trip": trips, "meter_values": {**throughput, "persisted": persisted,
                                                   "lost": throughput["acked_total"] - persisted},
             "cpus": os.cpu_count()}
