@@ -1,6 +1,7 @@
 """Two gateway nodes on one PostgreSQL, measured (docs/benchmarks.md, "Two nodes"):
 
     python -m gateway.cluster.bench --db postgresql://USER@HOST/DATABASE [--commands 300] [--seconds 20]
+    python -m gateway.cluster.bench --db /tmp/single.db     # one node on a SQLite file, the same figures
 
 - the round trip of a command through the node that holds the charger and through the other node (Reset,
   sent one at a time, the two routes taken in turn; a charger that answers at once);
@@ -82,6 +83,25 @@ async def meter_values(ocpp_ports: tuple[int, int], chargers: int, seconds: floa
             "acked_total": sum(r["acked_total"] for r in results)}
 
 
+async def run_single(db: str, commands: int, chargers: int, seconds: float) -> dict[str, Any]:
+    """The same figures of one gateway on a SQLite file, for beside the two nodes'."""
+    async with node(db, "single") as (ocpp, http):
+        async with trio.open_nursery() as nursery:
+            ready = trio.Event()
+            nursery.start_soon(_responder, ocpp, "BENCH-CMD", ready)
+            await ready.wait()
+            trips = await round_trips(http, http, "BENCH-CMD", commands)
+            nursery.cancel_scope.cancel()
+        load = await loadgen("throughput", "--url", f"ws://127.0.0.1:{ocpp}/ocpp", "-n", chargers,
+                             "--prefix", "BENCH-", "--seconds", seconds)
+        result = await load.event("done", timeout=seconds + 120)
+        await load.stop()
+    persisted = meter_value_messages(db, SAMPLES_PER_MESSAGE)
+    return {"round_trip": {"same_node": trips["same_node"]},
+            "meter_values": {"rate": result["rate"], "acked_total": result["acked_total"], "persisted": persisted,
+                             "lost": result["acked_total"] - persisted}, "cpus": os.cpu_count()}
+
+
 async def run(db: str, commands: int, chargers: int, seconds: float) -> dict[str, Any]:
     async with node(db, "bench-a") as (ocpp_a, http_a), node(db, "bench-b") as (ocpp_b, http_b):
         async with trio.open_nursery() as nursery:
@@ -102,14 +122,13 @@ async def run(db: str, commands: int, chargers: int, seconds: float) -> dict[str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway.cluster.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", required=True, help="postgresql://... (an empty database)")
+    parser.add_argument("--db", required=True, help="postgresql://... (an empty database), or a new SQLite file")
     parser.add_argument("--commands", type=int, default=300, help="commands through each node")
     parser.add_argument("--chargers", type=int, default=50, help="chargers sending MeterValues, over both nodes")
     parser.add_argument("--seconds", type=float, default=20.0, help="how long they send")
     args = parser.parse_args(argv)
-    if not args.db.startswith(("postgresql://", "postgres://")):
-        parser.error("--db must be a PostgreSQL URL: the nodes meet there")
-    print(json.dumps(trio.run(run, args.db, args.commands, args.chargers, args.seconds)))
+    two = args.db.startswith(("postgresql://", "postgres://"))  # else one node on a SQLite file, to compare
+    print(json.dumps(trio.run(run if two else run_single, args.db, args.commands, args.chargers, args.seconds)))
     return 0
 
 

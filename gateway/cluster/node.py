@@ -122,7 +122,8 @@ class ClusterNode:
         if holding.epoch is not None:
             self._releases[session.cp_id] = holding.epoch
             self._work_in.send_nowait(("release", session.cp_id, holding.epoch))
-        return not holding.stale and session.cp_id not in self.elsewhere
+        newer_elsewhere = self.elsewhere.get(session.cp_id, ("", -1))[1] > (holding.epoch or -1)
+        return not holding.stale and not newer_elsewhere
 
     def holds_elsewhere(self, cp_id: str) -> bool:
         return cp_id in self.elsewhere
@@ -320,11 +321,12 @@ class ClusterNode:
             if holding is not None and (holding.epoch is None or holding.epoch < notice.epoch):
                 self._stale(holding)
         elif isinstance(notice, Owned):
-            if notice.node_id != self.node_id:
+            holding = self._held.get(notice.cp_id)
+            mine = holding.epoch if holding is not None and holding.epoch is not None else -1
+            if notice.node_id != self.node_id and notice.epoch > mine:  # (an older claim's notice, late: ignored)
                 if self.elsewhere.get(notice.cp_id, ("", -1))[1] < notice.epoch:
                     self.elsewhere[notice.cp_id] = (notice.node_id, notice.epoch)
-                holding = self._held.get(notice.cp_id)
-                if holding is not None and holding.epoch is not None and holding.epoch < notice.epoch:
+                if holding is not None and holding.epoch is not None:
                     self._stale(holding)
         elif isinstance(notice, Gone):
             if self.elsewhere.get(notice.cp_id, ("", None))[1] == notice.epoch:
