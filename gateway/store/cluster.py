@@ -388,5 +388,7 @@ class ClusterStore:
                         for note in conn.notifies(timeout=0.5):
                             deliver(note.payload)
             except psycopg.Error as exc:
+                if stop.is_set():  # the node is leaving (and the server may be stopping with it)
+                    return
                 log.warning("cluster listener lost its connection", error=str(exc))
                 stop.wait(1.0)
