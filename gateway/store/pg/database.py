@@ -111,16 +111,16 @@ class PgDatabase:
             self._partition(conn)
 
     def _partition(self, conn: Connection) -> None:
-        """Make the coming days' partitions of the frames and meter values (once a day per node)."""
+        """Make the coming days' partitions of the frames and meter values (from yesterday's, for a clock behind)."""
         today = dt.datetime.now(dt.timezone.utc).date()
-        if self._partitioned_on == today:
-            return
         with conn.raw.transaction():
             partitions.ensure(conn, today - dt.timedelta(days=1))
         self._partitioned_on = today
 
     async def ensure_partitions(self) -> None:
-        await self.run(lambda conn: self._partition(conn))
+        """Make the coming days' partitions, if this node has not today (retention's cycle asks)."""
+        if self._partitioned_on != dt.datetime.now(dt.timezone.utc).date():
+            await self.run(self._partition)
 
     # -- committed calls ------------------------------------------------------------------------------------
 
