@@ -76,3 +76,21 @@ def database(tmp_path: Path, name: str = "gateway.db") -> str:
     _made.append(db)
     _given[key] = _server["url"].rsplit("/", 1)[0] + "/" + db
     return _given[key]
+
+
+def read(db: str, sql: str, params: tuple = ()) -> list[dict]:
+    """Rows read by a connection of the test's own (never the gateway's), on either backend; `?` parameters."""
+    if db.startswith("postgresql://"):
+        from gateway.store.pg.connection import Connection, connect
+        raw = connect(db)
+        try:
+            return [dict(zip(r.keys(), r)) for r in Connection(raw).execute(sql, params).fetchall()]
+        finally:
+            raw.close()
+    import sqlite3
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(sql, params)]
+    finally:
+        conn.close()
