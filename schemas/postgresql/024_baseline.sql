@@ -740,6 +740,20 @@ BEGIN
 END $$;
 CREATE TRIGGER payments_charger BEFORE INSERT ON payments FOR EACH ROW EXECUTE FUNCTION payments_charger();
 
+-- A row given its id (a StopTransaction of a transaction never heard start keeps the charger's id) moves the id
+-- sequence past it, as SQLite's AUTOINCREMENT does: a later transaction never takes that id.
+CREATE FUNCTION sequence_past_id() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    seq REGCLASS := pg_get_serial_sequence(TG_TABLE_NAME, 'id')::REGCLASS;
+BEGIN
+    IF NEW.id > coalesce(pg_sequence_last_value(seq), 0) THEN
+        PERFORM setval(seq, NEW.id);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER transactions_sequence_past_id AFTER INSERT ON transactions FOR EACH ROW
+    EXECUTE FUNCTION sequence_past_id();
+
 CREATE INDEX transactions_started_quarter ON transactions ((unixepoch(started_at) / 900), started_at, energy_wh);
 
 -- One row per sampled value, as SQLite's view gives it: a string as text, another JSON value as its JSON text.
