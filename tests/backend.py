@@ -24,6 +24,7 @@ KEEP = 6  # databases kept before the oldest is dropped: a test may hold a few a
 
 _server: dict[str, str] = {}
 _made: deque[str] = deque()
+_given: dict[str, str] = {}  # tmp_path / name -> its database's URL: a gateway started again finds its records
 _names = itertools.count(1)
 
 
@@ -58,9 +59,13 @@ def _start() -> None:
 
 
 def database(tmp_path: Path, name: str = "gateway.db") -> str:
-    """Where a test's gateway keeps its records: tmp_path / name, or a fresh PostgreSQL database's URL."""
+    """Where a test's gateway keeps its records: tmp_path / name, or a fresh PostgreSQL database's URL (the same
+    one when asked again for the same tmp_path and name)."""
     if not POSTGRESQL:
         return str(tmp_path / name)
+    key = str(tmp_path / name)
+    if key in _given:
+        return _given[key]
     if "url" not in _server:
         _start()
     db = f"test_{os.getpid()}_{next(_names)}"
@@ -69,4 +74,23 @@ def database(tmp_path: Path, name: str = "gateway.db") -> str:
             admin.execute(f'DROP DATABASE IF EXISTS "{_made.popleft()}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{db}" TEMPLATE gateway_template')
     _made.append(db)
-    return _server["url"].rsplit("/", 1)[0] + "/" + db
+    _given[key] = _server["url"].rsplit("/", 1)[0] + "/" + db
+    return _given[key]
+
+
+def read(db: str, sql: str, params: tuple = ()) -> list[dict]:
+    """Rows read by a connection of the test's own (never the gateway's), on either backend; `?` parameters."""
+    if db.startswith("postgresql://"):
+        from gateway.store.pg.connection import Connection, connect
+        raw = connect(db)
+        try:
+            return [dict(zip(r.keys(), r)) for r in Connection(raw).execute(sql, params).fetchall()]
+        finally:
+            raw.close()
+    import sqlite3
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(sql, params)]
+    finally:
+        conn.close()

@@ -179,7 +179,7 @@ def _firmware_list(conn: sqlite3.Connection, number: int, size: int, *, scope: S
     filters = Filters()
     filters.clauses.append(where)
     filters.args.extend(args)
-    return page(conn, f"(SELECT {_FIRMWARE_FIELDS} FROM firmware_files)", filters, "id DESC", number, size)
+    return page(conn, f"(SELECT {_FIRMWARE_FIELDS} FROM firmware_files) AS f", filters, "id DESC", number, size)
 
 
 def _firmware_content(conn: sqlite3.Connection, firmware_id: int, sha256: str) -> tuple[str, bytes] | None:

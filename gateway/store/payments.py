@@ -521,8 +521,10 @@ def _for_reconciliation(conn: sqlite3.Connection, channel: str, since: str, unti
         (channel, since, until, since, until, since, until, since, until, RefundStatus.PROCESSING, until))]
     order_ids = sorted({p["order_id"] for p in payments})
     marks = ",".join("?" * len(order_ids))
-    orders = [dict(r) for r in conn.execute(f"SELECT * FROM orders WHERE id IN ({marks})", order_ids)]
-    refunds = [dict(r) for r in conn.execute(f"SELECT * FROM refunds WHERE order_id IN ({marks})", order_ids)]
+    orders, refunds = [], []
+    if order_ids:  # "IN ()" is SQLite's alone
+        orders = [dict(r) for r in conn.execute(f"SELECT * FROM orders WHERE id IN ({marks})", order_ids)]
+        refunds = [dict(r) for r in conn.execute(f"SELECT * FROM refunds WHERE order_id IN ({marks})", order_ids)]
     paid_without_payment = [dict(r) for r in conn.execute(
         f"""SELECT o.* FROM orders o WHERE o.status IN ({_marks(REFUND_STATES)})
              AND o.id IN (SELECT order_id FROM order_history WHERE to_status = ? AND at >= ? AND at < ?)

@@ -90,7 +90,8 @@ def _filtered(conn: sqlite3.Connection, scope: Scope, station_id: int | None = N
             args.append(value)
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        clauses.append("(r.charge_point_id LIKE ? ESCAPE '\\' OR r.name LIKE ? ESCAPE '\\')")
+        # lower() on both sides: LIKE ignores ASCII case in SQLite, not in PostgreSQL
+        clauses.append("(lower(r.charge_point_id) LIKE lower(?) ESCAPE '\\' OR lower(r.name) LIKE lower(?) ESCAPE '\\')")
         args += [pattern, pattern]
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     rows = _details(conn, conn.execute(f"{_SELECT}{where} ORDER BY r.id", args).fetchall())

@@ -439,6 +439,8 @@ class Retention(Table):
         now = now or clock.now()
         started = time.perf_counter()
         report: dict[str, Any] = {"deleted": {}, "thinned": 0, "freedBytes": 0}
+        if on_postgresql(self._db):  # the coming days' partitions of frames and meter values, once a day
+            await self._db.ensure_partitions()
         for rule in list(self.rules.values()):
             if rule.active:
                 _, report["deleted"][rule.table] = await self._batches(

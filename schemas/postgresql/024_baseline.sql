@@ -14,6 +14,13 @@ CREATE FUNCTION unixepoch(at TEXT) RETURNS BIGINT  -- seconds since 1970 of an I
 CREATE FUNCTION strftime(format TEXT, at TEXT) RETURNS TEXT
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN CASE WHEN format = '%s' THEN unixepoch(at)::TEXT END;
+-- substr(text, start, length) with BIGINT arguments (every integer parameter is a BIGINT)
+CREATE FUNCTION substr(string TEXT, start BIGINT, length BIGINT) RETURNS TEXT LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN substr(string, start::INT, length::INT);
+-- sum() of a condition counts where it holds (SQLite's conditions are integers); NULL over no rows, as sum()
+CREATE FUNCTION sum_true(total BIGINT, holds BOOLEAN) RETURNS BIGINT LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE WHEN holds IS NULL THEN total ELSE coalesce(total, 0) + holds::INT END;
+CREATE AGGREGATE sum(BOOLEAN) (SFUNC = sum_true, STYPE = BIGINT);
 -- randomblob(n): n random bytes (from gen_random_uuid's strong source); hex(bytes): upper-case hex
 CREATE FUNCTION randomblob(n BIGINT) RETURNS BYTEA LANGUAGE sql VOLATILE PARALLEL SAFE
     RETURN substring(decode((SELECT string_agg(replace(gen_random_uuid()::TEXT, '-', ''), '')
@@ -732,6 +739,20 @@ BEGIN
     RETURN NEW;
 END $$;
 CREATE TRIGGER payments_charger BEFORE INSERT ON payments FOR EACH ROW EXECUTE FUNCTION payments_charger();
+
+-- A row given its id (a StopTransaction of a transaction never heard start keeps the charger's id) moves the id
+-- sequence past it, as SQLite's AUTOINCREMENT does: a later transaction never takes that id.
+CREATE FUNCTION sequence_past_id() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    seq REGCLASS := pg_get_serial_sequence(TG_TABLE_NAME, 'id')::REGCLASS;
+BEGIN
+    IF NEW.id > coalesce(pg_sequence_last_value(seq), 0) THEN
+        PERFORM setval(seq, NEW.id);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER transactions_sequence_past_id AFTER INSERT ON transactions FOR EACH ROW
+    EXECUTE FUNCTION sequence_past_id();
 
 CREATE INDEX transactions_started_quarter ON transactions ((unixepoch(started_at) / 900), started_at, energy_wh);
 

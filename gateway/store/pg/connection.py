@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import psycopg
 from psycopg import adapt, errors, postgres
 from psycopg.types.numeric import Int8Dumper, NumericLoader
+from psycopg.types.string import StrDumperUnknown
 
 POSTGRESQL = re.compile(r"^postgres(ql)?://", re.IGNORECASE)
 
@@ -121,6 +122,14 @@ class _BoolAsInt(adapt.Dumper):
         return b"1" if obj else b"0"
 
 
+class _TextWithoutNul(StrDumperUnknown):
+    """PostgreSQL's text cannot hold U+0000, which SQLite's can: a charger's string is kept with U+FFFD in its
+    place (the replacement character) rather than refused after it was answered."""
+
+    def dump(self, obj: str) -> Any:
+        return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
+
+
 class _NumericAsNumber(NumericLoader):
     """sum() and avg() of integers are NUMERIC in PostgreSQL: an int where whole, else a float (as SQLite)."""
 
@@ -134,6 +143,7 @@ class _NumericAsNumber(NumericLoader):
 def configure(conn: psycopg.Connection) -> None:
     """Set a new connection up as every connection of the gateway is (the pool calls it too)."""
     conn.adapters.register_dumper(bool, _BoolAsInt)
+    conn.adapters.register_dumper(str, _TextWithoutNul)
     conn.adapters.register_dumper(int, Int8Dumper)  # every integer a BIGINT, as the schema's: one type in a CTE
     conn.adapters.register_loader("numeric", _NumericAsNumber)
     conn.row_factory = row_factory  # type: ignore[assignment]

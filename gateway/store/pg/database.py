@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import queue
+import random
 import sqlite3
 import threading
 import time
@@ -37,7 +38,7 @@ log = structlog.get_logger("gateway.store")
 
 POOL_SIZE = 8
 CONNECT_TIMEOUT = 2.0  # seconds a job waits for a connection (the server down: it fails, the store degraded)
-RETRIES = 30  # runs of a job that keeps losing to other transactions, before its error is raised
+RETRIES = 100  # runs of a job that keeps losing to other transactions, before its error is raised
 PARTITION_EVERY = 3600.0  # seconds between looks at tomorrow's partitions
 _STOP = object()
 
@@ -111,16 +112,16 @@ class PgDatabase:
             self._partition(conn)
 
     def _partition(self, conn: Connection) -> None:
-        """Make the coming days' partitions of the frames and meter values (once a day per node)."""
+        """Make the coming days' partitions of the frames and meter values (from yesterday's, for a clock behind)."""
         today = dt.datetime.now(dt.timezone.utc).date()
-        if self._partitioned_on == today:
-            return
         with conn.raw.transaction():
             partitions.ensure(conn, today - dt.timedelta(days=1))
         self._partitioned_on = today
 
     async def ensure_partitions(self) -> None:
-        await self.run(lambda conn: self._partition(conn))
+        """Make the coming days' partitions, if this node has not today (retention's cycle asks)."""
+        if self._partitioned_on != dt.datetime.now(dt.timezone.utc).date():
+            await self.run(self._partition)
 
     # -- committed calls ------------------------------------------------------------------------------------
 
@@ -164,8 +165,7 @@ class PgDatabase:
                 failed = next((r.error for r in results if isinstance(r, outcome.Error)), None)
                 if isinstance(failed, RETRY) and attempt + 1 < RETRIES:
                     conn.raw.execute("ROLLBACK")
-                    self.retries += 1
-                    time.sleep(0.001 * (attempt + 1))
+                    self._lost(attempt)
                     continue
                 if failed is not None:
                     conn.raw.execute("ROLLBACK")
@@ -174,8 +174,9 @@ class PgDatabase:
             except RETRY:  # at the commit
                 if conn.in_transaction:
                     conn.raw.execute("ROLLBACK")
-                self.retries += 1
-                time.sleep(0.001 * (attempt + 1))
+                if attempt + 1 == RETRIES:
+                    raise
+                self._lost(attempt)
                 continue
             except BaseException:
                 if not conn.raw.closed and conn.in_transaction:
@@ -186,6 +187,11 @@ class PgDatabase:
             self.jobs += len(results)
             return results
         raise AssertionError("unreachable")  # the last attempt returns whatever it got
+
+    def _lost(self, attempt: int) -> None:
+        """A job lost to another transaction: wait a random while, longer each time, before its next run."""
+        self.retries += 1
+        time.sleep(random.uniform(0, 0.001 * min(2 ** attempt, 50)))
 
     def _report(self, results: list[outcome.Outcome]) -> None:
         for result in results:
