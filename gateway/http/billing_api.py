@@ -80,14 +80,6 @@ def order_view(order: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
-def _only(body: dict[str, Any], *names: str) -> None:
-    """A body naming a field this route does not know is refused, not half-understood."""
-    unknown = sorted(set(body) - set(names))
-    if unknown:
-        raise params.bad(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: expected "
-                         f"{', '.join(names)}")
-
-
 def _text(body: dict[str, Any], name: str, *, required: bool = False, limit: int = 200) -> str | None:
     value = body.get(name)
     if value is None:
@@ -301,9 +293,7 @@ async def correct(order_ref: str) -> Any:
     """An operator corrects a completed order's energy and/or times (a charger's bad clock or meter); it is priced
     again, and the correction (who, before, after, reason) goes into its history."""
     body = await params.json_object()
-    unknown = sorted(set(body) - _CORRECTION)
-    if unknown:
-        raise params.bad(f"unknown field(s) {', '.join(unknown)}; expected {', '.join(sorted(_CORRECTION))}")
+    params.only(body, sorted(_CORRECTION))
     reason = _text(body, "reason", required=True)
     energy = body.get("energyWh")
     if energy is not None and (type(energy) is not int or not 0 <= energy < 2**53):
@@ -427,7 +417,7 @@ async def query_payment(trade_no: str) -> Any:
 async def refund_payment() -> Any:
     """Refund `amount` (minor units; all that is left when absent) of a payment, by tradeNo or by its order."""
     body = await params.json_object()
-    _only(body, "tradeNo", "orderId", "sessionId", "amount", "reason")
+    params.only(body, ["tradeNo", "orderId", "sessionId", "amount", "reason"])
     amount = body.get("amount")
     if amount is not None and (type(amount) is not int or not 0 < amount < 2**53):
         raise params.bad("amount must be a positive whole number of minor units (fen, cents)")
@@ -471,7 +461,7 @@ async def query_refund(refund_no: str) -> Any:
     "(the providers deduplicate by it)", REFUND_ANSWER, errors=("400", "404", "409", "502p")))
 async def retry_refund(refund_no: str) -> Any:
     """Ask the provider again for a failed or abnormal refund, under the same refund number."""
-    _only(await params.json_object())
+    params.only(await params.json_object(), [])
     return await _refund_answer(await _payments().retry_refund(await _refund(refund_no), _who() or "api"))
 
 
@@ -480,7 +470,7 @@ async def retry_refund(refund_no: str) -> Any:
     "or refunded (13) if other refunds cover it", REFUND_ANSWER, errors=("400", "404", "409")))
 async def give_up_refund(refund_no: str) -> Any:
     """Give a failed, abnormal or closed refund up: the order is back to paid (the money stays)."""
-    _only(await params.json_object())
+    params.only(await params.json_object(), [])
     return await _refund_answer(await _payments().give_up_refund(await _refund(refund_no), _who() or "api"))
 
 

@@ -17,7 +17,7 @@ from ..chargepoint.errors import CommandError
 from ..chargepoint.handshake import check_id
 from ..store.store import Store
 from . import params
-from .billing_api import _SESSION_ID, _detail, _only, _remote
+from .billing_api import _SESSION_ID, _detail, _remote
 from .errors import ApiError, evcs as envelope
 from .routes import OPERATOR, VIEWER, Routes
 from .schemas import ORDER_DETAIL, PAGING, enveloped, list_of, op, param, query, record
@@ -141,7 +141,7 @@ def _connectors(body: dict[str, Any]) -> list[dict[str, Any]]:
     for item in given:
         if not isinstance(item, dict):
             raise params.bad("connectors must be a list of {connectorNo, type?, powerKw?}")
-        _only(item, "connectorNo", "type", "powerKw")
+        params.only(item, ["connectorNo", "type", "powerKw"])
         no, kind, power = item.get("connectorNo"), item.get("type"), item.get("powerKw")
         if type(no) is not int or not 0 < no < 2**31:
             raise params.bad("connectorNo must be a positive integer (connector 0 is the charger as a whole)")
@@ -209,7 +209,7 @@ async def chargers_list() -> Any:
                 "quota_exceeded); a station given must be of the same tenant (400)."))
 async def register() -> Any:
     body = await params.json_object()
-    _only(body, *_FIELDS)
+    params.only(body, _FIELDS)
     raw = body.get("chargePointId")
     if not isinstance(raw, str):
         raise params.bad("chargePointId is required: the id the charger connects with")
@@ -230,7 +230,7 @@ async def register() -> Any:
 
 
 async def _update(charger_id: int, body: dict[str, Any]) -> Any:
-    _only(body, "chargerId", *_FIELDS)
+    params.only(body, ["chargerId", *_FIELDS])
     cp = await _charger(charger_id)
     if "chargePointId" in body and body["chargePointId"] != cp["charge_point_id"]:
         raise params.bad("chargePointId cannot be changed: register the new id and delete this charger")
@@ -380,7 +380,7 @@ async def start(charger_id: int, connector_no: int) -> Any:
     if billing is None:
         raise _billing_off()
     body = await params.json_object()
-    _only(body, "idTag", "sessionId")
+    params.only(body, ["idTag", "sessionId"])
     id_tag, session_id = body.get("idTag"), body.get("sessionId")
     if not isinstance(id_tag, str) or not 0 < len(id_tag) <= 20:
         raise params.bad("idTag is required: a string of 1 to 20 characters")
@@ -465,7 +465,7 @@ async def _argument(name: str) -> Any:
     if name in request.args:
         return request.args[name]
     body = await params.json_object()
-    _only(body, name)
+    params.only(body, [name])
     if name not in body:
         raise params.bad(f"{name} is required (?{name}= or a body {{\"{name}\": ...}})")
     return body[name]

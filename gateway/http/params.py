@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Iterable
 
 from quart import request
 
@@ -20,6 +20,15 @@ ROUTE_PARAMS = ("timeoutSeconds", "wait", "waitForTransactionSeconds")
 
 def bad(message: str, **context: object) -> ApiError:
     return ApiError(400, "bad_request", message, **context)
+
+
+def only(body: dict, names: Iterable[str]) -> None:
+    """A body naming a field the route does not know is refused, not half-understood."""
+    names = list(names)
+    unknown = sorted(set(body) - set(names))
+    if unknown:
+        raise bad(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: expected "
+                  f"{', '.join(names)}")
 
 
 def number(name: str, default: float | None = None, *, low: float = 0, high: float | None = None) -> float | None:

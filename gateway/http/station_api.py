@@ -103,10 +103,7 @@ def _coordinate(name: str, value: Any, bound: int) -> float | None:
 
 def _fields(body: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
     """The columns a station body sets (all of them for a new station: current None), checked."""
-    unknown = sorted(set(body) - set(_BODY))
-    if unknown:
-        raise params.bad(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: expected "
-                         f"{', '.join(_BODY)}")
+    params.only(body, _BODY)
     fields: dict[str, Any] = {}
     if current is None or "stationCode" in body:
         fields["code"] = _check_code(body.get("stationCode"))

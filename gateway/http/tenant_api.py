@@ -109,10 +109,7 @@ def _limits(body: dict[str, Any]) -> dict[str, Any]:
 
 def _fields(body: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
     """The columns a tenant body sets (current None: a new tenant, whose code and name are required), checked."""
-    unknown = sorted(set(body) - set(_BODY))
-    if unknown:
-        raise params.bad(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: expected "
-                         f"{', '.join(_BODY)}")
+    params.only(body, _BODY)
     fields: dict[str, Any] = {}
     if current is None:
         fields["code"] = _check_code(body.get("tenantCode"))

@@ -231,7 +231,7 @@ async def test_a_correction_of_the_times_alone_keeps_the_energy(nursery, tmp_pat
     ({"energyWh": 10}, "reason is required"),
     ({"energyWh": -1, "reason": "x"}, "energyWh must be a whole number"),
     ({"energyWh": 1.5, "reason": "x"}, "energyWh must be a whole number"),
-    ({"energyWh": 10, "reason": "x", "price": 0}, "unknown field(s) price"),
+    ({"energyWh": 10, "reason": "x", "price": 0}, "unknown field price: expected "),
     ({"reason": "x"}, "nothing to correct"),
     ({"startedAt": "yesterday", "reason": "x"}, "startedAt must be an ISO 8601 time"),
     ({"startedAt": "0001-01-01T00:00:00", "reason": "x"}, "startedAt must be an ISO 8601 time"),
