@@ -101,6 +101,7 @@ class ClusterNode:
         self._held: dict[str, _Holding] = {}
         self._releases: dict[str, int] = {}  # ended connections whose ownership is still to be given up
         self._waiting: dict[int, _Waiter] = {}
+        self._early: dict[int, float] = {}  # commands whose Done arrived before their requester waited for it
         self._carried_starts: dict[str, float] = {}  # remote starts sent for other nodes -> when
         self._work_in, self._work = trio.open_memory_channel[Any](float("inf"))
         self._nursery: trio.Nursery | None = None
@@ -159,15 +160,26 @@ class ClusterNode:
         if queued is None:
             raise NotConnected(cp_id)
         waiter = self._waiting[queued.id] = _Waiter()
+        if self._early.pop(queued.id, None) is not None:  # its answer's notice came before this line
+            for ended in await self.db.ended([queued.id]):
+                waiter.ended = ended
         try:
-            with trio.move_on_after(timeout + GRACE):
-                await waiter.done.wait()
+            if waiter.ended is None:
+                with trio.move_on_after(timeout + GRACE):
+                    await waiter.done.wait()
             ended = waiter.ended
             if ended is None:
                 with trio.CancelScope(shield=True):
                     _state, ended = await self.db.give_up(queued.id)  # never sent after this if still queued
                 if ended is None:  # claimed: on its way to the charger, or the owner is dying
                     raise CallTimeout(action, timeout, True)
+        except trio.Cancelled:  # the caller went away: a command not claimed yet is not sent, as on one node
+            with trio.CancelScope(shield=True):
+                try:
+                    await self.db.give_up(queued.id)
+                except StoreUnavailable:
+                    pass
+            raise
         finally:
             del self._waiting[queued.id]
         return answer(cp_id, action, timeout, ended.outcome, ended.result)
@@ -312,7 +324,11 @@ class ClusterNode:
                 self._nursery.start_soon(self._serve, claimed)
         elif isinstance(notice, Done):
             waiter = self._waiting.get(notice.id)
-            if waiter is not None and waiter.ended is None:
+            if waiter is None:  # the asking task may not have registered yet: it looks here first
+                self._early[notice.id] = trio.current_time()
+                if len(self._early) > 1000:
+                    self._early = {i: t for i, t in self._early.items() if t > trio.current_time() - 60}
+            elif waiter.ended is None:
                 for ended in await self.db.ended([notice.id]):
                     waiter.ended = ended
                     waiter.done.set()
