@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
+import pytest
 import trio
+import trio_websocket
 
 from tests.cluster.conftest import node_config
 from tests.conftest import started
-from tests.helpers import assert_error
+from tests.helpers import BOOT, assert_error, charger
 from tests.responder import SILENCE, CallErrorAnswer, answering
 from tests.waiting import until
 
@@ -94,3 +97,38 @@ async def test_a_remote_start_through_the_other_node_waits_for_its_transaction(n
             r2 = await http.get("/api/transactions", params={"cpId": "CP1"})
             assert [t["id"] for t in r2.json()["records"]] == [r.json()["transactionId"]]
             assert r.json()["requestId"] == cp.received[0][0]
+
+
+def _sql(url: str, statement: str, *args: object) -> list[tuple]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(statement, args)
+        return cursor.fetchall() if cursor.description else []
+
+
+async def test_the_lease_closes_a_connection_a_newer_one_replaced_when_no_notice_said_so(
+        nursery: trio.Nursery, tmp_path: Path, pg_url: str) -> None:
+    async with started(nursery, node_config(tmp_path, pg_url, "A")) as a:
+        async with charger(a.ocpp_port, "CP1") as cp:
+            await cp.result("BootNotification", BOOT)
+            await until(lambda: _sql(pg_url, "SELECT node_id FROM cluster_owners WHERE cp_id = 'CP1'") == [("A",)])
+            # Another node's newer connection, recorded without a notice (as if it were lost).
+            _sql(pg_url, "UPDATE cluster_owners SET node_id = 'B', epoch = nextval('cluster_epoch') "
+                         "WHERE cp_id = 'CP1'")
+            with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+                await cp.receive(timeout=10)  # at A's next heartbeat
+            assert closed.value.reason.reason == "connected again through another node"
+
+
+async def test_a_node_whose_charger_was_swept_while_it_was_cut_off_claims_it_again(
+        nursery: trio.Nursery, tmp_path: Path, pg_url: str) -> None:
+    async with started(nursery, node_config(tmp_path, pg_url, "A")) as a:
+        async with answering(a.ocpp_port, "CP1") as cp:
+            await until(lambda: _sql(pg_url, "SELECT node_id FROM cluster_owners WHERE cp_id = 'CP1'") == [("A",)])
+            [(before,)] = _sql(pg_url, "SELECT epoch FROM cluster_owners WHERE cp_id = 'CP1'")
+            _sql(pg_url, "DELETE FROM cluster_owners WHERE cp_id = 'CP1'")  # what another node's sweep does
+            await until(lambda: _sql(pg_url, "SELECT node_id FROM cluster_owners WHERE cp_id = 'CP1' "
+                                             "AND epoch > %s", before) == [("A",)], timeout=10)
+            async with a.http() as http:  # still connected, and commands still reach it
+                r = await http.get("/api/ocpp/reset/CP1", params={"type": "Soft"})
+            assert r.status_code == 200, r.text
+            assert [c[1] for c in cp.received] == ["Reset"]
