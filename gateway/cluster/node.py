@@ -222,6 +222,7 @@ class ClusterNode:
         at = clock.iso()
         for cp_id in held_before:  # connected to this node when it stopped without leaving (killed)
             await self._offline(cp_id, "the gateway node restarted", at)
+        await self.db.unheld_offline("gateway restarted", at)  # what no live node holds is not connected
         stop = threading.Event()
         token = trio.lowlevel.current_trio_token()
 

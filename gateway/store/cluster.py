@@ -71,6 +71,16 @@ def _join(conn: psycopg.Connection, node_id: str, channel: str, lease: float) ->
     return held
 
 
+def _unheld_offline(conn: psycopg.Connection, reason: str, at: str) -> int:
+    """Mark offline the chargers the records say are online but no live node holds: left so by a cluster whose
+    every node stopped at once, or by a SQLite site's last run before `gateway migrate`. (What a single gateway
+    does at start for all its chargers.)"""
+    return conn.execute(f"""UPDATE charge_points SET online = 0, disconnected_at = %s, disconnect_reason = %s
+                            WHERE online = 1 AND NOT EXISTS (
+                                SELECT 1 FROM cluster_owners o JOIN cluster_nodes n ON n.node_id = o.node_id
+                                WHERE o.cp_id = charge_points.id AND {_live('n')})""", (at, reason)).rowcount
+
+
 def _leave(conn: psycopg.Connection, node_id: str) -> None:
     """A clean stop: the node's chargers are no longer connected to it, and it is gone."""
     for cp, epoch in conn.execute("DELETE FROM cluster_owners WHERE node_id = %s RETURNING cp_id, epoch",
@@ -328,6 +338,9 @@ class ClusterStore:
 
     async def join(self, node_id: str, channel: str, lease: float) -> list[str]:
         return await self._run(_join, node_id, channel, lease)
+
+    async def unheld_offline(self, reason: str, at: str) -> int:
+        return await self._run(_unheld_offline, reason, at)
 
     async def leave(self, node_id: str) -> None:
         await self._run(_leave, node_id)

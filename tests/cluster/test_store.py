@@ -11,6 +11,8 @@ import trio
 
 from gateway.cluster.notices import channel_of
 from gateway.store.cluster import ClusterStore
+from gateway.store.pg.connection import Connection, connect
+from gateway.store.pg.migrations import migrate
 
 
 @pytest.fixture
@@ -123,3 +125,21 @@ async def test_a_restarted_node_ends_what_its_killed_run_left(db: ClusterStore):
     assert await db.owners() == []
     [ended] = await db.ended([queued.id])
     assert ended.outcome == "lost"
+
+
+async def test_chargers_online_in_the_records_that_no_live_node_holds_are_marked_offline(db: ClusterStore,
+                                                                                       pg_url: str):
+    raw = connect(pg_url)  # the store's schema too
+    try:
+        migrate(Connection(raw))
+    finally:
+        raw.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("""INSERT INTO charge_points (id, online, first_seen, last_seen) VALUES
+                        ('HELD', 1, 'x', 'x'), ('LEFT', 1, 'x', 'x'), ('OFF', 0, 'x', 'x')""")
+    await join(db, "A")
+    await db.claim("HELD", "A")
+    assert await db.unheld_offline("gateway restarted", "2026-12-04T00:00:00.000Z") == 1
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT id, online, disconnect_reason FROM charge_points ORDER BY id").fetchall()
+    assert rows == [("HELD", 1, None), ("LEFT", 0, "gateway restarted"), ("OFF", 0, None)]
