@@ -137,6 +137,9 @@ def _claim(conn: psycopg.Connection, cp_id: str, node_id: str) -> int | None:
     if row is None:
         return None
     epoch = row[0]
+    # Online in the records too: a node joining meanwhile may have marked it offline as held by no one
+    # (_unheld_offline), between its connection's record and this claim.
+    conn.execute("UPDATE charge_points SET online = 1 WHERE id = %s AND online = 0", (cp_id,))
     if previous is not None and previous[0] != node_id and previous[1] is not None:
         _notify(conn, previous[1], Revoked(cp_id, epoch))
     _notify(conn, notices.BROADCAST, Owned(cp_id, node_id, epoch))
@@ -147,7 +150,8 @@ def _release(conn: psycopg.Connection, cp_id: str, epoch: int) -> bool:
     """The connection `epoch` ended: the charger is no longer connected anywhere unless a newer connection
     holds it (then nothing changes). Whether it still was the charger's connection."""
     gone = conn.execute("DELETE FROM cluster_owners WHERE cp_id = %s AND epoch = %s", (cp_id, epoch)).rowcount
-    if gone:
+    if gone:  # offline in the records too (its session recorded why; this undoes a claim that came after)
+        conn.execute("UPDATE charge_points SET online = 0 WHERE id = %s AND online = 1", (cp_id,))
         _notify(conn, notices.BROADCAST, Gone(cp_id, epoch))
     return bool(gone)
 

@@ -17,6 +17,11 @@ from gateway.store.pg.migrations import migrate
 
 @pytest.fixture
 async def db(pg_url: str) -> AsyncIterator[ClusterStore]:
+    raw = connect(pg_url)  # the store's schema, whose charge_points the cluster keeps online
+    try:
+        migrate(Connection(raw))
+    finally:
+        raw.close()
     store = ClusterStore(pg_url, 2)
     await store.open()
     try:
@@ -129,11 +134,6 @@ async def test_a_restarted_node_ends_what_its_killed_run_left(db: ClusterStore):
 
 async def test_chargers_online_in_the_records_that_no_live_node_holds_are_marked_offline(db: ClusterStore,
                                                                                        pg_url: str):
-    raw = connect(pg_url)  # the store's schema too
-    try:
-        migrate(Connection(raw))
-    finally:
-        raw.close()
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("""INSERT INTO charge_points (id, online, first_seen, last_seen) VALUES
                         ('HELD', 1, 'x', 'x'), ('LEFT', 1, 'x', 'x'), ('OFF', 0, 'x', 'x')""")
