@@ -35,6 +35,7 @@ from .store.backup import run_scheduled as run_scheduled_backups
 from .ops.notify import Notifier
 from .store.retention import Policy, Rule, Thinning
 from .store.store import Store, open_store
+from .store.pg.connection import redact
 
 YOUNG_GENERATION_THRESHOLD = 50_000
 log = structlog.get_logger("gateway")
@@ -146,7 +147,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                 if bound_tls is not None:
                     monitor.listeners.append(Listener("ocpp_tls", tls_host, bound_tls))
                 log.info("gateway started", ocpp=f"{ocpp_host}:{bound_ocpp}", http=f"{http_host}:{bound_http}",
-                         db=config.db, validation=config.charger.validation)
+                         db=redact(config.db), validation=config.charger.validation)
                 # What start-up made (modules, compiled schemas, the app) lives as long as the process:
                 # out of the collector's way, so its full passes stay short under load.
                 gc.collect()

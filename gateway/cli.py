@@ -19,6 +19,7 @@ from .http.services import Limits
 from .store.appender import WriterFailed
 from .store.db import StoreOpenError
 from .store.health import StoreUnavailable
+from .store.pg.connection import redact
 from . import users_cli
 from .certificates import cli as ca_cli
 from .ops import cli as ops_cli
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         if failure is None:
             raise
         print(f"gateway: {failure}" if isinstance(failure, StoreOpenError) else
-              f"gateway: cannot run on the database {config.db}: {failure}", file=sys.stderr)
+              f"gateway: cannot run on the database {redact(config.db)}: {failure}", file=sys.stderr)
         return 1
     return 0
 

@@ -2,7 +2,8 @@
 
 With PostgreSQL, each test process (one per xdist worker) starts one throwaway server (tests/pg.py) and
 migrates a template database once; every database a test asks for is a copy of it (CREATE DATABASE ...
-TEMPLATE, a few milliseconds), dropped a few tests later. Tests that only make sense on a SQLite file (backup,
+TEMPLATE, a few milliseconds), dropped some tests later once nothing is connected to it (a module's gateway
+may outlive many tests). Tests that only make sense on a SQLite file (backup,
 restore, compaction, the doctor's file checks, the disk budget) are marked `sqlite_only` with the reason.
 """
 
@@ -15,12 +16,13 @@ import os
 from collections import deque
 from pathlib import Path
 
+import psycopg
 import pytest
 
 ENV = "GATEWAY_TEST_DB"
 BACKEND = os.environ.get(ENV, "sqlite").strip().lower() or "sqlite"
 POSTGRESQL = BACKEND in ("postgresql", "postgres", "pg")
-KEEP = 6  # databases kept before the oldest is dropped: a test may hold a few at once
+KEEP = 20  # databases kept before the oldest ones nobody is connected to are dropped (about 10 MB each)
 
 _server: dict[str, str] = {}
 _made: deque[str] = deque()
@@ -34,7 +36,6 @@ def sqlite_only(reason: str) -> pytest.MarkDecorator:
 
 
 def _admin():
-    import psycopg
     return psycopg.connect(_server["url"].rsplit("/", 1)[0] + "/postgres", autocommit=True)
 
 
@@ -70,8 +71,14 @@ def database(tmp_path: Path, name: str = "gateway.db") -> str:
         _start()
     db = f"test_{os.getpid()}_{next(_names)}"
     with _admin() as admin:
-        while len(_made) >= KEEP:
-            admin.execute(f'DROP DATABASE IF EXISTS "{_made.popleft()}" WITH (FORCE)')
+        for old in [name for name in list(_made)[:-KEEP]]:
+            try:
+                admin.execute(f'DROP DATABASE IF EXISTS "{old}"')  # refused while a gateway still uses it
+            except psycopg.errors.ObjectInUse:
+                continue
+            _made.remove(old)
+            for key in [k for k, url in _given.items() if url.endswith("/" + old)]:
+                del _given[key]
         admin.execute(f'CREATE DATABASE "{db}" TEMPLATE gateway_template')
     _made.append(db)
     _given[key] = _server["url"].rsplit("/", 1)[0] + "/" + db

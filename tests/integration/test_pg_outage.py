@@ -41,8 +41,12 @@ def reading(transaction_id: int, wh: int) -> dict:
 
 async def test_chargers_are_answered_through_an_outage_of_the_server_and_nothing_answered_is_lost(
         nursery, tmp_path, server):
-    config = attrs.evolve(make_config(tmp_path), db=server)
-    async with started(nursery, config) as gw, charger(gw.ocpp_port) as cp:
+    # a password (the test server trusts loopback and ignores it): never shown in an answer
+    with_password = server.replace("postgresql://postgres@", "postgresql://postgres:s3cret-pw@")
+    config = attrs.evolve(make_config(tmp_path), db=with_password)
+    async with started(nursery, config) as gw, charger(gw.ocpp_port) as cp, gw.http() as http:
+        services = await http.get("/api/monitoring/services/health")
+        assert services.status_code == 200 and "postgres:***@" in services.text and "s3cret-pw" not in services.text
         await cp.result("BootNotification", BOOT)
         start = await cp.result("StartTransaction", {"connectorId": 1, "idTag": "TAG", "meterStart": 0,
                                                      "timestamp": "2026-12-01T09:59:00Z"})
@@ -57,6 +61,8 @@ async def test_chargers_are_answered_through_an_outage_of_the_server_and_nothing
             if wh % 10 == 0:
                 await cp.result("Heartbeat", {})
                 await trio.sleep(0.1)
+        health = await http.get("/health")  # degraded, saying why, without the password
+        assert health.json()["status"] == "degraded" and "s3cret-pw" not in health.text
         refused = await cp.call("StartTransaction", {"connectorId": 2, "idTag": "TAG", "meterStart": 0,
                                                      "timestamp": "2026-12-01T10:01:00Z"}, timeout=15)
         assert refused[0] == 4 and refused[2] == "InternalError"  # sent again later, as OCPP lets a charger
