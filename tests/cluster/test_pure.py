@@ -69,3 +69,20 @@ def test_a_command_never_sent_or_lost_reads_as_a_time_out_that_says_whether_it_m
     with pytest.raises(CallTimeout) as lost:
         answer("CP1", "Reset", 12.0, "lost", None)
     assert lost.value.sent is True
+
+
+def test_a_lease_shorter_than_two_heartbeats_is_refused():
+    from gateway.config import ConfigError, load
+    with pytest.raises(ConfigError, match="lease_seconds must be at least twice"):
+        load(None, env={}, overrides={"cluster": {"lease_seconds": 3.0, "heartbeat_seconds": 2.0}})
+    config = load(None, env={"GATEWAY_CLUSTER_NODE_ID": "node7", "GATEWAY_CLUSTER_LEASE_SECONDS": "4"},
+                  overrides={"db": "postgresql://gateway@db/gateway"})
+    assert (config.cluster.node_id, config.cluster.lease_seconds) == ("node7", 4.0)
+    assert config.cluster.url(config.db) == "postgresql://gateway@db/gateway"
+    assert config.cluster.url("data/gateway.db") == ""  # one gateway on a file: no cluster
+
+
+def test_a_node_is_named_after_its_host_and_ocpp_port_unless_told():
+    import socket
+    assert notices.default_node_id("0.0.0.0:9000") == f"{socket.gethostname()}:9000"
+    assert notices.default_node_id("[::]:19000").endswith(":19000")
