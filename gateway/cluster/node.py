@@ -75,6 +75,7 @@ class _Holding:
     session: Held
     epoch: int | None = None  # None until the claim is committed
     stale: bool = False  # a newer connection of the charger holds it
+    claiming: bool = False  # a claim is on its way (the worker's, or the heartbeat's retry): one at a time
 
 
 @attrs.define
@@ -295,9 +296,13 @@ class ClusterNode:
                 log.exception("cluster work failed", work=kind)
 
     async def _claim(self, holding: _Holding) -> None:
-        if self._held.get(holding.session.cp_id) is not holding or holding.epoch is not None:
-            return  # gone already, or claimed again by the heartbeat
-        epoch = await self.db.claim(holding.session.cp_id, self.node_id)
+        if self._held.get(holding.session.cp_id) is not holding or holding.epoch is not None or holding.claiming:
+            return  # gone already, claimed, or being claimed
+        holding.claiming = True
+        try:
+            epoch = await self.db.claim(holding.session.cp_id, self.node_id)
+        finally:
+            holding.claiming = False
         if epoch is None:  # a newer connection on another node got there first
             self._stale(holding)
             return
