@@ -23,6 +23,7 @@ from .chargepoint.listener import serve_ocpp, tls_context
 from .ykc.listener import serve_ykc
 from .http.cloudcharge_api import Signatures
 from .chargepoint.service import ChargerService
+from .cluster.node import run_node
 from .chargepoint.session import GOING_AWAY
 from .config import Config, parse_address
 from .http.app import create_app, serve_http
@@ -36,6 +37,7 @@ from .store.retention import Policy, Rule, Thinning
 from .store.store import Store, open_store
 from .chargertest.tools import Tools as ChargerTestTools
 from .chargertest.runner import ChargerTests
+from .store.pg.connection import redact
 
 YOUNG_GENERATION_THRESHOLD = 50_000
 log = structlog.get_logger("gateway")
@@ -72,8 +74,10 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                           flush_size=config.frames.flush_size,
                           retention_days=0,  # the frame log's retention is a rule of store.retention (below)
                           check_max_mb=config.db_check_max_mb) as store:
-        # Nothing is connected before we start: clear what a crash may have left marked online.
-        await store.chargers.all_offline("gateway restarted", clock.iso())
+        cluster_url = config.cluster.url(config.db)  # one node of several: gateway/cluster/
+        if not cluster_url:  # (in a cluster, each node clears what it held when it joins: node.py)
+            # Nothing is connected before we start: clear what a crash may have left marked online.
+            await store.chargers.all_offline("gateway restarted", clock.iso())
         if config.ocpp_tls:  # the wss:// listener (started below) serves profile 3 if it checks client certificates
             tls_profiles: tuple[int, ...] = (2, 3) if config.tls_client_ca else (2,)
         else:  # a proxy in front may terminate TLS for profile 2 (it says so per request)
@@ -121,6 +125,8 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
             nursery.start_soon(store.retention.run)
             if config.backup.every_hours > 0:
                 nursery.start_soon(run_scheduled_backups, config.db, config.backup)
+            if cluster_url:  # claiming every connection, before chargers connect
+                await nursery.start(run_node, cluster_url, config.cluster, config.ocpp, chargers, commands, auth)
             await nursery.start(keep_out_of_service, commands)  # listening before chargers connect
             await nursery.start(certificates.run)  # issues the certificates of accepted CSRs
             if billing is not None:
@@ -154,7 +160,7 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                 if bound_tls is not None:
                     monitor.listeners.append(Listener("ocpp_tls", tls_host, bound_tls))
                 log.info("gateway started", ocpp=f"{ocpp_host}:{bound_ocpp}", http=f"{http_host}:{bound_http}",
-                         db=config.db, validation=config.charger.validation)
+                         db=redact(config.db), validation=config.charger.validation)
                 # What start-up made (modules, compiled schemas, the app) lives as long as the process:
                 # out of the collector's way, so its full passes stay short under load.
                 gc.collect()

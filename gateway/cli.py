@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import attrs
 import trio
 
 from . import __version__, logs
@@ -18,6 +19,7 @@ from .http.services import Limits
 from .store.appender import WriterFailed
 from .store.db import StoreOpenError
 from .store.health import StoreUnavailable
+from .store.pg.connection import redact
 from . import users_cli
 from .certificates import cli as ca_cli
 from .ops import cli as ops_cli
@@ -33,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--config", metavar="PATH",
                         help="config file (default: $GATEWAY_CONFIG, else ./config.toml if present, "
                              "else the embedded defaults)")
-    common.add_argument("--db", metavar="PATH", help="SQLite database file")
+    common.add_argument("--db", metavar="PATH", help="SQLite database file, or postgresql://... URL")
     serve = sub.add_parser("serve", help="run the gateway", parents=[common])
     serve.add_argument("--http", metavar="HOST:PORT", help="HTTP API address")
     serve.add_argument("--ocpp", metavar="HOST:PORT", help="charger WebSocket address")
@@ -47,9 +49,15 @@ def _parser() -> argparse.ArgumentParser:
                                                          "instead of the defaults")
     simulator.add_commands(sub)
     charger_test.add_commands(sub)
+    moved = sub.add_parser("migrate", help="copy a SQLite database into PostgreSQL (both gateways stopped)")
+    moved.add_argument("--from", dest="source", required=True, metavar="PATH", help="the SQLite database file")
+    moved.add_argument("--to", dest="target", required=True, metavar="URL",
+                       help="postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE, an empty database")
     bench = sub.add_parser("bench", help="benchmark the gateway: chargers held, throughput, latency, ceiling")
     bench.add_argument("--quick", action="store_true", help="the short run (under two minutes)")
     bench.add_argument("--out", default="bench", help="folder for bench.json, bench.md, bench.png")
+    bench.add_argument("--db", metavar="URL", help="run on this PostgreSQL server (postgresql://...; each part on a "
+                                                   "fresh database beside the URL's) instead of SQLite files")
     return parser
 
 
@@ -76,9 +84,13 @@ def main(argv: list[str] | None = None) -> int:
 
         logs.configure("console", "warning")
         plan = Plan.quick() if args.quick else Plan.full()
+        if args.db:
+            plan = attrs.evolve(plan, db=args.db)
         report = trio.run(run, plan, Path(args.out), "scripts/bench" + (" --quick" if args.quick else ""))
         print(Path(args.out, "bench.md").read_text())
         return 0 if report["throughput"]["lost"] == 0 else 1
+    if args.command == "migrate":
+        return _migrate(args.source, args.target)
     if args.command in ("simulate", "replay", "test-charger"):
         logs.configure("console", "warning")
         return args.run(args)
@@ -108,8 +120,25 @@ def main(argv: list[str] | None = None) -> int:
         if failure is None:
             raise
         print(f"gateway: {failure}" if isinstance(failure, StoreOpenError) else
-              f"gateway: cannot run on the database {config.db}: {failure}", file=sys.stderr)
+              f"gateway: cannot run on the database {redact(config.db)}: {failure}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _migrate(source: str, target: str) -> int:
+    from .store.pg.connection import is_url
+    from .store.pg.transfer import TransferError, transfer
+
+    logs.configure("console", "warning")
+    if not is_url(target):
+        print(f"gateway migrate: --to must be a postgresql:// URL, not {target!r}", file=sys.stderr)
+        return 2
+    try:
+        done = transfer(source, target)
+    except TransferError as exc:
+        print(f"gateway migrate: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(done))
     return 0
 
 

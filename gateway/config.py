@@ -317,6 +317,21 @@ class ConsoleConfig:
 
 
 @attrs.define
+class ClusterConfig:
+    # Several gateway nodes on one PostgreSQL (README "Past one machine"): on when `db` is a PostgreSQL URL.
+    node_id: str = ""  # this node's name among them; empty: the host name and the OCPP port
+    lease_seconds: float = attrs.field(default=10.0, validator=_positive)  # a node silent this long loses its chargers
+    heartbeat_seconds: float = attrs.field(default=2.0, validator=_positive)  # between two renewals of the lease
+    sweep_seconds: float = attrs.field(default=3.0, validator=_positive)  # between two sweeps of the command queue
+    pool_size: int = attrs.field(default=4, validator=_positive)  # connections to PostgreSQL for the cluster's work
+
+    @staticmethod
+    def url(db: str) -> str:
+        """The PostgreSQL URL the nodes meet at (the store's), or "" for a gateway on its own."""
+        return db if db.startswith(("postgresql://", "postgres://")) else ""
+
+
+@attrs.define
 class Config:
     http: str = attrs.field(default="0.0.0.0:8080", validator=_address)
     ocpp: str = attrs.field(default="0.0.0.0:9000", validator=_address)
@@ -356,8 +371,12 @@ class Config:
     logbook: LogbookConfig = attrs.field(factory=LogbookConfig)
     charger_test_files: ChargerTestFilesConfig = attrs.field(factory=ChargerTestFilesConfig)
     console: ConsoleConfig = attrs.field(factory=ConsoleConfig)
+    cluster: ClusterConfig = attrs.field(factory=ClusterConfig)
 
     def __attrs_post_init__(self) -> None:
+        if self.cluster.heartbeat_seconds * 2 > self.cluster.lease_seconds:
+            raise ConfigError("cluster.lease_seconds must be at least twice cluster.heartbeat_seconds: a node "
+                              "would lose its chargers between two renewals")
         if self.ocpp_tls:
             _address(self, attrs.fields(Config).ocpp_tls, self.ocpp_tls)
             if not (self.tls_cert and self.tls_key):
@@ -369,7 +388,7 @@ for _cls in (ChargerConfig, FramesConfig, AuthConfig, AlipayConfig, WechatConfig
              ChargerOfflineRule, ConnectorFaultedRule, TransactionOpenRule, ProtocolViolationsRule,
              CallbackRefusedRule, ReconciliationMismatchRule, DiskSpaceRule, WriterRestartsRule, WriterBehindRule,
              AlertsConfig, LogbookConfig, RetentionConfig, BackupConfig, ChargerTestFilesConfig, ConsoleConfig,
-             Config):
+             ClusterConfig, Config):
     attrs.resolve_types(_cls)
 _converter = cattrs.Converter(forbid_extra_keys=True)
 

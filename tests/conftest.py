@@ -12,6 +12,7 @@ import trio
 
 from gateway.app import Running, run_gateway
 from gateway.config import Config, load
+from tests.backend import database
 
 pytest_plugins = ("tests.billing.fixtures",)  # the payment providers' keys and stand-in, for every billing test
 
@@ -52,7 +53,7 @@ class Gateway:
 
 def make_config(tmp_path: Path, **charger: object) -> Config:
     return load(None, env={}, overrides={
-        "http": "127.0.0.1:0", "ocpp": "127.0.0.1:0", "db": str(tmp_path / "gateway.db"),
+        "http": "127.0.0.1:0", "ocpp": "127.0.0.1:0", "db": database(tmp_path),
         "charger": {"heartbeat_interval": 60, **charger},
         "frames": {"flush_interval": 0.05},
         "billing": {"reconcile_at": ""},  # no daily reconciliation run unless a test asks for one

@@ -25,7 +25,7 @@ import httpx
 import trio
 import trio_websocket
 
-from ..store.stats import meter_value_messages
+from ..store.stats import fresh_database, meter_value_messages
 from .loadgen import percentile
 
 SAMPLES_PER_MESSAGE = 5  # what loadgen.METER_VALUES carries
@@ -48,6 +48,13 @@ class Plan:
     throughput_seconds: float
     background_rate: float
     commands: int
+    db: str | None = None  # a postgresql:// URL: each part on a fresh database of that server (else SQLite files)
+
+    def database(self, workdir: Path, name: str) -> str:
+        """Where a part's gateway keeps its records."""
+        if self.db is None:
+            return str(workdir / f"{name}.db")
+        return fresh_database(self.db, name.replace("-", "_"))
 
     @classmethod
     def quick(cls) -> "Plan":
@@ -155,8 +162,8 @@ async def loadgen(*args: str) -> Process:
     return Process(proc)
 
 
-async def part_held(count: int, workdir: Path) -> dict[str, Any]:
-    async with gateway_process(str(workdir / f"held-{count}.db")) as (gw, ocpp, _http):
+async def part_held(count: int, workdir: Path, plan: Plan) -> dict[str, Any]:
+    async with gateway_process(plan.database(workdir, f"held-{count}")) as (gw, ocpp, _http):
         await trio.sleep(1)
         baseline = rss_kib(gw.pid)
         load = await loadgen("hold", "--url", f"ws://127.0.0.1:{ocpp}/ocpp", "-n", count, "--seconds", 3600)
@@ -182,7 +189,7 @@ async def _throughput(url: str, plan: Plan, rate: float | None = None) -> tuple[
 
 
 async def part_throughput(plan: Plan, workdir: Path) -> dict[str, Any]:
-    db = str(workdir / "throughput.db")
+    db = plan.database(workdir, "throughput")
     async with gateway_process(db) as (gw, ocpp, _http):
         cpu0, loop0, writer0 = cpu_seconds(gw.pid), cpu_seconds(gw.pid, gw.pid), children_cpu_seconds(gw.pid)
         t0 = time.monotonic()
@@ -214,7 +221,7 @@ async def _responder(ocpp: int, cp_id: str, ready: trio.Event) -> None:
 
 
 async def part_commands(plan: Plan, workdir: Path) -> dict[str, Any]:
-    async with gateway_process(str(workdir / "commands.db")) as (gw, ocpp, http_port):
+    async with gateway_process(plan.database(workdir, "commands")) as (gw, ocpp, http_port):
         async with trio.open_nursery() as nursery:
             ready = trio.Event()
             nursery.start_soon(_responder, ocpp, "BENCH-CMD", ready)
@@ -288,7 +295,7 @@ async def run(plan: Plan, out: Path, command: str) -> dict[str, Any]:
         report: dict[str, Any] = {"command": command, "machine": machine(), "targets": TARGETS,
                                   "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         print("1/3 chargers held ...", file=sys.stderr, flush=True)
-        report["held"] = [await part_held(n, work) for n in plan.held]
+        report["held"] = [await part_held(n, work, plan) for n in plan.held]
         # The ceiling just before and just after the gateway's run, and their mean: this machine's
         # speed drifts by a fifth within minutes, and one echo run beside one gateway run moved the
         # fraction by as much.

@@ -158,13 +158,14 @@ class CommandService:
         """Checked, completed and recorded as sent; raises before anything is sent. A charger outside the
         caller's tenant scope is answered as one never seen (NotConnected, whose answer reads it scoped)."""
         session = self.chargers.registry.get(cp_id)
-        if session is None:  # nothing is sent, so nothing is recorded
-            raise NotConnected(cp_id)
+        if session is None and cp_id not in self.chargers.registry:  # nothing is sent, so nothing is recorded
+            raise NotConnected(cp_id)  # (in a cluster, `in` also asks whether another node holds it)
         await self.check_visible(cp_id)
         testing = self.chargers.busy.get(cp_id)
         if testing is not None and action not in DURING_TESTS and TEST_RUN.get() != cp_id:
             raise ChargerUnderTest(cp_id, testing)
-        why = session.unsupported(action, payload)  # what the charger's protocol cannot carry
+        # What the charger's protocol cannot carry (held by another node: that node asks, see `carry`).
+        why = session.unsupported(action, payload) if session is not None else None
         if why is not None:
             raise NotSupported(cp_id, action, why)
         if action == "RemoteStartTransaction":
@@ -254,6 +255,28 @@ class CommandService:
             error.request_id = sent.request_id
             raise error
         return attrs.evolve(sent, result=redact(sent.action, "response", result))
+
+    async def carry(self, session: Any, request_id: str, action: str, payload: dict[str, Any],
+                    timeout: float) -> dict[str, Any]:
+        """Send, through a session of this node, a command another node of the cluster checked and recorded
+        (gateway/cluster/node.py); that node records its answer. What only the node holding the charger can
+        do is done here: ask whether its protocol carries the command, and expect the transaction a remote
+        start announces."""
+        why = session.unsupported(action, payload)
+        if why is not None:
+            raise NotSupported(session.cp_id, action, why)
+        starts = self.chargers.remote_starts
+        if action == "RemoteStartTransaction":
+            starts.expect(session.cp_id, payload.get("connectorId"), payload["idTag"], request_id)
+        try:
+            result = await session.call(action, payload, timeout, request_id)
+        except CallErrorReceived:
+            if action == "RemoteStartTransaction":
+                starts.forget(request_id)
+            raise
+        if action == "RemoteStartTransaction" and _status(result, "answered") != "Accepted":
+            starts.forget(request_id)
+        return result
 
     async def _finish(self, cp_id: str, action: str, payload: dict[str, Any], request_id: str,
                       result: dict | None, error: CommandError | None, outcome: str, latency: float) -> None:

@@ -9,7 +9,7 @@ import hmac
 import secrets
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, Callable
 
 import argon2
 import attrs
@@ -69,6 +69,9 @@ class Auth:
         self._secret = ""
         self._basic: dict[str, tuple[float, int, str]] = {}  # sha256 of credentials -> (until, user id, hash)
         self._failures: dict[str, list[float]] = {}  # address -> times of its recent failed logins
+        # One node of a cluster tells the others of each failed login (gateway/cluster/node.py), and counts
+        # theirs with `count_failure`: an address is throttled by the logins it failed on any node.
+        self.tell_failure: Callable[[str], None] | None = None
         self._checking: dict[str, list[Any]] = {}  # address -> [lock of its password checks, requests using it]
         # argon2 takes 64 MiB and tens of milliseconds per check: a flood of made-up credentials
         # must queue here, not take every core and the memory with it.
@@ -231,6 +234,12 @@ class Auth:
                            f"{wait:.0f} s", headers={"Retry-After": str(int(wait) + 1)})
 
     def failed(self, client: str) -> None:
+        self.count_failure(client)
+        if self.tell_failure is not None:
+            self.tell_failure(client)
+
+    def count_failure(self, client: str) -> None:
+        """Count a failed login of `client` (here, or on another node of the cluster)."""
         self._failures.setdefault(client, []).append(time.monotonic())
 
     def issue(self, user: dict[str, Any]) -> tuple[str, str]:

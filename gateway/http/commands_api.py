@@ -11,6 +11,7 @@ from quart import g, jsonify, request
 from .. import clock
 from ..chargepoint.authorization import id_tag_info
 from ..chargepoint.commands import CommandService, Sent
+from ..cluster.node import StartedElsewhere
 from ..events import TransactionStarted
 from ..ocpp.query import payload_from_query
 from . import params
@@ -116,7 +117,9 @@ async def remote_start(cp_id: str) -> Any:
             return jsonify(body)
         with trio.move_on_after(wait_tx):
             async for event in events:
-                if isinstance(event, TransactionStarted) and event.remote_start_request_id == sent.request_id:
+                # (StartedElsewhere: the charger is held by another node of a cluster, which tells of it)
+                if (isinstance(event, (TransactionStarted, StartedElsewhere))
+                        and event.remote_start_request_id == sent.request_id):
                     return jsonify({**body, "transactionId": event.transaction_id})
     raise ApiError(504, "timeout",
                    f"the charger accepted RemoteStartTransaction but started no transaction within {wait_tx:g} s",

@@ -19,6 +19,7 @@ import psutil
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .. import __version__
+from ..store.pg.connection import is_url
 
 UP, DEGRADED, DOWN, DISABLED = "up", "degraded", "down", "disabled"
 _RANK = {UP: 0, DISABLED: 0, DEGRADED: 1, DOWN: 2}
@@ -52,8 +53,9 @@ def quantile(buckets: Sequence[tuple[float, float]], q: float) -> float | None:
 
 
 def disk(path: str) -> dict[str, Any] | None:
-    """The disk the database is on: total, used and free bytes, and free percent; None for :memory:."""
-    if path == ":memory:":
+    """The disk the database is on: total, used and free bytes, and free percent; None for :memory: and for a
+    PostgreSQL server (its disk is the server's to watch)."""
+    if path == ":memory:" or is_url(path):
         return None
     where = os.path.dirname(os.path.abspath(path)) or "."
     usage = shutil.disk_usage(where)

@@ -24,6 +24,7 @@ from ..store.scope import current as current_scope
 from . import logbook, rules
 from .figures import DEGRADED, DISABLED, DOWN, QUANTILES, UP, FiguresCollector, Rates, System, disk, quantile
 from .webhook import Webhook
+from ..store.pg.connection import redact
 
 log = structlog.get_logger("gateway.monitoring")
 SAMPLE_EVERY = 5.0  # seconds between two samples of the counters the rates are made of
@@ -274,7 +275,7 @@ class Monitor:
         fault = health.faults.get(DATABASE)
         out["database"] = ({"state": DOWN, "reason": fault} if fault else
                            {"state": UP, "reason": f"{self.store.db.commits} batches committed, none failing now"})
-        out["database"]["path"] = self.config.db
+        out["database"]["path"] = redact(self.config.db)  # a server's URL without its password
         w = self.writer()
         if w["fault"]:
             out["writer"] = {"state": DOWN, "reason": w["fault"]}
@@ -311,7 +312,8 @@ class Monitor:
                                                                   "so payment callbacks cannot reach the gateway")}
         space = disk(self.config.db)
         if space is None:
-            out["disk"] = {"state": DISABLED, "reason": "the database is in memory"}
+            out["disk"] = {"state": DISABLED, "reason": "the database is in memory" if self.config.db == ":memory:"
+                           else "the database is on a PostgreSQL server, whose disk is the server's to watch"}
         else:
             threshold = self.settings[rules.DISK_SPACE].threshold
             low = space["freePercent"] < threshold

@@ -10,6 +10,7 @@ import sys
 from ..config import Config
 from ..store import backup as backups
 from . import doctor
+from ..store.pg.connection import redact
 
 COMMANDS = ("backup", "restore", "compact", "doctor")
 
@@ -46,6 +47,6 @@ def run(args: argparse.Namespace, config: Config) -> int:
     except backups.BackupError as exc:
         return _fail(command, str(exc))
     except (OSError, sqlite3.Error) as exc:
-        return _fail(command, f"{config.db}: {exc}")
+        return _fail(command, f"{redact(config.db)}: {exc}")
     print(json.dumps(done))
     return 0

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from ..config import Config, parse_address
 from ..store import probe as file_probe
 from ..store.writer.connection import storage_fault
+from ..store.pg.connection import is_url
 
 PROBLEM, NOTE, OK = "problem", "note", "ok"
 GIB = 1 << 30
@@ -231,7 +232,13 @@ def accounts(config: Config) -> list[Finding]:
     if _loopback(host) or config.admin_password:
         return []
     users = 0
-    if Path(config.db).is_file():
+    if is_url(config.db):
+        from ..store.pg import probe as server_probe
+        try:
+            users = server_probe.accounts(config.db)
+        except server_probe.Unreachable:
+            return []  # the database check says what is wrong with the server
+    elif Path(config.db).is_file():
         try:
             users = file_probe.accounts(config.db)
         except sqlite3.Error:
@@ -243,7 +250,26 @@ def accounts(config: Config) -> list[Finding]:
                                          "GATEWAY_ADMIN_PASSWORD or run `gateway user add NAME --role admin`")]
 
 
+def server(url: str) -> list[Finding]:
+    """A PostgreSQL server as the database: it answers, takes writes, and its disk is its own to watch."""
+    from ..store.pg import probe as server_probe
+    from ..store.pg.connection import redact
+
+    try:
+        found = server_probe.state(url)
+    except server_probe.Unreachable as exc:
+        return [Finding("database", PROBLEM, str(exc))]
+    if found["read_only"]:
+        return [Finding("database", PROBLEM, f"{redact(url)} is read-only (a standby?): point db at the primary")]
+    migrated = "not migrated yet: the gateway migrates it at start" if found["migrated"] is None else \
+        f"migrated to {found['migrated']:03d}"
+    return [Finding("database", OK, f"{redact(url)} takes writes (PostgreSQL {found['server']}, {migrated}); "
+                                    "back it up with pg_dump or the server's replication")]
+
+
 def examine(config: Config) -> list[Finding]:
+    if is_url(config.db):
+        return [*ports(config), *server(config.db), *clock(), *tls(config), *accounts(config)]
     return [*ports(config), *database(config.db), *disk(config.db), *clock(), *tls(config), *accounts(config)]
 
 

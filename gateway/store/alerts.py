@@ -23,7 +23,7 @@ _SCOPED = ("(SELECT a.*, r.tenant_id AS tenant_id FROM alerts a "
 def _source(scope: Scope) -> tuple[str, str, tuple[int, ...]]:
     """The alerts the caller may see: (FROM, WHERE, its parameters); no join for a caller who sees them all."""
     if scope.tenants is None:
-        return "alerts a", "1", ()
+        return "alerts a", "TRUE", ()
     where, args = scope.where("a.tenant_id")
     return _SCOPED, where, args
 
@@ -55,12 +55,13 @@ def _apply(conn: sqlite3.Connection, changes: Iterable[tuple[str, dict[str, Any]
             cur = conn.execute(
                 "INSERT INTO alerts (rule, subject, charge_point_id, severity, status, message, value, threshold, "
                 "auto_resolve, raised_at, updated_at) VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
+                "ON CONFLICT DO NOTHING RETURNING id",
                 (f["rule"], f["subject"], f["charge_point_id"], f["severity"], f["message"], f["value"],
                  f["threshold"], int(f["auto_resolve"]), at, at))
-            if not cur.rowcount:
+            row = cur.fetchone()
+            if row is None:
                 continue
-            alert_id = cur.lastrowid
+            alert_id = row[0]
             _history(conn, alert_id, at, "raised", None, f["message"])
         else:
             alert_id = f["id"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import fcntl
 import marshal
+import os
 import subprocess
 import sys
 
@@ -16,9 +17,10 @@ import structlog
 import trio
 
 from .writer.rows import apply as apply_rows
-from .writer.process import FAULT, HEADER, encode
+from .writer.process import FAULT, HEADER, URL_ENV, encode
 from .db import Database, StoreClosed, bulk
 from .health import DATABASE, WRITER, StoreUnavailable
+from .pg.connection import on_postgresql
 
 log = structlog.get_logger("gateway.store")
 
@@ -30,11 +32,18 @@ MAX_RESTART_DELAY = 30.0  # a writer the file keeps failing is tried again at mo
 MAX_FAILURES = 3  # writers in a row that die young, committing nothing, before the database thread takes over
 STEADY_SECONDS = 60.0
 CLOSE_TIMEOUT = 30.0
+# On a PostgreSQL server, rows the writer could not ship yet are held here, and the chargers answered as usual,
+# through a short outage of the server (a fail-over): up to this many rows, then refused as for a failing file.
+HOLD_ROWS = 500_000
 
 
 @bulk
 def _append(conn, calls: list[tuple[str, list[tuple]]]) -> list[None]:
-    apply_rows(conn, calls)
+    if getattr(conn, "dialect", None) == "postgresql":
+        from .pg.rows import apply as apply_pg
+        apply_pg(conn, calls)
+    else:
+        apply_rows(conn, calls)
     return [None] * len(calls)
 
 
@@ -85,6 +94,8 @@ class ProcessAppender:
     A writer that the file fails (locked for too long, disk full, read-only) says why and ends: its
     rows are kept here, the store reports itself degraded, and another writer is tried, further apart
     each time (up to MAX_RESTART_DELAY), for as long as it takes; the first that commits clears it.
+    A file's fault may last (a full disk): new rows are refused meanwhile. A PostgreSQL server's is a
+    restart or a fail-over: new rows are held, up to HOLD_ROWS, and shipped once a writer reaches it.
     """
 
     def __init__(self, db: Database):
@@ -105,6 +116,9 @@ class ProcessAppender:
         self._started = False
         self._finished = trio.Event()
         self.fallback: ThreadAppender | None = None  # the database thread, once the process is given up
+        self._holds = on_postgresql(db)  # rows are held through the server's fault (see HOLD_ROWS)
+        self.held_rows = 0  # rows submitted and not committed yet
+        self._rows_of: dict[int, int] = {}  # seq -> rows in that batch
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Keep a writer process until close(); started once the first one is ready (else raises)."""
@@ -159,6 +173,7 @@ class ProcessAppender:
         if self._closing:
             raise StoreClosed("the database is closed")
         self._pending.append((kind, rows))
+        self.held_rows += len(rows)
         self._wake.set()
 
     async def write(self, kind: str, rows: list[tuple]) -> None:
@@ -170,7 +185,10 @@ class ProcessAppender:
         """Why rows submitted now may not be kept soon (the file fails the writer), or None."""
         if self.fallback is not None:
             return self.fallback.fault
-        return self._db.health.faults.get(WRITER)
+        fault = self._db.health.faults.get(WRITER)
+        if fault is not None and self._holds and self.held_rows < HOLD_ROWS:
+            return None
+        return fault
 
     @property
     def behind(self) -> int:
@@ -189,7 +207,7 @@ class ProcessAppender:
             self._hurry.set()
             self._wake.set()
             while self._committed < target and not self._finished.is_set():
-                if (fault := self.fault) is not None and self.fallback is None:
+                if (fault := self._db.health.faults.get(WRITER)) is not None and self.fallback is None:
                     raise StoreUnavailable(fault)
                 await self._acked.wait()
         if self.fallback is not None:
@@ -213,9 +231,10 @@ class ProcessAppender:
         await self._finished.wait()
 
     async def _spawn(self) -> trio.Process:
+        server = getattr(self._db, "url", None)  # PostgreSQL: the URL goes in the environment, not the arguments
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "gateway.store.writer.process", self._db.path],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "gateway.store.writer.process", "-" if server else self._db.path],
+            env={**os.environ, URL_ENV: server} if server else None, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             start_new_session=True)  # out of the terminal's group: Ctrl-C is for the gateway to handle
         self._process, self.pid, self._inbox = process, process.pid, bytearray()
         try:  # fewer, larger writes into the pipe (Linux; up to /proc/sys/fs/pipe-max-size)
@@ -229,7 +248,7 @@ class ProcessAppender:
             if message is not None and message[0] == FAULT:
                 self._failed(message[1][0])
                 await self._reap(process)
-                raise WriterFault(f"the database writer cannot use {self._db.path}: {message[1][0]}")
+                raise WriterFault(f"the database writer cannot use {self._where}: {message[1][0]}")
         await self._reap(process)
         raise WriterFailed(f"it ended before it was ready (exit code {process.returncode})")
 
@@ -260,6 +279,8 @@ class ProcessAppender:
         self.fallback = ThreadAppender(self._db)
         batches = [marshal.loads(data[HEADER.size:]) for _, data in self._unacked]
         self._unacked.clear()
+        self._rows_of.clear()
+        self.held_rows = 0
         items = [item for _, batch in batches for item in batch] + self._pending
         self._pending = []
         if items:
@@ -291,6 +312,7 @@ class ProcessAppender:
                 if self._pending:
                     batch, self._pending = self._pending, []
                     self._seq += 1
+                    self._rows_of[self._seq] = sum(len(rows) for _, rows in batch)
                     data = self._encode(batch)
                     self._unacked.append((self._seq, data))
                     await stdin.send_all(data)
@@ -327,6 +349,11 @@ class ProcessAppender:
                 return None
             self._inbox += chunk
 
+    @property
+    def _where(self) -> str:
+        from .pg.connection import redact
+        return redact(self._db.path)
+
     def _failed(self, reason: str) -> None:
         self._fault = reason
         self._db.health.failed(WRITER, reason)
@@ -343,7 +370,8 @@ class ProcessAppender:
             log.error("database write failed", error=error)
         self._committed = max(self._committed, seq)
         while self._unacked and self._unacked[0][0] <= seq:
-            self._unacked.popleft()
+            seq_done, _ = self._unacked.popleft()
+            self.held_rows -= self._rows_of.pop(seq_done, 0)
         self._acked.set()
         self._acked = trio.Event()
 

@@ -41,6 +41,14 @@ class BackupError(RuntimeError):
     """What stops a backup or a restore, in words for the person who asked for it."""
 
 
+def _a_file(db: str) -> None:
+    """Backups, restores and compaction are of a SQLite file; a PostgreSQL server has its own tools."""
+    if re.match(r"^postgres(ql)?://", db, re.IGNORECASE):
+        raise BackupError("the database is on a PostgreSQL server: back it up with pg_dump (e.g. pg_dump -Fc "
+                          "-f gateway.dump DATABASE) or the server's replication, restore it with pg_restore; "
+                          "the server gives freed space back itself")
+
+
 def _sync_folder(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -76,6 +84,7 @@ def _source(db: str) -> sqlite3.Connection:
 def backup(db: str, dest: str | Path, *, compress: bool | None = None) -> dict[str, Any]:
     """Copy the database `db` (in use or not) to `dest`; gzip it when `compress` (None: when dest ends in .gz).
     Returns the file written, its size and the seconds taken."""
+    _a_file(db)
     started = time.monotonic()
     dest = Path(dest)
     if compress is None:
@@ -135,6 +144,7 @@ def in_use(db: str) -> bool:
 def restore(source: str | Path, db: str) -> dict[str, Any]:
     """Put the backup `source` (plain or gzip) in place of the database `db`, the gateway being stopped.
     The backup is checked whole (PRAGMA integrity_check) before anything is replaced."""
+    _a_file(db)
     source, target = Path(source), Path(db)
     if not source.is_file():
         raise BackupError(f"there is no backup at {source}")
@@ -208,6 +218,11 @@ async def run_scheduled(db: str, config: Any) -> None:  # config: gateway.config
     import trio
 
     log = structlog.get_logger("gateway.ops")
+    try:
+        _a_file(db)
+    except BackupError as exc:
+        log.warning("scheduled backups are off", reason=str(exc))
+        return
     while True:
         await trio.sleep(config.every_hours * 3600)
         dest = Path(config.folder, scheduled_name(datetime.now(timezone.utc), config.compress))
@@ -237,6 +252,7 @@ if __name__ == "__main__":
 
 def compact(db: str) -> dict:
     """auto_vacuum = INCREMENTAL on a file made before it, and VACUUM: needs the file's size again free."""
+    _a_file(db)
     if in_use(db):
         raise BackupError(f"the database {db} is in use: stop the gateway first (systemctl stop gateway)")
     conn = sqlite3.connect(f"file:{db}?mode=rw", uri=True)

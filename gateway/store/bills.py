@@ -17,8 +17,8 @@ def _save_bill(conn: sqlite3.Connection, channel: str, day: str, lines: list[Row
                at: str) -> int:
     """Keep a day's bill, replacing one read before (a bill downloaded again is the same bill, or a corrected one)."""
     conn.execute("DELETE FROM provider_bills WHERE channel = ? AND day = ?", (channel, day))
-    bill_id = conn.execute("INSERT INTO provider_bills (channel, day, fetched_at, totals) VALUES (?, ?, ?, ?)",
-                           (channel, day, at, json.dumps(totals))).lastrowid
+    bill_id = conn.execute("INSERT INTO provider_bills (channel, day, fetched_at, totals) VALUES (?, ?, ?, ?) "
+                           "RETURNING id", (channel, day, at, json.dumps(totals))).fetchone()[0]
     conn.executemany(
         f"INSERT INTO provider_bill_lines (bill_id, {', '.join(_LINE_COLUMNS)}) VALUES (?{', ?' * len(_LINE_COLUMNS)})",
         [(bill_id, *(line[c] for c in _LINE_COLUMNS)) for line in lines])

@@ -36,8 +36,10 @@ def _set_authority(conn: sqlite3.Connection, role: str, certificate_pem: str, ch
     """Keep a signing key; False (nothing changed) when the role has one and `replace` is not set."""
     if not replace and _authority(conn, role) is not None:
         return False
-    conn.execute("INSERT OR REPLACE INTO certificate_authority (role, certificate_pem, chain_pem, key_pem, imported, "
-                 "created_at) VALUES (?, ?, ?, ?, ?, ?)", (role, certificate_pem, chain_pem, key_pem, int(imported), at))
+    conn.execute("INSERT INTO certificate_authority (role, certificate_pem, chain_pem, key_pem, imported, created_at) "
+                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (role) DO UPDATE SET certificate_pem = excluded.certificate_pem, "
+                 "chain_pem = excluded.chain_pem, key_pem = excluded.key_pem, imported = excluded.imported, "
+                 "created_at = excluded.created_at", (role, certificate_pem, chain_pem, key_pem, int(imported), at))
     return True
 
 
@@ -104,9 +106,9 @@ def _expiring_count(conn: sqlite3.Connection, before: str) -> int:
 def _installed_add(conn: sqlite3.Connection, cp_id: str, certificate_type: str, certificate_pem: str, subject: str,
                    serial: str, not_after: str, status: str, at: str) -> int:
     cur = conn.execute("INSERT INTO installed_certificates (charge_point_id, certificate_type, certificate_pem, "
-                       "subject, serial, not_after, status, installed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       "subject, serial, not_after, status, installed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                        (cp_id, certificate_type, certificate_pem, subject, serial, not_after, status, at))
-    return cur.lastrowid
+    return cur.fetchone()[0]
 
 
 def _installed(conn: sqlite3.Connection, cp_id: str, certificate_type: str | None, *,
@@ -136,8 +138,10 @@ def _installed_removed(conn: sqlite3.Connection, cp_id: str, serials: list[str])
 
 def _reported(conn: sqlite3.Connection, cp_id: str, certificate_type: str, status: str,
               hash_data: list[dict[str, Any]], at: str) -> None:
-    conn.execute("INSERT OR REPLACE INTO reported_certificates (charge_point_id, certificate_type, status, hash_data, "
-                 "reported_at) VALUES (?, ?, ?, ?, ?)", (cp_id, certificate_type, status, json.dumps(hash_data), at))
+    conn.execute("INSERT INTO reported_certificates (charge_point_id, certificate_type, status, hash_data, reported_at) "
+                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (charge_point_id, certificate_type) DO UPDATE SET "
+                 "status = excluded.status, hash_data = excluded.hash_data, reported_at = excluded.reported_at",
+                 (cp_id, certificate_type, status, json.dumps(hash_data), at))
 
 
 def _reports(conn: sqlite3.Connection, cp_id: str, *, scope: Scope) -> list[dict[str, Any]]:
@@ -157,10 +161,10 @@ def _firmware_add(conn: sqlite3.Connection, name: str, sha256: str, size: int, c
                   source_url: str | None, signature: str, signing_certificate_pem: str, at: str, *,
                   scope: Scope) -> dict[str, Any]:
     cur = conn.execute("INSERT INTO firmware_files (tenant_id, name, sha256, size, content, source_url, signature, "
-                       "signing_certificate_pem, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       "signing_certificate_pem, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                        (scope.tenant_id, name, sha256, size, content, source_url, signature, signing_certificate_pem,
                         at))
-    return _firmware(conn, cur.lastrowid, scope=scope)
+    return _firmware(conn, cur.fetchone()[0], scope=scope)
 
 
 def _firmware(conn: sqlite3.Connection, firmware_id: int, *, scope: Scope) -> dict[str, Any] | None:
@@ -175,7 +179,7 @@ def _firmware_list(conn: sqlite3.Connection, number: int, size: int, *, scope: S
     filters = Filters()
     filters.clauses.append(where)
     filters.args.extend(args)
-    return page(conn, f"(SELECT {_FIRMWARE_FIELDS} FROM firmware_files)", filters, "id DESC", number, size)
+    return page(conn, f"(SELECT {_FIRMWARE_FIELDS} FROM firmware_files) AS f", filters, "id DESC", number, size)
 
 
 def _firmware_content(conn: sqlite3.Connection, firmware_id: int, sha256: str) -> tuple[str, bytes] | None:

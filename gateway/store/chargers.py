@@ -141,7 +141,7 @@ def _violation(conn: sqlite3.Connection, cp_id: str, action: str, kind: str, cod
         """INSERT INTO violations (charge_point_id, action, kind, code, path, message, example, first_seen, last_seen)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (charge_point_id, action, kind, code, path) DO UPDATE SET
-               count = count + 1, message = excluded.message, example = excluded.example,
+               count = violations.count + 1, message = excluded.message, example = excluded.example,
                last_seen = excluded.last_seen""",
         (cp_id, action, kind, code, path, message, example[:2000], at, at),
     )
@@ -200,7 +200,7 @@ def _security(conn: sqlite3.Connection, cp_id: str) -> tuple[int, str | None]:
 
 
 def _register(conn: sqlite3.Connection, cp_id: str, at: str) -> None:
-    conn.execute("INSERT OR IGNORE INTO charge_points (id, first_seen, id_key) VALUES (?, ?, ?)",
+    conn.execute("INSERT INTO charge_points (id, first_seen, id_key) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                  (cp_id, at, id_key(cp_id)))
 
 

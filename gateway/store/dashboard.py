@@ -36,7 +36,7 @@ def _tenant(scope: Scope, alias: str) -> tuple[str, str, tuple[int, ...]]:
     table `alias` whose charger the caller may see; no join at all when it sees every tenant."""
     where, args = scope.where("r.tenant_id")
     if not args:
-        return "", "1", ()
+        return "", "TRUE", ()
     return f" LEFT JOIN charger_registry r ON r.charge_point_id = {alias}.charge_point_id", where, args
 
 
@@ -48,7 +48,7 @@ _REFUNDED = ("(SELECT COALESCE(SUM(f.amount), 0) FROM payments p JOIN refunds f 
 
 
 def _per_window(conn: sqlite3.Connection, windows: Sequence[Window], sums: dict[str, str], table: str, when: str,
-                *, scope: Scope, condition: str = "1", args: tuple = (), via_order: bool = False) -> dict[str, Row]:
+                *, scope: Scope, condition: str = "TRUE", args: tuple = (), via_order: bool = False) -> dict[str, Row]:
     """label -> {name: sum} over the rows `x` of `table` whose `when` lies in a window of that label (windows
     may share one: the hours of many days), and `condition` holds; every label answered. One query per
     window, each one range of a covering index: nothing is sorted. via_order: the rows' charger is their

@@ -8,6 +8,7 @@ from typing import Any, Iterable
 
 from .calls import Table
 from .paging import Filters
+from .pg.connection import on_postgresql
 from .retention import Rule
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -37,10 +38,10 @@ def _search(conn: sqlite3.Connection, level: str | None, logger: str | None, cp_
     The gateway's own log, not a tenant's records: it is the platform's (read by the admin role)."""
     filters = Filters()
     source, order = "log_lines l", "l.id DESC"
-    if text and len(text) >= TRIGRAM:  # the trigram index, read newest first: the text as one phrase
+    if text and len(text) >= TRIGRAM and not on_postgresql(conn):  # SQLite's trigram index, read newest first: the text as one phrase
         source, order = "log_lines_text f JOIN log_lines l ON l.id = f.rowid", "f.rowid DESC"
         filters.add("log_lines_text MATCH ?", '"' + text.replace('"', '""') + '"')
-    elif text:  # too short for trigrams: line by line (instr, not LIKE: % and _ are characters like any other)
+    elif text:  # too short for trigrams (or on PostgreSQL): line by line (instr, not LIKE: % and _ are characters like any other)
         filters.clauses.append("(instr(lower(l.event), lower(?)) > 0 OR instr(lower(l.fields), lower(?)) > 0)")
         filters.args.extend([text, text])
     if level is not None:
@@ -53,7 +54,7 @@ def _search(conn: sqlite3.Connection, level: str | None, logger: str | None, cp_
     filters.add("l.charge_point_id = ?", cp_id)
     filters.add("l.at >= ?", since)
     filters.add("l.at < ?", until)
-    total = conn.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {source}{filters.where} LIMIT ?)",
+    total = conn.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM {source}{filters.where} LIMIT ?) AS capped",
                          (*filters.args, COUNT_CAP + 1)).fetchone()[0]
     rows = conn.execute(f"SELECT l.* FROM {source}{filters.where} ORDER BY {order} LIMIT ? OFFSET ?",
                         (*filters.args, size, (number - 1) * size)).fetchall()

@@ -74,8 +74,8 @@ def _business(conn: sqlite3.Connection, day_start: str, day_end: str, *, scope: 
 
 
 def _schema_version(conn: sqlite3.Connection) -> int:
-    """The number of the newest migration applied."""
-    return conn.execute("PRAGMA user_version").fetchone()[0]
+    """The number of the newest migration applied (the ledger's: both engines keep it)."""
+    return conn.execute("SELECT coalesce(max(number), 0) FROM schema_migrations").fetchone()[0]
 
 
 class Monitoring(Table, committed=dict(conditions=_conditions, business=_business, schema_version=_schema_version)):

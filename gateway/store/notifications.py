@@ -16,10 +16,10 @@ def _add(conn: sqlite3.Connection, cp_id: str, action: str, status: str | None, 
          at: str, request_id: int | None = None, timestamp: str | None = None) -> int:
     cur = conn.execute(
         """INSERT INTO notifications (charge_point_id, action, status, request_id, timestamp, payload, received_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?)""",
+           VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id""",
         (cp_id, action, status, request_id, timestamp, json.dumps(payload, ensure_ascii=False), at),
     )
-    return cur.lastrowid
+    return cur.fetchone()[0]
 
 
 def _list(conn: sqlite3.Connection, cp_id: str, action: str | None = None) -> list[dict[str, Any]]:

@@ -73,9 +73,9 @@ def _history(conn: sqlite3.Connection, order_id: int, from_status: int | None, t
 def _insert(conn: sqlite3.Connection, session_id: str, day: str, fields: dict[str, Any], cause: str,
             at: str) -> dict[str, Any]:
     columns = {"session_id": session_id, "status": OrderStatus.CREATED, "created_at": at, "updated_at": at, **fields}
-    cur = conn.execute(f"INSERT INTO orders ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                       tuple(columns.values()))
-    order_id = cur.lastrowid
+    cur = conn.execute(f"INSERT INTO orders ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+                       "RETURNING id", tuple(columns.values()))
+    order_id = cur.fetchone()[0]
     conn.execute("UPDATE orders SET order_no = ? WHERE id = ?", (f"ORD-{day}-{order_id:06d}", order_id))
     _history(conn, order_id, None, OrderStatus.CREATED, cause, at)
     return _get(conn, order_id)

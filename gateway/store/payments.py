@@ -55,7 +55,7 @@ def _of_scope(scope: Scope, column: str = "order_id") -> tuple[str, tuple[int, .
     """A condition keeping the payments or refunds of orders of the caller's scope (an order belongs to its
     charger's tenant)."""
     where, args = charger_where(scope, "charge_point_id")
-    return ("1", ()) if where == "1" else (f"{column} IN (SELECT id FROM orders WHERE {where})", args)
+    return ("TRUE", ()) if where == "TRUE" else (f"{column} IN (SELECT id FROM orders WHERE {where})", args)
 
 
 def _payment_row(conn: sqlite3.Connection, column: str, value: Any) -> Row | None:
@@ -117,13 +117,14 @@ def _create(conn: sqlite3.Connection, order_id: int, channel: str, key: str | No
                               f"payment requested ({channel})", at)
     cur = conn.execute(
         """INSERT INTO payments (order_id, channel, amount, currency, idempotency_key, created_by, created_at,
-                                 updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                 updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
         (order_id, channel, order["total_amount"], order["currency"], key, created_by, at, at,
          None if channel == "manual" else expires_at))
-    trade_no = f"PAY-{day}-{cur.lastrowid:06d}"
-    conn.execute("UPDATE payments SET trade_no = ? WHERE id = ?", (trade_no, cur.lastrowid))
+    payment_id = cur.fetchone()[0]
+    trade_no = f"PAY-{day}-{payment_id:06d}"
+    conn.execute("UPDATE payments SET trade_no = ? WHERE id = ?", (trade_no, payment_id))
     _close_open_trades(conn, order_id, f"replaced by {channel} payment {trade_no}", at, keep_channel=channel)
-    return PaymentChange(Outcome.CREATED, _payment_row(conn, "id", cur.lastrowid), order)
+    return PaymentChange(Outcome.CREATED, _payment_row(conn, "id", payment_id), order)
 
 
 def _close_open_trades(conn: sqlite3.Connection, order_id: int, cause: str, at: str,
@@ -131,7 +132,7 @@ def _close_open_trades(conn: sqlite3.Connection, order_id: int, cause: str, at: 
     """Mark the order's open provider trades (other than `keep_channel`'s) to be closed at the
     provider, each with a line in the order's history; the payment service's closer does it."""
     rows = conn.execute("SELECT id, trade_no, channel FROM payments WHERE order_id = ? AND status = ? "
-                        "AND channel != 'manual' AND channel IS NOT ? AND close_state IS NULL",
+                        "AND channel != 'manual' AND channel IS DISTINCT FROM ? AND close_state IS NULL",
                         (order_id, PaymentStatus.CREATED, keep_channel)).fetchall()
     if not rows:
         return 0
@@ -305,11 +306,12 @@ def _start_refund(conn: sqlite3.Connection, payment_id: int, amount: int | None,
         return RefundStart(Outcome.TOO_MUCH, {"remaining": max(remaining, 0)}, payment)
     cur = conn.execute(
         """INSERT INTO refunds (payment_id, order_id, amount, reason, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?)""", (payment_id, payment["order_id"], amount, reason, at, at))
-    refund_no = f"REF-{day}-{cur.lastrowid:06d}"
-    conn.execute("UPDATE refunds SET refund_no = ? WHERE id = ?", (refund_no, cur.lastrowid))
+           VALUES (?, ?, ?, ?, ?, ?) RETURNING id""", (payment_id, payment["order_id"], amount, reason, at, at))
+    refund_id = cur.fetchone()[0]
+    refund_no = f"REF-{day}-{refund_id:06d}"
+    conn.execute("UPDATE refunds SET refund_no = ? WHERE id = ?", (refund_no, refund_id))
     _sync_refunds(conn, payment_id, f"refund {refund_no} of {amount} requested: {reason or 'no reason given'}", at)
-    return RefundStart(Outcome.CREATED, _one(conn, "SELECT * FROM refunds WHERE id = ?", (cur.lastrowid,)), payment)
+    return RefundStart(Outcome.CREATED, _one(conn, "SELECT * FROM refunds WHERE id = ?", (refund_id,)), payment)
 
 
 def settle_refund(conn: sqlite3.Connection, refund_id: int, status: str, provider_refund_id: str | None,
@@ -409,8 +411,8 @@ def _store_callback(conn: sqlite3.Connection, channel: str, kind: str, headers: 
                     remote_addr: str | None, at: str) -> int:
     cur = conn.execute(
         """INSERT INTO payment_callbacks (channel, kind, headers, body, remote_addr, received_at)
-           VALUES (?, ?, ?, ?, ?, ?)""", (channel, kind, json.dumps(headers), body, remote_addr, at))
-    return cur.lastrowid
+           VALUES (?, ?, ?, ?, ?, ?) RETURNING id""", (channel, kind, json.dumps(headers), body, remote_addr, at))
+    return cur.fetchone()[0]
 
 
 def _callback(conn: sqlite3.Connection, callback_id: int) -> Row | None:
@@ -482,7 +484,7 @@ def _within_budget(conn: sqlite3.Connection, budget: int) -> int:
     return conn.execute(
         """DELETE FROM payment_callbacks WHERE id IN (
                SELECT id FROM (SELECT id, SUM(length(body) + length(headers)) OVER (ORDER BY id DESC) AS kept
-                               FROM payment_callbacks WHERE status = ?)
+                               FROM payment_callbacks WHERE status = ?) AS running
                WHERE kept > ?)""", (CallbackStatus.REFUSED, budget)).rowcount
 
 
@@ -519,8 +521,10 @@ def _for_reconciliation(conn: sqlite3.Connection, channel: str, since: str, unti
         (channel, since, until, since, until, since, until, since, until, RefundStatus.PROCESSING, until))]
     order_ids = sorted({p["order_id"] for p in payments})
     marks = ",".join("?" * len(order_ids))
-    orders = [dict(r) for r in conn.execute(f"SELECT * FROM orders WHERE id IN ({marks})", order_ids)]
-    refunds = [dict(r) for r in conn.execute(f"SELECT * FROM refunds WHERE order_id IN ({marks})", order_ids)]
+    orders, refunds = [], []
+    if order_ids:  # "IN ()" is SQLite's alone
+        orders = [dict(r) for r in conn.execute(f"SELECT * FROM orders WHERE id IN ({marks})", order_ids)]
+        refunds = [dict(r) for r in conn.execute(f"SELECT * FROM refunds WHERE order_id IN ({marks})", order_ids)]
     paid_without_payment = [dict(r) for r in conn.execute(
         f"""SELECT o.* FROM orders o WHERE o.status IN ({_marks(REFUND_STATES)})
              AND o.id IN (SELECT order_id FROM order_history WHERE to_status = ? AND at >= ? AND at < ?)
@@ -532,8 +536,8 @@ def _for_reconciliation(conn: sqlite3.Connection, channel: str, since: str, unti
 
 
 def _save_report(conn: sqlite3.Connection, channel: str, day: str, report: dict[str, Any], at: str) -> int:
-    return conn.execute("INSERT INTO reconciliation_reports (channel, day, created_at, report) VALUES (?, ?, ?, ?)",
-                        (channel, day, at, json.dumps(report))).lastrowid
+    return conn.execute("INSERT INTO reconciliation_reports (channel, day, created_at, report) VALUES (?, ?, ?, ?) "
+                        "RETURNING id", (channel, day, at, json.dumps(report))).fetchone()[0]
 
 
 def _latest_report(conn: sqlite3.Connection, channel: str, day: str, *, scope: Scope) -> dict[str, Any] | None:

@@ -35,15 +35,15 @@ _SELECT = """SELECT r.*, s.name AS station_name, cp.online, cp.connected_at, cp.
 
 def charger_where(scope: Scope, column: str) -> tuple[str, tuple[int, ...]]:
     """An SQL condition keeping the rows whose `column` (a charge point id) names a charger the caller may see,
-    and its parameters: ("1", ()) when it sees every tenant, so the gateway's own reads pay nothing. A charger
+    and its parameters: ("TRUE", ()) when it sees every tenant, so the gateway's own reads pay nothing. A charger
     the registry does not hold is the platform's. The tenant's chargers are read once, by the registry's
     index by tenant."""
     if scope.tenants is None:
-        return "1", ()
+        return "TRUE", ()
     ids = tuple(sorted(scope.tenants))
-    # "+": a filter on each row, not an index lookup by charger: the index that gives a list its order (by time,
-    # by id) stays the one read, so a page stops early instead of sorting every record of the tenant.
-    sql = (f"+{column} IN (SELECT charge_point_id FROM charger_registry "
+    # "|| ''": a filter on each row, not an index lookup by charger: the index that gives a list its order (by
+    # time, by id) stays the one read, so a page stops early instead of sorting every record of the tenant.
+    sql = (f"({column} || '') IN (SELECT charge_point_id FROM charger_registry "
            f"WHERE tenant_id IN ({', '.join('?' * len(ids))}))")
     if PLATFORM in scope.tenants:
         sql = f"({sql} OR {column} NOT IN (SELECT charge_point_id FROM charger_registry))"
@@ -90,7 +90,8 @@ def _filtered(conn: sqlite3.Connection, scope: Scope, station_id: int | None = N
             args.append(value)
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        clauses.append("(r.charge_point_id LIKE ? ESCAPE '\\' OR r.name LIKE ? ESCAPE '\\')")
+        # lower() on both sides: LIKE ignores ASCII case in SQLite, not in PostgreSQL
+        clauses.append("(lower(r.charge_point_id) LIKE lower(?) ESCAPE '\\' OR lower(r.name) LIKE lower(?) ESCAPE '\\')")
         args += [pattern, pattern]
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     rows = _details(conn, conn.execute(f"{_SELECT}{where} ORDER BY r.id", args).fetchall())
@@ -166,7 +167,8 @@ def _create(conn: sqlite3.Connection, cp_id: str, name: str | None, station_id: 
         return "created", _get(conn, adopted, scope=scope)
     charger_id = conn.execute(
         "INSERT INTO charger_registry (charge_point_id, tenant_id, station_id, name, connectors, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)", (cp_id, tenant, station_id, name, json.dumps(connectors), at, at)).lastrowid
+        "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (cp_id, tenant, station_id, name, json.dumps(connectors), at, at)).fetchone()[0]
     return "created", _get(conn, charger_id, scope=scope)
 
 

@@ -13,19 +13,21 @@ from .scope import Scope
 
 def _create(conn: sqlite3.Connection, reservation_id: int | None, cp_id: str, connector_id: int, id_tag: str,
             parent_id_tag: str | None, expiry_date: str, request_id: str, at: str) -> int:
-    """Record a reservation as requested; with no id, a new one that was never handed out."""
+    """Record a reservation as requested; with no id, a new one (above every id given so far: ids are also chosen
+    by callers, so the next is counted from them, not from a sequence)."""
     cur = conn.execute(
         """INSERT INTO reservations (id, charge_point_id, connector_id, id_tag, parent_id_tag, expiry_date, status,
                                      request_id, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, 'Requested', ?, ?, ?)
+           VALUES (coalesce(?, (SELECT coalesce(max(id), 0) + 1 FROM reservations)), ?, ?, ?, ?, ?, 'Requested', ?, ?, ?)
            ON CONFLICT (id) DO UPDATE SET charge_point_id = excluded.charge_point_id,
                connector_id = excluded.connector_id, id_tag = excluded.id_tag,
                parent_id_tag = excluded.parent_id_tag, expiry_date = excluded.expiry_date,
                status = 'Requested', transaction_id = NULL, request_id = excluded.request_id,
-               updated_at = excluded.updated_at""",
+               updated_at = excluded.updated_at
+           RETURNING id""",
         (reservation_id, cp_id, connector_id, id_tag, parent_id_tag, expiry_date, request_id, at, at),
     )
-    return reservation_id if reservation_id is not None else cur.lastrowid
+    return cur.fetchone()[0]
 
 
 def _set_status(conn: sqlite3.Connection, reservation_id: int, status: str, at: str) -> None:

@@ -36,6 +36,8 @@ import trio
 from .. import clock
 from .calls import COMMITTED, Table, durability
 from .health import RETENTION, StoreUnavailable
+from .pg import partitions
+from .pg.connection import on_postgresql
 from .writer.connection import insert_rows, storage_fault
 from .writer.rows import METER_VALUE_COLUMNS
 
@@ -63,7 +65,7 @@ class Rule:
     table: str
     time_column: str
     days: float
-    where: str = "1"
+    where: str = "TRUE"
     keep: int = 0
 
     def __attrs_post_init__(self) -> None:
@@ -138,14 +140,18 @@ def _delete_older(conn: sqlite3.Connection, table: str, column: str, where: str,
     `keep` (0: none by count)."""
     started = time.perf_counter()
     deleted = 0
+    # PostgreSQL has no rowid: every table a rule names has an `id` (and, partitioned by day, drops whole days)
+    key = "id" if on_postgresql(conn) else "rowid"
     if before is not None:
-        deleted = conn.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
-                               f"WHERE {column} < ? AND ({where}) LIMIT ?)", (before, limit)).rowcount
+        if on_postgresql(conn) and table in partitions.PARTITIONED and where == "TRUE":
+            deleted, _ = partitions.drop_before(conn, table, before)
+        deleted += conn.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} "
+                                f"WHERE {column} < ? AND ({where}) LIMIT ?)", (before, limit)).rowcount
     if keep > 0 and deleted < limit:
-        newest = conn.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]
+        newest = conn.execute(f"SELECT max({key}) FROM {table}").fetchone()[0]
         if newest is not None:
-            deleted += conn.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
-                                    f"WHERE rowid <= ? AND ({where}) ORDER BY rowid LIMIT ?)",
+            deleted += conn.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} "
+                                    f"WHERE {key} <= ? AND ({where}) ORDER BY {key} LIMIT ?)",
                                     (newest - keep, limit - deleted)).rowcount
     return Done(deleted, deleted, deleted < limit, time.perf_counter() - started)
 
@@ -321,7 +327,7 @@ def _thin_loose(conn: sqlite3.Connection, before: str, span: int, limit: int) ->
         if key not in seen:
             previous = conn.execute(
                 """SELECT unixepoch(received_at) FROM meter_value_sets WHERE transaction_id IS NULL AND id < ?
-                   AND charge_point_id = ? AND connector_id IS ? ORDER BY transaction_id, id DESC LIMIT 1""",
+                   AND charge_point_id = ? AND connector_id IS NOT DISTINCT FROM ? ORDER BY transaction_id, id DESC LIMIT 1""",
                 (row["id"], *key)).fetchone()
             seen[key] = None if previous is None else _span(previous[0], span)
         if seen[key] != _span(row["at"], span):
@@ -352,6 +358,18 @@ def _vacuum(conn: sqlite3.Connection, pages: int) -> Done:
 
 def _page_size(conn: sqlite3.Connection) -> int:
     return conn.execute("PRAGMA page_size").fetchone()[0]
+
+
+def _server_stats(conn: Any, tables: Iterable[str]) -> dict[str, Any]:
+    """On PostgreSQL: the database's size and the rows of each table (the server gives space back itself:
+    autovacuum; a dropped partition at once)."""
+    present = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+    present |= set(partitions.PARTITIONED)
+    rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in dict.fromkeys(tables) if t in present and IDENTIFIER.fullmatch(t)}
+    size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    return {"bytes": size, "freeBytes": 0, "walBytes": 0, "autoVacuum": "server", "rows": rows,
+            "measuredAt": clock.iso()}
 
 
 def storage_stats(path: str, tables: Iterable[str]) -> dict[str, Any]:
@@ -421,6 +439,8 @@ class Retention(Table):
         now = now or clock.now()
         started = time.perf_counter()
         report: dict[str, Any] = {"deleted": {}, "thinned": 0, "freedBytes": 0}
+        if on_postgresql(self._db):  # the coming days' partitions of frames and meter values, once a day
+            await self._db.ensure_partitions()
         for rule in list(self.rules.values()):
             if rule.active:
                 _, report["deleted"][rule.table] = await self._batches(
@@ -430,7 +450,7 @@ class Retention(Table):
         if thinning is not None and thinning.every_minutes > 0:
             _, report["thinned"] = await self._batches(THINNED, _thin, thinning.cutoff(now), thinning.every_minutes,
                                                     self._session)
-        if self.policy.vacuum and self._db.path != ":memory:":
+        if self.policy.vacuum and self._db.path != ":memory:" and not on_postgresql(self._db):
             report["freedBytes"] = await self._give_back()
         report["seconds"] = round(time.perf_counter() - started, 3)
         report["at"] = clock.iso(now)
@@ -455,7 +475,10 @@ class Retention(Table):
         if self._db.path == ":memory:":
             return None
         tables = (*GROWING, *self.rules)
-        self.stats = await trio.to_thread.run_sync(storage_stats, self._db.path, tables)
+        if on_postgresql(self._db):
+            self.stats = await self._db.run(_server_stats, tables)
+        else:
+            self.stats = await trio.to_thread.run_sync(storage_stats, self._db.path, tables)
         return self.stats
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -35,9 +35,9 @@ class Scope:
 
     def where(self, column: str) -> tuple[str, tuple[int, ...]]:
         """An SQL condition keeping the rows whose `column` (a tenant id) the caller may see, and its
-        parameters: ("1", ()) when it sees every tenant."""
+        parameters: ("TRUE", ()) when it sees every tenant."""
         if self.tenants is None:
-            return "1", ()
+            return "TRUE", ()
         ids = tuple(sorted(self.tenants))
         return f"coalesce({column}, {PLATFORM}) IN ({', '.join('?' * len(ids))})", ids
 

@@ -30,7 +30,7 @@ def _get(conn: sqlite3.Connection, station_id: int, *, scope: Scope) -> dict[str
 
 def _code_holder(conn: sqlite3.Connection, tenant_id: int, code: str, exclude_id: int | None = None) -> int | None:
     """The id of the station of `tenant_id` that has `code` (other than `exclude_id`), if any."""
-    row = conn.execute("SELECT id FROM stations WHERE tenant_id = ? AND code = ? AND id IS NOT ?",
+    row = conn.execute("SELECT id FROM stations WHERE tenant_id = ? AND code = ? AND id IS DISTINCT FROM ?",
                        (tenant_id, code, exclude_id)).fetchone()
     return row[0] if row else None
 
@@ -52,9 +52,9 @@ def _create(conn: sqlite3.Connection, fields: dict[str, Any], at: str,
         return None, None, refusal
     columns = {**{k: fields.get(k) for k in FIELDS if k in fields}, "tenant_id": scope.tenant_id,
                "created_at": at, "updated_at": at}
-    cur = conn.execute(f"INSERT INTO stations ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                       tuple(columns.values()))
-    return _get(conn, cur.lastrowid, scope=scope), None, None
+    cur = conn.execute(f"INSERT INTO stations ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+                       "RETURNING id", tuple(columns.values()))
+    return _get(conn, cur.fetchone()[0], scope=scope), None, None
 
 
 def _update(conn: sqlite3.Connection, station_id: int, fields: dict[str, Any],
@@ -106,7 +106,7 @@ def _list(conn: sqlite3.Connection, city: str | None, enabled: int | None, q: st
 def _count(conn: sqlite3.Connection, enabled: int | None, *, scope: Scope) -> dict[str, int]:
     where, args = scope.where("tenant_id")
     row = conn.execute(f"SELECT COUNT(*), COALESCE(SUM(enabled), 0) FROM stations WHERE {where} "
-                       "AND enabled IS coalesce(?, enabled)", (*args, enabled)).fetchone()
+                       "AND enabled IS NOT DISTINCT FROM coalesce(?, enabled)", (*args, enabled)).fetchone()
     return {"total": row[0], "enabled": row[1], "disabled": row[0] - row[1]}
 
 

@@ -20,6 +20,8 @@ from .commands import Commands
 from .configuration import Configuration
 from .dashboard import Dashboard
 from .db import Database
+from .pg.connection import is_url
+from .pg.database import PgDatabase
 from .frame_log import FrameLog
 from .id_tags import IdTags
 from .local_lists import LocalLists
@@ -90,8 +92,10 @@ TABLES: dict[str, type[Table]] = {name: kind for name, kind in inspect.get_annot
 @asynccontextmanager
 async def open_store(path: str, *, flush_interval: float = 0.5, flush_size: int = 500,
                      retention_days: float = 30.0, check_max_mb: float = 256) -> AsyncIterator[Store]:
-    """Open the database (checking and migrating it), run the frame-log and meter-value writer, close cleanly."""
-    db = Database(path, check_max_mb=check_max_mb)
+    """Open the database (checking and migrating it), run the frame-log and meter-value writer, close cleanly.
+
+    `path`: a SQLite file, or a PostgreSQL server's postgresql:// URL (gateway/store/pg/)."""
+    db = PgDatabase(path) if is_url(path) else Database(path, check_max_mb=check_max_mb)
     await db.open()
     appender = appender_for(db)
     frames = FrameLog(db, flush_interval, flush_size, retention_days, appender)

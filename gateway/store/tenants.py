@@ -135,7 +135,7 @@ def _by_code(conn: sqlite3.Connection, code: str) -> Row | None:
 def _code_taken(conn: sqlite3.Connection, code: str, exclude_id: int | None) -> bool:
     """Whether another tenant (than `exclude_id`) has this code: codes are unique over the whole gateway,
     since users log in with them."""
-    return conn.execute("SELECT 1 FROM tenants WHERE code = ? AND id IS NOT ?", (code, exclude_id)).fetchone() is not None
+    return conn.execute("SELECT 1 FROM tenants WHERE code = ? AND id IS DISTINCT FROM ?", (code, exclude_id)).fetchone() is not None
 
 
 def _filters(scope: Scope, parent_id: int | None, type_: str | None, enabled: int | None,
@@ -202,10 +202,10 @@ def _create(conn: sqlite3.Connection, parent_id: int, fields: Row, at: str, *, s
         return "refused", refusal
     columns = {**{k: fields[k] for k in FIELDS if k in fields}, "code": fields["code"], "parent_id": parent_id,
                "created_at": at, "updated_at": at}
-    cur = conn.execute(f"INSERT INTO tenants ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                       tuple(columns.values()))
+    cur = conn.execute(f"INSERT INTO tenants ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+                       "RETURNING id", tuple(columns.values()))
     # below a tenant the caller sees, so the caller's (a new tenant is not in the scope it started with)
-    return "ok", dict(conn.execute("SELECT * FROM tenants WHERE id = ?", (cur.lastrowid,)).fetchone())
+    return "ok", dict(conn.execute("SELECT * FROM tenants WHERE id = ?", (cur.fetchone()[0],)).fetchone())
 
 
 def _update(conn: sqlite3.Connection, tenant_id: int, fields: Row, at: str, *, scope: Scope) -> tuple[str, Any]:

@@ -44,24 +44,25 @@ def _start(conn: sqlite3.Connection, cp_id: str, connector_id: int, id_tag: str,
         # not set and whose meter starts at 0) is a new session.
         same = conn.execute(
             """SELECT id FROM transactions WHERE charge_point_id = ? AND start_timestamp = ? AND connector_id = ?
-                   AND id_tag = ? AND meter_start IS ? AND stopped_at IS NULL ORDER BY id DESC LIMIT 1""",
+                   AND id_tag = ? AND meter_start IS NOT DISTINCT FROM ? AND stopped_at IS NULL ORDER BY id DESC LIMIT 1""",
             (cp_id, timestamp, connector_id, id_tag, meter_start)).fetchone()
         if same is not None:
             return same[0]
     cur = conn.execute(
         """INSERT INTO transactions (charge_point_id, connector_id, id_tag, id_tag_status, meter_start,
                                      start_timestamp, reservation_id, remote_start_request_id, started_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
         (cp_id, connector_id, id_tag, id_tag_status, meter_start, timestamp, reservation_id,
          remote_start_request_id, at),
     )
+    transaction_id = cur.fetchone()[0]
     if reservation_id is not None:  # the reservation is used up by this transaction
         conn.execute(
             "UPDATE reservations SET status = 'Used', transaction_id = ?, updated_at = ? "
             "WHERE id = ? AND charge_point_id = ?",
-            (cur.lastrowid, at, reservation_id, cp_id),
+            (transaction_id, at, reservation_id, cp_id),
         )
-    return cur.lastrowid
+    return transaction_id
 
 
 def _stop(conn: sqlite3.Connection, cp_id: str, transaction_id: int, meter_stop: int | None,

@@ -98,9 +98,9 @@ def _list(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 
 def _add_token(conn: sqlite3.Connection, user_id: int, name: str, token_hash: str, prefix: str, at: str) -> int:
     return conn.execute(
-        "INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
         (user_id, name, token_hash, prefix, at),
-    ).lastrowid
+    ).fetchone()[0]
 
 
 def _token_user(conn: sqlite3.Connection, token_hash: str, at: str) -> dict[str, Any] | None:
@@ -144,7 +144,7 @@ def _revoke(conn: sqlite3.Connection, token_id: int, user_id: int | None, at: st
 
 def _setting(conn: sqlite3.Connection, key: str, default: str) -> str:
     """The stored value, or `default` stored now (the first caller's value wins)."""
-    conn.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, default))
+    conn.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, default))
     return conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()[0]
 
 

@@ -22,8 +22,8 @@ def _issue(conn: sqlite3.Connection, serial: str, cp_id: str, gun: int, id_tag: 
     """A serial sent with a remote start, before the pile hears of it."""
     if not _sees(conn, cp_id, scope):
         return
-    conn.execute("INSERT OR IGNORE INTO ykc_sessions (serial, charge_point_id, gun, id_tag, created_at) "
-                 "VALUES (?, ?, ?, ?, ?)", (serial, cp_id, gun, id_tag, at))
+    conn.execute("INSERT INTO ykc_sessions (serial, charge_point_id, gun, id_tag, created_at) "
+                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", (serial, cp_id, gun, id_tag, at))
 
 
 def _started(conn: sqlite3.Connection, serial: str, cp_id: str, gun: int, transaction_id: int, at: str, *,
@@ -54,7 +54,8 @@ def _recorded(conn: sqlite3.Connection, serial: str, cp_id: str, gun: int, stop_
     """Keep the pile's transaction record; False when it was kept already (a pile sends it again until acknowledged)."""
     if not _sees(conn, cp_id, scope):
         return False
-    conn.execute("INSERT OR IGNORE INTO ykc_sessions (serial, charge_point_id, gun, created_at) VALUES (?, ?, ?, ?)",
+    conn.execute("INSERT INTO ykc_sessions (serial, charge_point_id, gun, created_at) VALUES (?, ?, ?, ?) "
+                 "ON CONFLICT DO NOTHING",
                  (serial, cp_id, gun, at))
     cur = conn.execute("UPDATE ykc_sessions SET stop_reason = ?, stop_reason_text = ?, record = ?, recorded_at = ? "
                        "WHERE serial = ? AND record IS NULL", (stop_reason, stop_reason_text, record, at, serial))

@@ -10,6 +10,7 @@ from typing import Any, AsyncIterator
 import attrs
 import pytest
 
+from tests.backend import database
 from gateway import clock
 from gateway.billing.charging import RemoteAnswer, StartRequest, start_charging, stop_charging
 from gateway.billing.errors import BillingConflict
@@ -54,7 +55,7 @@ class Charger:
 
 @pytest.fixture
 async def book(tmp_path: Path) -> AsyncIterator[OrderBook]:
-    async with open_store(str(tmp_path / "gateway.db")) as store:
+    async with open_store(database(tmp_path, "gateway.db")) as store:
         yield OrderBook(store, from_config(Config().billing), Hub())
 
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import trio
 
+from tests.backend import database
 from gateway import clock
 from gateway.billing.payments import PaymentService
 from gateway.billing.reconcile import reconcile
@@ -111,7 +112,7 @@ async def test_a_day_of_1000_trades_reports_each_planted_mismatch_exactly_once(
     settings = BillingSettings(tariffs={}, default_tariff="standard", charger_tariffs={},
                                tz=ZoneInfo("Asia/Shanghai"), currency="CNY", alipay=alipay_settings,
                                wechat=wechat_settings)
-    async with open_store(str(tmp_path / "gateway.db")) as store:
+    async with open_store(database(tmp_path, "gateway.db")) as store:
         expected = await _generate(store, standin, channel)
         service = PaymentService(store, settings, orders=None)
         await reconcile(service, channel, DAY - timedelta(days=1), ask_provider=True)  # keeps that day's bill

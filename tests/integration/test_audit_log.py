@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import sqlite3
 from typing import Any
 
 import httpx
@@ -18,6 +17,7 @@ import httpx
 from gateway import clock
 from gateway.http.accounts import hash_password
 from gateway.http.openapi import document
+from tests.backend import read
 from tests.integration.test_openapi_answers import _validator
 from tests.responder import answering
 
@@ -127,13 +127,8 @@ def test_the_document_marks_every_change_and_every_command_and_nothing_else():
             assert bool(operation.get("x-audited")) is (method != "get" or command), (method, path)
 
 
-async def _rows(db_path: str) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM audit_log ORDER BY id")]
-    finally:
-        conn.close()
+async def _rows(db: str) -> list[dict[str, Any]]:
+    return read(db, "SELECT * FROM audit_log ORDER BY id")
 
 
 async def _all_records(http: httpx.AsyncClient, auth: Any) -> list[dict[str, Any]]:

@@ -19,8 +19,9 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 async def sql(store: Any, statement: str, *args: Any) -> int:
+    """Insert a row; its id."""
     def run(conn: Any) -> int:
-        return conn.execute(statement, args).lastrowid
+        return conn.execute(statement + " RETURNING id", args).fetchone()[0]
     return await store.db.run(run)
 
 

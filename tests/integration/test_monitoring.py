@@ -19,6 +19,7 @@ from tests.conftest import make_config, started
 from tests.helpers import BOOT, charger, status
 from tests.integration.test_auth import viewer_and_operator
 from tests.integration.test_metrics import scrape, value
+from tests.backend import sqlite_only
 from tests.waiting import until
 
 PREFIXES = ("/api/monitoring", "/api/v1/monitoring")
@@ -292,6 +293,7 @@ async def test_a_refused_payment_callback_raises_an_alert_that_waits_for_a_perso
         assert health["payments_alipay"]["state"] in ("up", "degraded")  # configured here
 
 
+@sqlite_only("the disk rule watches the database file's disk; a PostgreSQL server's disk is the server's")
 async def test_the_machine_rules_disk_and_writer_are_the_platforms(nursery, tmp_path):
     # A threshold of 100 % free: every disk is "nearly full"; one writer restart is enough.
     config = monitoring_config(tmp_path, disk_space={"threshold": 100.0}, writer_restarts={"threshold": 1.0})

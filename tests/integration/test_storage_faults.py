@@ -24,9 +24,13 @@ import trio
 
 from gateway.store import appender as appender_module
 from gateway.store.writer import connection
+from tests.backend import sqlite_only
 from tests.conftest import started
 from tests.helpers import BOOT, charger, status
 from tests.waiting import until
+
+pytestmark = sqlite_only("the faults are SQLite's own (a full, read-only or locked file); a PostgreSQL server's "
+                         "outage is tests/integration/test_pg_outage.py")
 
 FILLER = [{"value": "230.0", "measurand": "Voltage", "phase": f"L{k % 3 + 1}", "unit": "V",
            "context": "Sample.Periodic", "location": "Outlet"} for k in range(40)]

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import trio
 
+from tests.backend import database
 from gateway import clock
 from gateway.http.accounts import hash_password
 from gateway.store import scope
@@ -83,7 +84,7 @@ async def test_an_id_tag_is_valid_only_on_chargers_of_its_tenant_and_the_tenants
 
 
 async def test_the_same_id_tag_in_two_tenants_is_two_tags(tmp_path):
-    async with open_store(str(tmp_path / "gw.db")) as store:
+    async with open_store(database(tmp_path, "gw.db")) as store:
         a, b = await _tenant(store, "opa"), await _tenant(store, "opb")
         with scope.acting_as(acting(a)):
             await store.id_tags.put("CARD1", "Blocked", at=AT)
@@ -102,7 +103,7 @@ async def test_the_same_id_tag_in_two_tenants_is_two_tags(tmp_path):
 
 @pytest.mark.parametrize("quota", [1, 3])
 async def test_concurrent_station_creates_never_exceed_the_quota(tmp_path, quota):
-    async with open_store(str(tmp_path / "gw.db")) as store:
+    async with open_store(database(tmp_path, "gw.db")) as store:
         a = await _tenant(store, "opa", max_stations=quota)
         outcomes: list[tuple] = []
 
@@ -124,7 +125,7 @@ async def test_concurrent_station_creates_never_exceed_the_quota(tmp_path, quota
 
 async def test_concurrent_charger_registrations_never_exceed_the_quota_of_the_tenant_or_above(tmp_path):
     """A's quota of 2 chargers covers its sub-operator A1 too: creates in A and A1 at once get 2 places."""
-    async with open_store(str(tmp_path / "gw.db")) as store:
+    async with open_store(database(tmp_path, "gw.db")) as store:
         a = await _tenant(store, "opa", max_chargers=2)
         a1 = await _tenant(store, "opa1", parent=a)
         outcomes: list[str] = []
@@ -151,7 +152,7 @@ async def test_concurrent_charger_registrations_never_exceed_the_quota_of_the_te
 # ---- records created in the acting tenant; moving a charger ---------------------------------------
 
 async def test_a_charger_is_created_in_the_acting_tenant_or_one_below_and_moves_within_the_scope(tmp_path):
-    async with open_store(str(tmp_path / "gw.db")) as store:
+    async with open_store(database(tmp_path, "gw.db")) as store:
         a = await _tenant(store, "opa")
         a1 = await _tenant(store, "opa1", parent=a)
         b = await _tenant(store, "opb")

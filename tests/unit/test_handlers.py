@@ -9,6 +9,7 @@ import pytest
 import structlog
 import trio
 
+from tests.backend import database
 from gateway.chargepoint.context import HandlerContext
 from gateway.chargepoint.handlers import HANDLERS, Unusable, dispatch
 from gateway.chargepoint.remote_starts import RemoteStarts
@@ -26,7 +27,7 @@ VALIDATOR = Validator()
 
 @asynccontextmanager
 async def context(tmp_path, cp_id: str = "CP1", **config: Any) -> AsyncIterator[HandlerContext]:
-    async with open_store(str(tmp_path / "g.db")) as store:
+    async with open_store(database(tmp_path, "g.db")) as store:
         yield HandlerContext(cp_id, store, ChargerConfig(**config), Hub(), RemoteStarts(),
                              structlog.get_logger("test").bind(cp=cp_id))
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tests.backend import database
 from gateway import clock
 from gateway.monitoring import rules
 from gateway.monitoring.figures import Rates, quantile, worst
@@ -167,7 +168,7 @@ def test_log_lines_are_kept_masked_and_filtered():
 
 
 async def test_alerts_about_a_charger_are_its_tenants(tmp_path):
-    async with open_store(str(tmp_path / "a.db")) as store:
+    async with open_store(database(tmp_path, "a.db")) as store:
         def raised(rule: str, subject: str, cp_id: str | None) -> tuple[str, dict]:
             return "raised", {"rule": rule, "subject": subject, "charge_point_id": cp_id, "severity": "warning",
                               "message": subject, "value": 1.0, "threshold": 0.0, "auto_resolve": True}
@@ -192,7 +193,7 @@ async def test_alerts_about_a_charger_are_its_tenants(tmp_path):
 
 
 async def test_the_log_table_is_searched_and_pruned(tmp_path):
-    async with open_store(str(tmp_path / "l.db")) as store:
+    async with open_store(database(tmp_path, "l.db")) as store:
         lines = [(ago(days=10), "info", "gateway.store", "old", None, "{}"),
                  (ago(minutes=2), "warning", "gateway.charger", "slow answer", "CP1", '{"ms": 900}'),
                  (ago(minutes=1), "error", "gateway", "100% broken_", None, "{}")]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.backend import database
 from gateway.store.health import StoreUnavailable
 
 from gateway.store.store import open_store
@@ -125,7 +126,7 @@ async def test_appended_meter_values_are_refused_while_the_file_fails_the_writer
 async def test_readers_of_meter_values_wait_for_what_the_writer_holds(tmp_path: Path):
     """The writer process is stopped while meter values wait in it: a transaction's samples and the pricing
     input of its order are read only once they are committed, without the caller asking for it."""
-    async with open_store(str(tmp_path / "gateway.db")) as store:
+    async with open_store(database(tmp_path, "gateway.db")) as store:
         await store.chargers.connected("CP1", "127.0.0.1", "ocpp1.6", T0)
         tx = await store.transactions.start("CP1", 1, "TAG", "Accepted", 0, T0, None, T0)
         order = await store.orders.open_for_transaction(
@@ -152,7 +153,7 @@ async def test_readers_of_meter_values_wait_for_what_the_writer_holds(tmp_path: 
 
 
 async def test_frame_log_readers_see_every_frame_recorded_before_the_call(tmp_path: Path):
-    async with open_store(str(tmp_path / "gateway.db"), flush_interval=3600) as store:
+    async with open_store(database(tmp_path, "gateway.db"), flush_interval=3600) as store:
         for i in range(3):
             store.frames.record("CP1", "in", f"frame {i}")
         assert [f["body"] for f in await store.frames.query("CP1")] == ["frame 0", "frame 1", "frame 2"]
@@ -169,7 +170,7 @@ def test_a_method_declared_twice_is_refused():
 async def test_who_is_out_of_service_is_read_once_and_forgotten_on_every_change(tmp_path):
     from gateway import clock
     from gateway.store.store import open_store
-    async with open_store(str(tmp_path / "g.db")) as store:
+    async with open_store(database(tmp_path, "g.db")) as store:
         created, entry = await store.registry.create("CP1", None, None, [], clock.iso())
         assert created == "created" and await store.chargers.availability("CP1") is None  # now held in memory
         await store.registry.update(entry["id"],

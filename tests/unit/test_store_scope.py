@@ -28,7 +28,7 @@ class Probe(Table, committed=dict(seen=_seen), batched=dict(keep=_keep)):
 
 
 def test_where_clause():
-    assert scope.EVERYTHING.where("t.tenant_id") == ("1", ())
+    assert scope.EVERYTHING.where("t.tenant_id") == ("TRUE", ())
     clause, params = scope.Scope(2, frozenset({4, 2})).where("t.tenant_id")
     assert clause == "coalesce(t.tenant_id, 1) IN (?, ?)" and params == (2, 4)
     assert scope.Scope(2, frozenset({2})).sees(2) and not scope.Scope(2, frozenset({2})).sees(None)

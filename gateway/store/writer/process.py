@@ -12,7 +12,11 @@ pure cost here). In: (seq, batch), a batch being a list of (kind, rows) as in ro
 full, read-only, damaged), it sends (FAULT, [why]) and ends, having committed nothing more: the
 gateway keeps the rows and starts another writer once the fault may have cleared.
 
-Standard library only, so that it starts small (14 MiB); run as `python -m gateway.store.writer.process DB_PATH`.
+Standard library only for a SQLite file, so that it starts small (14 MiB); run as
+`python -m gateway.store.writer.process DB_PATH`. For a PostgreSQL server it is run with `-` for the path and the
+URL in the environment (GATEWAY_WRITER_DB: a password stays out of the process list), and writes with COPY
+(gateway/store/pg/rows.py); while the server cannot be reached it ends as for a failing file, and the gateway
+keeps the rows and tries again.
 It ignores SIGINT and SIGTERM (a terminal or systemd signals the whole group): it stops when the
 gateway closes the pipe, after committing everything it was sent.
 """
@@ -87,7 +91,12 @@ def transaction(conn: sqlite3.Connection, batch: list[tuple[str, list[tuple]]]) 
         raise
 
 
-def commit(conn: sqlite3.Connection, batch: list[tuple[str, list[tuple]]]) -> list[str]:
+def _file_fault(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError)
+
+
+def commit(conn: sqlite3.Connection, batch: list[tuple[str, list[tuple]]], write=transaction,
+           fault=_file_fault) -> list[str]:
     """Write a batch in one transaction; if that fails, each (kind, rows) alone, so the others land.
 
     Rows that cannot be written are reported and dropped. When the file itself fails (locked for too
@@ -95,24 +104,23 @@ def commit(conn: sqlite3.Connection, batch: list[tuple[str, list[tuple]]]) -> li
     gateway gives the rows to another writer, or to its database thread.
     """
     try:
-        transaction(conn, batch)
+        write(conn, batch)
         return []
-    except sqlite3.OperationalError:
-        raise
-    except Exception:
-        pass
+    except Exception as exc:
+        if fault(exc):
+            raise
     errors = []
     for item in batch:
         try:
-            transaction(conn, [item])
-        except sqlite3.OperationalError:
-            raise
+            write(conn, [item])
         except Exception as exc:
+            if fault(exc):
+                raise
             errors.append(f"{item[0]}: {len(item[1])} rows not written: {exc!r}")
     return errors
 
 
-def serve(conn: sqlite3.Connection, fd_in: int, fd_out: int) -> None:
+def serve(conn: sqlite3.Connection, fd_in: int, fd_out: int, write=transaction, fault=_file_fault) -> None:
     send(fd_out, (0, []))  # ready: the database is open
     for messages in read_messages(fd_in):
         batches = [marshal.loads(m) for m in messages]
@@ -124,7 +132,7 @@ def serve(conn: sqlite3.Connection, fd_in: int, fd_out: int) -> None:
                 i += 1
                 items.extend(batch)
                 rows += sum(len(r) for _, r in batch)
-            send(fd_out, (seq, commit(conn, items)))
+            send(fd_out, (seq, commit(conn, items, write, fault)))
 
 
 def main(path: str) -> None:
@@ -136,6 +144,9 @@ def main(path: str) -> None:
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     except (AttributeError, OSError):
         pass
+    if path == "-":
+        serve_postgresql(os.environ[URL_ENV])
+        return
     conn = None
     try:
         conn = for_writing(connect(path))
@@ -149,6 +160,32 @@ def main(path: str) -> None:
     finally:
         if conn is not None:
             conn.close()
+
+
+URL_ENV = "GATEWAY_WRITER_DB"
+
+
+def serve_postgresql(url: str) -> None:
+    from ..pg import rows as pg_rows  # psycopg: loaded only for a server
+    from ..pg.connection import connect as pg_connect, Connection, storage_fault as pg_fault
+
+    def write(conn: Connection, batch: list[tuple[str, list[tuple]]]) -> None:
+        with conn.raw.transaction():
+            pg_rows.apply(conn, batch)
+
+    conn = None
+    try:
+        conn = Connection(pg_connect(url, connect_timeout=5))
+        serve(conn, sys.stdin.fileno(), sys.stdout.fileno(), write, lambda exc: pg_fault(exc) is not None)
+    except Exception as exc:
+        reason = pg_fault(exc)
+        if reason is None:
+            raise
+        send(sys.stdout.fileno(), (FAULT, [reason]))
+        sys.exit(3)
+    finally:
+        if conn is not None:
+            conn.raw.close()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,157 @@
+"""PostgreSQL as the store: its migrations beside SQLite's, the day partitions of frames and meter values,
+and `gateway migrate`, which copies a SQLite site's records into a server (skipped where no server can start)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.store.db import migration_files as sqlite_migrations
+from gateway.store.pg import partitions
+from gateway.store.pg.connection import Connection, connect
+from gateway.store.pg.migrations import BASELINE, migrate, migration_files
+from gateway.store.store import open_store
+from tests import pg
+
+T0 = "2026-11-22T08:00:00.000Z"
+
+
+def test_every_sqlite_migration_has_its_postgresql_twin():
+    """024_baseline.sql stands for SQLite's 001 to 024; every later SQLite migration needs a PostgreSQL one of the
+    same number (a migration of PostgreSQL alone may have a number SQLite lacks)."""
+    server = {number for number, _, _ in migration_files()}
+    assert BASELINE in server and min(server) == BASELINE
+    missing = [name for number, name, _ in sqlite_migrations() if number > BASELINE and number not in server]
+    assert not missing, f"PostgreSQL twins missing in schemas/postgresql/: {missing}"
+
+
+@pytest.fixture(scope="module")
+def server():
+    try:
+        with pg.server("postgres_tests") as url:
+            yield url.rsplit("/", 1)[0]
+    except pg.Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+def _database(server: str, name: str) -> str:
+    admin = connect(server + "/postgres")
+    try:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.close()
+    return f"{server}/{name}"
+
+
+def test_migrations_are_applied_once_into_the_ledger(server: str):
+    url = _database(server, "ledger")
+    raw = connect(url)
+    try:
+        conn = Connection(raw)
+        assert migrate(conn) == max(n for n, _, _ in migration_files())
+        again = migrate(conn)  # nothing left to do
+        ledger = [tuple(r) for r in conn.execute("SELECT number, name FROM schema_migrations ORDER BY number")]
+        assert ledger == [(n, name) for n, name, _ in migration_files()] and again == ledger[-1][0]
+    finally:
+        raw.close()
+
+
+def test_rows_land_in_their_days_partition_and_retention_drops_whole_days(server: str):
+    url = _database(server, "days")
+    raw = connect(url)
+    try:
+        conn = Connection(raw)
+        migrate(conn)
+        day = dt.date(2026, 11, 20)
+        with raw.transaction():
+            made = partitions.ensure(conn, day, ahead=2)
+        assert made == [f"{t}_{d:%Y%m%d}" for t in partitions.PARTITIONED for d in
+                        (day, day + dt.timedelta(days=1), day + dt.timedelta(days=2))]
+        assert partitions.days(conn, "frames") == [day, day + dt.timedelta(days=1), day + dt.timedelta(days=2)]
+        rows = [("2026-11-20T23:59:59.999Z", "CP1", "in", 2, "u1", "Heartbeat", "{}"),
+                ("2026-11-21T00:00:00.000Z", "CP1", "in", 2, "u2", "Heartbeat", "{}"),
+                ("2025-01-01T00:00:00.000Z", "CP1", "in", 2, "u0", "Heartbeat", "{}")]  # a day with no partition
+        conn.copy_rows("frames", ["at", "charge_point_id", "direction", "message_type", "unique_id", "action", "body"],
+                       rows)
+        where = {r["unique_id"]: r["part"] for r in conn.execute(
+            "SELECT unique_id, tableoid::regclass::text AS part FROM frames")}
+        assert where == {"u1": "frames_20261120", "u2": "frames_20261121", "u0": "frames_default"}
+        with raw.transaction():  # made again: nothing new, nothing fails
+            assert partitions.ensure(conn, day, ahead=2) == []
+        with raw.transaction():
+            deleted, dropped = partitions.drop_before(conn, "frames", "2026-11-21T12:00:00.000Z")
+        # the 20th ends before the cut-off: dropped whole; the 21st does not; the default partition's old row goes
+        assert dropped == ["frames_20261120"] and deleted == 1
+        assert [r[0] for r in conn.execute("SELECT unique_id FROM frames")] == ["u2"]
+    finally:
+        raw.close()
+
+
+async def test_gateway_migrate_copies_a_sqlite_site_into_postgresql(tmp_path: Path, server: str, capsys):
+    path = str(tmp_path / "site.db")
+    async with open_store(path) as store:
+        await store.chargers.connected("CP1", "127.0.0.1", "ocpp1.6", T0)
+        await store.id_tags.put("TAG1", at=T0)
+        tx = await store.transactions.start("CP1", 1, "TAG1", "Accepted", 100, T0, None, T0)
+        store.transactions.add_meter_values(
+            "CP1", 1, tx, [{"timestamp": T0, "sampledValue": [{"value": "150", "unit": "Wh"}]}], T0)
+        store.frames.record("CP1", "in", '[2,"1","Heartbeat",{}]')
+        await store.frames.flush()
+        await store.transactions.appended_committed()
+    url = _database(server, "copied")
+    assert main(["migrate", "--from", path, "--to", url]) == 0
+    done = json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # after what the store logged
+    assert done["tables"]["transactions"] == 1 and done["tables"]["meter_value_sets"] == 1
+    assert done["tables"]["charge_points"] == 1 and done["tables"]["tenants"] == 1
+
+    async with open_store(url) as store:
+        assert (await store.transactions.get(tx))["meter_start"] == 100
+        assert [s["value"] for s in await store.transactions.samples(tx)] == ["150"]
+        assert (await store.id_tags.get("TAG1"))["status"] == "Accepted"
+        assert [f["body"] for f in await store.frames.query("CP1")] == ['[2,"1","Heartbeat",{}]']
+        # the sequences are past the copied ids: a new transaction never takes one
+        assert await store.transactions.start("CP1", 2, "TAG1", "Accepted", 0, T0, None, T0) == tx + 1
+
+    # into a database that holds records already: refused, nothing written
+    assert main(["migrate", "--from", path, "--to", url]) == 1
+    assert "already holds records" in capsys.readouterr().err
+
+
+def test_gateway_migrate_says_what_is_wrong(tmp_path: Path, capsys):
+    assert main(["migrate", "--from", str(tmp_path / "none.db"), "--to", "postgresql://127.0.0.1:1/x"]) == 1
+    assert "is not a file" in capsys.readouterr().err
+    assert main(["migrate", "--from", str(tmp_path / "none.db"), "--to", "other.db"]) == 2
+    assert "must be a postgresql:// URL" in capsys.readouterr().err
+
+
+def test_the_doctor_asks_the_server_and_never_shows_its_password(server: str):
+    from gateway.config import load
+    from gateway.ops import doctor
+
+    def findings(db: str) -> dict[str, doctor.Finding]:
+        config = load(None, env={}, overrides={"db": db, "http": "127.0.0.1:0", "ocpp": "127.0.0.1:0"})
+        return {f.check: f for f in doctor.examine(config)}
+
+    url = _database(server, "doctor")
+    good = findings(url)
+    assert good["database"].level == doctor.OK and "takes writes" in good["database"].text
+    assert "disk" not in good  # the server's disk is the server's to watch
+    bad = findings("postgresql://gw:s3cret@127.0.0.1:1/x")
+    assert bad["database"].level == doctor.PROBLEM and "cannot be reached" in bad["database"].text
+    assert "s3cret" not in bad["database"].text
+
+
+def test_backups_of_a_server_are_pg_dumps_and_the_command_says_so(tmp_path: Path, capsys):
+    from gateway.store import backup
+
+    for run in (lambda: backup.backup("postgresql://db/gw", tmp_path / "b.db"),
+                lambda: backup.restore(tmp_path / "b.db", "postgresql://db/gw"),
+                lambda: backup.compact("postgresql://db/gw")):
+        with pytest.raises(backup.BackupError, match="pg_dump"):
+            run()
+    assert main(["backup", str(tmp_path / "b.db"), "--db", "postgresql://db/gw"]) == 1
+    assert "pg_dump" in capsys.readouterr().err
