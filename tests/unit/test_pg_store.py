@@ -20,6 +20,13 @@ from tests import pg
 T0 = "2026-11-22T08:00:00.000Z"
 
 
+@pytest.fixture(autouse=True)
+def logs_left_alone(monkeypatch):
+    """`gateway migrate` points the log at this test's captured output, which closes with the test: the later
+    tests of the worker would log into a closed file."""
+    monkeypatch.setattr("gateway.cli.logs.configure", lambda *args, **kwargs: None)
+
+
 def test_every_sqlite_migration_has_its_postgresql_twin():
     """024_baseline.sql stands for SQLite's 001 to 024; every later SQLite migration needs a PostgreSQL one of the
     same number (a migration of PostgreSQL alone may have a number SQLite lacks)."""
