@@ -760,7 +760,8 @@ CREATE INDEX transactions_started_quarter ON transactions ((unixepoch(started_at
 CREATE FUNCTION json_member(document JSONB, name TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN CASE jsonb_typeof(document -> name) WHEN 'string' THEN document ->> name WHEN 'null' THEN NULL
                 ELSE (document -> name)::TEXT END;
-CREATE FUNCTION json_or(document TEXT, fallback JSONB) RETURNS JSONB LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+-- (PARALLEL RESTRICTED: its exception block starts a subtransaction, which a parallel worker cannot)
+CREATE FUNCTION json_or(document TEXT, fallback JSONB) RETURNS JSONB LANGUAGE plpgsql IMMUTABLE PARALLEL RESTRICTED AS $$
 BEGIN
     RETURN document::jsonb;
 EXCEPTION WHEN others THEN
