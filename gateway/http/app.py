@@ -92,8 +92,9 @@ async def openapi_json() -> Any:
     return jsonify(openapi.document(current_services().limits))
 
 
-@gateway.route("/docs", role=VIEWER, get=op("gateway", "This document, rendered (self-contained HTML)",
-                                            {"type": "string"}, media="text/html"))
+# The page itself holds nothing but its script: it reads /openapi.json with the console's login (or Basic).
+@gateway.route("/docs", role=PUBLIC, get=op("gateway", "This document, rendered (self-contained HTML)",
+                                            {"type": "string"}, media="text/html", public=True))
 async def docs() -> Response:
     return Response(openapi.docs_page(), content_type="text/html; charset=utf-8")
 

@@ -231,3 +231,19 @@ def test_a_refused_form_says_why_beside_it(console):
     form.locator("button", has_text="Save").click()
     expect(form.locator("output.note")).to_contain_text("stationCode")
     expect(form.locator("output.note")).to_have_class(re.compile(r"\berr\b"))
+
+
+def test_the_api_docs_use_the_console_s_login(context, served):
+    assert httpx.get(served.url + "/openapi.json").status_code == 401  # the document itself needs a login
+    log_in(context.new_page(), served)
+    docs = context.new_page()  # a new tab, no Basic credentials: the console's tab lends its login
+    docs.goto(served.url + "/docs")
+    expect(docs.locator("#error")).to_have_text("")
+    expect(docs.locator("details.op").first).to_be_attached()
+    alone = context.browser.new_context()  # no console open anywhere: the page says how to get in
+    try:
+        page = alone.new_page()
+        page.goto(served.url + "/docs")
+        expect(page.locator("#error")).to_contain_text("log in at the console")
+    finally:
+        alone.close()
