@@ -101,7 +101,7 @@ def unrouted_role(method: str, path: str) -> Role:
     """The role asked of a request no declared route takes (an unknown path: 404, a method the path does
     not serve: 405, OPTIONS): answered by the path's prefix, as the routes there are, so that a client
     without the role learns nothing of what exists there."""
-    if path in ("/health", "/web", "/api/auth/login") or path.startswith(("/ocpp/", "/api/payment/callback/",
+    if path in ("/health", "/web", "/docs", "/api/auth/login") or path.startswith(("/ocpp/", "/api/payment/callback/",
                                                                                        "/api/cloudcharge/")):
         return PUBLIC
     if path.startswith("/api/auth/"):
