@@ -72,6 +72,20 @@ def open_error(path: str, exc: BaseException) -> StoreOpenError:
     return StoreOpenError(f"cannot open the database {path}: {cause}")
 
 
+def take_waiting(jobs: queue.Queue, first: Any, stop: object) -> tuple[list, bool]:
+    """`first` and the jobs waiting behind it, up to MAX_BATCH; True when `stop` was among them (not taken)."""
+    batch = [first]
+    while len(batch) < MAX_BATCH:
+        try:
+            more = jobs.get_nowait()
+        except queue.Empty:
+            break
+        if more is stop:
+            return batch, True
+        batch.append(more)
+    return batch, False
+
+
 def bulk(fn: Callable[..., list]) -> Callable[..., list]:
     """Mark a job function that takes every waiting call at once: fn(conn, [args, ...]) -> [result, ...].
 
@@ -89,8 +103,13 @@ def migration_files() -> list[tuple[int, str, str]]:
     Read from the repository's schemas/sqlite/, or from the copy that a wheel
     ships as gateway/migrations/.
     """
-    repo = Path(__file__).resolve().parents[2] / "schemas" / "sqlite"
-    folder = repo if repo.is_dir() else resources.files("gateway").joinpath("migrations")
+    return read_migrations("sqlite", "migrations")
+
+
+def read_migrations(engine: str, packaged: str) -> list[tuple[int, str, str]]:
+    """(number, name, sql) of schemas/<engine>/NNN_name.sql, or of the wheel's copy gateway/<packaged>/."""
+    repo = Path(__file__).resolve().parents[2] / "schemas" / engine
+    folder = repo if repo.is_dir() else resources.files("gateway").joinpath(packaged)
     found = []
     for file in folder.iterdir():
         m = MIGRATION_NAME.match(file.name)
@@ -229,17 +248,7 @@ class Database:
                     # Nobody waits for it (frames, meter values): let more gather for one commit,
                     # rather than one small transaction, and one GIL tug-of-war, per message.
                     time.sleep(LINGER)
-                batch = [job]
-                stop = False
-                while len(batch) < MAX_BATCH:
-                    try:
-                        more = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is _STOP:
-                        stop = True
-                        break
-                    batch.append(more)
+                batch, stop = take_waiting(self._queue, job, _STOP)
                 self._run_batch(conn, batch)
                 if stop:
                     return

@@ -27,7 +27,7 @@ import psycopg_pool
 import structlog
 import trio
 
-from ..db import MAX_BATCH, StoreClosed, StoreOpenError
+from ..db import StoreClosed, StoreOpenError, take_waiting
 from ..health import DATABASE, StorageHealth, StoreUnavailable
 from . import partitions
 from .connection import RETRY, Connection, configure, redact, storage_fault
@@ -214,16 +214,7 @@ class PgDatabase:
             job = self._queue.get()
             if job is _STOP:
                 return
-            batch, stop = [job], False
-            while len(batch) < MAX_BATCH:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is _STOP:
-                    stop = True
-                    break
-                batch.append(more)
+            batch, stop = take_waiting(self._queue, job, _STOP)
             self._run_batch(batch)
             if stop:
                 return

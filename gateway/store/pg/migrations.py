@@ -7,12 +7,10 @@ take turns: the first migrates while the others wait on an advisory lock.
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
 
 import structlog
 
-from ..db import MIGRATION_NAME
+from ..db import read_migrations
 from .connection import Connection
 
 log = structlog.get_logger("gateway.store")
@@ -23,14 +21,7 @@ BASELINE = 24  # the SQLite migrations 024_baseline.sql stands for: 1 to 24
 
 def migration_files() -> list[tuple[int, str, str]]:
     """(number, name, sql) for every PostgreSQL migration, in order: schemas/postgresql/, or the wheel's copy."""
-    repo = Path(__file__).resolve().parents[3] / "schemas" / "postgresql"
-    folder = repo if repo.is_dir() else resources.files("gateway").joinpath("migrations_postgresql")
-    found = []
-    for file in folder.iterdir():
-        m = MIGRATION_NAME.match(file.name)
-        if m:
-            found.append((int(m.group(1)), file.name, file.read_text("utf-8")))
-    return sorted(found)
+    return read_migrations("postgresql", "migrations_postgresql")
 
 
 def applied(conn: Connection) -> set[int]:
