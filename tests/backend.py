@@ -71,14 +71,14 @@ def database(tmp_path: Path, name: str = "gateway.db") -> str:
         _start()
     db = f"test_{os.getpid()}_{next(_names)}"
     with _admin() as admin:
-        for old in [name for name in list(_made)[:-KEEP]]:
+        for old in list(_made)[:-KEEP]:
             try:
                 admin.execute(f'DROP DATABASE IF EXISTS "{old}"')  # refused while a gateway still uses it
             except psycopg.errors.ObjectInUse:
                 continue
             _made.remove(old)
-            for key in [k for k, url in _given.items() if url.endswith("/" + old)]:
-                del _given[key]
+            for given in [k for k, url in _given.items() if url.endswith("/" + old)]:
+                del _given[given]
         admin.execute(f'CREATE DATABASE "{db}" TEMPLATE gateway_template')
     _made.append(db)
     _given[key] = _server["url"].rsplit("/", 1)[0] + "/" + db

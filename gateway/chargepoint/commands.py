@@ -265,6 +265,9 @@ class CommandService:
         why = session.unsupported(action, payload)
         if why is not None:
             raise NotSupported(session.cp_id, action, why)
+        testing = self.chargers.busy.get(session.cp_id)  # a test run is this node's: the requester cannot know
+        if testing is not None and action not in DURING_TESTS:
+            raise ChargerUnderTest(session.cp_id, testing)
         starts = self.chargers.remote_starts
         if action == "RemoteStartTransaction":
             starts.expect(session.cp_id, payload.get("connectorId"), payload["idTag"], request_id)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..chargepoint.errors import (CallErrorReceived, CallTimeout, CommandError, NotConnected, NotSupported,
-                                  TooManyCommands)
+from ..chargepoint.errors import (CallErrorReceived, CallTimeout, ChargerUnderTest, CommandError, NotConnected,
+                                  NotSupported, TooManyCommands)
 
 ANSWERED, EXPIRED, LOST = "answered", "expired", "lost"
 
@@ -32,6 +32,8 @@ def stored(result: dict[str, Any] | None, error: BaseException | None) -> tuple[
         return "too_many", {"limit": error.limit}
     if isinstance(error, NotSupported):
         return "not_supported", {"why": str(error)}
+    if isinstance(error, ChargerUnderTest):
+        return "under_test", {"why": error.why}
     raise TypeError(f"not an outcome of a call: {error!r}")
 
 
@@ -54,6 +56,8 @@ def answer(cp_id: str, action: str, timeout: float, outcome: str, data: dict[str
         error = TooManyCommands(cp_id, int(data.get("limit", 0)))
     elif outcome == "not_supported":
         error = NotSupported(cp_id, action, str(data.get("why", f"{action} cannot be sent to {cp_id!r}")))
+    elif outcome == "under_test":
+        error = ChargerUnderTest(cp_id, str(data.get("why", "a charger test run")))
     else:  # not_connected, and anything a newer node may store
         error = NotConnected(cp_id)
     raise error

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import trio
 from hypercorn.trio import serve
 from quart import Response, g, jsonify, request
 from quart.asgi import ASGIHTTPConnection
+from quart.routing import QuartRule
 from quart_trio import QuartTrio
 from quart_trio.asgi import TrioASGIHTTPConnection
 
@@ -46,8 +47,24 @@ class _HTTPConnection(TrioASGIHTTPConnection):
             when_gone()
 
 
+class _Rule(QuartRule):
+    """A route whose URL builder (url_for's) is made when first used, which the gateway never does: Werkzeug
+    makes two per route as it is added, by generating and compiling Python code, most of the time a
+    gateway takes to start (measured: 0.27 s of CPU a start, 0.2 of it here; 0.07 with these)."""
+
+    def _compile_builder(self, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
+        built: list[Callable[..., tuple[str, str]]] = []
+
+        def build(rule: _Rule, *args: Any, **kwargs: Any) -> tuple[str, str]:
+            if not built:
+                built.append(QuartRule._compile_builder(rule, append_unknown).__get__(rule, None))
+            return built[0](*args, **kwargs)
+        return build
+
+
 class _App(QuartTrio):
     asgi_http_class = _HTTPConnection
+    url_rule_class = _Rule
     request_class = audit_api.AuditedRequest  # knows whether its body was read (the audit log's summary)
     services: Services  # what the handlers work with (services.services())
 

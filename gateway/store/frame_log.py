@@ -61,13 +61,13 @@ def _recent(conn: sqlite3.Connection, cp_id: str | None = None, since: str | Non
             text: str | None = None, *, scope: Scope) -> list[dict[str, Any]]:
     """Newest first; `before` (a frame id) pages back in time. Every frame recorded before the call included.
     `action` (an answer has its call's), `direction` (in, out, event) and `text` (in the frame, ASCII letters
-    of either case) narrow the frames."""
+    of either case: lower() on both sides, as PostgreSQL's LIKE heeds case) narrow the frames."""
     where, scoped = charger_where(scope, "charge_point_id")
     sql, args = f"SELECT * FROM frames WHERE {where}", list(scoped)
     contains = None if text is None else "%" + re.sub(r"([\\%_])", r"\\\1", text) + "%"
     for clause, value in (("charge_point_id = ?", cp_id), ("at >= ?", since), ("at < ?", until),
                           ("(at, id) < (SELECT at, id FROM frames WHERE id = ?)", before), ("action = ?", action),
-                          ("direction = ?", direction), ("body LIKE ? ESCAPE '\\'", contains)):
+                          ("direction = ?", direction), ("lower(body) LIKE lower(?) ESCAPE '\\'", contains)):
         if value is not None:
             sql += f" AND {clause}"
             args.append(value)

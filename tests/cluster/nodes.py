@@ -11,6 +11,7 @@ from pathlib import Path
 import attrs
 import httpx
 import trio
+from tests.conftest import CLIENT_TLS
 
 
 @attrs.define
@@ -22,7 +23,7 @@ class Node:
     log: Path
 
     def http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.http_port}", timeout=30)
+        return httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.http_port}", timeout=30, verify=CLIENT_TLS)
 
     async def stop(self) -> None:
         if self.process.returncode is None:

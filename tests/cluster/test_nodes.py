@@ -64,6 +64,23 @@ async def test_a_charger_no_node_holds_is_not_connected_on_any(nursery: trio.Nur
             assert_error(await http.get("/api/ocpp/reset/NEVER"), 404, "not_found")
 
 
+async def test_a_charger_under_test_on_its_node_refuses_commands_asked_of_the_other(nursery: trio.Nursery,
+                                                                                   tmp_path: Path, pg_url: str):
+    async with started(nursery, node_config(tmp_path, pg_url, "A")) as a, \
+            started(nursery, node_config(tmp_path, pg_url, "B")) as b:
+        async with answering(a.ocpp_port, "CP1") as cp, b.http() as http:
+            await until(lambda: "CP1" in b.registry)
+            chargers = a.running.chargers  # as a charger test run on A takes it (gateway/chargertest/runner.py)
+            chargers.take_over("CP1", chargers.handlers_for("CP1"), None, "charger test run R1 (core) is using it")
+            r = await http.get("/api/ocpp/reset/CP1", params={"type": "Soft"})
+            body = assert_error(r, 409, "conflict")
+            assert "charger test run R1 (core)" in body["message"]
+            chargers.give_back("CP1")
+            r = await http.get("/api/ocpp/clearCache/CP1")
+            assert r.status_code == 200, r.text
+            assert [c[1] for c in cp.received] == ["ClearCache"]  # the refused Reset never reached it
+
+
 async def test_failed_logins_on_one_node_throttle_the_address_on_every_node(nursery: trio.Nursery, tmp_path: Path,
                                                                            pg_url: str) -> None:
     config_a = node_config(tmp_path, pg_url, "A")

@@ -7,8 +7,8 @@ import json
 import pytest
 from hypothesis import given, strategies as st
 
-from gateway.chargepoint.errors import (CallErrorReceived, CallTimeout, NotConnected, NotSupported,
-                                        TooManyCommands)
+from gateway.chargepoint.errors import (CallErrorReceived, CallTimeout, ChargerUnderTest, NotConnected,
+                                        NotSupported, TooManyCommands)
 from gateway.cluster import notices
 from gateway.cluster.notices import Done, Gone, LoginFailed, Owned, Queued, Revoked, Started
 from gateway.cluster.outcomes import answer, stored
@@ -48,6 +48,7 @@ def test_each_node_listens_on_a_channel_postgresql_takes():
     CallErrorReceived("Reset", "NotSupported", "no", {"a": 1}),
     CallTimeout("Reset", 7.5, True), CallTimeout("Reset", 7.5, False),
     NotConnected("CP1"), TooManyCommands("CP1", 8), NotSupported("CP1", "Reset", "a YKC pile has no Reset"),
+    ChargerUnderTest("CP1", "charger test run R1 (core) is using it"),
 ])
 def test_the_requester_raises_what_the_owner_caught(error):
     outcome, data = stored(None, error)

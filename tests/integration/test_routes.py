@@ -7,6 +7,7 @@ import re
 
 import pytest
 from quart import Blueprint
+from werkzeug.routing import Map, Rule
 
 from gateway import clock
 from gateway.config import load
@@ -24,6 +25,23 @@ DECLARED = [route for group in ROUTES for route in group.declared]
 def _sample(rule: str) -> str:
     """A concrete path of a Quart rule: /api/transactions/<int:transaction_id> -> /api/transactions/1."""
     return re.sub(r"<(int[^:]*:)?[^<>]+>", lambda m: "1" if m.group(1) else "CP1", rule)
+
+
+def test_a_url_built_from_the_gateways_rules_is_werkzeugs():
+    """The gateway's rules make their URL builders when first used (gateway/http/app.py, _Rule): the same
+    URLs as Werkzeug's own rules build, for every route."""
+    app = create_app(Services(None, None, None))
+    ours = app.url_map.bind("gw.example", "/")
+    plain = Map([Rule(r.rule, endpoint=r.endpoint, methods=r.methods, websocket=r.websocket)
+                 for r in app.url_map.iter_rules()]).bind(
+        "gw.example", "/")
+    for rule in app.url_map.iter_rules():
+        values = {name: 7 if "int" in type(rule._converters[name]).__name__.lower() else "桩 1/2?"
+                  for name in rule.arguments}
+        for external in (False, True):
+            built = ours.build(rule.endpoint, {**values, "q": "a b"}, force_external=external)
+            assert built == plain.build(rule.endpoint, {**values, "q": "a b"}, force_external=external)
+            assert "q=a+b" in built or "q=a%20b" in built
 
 
 def test_every_served_rule_is_declared_once_with_a_role():

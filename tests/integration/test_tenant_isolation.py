@@ -38,7 +38,7 @@ from gateway import clock
 from gateway.chargertest.manual import ManualRequest, PromptBackend
 from gateway.http.accounts import hash_password
 from gateway.store import scope
-from tests.conftest import Gateway, started
+from tests.conftest import CLIENT_TLS, Gateway, started
 from tests.integration.test_billing_orders import START, STOP, billing_config, order_of
 from tests.responder import AnsweringCharger, answering
 
@@ -160,7 +160,7 @@ async def operator(gw: Gateway, stack: AsyncExitStack, code: str) -> Tenant:
         assert outcome == "ok", tenant
         t.id = tenant["id"]
         assert await gw.store.users.put("admin", await hash_password(PASSWORD), "admin", clock.iso(), t.id) is None
-    http = await stack.enter_async_context(httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}",
+    http = await stack.enter_async_context(httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", verify=CLIENT_TLS,
                                                              timeout=20, auth=t.auth()))
     t.station_code = f"{code}-SITE"
     t.station_id = ok(await http.post("/api/station", json={"stationCode": t.station_code,
@@ -399,7 +399,7 @@ async def walk(gw: Gateway, a: Tenant, b: Tenant, only: Callable[[str], bool] = 
                auth: tuple[str, str] | None = None, headers: dict[str, str] | None = None) -> list[str]:
     """What A learns or changes of B, operation by operation (nothing, when isolated); `auth` and `headers`:
     another account acting as A (the platform's, through the tenant switcher)."""
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", timeout=20, auth=auth or a.auth(),
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", verify=CLIENT_TLS, timeout=20, auth=auth or a.auth(),
                                  headers=headers) as http:
         document = (await http.get("/openapi.json")).json()
         problems = []
@@ -448,18 +448,18 @@ async def test_an_operator_reaches_nothing_of_another_on_any_route_and_the_platf
     assert len(b.charger.received) == commands_to_b, b.charger.received[commands_to_b:]
     assert gw.running.charger_test_tools.prompts.get(b.prompt_id) is not None  # B's prompt still waits
     # An idempotency key B used is refused to A without naming anything of B's payment
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", timeout=20, auth=a.auth()) as http:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", verify=CLIENT_TLS, timeout=20, auth=a.auth()) as http:
         r = await http.post("/api/payment/create", json={"orderId": a.order_id, "channel": "manual"},
                             headers={"Idempotency-Key": f"{b.code}-key"})
         assert r.status_code == 409 and "in use" in r.text, r.text
         assert not any(m in r.text for m in markers(b) - {b.code}), r.text
     # B's own view of its records is whole (the walk did not pass because B's records were missing)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", timeout=20, auth=b.auth()) as http:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", verify=CLIENT_TLS, timeout=20, auth=b.auth()) as http:
         assert [s["stationCode"] for s in ok(await http.get("/api/station"))["records"]] == [b.station_code]
         assert [c["chargePointId"] for c in ok(await http.get("/api/charger"))["records"]] == [b.cp_id]
 
     # The platform names B's records on the same routes and finds them; its lists hold both operators.
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", timeout=20,
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", verify=CLIENT_TLS, timeout=20,
                                  auth=("root", PASSWORD)) as http:
         document = (await http.get("/openapi.json")).json()
         missed = []
@@ -513,7 +513,7 @@ async def test_the_walk_catches_a_route_that_reads_outside_the_scope(world):
 async def test_the_gateways_own_log_is_the_platforms(world):
     """The log names every tenant's chargers: an operator's admin is refused it, the platform reads it."""
     gw, a, b = world
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", timeout=20) as http:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.http_port}", verify=CLIENT_TLS, timeout=20) as http:
         for path in ("/api/monitoring/logs/search", "/api/monitoring/logs/realtime"):
             refused = await http.get(path, params={"chargePointId": b.cp_id}, auth=a.auth())
             assert refused.status_code == 403 and b.cp_id not in refused.text, refused.text

@@ -18,6 +18,7 @@ import trio_websocket
 from gateway import clock
 from gateway.cli import main
 from gateway.store.backup import BackupError, backup, backups, in_use, restore, rotate, scheduled_name
+from tests.backend import sqlite_only
 from tests.conftest import make_config, started
 from tests.helpers import BOOT, charger
 from tests.waiting import until
@@ -68,6 +69,7 @@ async def _charging(port: int, cp_id: str, stop: trio.Event, sent: list[int]) ->
             await trio.sleep(0.01)  # under the gateway's 200 CALLs a second per charger
 
 
+@sqlite_only("backs up a SQLite file (on PostgreSQL, backups are pg_dump's)")
 async def test_a_backup_under_load_is_consistent_and_the_chargers_keep_being_answered(tmp_path: Path,
                                                                                      nursery: trio.Nursery):
     config = make_config(tmp_path)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from gateway.cli import main
 from gateway.store.db import migration_files as sqlite_migrations
 from gateway.store.pg import partitions
 from gateway.store.pg.connection import Connection, connect
+from gateway.store.pg.database import _Gate
 from gateway.store.pg.migrations import BASELINE, migrate, migration_files
 from gateway.store.store import open_store
 from tests import pg
@@ -162,3 +165,37 @@ def test_backups_of_a_server_are_pg_dumps_and_the_command_says_so(tmp_path: Path
             run()
     assert main(["backup", str(tmp_path / "b.db"), "--db", "postgresql://db/gw"]) == 1
     assert "pg_dump" in capsys.readouterr().err
+
+
+def _until(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+
+
+def test_a_job_that_lost_runs_alone_after_those_running_and_before_the_next():
+    gate, seen = _Gate(), []
+
+    def job(name: str, alone: bool, hold: float) -> None:
+        gate.enter(alone)
+        seen.append(("in", name))
+        time.sleep(hold)
+        seen.append(("out", name))
+        gate.leave(alone)
+
+    first = [threading.Thread(target=job, args=(f"s{i}", False, 0.1)) for i in range(3)]
+    for t in first:
+        t.start()
+    _until(lambda: gate._running == 3)
+    lone = threading.Thread(target=job, args=("alone", True, 0.1))
+    lone.start()
+    _until(lambda: gate._alone == 1)  # waiting
+    late = threading.Thread(target=job, args=("late", False, 0))
+    late.start()
+    for t in (*first, lone, late):
+        t.join(5)
+    order = [f"{what} {name}" for what, name in seen]
+    assert order.index("in alone") > max(order.index(f"out s{i}") for i in range(3))  # after those running
+    assert order.index("in late") > order.index("out alone")  # the next one waited for it
+    assert order[order.index("in alone") + 1] == "out alone"  # and nothing ran beside it
