@@ -142,5 +142,12 @@ async def charger(port: int, cp_id: str = "CP1", subprotocols: list[str] | None 
 BOOT = {"chargePointVendor": "TestVendor", "chargePointModel": "TestModel"}
 
 
+async def offline(store: Any, cp_id: str) -> dict | None:
+    """The charger's record once it says offline (the disconnection is written off the chargers' path, a
+    moment after the registry lets the charger go): for `until`."""
+    stored = await store.chargers.get(cp_id)
+    return stored if stored is not None and stored["online"] == 0 else None
+
+
 def status(connector: int, state: str, **extra: Any) -> dict:
     return {"connectorId": connector, "status": state, "errorCode": "NoError", **extra}

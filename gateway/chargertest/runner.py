@@ -423,7 +423,8 @@ class ChargerTests:
             await trio.sleep_forever()
 
     def active(self, cp_id: str) -> Run | None:
-        return next((r for r in self.runs.values() if r.cp_id == cp_id), None)
+        """The run using the charger; one that has ended (its last record being written) uses it no more."""
+        return next((r for r in self.runs.values() if r.cp_id == cp_id and r.state == "running"), None)
 
     async def start(self, cp_id: str, plan_name: str, case_ids: Sequence[str] = (),
                     declared: dict[str, Any] | Declarations | None = None, *, admin: bool = False,

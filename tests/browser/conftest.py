@@ -23,6 +23,8 @@ import attrs
 import httpx
 import pytest
 
+from tests.backend import database
+
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY = str(Path(sys.executable).with_name("gateway"))
 CHROMIUM = os.environ.get("GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -37,7 +39,7 @@ WAIT_MS = 15_000  # how long a test waits for the page to show something (never 
 class Served:
     url: str  # http://127.0.0.1:PORT
     ocpp_url: str  # ws://127.0.0.1:PORT/ocpp
-    db: Path
+    db: str  # a SQLite file or a PostgreSQL URL (tests/backend.py)
 
     def http(self, user: str = "admin", password: str = ADMIN_PASSWORD) -> httpx.Client:
         return httpx.Client(base_url=self.url, auth=(user, password), timeout=30)
@@ -60,12 +62,13 @@ def serve(folder: Path) -> Iterator[Served]:
     """`gateway serve` on ephemeral ports with its own database (in `folder`) and an admin account."""
     config = folder / "gateway.toml"
     config.write_text("[frames]\nflush_interval = 0.05\n", "utf-8")  # frames reach the log at once
+    db = database(folder)
     env = {**os.environ, "GATEWAY_CONFIG": str(config), "GATEWAY_ADMIN_PASSWORD": ADMIN_PASSWORD}
     subprocess.run([GATEWAY, "user", "add", VIEWER[0], "--role", "viewer", "--password-stdin",
-                    "--db", str(folder / "gateway.db")], input=VIEWER[1] + "\n", env=env, cwd=folder, text=True,
+                    "--db", db], input=VIEWER[1] + "\n", env=env, cwd=folder, text=True,
                    capture_output=True, check=True, timeout=60)
     proc = subprocess.Popen([GATEWAY, "serve", "--http", "127.0.0.1:0", "--ocpp", "127.0.0.1:0",
-                             "--db", str(folder / "gateway.db"), "--log-json"],
+                             "--db", db, "--log-json"],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, cwd=folder, text=True)
     drain = None
     try:
@@ -74,7 +77,7 @@ def serve(folder: Path) -> Iterator[Served]:
         with open(folder / "gateway.log", "w") as log:
             drain = subprocess.Popen(["cat"], stdin=proc.stderr, stdout=log)
         yield Served(url="http://" + started["http"], ocpp_url="ws://" + started["ocpp"] + "/ocpp",
-                     db=folder / "gateway.db")
+                     db=db)
     finally:
         proc.terminate()
         try:
@@ -103,13 +106,17 @@ class Simulated:
                                  "--connectors", str(connectors), "--no-charge", "--meter-interval", "1",
                                  "--quiet", *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.processes.append(proc)
+        return self.online(cp_id, proc)
+
+    def online(self, cp_id: str, proc: subprocess.Popen | None = None) -> str:
+        """Once the charger is connected and has told its connectors' states (again, after a restart)."""
         with self.served.http() as http:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 r = http.get(f"/api/ocpp/status/{cp_id}")
                 if r.status_code == 200 and r.json()["online"] and r.json()["connectors"]:
                     return cp_id
-                if proc.poll() is not None:
+                if proc is not None and proc.poll() is not None:
                     raise RuntimeError(f"the simulator of {cp_id} exited with {proc.returncode}")
                 time.sleep(0.1)
         raise RuntimeError(f"{cp_id} did not come online")

@@ -351,14 +351,12 @@ async def test_progress_is_published_live(gw: Gateway, nursery: trio.Nursery):
         async with gw.http() as http:
             run_id = await start(http, ["TC_901_CS"])
             await finished(http, run_id)
-        seen = []
-        while True:
-            try:
-                event = events.receive_nowait()
-            except trio.WouldBlock:
-                break
-            if hasattr(event, "live") and event.live()[0] == "chargerTest":
-                seen.append(event.live())
+        seen: list = []
+        with trio.fail_after(10):  # the last event may follow the stored state the API answered
+            while not seen or seen[-1][2]["state"] != "finished":
+                event = await events.receive()
+                if hasattr(event, "live") and event.live()[0] == "chargerTest":
+                    seen.append(event.live())
     assert all(cp == CP and data["runId"] == run_id for _, cp, data in seen)
     states = [(data["state"], data["caseId"], data["step"], data["verdict"]) for _, _, data in seen]
     assert ("case", "TC_901_CS", None, None) in states  # it started

@@ -16,7 +16,7 @@ from gateway import clock, logs
 from gateway.config import Config
 from gateway.monitoring import logbook
 from tests.conftest import make_config, started
-from tests.helpers import BOOT, charger, status
+from tests.helpers import BOOT, charger, offline, status
 from tests.integration.test_auth import viewer_and_operator
 from tests.integration.test_metrics import scrape, value
 from tests.backend import POSTGRESQL, sqlite_only
@@ -107,7 +107,7 @@ async def test_the_offline_threshold_is_measured_from_the_disconnection(nursery,
         async with charger(gw.ocpp_port, "OFF2") as cp:
             await cp.result("BootNotification", BOOT)
         await until(lambda: "OFF2" not in gw.registry)
-        gone = clock.parse((await gw.store.chargers.get("OFF2"))["disconnected_at"])
+        gone = clock.parse((await until(lambda: offline(gw.store, "OFF2")))["disconnected_at"])
         assert await monitor.check(gone + timedelta(minutes=9, seconds=59)) == []
         [(event, row)] = await monitor.check(gone + timedelta(minutes=10))
         assert (event, row["rule"], row["subject"]) == ("raised", "charger_offline", "OFF2")

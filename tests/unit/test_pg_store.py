@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import trio
 
 from gateway.cli import main
 from gateway.store.db import migration_files as sqlite_migrations
@@ -199,3 +200,26 @@ def test_a_job_that_lost_runs_alone_after_those_running_and_before_the_next():
     assert order.index("in alone") > max(order.index(f"out s{i}") for i in range(3))  # after those running
     assert order.index("in late") > order.index("out alone")  # the next one waited for it
     assert order[order.index("in alone") + 1] == "out alone"  # and nothing ran beside it
+
+
+async def test_reservation_ids_taken_by_two_nodes_at_once_are_all_distinct(server: str):
+    """A reservation without an id takes the next above every id given so far (ids are also chosen by callers):
+    two stores on one database, as two nodes, taking 40 at once lose to each other and run again, never
+    sharing an id nor overwriting each other's reservation."""
+    url = _database(server, "reservations")
+    async with open_store(url) as one, open_store(url) as two:
+        async def take(store, i: int) -> int:
+            return await store.reservations.create(None, f"CP{i}", 1, f"TAG{i}", None, T0, f"req-{i}", T0)
+
+        taken: list[int] = []
+        async with trio.open_nursery() as nursery:
+            for i in range(40):
+                nursery.start_soon(lambda i=i: _append(taken, take(one if i % 2 else two, i)))
+        rows = await one.db.run(lambda conn: [tuple(r) for r in conn.execute(
+            "SELECT id, charge_point_id FROM reservations ORDER BY id")])
+    assert sorted(taken) == list(range(1, 41))
+    assert len({cp for _, cp in rows}) == 40 and [r[0] for r in rows] == list(range(1, 41))
+
+
+async def _append(into: list, value) -> None:
+    into.append(await value)
