@@ -176,6 +176,7 @@ class Connector:
         return int(self.meter_wh)
     started: Any = None  # datetime of the session start
     stop: trio.Event | None = None
+    ended: trio.Event | None = None  # set once the session's StopTransaction (and status) went out or was queued
     stop_reason: str = "Local"
     stop_tag: str | None = None  # the tag that ended the session, when not the starting one
     reserved: dict[str, Any] | None = None
@@ -481,7 +482,7 @@ class SimCharger:
                 await self._finish(connector, "DeAuthorized")
                 return answer["transactionId"]
         self.stats.transactions_started += 1
-        connector.stop = trio.Event()
+        connector.stop, connector.ended = trio.Event(), trio.Event()
         connector.stop_reason = "Local"
         connector.stop_tag = None
         refused = answer is not None and answer["idTagInfo"]["status"] != "Accepted"
@@ -499,6 +500,17 @@ class SimCharger:
         connector.stop_tag = id_tag
         connector.stop.set()
         return True
+
+    async def end_sessions(self, reason: str) -> None:
+        """End every session and wait (a call's time-out at most) until each StopTransaction has gone out,
+        answered or queued, and the status after it: a charger that resets, or loses power with a backup, ends
+        its sessions before it goes down."""
+        ended = [c.ended for c in self.connectors.values() if c.stop is not None and c.ended is not None]
+        for c in self.connectors.values():
+            await self.stop_session(c.id, reason)
+        with trio.move_on_after(self.settings.call_timeout):
+            for event in ended:
+                await event.wait()
 
     def _power(self, connector: Connector) -> float:
         limit = schedule.limit_at(self.profiles, connector.id, clock.now(), clock.now(), connector.started, "W")
@@ -582,12 +594,15 @@ class SimCharger:
                         "sampledValue": [{"value": str(connector.register), "context": "Transaction.End",
                                           "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]}
         connector.transaction_id, connector.stop, connector.id_tag = None, None, None
+        ended, connector.ended = connector.ended, None
         self.profiles = [(c, p) for c, p in self.profiles
                          if not (c == connector.id and p["chargingProfilePurpose"] == "TxProfile")]
         await self._transaction_message("StopTransaction", payload)
         self.stats.transactions_stopped += 1
         if not (self.settings.bench and connector.plugged):  # on the bench: Finishing until the cable is out
             await self.status(connector, self._idle_status(connector))
+        if ended is not None:
+            ended.set()
 
     def _idle_status(self, connector: Connector) -> str:
         """The status of a connector with no session: Faulted, Unavailable, Reserved, Preparing or Available."""
@@ -749,11 +764,7 @@ class SimCharger:
         without, they end when it is back (their StopTransaction queued with the time of the cut)."""
         running = [c for c in self.connectors.values() if c.stop is not None]
         if self.settings.backup_power:
-            for c in running:
-                await self.stop_session(c.id, "PowerLoss")
-            with trio.move_on_after(30):
-                while any(c.transaction_id is not None for c in running):
-                    await trio.sleep(0.05)
+            await self.end_sessions("PowerLoss")
         self.go_offline()
         for c in running:
             if c.stop is not None:
@@ -843,10 +854,7 @@ class SimCharger:
 
     async def _cmd_Reset(self, p: dict[str, Any]) -> dict[str, Any]:
         async def reboot() -> None:
-            reason = "HardReset" if p["type"] == "Hard" else "SoftReset"
-            for connector in self.connectors.values():
-                if connector.stop is not None:
-                    await self.stop_session(connector.id, reason)
+            await self.end_sessions("HardReset" if p["type"] == "Hard" else "SoftReset")
             await trio.sleep(0.05)
             self.reconnect()
 

@@ -21,6 +21,7 @@ class TinyCentralSystem:
         self.ws: trio_websocket.WebSocketConnection | None = None
         self.connected = trio.Event()
         self.ids = itertools.count(1000)
+        self.slow: dict[str, float] = {}  # action -> seconds before it is answered
 
     def answer(self, action: str, payload: dict) -> dict:
         now = "2026-01-01T00:00:00Z"
@@ -44,6 +45,7 @@ class TinyCentralSystem:
                 if frame[0] == 2:
                     assert_schema_valid(frame[2], frame[3], "request")  # the simulator speaks valid 1.6
                     self.received.append((frame[2], frame[3]))
+                    await trio.sleep(self.slow.get(frame[2], 0))
                     await self.ws.send_message(json.dumps([3, frame[1], self.answer(frame[2], frame[3])]))
                 elif frame[0] == 3:
                     self.answers[frame[1]] = frame[2]
@@ -81,4 +83,29 @@ async def test_simulator_charges_against_a_foreign_central_system():
                   for mv in p["meterValue"] for sv in mv["sampledValue"]
                   if sv["measurand"] == "Energy.Active.Import.Register"]
         assert energy == sorted(energy) and stop["meterStop"] >= energy[-1] > 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_reset_ends_the_session_before_the_charger_goes_down():
+    """OCPP 1.6, 5.14: the charger stops its transactions, StopTransaction with reason SoftReset, and then
+    restarts; a central system slow to answer must not find the stop sent again after the new boot."""
+    central = TinyCentralSystem()
+    central.slow["StopTransaction"] = 0.5
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(trio_websocket.serve_websocket, central.handler, "127.0.0.1", 0, None)
+        sim = SimCharger(Settings(f"ws://127.0.0.1:{server.port}/ocpp", "FOREIGN-2", connectors=1,
+                                  meter_interval=0.05, reconnect_delay=0.05))
+        nursery.start_soon(sim.run)
+        with trio.fail_after(5):
+            await sim.online.wait()
+        await central.ws.send_message(json.dumps([2, "rs-1", "RemoteStartTransaction",
+                                                  {"idTag": "FOREIGN", "connectorId": 1}]))
+        await until(lambda: "MeterValues" in central.actions())
+
+        await central.ws.send_message(json.dumps([2, "reset-1", "Reset", {"type": "Soft"}]))
+        await until(lambda: central.actions().count("BootNotification") == 2 and sim.online.is_set())
+        after_reset = central.actions()[central.actions().index("StartTransaction"):]
+        stops = [p for a, p in central.received if a == "StopTransaction"]
+        assert [s["reason"] for s in stops] == ["SoftReset"], stops
+        assert after_reset.index("StopTransaction") < after_reset.index("BootNotification"), after_reset
         nursery.cancel_scope.cancel()
