@@ -73,7 +73,8 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
     async with open_store(config.db, flush_interval=config.frames.flush_interval,
                           flush_size=config.frames.flush_size,
                           retention_days=0,  # the frame log's retention is a rule of store.retention (below)
-                          check_max_mb=config.db_check_max_mb) as store:
+                          check_max_mb=config.db_check_max_mb,
+                          unwritten_folder=config.cluster.unwritten_folder) as store:
         cluster_url = config.cluster.url(config.db)  # one node of several: gateway/cluster/
         if not cluster_url:  # (in a cluster, each node clears what it held when it joins: node.py)
             # Nothing is connected before we start: clear what a crash may have left marked online.

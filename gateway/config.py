@@ -324,6 +324,8 @@ class ClusterConfig:
     heartbeat_seconds: float = attrs.field(default=2.0, validator=_positive)  # between two renewals of the lease
     sweep_seconds: float = attrs.field(default=3.0, validator=_positive)  # between two sweeps of the command queue
     pool_size: int = attrs.field(default=4, validator=_positive)  # connections to PostgreSQL for the cluster's work
+    # frames and meter values a node stops with while the server is unreachable: kept here, shipped at its next start
+    unwritten_folder: str = "data/unwritten"
 
     @staticmethod
     def url(db: str) -> str:

@@ -63,6 +63,7 @@ def make_config(tmp_path: Path, **charger: object) -> Config:
         "charger": {"heartbeat_interval": 60, **charger},
         "frames": {"flush_interval": 0.05},
         "billing": {"reconcile_at": ""},  # no daily reconciliation run unless a test asks for one
+        "cluster": {"unwritten_folder": str(tmp_path / "unwritten")},
     })
 
 

@@ -12,12 +12,14 @@ import marshal
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import structlog
 import trio
 
 from .writer.rows import apply as apply_rows
 from .writer.process import FAULT, HEADER, URL_ENV, encode
+from . import unwritten
 from .db import Database, StoreClosed, bulk
 from .health import DATABASE, WRITER, StoreUnavailable
 from .pg.connection import on_postgresql
@@ -95,10 +97,12 @@ class ProcessAppender:
     rows are kept here, the store reports itself degraded, and another writer is tried, further apart
     each time (up to MAX_RESTART_DELAY), for as long as it takes; the first that commits clears it.
     A file's fault may last (a full disk): new rows are refused meanwhile. A PostgreSQL server's is a
-    restart or a fail-over: new rows are held, up to HOLD_ROWS, and shipped once a writer reaches it.
+    restart or a fail-over: new rows are held, up to HOLD_ROWS, and shipped once a writer reaches it; a
+    gateway that stops before then keeps them in its `unwritten` folder (unwritten.py), and the next one to
+    start with that folder ships them first.
     """
 
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, unwritten_folder: Path | None = None):
         self._db = db
         self.restarts = 0
         self.pid: int | None = None
@@ -119,6 +123,11 @@ class ProcessAppender:
         self._holds = on_postgresql(db)  # rows are held through the server's fault (see HOLD_ROWS)
         self.held_rows = 0  # rows submitted and not committed yet
         self._rows_of: dict[int, int] = {}  # seq -> rows in that batch
+        self._close_asked = trio.Event()
+        # On a server: where rows not shipped at close are kept, and found again at the next start
+        self._folder = unwritten_folder if self._holds else None
+        self._claimed: list[Path] = []  # files of an earlier stop whose rows are in _pending or _unacked
+        self._claimed_seq: int | None = None  # the batch that carries them
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Keep a writer process until close(); started once the first one is ready (else raises)."""
@@ -126,6 +135,13 @@ class ProcessAppender:
         ready_once = False
         failures = 0
         faults = 0  # writers in a row that the file failed
+        if self._folder is not None:
+            self._claimed, batch = unwritten.claim(self._folder)
+            if batch:
+                self._pending[:0] = batch
+                self.held_rows += sum(len(rows) for _, rows in batch)
+                log.warning("rows kept at an earlier stop are being shipped", files=len(self._claimed),
+                            rows=self.held_rows, folder=str(self._folder))
         try:
             with trio.CancelScope(shield=True):
                 while True:
@@ -134,10 +150,12 @@ class ProcessAppender:
                         process = await self._spawn()
                     except WriterFault:
                         if not ready_once:
+                            self._release_claims()
                             raise
                         progressed = False
                     except (OSError, WriterFailed) as exc:
                         if not ready_once:
+                            self._release_claims()
                             raise WriterFailed(f"the database writer process could not start: {exc}") from exc
                         log.error("database writer could not start", error=str(exc))
                         progressed = False
@@ -157,11 +175,15 @@ class ProcessAppender:
                     else:
                         failures = 0 if progressed else failures + 1
                         faults = 0
+                    if self._closing and self._folder is not None:
+                        self._keep_unwritten()  # the server cannot take them now: the next start ships them
+                        return
                     if self._closing or failures >= MAX_FAILURES:
                         await self._fall_back()
                         return
                     self.restarts += 1
-                    await trio.sleep(min(RESTART_DELAY * 2 ** faults, MAX_RESTART_DELAY))
+                    with trio.move_on_after(min(RESTART_DELAY * 2 ** faults, MAX_RESTART_DELAY)):
+                        await self._close_asked.wait()
         finally:
             self._finished.set()
             self._acked.set()  # whoever waits looks again (and at the fallback)
@@ -216,6 +238,7 @@ class ProcessAppender:
     async def close(self) -> None:
         """Commit everything submitted, then end the writer process."""
         self._closing = True
+        self._close_asked.set()
         if not self._started:
             await self._fall_back()
             return
@@ -274,6 +297,31 @@ class ProcessAppender:
             process.kill()
             await process.wait()
 
+    def _keep_unwritten(self) -> None:
+        """Write what was not committed to a file of the folder, for the next start (then the claimed files
+        of the last stop, whose rows are in it, go)."""
+        assert self._folder is not None
+        batch = [item for _, data in self._unacked for item in marshal.loads(data[HEADER.size:])[1]] + self._pending
+        self._unacked.clear()
+        self._pending = []
+        rows = sum(len(r) for _, r in batch)
+        if batch:
+            try:
+                path = unwritten.keep(self._folder, batch)
+            except (OSError, ValueError) as exc:
+                log.error("database unreachable at close: frames and meter values not written", rows=rows,
+                          folder=str(self._folder), error=repr(exc))
+                return  # the claimed files stay: their rows are shipped by a later start
+            log.warning("database unreachable at close: frames and meter values kept for the next start",
+                        rows=rows, file=str(path))
+        unwritten.forget(self._claimed)
+        self._claimed = []
+
+    def _release_claims(self) -> None:
+        """A store that never started leaves the files it claimed to the next one."""
+        unwritten.release(self._claimed)
+        self._claimed, self._pending, self.held_rows = [], [], 0
+
     async def _fall_back(self) -> None:
         """Give what was not committed, and all later rows, to the database thread."""
         self.fallback = ThreadAppender(self._db)
@@ -312,6 +360,8 @@ class ProcessAppender:
                 if self._pending:
                     batch, self._pending = self._pending, []
                     self._seq += 1
+                    if self._claimed and self._claimed_seq is None:  # the first batch carries the kept rows
+                        self._claimed_seq = self._seq
                     self._rows_of[self._seq] = sum(len(rows) for _, rows in batch)
                     data = self._encode(batch)
                     self._unacked.append((self._seq, data))
@@ -372,6 +422,10 @@ class ProcessAppender:
         while self._unacked and self._unacked[0][0] <= seq:
             seq_done, _ = self._unacked.popleft()
             self.held_rows -= self._rows_of.pop(seq_done, 0)
+        if self._claimed_seq is not None and self._committed >= self._claimed_seq:
+            log.info("rows kept at an earlier stop are written", files=len(self._claimed))
+            unwritten.forget(self._claimed)
+            self._claimed, self._claimed_seq = [], None
         self._acked.set()
         self._acked = trio.Event()
 
@@ -379,5 +433,5 @@ class ProcessAppender:
 Appender = ThreadAppender | ProcessAppender
 
 
-def appender_for(db: Database) -> Appender:
-    return ThreadAppender(db) if db.path == ":memory:" else ProcessAppender(db)
+def appender_for(db: Database, unwritten_folder: Path | None = None) -> Appender:
+    return ThreadAppender(db) if db.path == ":memory:" else ProcessAppender(db, unwritten_folder)

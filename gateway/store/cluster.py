@@ -327,9 +327,10 @@ class ClusterStore:
     async def close(self) -> None:
         await trio.to_thread.run_sync(self._pool.close)
 
-    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _run(self, fn: Callable[..., Any], *args: Any, wait: float = 30.0) -> Any:
+        """`fn(conn, *args)` in a transaction; `wait`: seconds to wait for a connection (the server may be down)."""
         def job() -> Any:
-            with self._pool.connection() as conn:  # committed on the way out, rolled back on an error
+            with self._pool.connection(timeout=wait) as conn:  # committed on the way out, rolled back on an error
                 return fn(conn, *args)
         try:
             return await trio.to_thread.run_sync(job, limiter=self._limiter)
@@ -347,7 +348,8 @@ class ClusterStore:
         return await self._run(_unheld_offline, reason, at)
 
     async def leave(self, node_id: str) -> None:
-        await self._run(_leave, node_id)
+        """A node stopping while the server is down does not wait for it: the others' sweeps find its lease out."""
+        await self._run(_leave, node_id, wait=3.0)
 
     async def beat(self, node_id: str, channel: str, lease: float, held: dict[str, int]) -> Beat:
         return await self._run(_beat, node_id, channel, lease, list(held), list(held.values()))

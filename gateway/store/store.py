@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import AsyncIterator
 
 import trio
@@ -91,13 +92,15 @@ TABLES: dict[str, type[Table]] = {name: kind for name, kind in inspect.get_annot
 
 @asynccontextmanager
 async def open_store(path: str, *, flush_interval: float = 0.5, flush_size: int = 500,
-                     retention_days: float = 30.0, check_max_mb: float = 256) -> AsyncIterator[Store]:
+                     retention_days: float = 30.0, check_max_mb: float = 256,
+                     unwritten_folder: str = "") -> AsyncIterator[Store]:
     """Open the database (checking and migrating it), run the frame-log and meter-value writer, close cleanly.
 
-    `path`: a SQLite file, or a PostgreSQL server's postgresql:// URL (gateway/store/pg/)."""
+    `path`: a SQLite file, or a PostgreSQL server's postgresql:// URL (gateway/store/pg/). `unwritten_folder`, on
+    a server: where the rows it cannot take at close are kept, and shipped from at the next open (unwritten.py)."""
     db = PgDatabase(path) if is_url(path) else Database(path, check_max_mb=check_max_mb)
     await db.open()
-    appender = appender_for(db)
+    appender = appender_for(db, Path(unwritten_folder) if unwritten_folder else None)
     frames = FrameLog(db, flush_interval, flush_size, retention_days, appender)
     try:
         async with trio.open_nursery() as writer:

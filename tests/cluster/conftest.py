@@ -43,5 +43,5 @@ def node_config(tmp_path: Path, url: str, node_id: str, **cluster: object) -> Co
         "frames": {"flush_interval": 0.05},
         "billing": {"reconcile_at": ""},
         "cluster": {"node_id": node_id, "heartbeat_seconds": 0.5, "lease_seconds": 3.0,
-                    "sweep_seconds": 1.0, **cluster},
+                    "sweep_seconds": 1.0, "unwritten_folder": str(tmp_path / node_id / "unwritten"), **cluster},
     })

@@ -13,6 +13,7 @@ import trio
 
 from gateway.store import appender as appender_module
 from tests import pg
+from tests.backend import read
 from tests.conftest import make_config, started
 from tests.helpers import BOOT, charger
 from tests.waiting import until
@@ -82,3 +83,38 @@ async def test_chargers_are_answered_through_an_outage_of_the_server_and_nothing
                 return False
             return sorted(int(s["value"]) for s in samples) == answered
         await until(all_kept, timeout=30)
+
+
+async def test_a_gateway_stopped_during_an_outage_keeps_what_it_answered_for_its_next_start(nursery, tmp_path,
+                                                                                          server):
+    """The rows held through an outage are not lost when the gateway stops before the server is back: they are
+    kept in its unwritten folder, and the next start ships them (then the file goes)."""
+    config = attrs.evolve(make_config(tmp_path), db=server)
+    folder = tmp_path / "unwritten"
+    async with started(nursery, config) as gw, charger(gw.ocpp_port) as cp:
+        await cp.result("BootNotification", BOOT)
+        tx = (await cp.result("StartTransaction", {"connectorId": 1, "idTag": "TAG", "meterStart": 0,
+                                                   "timestamp": "2026-12-01T09:59:00Z"}))["transactionId"]
+        await cp.result("MeterValues", reading(tx, 1))
+        await gw.store.frames.appended_committed()
+
+        pg.stop(server)
+        for wh in range(2, 22):  # answered: the rows wait in the gateway
+            await cp.result("MeterValues", reading(tx, wh))
+        began = trio.current_time()
+        await gw.stop()
+        stopping = trio.current_time() - began
+    kept = sorted(folder.glob("unwritten-*.marshal"))
+    assert len(kept) == 1, sorted(folder.iterdir()) if folder.exists() else "no folder"
+    assert stopping < 20, stopping  # it does not wait for a server that is down (a service manager's patience)
+
+    pg.start(server)
+    async with started(nursery, config) as gw:
+        async def all_kept() -> bool:
+            samples = await gw.store.transactions.samples(tx)
+            return sorted(int(s["value"]) for s in samples) == list(range(1, 22))
+        await until(all_kept, timeout=30)
+        await until(lambda: not any(folder.iterdir()), timeout=10)
+    rows = read(server, "SELECT count(*) AS n FROM frames WHERE charge_point_id = ? AND action = ? AND direction = ?",
+                ("CP1", "MeterValues", "in"))
+    assert rows[0]["n"] == 21  # each MeterValues the charger sent, once
