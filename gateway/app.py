@@ -23,7 +23,7 @@ from .chargepoint.listener import serve_ocpp, tls_context
 from .ykc.listener import serve_ykc
 from .http.cloudcharge_api import Signatures
 from .chargepoint.service import ChargerService
-from .cluster.node import run_node
+from .cluster.node import node_id_of, run_node
 from .chargepoint.session import GOING_AWAY
 from .config import Config, parse_address
 from .http.app import create_app, serve_http
@@ -114,7 +114,8 @@ async def run_gateway(config: Config, shutdown: trio.Event | None = None, *, han
                                                          nursery)
             app.charger_test_tools = charger_test_tools  # type: ignore[attr-defined]  # charger_test_reports_api.py
             # Charger test runs, each under its charger's supervision (gateway/chargertest/runner.py)
-            charger_tests = ChargerTests(commands, charger_test_tools.prompts, charger_test_tools.files)
+            charger_tests = ChargerTests(commands, charger_test_tools.prompts, charger_test_tools.files,
+                                         node_id=node_id_of(config.cluster, config.ocpp) if cluster_url else None)
             app.charger_tests = charger_tests  # type: ignore[attr-defined]  # gateway/http/charger_test_api.py
             await nursery.start(charger_tests.run)
             if handle_signals:

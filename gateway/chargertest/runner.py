@@ -398,7 +398,7 @@ class ChargerTests:
     """The gateway's charger test runs: started, stopped, re-run, at most one per charger at a time."""
 
     def __init__(self, commands: CommandService, prompts: manuals.Prompts | None = None, files: Any = None,
-                 certificate_values: Any = None, cases: Sequence[Case] | None = None):
+                 certificate_values: Any = None, cases: Sequence[Case] | None = None, node_id: str | None = None):
         self.commands = commands
         self.chargers = commands.chargers
         self.store = commands.store
@@ -406,6 +406,7 @@ class ChargerTests:
         self.files = files  # files.FileServer, or None: the cases that need files say so
         self.certificate_values = certificate_values  # async (run_id) -> {name: value}, or None
         self._cases = cases  # None: the catalogue shipped with the gateway
+        self.node_id = node_id  # this node's name in a cluster: the runs on the other nodes are theirs
         self.runs: dict[str, Run] = {}  # runs in progress, by id
         self._secrets: dict[str, str] = {}  # a run's webhook secret, for its re-runs (never shown)
         self._nursery: trio.Nursery | None = None
@@ -416,7 +417,7 @@ class ChargerTests:
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Hold the runs' nursery until the gateway stops (which stops the runs)."""
-        await self.store.charger_tests.interrupted("the gateway stopped during the run", clock.iso())
+        await self.store.charger_tests.interrupted("the gateway stopped during the run", clock.iso(), self.node_id)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             task_status.started()

@@ -430,6 +430,11 @@ class ClusterNode:
             log.warning("could not record a charger offline", cp=cp_id, error=repr(exc))
 
 
+def node_id_of(config: ClusterConfig, ocpp: str) -> str:
+    """This node's name among the nodes: `cluster.node_id`, or the host's name and the OCPP port."""
+    return config.node_id or notices.default_node_id(ocpp)
+
+
 async def run_node(url: str, config: ClusterConfig, ocpp: str, chargers: ChargerService, commands: CommandService,
                    auth: Auth, task_status: trio.TaskStatus[ClusterNode] = trio.TASK_STATUS_IGNORED) -> None:
     """This gateway as a node of the cluster that meets at `url`, until cancelled (app.py starts it before the
@@ -437,7 +442,7 @@ async def run_node(url: str, config: ClusterConfig, ocpp: str, chargers: Charger
     db = ClusterStore(url, config.pool_size)
     await db.open()
     try:
-        node = ClusterNode(db, chargers, config.node_id or notices.default_node_id(ocpp), lease=config.lease_seconds,
+        node = ClusterNode(db, chargers, node_id_of(config, ocpp), lease=config.lease_seconds,
                            heartbeat=config.heartbeat_seconds, sweep=config.sweep_seconds)
         node.carry = commands.carry
         node.login_failed = auth.count_failure

@@ -49,9 +49,21 @@ def _list(conn: sqlite3.Connection, cp_id: str | None = None, limit: int = 50, *
     return [{**dict(row), "summary": json.loads(row["summary"])} for row in rows]
 
 
-def _interrupted(conn: sqlite3.Connection, why: str, at: str) -> int:
-    """Runs left running by a gateway that stopped: marked stopped (at start, before any run begins)."""
-    rows = conn.execute("SELECT id, document FROM charger_test_runs WHERE state = 'running'").fetchall()
+def _interrupted(conn: sqlite3.Connection, why: str, at: str, node_id: str | None = None) -> int:
+    """Runs left running by a gateway that stopped: marked stopped (at start, before any run begins).
+
+    `node_id`: this node of a cluster (PostgreSQL). A run goes on where its charger's socket is, so the runs of
+    chargers that another node holds under a lease still running are theirs, and left alone."""
+    held_elsewhere = ""
+    args: tuple[Any, ...] = ()
+    if node_id is not None:
+        held_elsewhere = """ AND NOT EXISTS (
+            SELECT 1 FROM cluster_owners o JOIN cluster_nodes n ON n.node_id = o.node_id
+            WHERE o.cp_id = charger_test_runs.charge_point_id AND o.node_id <> ?
+              AND n.heartbeat_at + n.lease_seconds * interval '1 second' > now())"""
+        args = (node_id,)
+    rows = conn.execute(f"SELECT id, document FROM charger_test_runs WHERE state = 'running'{held_elsewhere}",
+                        args).fetchall()
     for row in rows:
         document = json.loads(row["document"])
         document.update(state="stopped", finishedAt=at, stoppedAt=document.get("stoppedAt") or {

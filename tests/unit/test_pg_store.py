@@ -223,3 +223,32 @@ async def test_reservation_ids_taken_by_two_nodes_at_once_are_all_distinct(serve
 
 async def _append(into: list, value) -> None:
     into.append(await value)
+
+
+async def test_a_starting_node_stops_the_runs_left_running_but_not_those_another_live_node_holds(server: str):
+    """At a node's start, a charger test run still `running` ended with the gateway that ran it, unless its charger
+    is held by another node whose lease runs: that run goes on there."""
+    url = _database(server, "charger_test_runs")
+
+    def run(cp_id: str) -> dict:
+        return {"runId": f"run-{cp_id}", "charger": {"chargePointId": cp_id, "firmware": "1.0"}, "plan": "core",
+                "state": "running", "startedAt": T0, "summary": {}}
+
+    async with open_store(url) as store:
+        for cp_id in ("HELD-ELSEWHERE", "LEASE-OUT", "MINE", "NOBODYS"):
+            await store.charger_tests.save(run(cp_id))
+
+        def cluster(conn) -> None:
+            conn.execute("INSERT INTO cluster_nodes (node_id, channel, heartbeat_at, lease_seconds) VALUES "
+                         "('other', 'c1', now(), 10), ('gone', 'c2', now() - interval '1 minute', 10), "
+                         "('me', 'c3', now(), 10)")
+            conn.execute("INSERT INTO cluster_owners (cp_id, node_id, epoch) VALUES "
+                         "('HELD-ELSEWHERE', 'other', 1), ('LEASE-OUT', 'gone', 2), ('MINE', 'me', 3)")
+        await store.db.run(cluster)
+
+        assert await store.charger_tests.interrupted("the gateway stopped during the run", T0, "me") == 3
+        states = {r["charge_point_id"]: r["state"] for r in await store.charger_tests.list()}
+        assert states == {"HELD-ELSEWHERE": "running", "LEASE-OUT": "stopped", "MINE": "stopped",
+                          "NOBODYS": "stopped"}
+        document = await store.charger_tests.get("run-MINE")
+        assert document["stoppedAt"] == {"caseId": None, "step": None, "why": "the gateway stopped during the run"}
