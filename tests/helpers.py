@@ -143,10 +143,11 @@ BOOT = {"chargePointVendor": "TestVendor", "chargePointModel": "TestModel"}
 
 
 async def offline(store: Any, cp_id: str) -> dict | None:
-    """The charger's record once it says offline (the disconnection is written off the chargers' path, a
-    moment after the registry lets the charger go): for `until`."""
+    """The charger's record once it says offline and why (the disconnection is written off the chargers' path, a
+    moment after the registry lets the charger go; in a cluster, the release of its connection may say offline
+    a moment before the session's record says why): for `until`."""
     stored = await store.chargers.get(cp_id)
-    return stored if stored is not None and stored["online"] == 0 else None
+    return stored if stored is not None and stored["online"] == 0 and stored["disconnect_reason"] else None
 
 
 def status(connector: int, state: str, **extra: Any) -> dict:
