@@ -41,6 +41,11 @@ def sqlite_only(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(POSTGRESQL, reason=f"SQLite only: {reason}")
 
 
+def store_free(reason: str) -> pytest.MarkDecorator:
+    """Mark a test that opens no database: the SQLite pass runs it, and on PostgreSQL it would only repeat itself."""
+    return pytest.mark.skipif(POSTGRESQL, reason=f"opens no database: {reason}")
+
+
 def _admin():
     return psycopg.connect(_server["url"].rsplit("/", 1)[0] + "/postgres", autocommit=True)
 

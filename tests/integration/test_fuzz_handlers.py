@@ -46,7 +46,7 @@ from gateway.chargepoint.handlers import HANDLERS
 from gateway.ocpp.errors import ErrorCode
 from gateway.ocpp import validation
 from gateway.ocpp.validation import Validator, load_schema
-from tests.backend import sqlite_only
+from tests.backend import sqlite_only, store_free
 from tests.conftest import make_config, started
 from tests.helpers import assert_schema_valid, charger
 
@@ -376,12 +376,14 @@ def config(tmp_path, validation: str):
 
 
 @pytest.mark.parametrize("action", ACTIONS)
+@store_free("the strategies' payloads against the schemas")
 def test_minimal_payloads_are_valid(action):
     assert set(MINIMAL) == set(HANDLERS) == set(VALID)
     assert_schema_valid(action, MINIMAL[action], "request")
     assert GATEWAY_VALIDATOR.check(action, "request", MINIMAL[action]) is None
 
 
+@store_free("the strategies' payloads against the schemas")
 @settings(max_examples=150, deadline=None, database=None, derandomize=True)
 @given(st.sampled_from(ACTIONS).flatmap(lambda action: st.tuples(st.just(action), VALID[action])))
 def test_valid_strategies_are_valid(call):
@@ -404,6 +406,7 @@ def fastjsonschema_valid(action: str, payload: Any) -> bool:
 
 
 @pytest.mark.skipif(validation.jsonschema_rs is None, reason="jsonschema-rs is not installed on this platform")
+@store_free("two schema validators compared")
 @settings(max_examples=1500, deadline=None, database=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(ACTIONS).flatmap(
