@@ -682,7 +682,8 @@ class CaseRun:
             instead = [c for c in self.trace.calls if c.taken_by is None and c.at >= floor]
             after = f" after {_label(last[-1])}" if last else ""
             came = f"; came instead: {', '.join(_label(c) for c in instead)}" if instead else ""
-            raise StepFailed(f"no {expect.action} within {within:g} s{after}" + (f" ({got}received)" if got else "")
+            what = f"{expect.action} matching {json.dumps(match)}" if match else expect.action  # what it waited for
+            raise StepFailed(f"no {what} within {within:g} s{after}" + (f" ({got}received)" if got else "")
                              + came, [{"action": c.action, "payload": c.payload} for c in instead] or None,
                              [c.frame for c in last[-1:] + instead if c.frame is not None])
 

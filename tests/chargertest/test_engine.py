@@ -490,3 +490,20 @@ within = 5
     assert "no Authorize within 5 s; came instead: StartTransaction" in result.reason
     start = case_run.trace.calls[0].frame
     assert start in result.steps[-1].frames and result.steps[-1].actual[0]["action"] == "StartTransaction"
+
+
+async def test_a_missing_call_that_nothing_like_came_says_what_it_waited_for(nursery, autojump_clock):
+    steps = '''
+[[steps]]
+kind = "send"
+action = "DataTransfer"
+payload = {vendorId = "test"}
+[[steps]]
+kind = "expect"
+action = "StatusNotification"
+match = {connectorId = 1, status = "Finishing"}
+within = 5
+'''
+    result, _, _ = await run(nursery, case(steps), {"DataTransfer": lambda p: ({"status": "Accepted"}, [])})
+    assert result.verdict is Verdict.FAIL
+    assert 'no StatusNotification matching {"connectorId": 1, "status": "Finishing"} within 5 s' in result.reason
