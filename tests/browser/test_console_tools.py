@@ -8,7 +8,7 @@ import subprocess
 
 from playwright.sync_api import expect
 
-from .conftest import GATEWAY, VIEWER, log_in
+from .conftest import GATEWAY, VIEWER, WAIT_MS, log_in
 from .test_console_live import bench, card, command
 
 HOSTILE = [
@@ -155,8 +155,9 @@ def test_every_open_transaction_of_a_charger_is_on_its_card_and_it_updates_by_it
     start = the_card.locator("form.cmd", has=console.locator("button", has_text="Remote start"))
     start.locator("[name=idTag]").fill("TAG-ONE")
     start.locator("[name=connectorId]").select_option("1")
-    start.locator("button").click()  # the page waits for the transaction the start begins
-    expect(start.locator("output.answer")).to_contain_text(re.compile(r"Accepted · transaction \d+"))
+    start.locator("button").click()  # the page waits for the transaction the start begins, 15 s at most
+    expect(start.locator("output.answer")).to_contain_text(re.compile(r"Accepted · transaction \d+"),
+                                                           timeout=2 * WAIT_MS)
     with served.http() as http:  # another session, started elsewhere
         r = http.get(f"/api/ocpp/remoteStart/{cp_id}", params={"idTag": "TAG-TWO", "connectorId": 2,
                                                               "waitForTransactionSeconds": 10})
