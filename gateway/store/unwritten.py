@@ -55,16 +55,14 @@ def claim(folder: Path) -> tuple[list[Path], Batch]:
         except FileNotFoundError:
             continue  # another node took it first
         try:
-            rows = marshal.loads(mine.read_bytes())
-            if not isinstance(rows, list):
-                raise ValueError("not a list of batches")
-        except (ValueError, EOFError, TypeError, OSError) as exc:
+            rows = [(kind, list(values)) for kind, values in marshal.loads(mine.read_bytes())]
+        except (ValueError, EOFError, TypeError, OSError) as exc:  # not a list of (kind, rows)
             damaged = mine.with_name(f"{base.removesuffix(SUFFIX)}.damaged")
             os.replace(mine, damaged)
             log.error("unwritten rows cannot be read; file set aside", file=str(damaged), error=repr(exc))
             continue
         claimed.append(mine)
-        batch.extend((kind, list(values)) for kind, values in rows)
+        batch.extend(rows)
     return claimed, batch
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 import os
 import subprocess
 import sys
@@ -37,11 +38,12 @@ def test_a_claim_whose_process_died_is_taken_over_and_a_released_one_is_free_aga
 def test_a_file_that_cannot_be_read_is_set_aside_and_the_others_are_shipped(tmp_path):
     good = unwritten.keep(tmp_path, BATCH)
     (tmp_path / "unwritten-1-1.marshal").write_bytes(b"\x00 not marshal")
+    (tmp_path / "unwritten-1-2.marshal").write_bytes(marshal.dumps([("frames",)]))  # not (kind, rows)
     (tmp_path / "notes.txt").write_text("not ours")
     claimed, batch = unwritten.claim(tmp_path)
     assert batch == BATCH and [p.name.split(".claimed-")[0] for p in claimed] == [good.name]
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(good.name)) == [
-        "notes.txt", "unwritten-1-1.damaged"]
+        "notes.txt", "unwritten-1-1.damaged", "unwritten-1-2.damaged"]
 
 
 def test_no_folder_is_nothing_to_ship(tmp_path):
