@@ -55,22 +55,29 @@ class TinyCentralSystem:
     def actions(self) -> list[str]:
         return [action for action, _ in self.received]
 
+    async def simulator(self, nursery: trio.Nursery, path: str, cp_id: str, **settings) -> SimCharger:
+        """This server listening, and a simulated charger connected to it and booted."""
+        server = await nursery.start(trio_websocket.serve_websocket, self.handler, "127.0.0.1", 0, None)
+        sim = SimCharger(Settings(f"ws://127.0.0.1:{server.port}{path}", cp_id, meter_interval=0.05, **settings))
+        nursery.start_soon(sim.run)
+        with trio.fail_after(5):
+            await sim.online.wait()
+        return sim
+
+    async def remote_start(self, connector: int) -> None:
+        await self.ws.send_message(json.dumps([2, "rs-1", "RemoteStartTransaction",
+                                               {"idTag": "FOREIGN", "connectorId": connector}]))
+        await until(lambda: "MeterValues" in self.actions())
+
 
 async def test_simulator_charges_against_a_foreign_central_system():
     central = TinyCentralSystem()
     async with trio.open_nursery() as nursery:
-        server = await nursery.start(trio_websocket.serve_websocket, central.handler, "127.0.0.1", 0, None)
-        sim = SimCharger(Settings(f"ws://127.0.0.1:{server.port}/steve/websocket", "FOREIGN-1", connectors=2,
-                                  meter_interval=0.05, power_w=360_000))
-        nursery.start_soon(sim.run)
-        with trio.fail_after(5):
-            await sim.online.wait()
+        await central.simulator(nursery, "/steve/websocket", "FOREIGN-1", connectors=2, power_w=360_000)
         assert central.actions()[:4] == ["BootNotification", "StatusNotification", "StatusNotification",
                                          "StatusNotification"]  # connector 0, 1 and 2
 
-        await central.ws.send_message(json.dumps([2, "rs-1", "RemoteStartTransaction",
-                                                  {"idTag": "FOREIGN", "connectorId": 2}]))
-        await until(lambda: "MeterValues" in central.actions())
+        await central.remote_start(2)
         assert central.answers["rs-1"] == {"status": "Accepted"}
         start = next(p for a, p in central.received if a == "StartTransaction")
         assert (start["connectorId"], start["idTag"]) == (2, "FOREIGN")
@@ -92,15 +99,8 @@ async def test_a_reset_ends_the_session_before_the_charger_goes_down():
     central = TinyCentralSystem()
     central.slow["StopTransaction"] = 0.5
     async with trio.open_nursery() as nursery:
-        server = await nursery.start(trio_websocket.serve_websocket, central.handler, "127.0.0.1", 0, None)
-        sim = SimCharger(Settings(f"ws://127.0.0.1:{server.port}/ocpp", "FOREIGN-2", connectors=1,
-                                  meter_interval=0.05, reconnect_delay=0.05))
-        nursery.start_soon(sim.run)
-        with trio.fail_after(5):
-            await sim.online.wait()
-        await central.ws.send_message(json.dumps([2, "rs-1", "RemoteStartTransaction",
-                                                  {"idTag": "FOREIGN", "connectorId": 1}]))
-        await until(lambda: "MeterValues" in central.actions())
+        sim = await central.simulator(nursery, "/ocpp", "FOREIGN-2", connectors=1, reconnect_delay=0.05)
+        await central.remote_start(1)
 
         await central.ws.send_message(json.dumps([2, "reset-1", "Reset", {"type": "Soft"}]))
         await until(lambda: central.actions().count("BootNotification") == 2 and sim.online.is_set())
