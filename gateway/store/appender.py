@@ -301,9 +301,7 @@ class ProcessAppender:
         """Write what was not committed to a file of the folder, for the next start (then the claimed files
         of the last stop, whose rows are in it, go)."""
         assert self._folder is not None
-        batch = [item for _, data in self._unacked for item in marshal.loads(data[HEADER.size:])[1]] + self._pending
-        self._unacked.clear()
-        self._pending = []
+        batch = self._take_uncommitted()
         rows = sum(len(r) for _, r in batch)
         if batch:
             try:
@@ -317,6 +315,13 @@ class ProcessAppender:
         unwritten.forget(self._claimed)
         self._claimed = []
 
+    def _take_uncommitted(self) -> list[tuple[str, list[tuple]]]:
+        """What no writer has committed, in order (the batches handed over, then those waiting), taken from here."""
+        items = [item for _, data in self._unacked for item in marshal.loads(data[HEADER.size:])[1]] + self._pending
+        self._unacked.clear()
+        self._pending = []
+        return items
+
     def _release_claims(self) -> None:
         """A store that never started leaves the files it claimed to the next one."""
         unwritten.release(self._claimed)
@@ -325,12 +330,9 @@ class ProcessAppender:
     async def _fall_back(self) -> None:
         """Give what was not committed, and all later rows, to the database thread."""
         self.fallback = ThreadAppender(self._db)
-        batches = [marshal.loads(data[HEADER.size:]) for _, data in self._unacked]
-        self._unacked.clear()
+        items = self._take_uncommitted()
         self._rows_of.clear()
         self.held_rows = 0
-        items = [item for _, batch in batches for item in batch] + self._pending
-        self._pending = []
         if items:
             log.error("database writer given up; the database thread writes frames and meter values",
                       items=len(items))
